@@ -1,0 +1,173 @@
+"""Decoding audio into float32 mono waveforms at 16 kHz, and packed HDF5 audio shards.
+
+Every reader in the project goes through :func:`read_audio` (files) or :class:`PackedAudio`
+(HDF5 shards), so the same clip gives the same samples whichever path it took.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(ValueError):
+    """A clip that cannot be turned into a waveform; the message names the file."""
+
+
+def to_mono_16k(samples: np.ndarray, sample_rate: int, source: str = "<array>") -> np.ndarray:
+    """[frames] or [frames, channels] float samples -> float32 mono at 16 kHz."""
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if samples.size == 0:
+        raise AudioError(f"{source}: empty audio (0 samples)")
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{source}: audio contains NaN or infinite samples")
+    if sample_rate != SAMPLE_RATE:
+        wave = AF.resample(torch.from_numpy(samples), sample_rate, SAMPLE_RATE)
+        samples = wave.numpy().astype(np.float32, copy=False)
+    return samples
+
+
+def read_audio(path: str | os.PathLike) -> np.ndarray:
+    """Read any PCM or float file as float32 in [-1, 1], mono, 16 kHz.
+
+    soundfile scales every integer subtype (16/24/32-bit PCM) to [-1, 1) when asked for float32, and
+    passes float files through: reading float PCM as int is the classic "near-random mAP" bug.
+    """
+    path = str(path)
+    try:
+        samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
+    except FileNotFoundError:
+        raise AudioError(f"{path}: file not found") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: not readable as audio ({error})") from None
+    return to_mono_16k(samples, sample_rate, source=path)
+
+
+def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
+    """(duration_s, sample_rate, channels) from the header alone; raises AudioError on non-audio."""
+    try:
+        info = sf.info(str(path))
+    except FileNotFoundError:
+        raise AudioError(f"{path}: file not found") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: not readable as audio ({error})") from None
+    if info.frames == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """16-bit PCM WAV, the format of the embedded corpus and of FSD50K."""
+    clipped = np.clip(samples, -1.0, 1.0 - 1.0 / 32768)
+    sf.write(str(path), clipped, sample_rate, subtype="PCM_16")
+
+
+# --------------------------------------------------------------------------------------------
+# Packed HDF5 audio: int16 at 16 kHz, one flat array per shard plus an offset index, because
+# per-file WAV reading starves a GPU on large sets (PaSST#29). int16 halves the bytes of float32
+# and is exactly what FSD50K and AudioSet WAVs hold, so packing loses nothing for them.
+# --------------------------------------------------------------------------------------------
+
+PACK_FORMAT = "cmkd-packed-audio"
+PACK_VERSION = "1.0"
+
+
+def float_to_int16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+
+
+class PackedAudio:
+    """Lazy reader over HDF5 shards; files open on first use inside each process (fork/spawn safe).
+
+    ``index`` maps clip_id -> (shard path, offset, length). The open h5py handles are dropped when
+    the object is pickled, so a DataLoader worker opens its own.
+    """
+
+    def __init__(self, shard_paths: list[str | os.PathLike]):
+        import h5py
+
+        self.shard_paths = [str(p) for p in shard_paths]
+        self.index: dict[str, tuple[int, int, int]] = {}
+        for shard_number, shard in enumerate(self.shard_paths):
+            with h5py.File(shard, "r") as f:
+                if f.attrs.get("format") != PACK_FORMAT:
+                    raise AudioError(f"{shard}: not a {PACK_FORMAT} file")
+                ids = f["clip_id"].asstr()[:]
+                offsets = f["offset"][:]
+                lengths = f["length"][:]
+            for clip_id, offset, length in zip(ids, offsets, lengths):
+                self.index[clip_id] = (shard_number, int(offset), int(length))
+        self._handles: dict[int, object] = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def __contains__(self, clip_id: str) -> bool:
+        return clip_id in self.index
+
+    def read(self, clip_id: str) -> np.ndarray:
+        import h5py
+
+        if clip_id not in self.index:
+            raise AudioError(f"clip {clip_id!r} is not in the packed audio ({len(self.shard_paths)} shards)")
+        shard_number, offset, length = self.index[clip_id]
+        handle = self._handles.get(shard_number)
+        if handle is None:
+            handle = h5py.File(self.shard_paths[shard_number], "r")
+            self._handles[shard_number] = handle
+        samples = handle["audio"][offset : offset + length]
+        return samples.astype(np.float32) / 32768.0
+
+
+def pack_clips(clips, data_root: str | os.PathLike, out_dir: str | os.PathLike, shard_clips: int = 20000,
+               progress: bool = True) -> list[Path]:
+    """Pack clips (objects with .clip_id and .path) into int16 HDF5 shards under out_dir.
+
+    Written shard by shard to a temporary name and renamed, so an interrupted pack keeps its
+    finished shards and a rerun skips them.
+    """
+    import h5py
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clips = list(clips)
+    shards = []
+    bar = tqdm(total=len(clips), unit="clip", desc="pack", disable=not progress)
+    for start in range(0, len(clips), shard_clips):
+        part = clips[start : start + shard_clips]
+        shard = out_dir / f"audio_{start // shard_clips:05d}.h5"
+        shards.append(shard)
+        if shard.exists():
+            bar.update(len(part))
+            continue
+        tmp = shard.with_suffix(".h5.tmp")
+        waves, ids = [], []
+        for clip in part:
+            waves.append(float_to_int16(read_audio(Path(data_root) / clip.path)))
+            ids.append(clip.clip_id)
+            bar.update(1)
+        lengths = np.array([len(w) for w in waves], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = PACK_FORMAT
+            f.attrs["version"] = PACK_VERSION
+            f.attrs["sample_rate"] = SAMPLE_RATE
+            f.create_dataset("audio", data=np.concatenate(waves), chunks=(min(1 << 16, int(lengths.sum())),))
+            f.create_dataset("clip_id", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+            f.create_dataset("offset", data=offsets)
+            f.create_dataset("length", data=lengths)
+        os.replace(tmp, shard)
+    bar.close()
+    return shards

@@ -1,0 +1,207 @@
+"""YAML recipes loaded into dataclasses, with ``key=value`` overrides from the command line.
+
+One :class:`Config` describes a whole run: the front end (how audio becomes features), the
+augmentation, the model and the optimisation. It is saved as ``config.yaml`` beside every output,
+so a run can always be rebuilt from its directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class FrontEndConfig:
+    """Waveform -> normalised Kaldi fbank. Defaults are the AST/PSLA front end (CMKD_NOTES)."""
+
+    sample_rate: int = 16000
+    n_mels: int = 128
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    target_length: int = 1024  # frames after pad/cut (1024 = 10.24 s)
+    norm_mean: float = -4.2677  # AudioSet stats; recompute per dataset with `make norm-stats`
+    norm_std: float = 4.5690
+    norm_divisor: float = 2.0  # AST divides by 2*std, PSLA by std
+
+
+@dataclass
+class Config:
+    """Everything a training or stage-one run needs. Plain names so `ARGS="lr=1e-4"` works."""
+
+    # data
+    dataset: str = "demo"
+    fold: int | None = None  # ESC-50 layout: evaluate on this fold, train on the others
+    # model
+    model: str = "efficientnet_b0"
+    pooling: str = "mean"  # mean | attention
+    pretrained: str = "none"  # none | imagenet
+    drop_rate: float = 0.0
+    # front end
+    n_mels: int = 128
+    target_length: int = 1024
+    norm_mean: float | None = None  # None: take dataset.json stats, else AudioSet's
+    norm_std: float | None = None
+    norm_divisor: float = 2.0
+    # augmentation
+    mixup: float = 0.0  # probability a clip is mixed with a partner
+    mixup_alpha: float = 10.0  # lambda ~ Beta(alpha, alpha)
+    freqm: int = 0  # max SpecAugment frequency-mask width (bins)
+    timem: int = 0  # max SpecAugment time-mask width (frames)
+    time_shift: int = 0  # max circular time shift (frames), both directions
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 12
+    lr: float = 1e-4
+    weight_decay: float = 5e-7
+    betas: tuple[float, float] = (0.95, 0.999)
+    warmup_steps: int = 0
+    lr_decay_start: int = 5  # first epoch (1-based) at which the lr is multiplied by lr_decay
+    lr_decay_every: int = 1
+    lr_decay: float = 0.5
+    wa_start: int = 0  # weight averaging over epochs [wa_start, wa_end]; 0 disables
+    wa_end: int = 0
+    balanced_sampler: bool = False
+    loss: str = "auto"  # auto | bce | ce  (auto: ce for single-label data, bce otherwise)
+    amp: bool = True  # only takes effect on CUDA
+    # knowledge distillation (stage two)
+    kd: str = "none"  # none | clean | replay | online
+    kd_loss: str = "kl"  # kl | bce
+    kd_lambda: float = 0.5  # lambda * task + (1 - lambda) * KD
+    tau: float = 1.0
+    tau_student: bool = False  # also divide the student logits by tau inside the KD term
+    tau_squared: bool = False  # multiply the KD term by tau^2 (Hinton)
+    missing: str = "error"  # error | mask
+    logits: str = ""  # path of a stage-one store
+    teacher: str = ""  # run dir or checkpoint for kd=online
+    # run
+    seed: int = 0
+    num_workers: int = 0
+    threads: int = 0  # torch intra-op threads; 0: all cores
+    eval_batch_size: int = 32
+    max_clips: int = 0  # debug: cap the training clips (0: all)
+    device: str = "auto"  # auto | cpu | cuda
+
+    def front_end(self, stats: dict | None = None) -> FrontEndConfig:
+        """Resolve the front end; explicit norm values win over the dataset's computed stats."""
+        stats = stats or {}
+        mean = self.norm_mean if self.norm_mean is not None else stats.get("norm_mean", -4.2677)
+        std = self.norm_std if self.norm_std is not None else stats.get("norm_std", 4.5690)
+        return FrontEndConfig(
+            n_mels=self.n_mels,
+            target_length=self.target_length,
+            norm_mean=float(mean),
+            norm_std=float(std),
+            norm_divisor=self.norm_divisor,
+        )
+
+
+def _coerce(text: str, annotation: typing.Any, key: str):
+    """Turn an override string into the field's type (YAML parsing, then a type check)."""
+    value = yaml.safe_load(text) if text != "" else ""
+    hint = str(annotation)
+    if value is None:
+        if "None" in hint:
+            return None
+        raise ValueError(f"override {key}=null: {key} cannot be empty")
+    if "tuple" in hint:
+        if isinstance(value, str):
+            value = [yaml.safe_load(v) for v in value.split(",")]
+        return tuple(float(v) for v in value)
+    if hint.startswith("int") or hint == "<class 'int'>":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"override {key}={text!r}: expected an integer")
+        return value
+    if "float" in hint:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"override {key}={text!r}: expected a number")
+        return float(value)
+    if "bool" in hint:
+        if not isinstance(value, bool):
+            raise ValueError(f"override {key}={text!r}: expected true or false")
+        return value
+    if "int" in hint and isinstance(value, int):  # int | None
+        return value
+    return str(value) if not isinstance(value, str) else value
+
+
+def apply_overrides(config: Config, overrides: dict[str, str] | list[str]) -> Config:
+    """Apply ``key=value`` strings (or a dict of strings); unknown keys are an error, not ignored."""
+    if isinstance(overrides, list):
+        pairs = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} is not of the form key=value")
+            key, value = item.split("=", 1)
+            pairs[key.strip()] = value.strip()
+        overrides = pairs
+    hints = typing.get_type_hints(Config)
+    names = {f.name for f in fields(Config)}
+    changes = {}
+    for key, text in overrides.items():
+        if key not in names:
+            close = [n for n in names if n.startswith(key[:3])]
+            raise ValueError(f"unknown config key {key!r}" + (f" (did you mean {close}?)" if close else ""))
+        changes[key] = _coerce(str(text), hints[key], key)
+    return dataclasses.replace(config, **changes)
+
+
+def load_config(path: str | Path | None = None, overrides=None) -> Config:
+    """Load a YAML recipe (keys must be Config fields), then apply overrides."""
+    config = Config()
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a recipe must be a YAML mapping of key: value")
+        config = apply_overrides(config, {k: _dump_value(v) for k, v in data.items()})
+    if overrides:
+        config = apply_overrides(config, overrides)
+    return config
+
+
+def _dump_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def config_to_dict(config) -> dict:
+    data = dataclasses.asdict(config)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
+
+
+def save_config(config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def config_from_dict(data: dict) -> Config:
+    known = {f.name for f in fields(Config)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+    return Config(**kwargs)
+
+
+@dataclass
+class RunPaths:
+    """Where a run writes: runs/<dataset>/<run>/ with config.yaml, metrics.csv, summary.json, ..."""
+
+    root: Path
+    checkpoints: Path = field(init=False)
+    plots: Path = field(init=False)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        self.checkpoints = self.root / "checkpoints"
+        self.plots = self.root / "plots"
+
+    def make(self) -> "RunPaths":
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.plots.mkdir(parents=True, exist_ok=True)
+        return self

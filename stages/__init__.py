@@ -1,0 +1,1 @@
+"""Thin drivers, one per user-facing step; each parses arguments and calls pipeline/."""
