@@ -89,7 +89,7 @@ class PackedAudio:
     """Lazy reader over HDF5 shards; files open on first use inside each process (fork/spawn safe).
 
     ``index`` maps clip_id -> (shard path, offset, length). The open h5py handles are dropped when
-    the object is pickled, so a DataLoader worker opens its own.
+    the object is pickled, and ignored after a fork, so every DataLoader worker opens its own.
     """
 
     def __init__(self, shard_paths: list[str | os.PathLike]):
@@ -107,6 +107,7 @@ class PackedAudio:
             for clip_id, offset, length in zip(ids, offsets, lengths):
                 self.index[clip_id] = (shard_number, int(offset), int(length))
         self._handles: dict[int, object] = {}
+        self._handles_pid = os.getpid()
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -122,6 +123,9 @@ class PackedAudio:
         if clip_id not in self.index:
             raise AudioError(f"clip {clip_id!r} is not in the packed audio ({len(self.shard_paths)} shards)")
         shard_number, offset, length = self.index[clip_id]
+        if self._handles_pid != os.getpid():
+            # a forked DataLoader worker inherits the parent's open handles; HDF5 is not fork-safe
+            self._handles, self._handles_pid = {}, os.getpid()
         handle = self._handles.get(shard_number)
         if handle is None:
             handle = h5py.File(self.shard_paths[shard_number], "r")

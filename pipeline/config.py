@@ -41,6 +41,8 @@ class Config:
     pooling: str = "mean"  # mean | attention
     pretrained: str = "none"  # none | imagenet
     drop_rate: float = 0.0
+    cnn_model: str = "efficientnet_b2"  # the CMKD grid's two families
+    ast_model: str = "ast_base"
     # front end
     n_mels: int = 128
     target_length: int = 1024
@@ -76,6 +78,7 @@ class Config:
     tau_student: bool = False  # also divide the student logits by tau inside the KD term
     tau_squared: bool = False  # multiply the KD term by tau^2 (Hinton)
     missing: str = "error"  # error | mask
+    vocab_remap: bool = False  # map a store's classes to the manifest's by mid when orders differ
     logits: str = ""  # path of a stage-one store
     teacher: str = ""  # run dir or checkpoint for kd=online
     # run

@@ -132,7 +132,7 @@ def _clip_row(clip: Clip) -> dict:
 
 def write_manifest(out_dir: str | os.PathLike, name: str, data_root: str | os.PathLike, fmt: str,
                    labels: list[Label], clips: list[Clip], extra: dict | None = None) -> Path:
-    """Write labels.csv, clips.csv and dataset.json atomically; keeps existing norm stats."""
+    """Write labels.csv, clips.csv and dataset.json atomically; keeps norm stats and packs of the same clips."""
     out_dir = Path(out_dir)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=LABEL_COLUMNS, lineterminator="\n")
@@ -165,8 +165,11 @@ def write_manifest(out_dir: str | os.PathLike, name: str, data_root: str | os.Pa
         },
         **(extra or {}),
     }
-    if "norm_stats" in old_info and old_info.get("sha256", {}).get("clips.csv") == info["sha256"]["clips.csv"]:
-        info["norm_stats"] = old_info["norm_stats"]
+    if old_info.get("sha256", {}).get("clips.csv") == info["sha256"]["clips.csv"]:
+        # results derived from the very same clips stay valid across a rebuild
+        for derived in ("norm_stats", "packed"):
+            if derived in old_info:
+                info[derived] = old_info[derived]
     _atomic_write(out_dir / "labels.csv", labels_text)
     _atomic_write(out_dir / "clips.csv", clips_text)
     _atomic_write(out_dir / "dataset.json", json.dumps(info, indent=2) + "\n")

@@ -1,0 +1,77 @@
+"""Cross-fitted teachers: k models, each trained on all training clips but one k-th share.
+
+A teacher's logits on its own training clips are near-hard labels (it has memorised them), and
+distilling from those can hurt on small data. Stage one labels each training clip with the member
+that held it out ("out-of-fold" logits, as in stacking), so the student learns from what the teacher
+actually generalises. The partition is drawn from the seed and recorded in ``crossfit.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .manifests import Clip, load_manifest
+from .metrics import evaluate_predictions
+from .training.checkpoint import model_from_checkpoint
+from .training.evaluate import predict
+from .training.loop import TrainJob, single_label_of, train
+from .training.runlog import write_summary
+from .training.runner import run_dir_for, splits_for
+
+CROSSFIT_FILE = "crossfit.json"
+
+
+def partition(clips: list[Clip], k: int, seed: int) -> list[list[str]]:
+    """k disjoint shares covering every clip exactly once, drawn from the seed."""
+    if not 2 <= k <= len(clips):
+        raise ValueError(f"CROSSFIT={k}: need 2 <= k <= {len(clips)} training clips")
+    order = np.random.default_rng([seed, 0xC0F1]).permutation(len(clips))
+    return [[clips[i].clip_id for i in sorted(share)] for share in np.array_split(order, k)]
+
+
+def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | None = None, resume: bool = False,
+                 manifests_root: str | Path = "data_manifests", runs_root: str | Path = "runs",
+                 progress: bool = True) -> dict:
+    manifest = load_manifest(Path(manifests_root) / dataset)
+    if fold is None and manifest.folds and not any(c.split for c in manifest.clips):
+        raise ValueError(f"{dataset} is fold-based: cross-fit within one fold's training folds (FOLD=k)")
+    config = dataclasses.replace(config, fold=fold)
+    run_dir = run_dir_for(dataset, run, runs_root)
+    train_clips, val_clips, eval_clips = splits_for(manifest, fold)
+    shares = partition(train_clips, k, config.seed)
+    single_label = single_label_of(config, manifest)
+    front_end = config.front_end(manifest.stats())
+    members, oof_scores, oof_targets, member_summaries = [], [], [], []
+    for index, held_out in enumerate(shares):
+        member_dir = run_dir / f"member{index}"
+        held = set(held_out)
+        job = TrainJob(config=config, manifest=manifest, train_clips=[c for c in train_clips if c.clip_id not in held],
+                       val_clips=val_clips, eval_clips=eval_clips, front_end=front_end, run_dir=member_dir,
+                       extra_summary={"crossfit_member": index, "held_out_clips": len(held_out)})
+        done = (member_dir / "summary.json").exists() and (member_dir / "checkpoints" / "final.pt").exists()
+        summary = json.loads((member_dir / "summary.json").read_text()) if (resume and done) else \
+            train(job, resume=resume, progress=progress)
+        member_summaries.append(summary)
+        members.append({"run_dir": f"member{index}", "held_out": held_out})
+        model, _, _ = model_from_checkpoint(member_dir)
+        held_clips = [c for c in train_clips if c.clip_id in held and c.labels]
+        if held_clips:
+            scores, targets = predict(model, manifest, held_clips, front_end, batch_size=config.eval_batch_size,
+                                      progress=progress, desc=f"out-of-fold {index}")
+            oof_scores.append(scores)
+            oof_targets.append(targets)
+    out_of_fold = evaluate_predictions(np.concatenate(oof_scores), np.concatenate(oof_targets), single_label)
+    info = {"k": k, "seed": config.seed, "fold": fold, "members": members,
+            "out_of_fold": {key: out_of_fold[key] for key in ("map", "mauc", "dprime", "accuracy", "n_clips")}}
+    (run_dir / CROSSFIT_FILE).write_text(json.dumps(info, indent=1, default=float) + "\n")
+    summary = {key: float(np.mean([s[key] for s in member_summaries])) for key in ("map", "mauc", "dprime", "accuracy")}
+    summary.update({"cross_fitted": k, "members": [{key: s[key] for key in ("map", "accuracy")} for s in member_summaries],
+                    "out_of_fold": info["out_of_fold"], "model": config.model, "dataset": dataset, "seed": config.seed})
+    write_summary(run_dir / "summary.json", summary)
+    print(f"cross-fitted {k} teachers: out-of-fold mAP {out_of_fold['map']:.4f}, accuracy {out_of_fold['accuracy']:.4f}")
+    return summary

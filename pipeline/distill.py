@@ -1,0 +1,150 @@
+"""Stage two's join: attach a teacher's cached logits (or a live teacher) to a training set.
+
+Checks before the first step: the store speaks the manifest's vocabulary (same mids in the same
+order, or an explicit remap by mid), its front end is compatible with the student's, and which
+training clips it covers. MISSING=error stops with the list of uncovered clips; MISSING=mask trains
+them with zero KD weight. Unlabelled clips (empty labels) train on the KD term alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, FrontEndConfig
+from .data import KDSettings
+from .features import front_end_dict
+from .manifests import Clip, Manifest, manifest_hashes
+
+
+class DistillError(ValueError):
+    """A store or teacher that cannot teach this student; the message says what differs."""
+
+
+@dataclass
+class Coverage:
+    train_clips: int
+    with_logits: int
+    unlabelled: int
+    missing: list[str]
+
+    def line(self) -> str:
+        return (f"coverage: {self.with_logits}/{self.train_clips} train clips have teacher logits "
+                f"({100.0 * self.with_logits / max(self.train_clips, 1):.1f}%), {len(self.missing)} missing, "
+                f"{self.unlabelled} unlabelled (KD only)")
+
+
+def class_map_for(teacher_mids: list[str], manifest: Manifest, remap: bool, source: str) -> np.ndarray | None:
+    """None when the vocabularies are identical; else teacher index per manifest class (remap=True)."""
+    if list(teacher_mids) == manifest.mids:
+        return None
+    position = {mid: i for i, mid in enumerate(teacher_mids)}
+    absent = [mid for mid in manifest.mids if mid not in position]
+    same_set = not absent and len(teacher_mids) == len(manifest.mids)
+    what = "the same classes in another order" if same_set else f"{len(absent)} of the manifest's classes absent"
+    if not remap or absent:
+        raise DistillError(
+            f"{source}: the teacher's vocabulary ({len(teacher_mids)} classes) differs from {manifest.name}'s "
+            f"({len(manifest.mids)} classes): {what}"
+            + (f", e.g. {absent[:5]}" if absent else "")
+            + ("" if absent else "; pass vocab_remap=true to map classes by mid"))
+    return np.array([position[mid] for mid in manifest.mids])
+
+
+def check_front_end(store_front_end: dict, student: FrontEndConfig, mode: str, source: str) -> list[str]:
+    """Replay rebuilds the teacher's exact input, so every field must match; clean logits only need
+    the same audio (sample rate). Returns warnings for the differences that are allowed."""
+    mine = front_end_dict(student)
+    differences = [key for key in ("sample_rate", "fbank", "target_length", "norm")
+                   if store_front_end.get(key) != mine.get(key)]
+    if not differences:
+        return []
+    if store_front_end.get("sample_rate") != mine["sample_rate"] or mode in ("replay", "online"):
+        raise DistillError(f"{source}: front end differs from the student's in {differences} "
+                           f"(teacher {[store_front_end.get(k) for k in differences]} vs student "
+                           f"{[mine[k] for k in differences]}); KD={mode} needs identical features")
+    return [f"note: teacher front end differs in {differences}; fine for KD=clean (the teacher labelled clean clips)"]
+
+
+def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_clips: list[Clip],
+                 front_end: FrontEndConfig, num_workers: int = 0) -> tuple[KDSettings, Coverage, list[str]]:
+    from .store import LogitTable
+
+    # fold-based data: one store per fold's teacher, e.g. LOGITS=stores/esc50/ast-fold{fold}.zarr
+    source = config.logits.format(fold=config.fold) if "{fold}" in config.logits else config.logits
+    if not source:
+        raise DistillError(f"KD={config.kd} needs LOGITS=<store> (no stores/{manifest.name}/LATEST yet: "
+                           f"run `make teacher-logits DATASET={manifest.name}` first)")
+    table = LogitTable.open(source, load_views=config.kd == "replay")
+    class_map = class_map_for(table.vocabulary_mids, manifest, config.vocab_remap, source)
+    notes = check_front_end(table.front_end, front_end, config.kd, source)
+    if config.kd == "replay" and table.num_views == 0:
+        raise DistillError(f"{source}: KD=replay needs stored views; rebuild the store with VIEWS=K")
+    stored_hash = (table.attrs.get("manifest") or {}).get("sha256", {})
+    if stored_hash and stored_hash != manifest_hashes(manifest_dir):
+        notes.append(f"note: {source} was built from another copy of the manifest "
+                     f"({table.attrs['manifest'].get('name')}); joining by clip_id")
+    rows = table.rows([c.clip_id for c in train_clips])
+    valid = np.zeros(len(train_clips), dtype=bool)
+    present = rows >= 0
+    valid[present] = table.valid_rows(rows[present])
+    coverage = Coverage(len(train_clips), int(valid.sum()), sum(1 for c in train_clips if not c.labels),
+                        [c.clip_id for c, ok in zip(train_clips, valid) if not ok])
+    if coverage.missing and config.missing == "error":
+        shown = ", ".join(coverage.missing[:20])
+        raise DistillError(f"{source}: {len(coverage.missing)} train clips have no valid teacher logits "
+                           f"(first: {shown}); rebuild the store or pass MISSING=mask to train them without KD")
+    rows = np.where(valid, rows, -1)
+    if num_workers > 0:
+        table = table.share()  # workers map one copy of the logits instead of each holding its own
+    return KDSettings(mode=config.kd, table=table, rows=rows, class_map=class_map), coverage, notes
+
+
+def attach_online_teacher(config: Config, manifest: Manifest, front_end: FrontEndConfig):
+    """KD=online: the frozen teacher runs on the student's own batch (the paper's method)."""
+    from .training.checkpoint import model_from_checkpoint
+
+    if not config.teacher:
+        raise DistillError("KD=online needs TEACHER=<run dir or checkpoint>")
+    path = config.teacher.format(fold=config.fold) if "{fold}" in config.teacher else config.teacher
+    model, _, ckpt = model_from_checkpoint(path)
+    vocabulary = ckpt.get("vocabulary", {}).get("mids", [])
+    if class_map_for(vocabulary, manifest, False, config.teacher) is not None:
+        raise DistillError(f"{config.teacher}: online teachers must share the student's vocabulary")
+    check_front_end(front_end_dict(FrontEndConfig(**ckpt["front_end"])), front_end, "online", config.teacher)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def latest_store(dataset: str, stores_root: str | Path = "stores") -> str | None:
+    """The store `make teacher-logits` last wrote for this dataset (stores/<dataset>/LATEST)."""
+    pointer = Path(stores_root) / dataset / "LATEST"
+    if pointer.exists():
+        path = pointer.read_text().strip()
+        if Path(path).exists():
+            return path
+    return None
+
+
+def kd_job_extras(manifest_dir: Path, log=print):
+    """The trainer's job_extras hook for stage two: attaches the store or the online teacher named in
+    the (per-fold) config and prints the coverage line before the first step."""
+
+    def extras(config: Config, manifest: Manifest, train_clips: list[Clip], front_end: FrontEndConfig) -> dict:
+        if config.kd == "none":
+            return {}
+        if config.kd == "online":
+            return {"online_teacher": attach_online_teacher(config, manifest, front_end),
+                    "extra_summary": {"kd": "online", "teacher": config.teacher}}
+        kd, coverage, notes = attach_store(config, manifest, Path(manifest_dir), train_clips, front_end,
+                                           config.num_workers)
+        for line in (coverage.line(), *notes):
+            log(line)
+        return {"kd": kd, "extra_summary": {"kd": config.kd, "logits": config.logits,
+                                            "coverage": coverage.with_logits / max(coverage.train_clips, 1),
+                                            "missing": len(coverage.missing)}}
+
+    return extras

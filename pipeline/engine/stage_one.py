@@ -1,0 +1,157 @@
+"""Stage one: run a teacher (or k cross-fitted teachers) once over every clip into a Zarr store.
+
+One dask task per store chunk; each worker computes and writes whole chunks (no locks needed on the
+data), and only this client records which chunks are done and their checksums. Rerunning skips done
+chunks, so a killed run resumes; a second writer is refused by the store's lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..augment import AugmentSettings
+from ..config import Config, FrontEndConfig
+from ..features import front_end_dict
+from ..manifests import load_manifest, manifest_hashes
+from ..training.checkpoint import load_checkpoint
+from .compute import ChunkSpec, compute_chunk
+from .teachers import load_teacher_set, teacher_provenance
+
+
+@dataclass
+class StageOneJob:
+    dataset: str
+    teacher: str  # run dir, cross-fitted run dir, or checkpoint file
+    out: str
+    views: int = 0
+    view_seed: int = 0
+    augment: AugmentSettings | None = None  # None: the teacher's own training augmentation
+    scheduler: str = ""  # "" local cluster, "inline" in this process, else a dask scheduler address
+    workers: int = 0  # local cluster size (0: one per core)
+    topk: int = 0
+    dtype: str = "float16"
+    overwrite: bool = False
+    batch_size: int = 16
+    chunk_clips: int | None = None
+    manifests_root: str = "data_manifests"
+    device: str = "auto"
+
+
+def _augment_of(config: Config) -> AugmentSettings:
+    return AugmentSettings(config.mixup, config.mixup_alpha, config.freqm, config.timem, config.time_shift)
+
+
+def prepare(job: StageOneJob):
+    """Create (or reopen for resume) the store; returns (spec, store path, manifest, teachers)."""
+    from ..store import create_store
+
+    manifest_dir = Path(job.manifests_root) / job.dataset
+    manifest = load_manifest(manifest_dir)
+    teachers = load_teacher_set(job.teacher)
+    first = load_checkpoint(teachers.checkpoints[0])
+    teacher_config = Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in first["config"].items()
+                               if k in {f.name for f in dataclasses.fields(Config)}})
+    front_end = FrontEndConfig(**first["front_end"])
+    augment = job.augment or _augment_of(teacher_config)
+    train_ids = [c.clip_id for c in manifest.select("train", _teacher_fold(manifest, teacher_config, job))]
+    vocabulary = first["vocabulary"]
+    attrs = {
+        "teacher": teacher_provenance(teachers),
+        "front_end": front_end_dict(front_end),
+        "manifest": {"name": manifest.name, "sha256": manifest_hashes(manifest_dir), "format": manifest.info.get("format")},
+        "views": {"count": job.views, "seed": job.view_seed, "settings": dataclasses.asdict(augment)},
+    }
+    create_store(job.out, clip_ids=[c.clip_id for c in manifest.clips], splits=[c.split for c in manifest.clips],
+                 folds=[c.fold or 0 for c in manifest.clips], vocabulary_mids=vocabulary["mids"],
+                 vocabulary_names=vocabulary["names"], activation=first.get("activation", "sigmoid"), attrs=attrs,
+                 views=job.views, view_seed=job.view_seed, dtype=job.dtype, topk=job.topk,
+                 chunk_clips=job.chunk_clips, overwrite=job.overwrite)
+    device = job.device if job.device != "auto" else ("cuda" if _cuda() else "cpu")
+    spec = ChunkSpec(store_path=str(Path(job.out).resolve()), manifest_dir=str(manifest_dir.resolve()),
+                     checkpoints=tuple(teachers.checkpoints), held_out=tuple(sorted(teachers.held_out.items())),
+                     front_end=dataclasses.asdict(front_end), views=job.views, view_seed=job.view_seed,
+                     augment=dataclasses.asdict(augment), partner_ids=tuple(train_ids), batch_size=job.batch_size,
+                     device=device)
+    return spec, manifest, teachers
+
+
+def _teacher_fold(manifest, teacher_config: Config, job: StageOneJob) -> int | None:
+    """Fold-based data: mixup partners come from the teacher's own training folds only, so no
+    augmented view ever carries audio of the fold its student will be evaluated on."""
+    if not (manifest.folds and not any(c.split for c in manifest.clips)):
+        return None
+    if teacher_config.fold is None:
+        raise ValueError(f"{job.teacher}: {manifest.name} is fold-based; point TEACHER at one fold's run "
+                         f"(e.g. runs/{manifest.name}/<run>/fold1)")
+    return teacher_config.fold
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:
+    from ..store import StoreLock, chunk_plan, done_chunks, finalize_store, mark_chunk_done
+
+    spec, manifest, teachers = prepare(job)
+    started = time.time()
+    with StoreLock(job.out):
+        plan = chunk_plan(job.out)
+        done = done_chunks(job.out)
+        todo = [c for c in plan if c[0] not in done]
+        total_clips = sum(stop - start for _, start, stop in todo)
+        bar = tqdm(total=total_clips, unit="clip", desc="teacher-logits", disable=not progress)
+        failures: list = []
+        if done:
+            print(f"resuming: {len(done)}/{len(plan)} chunks already done")
+        for result in _results(job, spec, todo):
+            mark_chunk_done(job.out, result["chunk"], result["sha256"], result["failures"])
+            failures.extend(result["failures"])
+            bar.update(result["clips"])
+            bar.set_postfix(clips_s=f"{bar.n / max(time.time() - started, 1e-9):.1f}", failures=len(failures))
+        bar.close()
+        seconds = time.time() - started
+        summary = {"clips": len(manifest.clips), "computed_clips": total_clips, "chunks": len(plan),
+                   "failures": len(failures), "seconds": round(seconds, 3), "views": job.views,
+                   "cross_fitted": teachers.cross_fitted, "engine": _engine_name(job)}
+        finalize_store(job.out, summary)
+    return summary
+
+
+def _engine_name(job: StageOneJob) -> str:
+    return "inline" if job.scheduler == "inline" else (job.scheduler or "local-cluster")
+
+
+def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
+    """Yield chunk results as they finish: in this process, or as dask tasks."""
+    if job.scheduler == "inline":
+        for index, start, stop in todo:
+            yield compute_chunk(dataclasses.replace(spec, threads=max(os.cpu_count() or 1, 1)), index, start, stop)
+        return
+    from distributed import Client, LocalCluster, as_completed
+
+    if job.scheduler:
+        client, cluster = Client(job.scheduler), None
+    else:
+        workers = job.workers or os.cpu_count() or 1
+        # one thread per worker process: torch intra-op threads x workers never oversubscribe the cores
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=40)
+        client = Client(cluster)
+    try:
+        futures = [client.submit(compute_chunk, spec, index, start, stop, key=f"chunk-{index}-{spec.store_path}",
+                                 pure=False) for index, start, stop in todo]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

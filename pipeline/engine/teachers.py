@@ -1,0 +1,68 @@
+"""Which teacher labels which clip: one checkpoint, or k cross-fitted ones.
+
+A cross-fitted run (``make teacher CROSSFIT=k``) writes ``crossfit.json`` listing its k members and
+the clips each one did NOT train on. Stage one labels a training clip with the member that held it
+out, and every other clip (val, eval, unlabelled) with the mean of the k members' logits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..training.checkpoint import file_sha256, load_checkpoint, resolve_checkpoint
+
+from ..crossfit import CROSSFIT_FILE
+MEAN_OF_TEACHERS = -1
+
+
+@dataclass
+class TeacherSet:
+    checkpoints: list[str]  # absolute paths, member order
+    held_out: dict[str, int] = field(default_factory=dict)  # clip_id -> member that did not train on it
+    run_dir: str = ""
+
+    @property
+    def cross_fitted(self) -> bool:
+        return len(self.checkpoints) > 1
+
+    def member_for(self, clip_id: str) -> int:
+        if not self.cross_fitted:
+            return 0
+        return self.held_out.get(clip_id, MEAN_OF_TEACHERS)
+
+
+def load_teacher_set(path: str | Path) -> TeacherSet:
+    path = Path(path)
+    crossfit = path / CROSSFIT_FILE if path.is_dir() else None
+    if crossfit is not None and crossfit.exists():
+        info = json.loads(crossfit.read_text())
+        members = [str((path / m["run_dir"]).resolve()) for m in info["members"]]
+        held_out = {cid: i for i, m in enumerate(info["members"]) for cid in m["held_out"]}
+        return TeacherSet([str(resolve_checkpoint(m).resolve()) for m in members], held_out, str(path))
+    return TeacherSet([str(resolve_checkpoint(path).resolve())], {}, str(path))
+
+
+def teacher_provenance(teachers: TeacherSet) -> dict:
+    """The store's `teacher` attrs: registry name, checkpoint hashes, training config, eval metrics."""
+    members = []
+    for ckpt_path in teachers.checkpoints:
+        ckpt = load_checkpoint(ckpt_path)
+        members.append({"checkpoint": ckpt_path, "sha256": file_sha256(ckpt_path), "model": ckpt["model_name"],
+                        "model_config": ckpt["model_config"], "metrics": ckpt.get("metrics", {})})
+    first = load_checkpoint(teachers.checkpoints[0])
+    out = {
+        "model": first["model_name"],
+        "run": teachers.run_dir,
+        "checkpoint_sha256": [m["sha256"] for m in members] if teachers.cross_fitted else members[0]["sha256"],
+        "training_config": first["config"],
+        "eval_metrics": first.get("metrics", {}).get("eval", {}),
+        "dataset": first.get("dataset", ""),
+        "cross_fitted": teachers.cross_fitted,
+        "members": members,
+    }
+    if teachers.cross_fitted:
+        info = json.loads((Path(teachers.run_dir) / CROSSFIT_FILE).read_text())
+        out["out_of_fold"] = info.get("out_of_fold", {})
+    return out

@@ -1,0 +1,112 @@
+"""The paper's grid: supervised CNN and AST, KD in both directions and within each family, the
+consistency modes for one direction, in-sample vs cross-fitted logits and two temperatures.
+
+Every cell is an ordinary run (``runs/<dataset>/cmkd/<cell>/seed<s>``) made by the same trainer and
+stage one as the make targets, with n seeds; students of seed s learn from the teacher of seed s,
+so the spread includes the teachers' own variation. Finished cells are skipped: a killed grid
+resumes. The report (:mod:`pipeline.report`) turns the summaries into ``reports/<dataset>/cmkd.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Config, apply_overrides
+from .distill import kd_job_extras
+from .training.runner import run_training
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str  # run name under runs/<dataset>/cmkd/
+    model: str  # "cnn" | "ast"
+    teacher: str = ""  # teacher cell name ("" = supervised)
+    kd: str = "none"  # clean | replay | online
+    overrides: tuple[str, ...] = ()
+    crossfit: int = 0  # a cross-fitted teacher cell (k members)
+    group: str = ""  # which comparison in the report
+
+
+@dataclass
+class GridSpec:
+    dataset: str = "demo"
+    cnn: str = "efficientnet_tiny"
+    ast: str = "ast_micro"
+    seeds: int = 1
+    small: bool = False  # the demo's grid: both directions only
+    views: int = 4
+    crossfit: int = 3
+    paper_tau: float = 2.0
+    overrides: list[str] = field(default_factory=list)
+
+
+def cells_for(spec: GridSpec) -> list[Cell]:
+    cells = [Cell("cnn", "cnn", group="teachers"), Cell("ast", "ast", group="teachers"),
+             Cell("ast_to_cnn", "cnn", "ast", "clean", group="cross-model"),
+             Cell("cnn_to_ast", "ast", "cnn", "clean", group="cross-model")]
+    if spec.small:
+        return cells
+    cells += [
+        Cell("cnn_to_cnn", "cnn", "cnn", "clean", group="same-model"),
+        Cell("ast_to_ast", "ast", "ast", "clean", group="same-model"),
+        Cell("ast_to_cnn_replay", "cnn", "ast", "replay", group="consistency"),
+        Cell("ast_to_cnn_online", "cnn", "ast", "online", group="consistency"),
+        Cell("ast_crossfit", "ast", crossfit=spec.crossfit, group="teachers"),
+        Cell("ast_to_cnn_crossfit", "cnn", "ast_crossfit", "clean", group="cross-fitting"),
+        Cell("ast_to_cnn_tau", "cnn", "ast", "clean", (f"tau={spec.paper_tau}", "tau_student=true",
+                                                       "tau_squared=true"), group="temperature"),
+    ]
+    return cells
+
+
+def estimated_trainings(spec: GridSpec) -> int:
+    return sum((c.crossfit or 1) for c in cells_for(spec)) * spec.seeds
+
+
+def run_grid(spec: GridSpec, base: Config, progress: bool = True) -> dict:
+    """Run every cell for every seed; returns {cell: {seed: summary}}."""
+    from .engine import StageOneJob, run_stage_one
+    from .store import store_is_complete
+
+    results: dict[str, dict[int, dict]] = {}
+    started = time.time()
+    for seed in range(spec.seeds):
+        for cell in cells_for(spec):
+            run = f"cmkd/{cell.name}/seed{seed}"
+            run_dir = Path("runs") / spec.dataset / run
+            config = apply_overrides(base, [f"model={spec.cnn if cell.model == 'cnn' else spec.ast}", f"seed={seed}",
+                                            *spec.overrides, *cell.overrides])
+            if (run_dir / "summary.json").exists():
+                results.setdefault(cell.name, {})[seed] = json.loads((run_dir / "summary.json").read_text())
+                continue
+            print(f"\n=== {cell.name} seed {seed} ({time.time() - started:.0f} s into the grid) ===")
+            if cell.crossfit:
+                from .crossfit import run_crossfit
+
+                summary = run_crossfit(spec.dataset, config, run, cell.crossfit, progress=progress)
+            elif cell.kd == "none":
+                summary = run_training(spec.dataset, config, run, progress=progress)
+            else:
+                teacher_dir = Path("runs") / spec.dataset / f"cmkd/{cell.teacher}/seed{seed}"
+                store = Path("stores") / spec.dataset / f"cmkd-{cell.teacher}-seed{seed}.zarr"
+                if cell.kd != "online":
+                    views = spec.views if any(c.kd == "replay" and c.teacher == cell.teacher for c in cells_for(spec)) else 0
+                    if not store_is_complete(store):
+                        run_stage_one(StageOneJob(spec.dataset, str(teacher_dir), str(store), views=views,
+                                                  view_seed=seed, scheduler="inline",
+                                                  augment=_view_augment(config)), progress=progress)
+                config = apply_overrides(config, [f"kd={cell.kd}", f"logits={store if cell.kd != 'online' else ''}",
+                                                  f"teacher={teacher_dir if cell.kd == 'online' else ''}"])
+                summary = run_training(spec.dataset, config, run, job_extras=kd_job_extras(Path("data_manifests") / spec.dataset), progress=progress)
+            results.setdefault(cell.name, {})[seed] = summary
+    return results
+
+
+def _view_augment(config: Config):
+    from .augment import AugmentSettings
+
+    return AugmentSettings.from_config(config)

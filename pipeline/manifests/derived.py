@@ -1,0 +1,80 @@
+"""Things computed once from a finished manifest: normalisation stats and packed HDF5 audio.
+
+Both are recorded in dataset.json so every later stage finds them through the manifest alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import PACK_FORMAT, PACK_VERSION, pack_clips, read_audio
+from ..config import FrontEndConfig
+from ..features import compute_norm_stats
+from .records import Clip, Manifest, load_manifest, manifest_hashes, update_dataset_info
+
+PACK_STAMP = "pack.json"
+
+
+def training_clips(manifest: Manifest) -> list[Clip]:
+    """The clips normalisation stats may see: split 'train', or every clip of fold-based data.
+
+    Fold-based sets (ESC-50) use all folds, like the AST recipe: the stats are two scalars, so the
+    leak from the held-out fold is negligible and one set of stats serves all five folds.
+    """
+    if any(c.split for c in manifest.clips):
+        return [c for c in manifest.clips if c.split == "train"]
+    return list(manifest.clips)
+
+
+def _sample(clips: list[Clip], max_clips: int, seed: int = 0) -> list[Clip]:
+    """A fixed subset (same seed -> same clips), kept in manifest order."""
+    if not max_clips or len(clips) <= max_clips:
+        return clips
+    chosen = np.random.default_rng(seed).choice(len(clips), size=max_clips, replace=False)
+    return [clips[i] for i in sorted(chosen)]
+
+
+def compute_dataset_norm_stats(manifest_dir: str | Path, front_end: FrontEndConfig, max_clips: int = 0,
+                               progress: bool = True) -> dict:
+    """fbank mean/std over the training clips; stored as ``norm_stats`` in dataset.json and returned."""
+    from tqdm import tqdm
+
+    manifest = load_manifest(manifest_dir)
+    clips = _sample(training_clips(manifest), max_clips)
+    if not clips:
+        raise ValueError(f"{manifest.name}: no training clips (split 'train') to compute normalisation stats from")
+    waves = (read_audio(manifest.audio_path(c)) for c in tqdm(clips, unit="clip", desc="norm stats",
+                                                                 disable=not progress))
+    mean, std = compute_norm_stats(waves, front_end)
+    stats = {"norm_mean": mean, "norm_std": std, "n_mels": front_end.n_mels, "clips": len(clips)}
+    update_dataset_info(manifest_dir, norm_stats=stats)
+    return stats
+
+
+def pack_dataset(manifest_dir: str | Path, packed_root: str | Path = "packed", shard_clips: int = 20000,
+                 progress: bool = True) -> list[Path]:
+    """Pack every clip into ``packed_root/<name>/audio_*.h5``; a rerun skips finished shards.
+
+    Shards are only reused when ``pack.json`` says they were cut from this very clips.csv with the same
+    shard size; otherwise they would silently hold another manifest's clips, so they are rebuilt.
+    """
+    manifest_dir = Path(manifest_dir)
+    manifest = load_manifest(manifest_dir)
+    if shard_clips < 1:
+        raise ValueError(f"shard_clips must be at least 1, got {shard_clips}")
+    out_dir = Path(packed_root) / manifest.name
+    stamp = {"format": PACK_FORMAT, "version": PACK_VERSION, "shard_clips": shard_clips,
+             "clips.csv": manifest_hashes(manifest_dir)["clips.csv"]}
+    stamp_path = out_dir / PACK_STAMP
+    old_stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else None
+    if old_stamp != stamp:
+        for stale in list(out_dir.glob("audio_*.h5")) + list(out_dir.glob("audio_*.h5.tmp")):
+            stale.unlink()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
+    shards = pack_clips(manifest.clips, manifest.data_root, out_dir, shard_clips, progress)
+    update_dataset_info(manifest_dir, packed=[str(p) for p in shards])
+    return shards

@@ -1,0 +1,115 @@
+"""One table of model names -> builders, and :func:`create_model`, the only way the pipeline builds a model.
+
+A builder is registered with :func:`register_model` (timm's pattern). Every model that comes out of
+:func:`create_model` carries ``model_name`` and ``model_config``: the architecture arguments (plain
+Python values) that rebuild the same shapes with ``create_model(model.model_name, **model.model_config)``.
+Initialisation sources (``pretrained``, ``checkpoint``) are deliberately left out of ``model_config``:
+rebuilding a trained model from its checkpoint must never go back to ImageNet or re-import a file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+PRETRAINED_CHOICES = ("none", "imagenet")
+# arguments every builder takes; anything else a builder declares is a model-specific option
+COMMON_ARGS = ("num_classes", "n_mels", "target_length", "pooling", "drop_rate", "pretrained")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    summary: str
+
+    def options(self) -> dict[str, object]:
+        """Model-specific keyword options and their defaults (e.g. attention_heads, time_stride)."""
+        params = inspect.signature(self.builder).parameters
+        return {k: p.default for k, p in params.items() if k not in COMMON_ARGS}
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(summary: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: the builder's function name becomes its registry name."""
+
+    def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        missing = [a for a in COMMON_ARGS if a not in inspect.signature(builder).parameters]
+        if missing:
+            raise TypeError(f"builder {name!r} must accept {missing}")
+        _REGISTRY[name] = ModelEntry(name, builder, summary)
+        return builder
+
+    return add
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def model_entry(name: str) -> ModelEntry:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint}; registered: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def _check_common(name: str, num_classes: int, n_mels: int, target_length: int, pretrained: str,
+                  drop_rate: float) -> None:
+    for field, value in (("num_classes", num_classes), ("n_mels", n_mels), ("target_length", target_length)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"create_model({name!r}): {field} must be a positive integer, got {value!r}")
+    if pretrained not in PRETRAINED_CHOICES:
+        raise ValueError(f"create_model({name!r}): pretrained must be one of {PRETRAINED_CHOICES}, got {pretrained!r}")
+    if not 0.0 <= float(drop_rate) < 1.0:
+        raise ValueError(f"create_model({name!r}): drop_rate must be in [0, 1), got {drop_rate!r}")
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    n_mels: int = 128,
+    target_length: int = 1024,
+    pooling: str = "mean",
+    pretrained: str = "none",
+    drop_rate: float = 0.0,
+    checkpoint: str | Path | None = None,
+    **options,
+) -> nn.Module:
+    """Build a registered model: features [batch, target_length, n_mels] -> pre-activation logits
+    [batch, num_classes] (no sigmoid or softmax inside).
+
+    ``pretrained="imagenet"`` starts from timm's ImageNet weights (fails at once when they are not
+    cached and the hub cannot be reached). ``checkpoint`` then loads a published AST/PSLA checkpoint or
+    one of ours on top (see :func:`pipeline.models.checkpoint_import.load_pretrained_checkpoint`); its
+    report is kept as ``model.import_report``. ``options`` are model-specific (``list`` them with
+    ``model_entry(name).options()``).
+    """
+    entry = model_entry(name)
+    _check_common(name, num_classes, n_mels, target_length, pretrained, drop_rate)
+    known = entry.options()
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        accepted = ", ".join(known) or "none"
+        raise ValueError(f"create_model({name!r}): unknown option(s) {unknown}; this model accepts: {accepted}")
+    model = entry.builder(num_classes=num_classes, n_mels=n_mels, target_length=target_length, pooling=pooling,
+                          drop_rate=float(drop_rate), pretrained=pretrained, **options)
+    model.model_name = name
+    model.model_config = {"num_classes": num_classes, "n_mels": n_mels, "target_length": target_length,
+                          "pooling": pooling, "drop_rate": float(drop_rate), **known, **options}
+    if checkpoint is not None:
+        from .checkpoint_import import load_pretrained_checkpoint
+
+        model.import_report = load_pretrained_checkpoint(model, checkpoint)
+    return model

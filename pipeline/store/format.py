@@ -1,0 +1,222 @@
+"""The cmkd-logits store format: identifiers, errors, the layout record and the array schema.
+
+Everything that names an array, a dtype, a chunk shape or an attrs key lives here, so the writer,
+the reader and the verifier cannot drift apart. The prose version is docs/store-format.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+FORMAT_ID = "cmkd-logits"
+FORMAT_VERSION = "1.0"
+ACTIVATIONS = ("sigmoid", "softmax")
+DTYPES = ("float16", "float32")
+TARGET_CHUNK_BYTES = 1 << 20  # small chunks mean many files and slow listing on shared filesystems
+FAILURE_CHUNK = 4096
+MAX_CLASSES = np.iinfo(np.int16).max  # topk_indices are int16
+
+
+class StoreError(Exception):
+    """A store is missing, malformed, incomplete or of an unreadable version."""
+
+
+class StoreMismatch(StoreError):
+    """An existing store was built from another teacher, manifest, front end, vocabulary or layout."""
+
+
+class StoreLocked(StoreError):
+    """Another writer holds the store's lock."""
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    name: str
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: str  # numpy dtype name, or "str" for zarr's variable-length UTF-8 strings
+    dims: tuple[str, ...]
+    fill: object
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The shape of a store; everything else about it is provenance."""
+
+    n_clips: int
+    num_classes: int
+    dtype: str = "float16"
+    topk: int = 0  # 0 = dense logits
+    views: int = 0
+    max_masks: int = 2
+    chunk_clips: int = 1
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(self.n_clips / self.chunk_clips)
+
+    def chunk_bounds(self, chunk_index: int) -> tuple[int, int]:
+        if not 0 <= chunk_index < self.n_chunks:
+            raise StoreError(f"chunk {chunk_index} out of range: the store has {self.n_chunks} chunks")
+        start = chunk_index * self.chunk_clips
+        return start, min(start + self.chunk_clips, self.n_clips)
+
+    def to_attrs(self) -> dict:
+        return {"n_clips": self.n_clips, "num_classes": self.num_classes, "dtype": self.dtype,
+                "topk": self.topk, "views": self.views, "max_masks": self.max_masks,
+                "chunk_clips": self.chunk_clips, "n_chunks": self.n_chunks}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> "Layout":
+        try:
+            layout = attrs["layout"]
+            return cls(int(layout["n_clips"]), int(layout["num_classes"]), str(layout["dtype"]),
+                       int(layout["topk"]), int(layout["views"]), int(layout["max_masks"]),
+                       int(layout["chunk_clips"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"store attrs lack a valid 'layout' entry ({exc!r})") from exc
+
+    def chunk_array_specs(self) -> list[ArraySpec]:
+        """Arrays a chunk writer fills, in the order their bytes enter the chunk's sha256."""
+        n, c, k, v, m, rows = self.n_clips, self.num_classes, self.topk, self.views, self.max_masks, self.chunk_clips
+        specs = [ArraySpec("valid", (n,), (rows,), "bool", ("clip",), False),
+                 ArraySpec("teacher_index", (n,), (rows,), "int16", ("clip",), 0)]
+        if k:
+            specs += [ArraySpec("topk_values", (n, k), (rows, k), self.dtype, ("clip", "rank"), np.nan),
+                      ArraySpec("topk_indices", (n, k), (rows, k), "int16", ("clip", "rank"), -1),
+                      ArraySpec("topk_fill", (n,), (rows,), self.dtype, ("clip",), np.nan)]
+        else:
+            specs.append(ArraySpec("logits", (n, c), (rows, c), self.dtype, ("clip", "class"), np.nan))
+        if v:
+            if k:
+                specs += [
+                    ArraySpec("view_topk_values", (n, v, k), (rows, v, k), self.dtype, ("clip", "view", "rank"),
+                              np.nan),
+                    ArraySpec("view_topk_indices", (n, v, k), (rows, v, k), "int16", ("clip", "view", "rank"), -1),
+                    ArraySpec("view_topk_fill", (n, v), (rows, v), self.dtype, ("clip", "view"), np.nan)]
+            else:
+                specs.append(ArraySpec("view_logits", (n, v, c), (rows, v, c), self.dtype,
+                                       ("clip", "view", "class"), np.nan))
+            specs += [
+                ArraySpec("view_partner", (n, v), (rows, v), "str", ("clip", "view"), ""),
+                ArraySpec("view_lambda", (n, v), (rows, v), "float32", ("clip", "view"), 1.0),
+                ArraySpec("view_time_shift", (n, v), (rows, v), "int32", ("clip", "view"), 0),
+                ArraySpec("view_freq_masks", (n, v, m, 2), (rows, v, m, 2), "int32",
+                          ("clip", "view", "mask", "start_width"), -1),
+                ArraySpec("view_time_masks", (n, v, m, 2), (rows, v, m, 2), "int32",
+                          ("clip", "view", "mask", "start_width"), -1)]
+        return specs
+
+    def array_specs(self) -> list[ArraySpec]:
+        """Every array of a fresh store: manifest columns, chunk data, bookkeeping, failures."""
+        n, rows, chunks = self.n_clips, self.chunk_clips, self.n_chunks
+        return [
+            ArraySpec("clip_id", (n,), (rows,), "str", ("clip",), ""),
+            ArraySpec("split", (n,), (rows,), "str", ("clip",), ""),
+            ArraySpec("fold", (n,), (rows,), "int8", ("clip",), 0),
+            *self.chunk_array_specs(),
+            ArraySpec("chunk_done", (chunks,), (chunks,), "bool", ("chunk",), False),
+            ArraySpec("chunk_sha256", (chunks,), (chunks,), "str", ("chunk",), ""),
+            ArraySpec("chunk_failures", (chunks,), (chunks,), "int32", ("chunk",), 0),
+            ArraySpec("failure_clip_id", (0,), (FAILURE_CHUNK,), "str", ("failure",), ""),
+            ArraySpec("failure_error", (0,), (FAILURE_CHUNK,), "str", ("failure",), ""),
+            ArraySpec("failure_chunk", (0,), (FAILURE_CHUNK,), "int32", ("failure",), -1),
+        ]
+
+
+def default_chunk_clips(n_clips: int, num_classes: int, dtype: str, topk: int) -> int:
+    """Rows per chunk so the main per-clip array's chunk holds at least ~1 MiB (capped at n_clips)."""
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = topk * (itemsize + 2) + itemsize if topk else num_classes * itemsize
+    return max(1, min(math.ceil(TARGET_CHUNK_BYTES / row_bytes), n_clips))
+
+
+def create_array(group: zarr.Group, spec: ArraySpec) -> zarr.Array:
+    dtype = str if spec.dtype == "str" else spec.dtype
+    return group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, dtype=dtype,
+                              fill_value=spec.fill, dimension_names=spec.dims)
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    return (Path(path) / "zarr.json").is_file()
+
+
+def open_store(path: str | os.PathLike, mode: str = "r") -> tuple[zarr.Group, Layout]:
+    """Open a cmkd-logits group, refusing other formats and unreadable (newer major) versions."""
+    if not is_store(path):
+        raise StoreError(f"{path}: no Zarr store here (zarr.json missing)")
+    group = zarr.open_group(str(path), mode=mode, zarr_format=3)
+    attrs = group.attrs.asdict()
+    if attrs.get("format") != FORMAT_ID:
+        raise StoreError(f"{path}: attrs format is {attrs.get('format')!r}, expected {FORMAT_ID!r}")
+    version = str(attrs.get("version", ""))
+    if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
+        raise StoreError(f"{path}: format version {version!r} cannot be read by this code (reads "
+                         f"{FORMAT_VERSION.split('.')[0]}.x); upgrade the pipeline or rebuild the store")
+    return group, Layout.from_attrs(attrs)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def strings_sha256(items) -> str:
+    """sha256 of strings joined by newlines: the documented hash of clip_ids and vocabulary mids."""
+    return sha256_hex("\n".join(items).encode("utf-8"))
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def json_safe(value):
+    """Plain JSON for attrs: tuples become lists, numpy scalars become numbers, NaN/inf become null.
+
+    zarr writes NaN into zarr.json as a bare `NaN`, which strict JSON readers reject.
+    """
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"attrs value {value!r} of type {type(value).__name__} is not JSON data")
+
+
+def software_attrs() -> dict:
+    """Package version and the git commit of the checkout the code runs from ("unknown" outside git)."""
+    from pipeline import __version__
+
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "unknown", ""
+    return {"version": __version__, "git_commit": commit + ("-dirty" if dirty else "")}
+
+
+def read_strings(array: zarr.Array, selection=slice(None)) -> list[str]:
+    return [str(item) for item in np.asarray(array[selection]).ravel()]
+
+
+def dump_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,135 @@
+"""One writer per store: a lock file created atomically, with stale-lock takeover.
+
+The lock lives beside the store (``<store>.lock``), not inside it: zarr warns about foreign files
+when it lists a hierarchy, and ``create_store(overwrite=True)`` deletes the store directory, which
+would silently drop a lock kept inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import psutil
+
+from .format import StoreLocked, utc_now
+
+log = logging.getLogger(__name__)
+
+
+def lock_path(store_path: str | os.PathLike) -> Path:
+    store_path = Path(store_path)
+    return store_path.with_name(store_path.name + ".lock")
+
+
+def _process_started(pid: int) -> float | None:
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:
+        return -1.0  # exists, owned by someone else
+
+
+def _holder_alive(holder: dict) -> bool:
+    started = _process_started(int(holder.get("pid", -1)))
+    if started is None:
+        return False
+    # a recycled pid belongs to a process that started after the lock's owner
+    recorded = holder.get("process_started")
+    return started < 0 or recorded is None or abs(started - float(recorded)) < 1.0
+
+
+class StoreLock:
+    """``with StoreLock(path):`` -- refuse a second writer, take over a dead one's lock.
+
+    A lock from another host cannot be checked for liveness and is refused unless force=True.
+    After entering, ``took_over`` holds the stale lock's contents when one was replaced.
+    """
+
+    def __init__(self, path: str | os.PathLike, force: bool = False):
+        self.store_path = Path(path)
+        self.path = lock_path(path)
+        self.force = force
+        self.took_over: dict | None = None
+        self._token = uuid.uuid4().hex
+        self._held = False
+
+    def _record(self) -> dict:
+        return {"pid": os.getpid(), "host": socket.gethostname(), "created": utc_now(), "token": self._token,
+                "process_started": psutil.Process().create_time()}
+
+    def _try_create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self._record(), handle)
+        return True
+
+    def _read_holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            return {"pid": -1, "host": "?", "unreadable": True}
+
+    def _take_over(self, holder: dict) -> None:
+        # move the stale file aside under a unique name; if what we moved is not the stale lock we
+        # read (another process took over first), put it back and give up
+        aside = self.path.with_name(f"{self.path.name}.stale-{self._token}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return
+        moved = json.loads(aside.read_text() or "{}") if aside.exists() else {}
+        if moved.get("token") != holder.get("token") or moved.get("pid") != holder.get("pid"):
+            try:
+                os.link(aside, self.path)
+            finally:
+                aside.unlink(missing_ok=True)
+            raise StoreLocked(f"{self.store_path} was taken over by {moved.get('pid')}@{moved.get('host')} meanwhile")
+        aside.unlink(missing_ok=True)
+        self.took_over = holder
+
+    def acquire(self) -> "StoreLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            if self._try_create():
+                self._held = True
+                return self
+            holder = self._read_holder()
+            if not holder:
+                continue  # released between our attempt and the read
+            who = f"{holder.get('pid')}@{holder.get('host')}"
+            same_host = holder.get("host") == socket.gethostname()
+            if same_host and _holder_alive(holder):
+                raise StoreLocked(f"{self.store_path} is being written by {who} since {holder.get('created')} "
+                                  f"(lock file {self.path})")
+            if not same_host and not self.force:
+                raise StoreLocked(f"{self.store_path} is locked by {who} on another host; if that writer is gone, "
+                                  f"rerun with force or delete {self.path}")
+            log.warning("taking over the stale lock of %s on %s (created %s)", who, self.store_path,
+                        holder.get("created"))
+            self._take_over(holder)
+        raise StoreLocked(f"could not acquire {self.path}: other writers keep racing for it")
+
+    def release(self) -> None:
+        if self._held and self._read_holder().get("token") == self._token:
+            self.path.unlink(missing_ok=True)
+        self._held = False
+
+    def __enter__(self) -> "StoreLock":
+        return self.acquire()
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()

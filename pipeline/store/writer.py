@@ -1,0 +1,223 @@
+"""Writing a store: whole-chunk writes from workers, bookkeeping from the client.
+
+Concurrency rule: a worker writes only the array data of its own chunk (rows start:stop of the
+per-clip arrays, which are chunked exactly on those rows), so workers never share a file and need
+no locks. Only the client, one process, touches bookkeeping: chunk_done, chunk_sha256,
+chunk_failures, the failure table and the group attrs. zarr's LocalStore writes every file to a
+temporary name and renames it, so a killed process leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+import numpy as np
+
+from .format import Layout, StoreError, json_safe, open_store, read_strings, utc_now
+from .topk import topk_compress
+from .views import check_view_arrays
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+
+def chunk_digest(named_arrays: list[tuple[str, np.ndarray]]) -> str:
+    """sha256 of a chunk: per array, its name, dtype and shape, then its little-endian C-order bytes.
+
+    Strings enter as a 4-byte length and their UTF-8 bytes, so the hash does not depend on how
+    numpy or zarr holds them in memory.
+    """
+    digest = hashlib.sha256()
+    for name, array in named_arrays:
+        array = np.asarray(array)
+        kind = "str" if array.dtype.kind in "OUT" else array.dtype.name
+        digest.update(f"{name}\x00{kind}\x00{list(array.shape)}\x00".encode())
+        if kind == "str":
+            for item in array.ravel():
+                encoded = str(item).encode("utf-8")
+                digest.update(len(encoded).to_bytes(4, "little") + encoded)
+        else:
+            digest.update(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
+    return digest.hexdigest()
+
+
+def chunk_plan(path: str | os.PathLike) -> list[tuple[int, int, int]]:
+    """(chunk_index, start, stop) for every chunk; rows start:stop of the manifest order."""
+    _, layout = open_store(path)
+    return [(index, *layout.chunk_bounds(index)) for index in range(layout.n_chunks)]
+
+
+def done_chunks(path: str | os.PathLike) -> set[int]:
+    group, _ = open_store(path)
+    return {int(index) for index in np.flatnonzero(group["chunk_done"][:])}
+
+
+def _to_stored(array: np.ndarray, dtype: str, what: str) -> np.ndarray:
+    if dtype == "float16":
+        finite = array[np.isfinite(array)]
+        if finite.size and np.abs(finite).max() > FLOAT16_MAX:
+            raise ValueError(f"{what} holds {np.abs(finite).max():.4g}, beyond float16's range; "
+                             "create the store with dtype='float32'")
+    stored = array.astype(dtype)
+    stored[np.isnan(stored)] = np.nan  # one NaN bit pattern, so equal inputs hash equally
+    return stored
+
+
+def _masked(values, shape: tuple[int, ...], valid: np.ndarray, clip_ids: list[str], what: str) -> np.ndarray:
+    """float32 copy with NaN in failed rows; refuses non-finite numbers in rows marked valid."""
+    values = np.array(values, dtype=np.float32)
+    if values.shape != shape:
+        raise ValueError(f"{what} has shape {values.shape}, expected {shape}")
+    row_ok = np.isfinite(values.reshape(len(valid), -1)).all(axis=1)
+    bad = [clip_ids[row] for row in np.flatnonzero(valid & ~row_ok)]
+    if bad:
+        raise ValueError(f"{what}: non-finite values in rows marked valid, clips {bad[:10]}"
+                         f"{' ...' if len(bad) > 10 else ''}; mark them failed (valid=False) instead")
+    values[~valid] = np.nan
+    return values
+
+
+def _chunk_data(layout: Layout, activation: str, logits: np.ndarray, valid: np.ndarray,
+                teacher_index: np.ndarray, view_logits: np.ndarray | None,
+                view_arrays: dict | None) -> dict[str, np.ndarray]:
+    data = {"valid": valid, "teacher_index": teacher_index}
+    if layout.topk:
+        values, indices, fill = topk_compress(logits, layout.topk, activation)
+        data.update(topk_values=_to_stored(values, layout.dtype, "logits"), topk_indices=indices,
+                    topk_fill=_to_stored(fill, layout.dtype, "logits"))
+    else:
+        data["logits"] = _to_stored(logits, layout.dtype, "logits")
+    if layout.views:
+        if layout.topk:
+            values, indices, fill = topk_compress(view_logits, layout.topk, activation)
+            data.update(view_topk_values=_to_stored(values, layout.dtype, "view_logits"),
+                        view_topk_indices=indices, view_topk_fill=_to_stored(fill, layout.dtype, "view_logits"))
+        else:
+            data["view_logits"] = _to_stored(view_logits, layout.dtype, "view_logits")
+        data["view_partner"] = np.array([[str(p) for p in row] for row in view_arrays["view_partner"]], dtype=str)
+        data["view_lambda"] = np.asarray(view_arrays["view_lambda"], dtype=np.float32)
+        for name in ("view_time_shift", "view_freq_masks", "view_time_masks"):
+            data[name] = np.asarray(view_arrays[name], dtype=np.int32)
+    return data
+
+
+def write_chunk(path: str | os.PathLike, chunk_index: int, logits, valid, view_logits=None, view_arrays=None,
+                teacher_index=None) -> str:
+    """Write one whole chunk (worker side) and return the sha256 of the bytes written.
+
+    logits: [n, C] float32 for rows start:stop of the chunk, NaN (or anything) in failed rows;
+    valid: [n] bool, False for failed clips (their rows are stored as NaN, never filled);
+    view_logits: [n, K, C] when the store has K views; view_arrays: views_to_arrays(...) of the
+    chunk's rows; teacher_index: [n] int (-1 = mean of all teachers), default 0.
+    """
+    group, layout = open_store(path, mode="r+")
+    start, stop = layout.chunk_bounds(chunk_index)
+    if group["chunk_done"][chunk_index]:
+        raise StoreError(f"{path}: chunk {chunk_index} is already done; its checksum would no longer match")
+    n, num_classes = stop - start, layout.num_classes
+    clip_ids = read_strings(group["clip_id"], slice(start, stop))
+    valid = np.asarray(valid, dtype=bool)
+    if valid.shape != (n,):
+        raise ValueError(f"valid has shape {valid.shape}, expected ({n},) for chunk {chunk_index}")
+    logits = _masked(logits, (n, num_classes), valid, clip_ids, "logits")
+    if teacher_index is None:
+        teacher_index = np.zeros(n, dtype=np.int16)
+    teacher_index = np.asarray(teacher_index)
+    if teacher_index.shape != (n,) or (teacher_index < -1).any():
+        raise ValueError(f"teacher_index must be [{n}] ints >= -1, got shape {teacher_index.shape}")
+    teacher_index = teacher_index.astype(np.int16)
+    if layout.views:
+        if view_logits is None or view_arrays is None:
+            raise ValueError(f"the store keeps {layout.views} views per clip: view_logits and view_arrays "
+                             "are required")
+        view_logits = _masked(view_logits, (n, layout.views, num_classes), valid, clip_ids, "view_logits")
+        check_view_arrays(view_arrays, n, layout.views, layout.max_masks)
+    elif view_logits is not None:
+        raise ValueError("view_logits given but the store was created with views=0")
+    data = _chunk_data(layout, group.attrs["activation"], logits, valid, teacher_index, view_logits, view_arrays)
+    named = []
+    for spec in layout.chunk_array_specs():
+        group[spec.name][start:stop] = data[spec.name]
+        named.append((spec.name, data[spec.name]))
+    return chunk_digest(named)
+
+
+def read_chunk_arrays(group, layout: Layout, chunk_index: int) -> list[tuple[str, np.ndarray]]:
+    """A chunk's data as stored, in digest order: what verify_store re-hashes."""
+    start, stop = layout.chunk_bounds(chunk_index)
+    return [(spec.name, np.asarray(group[spec.name][start:stop])) for spec in layout.chunk_array_specs()]
+
+
+def read_failures(group) -> list[tuple[str, str, int]]:
+    """(clip_id, error, chunk) of done chunks; drops what an interrupted mark_chunk_done left behind."""
+    arrays = [group["failure_clip_id"], group["failure_error"], group["failure_chunk"]]
+    length = min(array.shape[0] for array in arrays)
+    if length == 0:
+        return []
+    clip_ids, errors = (read_strings(a, slice(0, length)) for a in arrays[:2])
+    chunks = np.asarray(arrays[2][:length])
+    done = np.asarray(group["chunk_done"][:])
+    return [(clip_ids[i], errors[i], int(chunks[i])) for i in range(length)
+            if 0 <= chunks[i] < len(done) and done[chunks[i]]]
+
+
+def _record_failures(group, chunk_index: int, failures: list[tuple[str, str, int]]) -> None:
+    arrays = {name: group[name] for name in ("failure_clip_id", "failure_error", "failure_chunk")}
+    kept = read_failures(group)
+    raw_lengths = {array.shape[0] for array in arrays.values()}
+    if raw_lengths == {len(kept)}:  # nothing stale: append the new rows only
+        if failures:
+            arrays["failure_clip_id"].append(np.array([f[0] for f in failures], dtype=str))
+            arrays["failure_error"].append(np.array([f[1] for f in failures], dtype=str))
+            arrays["failure_chunk"].append(np.array([f[2] for f in failures], dtype=np.int32))
+        return
+    table = [entry for entry in kept if entry[2] != chunk_index] + failures
+    columns = {"failure_clip_id": np.array([f[0] for f in table], dtype=str),
+               "failure_error": np.array([f[1] for f in table], dtype=str),
+               "failure_chunk": np.array([f[2] for f in table], dtype=np.int32)}
+    for name, column in columns.items():
+        arrays[name].resize((len(table),))
+        if table:
+            arrays[name][:] = column
+
+
+def mark_chunk_done(path: str | os.PathLike, chunk_index: int, sha256: str,
+                    failures: list[tuple[str, str]] = ()) -> None:
+    """Record a written chunk (client side only): its checksum, its failures, then the done flag."""
+    if not SHA256_PATTERN.match(str(sha256)):
+        raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+    group, layout = open_store(path, mode="r+")
+    start, stop = layout.chunk_bounds(chunk_index)
+    clip_ids = read_strings(group["clip_id"], slice(start, stop))
+    valid = np.asarray(group["valid"][start:stop])
+    row_of = {clip_id: row for row, clip_id in enumerate(clip_ids)}
+    entries = []
+    for clip_id, error in failures:
+        if clip_id not in row_of:
+            raise ValueError(f"failure for {clip_id!r}, which is not in chunk {chunk_index} (rows {start}:{stop})")
+        if valid[row_of[clip_id]]:
+            raise ValueError(f"failure for {clip_id!r} but its row is marked valid; write the chunk with "
+                             "valid=False for failed clips")
+        entries.append((clip_id, str(error), chunk_index))
+    _record_failures(group, chunk_index, entries)
+    group["chunk_sha256"][chunk_index] = sha256
+    group["chunk_failures"][chunk_index] = len(entries)
+    group["chunk_done"][chunk_index] = True  # last: the chunk counts only once everything above is in
+
+
+def finalize_store(path: str | os.PathLike, summary: dict | None = None) -> dict:
+    """Record completion (client side): counts computed from the store plus the caller's summary."""
+    group, layout = open_store(path, mode="r+")
+    done = np.asarray(group["chunk_done"][:])
+    missing = np.flatnonzero(~done).tolist()
+    if missing:
+        raise StoreError(f"{path}: {len(missing)} of {layout.n_chunks} chunks are not done "
+                         f"(first: {missing[:20]}); run stage one again to finish them")
+    valid = np.asarray(group["valid"][:])
+    completed = json_safe(dict(summary or {}))
+    completed.update({"finished": utc_now(), "clips": layout.n_clips, "valid": int(valid.sum()),
+                      "failures": len(read_failures(group)), "chunks": layout.n_chunks})
+    group.attrs.update({"completed": completed})
+    return completed

@@ -1,0 +1,67 @@
+"""Checkpoints are plain dicts (nanoGPT style), saved atomically and loaded with weights_only=True.
+
+Keys: model, optimizer, scheduler, epoch, best_metric, config, metrics, torch_rng, and, with weight
+averaging, wa_state / wa_count. A run keeps ``last.pt`` (resume), ``best.pt`` (best validation),
+``averaged.pt`` (weight averaging) and ``final.pt``: the model a later stage uses as its teacher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from ..config import Config, config_from_dict
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    """Write to a temp file and rename, so a kill mid-save never leaves a broken checkpoint."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A run directory means its final.pt (the model stage one and evaluation use)."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "final.pt", path / "final.pt"):
+            if candidate.exists():
+                return candidate
+        raise FileNotFoundError(f"{path}: no checkpoints/final.pt (did the run finish?)")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_from_checkpoint(path: str | os.PathLike):
+    """(model in eval mode, Config, checkpoint dict) for a run directory or .pt file."""
+    from ..models import create_model
+
+    ckpt_path = resolve_checkpoint(path)
+    ckpt = load_checkpoint(ckpt_path)
+    config = config_from_dict(ckpt["config"])
+    model = create_model(ckpt["model_name"], **ckpt["model_config"])
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    ckpt["path"] = str(ckpt_path)
+    return model, config, ckpt
+
+
+def training_config(ckpt: dict) -> Config:
+    return config_from_dict(ckpt["config"])

@@ -1,0 +1,38 @@
+"""Scoring a model on a list of clips (clean input, no augmentation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..config import FrontEndConfig
+from ..data import ClipDataset
+from ..manifests import Clip, Manifest
+from ..metrics import evaluate_predictions
+from ..seeding import worker_init
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
+            batch_size: int = 32, num_workers: int = 0, device: str = "cpu", desc: str = "eval",
+            progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(logits [N, C], targets [N, C]) in clip order."""
+    dataset = ClipDataset(manifest, clips, front_end)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        worker_init_fn=worker_init if num_workers else None)
+    model.eval()
+    outputs, targets = [], []
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+        with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
+            logits = model(batch["features"].to(device))
+        outputs.append(logits.float().cpu().numpy())
+        targets.append(batch["target"].numpy())
+    return np.concatenate(outputs), np.concatenate(targets)
+
+
+def evaluate_model(model, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
+                   single_label: bool, **kwargs) -> dict:
+    logits, targets = predict(model, manifest, clips, front_end, **kwargs)
+    return evaluate_predictions(logits, targets, single_label=single_label)

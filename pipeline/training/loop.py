@@ -1,0 +1,229 @@
+"""The training loop: one function, supervised or distillation, CPU or GPU, single process or DDP.
+
+Everything random is keyed by (seed, epoch): the clip order (:func:`pipeline.data.epoch_order`) and
+each clip's view. A checkpoint is written at every epoch end, so a killed run resumed with
+``resume=True`` reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_config
+from ..data import ClipDataset, EpochSampler, balanced_weights
+from ..losses import cmkd_loss, kd_targets
+from ..manifests import Clip, Manifest
+from ..models import create_model
+from ..seeding import seed_everything, set_threads, worker_init
+from . import runlog
+from .checkpoint import load_checkpoint, save_checkpoint
+from .evaluate import evaluate_model
+from .schedule import WeightAverager, set_lr
+
+
+@dataclass
+class TrainJob:
+    """What to train on. kd: a pipeline.data.KDSettings (cached logits) or None; online_teacher: a
+    frozen model run on each batch (KD=online)."""
+
+    config: Config
+    manifest: Manifest
+    train_clips: list[Clip]
+    val_clips: list[Clip]
+    eval_clips: list[Clip]
+    front_end: FrontEndConfig
+    run_dir: Path
+    kd: object = None
+    online_teacher: torch.nn.Module | None = None
+    extra_summary: dict | None = None
+
+
+def pick_device(config: Config) -> str:
+    if config.device != "auto":
+        return config.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size) under torchrun, else (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return (torch.distributed.get_rank(), world) if world > 1 else (0, 1)
+
+
+def single_label_of(config: Config, manifest: Manifest) -> bool:
+    return config.loss == "ce" or (config.loss == "auto" and manifest.single_label)
+
+
+def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
+    config, paths = job.config, RunPaths(job.run_dir).make()
+    rank, world = distributed_context()
+    device = pick_device(config)
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    set_threads(config.threads)
+    seed_everything(config.seed)
+    single_label = single_label_of(config, job.manifest)
+    model = create_model(config.model, num_classes=job.manifest.num_classes, n_mels=job.front_end.n_mels,
+                         target_length=job.front_end.target_length, pooling=config.pooling,
+                         pretrained=config.pretrained, drop_rate=config.drop_rate).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                 betas=tuple(config.betas))
+    scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and config.amp)
+    averager = WeightAverager(config)
+    start_epoch, step, best = 1, 0, {"metric": -math.inf, "epoch": 0}
+    last_path = paths.checkpoints / "last.pt"
+    if resume and last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        averager.load(ckpt)
+        start_epoch, step, best = ckpt["epoch"] + 1, ckpt["step"], ckpt["best"]
+        runlog.truncate_metrics(paths.root / "metrics.csv", ckpt["epoch"])
+        print(f"resuming {paths.root} after epoch {ckpt['epoch']}")
+    elif rank == 0:
+        (paths.root / "metrics.csv").unlink(missing_ok=True)
+    if rank == 0:
+        save_config(config, paths.root / "config.yaml")
+    if job.online_teacher is not None:
+        job.online_teacher.to(device).eval()
+    train_model = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if "cuda" in device else None)
+
+    augment_settings = _augment(config)
+    dataset = ClipDataset(job.manifest, job.train_clips, job.front_end, augment_settings, seed=config.seed,
+                          partners=job.train_clips, kd=job.kd)
+    weights = balanced_weights(job.train_clips, job.manifest.mids) if config.balanced_sampler else None
+    sampler = EpochSampler(len(dataset), config.seed, weights, rank, world)
+    kd_active = job.kd is not None or job.online_teacher is not None
+    for epoch in range(start_epoch, config.epochs + 1):
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
+                            worker_init_fn=worker_init if config.num_workers else None, drop_last=False,
+                            pin_memory=device.startswith("cuda"))
+        train_model.train()
+        sums, seen, started = {"total": 0.0, "task": 0.0, "kd": 0.0}, 0, time.time()
+        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress or rank != 0)
+        for batch in bar:
+            lr = set_lr(optimizer, config, step, epoch)
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with torch.autocast(device_type="cuda", enabled=scaler.is_enabled()):
+                logits = train_model(batch["features"])
+            targets = _kd_targets(job, config, batch) if kd_active else None
+            total, parts = cmkd_loss(
+                logits.float(), batch["target"], targets,
+                kd_mask=batch.get("kd_mask", torch.ones_like(batch["label_mask"])) if kd_active else None,
+                label_mask=batch["label_mask"], kd_lambda=config.kd_lambda if kd_active else 1.0,
+                kind=config.kd_loss, single_label=single_label, tau=config.tau,
+                tau_student=config.tau_student, tau_squared=config.tau_squared)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            count = batch["features"].shape[0]
+            seen += count
+            sums["total"] += float(total) * count
+            sums["task"] += float(parts["task"]) * count
+            sums["kd"] += float(parts["kd"]) * count
+            bar.set_postfix(loss=f"{float(total):.4f}", clips_s=f"{seen / (time.time() - started):.1f}")
+        seconds = time.time() - started
+        averager.update(model, epoch)
+        if rank != 0:
+            continue
+        val = evaluate_model(model, job.manifest, job.val_clips, job.front_end, single_label,
+                             batch_size=config.eval_batch_size, device=device, progress=progress, desc="val")
+        score = val["accuracy"] if single_label else val["map"]
+        state = {"model": model.state_dict(), **checkpoint_identity(job, model, single_label)}
+        if score > best["metric"]:
+            best = {"metric": float(score), "epoch": epoch}
+            save_checkpoint({**state, "epoch": epoch, "metrics": {"val": val}}, paths.checkpoints / "best.pt")
+        runlog.append_metrics(paths.root / "metrics.csv", {
+            "epoch": epoch, "train_loss": sums["total"] / seen, "task_loss": sums["task"] / seen,
+            "kd_loss": sums["kd"] / seen, "lr": lr, "val_map": val["map"], "val_mauc": val["mauc"],
+            "val_dprime": val["dprime"], "val_accuracy": val["accuracy"], "seconds": seconds,
+            "clips_per_s": seen / seconds})
+        save_checkpoint({**state, "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "best": best,
+                         "torch_rng": torch.get_rng_state(), **averager.to_checkpoint()}, last_path)
+        if progress:
+            print(f"epoch {epoch}: loss {sums['total'] / seen:.4f}  val mAP {val['map']:.4f}  "
+                  f"acc {val['accuracy']:.4f}  {seen / seconds:.1f} clips/s")
+    if rank != 0:
+        return {}
+    return _finish(job, model, averager, best, single_label, device, progress)
+
+
+def checkpoint_identity(job: TrainJob, model, single_label: bool) -> dict:
+    """What a later stage needs to rebuild and trust this model: architecture, recipe, front end,
+    and the vocabulary its outputs speak (a teacher may later label another dataset's clips)."""
+    return {"model_name": model.model_name, "model_config": model.model_config,
+            "config": config_to_dict(job.config), "front_end": vars(job.front_end),
+            "vocabulary": {"mids": job.manifest.mids, "names": [label.name for label in job.manifest.labels]},
+            "activation": "softmax" if single_label else "sigmoid", "dataset": job.manifest.name}
+
+
+def _augment(config: Config):
+    from ..augment import AugmentSettings
+
+    return AugmentSettings.from_config(config)
+
+
+def _kd_targets(job: TrainJob, config: Config, batch: dict) -> torch.Tensor:
+    """Teacher probabilities for the batch: cached logits (mixed under clean-logit mixup) or online."""
+    if job.online_teacher is not None:
+        with torch.no_grad(), torch.autocast(device_type="cuda", enabled=batch["features"].is_cuda):
+            teacher = job.online_teacher(batch["features"]).float()
+        return kd_targets(teacher, config.tau, config.kd_loss)
+    mixed = batch["kd_mixed"] > 0
+    lam = torch.where(mixed, batch["lam"], torch.ones_like(batch["lam"]))
+    return kd_targets(batch["teacher_logits"], config.tau, config.kd_loss, partner_logits=batch["partner_logits"],
+                      lam=lam)
+
+
+def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_label: bool, device: str,
+            progress: bool) -> dict:
+    """Choose the final model (weight-averaged if enabled, else last), evaluate, write summary and plot."""
+    config, paths = job.config, RunPaths(job.run_dir)
+    last = load_checkpoint(paths.checkpoints / "last.pt")
+    model.load_state_dict(last["model"])
+    final_state, final_kind = last["model"], "last"
+    if averager.enabled and averager.state is not None:
+        final_state, final_kind = averager.averaged_state(model), "averaged"
+    evaluate = lambda: evaluate_model(model, job.manifest, job.eval_clips, job.front_end, single_label,  # noqa: E731
+                                      batch_size=config.eval_batch_size, device=device, progress=progress)
+    model.load_state_dict(final_state)
+    final_metrics = evaluate()
+    base = checkpoint_identity(job, model, single_label)
+    if final_kind == "averaged":
+        save_checkpoint({**base, "model": final_state, "epoch": config.epochs, "metrics": {"eval": final_metrics}},
+                        paths.checkpoints / "averaged.pt")
+    save_checkpoint({**base, "model": final_state, "epoch": config.epochs, "kind": final_kind,
+                     "metrics": {"eval": final_metrics}}, paths.checkpoints / "final.pt")
+    best_ckpt = load_checkpoint(paths.checkpoints / "best.pt")
+    model.load_state_dict(best_ckpt["model"])
+    best_metrics = evaluate()
+    model.load_state_dict(final_state)
+    summary = {**{k: final_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
+               "final_model": final_kind, "eval_clips": len(job.eval_clips), "train_clips": len(job.train_clips),
+               "best": {**{k: best_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
+                        "epoch": best["epoch"]},
+               "model": config.model, "dataset": job.manifest.name, "seed": config.seed,
+               **(job.extra_summary or {})}
+    runlog.write_summary(paths.root / "summary.json", summary)
+    runlog.plot_curves(paths.root / "metrics.csv", paths.plots / "training_curve.png",
+                       title=f"{config.model} on {job.manifest.name}")
+    return summary

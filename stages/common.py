@@ -1,0 +1,38 @@
+"""Argument helpers shared by the stage drivers (kept tiny: the work lives in pipeline/)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.config import Config, load_config
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dataset", default="demo", help="name under data_manifests/")
+    parser.add_argument("--config", default=None, help="YAML recipe (default: configs/<dataset>.yaml if present)")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides (ARGS from make)")
+    return parser
+
+
+def resolve_config(args, **named) -> Config:
+    """Recipe, then named options (--model, --fold ...), then key=value overrides: later wins."""
+    path = args.config or default_recipe(args.dataset)
+    pairs = {k: str(v) for k, v in named.items() if v not in (None, "")}
+    config = load_config(path, pairs)
+    return _apply(config, args.overrides)
+
+
+def default_recipe(dataset: str) -> str | None:
+    for name in (dataset, dataset.split("_")[0], "audioset_balanced" if dataset.startswith("audioset") else ""):
+        path = Path("configs") / f"{name}.yaml"
+        if name and path.exists():
+            return str(path)
+    return None
+
+
+def _apply(config: Config, overrides: list[str]) -> Config:
+    from pipeline.config import apply_overrides
+
+    return apply_overrides(config, [o for o in overrides if o.strip()]) if overrides else config

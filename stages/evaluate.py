@@ -1,0 +1,35 @@
+"""`make evaluate`: re-evaluate a checkpoint (run dir or .pt file) on a dataset's eval split."""
+
+import json
+import sys
+from pathlib import Path
+
+from pipeline.config import FrontEndConfig
+from pipeline.manifests import load_manifest
+from pipeline.training import model_from_checkpoint, splits_for
+from pipeline.training.evaluate import evaluate_model
+from pipeline.training.loop import single_label_of
+
+from .common import base_parser
+
+
+def main(argv=None) -> int:
+    parser = base_parser(__doc__)
+    parser.add_argument("--checkpoint", required=True, help="run directory or checkpoint file")
+    parser.add_argument("--fold", type=int, default=None)
+    args = parser.parse_args(argv)
+    if not args.checkpoint:
+        parser.error("give CHECKPOINT=<run dir or .pt file>")
+    model, config, ckpt = model_from_checkpoint(args.checkpoint)
+    manifest = load_manifest(Path("data_manifests") / args.dataset)
+    fold = args.fold if args.fold is not None else config.fold
+    _, _, eval_clips = splits_for(manifest, fold)
+    front_end = FrontEndConfig(**ckpt["front_end"])  # score with the front end the model trained on
+    metrics = evaluate_model(model, manifest, eval_clips, front_end, single_label_of(config, manifest),
+                             batch_size=config.eval_batch_size)
+    print(json.dumps({"checkpoint": ckpt["path"], "dataset": args.dataset, **metrics}, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""`make teacher`: supervised training of a model that later becomes a teacher (or a baseline)."""
+
+import sys
+
+from pipeline.training import run_training
+
+from .common import base_parser, resolve_config
+
+
+def main(argv=None) -> int:
+    parser = base_parser(__doc__)
+    parser.add_argument("--model", default=None, help="registry name (see pipeline.models.list_models())")
+    parser.add_argument("--run", default=None, help="run name (default: the model name)")
+    parser.add_argument("--fold", type=int, default=None, help="ESC-50 layout: evaluate on this fold")
+    parser.add_argument("--crossfit", type=int, default=0, help="train k cross-fitted teachers")
+    parser.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    args = parser.parse_args(argv)
+    config = resolve_config(args, model=args.model, fold=args.fold)
+    run = args.run or config.model
+    if args.crossfit:
+        from pipeline.crossfit import run_crossfit
+
+        summary = run_crossfit(args.dataset, config, run, k=args.crossfit, fold=args.fold, resume=args.resume)
+    else:
+        summary = run_training(args.dataset, config, run, fold=args.fold, resume=args.resume)
+    print(f"{run} on {args.dataset}: eval mAP {summary['map']:.4f}  mAUC {summary['mauc']:.4f}  "
+          f"d' {summary['dprime']:.3f}  accuracy {summary['accuracy']:.4f}  -> runs/{args.dataset}/{run}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""`make teacher-logits`: run a teacher once over every clip of a dataset into a Zarr store."""
+
+import sys
+from pathlib import Path
+
+from pipeline.augment import AugmentSettings
+from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.training.runner import latest_run
+
+from .common import base_parser, resolve_config
+
+
+def main(argv=None) -> int:
+    parser = base_parser(__doc__)
+    parser.add_argument("--teacher", default=None, help="run dir / checkpoint (default: newest finished run)")
+    parser.add_argument("--out", default=None, help="store path (default stores/<dataset>/<teacher run>.zarr)")
+    parser.add_argument("--views", type=int, default=0, help="augmented views per clip (0: clean logits only)")
+    parser.add_argument("--scheduler", default="", help="dask scheduler address, or 'inline' for no cluster")
+    parser.add_argument("--workers", type=int, default=0, help="local cluster workers (default: one per core)")
+    parser.add_argument("--topk", type=int, default=0, help="compact mode: keep the top-k logits per row")
+    parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    parser.add_argument("--overwrite", action="store_true", help="replace a store built by another teacher")
+    args = parser.parse_args(argv)
+    teacher = args.teacher or latest_run(args.dataset)
+    name = "-".join(Path(teacher).resolve().relative_to(Path(f"runs/{args.dataset}").resolve()).parts) \
+        if Path(teacher).resolve().is_relative_to(Path(f"runs/{args.dataset}").resolve()) else Path(teacher).stem
+    out = args.out or f"stores/{args.dataset}/{name}.zarr"
+    augment = None
+    if args.overrides:  # ARGS="mixup=0.5 freqm=24 ..." sets the views' augmentation and seed
+        config = resolve_config(args)
+        augment = AugmentSettings.from_config(config)
+    seed = resolve_config(args).seed if args.overrides else 0
+    job = StageOneJob(dataset=args.dataset, teacher=teacher, out=out, views=args.views, view_seed=seed,
+                      augment=augment, scheduler=args.scheduler, workers=args.workers, topk=args.topk,
+                      dtype=args.dtype, overwrite=args.overwrite)
+    summary = run_stage_one(job)
+    Path(f"stores/{args.dataset}").mkdir(parents=True, exist_ok=True)
+    Path(f"stores/{args.dataset}/LATEST").write_text(str(Path(out)) + "\n")
+    print(f"{out}: {summary['clips']} clips ({summary['computed_clips']} computed now), "
+          f"{summary['failures']} failures, {summary['seconds']:.1f} s, engine {summary['engine']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
