@@ -18,7 +18,7 @@ DATA_ROOT ?= $(DATA_DIR)/demo-esc50
 FORMAT ?= esc50
 else
 DATA_ROOT ?=
-FORMAT ?= $(DATASET)
+FORMAT ?= $(if $(findstring audioset,$(DATASET)),audioset,$(if $(findstring esc50,$(DATASET)),esc50,$(if $(findstring fsd50k,$(DATASET)),fsd50k,$(DATASET))))
 endif
 CONFIG ?= configs/$(DATASET).yaml
 MODEL ?=

@@ -36,6 +36,12 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int, source: str = "<array>") 
     return samples
 
 
+def _require_file(path: str | os.PathLike) -> None:
+    # libsndfile reports a missing file as a generic "System error"; say what is wrong
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: file not found")
+
+
 def read_audio(path: str | os.PathLike) -> np.ndarray:
     """Read any PCM or float file as float32 in [-1, 1], mono, 16 kHz.
 
@@ -43,10 +49,9 @@ def read_audio(path: str | os.PathLike) -> np.ndarray:
     passes float files through: reading float PCM as int is the classic "near-random mAP" bug.
     """
     path = str(path)
+    _require_file(path)
     try:
         samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise AudioError(f"{path}: file not found") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: not readable as audio ({error})") from None
     return to_mono_16k(samples, sample_rate, source=path)
@@ -54,10 +59,9 @@ def read_audio(path: str | os.PathLike) -> np.ndarray:
 
 def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
     """(duration_s, sample_rate, channels) from the header alone; raises AudioError on non-audio."""
+    _require_file(path)
     try:
         info = sf.info(str(path))
-    except FileNotFoundError:
-        raise AudioError(f"{path}: file not found") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: not readable as audio ({error})") from None
     if info.frames == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -21,23 +22,30 @@ from .records import Clip, Label, ManifestError
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 # Header reads are IO-bound (often a network disk); threads overlap the waiting.
 PROBE_THREADS = 8
+# "dev.csv row 17" / "train.json data[3]": how problems name their place, parsed back to sort them
+_ROW = re.compile(r"^(.*) (?:row (\d+)|data\[(\d+)\])$")
 
 
 @dataclass
 class Problems:
     """Human-readable problems, each starting with the file and row it concerns."""
 
-    items: list[str] = field(default_factory=list)
+    found: list[tuple[str, str]] = field(default_factory=list)  # (where, message)
 
     def add(self, where: str, message: str) -> None:
-        self.items.append(f"{where}: {message}")
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
+        self.found.append((where, message))
 
     def raise_if_any(self, source: str) -> None:
-        if self.items:
-            raise ManifestError(source, self.items)
+        """Raise one ManifestError; problems are listed file by file, in row order, as a user fixes them."""
+        if not self.found:
+            return
+        file_order: dict[str, int] = {}
+        keyed = []
+        for n, (where, message) in enumerate(self.found):
+            match = _ROW.match(where)
+            name, row = (match.group(1), int(match.group(2) or match.group(3))) if match else (where, -1)
+            keyed.append(((file_order.setdefault(name, len(file_order)), row, n), f"{where}: {message}"))
+        raise ManifestError(source, [text for _, text in sorted(keyed)])
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,8 @@ def read_table(path: Path, columns: list[str], problems: Problems, header: bool 
     name = path.name
     rows: list[tuple[int, dict]] = []
     with open(path, newline="", encoding="utf-8") as f:
-        lines = (line for line in f if not (skip_comments and line.lstrip().startswith("#")))
+        # comment lines become blank (skipped below) rather than vanishing, so line numbers stay true
+        lines = ("\n" if skip_comments and line.lstrip().startswith("#") else line for line in f)
         reader = csv.reader(lines, skipinitialspace=skip_initial_space)
         names = columns
         if header:
@@ -94,6 +103,17 @@ def read_table(path: Path, columns: list[str], problems: Problems, header: bool 
 
 def split_mids(text: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+# Words in a metadata file name that say which role its clips play (AudioSet lists, AST datafiles).
+SPLIT_WORDS = {"train": "train", "eval": "eval", "test": "eval", "val": "val", "valid": "val", "validation": "val"}
+
+
+def split_from_file_name(name: str) -> str | None:
+    """'balanced_train_segments.csv' -> 'train', 'esc_eval_data_1.json' -> 'eval'; None if no single role."""
+    words = "".join(ch if ch.isalpha() else " " for ch in Path(name).stem.lower()).split()
+    roles = {SPLIT_WORDS[w] for w in words if w in SPLIT_WORDS}
+    return roles.pop() if len(roles) == 1 else None
 
 
 def check_vocabulary(entries: list[tuple[str, int | str, str, str]], problems: Problems,
@@ -242,13 +262,3 @@ def finalise_clips(rows: list[SourceRow], labels: list[Label], data_root: Path, 
     problems.raise_if_any(source)
     return clips
 
-
-# Words in a metadata file name that say which role its clips play (AudioSet lists, AST datafiles).
-SPLIT_WORDS = {"train": "train", "eval": "eval", "test": "eval", "val": "val", "valid": "val", "validation": "val"}
-
-
-def split_from_file_name(name: str) -> str | None:
-    """'balanced_train_segments.csv' -> 'train', 'esc_eval_data_1.json' -> 'eval'; None if no single role."""
-    words = "".join(ch if ch.isalpha() else " " for ch in Path(name).stem.lower()).split()
-    roles = {SPLIT_WORDS[w] for w in words if w in SPLIT_WORDS}
-    return roles.pop() if len(roles) == 1 else None

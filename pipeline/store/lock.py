@@ -67,23 +67,32 @@ class StoreLock:
                 "process_started": psutil.Process().create_time()}
 
     def _try_create(self) -> bool:
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
+        # write the record under a private name, then hard-link it into place: link fails if the
+        # lock exists (like O_EXCL) and nobody ever sees a lock file without its contents
+        draft = self.path.with_name(f"{self.path.name}.draft-{self._token}")
+        fd = os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         with os.fdopen(fd, "w") as handle:
             json.dump(self._record(), handle)
+        try:
+            os.link(draft, self.path)
+        except FileExistsError:
+            return False
+        finally:
+            draft.unlink(missing_ok=True)
         return True
 
-    def _read_holder(self) -> dict:
+    def _read_holder(self) -> tuple[dict, str]:
+        """The holder's record and the file's raw text ({} and "" when there is no lock)."""
         try:
-            return json.loads(self.path.read_text())
+            raw = self.path.read_text()
         except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            return {"pid": -1, "host": "?", "unreadable": True}
+            return {}, ""
+        try:
+            return json.loads(raw), raw
+        except ValueError:
+            return {"pid": -1, "host": "?", "unreadable": raw[:80]}, raw
 
-    def _take_over(self, holder: dict) -> None:
+    def _take_over(self, holder: dict, raw: str) -> None:
         # move the stale file aside under a unique name; if what we moved is not the stale lock we
         # read (another process took over first), put it back and give up
         aside = self.path.with_name(f"{self.path.name}.stale-{self._token}")
@@ -91,13 +100,12 @@ class StoreLock:
             os.rename(self.path, aside)
         except FileNotFoundError:
             return
-        moved = json.loads(aside.read_text() or "{}") if aside.exists() else {}
-        if moved.get("token") != holder.get("token") or moved.get("pid") != holder.get("pid"):
+        if aside.read_text() != raw:
             try:
                 os.link(aside, self.path)
             finally:
                 aside.unlink(missing_ok=True)
-            raise StoreLocked(f"{self.store_path} was taken over by {moved.get('pid')}@{moved.get('host')} meanwhile")
+            raise StoreLocked(f"{self.store_path} was taken over by another writer while we checked its lock")
         aside.unlink(missing_ok=True)
         self.took_over = holder
 
@@ -107,8 +115,8 @@ class StoreLock:
             if self._try_create():
                 self._held = True
                 return self
-            holder = self._read_holder()
-            if not holder:
+            holder, raw = self._read_holder()
+            if not raw:
                 continue  # released between our attempt and the read
             who = f"{holder.get('pid')}@{holder.get('host')}"
             same_host = holder.get("host") == socket.gethostname()
@@ -120,11 +128,11 @@ class StoreLock:
                                   f"rerun with force or delete {self.path}")
             log.warning("taking over the stale lock of %s on %s (created %s)", who, self.store_path,
                         holder.get("created"))
-            self._take_over(holder)
+            self._take_over(holder, raw)
         raise StoreLocked(f"could not acquire {self.path}: other writers keep racing for it")
 
     def release(self) -> None:
-        if self._held and self._read_holder().get("token") == self._token:
+        if self._held and self._read_holder()[0].get("token") == self._token:
             self.path.unlink(missing_ok=True)
         self._held = False
 

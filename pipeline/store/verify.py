@@ -51,16 +51,20 @@ def _schema_problems(group, layout: Layout) -> list[str]:
 
 
 def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
-    """Valid rows must be finite and failed rows NaN: masking is never silent filling."""
+    """Valid rows must be finite and failed rows NaN: masking is never silent filling.
+
+    A view of a valid clip may be NaN as a whole (its mixup partner was unreadable), never in part.
+    """
     valid = named["valid"]
     problems = []
     for name in ("logits", "view_logits", "topk_values", "view_topk_values"):
         if name not in named:
             continue
-        rows = named[name].reshape(len(valid), -1)
-        if not np.isfinite(rows[valid]).all():
+        per_view = named[name].reshape(len(valid), -1, named[name].shape[-1])[valid]
+        whole = np.isfinite(per_view).all(axis=-1) | (name.startswith("view_") & np.isnan(per_view).all(axis=-1))
+        if not whole.all():
             problems.append(f"chunk {chunk_index}: {name} has non-finite values in valid rows")
-        if not np.isnan(rows[~valid]).all():
+        if not np.isnan(named[name][~valid]).all():
             problems.append(f"chunk {chunk_index}: {name} has numbers in failed rows (expected NaN)")
     return problems
 

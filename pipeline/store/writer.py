@@ -66,11 +66,18 @@ def _to_stored(array: np.ndarray, dtype: str, what: str) -> np.ndarray:
 
 
 def _masked(values, shape: tuple[int, ...], valid: np.ndarray, clip_ids: list[str], what: str) -> np.ndarray:
-    """float32 copy with NaN in failed rows; refuses non-finite numbers in rows marked valid."""
+    """float32 copy with NaN in failed rows; refuses non-finite numbers in rows marked valid.
+
+    One exception: a single view of a valid clip may be entirely NaN (its mixup partner could not
+    be read), so views mask one by one; a view row partly NaN or holding inf is still refused.
+    """
     values = np.array(values, dtype=np.float32)
     if values.shape != shape:
         raise ValueError(f"{what} has shape {values.shape}, expected {shape}")
-    row_ok = np.isfinite(values.reshape(len(valid), -1)).all(axis=1)
+    per_view = values.reshape(shape[0], -1, shape[-1])
+    row_ok = (np.isfinite(per_view).all(axis=-1) | np.isnan(per_view).all(axis=-1)).all(axis=-1)
+    if len(shape) == 2:
+        row_ok &= np.isfinite(values).all(axis=-1)
     bad = [clip_ids[row] for row in np.flatnonzero(valid & ~row_ok)]
     if bad:
         raise ValueError(f"{what}: non-finite values in rows marked valid, clips {bad[:10]}"
@@ -125,8 +132,8 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, logits, valid, view_l
     if teacher_index is None:
         teacher_index = np.zeros(n, dtype=np.int16)
     teacher_index = np.asarray(teacher_index)
-    if teacher_index.shape != (n,) or (teacher_index < -1).any():
-        raise ValueError(f"teacher_index must be [{n}] ints >= -1, got shape {teacher_index.shape}")
+    if teacher_index.shape != (n,) or (teacher_index < -1).any() or (teacher_index > np.iinfo(np.int16).max).any():
+        raise ValueError(f"teacher_index must be [{n}] ints in -1..32767, got shape {teacher_index.shape}")
     teacher_index = teacher_index.astype(np.int16)
     if layout.views:
         if view_logits is None or view_arrays is None:
@@ -165,15 +172,18 @@ def read_failures(group) -> list[tuple[str, str, int]]:
 
 def _record_failures(group, chunk_index: int, failures: list[tuple[str, str, int]]) -> None:
     arrays = {name: group[name] for name in ("failure_clip_id", "failure_error", "failure_chunk")}
-    kept = read_failures(group)
-    raw_lengths = {array.shape[0] for array in arrays.values()}
-    if raw_lengths == {len(kept)}:  # nothing stale: append the new rows only
+    # the int column alone tells whether an earlier mark died half way; strings are read only then
+    owners = np.asarray(arrays["failure_chunk"][:])
+    done = np.asarray(group["chunk_done"][:])
+    in_range = ((owners >= 0) & (owners < len(done))).all()
+    clean = len({array.shape[0] for array in arrays.values()}) == 1 and in_range and done[owners].all()
+    if clean:  # the common case: append the new rows only
         if failures:
             arrays["failure_clip_id"].append(np.array([f[0] for f in failures], dtype=str))
             arrays["failure_error"].append(np.array([f[1] for f in failures], dtype=str))
             arrays["failure_chunk"].append(np.array([f[2] for f in failures], dtype=np.int32))
         return
-    table = [entry for entry in kept if entry[2] != chunk_index] + failures
+    table = [entry for entry in read_failures(group) if entry[2] != chunk_index] + failures
     columns = {"failure_clip_id": np.array([f[0] for f in table], dtype=str),
                "failure_error": np.array([f[1] for f in table], dtype=str),
                "failure_chunk": np.array([f[2] for f in table], dtype=np.int32)}
@@ -190,6 +200,10 @@ def mark_chunk_done(path: str | os.PathLike, chunk_index: int, sha256: str,
         raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
     group, layout = open_store(path, mode="r+")
     start, stop = layout.chunk_bounds(chunk_index)
+    if group["chunk_done"][chunk_index]:
+        if str(group["chunk_sha256"][chunk_index]) == sha256:
+            return  # marking twice (a retried client call) changes nothing
+        raise StoreError(f"{path}: chunk {chunk_index} is already done with another checksum")
     clip_ids = read_strings(group["clip_id"], slice(start, stop))
     valid = np.asarray(group["valid"][start:stop])
     row_of = {clip_id: row for row, clip_id in enumerate(clip_ids)}
@@ -221,3 +235,12 @@ def finalize_store(path: str | os.PathLike, summary: dict | None = None) -> dict
                       "failures": len(read_failures(group)), "chunks": layout.n_chunks})
     group.attrs.update({"completed": completed})
     return completed
+
+
+def store_is_complete(path: str | os.PathLike) -> bool:
+    """True for a readable store whose chunks are all done and whose run was finalized (no re-hashing)."""
+    try:
+        group, _ = open_store(path)
+    except StoreError:
+        return False
+    return "completed" in group.attrs and bool(np.asarray(group["chunk_done"][:]).all())

@@ -1,0 +1,170 @@
+"""Load weights from a checkpoint file into a model built by :func:`pipeline.models.create_model`.
+
+Three layouts are recognised from the keys:
+
+- ``ours``: a dict with a ``"model"`` state dict (our training checkpoints), or a bare state dict;
+- ``ast``: the published AST checkpoints, ``module.v.*`` (the timm ViT) and ``module.mlp_head.*``. Our
+  AST uses the same names, so once ``module.`` is dropped they match one to one;
+- ``psla``: PSLA's EfficientNet checkpoints, ``module.effnet.*`` / ``module.attention.*``, translated
+  by :mod:`pipeline.models.psla_layout`.
+
+Rules: everything outside the classifier must be present with the right shape, and nothing may be
+left over (except the ImageNet heads AST files carry), or the import fails listing the offending keys (a half-loaded teacher would silently produce wrong logits). The one
+exception is AST's positional embedding, cut or interpolated when the patch grid differs (another
+``target_length`` or ``n_mels``; ast#28, #118). The classifier loads only when its shapes match (same
+number of classes); otherwise it stays at its initialisation and the report says so.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .ast import PREFIX_TOKENS, AudioSpectrogramTransformer, patch_grid
+from .psla_layout import is_psla_layout, translate_psla_state
+
+# the published AST checkpoints keep timm's 1000-class ImageNet heads although AST never calls them
+UNUSED_PREFIXES = ("v.head.", "v.head_dist.")
+AST_STANDARD_FREQ_PATCHES = 12  # every published AST checkpoint: 128 mel bins, frequency stride 10
+
+
+class CheckpointImportError(ValueError):
+    """The checkpoint cannot be loaded into this model; the message lists the offending keys."""
+
+
+@dataclass
+class ImportReport:
+    path: str
+    layout: str  # ours | ast | psla
+    loaded: list[str] = field(default_factory=list)  # model keys set from the checkpoint
+    skipped: dict[str, str] = field(default_factory=dict)  # checkpoint key -> why it was not used
+    left_at_init: list[str] = field(default_factory=list)  # model keys the checkpoint did not set
+    interpolated: dict[str, str] = field(default_factory=dict)  # model key -> "source grid -> target grid"
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"{self.path} ({self.layout} layout): {len(self.loaded)} tensors loaded, "
+                 f"{len(self.skipped)} skipped, {len(self.left_at_init)} left at initialisation"]
+        lines += [f"  resized {key}: {how}" for key, how in self.interpolated.items()]
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _torch_load(path: Path) -> tuple[object, list[str]]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True), []
+    except pickle.UnpicklingError:
+        # older training scripts pickled extra Python objects next to the weights
+        note = "file holds Python objects beyond tensors; it was unpickled in full (load only trusted files)"
+        return torch.load(path, map_location="cpu", weights_only=False), [note]
+
+
+def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, list[str]]:
+    """(state dict with any DataParallel ``module.`` prefix removed, the rest of the file, notes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    obj, notes = _torch_load(path)
+    meta: dict = {}
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        state, meta = obj["model"], {k: v for k, v in obj.items() if k != "model"}
+    elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        state, meta = obj["state_dict"], {k: v for k, v in obj.items() if k != "state_dict"}
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = obj
+    else:
+        shown = sorted(obj)[:10] if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointImportError(f"{path}: not a state dict nor a dict with a 'model' state dict (found {shown})")
+    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    return state, meta, notes
+
+
+def _classifier_keys(model: nn.Module, model_state: dict) -> set[str]:
+    prefixes = getattr(model, "classifier_prefixes", ())
+    return {k for k in model_state if k.startswith(tuple(prefixes))}
+
+
+def _source_grid(model: AudioSpectrogramTransformer, tokens: int, meta: dict,
+                 source_grid: tuple[int, int] | None) -> tuple[int, int]:
+    if source_grid is not None:
+        return tuple(source_grid)
+    config = meta.get("model_config") or {}
+    if "n_mels" in config and "target_length" in config:
+        return patch_grid(config["n_mels"], config["target_length"], config.get("freq_stride", 10),
+                          config.get("time_stride", 10))
+    patches = tokens - PREFIX_TOKENS
+    # usually only target_length changed (ast#28, #118), so the model's own frequency count comes first
+    for freq in (model.grid[0], AST_STANDARD_FREQ_PATCHES):
+        if patches % freq == 0:
+            return freq, patches // freq
+    raise CheckpointImportError(f"cannot tell the patch grid of a {patches}-patch positional embedding; "
+                                f"pass source_grid=(freq_patches, time_patches)")
+
+
+def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
+           source_grid: tuple[int, int] | None) -> dict[str, torch.Tensor]:
+    model_state = model.state_dict()
+    classifier = _classifier_keys(model, model_state)
+    classifier_fits = all(k in state and state[k].shape == model_state[k].shape for k in classifier)
+    incoming: dict[str, torch.Tensor] = {}
+    missing, mismatched = [], []
+    unexpected = [f"unexpected {k}" for k in state if k not in model_state and not k.startswith(UNUSED_PREFIXES)]
+    for key, target in model_state.items():
+        if key in classifier and not classifier_fits:
+            report.left_at_init.append(key)
+        elif key not in state:
+            # BatchNorm counters are absent from older checkpoints and carry no learned value
+            (report.left_at_init if key.endswith("num_batches_tracked") else missing).append(key)
+        elif state[key].shape == target.shape:
+            incoming[key] = state[key]
+        elif key == "v.pos_embed" and isinstance(model, AudioSpectrogramTransformer):
+            grid = _source_grid(model, state[key].shape[1], meta, source_grid)
+            incoming[key] = model.resize_pos_embed(state[key], grid)
+            report.interpolated[key] = f"{grid[0]}x{grid[1]} -> {model.grid[0]}x{model.grid[1]} patches"
+        else:
+            mismatched.append(f"{key}: checkpoint {tuple(state[key].shape)}, model {tuple(target.shape)}")
+    if missing or mismatched or unexpected:
+        listed = [f"missing {k}" for k in missing[:20]] + mismatched[:20] + unexpected[:20]
+        more = len(missing) + len(mismatched) + len(unexpected) - len(listed)
+        raise CheckpointImportError(
+            f"{report.path} ({report.layout} layout) does not fit {getattr(model, 'model_name', type(model).__name__)}: "
+            + "; ".join(listed) + (f"; and {more} more" if more > 0 else ""))
+    if classifier and not classifier_fits:
+        shapes = {k: tuple(state[k].shape) for k in classifier if k in state}
+        report.notes.append(f"classifier not loaded (checkpoint {shapes or 'has none'}, model "
+                            f"{ {k: tuple(model_state[k].shape) for k in classifier} }): left at initialisation")
+    for key in state:
+        if key not in model_state:
+            report.skipped[key] = "the ViT's ImageNet head, which AST never used"
+    report.loaded = sorted(incoming)
+    return incoming
+
+
+def load_pretrained_checkpoint(model: nn.Module, path: str | os.PathLike,
+                               source_grid: tuple[int, int] | None = None) -> ImportReport:
+    """Load an AST, PSLA or own checkpoint into ``model`` in place and report what happened.
+
+    ``source_grid`` (frequency patches, time patches) overrides the inferred patch grid of an AST
+    checkpoint's positional embedding; it is only needed for checkpoints trained with unusual inputs.
+    """
+    state, meta, notes = read_state_dict(path)
+    if is_psla_layout(state):
+        layout = "psla"
+        state, skipped, psla_notes = translate_psla_state(state, model)
+        notes += psla_notes
+    else:
+        # a bare state dict in the ViT naming is a published AST file; ours come wrapped with metadata
+        layout = "ast" if not meta and any(k.startswith("v.") for k in state) else "ours"
+        skipped = {}
+    report = ImportReport(path=str(path), layout=layout, notes=notes)
+    incoming = _match(model, state, meta, report, source_grid)
+    report.skipped.update(skipped)
+    merged = model.state_dict()
+    merged.update(incoming)
+    model.load_state_dict(merged, strict=True)
+    return report

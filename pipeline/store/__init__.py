@@ -1,0 +1,26 @@
+"""The stage-one logit store (format "cmkd-logits" 1.0, Zarr v3): the one owner of the format.
+
+Writers: :func:`create_store` (client), :func:`write_chunk` (workers), :func:`mark_chunk_done` and
+:func:`finalize_store` (client), under a :class:`StoreLock`. Readers: :class:`LogitTable` for stage
+two, :func:`verify_store` and :func:`inspect`. The format is documented in docs/store-format.md and
+needs no project code to read: ``zarr.open_group(path, mode="r")``.
+"""
+
+from .create import create_store
+from .format import (FORMAT_ID, FORMAT_VERSION, Layout, StoreError, StoreLocked, StoreMismatch,
+                     default_chunk_clips, software_attrs, strings_sha256)
+from .lock import StoreLock, lock_path
+from .reader import LogitTable
+from .topk import rebuild_dense, topk_compress
+from .verify import inspect, verify_store
+from .views import arrays_to_view, views_to_arrays
+from .writer import (chunk_digest, chunk_plan, done_chunks, finalize_store, mark_chunk_done, read_failures,
+                     store_is_complete, write_chunk)
+
+__all__ = [
+    "FORMAT_ID", "FORMAT_VERSION", "Layout", "LogitTable", "StoreError", "StoreLock", "StoreLocked",
+    "StoreMismatch", "arrays_to_view", "chunk_digest", "chunk_plan", "create_store", "default_chunk_clips",
+    "done_chunks", "finalize_store", "inspect", "lock_path", "mark_chunk_done", "read_failures", "rebuild_dense",
+    "software_attrs", "store_is_complete", "strings_sha256", "topk_compress", "verify_store", "views_to_arrays",
+    "write_chunk",
+]

@@ -1,0 +1,85 @@
+"""Shared fixtures: a tiny real dataset (WAV files + manifest) inside a temporary project folder.
+
+Stages use project-relative folders (data_manifests/, runs/, stores/), so tests that run them
+chdir into the temporary project.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.audio import write_wav
+from pipeline.config import load_config
+from pipeline.manifests import Clip, Label, write_manifest
+
+torch.set_num_threads(1)
+
+SHARED_METADATA = Path(__file__).resolve().parents[2] / "shared" / "metadata"
+
+TINY_CLASSES = [("/t/low", "Low_tone"), ("/t/high", "High_tone"), ("/t/noise", "Noise_burst"),
+                ("/t/click", "Clicks")]
+
+
+def synth(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(int(16000 * seconds)) / 16000
+    if kind == "/t/low":
+        return 0.3 * np.sin(2 * np.pi * rng.uniform(200, 400) * t)
+    if kind == "/t/high":
+        return 0.3 * np.sin(2 * np.pi * rng.uniform(2000, 3000) * t)
+    if kind == "/t/noise":
+        return 0.2 * rng.standard_normal(len(t))
+    wave = np.zeros(len(t))
+    wave[:: int(16000 / rng.uniform(5, 15))] = 0.8
+    return wave
+
+
+def make_tiny_dataset(root: Path, name: str = "tiny", n_train: int = 24, n_eval: int = 8, seed: int = 0,
+                      fold_based: bool = False, unlabelled: int = 0) -> Path:
+    """Write WAVs and a manifest under root/; returns the manifest directory."""
+    rng = np.random.default_rng(seed)
+    audio_dir = root / "audio" / name
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    clips = []
+    total = n_train + n_eval + unlabelled
+    for i in range(total):
+        mids = [TINY_CLASSES[i % 4][0]] + ([TINY_CLASSES[(i + 1) % 4][0]] if (i % 3 == 0 and not fold_based) else [])
+        seconds = float(rng.uniform(0.6, 1.2))
+        wave = sum(synth(m, seconds, rng) for m in mids) + 0.01 * rng.standard_normal(int(16000 * seconds))
+        path = audio_dir / f"c{i:03d}.wav"
+        write_wav(path, wave.astype(np.float32))
+        if i >= n_train + n_eval:
+            mids = []
+        split = "" if fold_based else ("train" if i < n_train or not mids else "eval")
+        fold = (i % 4) + 1 if fold_based else None
+        clips.append(Clip(f"c{i:03d}", f"audio/{name}/c{i:03d}.wav", tuple(mids), split, fold, seconds, 16000, 1))
+    labels = [Label(i, mid, label) for i, (mid, label) in enumerate(TINY_CLASSES)]
+    out = root / "data_manifests" / name
+    write_manifest(out, name, root, "esc50" if fold_based else "fsd50k", labels, clips)
+    return out
+
+
+def tiny_config(**overrides):
+    base = {"model": "efficientnet_tiny", "n_mels": 32, "target_length": 64, "epochs": 2, "batch_size": 8,
+            "lr": 1e-3, "lr_decay_start": 100, "eval_batch_size": 16, "threads": 1, "norm_mean": -6.0,
+            "norm_std": 4.0}
+    base.update(overrides)
+    return load_config(None, {k: str(v) for k, v in base.items()})
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A temporary project folder with a tiny multi-label dataset; the cwd for the test."""
+    make_tiny_dataset(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    yield

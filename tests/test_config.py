@@ -1,0 +1,42 @@
+import pytest
+
+from pipeline.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config, save_config
+
+
+def test_overrides_are_typed():
+    config = apply_overrides(Config(), ["lr=1e-3", "epochs=3", "balanced_sampler=true", "fold=2", "model=ast_tiny",
+                                        "betas=0.9,0.98"])
+    assert config.lr == 1e-3 and isinstance(config.lr, float)
+    assert config.epochs == 3 and config.balanced_sampler is True and config.fold == 2
+    assert config.model == "ast_tiny" and config.betas == (0.9, 0.98)
+
+
+def test_unknown_key_and_bad_type_are_errors():
+    with pytest.raises(ValueError, match="unknown config key 'lrr'"):
+        apply_overrides(Config(), ["lrr=1"])
+    with pytest.raises(ValueError, match="expected an integer"):
+        apply_overrides(Config(), ["epochs=many"])
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides(Config(), ["epochs"])
+
+
+def test_yaml_round_trip(tmp_path):
+    config = apply_overrides(Config(), ["lr=2e-4", "freqm=24", "norm_mean=-5.5"])
+    save_config(config, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == config
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_front_end_prefers_explicit_stats_then_dataset_stats():
+    stats = {"norm_mean": -3.0, "norm_std": 2.0}
+    assert Config().front_end(stats).norm_mean == -3.0
+    assert apply_overrides(Config(), ["norm_mean=-1.0"]).front_end(stats).norm_mean == -1.0
+    assert Config(n_mels=64).front_end().n_mels == 64
+
+
+def test_shipped_recipes_load():
+    from pathlib import Path
+
+    for recipe in Path(__file__).resolve().parents[1].glob("configs/*.yaml"):
+        load_config(recipe)

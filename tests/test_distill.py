@@ -1,0 +1,136 @@
+"""Stage two: joining manifests and stores, replay consistency, worker start methods, refusals."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline.config import apply_overrides
+from pipeline.data import ClipDataset
+from pipeline.distill import DistillError, attach_store, class_map_for, kd_job_extras
+from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.manifests import load_manifest
+from pipeline.training import model_from_checkpoint, run_training
+
+from .conftest import tiny_config
+
+
+@pytest.fixture
+def store(project):
+    run_training("tiny", tiny_config(epochs=1, mixup=0.5, freqm=4, timem=8), "teacher", progress=False)
+    run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/s.zarr", views=2, scheduler="inline",
+                              chunk_clips=8, dtype="float32"), progress=False)
+    return "stores/s.zarr"
+
+
+def kd_config(store, **kw):
+    return apply_overrides(tiny_config(mixup=0.5, freqm=4, timem=8, **kw), [f"logits={store}", "kd=replay"])
+
+
+def test_replay_feeds_the_student_exactly_what_the_teacher_saw(store):
+    config = kd_config(store)
+    manifest = load_manifest("data_manifests/tiny")
+    train = manifest.select("train")
+    kd, coverage, _ = attach_store(config, manifest, Path("data_manifests/tiny"), train, config.front_end())
+    assert coverage.with_logits == coverage.train_clips == len(train)
+    dataset = ClipDataset(manifest, train, config.front_end(), seed=0, kd=kd)
+    teacher, _, _ = model_from_checkpoint("runs/tiny/teacher")
+    for epoch in (1, 2):
+        dataset.set_epoch(epoch)
+        item = dataset[4]
+        with torch.no_grad():
+            recomputed = teacher(item["features"][None])[0]
+        assert torch.allclose(recomputed, item["teacher_logits"], atol=1e-4)  # same input, same logits
+        assert float(item["kd_mask"]) == 1.0
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_dataloader_workers_under_fork_and_spawn(store, method):
+    config = kd_config(store)
+    manifest = load_manifest("data_manifests/tiny")
+    train = manifest.select("train")
+    kd, _, _ = attach_store(config, manifest, Path("data_manifests/tiny"), train, config.front_end(), num_workers=2)
+    dataset = ClipDataset(manifest, train, config.front_end(), seed=0, kd=kd)
+    dataset.set_epoch(1)
+    loader = DataLoader(dataset, batch_size=6, num_workers=2, multiprocessing_context=method)
+    batches = list(loader)
+    inline = [dataset[i]["teacher_logits"] for i in range(len(train))]
+    assert torch.equal(torch.cat([b["teacher_logits"] for b in batches]), torch.stack(inline))
+
+
+def test_vocabulary_mismatch_is_refused_or_remapped(project):
+    manifest = load_manifest("data_manifests/tiny")
+    assert class_map_for(manifest.mids, manifest, False, "s") is None
+    shuffled = manifest.mids[::-1]
+    with pytest.raises(DistillError, match="another order"):
+        class_map_for(shuffled, manifest, False, "s")
+    assert list(class_map_for(shuffled, manifest, True, "s")) == [3, 2, 1, 0]
+    with pytest.raises(DistillError, match="absent"):
+        class_map_for(manifest.mids[:3] + ["/x/other"], manifest, True, "s")
+
+
+def test_front_end_mismatch_is_refused_for_replay(store):
+    manifest = load_manifest("data_manifests/tiny")
+    train = manifest.select("train")
+    config = kd_config(store, n_mels=40)
+    with pytest.raises(DistillError, match="front end"):
+        attach_store(config, manifest, Path("data_manifests/tiny"), train, config.front_end())
+    clean = apply_overrides(config, ["kd=clean"])
+    _, _, notes = attach_store(clean, manifest, Path("data_manifests/tiny"), train, clean.front_end())
+    assert any("front end differs" in n for n in notes)
+
+
+def test_missing_logits_error_lists_clips_and_mask_trains_them_without_kd(store, tmp_path):
+    from .conftest import make_tiny_dataset
+
+    # a larger manifest of the same name: the store lacks the new clips
+    make_tiny_dataset(Path("."), "tiny", n_train=36, n_eval=8)  # c032-c035 are new
+    manifest = load_manifest("data_manifests/tiny")
+    train = manifest.select("train")
+    config = apply_overrides(kd_config(store), ["kd=clean"])
+    with pytest.raises(DistillError, match="train clips have no valid teacher logits"):
+        attach_store(config, manifest, Path("data_manifests/tiny"), train, config.front_end())
+    masked = apply_overrides(config, ["missing=mask"])
+    kd, coverage, notes = attach_store(masked, manifest, Path("data_manifests/tiny"), train, masked.front_end())
+    assert coverage.missing == ["c032", "c033", "c034", "c035"] and coverage.with_logits == 32
+    dataset = ClipDataset(manifest, train, masked.front_end(), kd=kd)
+    masks = [float(dataset[i]["kd_mask"]) for i in range(len(train))]
+    assert sum(masks) <= 32 and all(masks[i] == 0 for i in range(len(train)) if train[i].clip_id in coverage.missing)
+    assert any("another copy of the manifest" in n for n in notes)
+
+
+def test_label_free_clips_train_on_kd_alone(tmp_path, monkeypatch):
+    from .conftest import make_tiny_dataset
+
+    make_tiny_dataset(tmp_path, "tiny", unlabelled=6)
+    monkeypatch.chdir(tmp_path)
+    run_training("tiny", tiny_config(epochs=1), "teacher", progress=False)
+    run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/u.zarr", scheduler="inline"), progress=False)
+    config = apply_overrides(tiny_config(epochs=1), ["logits=stores/u.zarr", "kd=clean"])
+    manifest = load_manifest("data_manifests/tiny")
+    train = manifest.select("train")
+    kd, coverage, _ = attach_store(config, manifest, Path("data_manifests/tiny"), train, config.front_end())
+    assert coverage.unlabelled == 6 and coverage.with_logits == len(train)
+    dataset = ClipDataset(manifest, train, config.front_end(), kd=kd)
+    unlabelled = [i for i, c in enumerate(train) if not c.labels]
+    assert all(float(dataset[i]["label_mask"]) == 0 and float(dataset[i]["kd_mask"]) == 1 for i in unlabelled)
+    summary = run_training("tiny", config, "student", job_extras=kd_job_extras(Path("data_manifests/tiny")),
+                           progress=False)
+    assert summary["coverage"] == 1.0
+
+
+def test_student_runs_in_each_mode_and_resumes(store):
+    extras = kd_job_extras(Path("data_manifests/tiny"))
+    for mode in ("clean", "replay"):
+        config = apply_overrides(kd_config(store), [f"kd={mode}"])
+        summary = run_training("tiny", config, f"student-{mode}", job_extras=extras, progress=False)
+        assert summary["kd"] == mode and 0 < summary["map"] <= 1
+    online = apply_overrides(tiny_config(epochs=1), ["kd=online", "teacher=runs/tiny/teacher"])
+    assert run_training("tiny", online, "student-online", job_extras=extras, progress=False)["kd"] == "online"
+    # resume: a finished epoch-2 run resumed with a longer schedule continues from its checkpoint
+    config = apply_overrides(kd_config(store), ["kd=replay", "epochs=3"])
+    run_training("tiny", config, "student-replay", resume=True, job_extras=extras, progress=False)
+    assert len(Path("runs/tiny/student-replay/metrics.csv").read_text().strip().splitlines()) == 1 + 3

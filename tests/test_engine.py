@@ -1,0 +1,148 @@
+"""Stage one: teacher -> Zarr store, resumable, identical across engines and after SIGKILL."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.training import run_training
+
+from .conftest import tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def teacher(project):
+    run_training("tiny", tiny_config(epochs=1, mixup=0.5, freqm=4, timem=8), "teacher", progress=False)
+    return "runs/tiny/teacher"
+
+
+def job(out, **kw):
+    base = dict(dataset="tiny", teacher="runs/tiny/teacher", out=out, scheduler="inline", chunk_clips=5)
+    base.update(kw)
+    return StageOneJob(**base)
+
+
+def test_store_holds_the_teachers_clean_logits(teacher):
+    from pipeline.features import wave_to_features
+    from pipeline.manifests import load_manifest
+    from pipeline.training import model_from_checkpoint
+    from pipeline.audio import read_audio
+    from pipeline.config import FrontEndConfig
+
+    summary = run_stage_one(job("stores/t.zarr", dtype="float32"), progress=False)
+    assert summary["clips"] == 32 and summary["failures"] == 0
+    group = zarr.open_group("stores/t.zarr", mode="r")  # plain zarr, no project code
+    assert group["logits"].shape == (32, 4)
+    model, _, ckpt = model_from_checkpoint(teacher)
+    manifest = load_manifest("data_manifests/tiny")
+    clip = manifest.clips[7]
+    features = wave_to_features(read_audio(manifest.audio_path(clip)), FrontEndConfig(**ckpt["front_end"]))
+    with torch.no_grad():
+        expected = model(features[None])[0].numpy()
+    assert list(group["clip_id"][:]) == [c.clip_id for c in manifest.clips]
+    assert np.allclose(group["logits"][7], expected, atol=1e-4)
+    assert group.attrs["teacher"]["model"] == "efficientnet_tiny"
+    assert group.attrs["activation"] == "sigmoid"
+
+
+def test_two_dask_workers_equal_one_worker(teacher):
+    run_stage_one(job("stores/one.zarr", scheduler="", workers=1), progress=False)
+    run_stage_one(job("stores/two.zarr", scheduler="", workers=2), progress=False)
+    one, two = zarr.open_group("stores/one.zarr", mode="r"), zarr.open_group("stores/two.zarr", mode="r")
+    assert np.array_equal(one["logits"][:], two["logits"][:])
+
+
+def test_resume_after_sigkill_is_bit_identical(teacher):
+    run_stage_one(job("stores/whole.zarr", views=2), progress=False)
+    script = (
+        "import os, sys; sys.path.insert(0, %r)\n"
+        "import torch; torch.set_num_threads(1)\n"
+        "import pipeline.engine.stage_one as s\n"
+        "from pipeline.engine import StageOneJob, run_stage_one\n"
+        "real = s.mark_chunk_done if hasattr(s, 'mark_chunk_done') else None\n"
+        "import pipeline.store as store\n"
+        "orig = store.mark_chunk_done\n"
+        "count = [0]\n"
+        "def dying(*a, **k):\n"
+        "    orig(*a, **k); count[0] += 1\n"
+        "    if count[0] == 3: os.kill(os.getpid(), 9)\n"
+        "store.mark_chunk_done = dying\n"
+        "run_stage_one(StageOneJob(dataset='tiny', teacher='runs/tiny/teacher', out='stores/killed.zarr',"
+        " scheduler='inline', chunk_clips=5, views=2), progress=False)\n"
+    ) % str(REPO)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]
+    summary = run_stage_one(job("stores/killed.zarr", views=2), progress=False)
+    assert 0 < summary["computed_clips"] < 32  # the three finished chunks were skipped
+    whole, killed = zarr.open_group("stores/whole.zarr", mode="r"), zarr.open_group("stores/killed.zarr", mode="r")
+    for name in ("logits", "view_logits", "view_lambda"):
+        assert np.array_equal(whole[name][:], killed[name][:], equal_nan=True), name
+
+
+def test_a_corrupt_clip_lands_in_failures_and_is_masked(teacher):
+    from pipeline.manifests import load_manifest
+    from pipeline.store import LogitTable
+
+    manifest = load_manifest("data_manifests/tiny")
+    manifest.audio_path(manifest.clips[3]).write_bytes(b"not audio at all")
+    summary = run_stage_one(job("stores/bad.zarr"), progress=False)
+    assert summary["failures"] == 1
+    table = LogitTable.open("stores/bad.zarr")
+    row = table.rows(["c003"])[0]
+    assert not table.valid_rows(np.array([row]))[0]
+    assert np.isnan(table.logits_for(np.array([row]))).all()
+
+
+def test_rebuilt_views_reproduce_the_stored_view_logits(teacher):
+    from pipeline.augment import render_view
+    from pipeline.audio import read_audio
+    from pipeline.config import FrontEndConfig
+    from pipeline.manifests import load_manifest
+    from pipeline.store import LogitTable
+    from pipeline.training import model_from_checkpoint
+
+    run_stage_one(job("stores/v.zarr", views=3, dtype="float32"), progress=False)
+    table = LogitTable.open("stores/v.zarr")
+    model, _, ckpt = model_from_checkpoint(teacher)
+    front_end = FrontEndConfig(**ckpt["front_end"])
+    manifest = load_manifest("data_manifests/tiny")
+    by_id = {c.clip_id: c for c in manifest.clips}
+    mixed = 0
+    for row in (0, 5, 11):
+        for k in range(3):
+            view = table.view_for(row, k)
+            clip = manifest.clips[row]
+            partner = read_audio(manifest.audio_path(by_id[view.partner])) if view.partner else None
+            mixed += bool(view.partner)
+            features = render_view(read_audio(manifest.audio_path(clip)), partner, view, front_end)
+            with torch.no_grad():
+                logits = model(features[None])[0].numpy()
+            stored = table.view_logits_for(np.array([row]), np.array([k]))[0]
+            assert np.allclose(logits, stored, atol=1e-4)
+    assert mixed > 0
+
+
+def test_refuses_a_store_from_another_teacher_unless_overwrite(teacher):
+    from pipeline.store import StoreMismatch
+
+    run_stage_one(job("stores/r.zarr"), progress=False)
+    run_training("tiny", tiny_config(epochs=1, seed=5), "other", progress=False)
+    with pytest.raises(StoreMismatch, match="teacher"):
+        run_stage_one(job("stores/r.zarr", teacher="runs/tiny/other"), progress=False)
+    run_stage_one(job("stores/r.zarr", teacher="runs/tiny/other", overwrite=True), progress=False)
+
+
+def test_second_writer_is_refused(teacher):
+    from pipeline.store import StoreLock, StoreLocked
+
+    run_stage_one(job("stores/l.zarr"), progress=False)
+    with StoreLock("stores/l.zarr"):
+        with pytest.raises(StoreLocked):
+            run_stage_one(job("stores/l.zarr"), progress=False)

@@ -1,0 +1,389 @@
+"""The logit store: format, writer bookkeeping, identity checks, lock, topk rule and the reader."""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from pipeline.augment import AugmentSettings, View, draw_view
+from pipeline.store import (FORMAT_ID, FORMAT_VERSION, LogitTable, StoreError, StoreLock, StoreLocked, StoreMismatch,
+                            arrays_to_view, chunk_plan, create_store, done_chunks, finalize_store, inspect,
+                            lock_path, mark_chunk_done, read_failures, rebuild_dense, topk_compress, verify_store,
+                            views_to_arrays, write_chunk)
+
+MIDS = ["/m/dog", "/m/cat", "/m/rain", "/m/car", "/m/bird", "/m/wind"]
+NAMES = ["Dog", "Cat", "Rain", "Car", "Bird", "Wind"]
+SETTINGS = AugmentSettings(mixup=0.5, freqm=12, timem=30, time_shift=8)
+
+
+def provenance(checkpoint="a" * 64, clips_sha="c" * 64, n_mels=128) -> dict:
+    return {"teacher": {"model": "ast_tiny", "checkpoint_sha256": checkpoint, "config": {"lr": 1e-4},
+                        "metrics": {"mAP": 0.41, "broken": float("nan")}},
+            "front_end": {"sample_rate": 16000, "n_mels": n_mels, "target_length": 100},
+            "manifest": {"name": "demo", "sha256": {"clips.csv": clips_sha, "labels.csv": "d" * 64}},
+            "views": {"settings": {"mixup": SETTINGS.mixup, "freqm": SETTINGS.freqm}}}
+
+
+def clip_ids(n: int) -> list[str]:
+    return [f"clip{i:03d}" for i in range(n)]
+
+
+def make_store(path, n=10, mids=MIDS, **overrides) -> Path:
+    ids = clip_ids(n)
+    kwargs = dict(clip_ids=ids, splits=["train" if i % 3 else "eval" for i in range(n)],
+                  folds=[None if i % 2 else 1 + i % 5 for i in range(n)], vocabulary_mids=mids,
+                  vocabulary_names=[m.upper() for m in mids], activation="sigmoid", attrs=provenance(),
+                  chunk_clips=4)
+    kwargs.update(overrides)
+    create_store(path, **kwargs)
+    return Path(path)
+
+
+def teacher_logits(n_rows: int, num_classes: int, seed: int, views: int = 0) -> np.ndarray:
+    shape = (n_rows, views, num_classes) if views else (n_rows, num_classes)
+    return (np.random.default_rng(seed).standard_normal(shape) * 4).astype(np.float32)
+
+
+def chunk_views(ids: list[str], start: int, stop: int, views: int, seed: int = 7) -> list[list[View]]:
+    return [[draw_view(seed, ids[row], k, ids, SETTINGS, 128, 100) for k in range(views)] for row in range(start, stop)]
+
+
+def fill_store(path: Path, views: int = 0, failed: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Write and mark every chunk; returns the dense inputs so tests can compare against them."""
+    failed = failed or {}
+    table = LogitTable.open(path, load_views=False)
+    ids, num_classes = table.clip_ids, table.num_classes
+    dense = teacher_logits(len(ids), num_classes, seed=1)
+    view_dense = teacher_logits(len(ids), num_classes, seed=2, views=views) if views else None
+    for chunk, start, stop in chunk_plan(path):
+        valid = np.array([ids[row] not in failed for row in range(start, stop)])
+        arrays = views_to_arrays(chunk_views(ids, start, stop, views)) if views else None
+        sha = write_chunk(path, chunk, dense[start:stop], valid,
+                          view_dense[start:stop] if views else None, arrays)
+        mark_chunk_done(path, chunk, sha, [(c, e) for c, e in failed.items() if ids.index(c) in range(start, stop)])
+    return {"logits": dense, "view_logits": view_dense}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_round_trip_dense(tmp_path, dtype):
+    path = make_store(tmp_path / "s.zarr", dtype=dtype)
+    inputs = fill_store(path)
+    assert verify_store(path) == []
+    table = LogitTable.open(path)
+    ids = clip_ids(10)
+    rows = table.rows(ids[::-1])
+    np.testing.assert_array_equal(table.logits_for(rows), inputs["logits"][::-1].astype(dtype).astype(np.float32))
+    assert table._arrays["logits"].dtype == np.dtype(dtype)  # float16 stays float16 in memory
+    assert table.vocabulary_mids == MIDS and table.activation == "sigmoid" and table.num_views == 0
+    assert table.front_end["n_mels"] == 128 and not table.cross_fitted and table.complete
+
+
+def test_plain_zarr_reads_everything(tmp_path):
+    path = make_store(tmp_path / "s.zarr", views=2, view_seed=7)
+    fill_store(path, views=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a plain reader must see a clean hierarchy
+        group = zarr.open_group(str(path), mode="r")
+        assert zarr.open(str(path), mode="r").attrs["format"] == FORMAT_ID
+        arrays = dict(group.arrays())
+    assert group.attrs["format"] == FORMAT_ID and group.attrs["version"] == FORMAT_VERSION
+    assert group.attrs["vocabulary"]["mids"] == MIDS
+    assert group.attrs["teacher"]["metrics"]["broken"] is None  # NaN is not JSON
+    assert arrays["logits"].metadata.dimension_names == ("clip", "class")
+    assert arrays["view_logits"].metadata.dimension_names == ("clip", "view", "class")
+    assert arrays["view_freq_masks"].shape == (10, 2, 2, 2)
+    assert [str(c) for c in arrays["clip_id"][:]] == clip_ids(10)
+    assert list(arrays["fold"][:3]) == [1, 0, 3]
+    assert (path / "zarr.json").read_text().count("NaN") == 0
+
+
+def test_default_chunks_hold_a_mebibyte_and_writes_touch_one_chunk(tmp_path):
+    mids = [f"/m/{i}" for i in range(200)]
+    path = make_store(tmp_path / "s.zarr", n=3000, mids=mids, chunk_clips=None)
+    group = zarr.open_group(str(path), mode="r")
+    rows = group["logits"].chunks[0]
+    assert rows * 200 * 2 >= 1 << 20 and (rows - 1) * 200 * 2 < 1 << 20
+    assert group["logits"].chunks == (rows, 200) and group.attrs["chunk_clips"] == rows
+    plan = chunk_plan(path)
+    assert plan == [(0, 0, rows), (1, rows, 3000)]
+    small = make_store(tmp_path / "small.zarr", n=5, chunk_clips=None)
+    assert chunk_plan(small) == [(0, 0, 5)]  # capped at the clip count
+    chunk, start, stop = plan[1]
+    write_chunk(path, chunk, teacher_logits(stop - start, 200, 3), np.ones(stop - start, bool))
+    assert (path / "logits" / "c" / "1" / "0").is_file() and not (path / "logits" / "c" / "0" / "0").exists()
+    assert np.isnan(group["logits"][:start]).all() and not group["valid"][:start].any()
+
+
+def test_checksums_bookkeeping_and_tamper_detection(tmp_path):
+    path = make_store(tmp_path / "s.zarr")
+    ids = clip_ids(10)
+    logits = teacher_logits(4, len(MIDS), 5)
+    first = write_chunk(path, 1, logits, np.ones(4, bool))
+    twin = make_store(tmp_path / "twin.zarr")
+    assert write_chunk(twin, 1, logits, np.ones(4, bool)) == first  # deterministic
+    assert done_chunks(path) == set()
+    mark_chunk_done(path, 1, first)
+    assert done_chunks(path) == {1}
+    with pytest.raises(StoreError, match="already done"):
+        write_chunk(path, 1, logits, np.ones(4, bool))
+    problems = verify_store(path)
+    assert len(problems) == 1 and "2 of 3 chunks not written" in problems[0]
+    with pytest.raises(StoreError, match="not done"):
+        finalize_store(path, {"seconds": 1.0})
+    fill_store(twin)
+    assert verify_store(twin) == []
+    completed = finalize_store(twin, {"seconds": 2.5})
+    assert completed["valid"] == 10 and completed["seconds"] == 2.5
+    zarr.open_group(str(twin), mode="r+")["logits"][5] = np.zeros(len(MIDS))  # a change after the fact
+    problems = verify_store(twin)
+    assert any("chunk 1: sha256 mismatch" in p for p in problems) and not any("chunk 0" in p for p in problems)
+    assert ids[5] in LogitTable.open(twin).index
+
+
+def test_failures_are_recorded_and_masked(tmp_path):
+    path = make_store(tmp_path / "s.zarr")
+    failed = {"clip002": "soundfile: unreadable header", "clip009": "file missing"}
+    inputs = fill_store(path, failed=failed)
+    assert verify_store(path) == []
+    group = zarr.open_group(str(path), mode="r")
+    assert [str(c) for c in group["failure_clip_id"][:]] == ["clip002", "clip009"]
+    assert [str(e) for e in group["failure_error"][:]] == list(failed.values())
+    assert list(group["chunk_failures"][:]) == [1, 0, 1]
+    sha = str(group["chunk_sha256"][0])
+    mark_chunk_done(path, 0, sha, [("clip002", failed["clip002"])])  # a retried mark adds nothing
+    assert group["failure_clip_id"].shape == (2,)
+    with pytest.raises(StoreError, match="another checksum"):
+        mark_chunk_done(path, 0, "0" * 64)
+    table = LogitTable.open(path)
+    rows = table.rows(["clip002", "clip009", "clip003"])
+    got = table.logits_for(rows)
+    assert np.isnan(got[:2]).all()  # masked although the writer was handed numbers for them
+    assert np.isfinite(inputs["logits"][[2, 9]]).all() and np.isfinite(got[2]).all()
+    assert list(table.usable(rows)) == [False, False, True]
+    summary = inspect(path)
+    assert "file missing" in summary and "train: 5/6 valid" in summary and "eval: 3/4 valid" in summary
+    with pytest.raises(ValueError, match="marked valid"):
+        other = make_store(tmp_path / "other.zarr")
+        sha = write_chunk(other, 0, inputs["logits"][:4], np.ones(4, bool))
+        mark_chunk_done(other, 0, sha, [("clip001", "made up")])
+
+
+def _write_in_worker(path: str, chunk: int, start: int, stop: int) -> tuple[int, str]:
+    logits = teacher_logits(10, len(MIDS), seed=1)[start:stop]
+    return chunk, write_chunk(path, chunk, logits, np.ones(stop - start, bool))
+
+
+def test_worker_processes_write_chunks_concurrently(tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = make_store(tmp_path / "s.zarr", chunk_clips=2)
+    plan = chunk_plan(path)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_write_in_worker, *zip(*[(str(path), *step) for step in plan])))
+    for chunk, sha in results:  # only the client marks
+        mark_chunk_done(path, chunk, sha)
+    assert verify_store(path) == [] and done_chunks(path) == set(range(5))
+    np.testing.assert_array_equal(LogitTable.open(path).logits_for(np.arange(10)),
+                                  teacher_logits(10, len(MIDS), seed=1).astype(np.float16).astype(np.float32))
+
+
+def test_interrupted_mark_leaves_no_duplicate_failures(tmp_path):
+    path = make_store(tmp_path / "s.zarr")
+    group = zarr.open_group(str(path), mode="r+")
+    group["failure_clip_id"].append(np.array(["clip001"], dtype=str))  # a mark that died half way
+    valid = np.array([True, False, True, True])
+    sha = write_chunk(path, 0, teacher_logits(4, len(MIDS), 4), valid)
+    mark_chunk_done(path, 0, sha, [("clip001", "decode error")])
+    assert read_failures(group) == [("clip001", "decode error", 0)]
+    assert group["failure_clip_id"].shape == group["failure_chunk"].shape == (1,)
+
+
+def test_writer_refuses_bad_numbers(tmp_path):
+    path = make_store(tmp_path / "s.zarr")
+    logits = teacher_logits(4, len(MIDS), 6)
+    logits[2, 1] = np.inf
+    with pytest.raises(ValueError, match="clip002"):
+        write_chunk(path, 0, logits, np.ones(4, bool))
+    with pytest.raises(ValueError, match="float16"):
+        write_chunk(path, 0, np.full((4, len(MIDS)), 1e6, np.float32), np.ones(4, bool))
+    with pytest.raises(ValueError, match="shape"):
+        write_chunk(path, 0, logits[:3], np.ones(3, bool))
+
+
+def test_views_round_trip_exactly(tmp_path):
+    ids = clip_ids(10)
+    views = chunk_views(ids, 0, 10, 3)
+    views[0][1] = View(seed=7, view_index=1, partner="clip004", lam=0.4375, time_shift=-3,
+                       freq_masks=((5, 0), (17, 9)), time_masks=())  # a zero-width mask still round-trips
+    arrays = views_to_arrays(views)
+    assert all(arrays_to_view(arrays, r, k, seed=7) == views[r][k] for r in range(10) for k in range(3))
+    assert any(v.partner for row in views for v in row)  # the draw exercised mixup
+    with pytest.raises(ValueError, match="round-trip"):
+        views_to_arrays([[View(seed=7, view_index=0, lam=0.1234567891)]])
+
+    path = make_store(tmp_path / "s.zarr", views=3, view_seed=7)
+    inputs = fill_store(path, views=3)
+    table = LogitTable.open(path)
+    assert table.num_views == 3 and table.view_seed == 7
+    assert all(table.view_for(r, k) == chunk_views(ids, r, r + 1, 3)[0][k] for r in range(10) for k in range(3))
+    rows, ks = np.array([4, 0, -1]), np.array([2, 1, 0])
+    got = table.view_logits_for(rows, ks)
+    np.testing.assert_array_equal(got[:2], inputs["view_logits"][[4, 0], [2, 1]].astype(np.float16).astype(np.float32))
+    assert np.isnan(got[2]).all()
+    with pytest.raises(ValueError, match="load_views"):
+        LogitTable.open(path, load_views=False).view_for(0, 0)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
+def test_topk_rebuild_rule(activation):
+    dense = teacher_logits(20, 30, 8).astype(np.float64)
+    dense[3] = np.nan  # a failed clip
+    k = 5
+    values, indices, fill = topk_compress(dense, k, activation)
+    rebuilt = rebuild_dense(values, indices, fill, 30)
+    assert np.isnan(rebuilt[3]).all() and (indices[3] == -1).all()
+    for row in [r for r in range(20) if r != 3]:
+        order = np.argsort(-dense[row], kind="stable")
+        top, rest = order[:k], order[k:]
+        np.testing.assert_allclose(rebuilt[row, top], dense[row, top], rtol=1e-6)
+        assert (rebuilt[row, rest] == fill[row]).all() and fill[row] <= dense[row, order[k]] + 1e-6
+        if activation == "softmax":  # kept classes keep their exact dense probability
+            def softmax(z):
+                return np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+            np.testing.assert_allclose(softmax(rebuilt[row].astype(np.float64))[top], softmax(dense[row])[top],
+                                       rtol=1e-5)
+        else:  # the dropped classes keep their summed probability
+            def sigmoid(z):
+                return 1 / (1 + np.exp(-z))
+            assert math.isclose(sigmoid(rebuilt[row, rest].astype(np.float64)).sum(),
+                                sigmoid(dense[row, rest]).sum(), rel_tol=1e-5)
+
+
+def test_topk_store_rebuilds_dense_rows(tmp_path):
+    mids = [f"/m/{i}" for i in range(12)]
+    path = make_store(tmp_path / "s.zarr", mids=mids, topk=3, views=1, view_seed=7)
+    inputs = fill_store(path, views=1, failed={"clip004": "gone"})
+    assert verify_store(path) == []
+    group = zarr.open_group(str(path), mode="r")
+    assert "logits" not in group and group["topk_indices"].dtype == np.int16 and group["topk_values"].shape == (10, 3)
+    table = LogitTable.open(path)
+    got = table.logits_for(np.arange(10))
+    assert np.isnan(got[4]).all()
+    for row in [0, 7]:
+        top = np.argsort(-inputs["logits"][row], kind="stable")[:3]
+        np.testing.assert_array_equal(got[row, top], inputs["logits"][row, top].astype(np.float16).astype(np.float32))
+        assert len(np.unique(np.delete(got[row], top))) == 1
+    view_row = table.view_logits_for([2], [0])[0]
+    top = np.argsort(-inputs["view_logits"][2, 0], kind="stable")[:3]
+    np.testing.assert_array_equal(view_row[top], inputs["view_logits"][2, 0, top].astype(np.float16))
+
+
+@pytest.mark.parametrize("field, change", [
+    ("teacher checkpoint_sha256", {"attrs": provenance(checkpoint="b" * 64)}),
+    ("manifest sha256", {"attrs": provenance(clips_sha="e" * 64)}),
+    ("front_end", {"attrs": provenance(n_mels=64)}),
+    ("vocabulary sha256", {"mids": MIDS[::-1]}),
+    ("views count", {"views": 2}),
+    ("topk", {"topk": 2}),
+    ("clip_ids", {"n": 11}),
+])
+def test_incompatible_store_is_refused_naming_the_field(tmp_path, field, change):
+    path = make_store(tmp_path / "s.zarr")
+    with pytest.raises(StoreMismatch, match=field):
+        make_store(path, **change)
+    make_store(path, overwrite=True, **change)  # overwrite recreates with the new identity
+    assert zarr.open_group(str(path), mode="r").attrs["sessions"].__len__() == 1
+
+
+def test_compatible_reopen_resumes_and_overwrite_starts_afresh(tmp_path):
+    path = make_store(tmp_path / "s.zarr")
+    sha = write_chunk(path, 2, teacher_logits(2, len(MIDS), 9), np.ones(2, bool))
+    mark_chunk_done(path, 2, sha)
+    make_store(path)  # same inputs: resume
+    assert done_chunks(path) == {2}
+    assert len(zarr.open_group(str(path), mode="r").attrs["sessions"]) == 2
+    make_store(path, overwrite=True)
+    assert done_chunks(path) == set()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("not a store")
+    with pytest.raises(StoreMismatch, match="not a cmkd-logits store"):
+        make_store(tmp_path / "junk")
+
+
+def test_lock_refuses_a_second_writer_and_takes_over_a_dead_one(tmp_path):
+    path = tmp_path / "s.zarr"
+    with StoreLock(path) as lock:
+        assert lock_path(path).is_file()
+        with pytest.raises(StoreLocked, match=f"{os.getpid()}@{socket.gethostname()}"):
+            StoreLock(path).acquire()
+    assert not lock_path(path).exists()
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    lock_path(path).write_text(f'{{"pid": {dead_pid}, "host": "{socket.gethostname()}", "created": "then"}}')
+    with StoreLock(path) as lock:
+        assert lock.took_over["pid"] == dead_pid
+    lock_path(path).write_text('{"pid": 1, "host": "elsewhere.example", "created": "then"}')
+    with pytest.raises(StoreLocked, match="another host"):
+        StoreLock(path).acquire()
+    with StoreLock(path, force=True) as lock:
+        assert lock.took_over["host"] == "elsewhere.example"
+
+
+def test_logit_table_lookup_subset_and_shared_mmap(tmp_path):
+    path = make_store(tmp_path / "s.zarr", views=1, view_seed=7)
+    inputs = fill_store(path, views=1)
+    table = LogitTable.open(path)
+    assert list(table.rows(["clip003", "nope", "clip000"])) == [3, -1, 0]
+    subset = LogitTable.open(path, clip_ids=["clip008", "clip001", "absent"])
+    assert subset.clip_ids == ["clip001", "clip008"] and list(subset.rows(["clip008", "clip002"])) == [1, -1]
+    np.testing.assert_array_equal(subset.logits_for([1]), table.logits_for([8]))
+    assert subset.view_for(1, 0) == table.view_for(8, 0)
+
+    before = table.logits_for(np.arange(10))
+    table.share(tmp_path / "cache")
+    assert isinstance(table._arrays["logits"], np.memmap) and table.shared
+    np.testing.assert_array_equal(table.logits_for(np.arange(10)), before)
+    clone = pickle.loads(pickle.dumps(table))
+    assert isinstance(clone._arrays["logits"], np.memmap)
+    np.testing.assert_array_equal(clone.logits_for(np.arange(10)), before)
+    assert clone.view_for(3, 0) == table.view_for(3, 0)
+    assert clone._arrays["logits"].filename == table._arrays["logits"].filename  # same pages, no copy
+    assert inputs["logits"].shape == before.shape
+
+
+def test_newer_major_version_is_refused(tmp_path):
+    path = make_store(tmp_path / "s.zarr")
+    zarr.open_group(str(path), mode="r+").attrs.update({"version": "2.0"})
+    with pytest.raises(StoreError, match="version '2.0'"):
+        LogitTable.open(path)
+    assert "version" in verify_store(path)[0]
+
+
+def documented_plain_zarr_example() -> str:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "store-format.md").read_text()
+    block = text.split("<!-- plain-zarr example", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("topk", [0, 2])
+def test_documented_plain_zarr_example_matches_the_reader(tmp_path, topk):
+    path = make_store(tmp_path / "s.zarr", topk=topk)
+    fill_store(path, failed={"clip005": "gone"})
+    namespace = {"STORE": str(path)}
+    exec(documented_plain_zarr_example(), namespace)  # the docs' ten lines, verbatim
+    expected = LogitTable.open(path).logits_for(np.arange(10))
+    np.testing.assert_array_equal(namespace["logits"], expected)
+    assert namespace["clip_ids"] == clip_ids(10) and not namespace["valid"][5]
+    assert namespace["probabilities"].shape == (10, len(MIDS))

@@ -1,0 +1,124 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.data import ClipDataset, balanced_weights, epoch_order
+from pipeline.manifests import Clip, load_manifest
+from pipeline.training import load_checkpoint, run_training
+from pipeline.training.schedule import WeightAverager, lr_factor
+
+from .conftest import tiny_config
+
+
+def test_balanced_weights_follow_psla_rule():
+    clips = [Clip("a", "a.wav", ("x",)), Clip("b", "b.wav", ("x", "y")), Clip("c", "c.wav", ("x",))]
+    weights = balanced_weights(clips, ["x", "y"])
+    wx, wy = 1000 / (3 + 0.01), 1000 / (1 + 0.01)
+    assert np.allclose(weights, [wx, wx + wy, wx])
+
+
+def test_balanced_sampler_draws_rare_classes_more_often():
+    clips = [Clip(str(i), "", ("common",)) for i in range(90)] + [Clip(str(90 + i), "", ("rare",)) for i in range(10)]
+    order = np.concatenate([epoch_order(100, 0, e, balanced_weights(clips, ["common", "rare"])) for e in range(20)])
+    rare_share = np.mean(order >= 90)
+    assert 0.4 < rare_share < 0.6  # classes balanced, against 10% uniformly
+    assert len(set(epoch_order(100, 0, 1).tolist())) == 100  # no weights: a permutation
+
+
+def test_epoch_order_is_keyed_by_seed_and_epoch():
+    assert np.array_equal(epoch_order(50, 1, 3), epoch_order(50, 1, 3))
+    assert not np.array_equal(epoch_order(50, 1, 3), epoch_order(50, 1, 4))
+
+
+def test_lr_schedule_warmup_and_step_decay():
+    config = tiny_config(warmup_steps=10, lr_decay_start=3, lr_decay_every=2, lr_decay=0.5)
+    assert lr_factor(config, 0, 1) == pytest.approx(0.1)
+    assert lr_factor(config, 100, 2) == 1.0
+    assert lr_factor(config, 100, 3) == 0.5 and lr_factor(config, 100, 4) == 0.5
+    assert lr_factor(config, 100, 5) == 0.25
+
+
+def test_weight_averager_is_the_mean_of_epoch_weights():
+    config = tiny_config(wa_start=2, wa_end=3)
+    model = torch.nn.Linear(2, 1)
+    averager = WeightAverager(config)
+    values = {1: 1.0, 2: 2.0, 3: 4.0}
+    for epoch, value in values.items():
+        torch.nn.init.constant_(model.weight, value)
+        averager.update(model, epoch)
+    assert torch.allclose(averager.averaged_state(model)["weight"], torch.full((1, 2), 3.0))
+
+
+def test_mixup_mixes_targets_with_the_view_lambda(project):
+    from pipeline.augment import AugmentSettings
+
+    manifest = load_manifest("data_manifests/tiny")
+    config = tiny_config()
+    train = manifest.select("train")
+    dataset = ClipDataset(manifest, train, config.front_end(), AugmentSettings(mixup=1.0), seed=0)
+    for index in range(len(train)):
+        view, _ = dataset.view_for(index)
+        if view.partner:
+            break
+    item = dataset[index]
+    own = dataset._target(train[index])
+    partner = dataset._target(dataset.partner_by_id[view.partner])
+    assert np.allclose(item["target"].numpy(), view.lam * own + (1 - view.lam) * partner)
+    assert 0 < view.lam < 1 and float(item["lam"]) == pytest.approx(view.lam)
+
+
+def test_supervised_run_writes_the_run_directory(project):
+    summary = run_training("tiny", tiny_config(), "sup", progress=False)
+    run = Path("runs/tiny/sup")
+    for name in ("config.yaml", "metrics.csv", "summary.json", "checkpoints/final.pt", "checkpoints/best.pt",
+                 "checkpoints/last.pt", "plots/training_curve.png"):
+        assert (run / name).exists(), name
+    assert set(json.loads((run / "summary.json").read_text())) >= {"map", "mauc", "dprime", "accuracy", "best"}
+    assert 0.0 < summary["map"] <= 1.0
+    assert len((run / "metrics.csv").read_text().strip().splitlines()) == 1 + 2
+    ckpt = load_checkpoint(run / "checkpoints/final.pt")
+    assert {"model", "config", "vocabulary", "front_end", "model_name"} <= set(ckpt)
+
+
+def test_resume_after_kill_matches_uninterrupted_run(project):
+    """A run killed (SIGKILL) after its first checkpoint, resumed, ends with the same weights."""
+    config = tiny_config(epochs=3, mixup=0.5, freqm=4, timem=8)
+    run_training("tiny", config, "whole", progress=False)
+    script = (
+        "import os, sys; sys.path.insert(0, %r); import torch; torch.set_num_threads(1)\n"
+        "from tests.conftest import tiny_config\n"
+        "import pipeline.training.loop as loop\n"
+        "from pipeline.training import run_training\n"
+        "real = loop.save_checkpoint\n"
+        "def killing_save(state, path):\n"
+        "    real(state, path)\n"
+        "    if str(path).endswith('last.pt') and state['epoch'] == 2: os.kill(os.getpid(), 9)\n"
+        "loop.save_checkpoint = killing_save\n"
+        "run_training('tiny', tiny_config(epochs=3, mixup=0.5, freqm=4, timem=8), 'killed', progress=False)\n"
+    ) % str(Path(__file__).resolve().parents[1])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]
+    assert load_checkpoint("runs/tiny/killed/checkpoints/last.pt")["epoch"] == 2
+    run_training("tiny", config, "killed", resume=True, progress=False)
+    whole = load_checkpoint("runs/tiny/whole/checkpoints/final.pt")["model"]
+    resumed = load_checkpoint("runs/tiny/killed/checkpoints/final.pt")["model"]
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+    assert len(Path("runs/tiny/killed/metrics.csv").read_text().strip().splitlines()) == 1 + 3
+
+
+def test_fold_based_data_runs_each_fold_and_averages(tmp_path, monkeypatch):
+    from .conftest import make_tiny_dataset
+
+    make_tiny_dataset(tmp_path, "folds", n_train=32, n_eval=0, fold_based=True)
+    monkeypatch.chdir(tmp_path)
+    summary = run_training("folds", tiny_config(epochs=1, loss="ce"), "cv", progress=False)
+    assert set(summary["folds"]) == {"1", "2", "3", "4"}
+    assert summary["accuracy"] == pytest.approx(np.mean([f["accuracy"] for f in summary["folds"].values()]))
+    one = run_training("folds", tiny_config(epochs=1, loss="ce"), "f2", fold=2, progress=False)
+    assert one["accuracy"] == pytest.approx(summary["folds"]["2"]["accuracy"])
