@@ -215,10 +215,8 @@ def test_mirrored_temporal_pairs_hold_the_same_samples_in_another_order():
             b = synthesise_event(partner.label, np.random.default_rng(seed))
             assert len(a) == len(b)
             np.testing.assert_allclose(np.sort(a), np.sort(b), atol=1e-9)
-            assert not np.allclose(a, b), (sound_class.label, seed)
-            # the arrangement is not a trivial shift: the energy centroid in time moves
-            centroid = [np.sum(np.arange(len(w)) * w**2) / np.sum(w**2) / len(w) for w in (a, b)]
-            assert abs(centroid[0] - centroid[1]) > 0.01
+            # and the arrangement differs substantially, not by a sample or two
+            assert np.mean((a - b) ** 2) > 0.1 * np.mean(a**2), (sound_class.label, seed)
 
 
 def test_multilabel_clips_mix_one_to_three_distinct_events_over_noise():

@@ -18,8 +18,8 @@ import zarr
 from pipeline.augment import AugmentSettings, View, draw_view
 from pipeline.store import (FORMAT_ID, FORMAT_VERSION, LogitTable, StoreError, StoreLock, StoreLocked, StoreMismatch,
                             arrays_to_view, chunk_plan, create_store, done_chunks, finalize_store, inspect,
-                            lock_path, mark_chunk_done, read_failures, rebuild_dense, topk_compress, verify_store,
-                            views_to_arrays, write_chunk)
+                            lock_path, mark_chunk_done, read_failures, rebuild_dense, store_is_complete, topk_compress,
+                            verify_store, views_to_arrays, write_chunk)
 
 MIDS = ["/m/dog", "/m/cat", "/m/rain", "/m/car", "/m/bird", "/m/wind"]
 NAMES = ["Dog", "Cat", "Rain", "Car", "Bird", "Wind"]
@@ -141,8 +141,9 @@ def test_checksums_bookkeeping_and_tamper_detection(tmp_path):
     with pytest.raises(StoreError, match="not done"):
         finalize_store(path, {"seconds": 1.0})
     fill_store(twin)
-    assert verify_store(twin) == []
+    assert verify_store(twin) == [] and not store_is_complete(twin)
     completed = finalize_store(twin, {"seconds": 2.5})
+    assert store_is_complete(twin) and not store_is_complete(path) and not store_is_complete(tmp_path / "none")
     assert completed["valid"] == 10 and completed["seconds"] == 2.5
     zarr.open_group(str(twin), mode="r+")["logits"][5] = np.zeros(len(MIDS))  # a change after the fact
     problems = verify_store(twin)
@@ -243,6 +244,25 @@ def test_views_round_trip_exactly(tmp_path):
     assert np.isnan(got[2]).all()
     with pytest.raises(ValueError, match="load_views"):
         LogitTable.open(path, load_views=False).view_for(0, 0)
+
+
+@pytest.mark.parametrize("topk", [0, 2])
+def test_a_single_view_can_be_masked_in_a_valid_clip(tmp_path, topk):
+    path = make_store(tmp_path / "s.zarr", views=2, view_seed=7, topk=topk)
+    ids = clip_ids(10)
+    views = views_to_arrays(chunk_views(ids, 0, 4, 2))
+    view_logits = teacher_logits(4, len(MIDS), 3, views=2)
+    view_logits[1, 0] = np.nan  # its mixup partner could not be read
+    partly = view_logits.copy()
+    partly[2, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="clip002"):
+        write_chunk(path, 0, teacher_logits(4, len(MIDS), 4), np.ones(4, bool), partly, views)
+    sha = write_chunk(path, 0, teacher_logits(4, len(MIDS), 4), np.ones(4, bool), view_logits, views)
+    mark_chunk_done(path, 0, sha)
+    assert not any("chunk 0" in problem for problem in verify_store(path))
+    table = LogitTable.open(path)
+    got = table.view_logits_for([1, 1], [0, 1])
+    assert np.isnan(got[0]).all() and np.isfinite(got[1]).all() and table.valid_rows([1])[0]
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "softmax"])

@@ -122,7 +122,8 @@ def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
             (report.left_at_init if key.endswith("num_batches_tracked") else missing).append(key)
         elif state[key].shape == target.shape:
             incoming[key] = state[key]
-        elif key == "v.pos_embed" and isinstance(model, AudioSpectrogramTransformer):
+        elif (key == "v.pos_embed" and isinstance(model, AudioSpectrogramTransformer)
+              and state[key].shape[2] == target.shape[2]):
             grid = _source_grid(model, state[key].shape[1], meta, source_grid)
             incoming[key] = model.resize_pos_embed(state[key], grid)
             report.interpolated[key] = f"{grid[0]}x{grid[1]} -> {model.grid[0]}x{model.grid[1]} patches"

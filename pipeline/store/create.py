@@ -69,7 +69,7 @@ def _identity(attrs: dict) -> dict:
         "activation": attrs["activation"],
         "views count": views["count"],
         "views seed": views["seed"],
-        "views settings": views.get("settings"),
+        "views settings": views.get("settings") if views["count"] else None,  # no views: settings unused
         "views max_masks": layout["max_masks"],
         "dtype": layout["dtype"],
         "topk": layout["topk"],
@@ -107,7 +107,8 @@ def build_attrs(*, clip_ids, vocabulary_mids, vocabulary_names, activation, attr
         "chunk_clips": layout.chunk_clips,
         "layout": layout.to_attrs(),
     })
-    provenance.setdefault("software", software_attrs())
+    if "software" not in provenance:
+        provenance["software"] = software_attrs()
     provenance["sessions"] = [{"started": provenance["created"], "software": provenance["software"]}]
     return provenance
 
