@@ -8,6 +8,7 @@ so a run can always be rebuilt from its directory.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -104,34 +105,37 @@ class Config:
 
 
 def _coerce(text: str, annotation: typing.Any, key: str):
-    """Turn an override string into the field's type (YAML parsing, then a type check)."""
-    value = yaml.safe_load(text) if text != "" else ""
-    hint = str(annotation)
-    if value is None:
-        if "None" in hint:
-            return None
-        raise ValueError(f"override {key}=null: {key} cannot be empty")
-    if "tuple" in hint:
-        if isinstance(value, str):
-            value = [yaml.safe_load(v) for v in value.split(",")]
-        return tuple(float(v) for v in value)
-    if hint.startswith("int") or hint == "<class 'int'>":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"override {key}={text!r}: expected an integer")
-        return value
-    if "float" in hint:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"override {key}={text!r}: expected a number")
-        return float(value)
-    if "bool" in hint:
+    """Turn an override string into the field's type; a wrong type is an error naming the key."""
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    args = typing.get_args(annotation) if is_union else ()
+    optional = type(None) in args
+    base = next(a for a in args if a is not type(None)) if is_union else annotation
+    if text.strip().lower() in ("null", "none") and optional:
+        return None
+    if typing.get_origin(base) is tuple or base is tuple:
+        try:
+            return tuple(float(v) for v in text.strip("[]() ").split(","))
+        except ValueError:
+            raise ValueError(f"override {key}={text!r}: expected numbers separated by commas") from None
+    if base is bool:
+        value = yaml.safe_load(text)
         if not isinstance(value, bool):
             raise ValueError(f"override {key}={text!r}: expected true or false")
         return value
-    if "int" in hint and isinstance(value, int):  # int | None
-        return value
-    return str(value) if not isinstance(value, str) else value
+    if base is int:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"override {key}={text!r}: expected an integer") from None
+        if not number.is_integer():
+            raise ValueError(f"override {key}={text!r}: expected an integer")
+        return int(number)
+    if base is float:
+        try:
+            return float(text)  # float() reads 1e-3, which YAML 1.1 would leave a string
+        except ValueError:
+            raise ValueError(f"override {key}={text!r}: expected a number") from None
+    return text
 
 
 def apply_overrides(config: Config, overrides: dict[str, str] | list[str]) -> Config:

@@ -22,9 +22,10 @@ SHORT = {"n_mels": 64, "target_length": 100}
 
 
 @pytest.fixture(autouse=True)
-def _two_threads():
+def _one_thread():
+    # one thread: on a shared 2-core machine a second OpenMP thread mostly spin-waits
     previous = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
 

@@ -133,12 +133,16 @@ def build_ast(name: str, imagenet_source: str | None, num_classes: int, n_mels: 
     if pooling != "mean":
         raise ValueError(f"{name}: AST pools by averaging its class and distillation tokens; pooling must be "
                          f"'mean', got {pooling!r}")
-    model = AudioSpectrogramTransformer(num_classes, n_mels, target_length, embed_dim, depth, num_heads,
-                                        freq_stride, time_stride, drop_rate)
-    if pretrained == "imagenet":
+    imagenet_state = None
+    if pretrained == "imagenet":  # fetched before the (slow) construction, so a missing file fails at once
         if imagenet_source is None:
             raise PretrainedUnavailable(f"{name} has no ImageNet counterpart; use pretrained=none")
-        model.v.load_state_dict(imagenet_vit_state(imagenet_source, model.grid), strict=True)
+        grid = patch_grid(n_mels, target_length, freq_stride, time_stride)
+        imagenet_state = imagenet_vit_state(imagenet_source, grid)
+    model = AudioSpectrogramTransformer(num_classes, n_mels, target_length, embed_dim, depth, num_heads,
+                                        freq_stride, time_stride, drop_rate)
+    if imagenet_state is not None:
+        model.v.load_state_dict(imagenet_state, strict=True)
     return model
 
 
