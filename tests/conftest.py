@@ -83,3 +83,21 @@ def project(tmp_path, monkeypatch):
 def _one_thread():
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     yield
+
+
+def run_killed_after_epoch(code: str, epoch: int, cwd: Path | None = None):
+    """Run `code` (Python, inside this repo) in a subprocess that SIGKILLs itself right after the
+    checkpoint of `epoch` is written: a crash at the worst moment of a real run."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys; sys.path.insert(0, %r); import torch; torch.set_num_threads(1)\n"
+        "import pipeline.training.loop as loop\n"
+        "real = loop.save_checkpoint\n"
+        "def killing_save(state, path):\n"
+        "    real(state, path)\n"
+        "    if str(path).endswith('last.pt') and state['epoch'] == %d: os.kill(os.getpid(), 9)\n"
+        "loop.save_checkpoint = killing_save\n"
+    ) % (str(Path(__file__).resolve().parents[1]), epoch)
+    return subprocess.run([sys.executable, "-c", script + code], capture_output=True, text=True, cwd=cwd)

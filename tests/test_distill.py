@@ -15,7 +15,7 @@ from pipeline.engine import StageOneJob, run_stage_one
 from pipeline.manifests import load_manifest
 from pipeline.training import model_from_checkpoint, run_training
 
-from .conftest import tiny_config
+from .conftest import run_killed_after_epoch, tiny_config
 
 
 @pytest.fixture
@@ -130,7 +130,21 @@ def test_student_runs_in_each_mode_and_resumes(store):
         assert summary["kd"] == mode and 0 < summary["map"] <= 1
     online = apply_overrides(tiny_config(epochs=1), ["kd=online", "teacher=runs/tiny/teacher"])
     assert run_training("tiny", online, "student-online", job_extras=extras, progress=False)["kd"] == "online"
-    # resume: a finished epoch-2 run resumed with a longer schedule continues from its checkpoint
-    config = apply_overrides(kd_config(store), ["kd=replay", "epochs=3"])
-    run_training("tiny", config, "student-replay", resume=True, job_extras=extras, progress=False)
-    assert len(Path("runs/tiny/student-replay/metrics.csv").read_text().strip().splitlines()) == 1 + 3
+
+
+def test_a_killed_student_resumes_to_the_same_weights(store):
+    from pipeline.training import load_checkpoint
+
+    config = apply_overrides(kd_config(store, epochs=3), ["kd=replay"])
+    extras = kd_job_extras(Path("data_manifests/tiny"))
+    run_training("tiny", config, "whole", job_extras=extras, progress=False)
+    result = run_killed_after_epoch(
+        "from pathlib import Path\nfrom tests.test_distill import kd_config\nfrom pipeline.config import apply_overrides\n"
+        "from pipeline.distill import kd_job_extras\nfrom pipeline.training import run_training\n"
+        f"run_training('tiny', apply_overrides(kd_config({store!r}, epochs=3), ['kd=replay']), 'killed',"
+        " job_extras=kd_job_extras(Path('data_manifests/tiny')), progress=False)\n", 1)
+    assert result.returncode == -9, result.stderr[-2000:]
+    run_training("tiny", config, "killed", resume=True, job_extras=extras, progress=False)
+    whole = load_checkpoint("runs/tiny/whole/checkpoints/final.pt")["model"]
+    resumed = load_checkpoint("runs/tiny/killed/checkpoints/final.pt")["model"]
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)

@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ from pipeline.manifests import Clip, load_manifest
 from pipeline.training import load_checkpoint, run_training
 from pipeline.training.schedule import WeightAverager, lr_factor
 
-from .conftest import tiny_config
+from .conftest import run_killed_after_epoch, tiny_config
 
 
 def test_balanced_weights_follow_psla_rule():
@@ -89,19 +87,9 @@ def test_resume_after_kill_matches_uninterrupted_run(project):
     """A run killed (SIGKILL) after its first checkpoint, resumed, ends with the same weights."""
     config = tiny_config(epochs=3, mixup=0.5, freqm=4, timem=8)
     run_training("tiny", config, "whole", progress=False)
-    script = (
-        "import os, sys; sys.path.insert(0, %r); import torch; torch.set_num_threads(1)\n"
-        "from tests.conftest import tiny_config\n"
-        "import pipeline.training.loop as loop\n"
-        "from pipeline.training import run_training\n"
-        "real = loop.save_checkpoint\n"
-        "def killing_save(state, path):\n"
-        "    real(state, path)\n"
-        "    if str(path).endswith('last.pt') and state['epoch'] == 2: os.kill(os.getpid(), 9)\n"
-        "loop.save_checkpoint = killing_save\n"
-        "run_training('tiny', tiny_config(epochs=3, mixup=0.5, freqm=4, timem=8), 'killed', progress=False)\n"
-    ) % str(Path(__file__).resolve().parents[1])
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = run_killed_after_epoch(
+        "from tests.conftest import tiny_config\nfrom pipeline.training import run_training\n"
+        "run_training('tiny', tiny_config(epochs=3, mixup=0.5, freqm=4, timem=8), 'killed', progress=False)\n", 2)
     assert result.returncode == -9, result.stderr[-2000:]
     assert load_checkpoint("runs/tiny/killed/checkpoints/last.pt")["epoch"] == 2
     run_training("tiny", config, "killed", resume=True, progress=False)

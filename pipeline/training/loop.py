@@ -137,10 +137,10 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
             step += 1
             count = batch["features"].shape[0]
             seen += count
-            sums["total"] += float(total) * count
+            sums["total"] += float(total.detach()) * count
             sums["task"] += float(parts["task"]) * count
             sums["kd"] += float(parts["kd"]) * count
-            bar.set_postfix(loss=f"{float(total):.4f}", clips_s=f"{seen / (time.time() - started):.1f}")
+            bar.set_postfix(loss=f"{float(total.detach()):.4f}", clips_s=f"{seen / (time.time() - started):.1f}")
         seconds = time.time() - started
         averager.update(model, epoch)
         if rank != 0:
