@@ -10,8 +10,10 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 
-# Partials above this are dropped rather than aliased: the fbank top band sits near 8 kHz.
+# Partials fade out over the last _PARTIAL_ROLLOFF_HZ below this ceiling rather than alias past
+# Nyquist; a hard cut would put a click into every chirp whose partial crosses it.
 _PARTIAL_CEILING_HZ = 0.45 * SAMPLE_RATE
+_PARTIAL_ROLLOFF_HZ = 800.0
 
 
 def n_samples(seconds: float) -> int:
@@ -28,7 +30,7 @@ def harmonic_tone(rng: np.random.Generator, f0: float | np.ndarray, length: int,
     """Sum of partials k*f0 (k = 1..len(weights)) with random start phases.
 
     ``f0`` is a constant or a per-sample instantaneous frequency, so chirps and warbles come from
-    the same code as steady tones; each partial is silenced wherever it would pass the ceiling.
+    the same code as steady tones; each partial fades out smoothly as it nears the ceiling.
     """
     f0_track = np.broadcast_to(np.asarray(f0, dtype=np.float64), (length,))
     phase = 2.0 * np.pi * np.cumsum(f0_track) / SAMPLE_RATE
@@ -37,7 +39,7 @@ def harmonic_tone(rng: np.random.Generator, f0: float | np.ndarray, length: int,
     for k, (weight, start) in enumerate(zip(weights, start_phases), start=1):
         if weight == 0.0:
             continue
-        audible = (k * f0_track) < _PARTIAL_CEILING_HZ
+        audible = np.clip((_PARTIAL_CEILING_HZ - k * f0_track) / _PARTIAL_ROLLOFF_HZ, 0.0, 1.0)
         wave += weight * np.sin(k * phase + start) * audible
     return wave
 
