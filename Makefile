@@ -108,7 +108,7 @@ demo: install
 	$(PY) -m stages.make_data --out $(DATA_DIR) --size $(SIZE) --seed $(SEED)
 	$(PY) -m stages.manifests --dataset demo --format fsd50k --data-root $(DATA_DIR)/demo
 	$(PY) -m stages.manifests --dataset demo-esc50 --format esc50 --data-root $(DATA_DIR)/demo-esc50
-	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml
+	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300
 	$(PY) -m stages.cmkd --dataset demo --small --seeds 1
 
 test: install

@@ -22,7 +22,7 @@ MIN_CLIP_S, MAX_CLIP_S = 1.0, 8.0
 ESC_CLIP_S = 5.0
 # Event level over the background while the event sounds. Tonal events stay visible well below
 # 0 dB (their energy sits in a few bins), so the low end is where noisy classes get hard.
-SNR_DB = (-6.0, 15.0)
+SNR_DB = (0.0, 20.0)  # tuned so a tiny model learns within a few demo epochs yet stays far from 1.0 mAP
 EVENTS_PER_CLIP = (1, 2, 3)
 EVENTS_PER_CLIP_P = (0.4, 0.4, 0.2)
 
