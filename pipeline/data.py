@@ -199,7 +199,9 @@ class EpochSampler(torch.utils.data.Sampler):
     def __iter__(self):
         order = (epoch_order(self.num_clips, self.seed, self.epoch, self.weights) if self.shuffle
                  else np.arange(self.num_clips))
+        if self.world_size > 1:  # equal shares, or DDP ranks would wait on each other's last batch
+            order = np.resize(order, len(self) * self.world_size)
         return iter(order[self.rank :: self.world_size].tolist())
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.num_clips, self.world_size))
+        return -(-self.num_clips // self.world_size)

@@ -67,6 +67,34 @@ def estimated_trainings(spec: GridSpec) -> int:
     return sum((c.crossfit or 1) for c in cells_for(spec)) * spec.seeds
 
 
+def estimate_seconds(spec: GridSpec, config: Config, train_clips: int, steps: int = 3) -> float:
+    """Rough grid duration from a few timed training steps of each family on random input (model
+    time only; data loading overlaps it in worker processes)."""
+    import torch
+
+    from .models import create_model
+
+    seconds_per_clip = {}
+    for family, name in (("cnn", spec.cnn), ("ast", spec.ast)):
+        model = create_model(name, num_classes=10, n_mels=config.n_mels, target_length=config.target_length)
+        optimizer = torch.optim.Adam(model.parameters())
+        batch = torch.randn(config.batch_size, config.target_length, config.n_mels)
+        started = 0.0
+        for step in range(steps + 1):
+            if step == 1:  # the first step pays one-off allocation costs
+                started = time.perf_counter()
+            optimizer.zero_grad()
+            model(batch).square().mean().backward()
+            optimizer.step()
+        seconds_per_clip[family] = (time.perf_counter() - started) / (steps * config.batch_size)
+    total = 0.0
+    for cell in cells_for(spec):
+        per_epoch = seconds_per_clip[cell.model] * train_clips * (1.0 + (cell.kd == "online"))
+        data_passes = (cell.crossfit - 1) if cell.crossfit else 1  # k members, each on (k-1)/k of the clips
+        total += per_epoch * config.epochs * data_passes
+    return total * spec.seeds
+
+
 def run_grid(spec: GridSpec, base: Config, progress: bool = True) -> dict:
     """Run every cell for every seed; returns {cell: {seed: summary}}."""
     from .engine import StageOneJob, run_stage_one

@@ -3,9 +3,12 @@ cross-fitted logits, temperature) with n seeds, and its report under reports/<da
 
 import sys
 import time
+from pathlib import Path
 
-from pipeline.grid import GridSpec, estimated_trainings, run_grid
+from pipeline.grid import GridSpec, estimate_seconds, estimated_trainings, run_grid
+from pipeline.manifests import load_manifest
 from pipeline.report import table_text, write_report
+from pipeline.training import splits_for
 
 from .common import base_parser, resolve_config
 
@@ -20,8 +23,11 @@ def main(argv=None) -> int:
     config = resolve_config(args)
     spec = GridSpec(dataset=args.dataset, cnn=args.cnn or config.cnn_model, ast=args.ast or config.ast_model,
                     seeds=args.seeds, small=args.small)
+    train_clips = len(splits_for(load_manifest(Path("data_manifests") / args.dataset), 1 if config.loss == "ce" else None)[0])
+    estimate = estimate_seconds(spec, config, train_clips)
     print(f"CMKD grid on {spec.dataset}: {estimated_trainings(spec)} trainings of {config.epochs} epochs "
-          f"({spec.cnn} / {spec.ast}); finished cells are reused")
+          f"({spec.cnn} / {spec.ast}), about {estimate / 60:.0f} min of training by a quick timing here "
+          f"(plus evaluation and stage one); finished cells are reused")
     started = time.time()
     results = run_grid(spec, config)
     report = write_report(spec, results, f"reports/{args.dataset}", time.time() - started,

@@ -10,6 +10,12 @@ from pipeline.training.runner import latest_run
 from .common import base_parser, resolve_config
 
 
+def store_name(teacher: str, dataset: str) -> str:
+    """runs/<dataset>/ast/fold1 -> ast-fold1; a checkpoint file elsewhere -> its stem."""
+    path, runs = Path(teacher).resolve(), Path("runs", dataset).resolve()
+    return "-".join(path.relative_to(runs).parts) if path.is_relative_to(runs) else path.stem
+
+
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
     parser.add_argument("--teacher", default=None, help="run dir / checkpoint (default: newest finished run)")
@@ -22,15 +28,10 @@ def main(argv=None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace a store built by another teacher")
     args = parser.parse_args(argv)
     teacher = args.teacher or latest_run(args.dataset)
-    name = "-".join(Path(teacher).resolve().relative_to(Path(f"runs/{args.dataset}").resolve()).parts) \
-        if Path(teacher).resolve().is_relative_to(Path(f"runs/{args.dataset}").resolve()) else Path(teacher).stem
-    out = args.out or f"stores/{args.dataset}/{name}.zarr"
-    augment = None
-    if args.overrides:  # ARGS="mixup=0.5 freqm=24 ..." sets the views' augmentation and seed
-        config = resolve_config(args)
-        augment = AugmentSettings.from_config(config)
-    seed = resolve_config(args).seed if args.overrides else 0
-    job = StageOneJob(dataset=args.dataset, teacher=teacher, out=out, views=args.views, view_seed=seed,
+    out = args.out or f"stores/{args.dataset}/{store_name(teacher, args.dataset)}.zarr"
+    config = resolve_config(args)  # ARGS="mixup=0.5 freqm=24 seed=1" set the views' augmentation
+    augment = AugmentSettings.from_config(config) if args.overrides else None
+    job = StageOneJob(dataset=args.dataset, teacher=teacher, out=out, views=args.views, view_seed=config.seed,
                       augment=augment, scheduler=args.scheduler, workers=args.workers, topk=args.topk,
                       dtype=args.dtype, overwrite=args.overwrite)
     summary = run_stage_one(job)
@@ -38,6 +39,11 @@ def main(argv=None) -> int:
     Path(f"stores/{args.dataset}/LATEST").write_text(str(Path(out)) + "\n")
     print(f"{out}: {summary['clips']} clips ({summary['computed_clips']} computed now), "
           f"{summary['failures']} failures, {summary['seconds']:.1f} s, engine {summary['engine']}")
+    if summary["cross_fitted"]:
+        oof = summary["out_of_fold"]
+        print(f"cross-fitted store: {summary['teachers']} teachers; each training clip labelled by the teacher "
+              f"that held it out (out-of-fold mAP {oof.get('map', float('nan')):.4f}, "
+              f"accuracy {oof.get('accuracy', float('nan')):.4f}); other clips by their mean")
     return 0
 
 

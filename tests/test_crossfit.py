@@ -44,6 +44,9 @@ def test_cross_fitted_store_labels_each_clip_with_the_teacher_that_held_it_out(p
         assert labelled_by_member == set(entry["held_out"])
         assert not labelled_by_member & trained_on  # no teacher labels a clip it trained on
     assert all(t == -1 for cid, t in zip(clip_ids, teacher_index) if cid not in train_ids)  # mean of teachers
+    from pipeline.store import inspect
+
+    assert "out-of-fold mAP" in inspect("stores/x.zarr")
     teacher = group.attrs["teacher"]
     assert teacher["cross_fitted"] and len(teacher["checkpoint_sha256"]) == 3
     # stage two reads it like any other store

@@ -110,3 +110,18 @@ def test_fold_based_data_runs_each_fold_and_averages(tmp_path, monkeypatch):
     assert summary["accuracy"] == pytest.approx(np.mean([f["accuracy"] for f in summary["folds"].values()]))
     one = run_training("folds", tiny_config(epochs=1, loss="ce"), "f2", fold=2, progress=False)
     assert one["accuracy"] == pytest.approx(summary["folds"]["2"]["accuracy"])
+
+
+def test_ranks_get_equal_disjoint_shares_of_the_epoch():
+    from pipeline.data import EpochSampler
+
+    shares = []
+    for rank in range(3):
+        sampler = EpochSampler(10, seed=0, rank=rank, world_size=3)
+        sampler.set_epoch(2)
+        shares.append(list(sampler))
+    assert [len(s) for s in shares] == [4, 4, 4]
+    assert set(shares[0] + shares[1] + shares[2]) == set(range(10))
+    single = EpochSampler(10, seed=0)
+    single.set_epoch(2)
+    assert sorted(single) == list(range(10))

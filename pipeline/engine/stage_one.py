@@ -122,6 +122,9 @@ def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:
         summary = {"clips": len(manifest.clips), "computed_clips": total_clips, "chunks": len(plan),
                    "failures": len(failures), "seconds": round(seconds, 3), "views": job.views,
                    "cross_fitted": teachers.cross_fitted, "engine": _engine_name(job)}
+        if teachers.cross_fitted:
+            summary["teachers"] = len(teachers.checkpoints)
+            summary["out_of_fold"] = teacher_provenance(teachers).get("out_of_fold", {})
         finalize_store(job.out, summary)
     return summary
 
@@ -130,21 +133,36 @@ def _engine_name(job: StageOneJob) -> str:
     return "inline" if job.scheduler == "inline" else (job.scheduler or "local-cluster")
 
 
+def start_local_cluster(workers: int):
+    """The LocalCluster stage one starts: `workers` processes x 1 thread each, so torch intra-op
+    threads x workers never oversubscribe the cores.
+
+    dask exports MALLOC_TRIM_THRESHOLD_ to its workers; setting it freezes glibc's mmap threshold at
+    128 KiB, so every activation tensor is mmapped and page-faulted afresh (stage one ran ~2.5x slower
+    per chunk, `make bench` dask_vs_inline). The workers get dask's other settings unchanged.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                            silence_logs=40)
+
+
 def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
     """Yield chunk results as they finish: in this process, or as dask tasks."""
     if job.scheduler == "inline":
         for index, start, stop in todo:
             yield compute_chunk(dataclasses.replace(spec, threads=max(os.cpu_count() or 1, 1)), index, start, stop)
         return
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
 
     if job.scheduler:
         client, cluster = Client(job.scheduler), None
     else:
-        workers = job.workers or os.cpu_count() or 1
-        # one thread per worker process: torch intra-op threads x workers never oversubscribe the cores
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=40)
+        cluster = start_local_cluster(job.workers or os.cpu_count() or 1)
         client = Client(cluster)
     try:
         futures = [client.submit(compute_chunk, spec, index, start, stop, key=f"chunk-{index}-{spec.store_path}",

@@ -139,6 +139,11 @@ def inspect(path: str | os.PathLike) -> str:
         f"teacher    {teacher.get('model', '?')}  checkpoint {', '.join(str(s)[:12] for s in shas)}"
         + ("  (cross-fitted)" if len(shas) > 1 else ""),
     ]
+    if teacher.get("cross_fitted"):
+        oof = teacher.get("out_of_fold", {})
+        lines.append(f"crossfit   {len(shas)} teachers; training clips labelled out-of-fold "
+                     f"(out-of-fold mAP {oof.get('map', float('nan')):.4f}, accuracy "
+                     f"{oof.get('accuracy', float('nan')):.4f}); other clips: mean of the teachers")
     for split in sorted(set(splits)):
         in_split = np.array([s == split for s in splits])
         lines.append(f"coverage   {split or '(none)'}: {int(valid[in_split].sum())}/{int(in_split.sum())} valid")
