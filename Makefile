@@ -42,6 +42,8 @@ TAU ?=
 MISSING ?=
 CHECKPOINT ?=
 SEEDS ?= 1
+DIRECTION ?=
+CELLS ?=
 LABELS ?=
 AUDIOSET_SEGMENTS ?=
 
@@ -101,7 +103,8 @@ student: install
 		$(call opt,--missing,$(MISSING)) $(if $(RESUME),--resume,) -- $(ARGS)
 
 cmkd: install
-	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(SEEDS) -- $(ARGS)
+	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(SEEDS) $(call opt,--fold,$(FOLD)) \
+		$(call opt,--direction,$(DIRECTION)) $(call opt,--only,$(CELLS)) -- $(ARGS)
 
 # the main job on the embedded corpus: corpus -> manifests -> teachers -> stores -> students -> table
 demo: install

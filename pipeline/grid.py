@@ -41,6 +41,9 @@ class GridSpec:
     views: int = 4
     crossfit: int = 3
     paper_tau: float = 2.0
+    direction: str = "ast_to_cnn"  # the pair the consistency, cross-fitting and temperature cells use
+    only: tuple[str, ...] = ()  # run just these cells (their teachers are added); () = all
+    fold: int | None = None  # fold-based data: train on the other folds, evaluate on this one
     overrides: list[str] = field(default_factory=list)
 
 
@@ -48,19 +51,29 @@ def cells_for(spec: GridSpec) -> list[Cell]:
     cells = [Cell("cnn", "cnn", group="teachers"), Cell("ast", "ast", group="teachers"),
              Cell("ast_to_cnn", "cnn", "ast", "clean", group="cross-model"),
              Cell("cnn_to_ast", "ast", "cnn", "clean", group="cross-model")]
-    if spec.small:
+    if not spec.small:
+        teacher, student = spec.direction.split("_to_")
+        pair = f"{teacher}_to_{student}"
+        cells += [
+            Cell("cnn_to_cnn", "cnn", "cnn", "clean", group="same-model"),
+            Cell("ast_to_ast", "ast", "ast", "clean", group="same-model"),
+            Cell(f"{pair}_replay", student, teacher, "replay", group="consistency"),
+            Cell(f"{pair}_online", student, teacher, "online", group="consistency"),
+            Cell(f"{teacher}_crossfit", teacher, crossfit=spec.crossfit, group="teachers"),
+            Cell(f"{pair}_crossfit", student, f"{teacher}_crossfit", "clean", group="cross-fitting"),
+            Cell(f"{pair}_tau", student, teacher, "clean",
+                 (f"tau={spec.paper_tau}", "tau_student=true", "tau_squared=true"), group="temperature"),
+        ]
+    if not spec.only:
         return cells
-    cells += [
-        Cell("cnn_to_cnn", "cnn", "cnn", "clean", group="same-model"),
-        Cell("ast_to_ast", "ast", "ast", "clean", group="same-model"),
-        Cell("ast_to_cnn_replay", "cnn", "ast", "replay", group="consistency"),
-        Cell("ast_to_cnn_online", "cnn", "ast", "online", group="consistency"),
-        Cell("ast_crossfit", "ast", crossfit=spec.crossfit, group="teachers"),
-        Cell("ast_to_cnn_crossfit", "cnn", "ast_crossfit", "clean", group="cross-fitting"),
-        Cell("ast_to_cnn_tau", "cnn", "ast", "clean", (f"tau={spec.paper_tau}", "tau_student=true",
-                                                       "tau_squared=true"), group="temperature"),
-    ]
-    return cells
+    by_name = {c.name: c for c in cells}
+    unknown = set(spec.only) - set(by_name)
+    if unknown:
+        raise ValueError(f"unknown grid cells {sorted(unknown)}; known: {sorted(by_name)}")
+    wanted = set(spec.only)
+    wanted |= {by_name[n].teacher for n in spec.only if by_name[n].teacher}
+    wanted |= {c.model for c in cells if c.name in wanted and c.kd != "none"}  # baselines of the students
+    return [c for c in cells if c.name in wanted]
 
 
 def estimated_trainings(spec: GridSpec) -> int:
@@ -74,6 +87,9 @@ def estimate_seconds(spec: GridSpec, config: Config, train_clips: int, steps: in
 
     from .models import create_model
 
+    from .seeding import set_threads
+
+    set_threads(config.threads)  # time with the threads the runs will use
     seconds_per_clip = {}
     for family, name in (("cnn", spec.cnn), ("ast", spec.ast)):
         model = create_model(name, num_classes=10, n_mels=config.n_mels, target_length=config.target_length)
@@ -115,9 +131,9 @@ def run_grid(spec: GridSpec, base: Config, progress: bool = True) -> dict:
             if cell.crossfit:
                 from .crossfit import run_crossfit
 
-                summary = run_crossfit(spec.dataset, config, run, cell.crossfit, progress=progress)
+                summary = run_crossfit(spec.dataset, config, run, cell.crossfit, fold=spec.fold, progress=progress)
             elif cell.kd == "none":
-                summary = run_training(spec.dataset, config, run, progress=progress)
+                summary = run_training(spec.dataset, config, run, fold=spec.fold, progress=progress)
             else:
                 teacher_dir = Path("runs") / spec.dataset / f"cmkd/{cell.teacher}/seed{seed}"
                 store = Path("stores") / spec.dataset / f"cmkd-{cell.teacher}-seed{seed}.zarr"
@@ -129,7 +145,8 @@ def run_grid(spec: GridSpec, base: Config, progress: bool = True) -> dict:
                                                   augment=_view_augment(config)), progress=progress)
                 config = apply_overrides(config, [f"kd={cell.kd}", f"logits={store if cell.kd != 'online' else ''}",
                                                   f"teacher={teacher_dir if cell.kd == 'online' else ''}"])
-                summary = run_training(spec.dataset, config, run, job_extras=kd_job_extras(Path("data_manifests") / spec.dataset), progress=progress)
+                summary = run_training(spec.dataset, config, run, fold=spec.fold, progress=progress,
+                                       job_extras=kd_job_extras(Path("data_manifests") / spec.dataset))
             results.setdefault(cell.name, {})[seed] = summary
     return results
 

@@ -19,11 +19,15 @@ def main(argv=None) -> int:
     parser.add_argument("--small", action="store_true", help="the demo's grid: both directions only")
     parser.add_argument("--cnn", default=None, help="CNN registry name (default: the recipe's cnn_model)")
     parser.add_argument("--ast", default=None, help="AST registry name (default: the recipe's ast_model)")
+    parser.add_argument("--direction", default="ast_to_cnn", help="pair for the consistency/cross-fit/tau cells")
+    parser.add_argument("--only", default="", help="comma-separated cells to run (their teachers are added)")
+    parser.add_argument("--fold", type=int, default=None, help="fold-based data: the evaluation fold")
     args = parser.parse_args(argv)
     config = resolve_config(args)
     spec = GridSpec(dataset=args.dataset, cnn=args.cnn or config.cnn_model, ast=args.ast or config.ast_model,
-                    seeds=args.seeds, small=args.small)
-    train_clips = len(splits_for(load_manifest(Path("data_manifests") / args.dataset), 1 if config.loss == "ce" else None)[0])
+                    seeds=args.seeds, small=args.small, direction=args.direction, fold=args.fold,
+                    only=tuple(c for c in args.only.split(",") if c))
+    train_clips = len(splits_for(load_manifest(Path("data_manifests") / args.dataset), args.fold)[0])
     estimate = estimate_seconds(spec, config, train_clips)
     print(f"CMKD grid on {spec.dataset}: {estimated_trainings(spec)} trainings of {config.epochs} epochs "
           f"({spec.cnn} / {spec.ast}), about {estimate / 60:.0f} min of training by a quick timing here "

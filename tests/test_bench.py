@@ -10,7 +10,7 @@ import math
 import pytest
 
 from pipeline.bench import entry_names, run_bench
-from pipeline.bench.harness import Goal, interleaved, paired_ratio, sizes
+from pipeline.bench.harness import Goal, entry_params, interleaved, paired_ratio
 from pipeline.bench.stage_two import CACHED_QUICK
 
 CHEAP = ["store_bytes", "topk_error", "cached_kd_step", "logit_lookups", "packed_vs_wav"]
@@ -93,7 +93,7 @@ def test_unknown_entries_and_parameters_are_refused(tmp_path):
     with pytest.raises(ValueError, match="choose from"):
         run_bench(only=["no_such_entry"], out=tmp_path / "r.json")
     with pytest.raises(ValueError, match="unknown parameter"):
-        sizes(CACHED_QUICK, CACHED_QUICK, True, {"batchsize": 4})
+        entry_params(CACHED_QUICK, CACHED_QUICK, True, {"batchsize": 4})
     assert set(CHEAP) < set(entry_names())
 
 
@@ -113,3 +113,15 @@ def test_interleaving_alternates_order_and_ratios_pair_repeats():
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
     assert paired_ratio([2.0, 3.0, 100.0], [1.0, 1.0, 1.0]) == 3.0  # a median: one outlier does not move it
     assert Goal("<=", 1.1).met(1.05) and not Goal(">=", 3.0).met(2.9) and not Goal("<=", 1.0).met(math.nan)
+
+
+def test_a_failing_entry_is_recorded_and_the_others_still_run(tmp_path):
+    out = tmp_path / "results.json"
+    document = run_bench(only=["store_bytes", "topk_error"], quick=True, out=out, threads=1,
+                         overrides={"store_bytes": TINY["store_bytes"], "topk_error": {**TINY["topk_error"], "k": 0}},
+                         log=lambda line: None)
+    by_name = {e["name"]: e for e in document["entries"]}
+    assert "topk must be in" in by_name["topk_error"]["error"] and by_name["topk_error"]["ok"] is False
+    assert by_name["store_bytes"]["error"] is None and by_name["store_bytes"]["figures"]
+    assert document["all_goals_met"] is False
+    assert "| topk_error | error: " in out.with_suffix(".md").read_text()

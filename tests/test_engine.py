@@ -146,3 +146,16 @@ def test_second_writer_is_refused(teacher):
     with StoreLock("stores/l.zarr"):
         with pytest.raises(StoreLocked):
             run_stage_one(job("stores/l.zarr"), progress=False)
+
+
+def test_topk_store_keeps_each_rows_top_logits(teacher):
+    from pipeline.store import LogitTable
+
+    run_stage_one(job("stores/dense.zarr", dtype="float32"), progress=False)
+    run_stage_one(job("stores/top2.zarr", dtype="float32", topk=2), progress=False)
+    dense, top = LogitTable.open("stores/dense.zarr"), LogitTable.open("stores/top2.zarr")
+    rows = np.arange(32)
+    full, rebuilt = dense.logits_for(rows), top.logits_for(rows)
+    best = np.argsort(-full, axis=1)[:, :2]
+    assert np.allclose(np.take_along_axis(rebuilt, best, 1), np.take_along_axis(full, best, 1), atol=1e-3)
+    assert "topk_values" in zarr.open_group("stores/top2.zarr", mode="r")

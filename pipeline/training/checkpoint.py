@@ -7,13 +7,13 @@ averaging, wa_state / wa_count. A run keeps ``last.pt`` (resume), ``best.pt`` (b
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 
 from ..config import Config, config_from_dict
+from ..manifests import sha256_file as file_sha256  # noqa: F401  (re-exported for provenance)
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
@@ -39,14 +39,6 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     return path
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_from_checkpoint(path: str | os.PathLike):
