@@ -2,6 +2,8 @@
 # Variables have defaults, so the bare commands work: DATASET is the embedded corpus unless given.
 
 SHELL := /bin/bash
+# idle OpenMP threads sleep instead of spinning: torch ran up to 35x slower on shared cores otherwise
+export OMP_WAIT_POLICY ?= PASSIVE
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 

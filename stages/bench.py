@@ -1,17 +1,11 @@
 """`make bench`: measure the pipeline's speed, memory and size claims into bench/results.json and .md."""
 
-import os
+import argparse
 import sys
 
-# libgomp's default wait policy busy-waits between parallel regions; on a shared machine a peer
-# thread that gets descheduled then stalls every op (training steps measured 35x slower with two
-# threads). PASSIVE threads sleep instead. It must be set before torch loads, hence before imports.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-
-from pipeline.bench import entry_names, run_bench  # noqa: E402
-from pipeline.bench.harness import format_value  # noqa: E402
+# OMP_WAIT_POLICY=PASSIVE is set for every driver in stages/__init__.py, before torch loads
+from pipeline.bench import entry_names, run_bench
+from pipeline.bench.harness import format_value
 
 
 def main(argv=None) -> int:

@@ -40,6 +40,11 @@ class ChunkSpec:
     device: str = "cpu"
 
 
+def prime_teachers(models: dict[str, torch.nn.Module]) -> None:
+    """Hand this process already built teachers (inline runs), so checkpoints are not read twice."""
+    _TEACHERS.update({path: model.eval() for path, model in models.items()})
+
+
 def _teacher(path: str, device: str) -> torch.nn.Module:
     if path not in _TEACHERS:
         from ..training.checkpoint import model_from_checkpoint

@@ -19,9 +19,9 @@ from ..augment import AugmentSettings
 from ..config import Config, FrontEndConfig
 from ..features import front_end_dict
 from ..manifests import load_manifest, manifest_hashes
-from ..training.checkpoint import load_checkpoint
-from .compute import ChunkSpec, compute_chunk
-from .teachers import load_teacher_set, teacher_provenance
+from ..training.checkpoint import model_from_state
+from .compute import ChunkSpec, compute_chunk, prime_teachers
+from .teachers import load_members, load_teacher_set, teacher_provenance
 
 
 @dataclass
@@ -48,13 +48,14 @@ def _augment_of(config: Config) -> AugmentSettings:
 
 
 def prepare(job: StageOneJob):
-    """Create (or reopen for resume) the store; returns (spec, store path, manifest, teachers)."""
+    """Create (or reopen for resume) the store; returns (chunk spec, manifest, teachers, store attrs)."""
     from ..store import create_store
 
     manifest_dir = Path(job.manifests_root) / job.dataset
     manifest = load_manifest(manifest_dir)
     teachers = load_teacher_set(job.teacher)
-    first = load_checkpoint(teachers.checkpoints[0])
+    loaded = load_members(teachers)
+    first = loaded[teachers.checkpoints[0]]
     teacher_config = Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in first["config"].items()
                                if k in {f.name for f in dataclasses.fields(Config)}})
     front_end = FrontEndConfig(**first["front_end"])
@@ -62,7 +63,7 @@ def prepare(job: StageOneJob):
     train_ids = [c.clip_id for c in manifest.select("train", _teacher_fold(manifest, teacher_config, job))]
     vocabulary = first["vocabulary"]
     attrs = {
-        "teacher": teacher_provenance(teachers),
+        "teacher": teacher_provenance(teachers, loaded),
         "front_end": front_end_dict(front_end),
         "manifest": {"name": manifest.name, "sha256": manifest_hashes(manifest_dir), "format": manifest.info.get("format")},
         "views": {"count": job.views, "seed": job.view_seed, "settings": dataclasses.asdict(augment)},
@@ -78,7 +79,9 @@ def prepare(job: StageOneJob):
                      front_end=dataclasses.asdict(front_end), views=job.views, view_seed=job.view_seed,
                      augment=dataclasses.asdict(augment), partner_ids=tuple(train_ids), batch_size=job.batch_size,
                      device=device)
-    return spec, manifest, teachers
+    if job.scheduler == "inline":  # this process computes the chunks: build the models from what is loaded
+        prime_teachers({path: model_from_state(ckpt).to(device) for path, ckpt in loaded.items()})
+    return spec, manifest, teachers, attrs
 
 
 def _teacher_fold(manifest, teacher_config: Config, job: StageOneJob) -> int | None:
@@ -101,7 +104,7 @@ def _cuda() -> bool:
 def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:
     from ..store import StoreLock, chunk_plan, done_chunks, finalize_store, mark_chunk_done
 
-    spec, manifest, teachers = prepare(job)
+    spec, manifest, teachers, attrs = prepare(job)
     started = time.time()
     with StoreLock(job.out):
         plan = chunk_plan(job.out)
@@ -124,7 +127,7 @@ def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:
                    "cross_fitted": teachers.cross_fitted, "engine": _engine_name(job)}
         if teachers.cross_fitted:
             summary["teachers"] = len(teachers.checkpoints)
-            summary["out_of_fold"] = teacher_provenance(teachers).get("out_of_fold", {})
+            summary["out_of_fold"] = attrs["teacher"].get("out_of_fold", {})
         finalize_store(job.out, summary)
     return summary
 

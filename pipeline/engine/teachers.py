@@ -44,14 +44,20 @@ def load_teacher_set(path: str | Path) -> TeacherSet:
     return TeacherSet([str(resolve_checkpoint(path).resolve())], {}, str(path))
 
 
-def teacher_provenance(teachers: TeacherSet) -> dict:
+def load_members(teachers: TeacherSet) -> dict[str, dict]:
+    """Every member checkpoint, loaded once (stage one reuses them for provenance and, inline, the models)."""
+    return {path: load_checkpoint(path) for path in teachers.checkpoints}
+
+
+def teacher_provenance(teachers: TeacherSet, loaded: dict[str, dict] | None = None) -> dict:
     """The store's `teacher` attrs: registry name, checkpoint hashes, training config, eval metrics."""
+    loaded = loaded or load_members(teachers)
     members = []
     for ckpt_path in teachers.checkpoints:
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = loaded[ckpt_path]
         members.append({"checkpoint": ckpt_path, "sha256": file_sha256(ckpt_path), "model": ckpt["model_name"],
                         "model_config": ckpt["model_config"], "metrics": ckpt.get("metrics", {})})
-    first = load_checkpoint(teachers.checkpoints[0])
+    first = loaded[teachers.checkpoints[0]]
     out = {
         "model": first["model_name"],
         "run": teachers.run_dir,

@@ -43,16 +43,19 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 def model_from_checkpoint(path: str | os.PathLike):
     """(model in eval mode, Config, checkpoint dict) for a run directory or .pt file."""
-    from ..models import create_model
-
     ckpt_path = resolve_checkpoint(path)
     ckpt = load_checkpoint(ckpt_path)
-    config = config_from_dict(ckpt["config"])
+    ckpt["path"] = str(ckpt_path)
+    return model_from_state(ckpt), config_from_dict(ckpt["config"]), ckpt
+
+
+def model_from_state(ckpt: dict):
+    """The model of an already loaded checkpoint dict, in eval mode."""
+    from ..models import create_model
+
     model = create_model(ckpt["model_name"], **ckpt["model_config"])
     model.load_state_dict(ckpt["model"])
-    model.eval()
-    ckpt["path"] = str(ckpt_path)
-    return model, config, ckpt
+    return model.eval()
 
 
 def training_config(ckpt: dict) -> Config:
