@@ -1,6 +1,7 @@
 """`make bench`: measure the pipeline's speed, memory and size claims into bench/results.json and .md."""
 
 import argparse
+import os
 import sys
 
 # OMP_WAIT_POLICY=PASSIVE is set for every driver in stages/__init__.py, before torch loads
