@@ -133,7 +133,7 @@ def run_overhead(ctx: BenchContext, params: OverheadParams) -> Measured:
             "audio read, fbank, batching, store write with checksum, chunk bookkeeping and finalize; it excludes "
             "the one-time teacher load (a warm-up run on 2 clips loaded it into the engine's per-process cache; "
             "the load time is in details). Teachers are random-init checkpoints in the pipeline's format; "
-            "the second figure drops the per-run fixed setup (store creation, three loads of the teacher "
+            "the second figure drops the per-run fixed setup (store creation, one load of the teacher "
             "checkpoint and its sha256 for provenance), which a dataset-sized run amortises: "
             + "; ".join(f"{name} {d['setup_s_median']:.2f} s setup, {d['ratio_without_setup']:.3f}x without it"
                         for name, d in details.items()) + ".")
