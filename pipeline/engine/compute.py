@@ -65,18 +65,16 @@ def _manifest(manifest_dir: str):
 def _forward(models: list[torch.nn.Module], members: np.ndarray, inputs: list[torch.Tensor], batch_size: int,
              device: str) -> np.ndarray:
     """Logits per input: from its member teacher, or the mean over all members (member -1)."""
-    out = np.full((len(inputs), 0), np.nan, dtype=np.float32)
-    results = None
+    results = []
     for start in range(0, len(inputs), batch_size):
         batch = torch.stack(inputs[start : start + batch_size]).to(device)
         with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
-            per_model = [m(batch).float().cpu().numpy() for m in models]
-        if results is None:
-            results = np.zeros((len(inputs), per_model[0].shape[1]), dtype=np.float32)
-        for row in range(batch.shape[0]):
-            member = members[start + row]
-            results[start + row] = np.mean(per_model, axis=0)[row] if member == MEAN_OF_TEACHERS else per_model[member][row]
-    return results if results is not None else out
+            per_model = np.stack([m(batch).float().cpu().numpy() for m in models])  # [members, batch, classes]
+        chosen = members[start : start + batch.shape[0]]
+        rows = per_model[np.maximum(chosen, 0), np.arange(batch.shape[0])]
+        rows[chosen == MEAN_OF_TEACHERS] = per_model.mean(axis=0)[chosen == MEAN_OF_TEACHERS]
+        results.append(rows)
+    return np.concatenate(results).astype(np.float32)
 
 
 def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> dict:
@@ -98,19 +96,13 @@ def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> d
             failures.append((clip.clip_id, f"{type(error).__name__}: {error}"))
     ok = [c for c in clips if c.clip_id in waves]
     members = np.array([held_out.get(c.clip_id, MEAN_OF_TEACHERS) if len(models) > 1 else 0 for c in ok])
-    num_classes = None
-    logits = None
+    num_classes = int(models[0].model_config["num_classes"])
+    logits = np.full((len(clips), num_classes), np.nan, dtype=np.float32)  # failed rows stay NaN
     if ok:
-        inputs = [wave_to_features(waves[c.clip_id], front_end) for c in ok]
-        clean = _forward(models, members, inputs, spec.batch_size, spec.device)
-        num_classes = clean.shape[1]
-        logits = np.full((len(clips), num_classes), np.nan, dtype=np.float32)
+        clean = _forward(models, members, [wave_to_features(waves[c.clip_id], front_end) for c in ok],
+                         spec.batch_size, spec.device)
         position = {c.clip_id: i for i, c in enumerate(clips)}
-        for i, clip in enumerate(ok):
-            logits[position[clip.clip_id]] = clean[i]
-    else:
-        num_classes = _num_classes(models[0])
-        logits = np.full((len(clips), num_classes), np.nan, dtype=np.float32)
+        logits[[position[c.clip_id] for c in ok]] = clean
     valid = np.array([c.clip_id in waves for c in clips])
     teacher_index = np.array([held_out.get(c.clip_id, MEAN_OF_TEACHERS) if len(models) > 1 else 0 for c in clips],
                              dtype=np.int16)
@@ -156,7 +148,3 @@ def _views(spec, clips, waves, by_id, audio, models, settings, front_end, num_cl
         for (row, k), value in zip(where, values):
             view_logits[row, k] = value
     return view_logits, views_to_arrays(all_views)
-
-
-def _num_classes(model: torch.nn.Module) -> int:
-    return int(model.model_config["num_classes"])
