@@ -9,18 +9,17 @@ from pipeline.manifests import load_manifest
 from pipeline.training import model_from_checkpoint, splits_for
 from pipeline.training.evaluate import evaluate_model
 from pipeline.training.loop import single_label_of
+from pipeline.training.runner import latest_run
 
 from .common import base_parser
 
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
-    parser.add_argument("--checkpoint", required=True, help="run directory or checkpoint file")
+    parser.add_argument("--checkpoint", default="", help="run directory or checkpoint file (default: newest run)")
     parser.add_argument("--fold", type=int, default=None)
     args = parser.parse_args(argv)
-    if not args.checkpoint:
-        parser.error("give CHECKPOINT=<run dir or .pt file>")
-    model, config, ckpt = model_from_checkpoint(args.checkpoint)
+    model, config, ckpt = model_from_checkpoint(args.checkpoint or latest_run(args.dataset))
     manifest = load_manifest(Path("data_manifests") / args.dataset)
     fold = args.fold if args.fold is not None else config.fold
     _, _, eval_clips = splits_for(manifest, fold)

@@ -203,8 +203,10 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
     final_state, final_kind = last["model"], "last"
     if averager.enabled and averager.state is not None:
         final_state, final_kind = averager.averaged_state(model), "averaged"
-    evaluate = lambda: evaluate_model(model, job.manifest, job.eval_clips, job.front_end, single_label,  # noqa: E731
-                                      batch_size=config.eval_batch_size, device=device, progress=progress)
+    def evaluate() -> dict:
+        return evaluate_model(model, job.manifest, job.eval_clips, job.front_end, single_label,
+                              batch_size=config.eval_batch_size, device=device, progress=progress)
+
     model.load_state_dict(final_state)
     final_metrics = evaluate()
     base = checkpoint_identity(job, model, single_label)
