@@ -104,11 +104,14 @@ def estimate_seconds(spec: GridSpec, config: Config, train_clips: int, steps: in
             optimizer.step()
         seconds_per_clip[family] = (time.perf_counter() - started) / (steps * config.batch_size)
     total = 0.0
-    for cell in cells_for(spec):
-        per_epoch = seconds_per_clip[cell.model] * train_clips * (1.0 + (cell.kd == "online"))
-        data_passes = (cell.crossfit - 1) if cell.crossfit else 1  # k members, each on (k-1)/k of the clips
-        total += per_epoch * config.epochs * data_passes
-    return total * spec.seeds
+    for seed in range(spec.seeds):
+        for cell in cells_for(spec):
+            if (Path("runs") / spec.dataset / f"cmkd/{cell.name}/seed{seed}" / "summary.json").exists():
+                continue  # finished cells are reused
+            per_epoch = seconds_per_clip[cell.model] * train_clips * (1.0 + (cell.kd == "online"))
+            data_passes = (cell.crossfit - 1) if cell.crossfit else 1  # k members, each on (k-1)/k of the clips
+            total += per_epoch * config.epochs * data_passes
+    return total
 
 
 def run_grid(spec: GridSpec, base: Config, progress: bool = True) -> dict:
