@@ -139,9 +139,12 @@ def run_grid(spec: GridSpec, base: Config, progress: bool = True) -> dict:
                 summary = run_training(spec.dataset, config, run, fold=spec.fold, progress=progress)
             else:
                 teacher_dir = Path("runs") / spec.dataset / f"cmkd/{cell.teacher}/seed{seed}"
-                store = Path("stores") / spec.dataset / f"cmkd-{cell.teacher}-seed{seed}.zarr"
+                # a teacher that any replay cell learns from gets K views; the name says so, so a grid
+                # that adds replay later never reuses a view-less store
+                views = spec.views if any(c.kd == "replay" and c.teacher == cell.teacher for c in cells_for(spec)) else 0
+                suffix = f"-views{views}" if views else ""
+                store = Path("stores") / spec.dataset / f"cmkd-{cell.teacher}-seed{seed}{suffix}.zarr"
                 if cell.kd != "online":
-                    views = spec.views if any(c.kd == "replay" and c.teacher == cell.teacher for c in cells_for(spec)) else 0
                     if not store_is_complete(store):
                         run_stage_one(StageOneJob(spec.dataset, str(teacher_dir), str(store), views=views,
                                                   view_seed=seed, scheduler="inline",

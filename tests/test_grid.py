@@ -13,7 +13,7 @@ def test_small_grid_runs_every_cell_and_reports_them(project):
     results = run_grid(spec, tiny_config(epochs=1), progress=False)
     assert set(results) == {c.name for c in cells_for(spec)}
     assert all(set(results[name]) == {0, 1} for name in results)
-    assert Path("stores/tiny/cmkd-ast-seed1.zarr").exists()
+    assert Path("stores/tiny/cmkd-ast-seed1.zarr").exists()  # small grid: no replay, no views
     report = write_report(spec, results, "reports/tiny", seconds=12.0)
     text = report.read_text()
     assert "| ast -> cnn (clean) |" in text and "| cnn -> ast (clean) |" in text
@@ -41,3 +41,13 @@ def test_full_grid_runs_once_with_every_mode(project):
     assert results["ast_crossfit"][0]["cross_fitted"] == 2
     report = write_report(spec, results, "reports/tiny", seconds=1.0).read_text()
     assert "one seed: no call" in report and "out-of-fold" in report
+
+
+def test_a_grid_that_adds_replay_builds_a_store_with_views(project):
+    small = GridSpec(dataset="tiny", cnn="efficientnet_tiny", ast="ast_micro", small=True)
+    run_grid(small, tiny_config(epochs=1), progress=False)
+    full = GridSpec(dataset="tiny", cnn="efficientnet_tiny", ast="ast_micro", views=2,
+                    only=("ast_to_cnn_replay",))
+    results = run_grid(full, tiny_config(epochs=1, freqm=4), progress=False)
+    assert results["ast_to_cnn_replay"][0]["kd"] == "replay"
+    assert Path("stores/tiny/cmkd-ast-seed0-views2.zarr").exists()
