@@ -67,6 +67,7 @@ class ClipDataset(Dataset):
         self.partner_by_id = {c.clip_id: c for c in self.partners}
         self.class_index = {mid: i for i, mid in enumerate(manifest.mids)}
         self.num_classes = manifest.num_classes
+        self.manifest_by_id = {c.clip_id: c for c in manifest.clips}  # a stored view may name any clip
         self.audio = AudioSource(manifest)
         self.kd = kd
         self.epoch = 0
@@ -96,16 +97,7 @@ class ClipDataset(Dataset):
         return multi_hot(clip, self.class_index, self.num_classes)
 
     def _partner_clip(self, clip_id: str) -> Clip:
-        clip = self.partner_by_id.get(clip_id)
-        if clip is None:  # a stored view may name any clip of the manifest
-            clip = self.manifest_by_id[clip_id]
-        return clip
-
-    @property
-    def manifest_by_id(self) -> dict[str, Clip]:
-        if not hasattr(self, "_manifest_by_id"):
-            self._manifest_by_id = {c.clip_id: c for c in self.manifest.clips}
-        return self._manifest_by_id
+        return self.partner_by_id.get(clip_id) or self.manifest_by_id[clip_id]
 
     def __getitem__(self, index: int) -> dict:
         clip = self.clips[index]

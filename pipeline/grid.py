@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .augment import AugmentSettings
 from .config import Config, apply_overrides
 from .distill import kd_job_extras
 from .training.runner import run_training
@@ -148,16 +149,10 @@ def run_grid(spec: GridSpec, base: Config, progress: bool = True) -> dict:
                     if not store_is_complete(store):
                         run_stage_one(StageOneJob(spec.dataset, str(teacher_dir), str(store), views=views,
                                                   view_seed=seed, scheduler="inline",
-                                                  augment=_view_augment(config)), progress=progress)
+                                                  augment=AugmentSettings.from_config(config)), progress=progress)
                 config = apply_overrides(config, [f"kd={cell.kd}", f"logits={store if cell.kd != 'online' else ''}",
                                                   f"teacher={teacher_dir if cell.kd == 'online' else ''}"])
                 summary = run_training(spec.dataset, config, run, fold=spec.fold, progress=progress,
                                        job_extras=kd_job_extras(Path("data_manifests") / spec.dataset))
             results.setdefault(cell.name, {})[seed] = summary
     return results
-
-
-def _view_augment(config: Config):
-    from .augment import AugmentSettings
-
-    return AugmentSettings.from_config(config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.config import Config, load_config
+from pipeline.config import Config, apply_overrides, load_config
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -20,8 +20,7 @@ def resolve_config(args, **named) -> Config:
     """Recipe, then named options (--model, --fold ...), then key=value overrides: later wins."""
     path = args.config or default_recipe(args.dataset)
     pairs = {k: str(v) for k, v in named.items() if v not in (None, "")}
-    config = load_config(path, pairs)
-    return _apply(config, args.overrides)
+    return apply_overrides(load_config(path, pairs), [o for o in args.overrides if o.strip()])
 
 
 def default_recipe(dataset: str) -> str | None:
@@ -31,8 +30,3 @@ def default_recipe(dataset: str) -> str | None:
             return str(path)
     return None
 
-
-def _apply(config: Config, overrides: list[str]) -> Config:
-    from pipeline.config import apply_overrides
-
-    return apply_overrides(config, [o for o in overrides if o.strip()]) if overrides else config

@@ -132,7 +132,9 @@ def _views(spec, clips, waves, by_id, audio, models, settings, front_end, num_cl
             if view.partner:
                 if view.partner not in partner_cache:
                     try:
-                        partner_cache[view.partner] = waves.get(view.partner) if view.partner in waves else audio.read(by_id[view.partner])
+                        partner_cache[view.partner] = waves.get(view.partner)
+                        if partner_cache[view.partner] is None:  # partner outside this chunk
+                            partner_cache[view.partner] = audio.read(by_id[view.partner])
                     except Exception:
                         partner_cache[view.partner] = None
                 partner = partner_cache[view.partner]

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..augment import AugmentSettings
-from ..config import Config, FrontEndConfig
+from ..config import Config, FrontEndConfig, config_from_dict
 from ..features import front_end_dict
 from ..manifests import load_manifest, manifest_hashes
 from ..training.checkpoint import model_from_state
@@ -43,10 +43,6 @@ class StageOneJob:
     device: str = "auto"
 
 
-def _augment_of(config: Config) -> AugmentSettings:
-    return AugmentSettings(config.mixup, config.mixup_alpha, config.freqm, config.timem, config.time_shift)
-
-
 def prepare(job: StageOneJob):
     """Create (or reopen for resume) the store; returns (chunk spec, manifest, teachers, store attrs)."""
     from ..store import create_store
@@ -56,10 +52,9 @@ def prepare(job: StageOneJob):
     teachers = load_teacher_set(job.teacher)
     loaded = load_members(teachers)
     first = loaded[teachers.checkpoints[0]]
-    teacher_config = Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in first["config"].items()
-                               if k in {f.name for f in dataclasses.fields(Config)}})
+    teacher_config = config_from_dict(first["config"])
     front_end = FrontEndConfig(**first["front_end"])
-    augment = job.augment or _augment_of(teacher_config)
+    augment = job.augment or AugmentSettings.from_config(teacher_config)
     train_ids = [c.clip_id for c in manifest.select("train", _teacher_fold(manifest, teacher_config, job))]
     vocabulary = first["vocabulary"]
     attrs = {

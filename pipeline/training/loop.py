@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..augment import AugmentSettings
 from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_config
 from ..data import ClipDataset, EpochSampler, balanced_weights
 from ..losses import cmkd_loss, kd_targets
@@ -103,7 +104,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if "cuda" in device else None)
 
-    augment_settings = _augment(config)
+    augment_settings = AugmentSettings.from_config(config)
     dataset = ClipDataset(job.manifest, job.train_clips, job.front_end, augment_settings, seed=config.seed,
                           partners=job.train_clips, kd=job.kd)
     weights = balanced_weights(job.train_clips, job.manifest.mids) if config.balanced_sampler else None
@@ -174,12 +175,6 @@ def checkpoint_identity(job: TrainJob, model, single_label: bool) -> dict:
             "config": config_to_dict(job.config), "front_end": vars(job.front_end),
             "vocabulary": {"mids": job.manifest.mids, "names": [label.name for label in job.manifest.labels]},
             "activation": "softmax" if single_label else "sigmoid", "dataset": job.manifest.name}
-
-
-def _augment(config: Config):
-    from ..augment import AugmentSettings
-
-    return AugmentSettings.from_config(config)
 
 
 def _kd_targets(job: TrainJob, config: Config, batch: dict) -> torch.Tensor:
