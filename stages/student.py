@@ -11,8 +11,10 @@ from .common import base_parser, resolve_config
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
-    for name in ("model", "run", "logits", "teacher", "kd", "kd-loss", "tau", "missing"):
+    for name in ("model", "logits", "teacher", "kd", "kd-loss", "tau", "missing"):
         parser.add_argument(f"--{name}", default=None)
+    # torchrun reads a bare --run as an abbreviation of its own --run-path; --run-name passes through
+    parser.add_argument("--run", "--run-name", dest="run", default=None, help="run name")
     parser.add_argument("--lambda", dest="kd_lambda", default=None, help="weight of the task loss")
     parser.add_argument("--fold", type=int, default=None)
     parser.add_argument("--resume", action="store_true")

@@ -10,7 +10,8 @@ from .common import base_parser, resolve_config
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
     parser.add_argument("--model", default=None, help="registry name (see pipeline.models.list_models())")
-    parser.add_argument("--run", default=None, help="run name (default: the model name)")
+    # torchrun reads a bare --run as an abbreviation of its own --run-path; --run-name passes through
+    parser.add_argument("--run", "--run-name", dest="run", default=None, help="run name (default: the model name)")
     parser.add_argument("--fold", type=int, default=None, help="ESC-50 layout: evaluate on this fold")
     parser.add_argument("--crossfit", type=int, default=0, help="train k cross-fitted teachers")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")

@@ -1,0 +1,176 @@
+"""`make gpu-check`: the code paths that only a CUDA machine exercises, run once on the embedded corpus.
+
+1. supervised teacher training with AMP (GradScaler + autocast) on the GPU;
+2. stage one on the GPU through a one-worker dask LocalCluster, then the store's integrity check;
+3. one KD student epoch from that store with AMP, GPU utilisation sampled by nvidia-smi meanwhile;
+4. the DistributedDataParallel path: ``torchrun --nproc_per_node=1`` (NCCL) training one epoch;
+5. paper-size throughput (128 x 1024 input) of efficientnet_b2 and ast_base under AMP: a training
+   step and an inference batch, timed with CUDA synchronisation.
+
+Everything lands in ``bench/gpu_check.json``; every figure is measured by the run that writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+DATASET = "demo"
+DEVICE = "cuda"
+GPU_OVERRIDES = [f"device={DEVICE}", "amp=true", "num_workers=8", "batch_size=64", "threads=0"]
+
+
+def sample_utilisation(samples: list, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
+                                  "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5)
+            util, memory = out.stdout.split(",")[:2]
+            samples.append((float(util), float(memory)))
+        except (OSError, ValueError, subprocess.SubprocessError):
+            pass  # no nvidia-smi or an odd line: the check still runs, without utilisation figures
+        time.sleep(0.5)
+
+
+def ensure_demo_corpus() -> None:
+    """A fresh GPU machine has no data/: generate the corpus, its manifest and norm stats (~30 s)."""
+    from ..corpus import generate_corpus
+    from ..manifests.build import build_manifest
+    from ..manifests.derived import compute_dataset_norm_stats
+
+    if Path("data_manifests", DATASET, "dataset.json").exists():
+        return
+    generate_corpus("data", size=1.0, seed=0, progress=False, workers=min(8, os.cpu_count() or 1))
+    build_manifest(DATASET, "fsd50k", "data/demo")
+    from ..config import load_config
+
+    compute_dataset_norm_stats(Path("data_manifests", DATASET), load_config("configs/demo.yaml").front_end(),
+                               max_clips=300)
+
+
+def last_epoch(run_dir: Path) -> dict:
+    header, *rows = (run_dir / "metrics.csv").read_text().splitlines()
+    return dict(zip(header.split(","), (float(v) for v in rows[-1].split(","))))
+
+
+def train_teacher(runs: Path) -> dict:
+    from ..config import load_config
+    from ..training import run_training
+
+    config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=2", "model=efficientnet_tiny"])
+    started = time.time()
+    summary = run_training(DATASET, config, "gpu-check/teacher", progress=False)
+    return {"seconds": time.time() - started, "eval_map": summary["map"],
+            "train_clips_per_s": last_epoch(runs / "gpu-check/teacher")["clips_per_s"]}
+
+
+def stage_one(runs: Path, store: str) -> dict:
+    from ..engine import StageOneJob, run_stage_one
+    from ..store import verify_store
+
+    job = StageOneJob(dataset=DATASET, teacher=str(runs / "gpu-check/teacher"), out=store, workers=1,
+                      device=DEVICE, batch_size=64, overwrite=True)
+    summary = run_stage_one(job)
+    problems = verify_store(store)
+    return {"seconds": summary["seconds"], "clips": summary["clips"], "clips_per_s": summary["clips"] / summary["seconds"],
+            "failures": summary["failures"], "engine": summary["engine"], "verify_problems": len(problems)}
+
+
+def train_student(runs: Path, store: str) -> dict:
+    from ..config import load_config
+    from ..distill import kd_job_extras
+    from ..training import run_training
+
+    config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=1", "kd=clean", f"logits={store}"])
+    samples, stop = [], threading.Event()
+    sampler = threading.Thread(target=sample_utilisation, args=(samples, stop), daemon=True)
+    sampler.start()
+    started = time.time()
+    run_training(DATASET, config, "gpu-check/student", progress=False,
+                 job_extras=kd_job_extras(Path("data_manifests", DATASET)))
+    stop.set()
+    return {"seconds": time.time() - started, "train_clips_per_s": last_epoch(runs / "gpu-check/student")["clips_per_s"],
+            "gpu_util_mean": sum(s[0] for s in samples) / max(len(samples), 1),
+            "gpu_util_max": max((s[0] for s in samples), default=0.0),
+            "gpu_mem_mb_max": max((s[1] for s in samples), default=0.0)}
+
+
+def torchrun_epoch(runs: Path) -> dict:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m",
+               "stages.teacher", "--dataset", DATASET, "--config", "configs/demo.yaml", "--run-name", "gpu-check/ddp",
+               "--", *GPU_OVERRIDES, "epochs=1"]
+    started = time.time()
+    done = subprocess.run(command, capture_output=True, text=True)
+    summary = runs / "gpu-check/ddp/summary.json"
+    return {"returncode": done.returncode, "seconds": time.time() - started, "summary_written": summary.exists(),
+            "eval_map": json.loads(summary.read_text())["map"] if summary.exists() else None,
+            "stderr_tail": done.stderr[-2000:] if done.returncode else ""}
+
+
+def paper_size_throughput(name: str, batch: int, steps: int = 5) -> dict:
+    from ..models import create_model
+
+    model = create_model(name, num_classes=527, n_mels=128, target_length=1024).cuda()
+    features = torch.randn(batch, 1024, 128, device="cuda")
+    targets = (torch.rand(batch, 527, device="cuda") < 0.01).float()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cuda")
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def train_step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cuda"):
+            loss = loss_fn(model(features), targets)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def infer():
+        with torch.no_grad(), torch.autocast("cuda"):
+            model(features)
+
+    figures = {}
+    for mode, fn in (("train", train_step), ("infer", infer)):
+        model.train(mode == "train")
+        fn()  # warm-up: kernel selection, allocator
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        torch.cuda.synchronize()
+        figures[f"{mode}_clips_per_s"] = batch * steps / (time.perf_counter() - started)
+    figures["batch"] = batch
+    figures["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    del model, optimizer
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return figures
+
+
+def run_gpu_check(out: str | Path = "bench/gpu_check.json") -> dict:
+    if not torch.cuda.is_available():
+        raise RuntimeError("gpu-check needs a CUDA device; none is visible here")
+    ensure_demo_corpus()
+    runs, store = Path("runs", DATASET), f"stores/{DATASET}/gpu-check.zarr"
+    result = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda}
+    steps = [("teacher_amp", lambda: train_teacher(runs)), ("stage_one", lambda: stage_one(runs, store)),
+             ("student_kd_amp", lambda: train_student(runs, store)), ("torchrun_ddp", lambda: torchrun_epoch(runs)),
+             ("efficientnet_b2_128x1024", lambda: paper_size_throughput("efficientnet_b2", 64)),
+             ("ast_base_128x1024", lambda: paper_size_throughput("ast_base", 32))]
+    for name, step in steps:
+        print(f"gpu-check: {name} ...", flush=True)
+        try:
+            result[name] = step()
+        except Exception as error:  # one broken path must not hide the others' figures
+            result[name] = {"error": f"{type(error).__name__}: {error}"}
+        print(f"gpu-check: {name} -> {result[name]}", flush=True)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")  # after each step: a timeout keeps what ran
+    return result
