@@ -39,7 +39,8 @@ class Config:
     fold: int | None = None  # ESC-50 layout: evaluate on this fold, train on the others
     # model
     model: str = "efficientnet_b0"
-    pooling: str = "mean"  # mean | attention
+    pooling: str = "mean"  # the CNN's head: mean | attention | psla_attention
+    ast_pooling: str = ""  # the AST's head: token (paper) | max; "": the model's own (see pipeline/models/ast.py)
     pretrained: str = "none"  # none | imagenet
     drop_rate: float = 0.0
     cnn_model: str = "efficientnet_b2"  # the CMKD grid's two families

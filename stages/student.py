@@ -31,6 +31,8 @@ def main(argv=None) -> int:
 
     print(f"student {config.model}: KD={config.kd}" + (f" from {config.logits}" if config.logits else ""))
     summary = run_training(args.dataset, config, run, fold=args.fold, resume=args.resume, job_extras=kd_job_extras(manifest_dir))
+    if not summary:
+        return 0  # a rank other than 0 under torchrun: rank 0 reports
     print(f"{run} on {args.dataset}: eval mAP {summary['map']:.4f}  accuracy {summary['accuracy']:.4f}"
           f"  -> runs/{args.dataset}/{run}/")
     return 0

@@ -24,6 +24,8 @@ def main(argv=None) -> int:
         summary = run_crossfit(args.dataset, config, run, k=args.crossfit, fold=args.fold, resume=args.resume)
     else:
         summary = run_training(args.dataset, config, run, fold=args.fold, resume=args.resume)
+    if not summary:
+        return 0  # a rank other than 0 under torchrun: rank 0 reports
     print(f"{run} on {args.dataset}: eval mAP {summary['map']:.4f}  mAUC {summary['mauc']:.4f}  "
           f"d' {summary['dprime']:.3f}  accuracy {summary['accuracy']:.4f}  -> runs/{args.dataset}/{run}/")
     return 0

@@ -127,13 +127,44 @@ def test_bad_requests_are_named():
         create_model("efficientnet_b3x", num_classes=3)
     with pytest.raises(ValueError, match="unknown option"):
         create_model("ast_micro", num_classes=3, attention_heads=2)
-    with pytest.raises(ValueError, match="pooling must be 'mean'"):
+    with pytest.raises(ValueError, match="AST pooling must be 'token'.*ast_pooling"):
         create_model("ast_micro", num_classes=3, pooling="attention")
     with pytest.raises(ValueError, match="n_mels >= 16"):
         create_model("ast_micro", num_classes=3, n_mels=8, target_length=100)
     model = create_model("ast_micro", num_classes=3, **SHORT)
     with pytest.raises(ValueError, match=r"\[batch, 100, 64\]"):
         model(torch.randn(1, 120, 64))
+
+
+def test_each_model_gets_its_standard_head_by_default():
+    assert create_model("ast_base", num_classes=3, n_mels=64, target_length=100).pooling == "token"  # the paper's
+    assert create_model("ast_micro", num_classes=3, **SHORT).pooling == "max"
+    assert create_model("efficientnet_tiny", num_classes=3, **SHORT).model_config["pooling"] == "mean"
+
+
+def test_ast_max_pooling_reads_the_loudest_patch_not_the_class_token():
+    torch.manual_seed(0)
+    model = create_model("ast_micro", num_classes=3, pooling="max", **SHORT).eval()
+    tokens = torch.randn(2, 2 + model.grid[0] * model.grid[1], model.v.embed_dim)
+    tokens[:, :2] = 100.0  # class and distillation tokens: ignored by the max readout
+    model.v.forward_features = lambda image: tokens
+    with torch.no_grad():
+        logits = model(torch.zeros(2, 100, 64))
+    expected = model.mlp_head[1](model.mlp_head[0](tokens[:, 2:].amax(dim=1)))
+    torch.testing.assert_close(logits, expected)
+    token_model = create_model("ast_micro", num_classes=3, pooling="token", **SHORT).eval()
+    assert set(token_model.state_dict()) == set(model.state_dict())  # same weights: checkpoints interchange
+
+
+def test_one_recipe_pools_each_family_with_its_own_key():
+    from pipeline.config import load_config
+    from pipeline.training.loop import pooling_for
+
+    config = load_config(None, ["pooling=attention", "model=efficientnet_tiny"])
+    assert pooling_for(config) == "attention"
+    ast = load_config(None, ["pooling=attention", "model=ast_micro"])
+    assert pooling_for(ast) is None  # the model's own head, not the CNN's
+    assert pooling_for(load_config(None, ["model=ast_base", "ast_pooling=max"])) == "max"
 
 
 # ---------------------------------------------------------------- checkpoint import: AST layout

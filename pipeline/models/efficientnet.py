@@ -61,21 +61,21 @@ def _variant(size: str, tf_variant: bool) -> tuple[str, str]:
 
 
 @register_model("EfficientNet-B2 (PSLA/CMKD paper CNN), ~7.7M backbone parameters")
-def efficientnet_b2(num_classes: int, n_mels: int, target_length: int, pooling: str, drop_rate: float,
-                    pretrained: str, attention_heads: int = 4, tf_variant: bool = False) -> EfficientNetAudio:
+def efficientnet_b2(num_classes: int, n_mels: int, target_length: int, pooling: str = "mean", drop_rate: float = 0.0,
+                    pretrained: str = "none", attention_heads: int = 4, tf_variant: bool = False) -> EfficientNetAudio:
     timm_name, tag = _variant("b2", tf_variant)
     return build_efficientnet(timm_name, tag, num_classes, pooling, drop_rate, pretrained, attention_heads)
 
 
 @register_model("EfficientNet-B0, ~4.0M backbone parameters: the CPU-sized CNN")
-def efficientnet_b0(num_classes: int, n_mels: int, target_length: int, pooling: str, drop_rate: float,
-                    pretrained: str, attention_heads: int = 4, tf_variant: bool = False) -> EfficientNetAudio:
+def efficientnet_b0(num_classes: int, n_mels: int, target_length: int, pooling: str = "mean", drop_rate: float = 0.0,
+                    pretrained: str = "none", attention_heads: int = 4, tf_variant: bool = False) -> EfficientNetAudio:
     timm_name, tag = _variant("b0", tf_variant)
     return build_efficientnet(timm_name, tag, num_classes, pooling, drop_rate, pretrained, attention_heads)
 
 
 @register_model("timm's minimal EfficientNet (test_efficientnet), ~0.1M parameters: tests and CPU demos")
-def efficientnet_tiny(num_classes: int, n_mels: int, target_length: int, pooling: str, drop_rate: float,
-                      pretrained: str, attention_heads: int = 4) -> EfficientNetAudio:
+def efficientnet_tiny(num_classes: int, n_mels: int, target_length: int, pooling: str = "mean", drop_rate: float = 0.0,
+                      pretrained: str = "none", attention_heads: int = 4) -> EfficientNetAudio:
     return build_efficientnet("test_efficientnet", "r160_in1k", num_classes, pooling, drop_rate, pretrained,
                               attention_heads)

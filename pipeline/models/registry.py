@@ -18,6 +18,7 @@ from typing import Callable
 from torch import nn
 
 PRETRAINED_CHOICES = ("none", "imagenet")
+FAMILIES = ("cnn", "ast")
 # arguments every builder takes; anything else a builder declares is a model-specific option
 COMMON_ARGS = ("num_classes", "n_mels", "target_length", "pooling", "drop_rate", "pretrained")
 
@@ -27,6 +28,11 @@ class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
     summary: str
+    family: str  # "cnn" | "ast": which config key picks its pooling (pooling | ast_pooling)
+
+    @property
+    def default_pooling(self) -> str:
+        return inspect.signature(self.builder).parameters["pooling"].default
 
     def options(self) -> dict[str, object]:
         """Model-specific keyword options and their defaults (e.g. attention_heads, time_stride)."""
@@ -37,17 +43,23 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(summary: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: the builder's function name becomes its registry name."""
+def register_model(summary: str, family: str = "cnn") -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: the builder's function name becomes its registry name; its ``pooling`` default is
+    the head the model gets when none is asked for."""
+    if family not in FAMILIES:
+        raise ValueError(f"model family must be one of {FAMILIES}, got {family!r}")
 
     def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        missing = [a for a in COMMON_ARGS if a not in inspect.signature(builder).parameters]
+        params = inspect.signature(builder).parameters
+        missing = [a for a in COMMON_ARGS if a not in params]
         if missing:
             raise TypeError(f"builder {name!r} must accept {missing}")
-        _REGISTRY[name] = ModelEntry(name, builder, summary)
+        if not isinstance(params["pooling"].default, str):
+            raise TypeError(f"builder {name!r} must give pooling a default (its standard head)")
+        _REGISTRY[name] = ModelEntry(name, builder, summary, family)
         return builder
 
     return add
@@ -81,7 +93,7 @@ def create_model(
     num_classes: int,
     n_mels: int = 128,
     target_length: int = 1024,
-    pooling: str = "mean",
+    pooling: str | None = None,
     pretrained: str = "none",
     drop_rate: float = 0.0,
     checkpoint: str | Path | None = None,
@@ -94,9 +106,10 @@ def create_model(
     cached and the hub cannot be reached). ``checkpoint`` then loads a published AST/PSLA checkpoint or
     one of ours on top (see :func:`pipeline.models.checkpoint_import.load_pretrained_checkpoint`); its
     report is kept as ``model.import_report``. ``options`` are model-specific (``list`` them with
-    ``model_entry(name).options()``).
+    ``model_entry(name).options()``). ``pooling=None`` gives the model its standard head.
     """
     entry = model_entry(name)
+    pooling = entry.default_pooling if pooling is None else pooling
     _check_common(name, num_classes, n_mels, target_length, pretrained, drop_rate)
     known = entry.options()
     unknown = sorted(set(options) - set(known))

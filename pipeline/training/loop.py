@@ -22,7 +22,7 @@ from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_conf
 from ..data import ClipDataset, EpochSampler, balanced_weights
 from ..losses import cmkd_loss, kd_targets
 from ..manifests import Clip, Manifest
-from ..models import create_model
+from ..models import create_model, model_entry
 from ..seeding import seed_everything, set_threads, worker_init
 from . import runlog
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -45,6 +45,14 @@ class TrainJob:
     kd: object = None
     online_teacher: torch.nn.Module | None = None
     extra_summary: dict | None = None
+
+
+def pooling_for(config: Config) -> str | None:
+    """One recipe trains both families (the CMKD grid), so each has its own key: the PSLA head names
+    (mean, attention) mean nothing to an AST."""
+    if model_entry(config.model).family == "ast":
+        return config.ast_pooling or None
+    return config.pooling
 
 
 def pick_device(config: Config) -> str:
@@ -77,7 +85,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     seed_everything(config.seed)
     single_label = single_label_of(config, job.manifest)
     model = create_model(config.model, num_classes=job.manifest.num_classes, n_mels=job.front_end.n_mels,
-                         target_length=job.front_end.target_length, pooling=config.pooling,
+                         target_length=job.front_end.target_length, pooling=pooling_for(config),
                          pretrained=config.pretrained, drop_rate=config.drop_rate).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                  betas=tuple(config.betas))

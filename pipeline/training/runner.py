@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import Config
 from ..manifests import Manifest, load_manifest
-from .loop import TrainJob, train
+from .loop import TrainJob, distributed_context, train
 from .runlog import write_summary
 
 METRIC_KEYS = ("map", "mauc", "dprime", "accuracy")
@@ -47,7 +47,8 @@ def make_job(config: Config, manifest: Manifest, run_dir: Path, fold: int | None
 def run_training(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
                  manifests_root: str | Path = "data_manifests", runs_root: str | Path = "runs",
                  job_extras=None, progress: bool = True) -> dict:
-    """Train one model (or one per fold); job_extras as in :func:`make_job` (KD sources)."""
+    """Train one model (or one per fold); job_extras as in :func:`make_job` (KD sources). Under
+    torchrun the ranks other than 0 return an empty dict."""
     manifest = load_manifest(Path(manifests_root) / dataset)
     run_dir = run_dir_for(dataset, run, runs_root)
     folds = [fold] if fold is not None else (manifest.folds if _fold_based(manifest) else [None])
@@ -60,6 +61,8 @@ def run_training(dataset: str, config: Config, run: str, fold: int | None = None
             continue
         job = make_job(_with_fold(config, k), manifest, fold_dir, k, job_extras)
         summaries[k] = train(job, resume=resume, progress=progress)
+    if distributed_context()[0] != 0:
+        return {}  # under torchrun only rank 0 evaluates, writes and reports
     if len(folds) == 1:
         return summaries[folds[0]]
     summary = fold_mean(summaries)
