@@ -9,7 +9,6 @@ resumes. The report (:mod:`pipeline.report`) turns the summaries into ``reports/
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass, field

@@ -1,77 +1,24 @@
-"""The logit store: format, writer bookkeeping, identity checks, lock, topk rule and the reader."""
+"""The logit store's writer side: format, bookkeeping, identity checks, refusals, lock."""
 
 from __future__ import annotations
 
-import math
 import os
-import pickle
 import socket
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
 
-from pipeline.augment import AugmentSettings, View, draw_view
+from pipeline.augment import View
 from pipeline.store import (FORMAT_ID, FORMAT_VERSION, LogitTable, StoreError, StoreLock, StoreLocked, StoreMismatch,
-                            arrays_to_view, chunk_plan, create_store, done_chunks, finalize_store, inspect,
-                            lock_path, mark_chunk_done, read_failures, rebuild_dense, store_is_complete, topk_compress,
-                            verify_store, views_to_arrays, write_chunk)
+                            arrays_to_view, chunk_plan, done_chunks, finalize_store, inspect, lock_path,
+                            mark_chunk_done, read_failures, store_is_complete, verify_store, views_to_arrays,
+                            write_chunk)
 
-MIDS = ["/m/dog", "/m/cat", "/m/rain", "/m/car", "/m/bird", "/m/wind"]
-NAMES = ["Dog", "Cat", "Rain", "Car", "Bird", "Wind"]
-SETTINGS = AugmentSettings(mixup=0.5, freqm=12, timem=30, time_shift=8)
-
-
-def provenance(checkpoint="a" * 64, clips_sha="c" * 64, n_mels=128) -> dict:
-    return {"teacher": {"model": "ast_tiny", "checkpoint_sha256": checkpoint, "config": {"lr": 1e-4},
-                        "metrics": {"mAP": 0.41, "broken": float("nan")}},
-            "front_end": {"sample_rate": 16000, "n_mels": n_mels, "target_length": 100},
-            "manifest": {"name": "demo", "sha256": {"clips.csv": clips_sha, "labels.csv": "d" * 64}},
-            "views": {"settings": {"mixup": SETTINGS.mixup, "freqm": SETTINGS.freqm}}}
-
-
-def clip_ids(n: int) -> list[str]:
-    return [f"clip{i:03d}" for i in range(n)]
-
-
-def make_store(path, n=10, mids=MIDS, **overrides) -> Path:
-    ids = clip_ids(n)
-    kwargs = dict(clip_ids=ids, splits=["train" if i % 3 else "eval" for i in range(n)],
-                  folds=[None if i % 2 else 1 + i % 5 for i in range(n)], vocabulary_mids=mids,
-                  vocabulary_names=[m.upper() for m in mids], activation="sigmoid", attrs=provenance(),
-                  chunk_clips=4)
-    kwargs.update(overrides)
-    create_store(path, **kwargs)
-    return Path(path)
-
-
-def teacher_logits(n_rows: int, num_classes: int, seed: int, views: int = 0) -> np.ndarray:
-    shape = (n_rows, views, num_classes) if views else (n_rows, num_classes)
-    return (np.random.default_rng(seed).standard_normal(shape) * 4).astype(np.float32)
-
-
-def chunk_views(ids: list[str], start: int, stop: int, views: int, seed: int = 7) -> list[list[View]]:
-    return [[draw_view(seed, ids[row], k, ids, SETTINGS, 128, 100) for k in range(views)] for row in range(start, stop)]
-
-
-def fill_store(path: Path, views: int = 0, failed: dict[str, str] | None = None) -> dict[str, np.ndarray]:
-    """Write and mark every chunk; returns the dense inputs so tests can compare against them."""
-    failed = failed or {}
-    table = LogitTable.open(path, load_views=False)
-    ids, num_classes = table.clip_ids, table.num_classes
-    dense = teacher_logits(len(ids), num_classes, seed=1)
-    view_dense = teacher_logits(len(ids), num_classes, seed=2, views=views) if views else None
-    for chunk, start, stop in chunk_plan(path):
-        valid = np.array([ids[row] not in failed for row in range(start, stop)])
-        arrays = views_to_arrays(chunk_views(ids, start, stop, views)) if views else None
-        sha = write_chunk(path, chunk, dense[start:stop], valid,
-                          view_dense[start:stop] if views else None, arrays)
-        mark_chunk_done(path, chunk, sha, [(c, e) for c, e in failed.items() if ids.index(c) in range(start, stop)])
-    return {"logits": dense, "view_logits": view_dense}
+from .store_helpers import MIDS, chunk_views, clip_ids, fill_store, make_store, provenance, teacher_logits
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
@@ -265,48 +212,6 @@ def test_a_single_view_can_be_masked_in_a_valid_clip(tmp_path, topk):
     assert np.isnan(got[0]).all() and np.isfinite(got[1]).all() and table.valid_rows([1])[0]
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
-def test_topk_rebuild_rule(activation):
-    dense = teacher_logits(20, 30, 8).astype(np.float64)
-    dense[3] = np.nan  # a failed clip
-    k = 5
-    values, indices, fill = topk_compress(dense, k, activation)
-    rebuilt = rebuild_dense(values, indices, fill, 30)
-    assert np.isnan(rebuilt[3]).all() and (indices[3] == -1).all()
-    for row in [r for r in range(20) if r != 3]:
-        order = np.argsort(-dense[row], kind="stable")
-        top, rest = order[:k], order[k:]
-        np.testing.assert_allclose(rebuilt[row, top], dense[row, top], rtol=1e-6)
-        assert (rebuilt[row, rest] == fill[row]).all() and fill[row] <= dense[row, order[k]] + 1e-6
-        if activation == "softmax":  # kept classes keep their exact dense probability
-            def softmax(z):
-                return np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-            np.testing.assert_allclose(softmax(rebuilt[row].astype(np.float64))[top], softmax(dense[row])[top],
-                                       rtol=1e-5)
-        else:  # the dropped classes keep their summed probability
-            def sigmoid(z):
-                return 1 / (1 + np.exp(-z))
-            assert math.isclose(sigmoid(rebuilt[row, rest].astype(np.float64)).sum(),
-                                sigmoid(dense[row, rest]).sum(), rel_tol=1e-5)
-
-
-def test_topk_store_rebuilds_dense_rows(tmp_path):
-    mids = [f"/m/{i}" for i in range(12)]
-    path = make_store(tmp_path / "s.zarr", mids=mids, topk=3, views=1, view_seed=7)
-    inputs = fill_store(path, views=1, failed={"clip004": "gone"})
-    assert verify_store(path) == []
-    group = zarr.open_group(str(path), mode="r")
-    assert "logits" not in group and group["topk_indices"].dtype == np.int16 and group["topk_values"].shape == (10, 3)
-    table = LogitTable.open(path)
-    got = table.logits_for(np.arange(10))
-    assert np.isnan(got[4]).all()
-    for row in [0, 7]:
-        top = np.argsort(-inputs["logits"][row], kind="stable")[:3]
-        np.testing.assert_array_equal(got[row, top], inputs["logits"][row, top].astype(np.float16).astype(np.float32))
-        assert len(np.unique(np.delete(got[row], top))) == 1
-    view_row = table.view_logits_for([2], [0])[0]
-    top = np.argsort(-inputs["view_logits"][2, 0], kind="stable")[:3]
-    np.testing.assert_array_equal(view_row[top], inputs["view_logits"][2, 0, top].astype(np.float16))
 
 
 @pytest.mark.parametrize("field, change", [
@@ -359,51 +264,3 @@ def test_lock_refuses_a_second_writer_and_takes_over_a_dead_one(tmp_path):
         StoreLock(path).acquire()
     with StoreLock(path, force=True) as lock:
         assert lock.took_over["host"] == "elsewhere.example"
-
-
-def test_logit_table_lookup_subset_and_shared_mmap(tmp_path):
-    path = make_store(tmp_path / "s.zarr", views=1, view_seed=7)
-    inputs = fill_store(path, views=1)
-    table = LogitTable.open(path)
-    assert list(table.rows(["clip003", "nope", "clip000"])) == [3, -1, 0]
-    subset = LogitTable.open(path, clip_ids=["clip008", "clip001", "absent"])
-    assert subset.clip_ids == ["clip001", "clip008"] and list(subset.rows(["clip008", "clip002"])) == [1, -1]
-    np.testing.assert_array_equal(subset.logits_for([1]), table.logits_for([8]))
-    assert subset.view_for(1, 0) == table.view_for(8, 0)
-
-    before = table.logits_for(np.arange(10))
-    table.share(tmp_path / "cache")
-    assert isinstance(table._arrays["logits"], np.memmap) and table.shared
-    np.testing.assert_array_equal(table.logits_for(np.arange(10)), before)
-    clone = pickle.loads(pickle.dumps(table))
-    assert isinstance(clone._arrays["logits"], np.memmap)
-    np.testing.assert_array_equal(clone.logits_for(np.arange(10)), before)
-    assert clone.view_for(3, 0) == table.view_for(3, 0)
-    assert clone._arrays["logits"].filename == table._arrays["logits"].filename  # same pages, no copy
-    assert inputs["logits"].shape == before.shape
-
-
-def test_newer_major_version_is_refused(tmp_path):
-    path = make_store(tmp_path / "s.zarr")
-    zarr.open_group(str(path), mode="r+").attrs.update({"version": "2.0"})
-    with pytest.raises(StoreError, match="version '2.0'"):
-        LogitTable.open(path)
-    assert "version" in verify_store(path)[0]
-
-
-def documented_plain_zarr_example() -> str:
-    text = (Path(__file__).resolve().parents[1] / "docs" / "store-format.md").read_text()
-    block = text.split("<!-- plain-zarr example", 1)[1]
-    return block.split("```python\n", 1)[1].split("```", 1)[0]
-
-
-@pytest.mark.parametrize("topk", [0, 2])
-def test_documented_plain_zarr_example_matches_the_reader(tmp_path, topk):
-    path = make_store(tmp_path / "s.zarr", topk=topk)
-    fill_store(path, failed={"clip005": "gone"})
-    namespace = {"STORE": str(path)}
-    exec(documented_plain_zarr_example(), namespace)  # the docs' ten lines, verbatim
-    expected = LogitTable.open(path).logits_for(np.arange(10))
-    np.testing.assert_array_equal(namespace["logits"], expected)
-    assert namespace["clip_ids"] == clip_ids(10) and not namespace["valid"][5]
-    assert namespace["probabilities"].shape == (10, len(MIDS))
