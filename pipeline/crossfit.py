@@ -19,7 +19,7 @@ from .manifests import Clip, load_manifest
 from .metrics import evaluate_predictions
 from .training.checkpoint import model_from_checkpoint
 from .training.evaluate import predict
-from .training.loop import TrainJob, single_label_of, train
+from .training.loop import TrainJob, distributed_context, single_label_of, train
 from .training.runlog import write_summary
 from .training.runner import run_dir_for, splits_for
 
@@ -47,6 +47,7 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
     single_label = single_label_of(config, manifest)
     front_end = config.front_end(manifest.stats())
     members, oof_scores, oof_targets, member_summaries = [], [], [], []
+    rank = distributed_context()[0]
     for index, held_out in enumerate(shares):
         member_dir = run_dir / f"member{index}"
         held = set(held_out)
@@ -56,6 +57,8 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
         done = (member_dir / "summary.json").exists() and (member_dir / "checkpoints" / "final.pt").exists()
         summary = json.loads((member_dir / "summary.json").read_text()) if (resume and done) else \
             train(job, resume=resume, progress=progress)
+        if rank != 0:
+            continue  # under torchrun every rank trains; rank 0 alone scores the held-out share and writes
         member_summaries.append(summary)
         members.append({"run_dir": f"member{index}", "held_out": held_out})
         model, _, _ = model_from_checkpoint(member_dir)
@@ -65,6 +68,8 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
                                       progress=progress, desc=f"out-of-fold {index}")
             oof_scores.append(scores)
             oof_targets.append(targets)
+    if rank != 0:
+        return {}
     out_of_fold = evaluate_predictions(np.concatenate(oof_scores), np.concatenate(oof_targets), single_label)
     info = {"k": k, "seed": config.seed, "fold": fold, "members": members,
             "out_of_fold": {key: out_of_fold[key] for key in ("map", "mauc", "dprime", "accuracy", "n_clips")}}

@@ -127,23 +127,36 @@ def test_ranks_get_equal_disjoint_shares_of_the_epoch():
     assert sorted(single) == list(range(10))
 
 
-def test_torchrun_with_two_ranks_trains_one_model_and_writes_once(project):
-    """DistributedDataParallel under torchrun (gloo on CPU): both ranks train on disjoint halves, rank 0
-    alone evaluates and writes. Run names go through `--run-name`: torchrun takes a bare `--run`."""
+def torchrun_teacher(run: str, *extra: str, epochs: int = 2):
+    """`stages.teacher` under torchrun with two CPU ranks (gloo)."""
     import os
     import subprocess
     import sys
 
     repo = Path(__file__).resolve().parents[1]
-    overrides = ["model=efficientnet_tiny", "n_mels=32", "target_length=64", "epochs=2", "batch_size=4",
+    overrides = ["model=efficientnet_tiny", "n_mels=32", "target_length=64", f"epochs={epochs}", "batch_size=4",
                  "eval_batch_size=16", "threads=1", "norm_mean=-6.0", "norm_std=4.0", "num_workers=0"]
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "stages.teacher", "--dataset", "tiny", "--run-name", "ddp", "--", *overrides],
+                           "-m", "stages.teacher", "--dataset", "tiny", "--run-name", run, *extra, "--", *overrides],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_torchrun_with_two_ranks_trains_one_model_and_writes_once(project):
+    """DistributedDataParallel under torchrun: both ranks train on disjoint halves, rank 0 alone
+    evaluates and writes. Run names go through `--run-name`: torchrun takes a bare `--run`."""
+    done = torchrun_teacher("ddp")
     run = Path("runs/tiny/ddp")
     assert json.loads((run / "summary.json").read_text())["map"] > 0
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 1 + 2  # rank 0 alone logs
     assert load_checkpoint(run / "checkpoints/final.pt")["model"]
     assert done.stdout.count("ddp on tiny: eval mAP") == 1  # one summary line, from rank 0
+
+
+def test_torchrun_cross_fitting_writes_one_partition(project):
+    done = torchrun_teacher("xfit", "--crossfit", "2", epochs=1)
+    info = json.loads(Path("runs/tiny/xfit/crossfit.json").read_text())
+    assert [m["run_dir"] for m in info["members"]] == ["member0", "member1"]
+    assert done.stdout.count("cross-fitted 2 teachers") == 1
