@@ -41,6 +41,7 @@ def sample_utilisation(samples: list, stop: threading.Event) -> None:
 
 def ensure_demo_corpus() -> None:
     """A fresh GPU machine has no data/: generate the corpus, its manifest and norm stats (~30 s)."""
+    from ..config import load_config
     from ..corpus import generate_corpus
     from ..manifests.build import build_manifest
     from ..manifests.derived import compute_dataset_norm_stats
@@ -49,15 +50,14 @@ def ensure_demo_corpus() -> None:
         return
     generate_corpus("data", size=1.0, seed=0, progress=False, workers=min(8, os.cpu_count() or 1))
     build_manifest(DATASET, "fsd50k", "data/demo")
-    from ..config import load_config
-
     compute_dataset_norm_stats(Path("data_manifests", DATASET), load_config("configs/demo.yaml").front_end(),
                                max_clips=300)
 
 
-def last_epoch(run_dir: Path) -> dict:
-    header, *rows = (run_dir / "metrics.csv").read_text().splitlines()
-    return dict(zip(header.split(","), (float(v) for v in rows[-1].split(","))))
+def last_epoch_clips_per_s(run_dir: Path) -> float:
+    from ..training.runlog import read_metrics
+
+    return float(read_metrics(run_dir / "metrics.csv")[-1]["clips_per_s"])
 
 
 def train_teacher(runs: Path) -> dict:
@@ -68,7 +68,7 @@ def train_teacher(runs: Path) -> dict:
     started = time.time()
     summary = run_training(DATASET, config, "gpu-check/teacher", progress=False)
     return {"seconds": time.time() - started, "eval_map": summary["map"],
-            "train_clips_per_s": last_epoch(runs / "gpu-check/teacher")["clips_per_s"]}
+            "train_clips_per_s": last_epoch_clips_per_s(runs / "gpu-check/teacher")}
 
 
 def stage_one(runs: Path, store: str) -> dict:
@@ -96,7 +96,7 @@ def train_student(runs: Path, store: str) -> dict:
     run_training(DATASET, config, "gpu-check/student", progress=False,
                  job_extras=kd_job_extras(Path("data_manifests", DATASET)))
     stop.set()
-    return {"seconds": time.time() - started, "train_clips_per_s": last_epoch(runs / "gpu-check/student")["clips_per_s"],
+    return {"seconds": time.time() - started, "train_clips_per_s": last_epoch_clips_per_s(runs / "gpu-check/student"),
             "gpu_util_mean": sum(s[0] for s in samples) / max(len(samples), 1),
             "gpu_util_max": max((s[0] for s in samples), default=0.0),
             "gpu_mem_mb_max": max((s[1] for s in samples), default=0.0)}
@@ -108,49 +108,21 @@ def torchrun_epoch(runs: Path) -> dict:
                "--", *GPU_OVERRIDES, "epochs=1"]
     started = time.time()
     done = subprocess.run(command, capture_output=True, text=True)
-    summary = runs / "gpu-check/ddp/summary.json"
-    return {"returncode": done.returncode, "seconds": time.time() - started, "summary_written": summary.exists(),
-            "eval_map": json.loads(summary.read_text())["map"] if summary.exists() else None,
-            "stderr_tail": done.stderr[-2000:] if done.returncode else ""}
+    if done.returncode:
+        raise RuntimeError(f"torchrun exited {done.returncode}: {done.stderr[-2000:]}")
+    summary = json.loads((runs / "gpu-check/ddp/summary.json").read_text())
+    return {"seconds": time.time() - started, "eval_map": summary["map"]}
 
 
 def paper_size_throughput(name: str, batch: int, steps: int = 5) -> dict:
-    from ..models import create_model
+    from .harness import median
+    from .models import model_throughput
 
-    model = create_model(name, num_classes=527, n_mels=128, target_length=1024).cuda()
-    features = torch.randn(batch, 1024, 128, device="cuda")
-    targets = (torch.rand(batch, 527, device="cuda") < 0.01).float()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler("cuda")
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-
-    def train_step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda"):
-            loss = loss_fn(model(features), targets)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    def infer():
-        with torch.no_grad(), torch.autocast("cuda"):
-            model(features)
-
-    figures = {}
-    for mode, fn in (("train", train_step), ("infer", infer)):
-        model.train(mode == "train")
-        fn()  # warm-up: kernel selection, allocator
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        torch.cuda.synchronize()
-        figures[f"{mode}_clips_per_s"] = batch * steps / (time.perf_counter() - started)
-    figures["batch"] = batch
-    figures["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
-    del model, optimizer
-    torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
+    seconds = model_throughput(name, (128, 1024), batch, steps, num_classes=527, device="cuda")
+    figures = {f"{mode}_clips_per_s": batch / median(seconds[mode]) for mode in ("train", "infer")}
+    figures.update(batch=batch, peak_mem_gb=torch.cuda.max_memory_allocated() / 2**30)
+    torch.cuda.empty_cache()
     return figures
 
 

@@ -33,25 +33,39 @@ QUICK = ModelSpeedParams(paper_models=("efficientnet_b2",), paper_batch=1, paper
                          cpu_models=("efficientnet_tiny", "ast_micro"), cpu_batch=4, cpu_steps=2)
 
 
-def _throughput(name: str, shape: tuple[int, int], batch: int, steps: int, num_classes: int) -> dict[str, list[float]]:
+def model_throughput(name: str, shape: tuple[int, int], batch: int, steps: int, num_classes: int,
+                     device: str = "cpu") -> dict[str, list[float]]:
+    """Seconds per training step and per inference batch; on CUDA under AMP (autocast + GradScaler,
+    as the trainer runs there) and synchronised after each call, so a step's time is the GPU's."""
     from ..models import create_model
 
+    cuda = device.startswith("cuda")
     n_mels, frames = shape
     generator = torch.Generator().manual_seed(0)
-    features = torch.randn(batch, frames, n_mels, generator=generator)
-    targets = (torch.rand(batch, num_classes, generator=generator) < 0.01).float()
-    model = create_model(name, num_classes=num_classes, n_mels=n_mels, target_length=frames)
+    features = torch.randn(batch, frames, n_mels, generator=generator).to(device)
+    targets = (torch.rand(batch, num_classes, generator=generator) < 0.01).float().to(device)
+    model = create_model(name, num_classes=num_classes, n_mels=n_mels, target_length=frames).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)  # disabled: scale() and step() are plain calls
     loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def finish():
+        if cuda:
+            torch.cuda.synchronize()
 
     def train_step():
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(features), targets).backward()
-        optimizer.step()
+        with torch.autocast("cuda", enabled=cuda):
+            loss = loss_fn(model(features), targets)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        finish()
 
     def infer():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cuda", enabled=cuda):
             model(features)
+        finish()
 
     model.train()
     train_seconds = repeat_timed(train_step, steps, warmup=1)
@@ -68,7 +82,7 @@ def run(ctx: BenchContext, params: ModelSpeedParams) -> Measured:
     groups += [(name, params.cpu_shape, params.cpu_batch, params.cpu_steps) for name in params.cpu_models]
     for name, shape, batch, steps in groups:
         ctx.log(f"  {name} at {shape[0]}x{shape[1]}, batch {batch}")
-        seconds = _throughput(name, shape, batch, steps, params.num_classes)
+        seconds = model_throughput(name, shape, batch, steps, params.num_classes)
         size = f"{shape[0]}x{shape[1]}"
         for mode in ("train", "infer"):
             timings[f"{name}_{size}_{mode}_s_per_batch"] = seconds[mode]
