@@ -59,6 +59,7 @@ class Config:
     time_shift: int = 0  # max circular time shift (frames), both directions
     # optimisation
     epochs: int = 10
+    patience: int = 0  # early stopping: stop after this many epochs without a better val score; 0 = off
     batch_size: int = 12
     lr: float = 1e-4
     weight_decay: float = 5e-7
@@ -74,7 +75,7 @@ class Config:
     amp: bool = True  # only takes effect on CUDA
     # knowledge distillation (stage two)
     kd: str = "none"  # none | clean | replay | online
-    kd_loss: str = "kl"  # kl | bce
+    kd_loss: str = "auto"  # auto | kl | bce  (auto: bce for multi-label data, kl for single-label)
     kd_lambda: float = 0.5  # lambda * task + (1 - lambda) * KD
     tau: float = 1.0
     tau_student: bool = False  # also divide the student logits by tau inside the KD term
@@ -139,16 +140,24 @@ def _coerce(text: str, annotation: typing.Any, key: str):
     return text
 
 
+def parse_overrides(overrides: dict | list[str] | None) -> dict[str, str]:
+    """``["lr=1e-3", ...]`` (or a dict) as {key: value string}; a later duplicate key wins."""
+    if not overrides:
+        return {}
+    if isinstance(overrides, dict):
+        return {str(k): str(v) for k, v in overrides.items()}
+    pairs = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def apply_overrides(config: Config, overrides: dict[str, str] | list[str]) -> Config:
     """Apply ``key=value`` strings (or a dict of strings); unknown keys are an error, not ignored."""
-    if isinstance(overrides, list):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ValueError(f"override {item!r} is not of the form key=value")
-            key, value = item.split("=", 1)
-            pairs[key.strip()] = value.strip()
-        overrides = pairs
+    overrides = parse_overrides(overrides)
     hints = typing.get_type_hints(Config)
     names = {f.name for f in fields(Config)}
     changes = {}
@@ -160,17 +169,12 @@ def apply_overrides(config: Config, overrides: dict[str, str] | list[str]) -> Co
     return dataclasses.replace(config, **changes)
 
 
-def load_config(path: str | Path | None = None, overrides=None) -> Config:
-    """Load a YAML recipe (keys must be Config fields), then apply overrides."""
-    config = Config()
-    if path is not None:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a recipe must be a YAML mapping of key: value")
-        config = apply_overrides(config, {k: _dump_value(v) for k, v in data.items()})
-    if overrides:
-        config = apply_overrides(config, overrides)
-    return config
+def load_config(path: str | Path | None = None, overrides=None, role: str = "student") -> Config:
+    """Load a YAML recipe for one run (base keys, then the model family's section, then the teacher
+    section when role="teacher"; see :mod:`pipeline.recipe`), then apply overrides."""
+    from .recipe import Recipe
+
+    return Recipe.load(path).resolve(role, overrides)
 
 
 def _dump_value(value) -> str:

@@ -8,6 +8,7 @@ them with zero KD weight. Unlabelled clips (empty labels) train on the KD term a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 from .config import Config, FrontEndConfig
 from .data import KDSettings
 from .features import front_end_dict
+from .losses import resolve_kd_loss, single_label_task
 from .manifests import Clip, Manifest, manifest_hashes
 
 
@@ -103,7 +105,8 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
 
 
 def attach_online_teacher(config: Config, manifest: Manifest, front_end: FrontEndConfig):
-    """KD=online: the frozen teacher runs on the student's own batch (the paper's method)."""
+    """KD=online: (the frozen teacher, its output activation); the teacher runs on the student's own
+    batch (the paper's method)."""
     from .training.checkpoint import model_from_checkpoint
 
     if not config.teacher:
@@ -116,7 +119,7 @@ def attach_online_teacher(config: Config, manifest: Manifest, front_end: FrontEn
     check_front_end(front_end_dict(FrontEndConfig(**ckpt["front_end"])), front_end, "online", config.teacher)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    return model
+    return model, ckpt.get("activation")
 
 
 def latest_store(dataset: str, stores_root: str | Path = "stores") -> str | None:
@@ -136,15 +139,55 @@ def kd_job_extras(manifest_dir: Path, log=print):
     def extras(config: Config, manifest: Manifest, train_clips: list[Clip], front_end: FrontEndConfig) -> dict:
         if config.kd == "none":
             return {}
+        single_label = single_label_task(config.loss, manifest.single_label)
         if config.kd == "online":
-            return {"online_teacher": attach_online_teacher(config, manifest, front_end),
-                    "extra_summary": {"kd": "online", "teacher": config.teacher}}
+            teacher, activation = attach_online_teacher(config, manifest, front_end)
+            config = _with_kd_loss(config, single_label, activation, config.teacher, log)
+            return {"config": config, "online_teacher": teacher,
+                    "extra_summary": {"kd": "online", "teacher": config.teacher, "kd_loss": config.kd_loss}}
         kd, coverage, notes = attach_store(config, manifest, Path(manifest_dir), train_clips, front_end,
                                            config.num_workers)
         for line in (coverage.line(), *notes):
             log(line)
-        return {"kd": kd, "extra_summary": {"kd": config.kd, "logits": config.logits,
-                                            "coverage": coverage.with_logits / max(coverage.train_clips, 1),
-                                            "missing": len(coverage.missing)}}
+        config = _with_kd_loss(config, single_label, kd.table.activation, config.logits, log)
+        return {"config": config, "kd": kd,
+                "extra_summary": {"kd": config.kd, "logits": config.logits, "kd_loss": config.kd_loss,
+                                  "coverage": coverage.with_logits / max(coverage.train_clips, 1),
+                                  "missing": len(coverage.missing)}}
 
     return extras
+
+
+def _with_kd_loss(config: Config, single_label: bool, activation: str | None, source: str, log) -> Config:
+    """The config with kd_loss resolved from the label type (auto) and checked against the teacher."""
+    kind, warnings = resolve_kd_loss(config.kd_loss, single_label, activation, source)
+    for line in warnings:
+        log(line)
+    return dataclasses.replace(config, kd_loss=kind)
+
+
+def train_student(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
+                  manifests_root: str | Path = "data_manifests", progress: bool = True) -> dict:
+    """Stage two: one student run. ``kd=none`` (``make student LOGITS=none``) is the no-KD student of the
+    same recipe and the same code path, which is what the grid's no-KD cells run."""
+    from .training import run_training
+
+    return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
+                        job_extras=kd_job_extras(Path(manifests_root) / dataset), progress=progress)
+
+
+def choose_kd_source(logits: str | None, kd: str | None, dataset: str,
+                     stores_root: str | Path = "stores") -> tuple[str, str]:
+    """(kd mode, store path) from what the user typed for ``make student``.
+
+    Nothing given: the store ``make teacher-logits`` last wrote for the dataset, KD=clean (no store
+    yet: the no-KD student). ``LOGITS=none`` or ``KD=none``: the no-KD student of the same recipe.
+    ``KD=online`` needs no store.
+    """
+    if kd == "none" or (logits or "").strip().lower() == "none":
+        return "none", ""
+    if kd == "online":
+        return "online", ""
+    if not logits:
+        logits = latest_store(dataset, stores_root) or ""
+    return (kd or ("clean" if logits else "none")), logits

@@ -1,10 +1,25 @@
-"""The paper's grid: supervised CNN and AST, KD in both directions and within each family, the
-consistency modes for one direction, in-sample vs cross-fitted logits and two temperatures.
+"""The paper's grid: teachers trained to convergence once, then students in two designs, KD in both
+directions and within each family, two control teachers, and (for one pair) the consistency modes,
+cross-fitted logits and the paper's temperature.
+
+Designs (the report labels every row with its design):
+
+* ``equal``: a student gets the teacher's own budget (the recipe's ``teacher`` section). This is the
+  paper's setting, where the claim is "the student beats its teacher"; the no-KD student of a family
+  is that family's teacher recipe, so at seed 0 it *is* the teacher run (reused, not retrained).
+* ``short``: a student gets the recipe's student budget (its base ``epochs``), shorter than the
+  teacher's: the cheap-student use case.
+
+Controls, distilled with exactly the same settings as the real teachers: ``prior`` (the train
+split's label prior for every clip) and ``shuffled`` (a real teacher's logits on the wrong clips),
+see :mod:`pipeline.controls`. KD gain over no-KD mixes knowledge with regularisation; only the gain
+over the prior control is knowledge.
 
 Every cell is an ordinary run (``runs/<dataset>/cmkd/<cell>/seed<s>``) made by the same trainer and
-stage one as the make targets, with n seeds; students of seed s learn from the teacher of seed s,
-so the spread includes the teachers' own variation. Finished cells are skipped: a killed grid
-resumes. The report (:mod:`pipeline.report`) turns the summaries into ``reports/<dataset>/cmkd.md``.
+stage one as the make targets; no-KD students go through the same stage-two entry point as
+``make student LOGITS=none``. Teachers are trained once (seed 0) and every seed's students learn
+from them, so the seed spread is that of the students; each KD student is compared with the no-KD
+student of the same seed (paired). Finished cells are skipped: a killed grid resumes.
 """
 
 from __future__ import annotations
@@ -16,19 +31,36 @@ from pathlib import Path
 
 from .augment import AugmentSettings
 from .config import Config, apply_overrides
-from .distill import kd_job_extras
-from .training.runner import run_training
+from .recipe import Recipe
+
+DESIGNS = ("short", "equal")
 
 
 @dataclass(frozen=True)
 class Cell:
     name: str  # run name under runs/<dataset>/cmkd/
-    model: str  # "cnn" | "ast"
-    teacher: str = ""  # teacher cell name ("" = supervised)
-    kd: str = "none"  # clean | replay | online
+    model: str  # family of the trained model: "cnn" | "ast"
+    design: str = ""  # "" for teachers, else one of DESIGNS
+    teacher: str = ""  # teacher cell of a KD cell
+    kd: str = "none"  # none | clean | replay | online
+    control: str = ""  # "" | "prior" | "shuffled": a control store instead of the teacher's logits
     overrides: tuple[str, ...] = ()
     crossfit: int = 0  # a cross-fitted teacher cell (k members)
-    group: str = ""  # which comparison in the report
+    group: str = ""  # which comparison of the report
+
+    @property
+    def is_teacher(self) -> bool:
+        return not self.design
+
+    @property
+    def role(self) -> str:
+        """The recipe section: teachers and equal-design students train with the teacher budget."""
+        return "teacher" if self.design in ("", "equal") else "student"
+
+    @property
+    def baseline(self) -> str:
+        """The no-KD student this cell is compared with (same design, same family)."""
+        return f"{self.design}/{self.model}"
 
 
 @dataclass
@@ -37,33 +69,56 @@ class GridSpec:
     cnn: str = "efficientnet_tiny"
     ast: str = "ast_micro"
     seeds: int = 1
-    small: bool = False  # the demo's grid: both directions only
+    small: bool = False  # the demo's grid: both directions and the prior control only
+    designs: tuple[str, ...] = DESIGNS
     views: int = 4
     crossfit: int = 3
     paper_tau: float = 2.0
     direction: str = "ast_to_cnn"  # the pair the consistency, cross-fitting and temperature cells use
-    only: tuple[str, ...] = ()  # run just these cells (their teachers are added); () = all
+    only: tuple[str, ...] = ()  # run just these cells (their teachers and baselines are added); () = all
     fold: int | None = None  # fold-based data: train on the other folds, evaluate on this one
     overrides: list[str] = field(default_factory=list)
 
+    def model_name(self, family: str) -> str:
+        return self.cnn if family == "cnn" else self.ast
+
+
+def _design_cells(spec: GridSpec, design: str) -> list[Cell]:
+    d = design
+    cells = [Cell(f"{d}/cnn", "cnn", d, group="no-KD"), Cell(f"{d}/ast", "ast", d, group="no-KD"),
+             Cell(f"{d}/ast_to_cnn", "cnn", d, "teacher/ast", "clean", group="cross-model"),
+             Cell(f"{d}/cnn_to_ast", "ast", d, "teacher/cnn", "clean", group="cross-model"),
+             Cell(f"{d}/prior_to_cnn", "cnn", d, "", "clean", "prior", group="control"),
+             Cell(f"{d}/prior_to_ast", "ast", d, "", "clean", "prior", group="control")]
+    if spec.small:
+        return cells
+    cells += [Cell(f"{d}/shuffled_ast_to_cnn", "cnn", d, "teacher/ast", "clean", "shuffled", group="control"),
+              Cell(f"{d}/shuffled_cnn_to_ast", "ast", d, "teacher/cnn", "clean", "shuffled", group="control"),
+              Cell(f"{d}/cnn_to_cnn", "cnn", d, "teacher/cnn", "clean", group="same-model"),
+              Cell(f"{d}/ast_to_ast", "ast", d, "teacher/ast", "clean", group="same-model")]
+    if design != "short":  # the mode comparisons once, at the cheaper budget
+        return cells
+    teacher, student = spec.direction.split("_to_")
+    pair = f"{d}/{teacher}_to_{student}"
+    return cells + [
+        Cell(f"{pair}_replay", student, d, f"teacher/{teacher}", "replay", group="consistency"),
+        Cell(f"{pair}_online", student, d, f"teacher/{teacher}", "online", group="consistency"),
+        Cell(f"{pair}_crossfit", student, d, f"teacher/{teacher}_crossfit", "clean", group="cross-fitting"),
+        Cell(f"{pair}_tau", student, d, f"teacher/{teacher}", "clean",
+             overrides=(f"tau={spec.paper_tau}", "tau_student=true", "tau_squared=true"), group="temperature"),
+    ]
+
 
 def cells_for(spec: GridSpec) -> list[Cell]:
-    cells = [Cell("cnn", "cnn", group="teachers"), Cell("ast", "ast", group="teachers"),
-             Cell("ast_to_cnn", "cnn", "ast", "clean", group="cross-model"),
-             Cell("cnn_to_ast", "ast", "cnn", "clean", group="cross-model")]
-    if not spec.small:
-        teacher, student = spec.direction.split("_to_")
-        pair = f"{teacher}_to_{student}"
-        cells += [
-            Cell("cnn_to_cnn", "cnn", "cnn", "clean", group="same-model"),
-            Cell("ast_to_ast", "ast", "ast", "clean", group="same-model"),
-            Cell(f"{pair}_replay", student, teacher, "replay", group="consistency"),
-            Cell(f"{pair}_online", student, teacher, "online", group="consistency"),
-            Cell(f"{teacher}_crossfit", teacher, crossfit=spec.crossfit, group="teachers"),
-            Cell(f"{pair}_crossfit", student, f"{teacher}_crossfit", "clean", group="cross-fitting"),
-            Cell(f"{pair}_tau", student, teacher, "clean",
-                 (f"tau={spec.paper_tau}", "tau_student=true", "tau_squared=true"), group="temperature"),
-        ]
+    unknown = set(spec.designs) - set(DESIGNS)
+    if unknown or not spec.designs:
+        raise ValueError(f"designs must be among {DESIGNS}, got {list(spec.designs)}")
+    cells = [Cell("teacher/cnn", "cnn", group="teachers"), Cell("teacher/ast", "ast", group="teachers")]
+    for design in spec.designs:
+        cells += _design_cells(spec, design)
+    if any(c.teacher.endswith("_crossfit") for c in cells):
+        teacher = spec.direction.split("_to_")[0]
+        cells.insert(2, Cell(f"teacher/{teacher}_crossfit", teacher, crossfit=spec.crossfit, group="teachers"))
     if not spec.only:
         return cells
     by_name = {c.name: c for c in cells}
@@ -72,27 +127,44 @@ def cells_for(spec: GridSpec) -> list[Cell]:
         raise ValueError(f"unknown grid cells {sorted(unknown)}; known: {sorted(by_name)}")
     wanted = set(spec.only)
     wanted |= {by_name[n].teacher for n in spec.only if by_name[n].teacher}
-    wanted |= {c.model for c in cells if c.name in wanted and c.kd != "none"}  # baselines of the students
+    wanted |= {by_name[n].baseline for n in spec.only if not by_name[n].is_teacher}
+    # the equal design's seed-0 baseline is its family's teacher run
+    wanted |= {f"teacher/{by_name[n].model}" for n in wanted if by_name[n].design == "equal" and by_name[n].kd == "none"}
     return [c for c in cells if c.name in wanted]
 
 
+def cell_config(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int) -> Config:
+    """The resolved recipe of one cell: its family's section, its role's budget, the grid's and the
+    cell's overrides, and the seed (teachers always seed 0: trained once, reused by every seed)."""
+    return recipe.resolve(cell.role, [f"model={spec.model_name(cell.model)}", f"seed={0 if cell.is_teacher else seed}",
+                                      *spec.overrides, *cell.overrides])
+
+
 def estimated_trainings(spec: GridSpec) -> int:
-    return sum((c.crossfit or 1) for c in cells_for(spec)) * spec.seeds
+    cells = cells_for(spec)
+    teachers = sum(c.crossfit or 1 for c in cells if c.is_teacher)
+    students = sum(1 for c in cells if not c.is_teacher) * spec.seeds
+    reused = sum(1 for c in cells if c.design == "equal" and c.kd == "none")  # seed 0 is the teacher run
+    return teachers + students - reused
 
 
-def estimate_seconds(spec: GridSpec, config: Config, train_clips: int, steps: int = 3) -> float:
-    """Rough grid duration from a few timed training steps of each family on random input (model
-    time only; data loading overlaps it in worker processes)."""
+def run_dir(spec: GridSpec, cell: Cell, seed: int) -> Path:
+    return Path("runs") / spec.dataset / "cmkd" / cell.name / f"seed{0 if cell.is_teacher else seed}"
+
+
+def estimate_seconds(spec: GridSpec, recipe: Recipe, train_clips: int, steps: int = 3) -> float:
+    """Rough grid duration from a few timed training steps of each family on random input (model time
+    only; data loading overlaps it in worker processes)."""
     import torch
 
     from .models import create_model
-
     from .seeding import set_threads
 
-    set_threads(config.threads)  # time with the threads the runs will use
     seconds_per_clip = {}
-    for family, name in (("cnn", spec.cnn), ("ast", spec.ast)):
-        model = create_model(name, num_classes=10, n_mels=config.n_mels, target_length=config.target_length)
+    for family in ("cnn", "ast"):
+        config = recipe.resolve("student", [f"model={spec.model_name(family)}", *spec.overrides])
+        set_threads(config.threads)  # time with the threads the runs will use
+        model = create_model(config.model, num_classes=10, n_mels=config.n_mels, target_length=config.target_length)
         optimizer = torch.optim.Adam(model.parameters())
         batch = torch.randn(config.batch_size, config.target_length, config.n_mels)
         started = 0.0
@@ -106,52 +178,106 @@ def estimate_seconds(spec: GridSpec, config: Config, train_clips: int, steps: in
     total = 0.0
     for seed in range(spec.seeds):
         for cell in cells_for(spec):
-            if (Path("runs") / spec.dataset / f"cmkd/{cell.name}/seed{seed}" / "summary.json").exists():
-                continue  # finished cells are reused
+            if (cell.is_teacher and seed) or (run_dir(spec, cell, seed) / "summary.json").exists():
+                continue  # teachers train once; finished cells are reused
+            if cell.design == "equal" and cell.kd == "none" and seed == 0:
+                continue  # the teacher run itself
+            epochs = cell_config(spec, recipe, cell, seed).epochs
             per_epoch = seconds_per_clip[cell.model] * train_clips * (1.0 + (cell.kd == "online"))
             data_passes = (cell.crossfit - 1) if cell.crossfit else 1  # k members, each on (k-1)/k of the clips
-            total += per_epoch * config.epochs * data_passes
+            total += per_epoch * epochs * data_passes
     return total
 
 
-def run_grid(spec: GridSpec, base: Config, progress: bool = True) -> dict:
-    """Run every cell for every seed; returns {cell: {seed: summary}}."""
+def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, progress: bool) -> str:
+    """The store a KD cell reads, written on first use: the teacher's (with K views when any replay
+    cell learns from it; the name says so, so adding replay later never reuses a view-less store), or a
+    control made from it."""
+    from .controls import write_prior_store, write_shuffled_store
     from .engine import StageOneJob, run_stage_one
+    from .features import front_end_dict
+    from .losses import ACTIVATION_OF_KIND, resolve_kd_loss, single_label_task
+    from .manifests import load_manifest
     from .store import store_is_complete
 
+    stores = Path("stores") / spec.dataset
+    fold = f"-fold{spec.fold}" if spec.fold is not None else ""
+    manifest_dir = Path("data_manifests") / spec.dataset
+    if cell.control == "prior":
+        manifest = load_manifest(manifest_dir)
+        kind, _ = resolve_kd_loss(config.kd_loss, single_label_task(config.loss, manifest.single_label))
+        activation = ACTIVATION_OF_KIND[kind]  # the prior in the form the student's KD term reads
+        store = stores / f"cmkd-prior-{activation}{fold}.zarr"
+        if not store_is_complete(store):
+            write_prior_store(manifest_dir, store, front_end_dict(config.front_end(manifest.stats())), activation,
+                              fold=spec.fold)
+        return str(store)
+    views = spec.views if any(c.kd == "replay" and c.teacher == cell.teacher for c in cells) else 0
+    name = cell.teacher.replace("teacher/", "")
+    store = stores / f"cmkd-{name}{fold}{f'-views{views}' if views else ''}.zarr"
+    if not store_is_complete(store):
+        teacher_dir = Path("runs") / spec.dataset / "cmkd" / cell.teacher / "seed0"
+        run_stage_one(StageOneJob(spec.dataset, str(teacher_dir), str(store), views=views, view_seed=0,
+                                  scheduler="inline", augment=AugmentSettings.from_config(config)), progress=progress)
+    if cell.control == "shuffled":
+        shuffled = stores / f"cmkd-shuffled-{name}{fold}.zarr"
+        if not store_is_complete(shuffled):
+            write_shuffled_store(manifest_dir, store, shuffled, seed=0)
+        return str(shuffled)
+    return str(store)
+
+
+def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
+    """Run every cell for every seed; returns {cell: {seed: summary}} (teachers: every seed maps to
+    their one run)."""
+    from .crossfit import run_crossfit
+    from .distill import train_student
+    from .training import run_training
+
+    cells = cells_for(spec)
     results: dict[str, dict[int, dict]] = {}
     started = time.time()
     for seed in range(spec.seeds):
-        for cell in cells_for(spec):
-            run = f"cmkd/{cell.name}/seed{seed}"
-            run_dir = Path("runs") / spec.dataset / run
-            config = apply_overrides(base, [f"model={spec.cnn if cell.model == 'cnn' else spec.ast}", f"seed={seed}",
-                                            *spec.overrides, *cell.overrides])
-            if (run_dir / "summary.json").exists():
-                results.setdefault(cell.name, {})[seed] = json.loads((run_dir / "summary.json").read_text())
+        for cell in cells:
+            directory = run_dir(spec, cell, seed)
+            run = str(directory.relative_to(Path("runs") / spec.dataset))
+            config = cell_config(spec, recipe, cell, seed)
+            if cell.design == "equal" and cell.kd == "none" and seed == 0:
+                # the same recipe, role and seed as the family's teacher (listed first): that run, reused
+                results.setdefault(cell.name, {})[seed] = results[f"teacher/{cell.model}"][0]
+                continue
+            if (directory / "summary.json").exists():
+                results.setdefault(cell.name, {})[seed] = json.loads((directory / "summary.json").read_text())
                 continue
             print(f"\n=== {cell.name} seed {seed} ({time.time() - started:.0f} s into the grid) ===")
             if cell.crossfit:
-                from .crossfit import run_crossfit
-
                 summary = run_crossfit(spec.dataset, config, run, cell.crossfit, fold=spec.fold, progress=progress)
-            elif cell.kd == "none":
+            elif cell.is_teacher:
                 summary = run_training(spec.dataset, config, run, fold=spec.fold, progress=progress)
             else:
-                teacher_dir = Path("runs") / spec.dataset / f"cmkd/{cell.teacher}/seed{seed}"
-                # a teacher that any replay cell learns from gets K views; the name says so, so a grid
-                # that adds replay later never reuses a view-less store
-                views = spec.views if any(c.kd == "replay" and c.teacher == cell.teacher for c in cells_for(spec)) else 0
-                suffix = f"-views{views}" if views else ""
-                store = Path("stores") / spec.dataset / f"cmkd-{cell.teacher}-seed{seed}{suffix}.zarr"
-                if cell.kd != "online":
-                    if not store_is_complete(store):
-                        run_stage_one(StageOneJob(spec.dataset, str(teacher_dir), str(store), views=views,
-                                                  view_seed=seed, scheduler="inline",
-                                                  augment=AugmentSettings.from_config(config)), progress=progress)
-                config = apply_overrides(config, [f"kd={cell.kd}", f"logits={store if cell.kd != 'online' else ''}",
-                                                  f"teacher={teacher_dir if cell.kd == 'online' else ''}"])
-                summary = run_training(spec.dataset, config, run, fold=spec.fold, progress=progress,
-                                       job_extras=kd_job_extras(Path("data_manifests") / spec.dataset))
+                if cell.kd == "online":
+                    teacher = Path("runs") / spec.dataset / "cmkd" / cell.teacher / "seed0"
+                    config = apply_overrides(config, {"kd": "online", "logits": "", "teacher": str(teacher)})
+                elif cell.kd != "none":
+                    store = _store_for(spec, cell, cells, config, progress)
+                    config = apply_overrides(config, {"kd": cell.kd, "logits": store, "teacher": ""})
+                summary = train_student(spec.dataset, config, run, fold=spec.fold, progress=progress)
             results.setdefault(cell.name, {})[seed] = summary
     return results
+
+
+def grid_diagnostics(spec: GridSpec, results: dict, manifest) -> tuple[dict[str, str], dict[str, list[int]]]:
+    """({store: formatted soft-target diagnostics} for every store the grid's KD cells read,
+    {class group: vocabulary indices} when the vocabulary is the embedded corpus's, else {})."""
+    from .corpus import class_groups
+    from .diagnostics import format_diagnostics, soft_target_diagnostics
+    from .store import LogitTable
+
+    stores = sorted({summary["logits"] for runs in results.values() for summary in runs.values()
+                     if summary.get("logits")})
+    diagnostics = {}
+    for store in stores:
+        if Path(store).exists():
+            table = LogitTable.open(store, load_views=False)
+            diagnostics[store] = format_diagnostics(soft_target_diagnostics(table, manifest, fold=spec.fold))
+    return diagnostics, class_groups(manifest.mids)

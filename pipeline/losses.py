@@ -19,6 +19,41 @@ import torch
 import torch.nn.functional as F
 
 KD_KINDS = ("kl", "bce")
+# the activation a stage-one store records for its teacher, and the KD form that matches it
+ACTIVATION_OF_KIND = {"kl": "softmax", "bce": "sigmoid"}
+
+
+def single_label_task(loss: str, manifest_single_label: bool) -> bool:
+    """Whether the task loss is softmax cross-entropy: ``loss=ce``, or ``auto`` on single-label data."""
+    return loss == "ce" or (loss == "auto" and manifest_single_label)
+
+
+def resolve_kd_loss(requested: str, single_label: bool, teacher_activation: str | None = None,
+                    source: str = "teacher") -> tuple[str, list[str]]:
+    """The KD form to use and the warnings to print.
+
+    ``auto`` follows the label type, as the paper does: sigmoid targets (``bce``) for multi-label
+    data, softmax targets (``kl``) for single-label data. An explicit choice is honoured, but one
+    that disagrees with the label type, or with the activation the teacher was trained with (the
+    store's ``activation``), gets a warning naming both: softmax over a multi-label teacher's
+    logits turns independent class scores into a competition the teacher never learned.
+    """
+    natural = "kl" if single_label else "bce"
+    if requested == "auto":
+        kind = natural
+    elif requested in KD_KINDS:
+        kind = requested
+    else:
+        raise ValueError(f"kd_loss must be auto, kl or bce, got {requested!r}")
+    warnings = []
+    label_type = "single-label" if single_label else "multi-label"
+    if kind != natural:
+        warnings.append(f"warning: kd_loss={kind} ({ACTIVATION_OF_KIND[kind]} targets) on {label_type} data, "
+                        f"whose natural KD form is kd_loss={natural} ({ACTIVATION_OF_KIND[natural]})")
+    if teacher_activation and teacher_activation != ACTIVATION_OF_KIND[kind]:
+        warnings.append(f"warning: kd_loss={kind} uses {ACTIVATION_OF_KIND[kind]} targets but {source} was "
+                        f"trained with {teacher_activation} outputs")
+    return kind, warnings
 
 
 def _check_kind(kind: str) -> None:

@@ -112,6 +112,8 @@ def evaluate_predictions(scores: np.ndarray, targets: np.ndarray, single_label: 
         "n_clips": int(scores.shape[0]),
         "n_classes_scored": int(scored.sum()),
         "n_classes_skipped": int((~scored).sum()),
+        # per class, in vocabulary order; None where the class has no positive clip
+        "per_class_ap": [None if np.isnan(v) else float(v) for v in ap],
     }
 
 
@@ -145,3 +147,31 @@ def difference_is_effect(a_values: list[float], b_values: list[float]) -> bool |
         return None
     a, b = mean_and_spread(a_values), mean_and_spread(b_values)
     return abs(a["mean"] - b["mean"]) > max(a["std"], b["std"])
+
+
+def paired_difference(a_values: list[float], b_values: list[float], confidence: float = 0.95) -> dict:
+    """Per-seed differences ``a[s] - b[s]`` (e.g. KD student minus the no-KD student of the same
+    seed): mean, sample std, and a two-sided t confidence interval of the mean difference.
+
+    Pairing removes what the two runs of a seed share (the clip order, the initial weights, the
+    teacher), which is most of the seed-to-seed spread, so a paired interval is much tighter than
+    a comparison of the two groups' spreads. ``verdict`` is "helps"/"hurts" when the interval
+    excludes 0, "no effect" when it contains 0, and "one seed: no call" with fewer than two pairs.
+    """
+    from scipy.stats import t
+
+    if len(a_values) != len(b_values):
+        raise ValueError(f"paired values need one of each per seed, got {len(a_values)} and {len(b_values)}")
+    diffs = [float(a) - float(b) for a, b in zip(a_values, b_values)]
+    if not diffs:
+        raise ValueError("paired_difference needs at least one pair")
+    n = len(diffs)
+    mean = fmean(diffs)
+    if n < 2:
+        return {"n": 1, "mean": mean, "std": math.nan, "low": math.nan, "high": math.nan, "diffs": diffs,
+                "verdict": "one seed: no call"}
+    std = stdev(diffs)
+    half = float(t.ppf(0.5 + confidence / 2.0, n - 1)) * std / math.sqrt(n)
+    low, high = mean - half, mean + half
+    verdict = "helps" if low > 0 else "hurts" if high < 0 else "no effect"
+    return {"n": n, "mean": mean, "std": std, "low": low, "high": high, "diffs": diffs, "verdict": verdict}

@@ -1,19 +1,27 @@
-"""The CMKD grid report: reports/<dataset>/cmkd.md with mean, spread and per-seed values, and PNGs.
+"""The CMKD grid report: reports/<dataset>/cmkd.md, cmkd.png and (per class) cmkd-per-class.png.
 
-A KD-minus-baseline difference is called an effect only when it exceeds the seed spread
-(:func:`pipeline.metrics.difference_is_effect`); with one seed no difference is called either way.
+Every KD row is compared, seed by seed, with the no-KD student of the same seed and with the prior
+control of the same seed (:func:`pipeline.metrics.paired_difference`: mean, std and a 95 % t
+interval of the paired differences). The verdict reads the interval: only a gain over the prior
+control, whose targets carry no knowledge of the clips, is called knowledge.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from .grid import GridSpec, cells_for
-from .metrics import difference_is_effect, mean_and_spread
+import numpy as np
+
+from .grid import Cell, GridSpec, cells_for
+from .metrics import mean_and_spread, paired_difference
+
+METRIC_NAMES = {"map": "mAP", "accuracy": "accuracy"}
 
 
-def _values(results: dict, cell: str, key: str) -> list[float]:
-    return [float(results[cell][seed][key]) for seed in sorted(results.get(cell, {}))]
+def _values(results: dict, cell: str, key: str, seeds: list[int]) -> list[float]:
+    runs = results.get(cell, {})
+    return [float(runs[s][key]) for s in seeds if s in runs]
 
 
 def _fmt(values: list[float]) -> str:
@@ -23,79 +31,154 @@ def _fmt(values: list[float]) -> str:
     return f"{stats['mean']:.4f} ± {stats['std']:.4f}" if stats["n"] > 1 else f"{stats['mean']:.4f}"
 
 
-def _verdict(kd: list[float], base: list[float]) -> str:
-    effect = difference_is_effect(kd, base)
-    if effect is None:
+def _fmt_paired(paired: dict | None) -> str:
+    if not paired:
+        return "n/a"
+    if paired["n"] < 2:
+        return f"{paired['mean']:+.4f}"
+    return f"{paired['mean']:+.4f} ± {paired['std']:.4f} [{paired['low']:+.4f}, {paired['high']:+.4f}]"
+
+
+def _paired(results: dict, a: str, b: str, key: str, seeds: list[int]) -> dict | None:
+    both = [s for s in seeds if s in results.get(a, {}) and s in results.get(b, {})]
+    if not both:
+        return None
+    return paired_difference(_values(results, a, key, both), _values(results, b, key, both))
+
+
+def verdict(over_baseline: dict | None, over_prior: dict | None) -> str:
+    """Words for a KD row from its two paired intervals (see the module docstring)."""
+    if not over_baseline or over_baseline["verdict"] == "one seed: no call":
         return "one seed: no call"
-    if not effect:
-        return "within spread: no effect"
-    return "KD helps" if sum(kd) / len(kd) > sum(base) / len(base) else "KD hurts"
+    if over_prior and over_prior["verdict"] == "helps":
+        return "knowledge helps" + ("" if over_baseline["verdict"] == "helps" else " (vs prior only)")
+    if over_baseline["verdict"] == "helps":
+        return "helps, but not beyond the prior control" if over_prior else "KD helps"
+    if over_baseline["verdict"] == "hurts":
+        return "KD hurts"
+    return "no effect"
 
 
-def comparisons(spec: GridSpec) -> list[tuple[str, str, str, str]]:
-    """(label, teacher cell, baseline cell, KD cell) rows of the main table."""
-    baseline = {"cnn": "cnn", "ast": "ast"}
-    rows = []
+def _label(cell: Cell) -> str:
+    if cell.control == "prior":
+        return f"prior -> {cell.model} (control)"
+    source = cell.teacher.replace("teacher/", "")
+    label = f"{'shuffled ' if cell.control else ''}{source} -> {cell.model} ({cell.kd}"
+    return label + (", " + " ".join(cell.overrides) if cell.overrides else "") + ")"
+
+
+def group_scores(summary: dict, groups: dict[str, list[int]]) -> dict[str, float]:
+    """Mean AP over each class group's scored classes, from a run's per-class AP."""
+    ap = summary.get("per_class_ap") or []
+    out = {}
+    for group, indices in groups.items():
+        values = [ap[i] for i in indices if i < len(ap) and ap[i] is not None]
+        out[group] = float(np.mean(values)) if values else math.nan
+    return out
+
+
+def _group_values(results: dict, cell: str, group: str, groups: dict, seeds: list[int]) -> list[float]:
+    runs = results.get(cell, {})
+    return [group_scores(runs[s], groups)[group] for s in seeds if s in runs]
+
+
+def main_table(spec: GridSpec, results: dict, key: str) -> list[str]:
+    metric = METRIC_NAMES[key]
+    seeds = list(range(spec.seeds))
+    lines = [f"| design | pair | teacher {metric} | no-KD student | KD student | KD − no-KD (paired, 95 % CI) "
+             f"| KD − prior control (paired, 95 % CI) | student − teacher | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    names = {c.name for c in cells_for(spec)}
     for cell in cells_for(spec):
-        if cell.kd == "none":
+        if cell.is_teacher or cell.kd == "none":
             continue
-        label = f"{cell.teacher} -> {cell.model} ({cell.kd}{', ' + ' '.join(cell.overrides) if cell.overrides else ''})"
-        rows.append((label, cell.teacher, baseline[cell.model], cell.name))
-    return rows
+        teacher = _values(results, cell.teacher, key, [0]) if cell.teacher and not cell.control else []
+        student = _values(results, cell.name, key, seeds)
+        prior = f"{cell.design}/prior_to_{cell.model}"
+        over_base = _paired(results, cell.name, cell.baseline, key, seeds)
+        over_prior = _paired(results, cell.name, prior, key, seeds) if prior in names and prior != cell.name else None
+        beats = f"{np.mean(student) - teacher[0]:+.4f}" if (teacher and student) else "n/a"
+        lines.append(f"| {cell.design} | {_label(cell)} | {_fmt(teacher)} | "
+                     f"{_fmt(_values(results, cell.baseline, key, seeds))} | {_fmt(student)} | {_fmt_paired(over_base)} "
+                     f"| {_fmt_paired(over_prior)} | {beats} | "
+                     f"{'control' if cell.control == 'prior' else verdict(over_base, over_prior)} |")
+    return lines
 
 
-def write_report(spec: GridSpec, results: dict, out_dir: str | Path, seconds: float, key: str = "map") -> Path:
+def group_table(spec: GridSpec, results: dict, groups: dict[str, list[int]]) -> list[str]:
+    """Per class group: does the CNN teacher help the AST on local classes, the AST the CNN on temporal?"""
+    seeds = list(range(spec.seeds))
+    lines = ["| design | pair | group | teacher AP | no-KD student | KD student | KD − no-KD (paired, 95 % CI) |",
+             "|---|---|---|---|---|---|---|"]
+    for cell in cells_for(spec):
+        if cell.is_teacher or cell.kd == "none" or cell.group not in ("cross-model", "same-model", "control"):
+            continue
+        for group in groups:
+            kd = _group_values(results, cell.name, group, groups, seeds)
+            base = _group_values(results, cell.baseline, group, groups, seeds)
+            teacher = _group_values(results, cell.teacher, group, groups, [0]) if cell.teacher and not cell.control else []
+            paired = paired_difference(kd, base) if (kd and len(kd) == len(base)) else None
+            lines.append(f"| {cell.design} | {_label(cell)} | {group} | {_fmt(teacher)} | {_fmt(base)} | {_fmt(kd)} "
+                         f"| {_fmt_paired(paired)} |")
+    return lines
+
+
+def teacher_lines(spec: GridSpec, results: dict, key: str, groups: dict) -> list[str]:
+    metric = METRIC_NAMES[key]
+    lines = [f"| teacher | eval {metric} | epochs trained | " + " | ".join(f"{g} AP" for g in groups) + " |",
+             "|---|---|---|" + "---|" * len(groups)]
+    for cell in cells_for(spec):
+        if not cell.is_teacher or not results.get(cell.name):
+            continue
+        summary = results[cell.name][0]
+        per_group = group_scores(summary, groups)
+        lines.append(f"| {cell.name} ({summary.get('model', '')}) | {summary[key]:.4f} | "
+                     f"{summary.get('epochs_trained', 'n/a')} | " + " | ".join(f"{per_group[g]:.4f}" for g in groups) + " |")
+        if summary.get("out_of_fold"):
+            lines.append(f"| {cell.name}, out-of-fold on its train clips | {summary['out_of_fold'][key]:.4f} | | "
+                         + " | " * len(groups))
+    return lines
+
+
+def write_report(spec: GridSpec, results: dict, out_dir: str | Path, seconds: float, key: str = "map",
+                 diagnostics: dict[str, str] | None = None, groups: dict[str, list[int]] | None = None) -> Path:
+    """diagnostics: {store path: formatted soft-target diagnostics}; groups: class groups (embedded corpus)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metric = {"map": "mAP", "accuracy": "accuracy"}[key]
+    groups = groups or {}
+    metric = METRIC_NAMES[key]
     lines = [f"# CMKD grid on `{spec.dataset}`", "",
-             f"CNN = `{spec.cnn}`, AST = `{spec.ast}`; {spec.seeds} seed(s) per cell; eval {metric} "
-             f"(mean ± sample std over seeds). Grid time {seconds / 60:.1f} min. A difference counts as an "
-             f"effect only when it exceeds the larger seed spread.", "",
-             f"| pair | teacher {metric} | no-KD student | KD student | KD - no-KD | verdict |",
-             "|---|---|---|---|---|---|"]
-    for label, teacher, base, kd in comparisons(spec):
-        t, b, s = _values(results, teacher, key), _values(results, base, key), _values(results, kd, key)
-        diff = (sum(s) / len(s) - sum(b) / len(b)) if (s and b) else float("nan")
-        lines.append(f"| {label} | {_fmt(t)} | {_fmt(b)} | {_fmt(s)} | {diff:+.4f} | {_verdict(s, b)} |")
-    lines += ["", "## Per-seed values", "", "| cell | " + " | ".join(f"seed {s}" for s in range(spec.seeds)) + " |",
+             f"CNN = `{spec.cnn}`, AST = `{spec.ast}`; teachers trained once (their recipe's teacher budget); "
+             f"students over {spec.seeds} seed(s); eval {metric}, mean ± sample std over seeds. Grid time "
+             f"{seconds / 60:.1f} min.", "",
+             "Designs: **equal** = the student trains with the teacher's budget (the paper's setting: does the "
+             "student beat its teacher?); **short** = the student gets the recipe's shorter student budget. "
+             "Differences are paired per seed (KD student vs the no-KD student and vs the prior-control student "
+             "of the same seed) with a 95 % t interval; an effect is called only when the interval excludes 0. "
+             "The prior control's targets carry no knowledge of the clips, so only a gain over it is knowledge.",
+             "", *main_table(spec, results, key), "", "## Teachers", "", *teacher_lines(spec, results, key, groups)]
+    if diagnostics:
+        lines += ["", "## Soft targets", ""]
+        for store, text in diagnostics.items():
+            lines += [f"`{store}`:", "", *[f"- {line}" for line in text.splitlines()], ""]
+    if groups:
+        lines += ["", "## Per class group (eval AP over the group's classes)", "", *group_table(spec, results, groups)]
+    seeds = list(range(spec.seeds))
+    lines += ["", "## Per-seed values", "", "| cell | " + " | ".join(f"seed {s}" for s in seeds) + " |",
               "|---|" + "---|" * spec.seeds]
     for cell in cells_for(spec):
-        values = _values(results, cell.name, key)
+        values = _values(results, cell.name, key, [0] if cell.is_teacher else seeds)
         lines.append(f"| {cell.name} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
-    oof = [results[c.name][s].get("out_of_fold") for c in cells_for(spec) if c.crossfit
-           for s in sorted(results.get(c.name, {}))]
-    if any(oof):
-        lines += ["", "Cross-fitted teacher, out-of-fold " + metric + " per seed: "
-                  + ", ".join(f"{o[key]:.4f}" for o in oof if o)]
     path = out_dir / "cmkd.md"
     path.write_text("\n".join(lines) + "\n")
-    _plot(spec, results, out_dir / "cmkd.png", key, metric)
+    from .report_plots import plot_grid, plot_per_class
+
+    plot_grid(spec, results, out_dir / "cmkd.png", key, metric)
+    plot_per_class(spec, results, out_dir / "cmkd-per-class.png")
     return path
-
-
-def _plot(spec: GridSpec, results: dict, path: Path, key: str, metric: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [c.name for c in cells_for(spec) if results.get(c.name)]
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(names)), 4))
-    for i, name in enumerate(names):
-        values = _values(results, name, key)
-        stats = mean_and_spread(values)
-        ax.bar(i, stats["mean"], yerr=stats["std"] if stats["n"] > 1 else None, capsize=4, color="#8fb3d9")
-        ax.scatter([i] * len(values), values, color="black", s=12, zorder=3)
-    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
-    ax.set_ylabel(f"eval {metric}")
-    ax.set_title(f"CMKD grid on {spec.dataset} ({spec.seeds} seed(s); dots = seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def table_text(path: Path) -> str:
     """The main table of a written report, for printing at the end of `make demo`."""
     lines = path.read_text().splitlines()
-    return "\n".join(line for line in lines[: lines.index("## Per-seed values")] if line)
+    return "\n".join(line for line in lines[: lines.index("## Teachers")] if line)

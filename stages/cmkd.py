@@ -1,42 +1,56 @@
-"""`make cmkd`: the paper's grid (both KD directions, same-family KD, consistency modes,
-cross-fitted logits, temperature) with n seeds, and its report under reports/<dataset>/."""
+"""`make cmkd`: the paper's grid (teachers trained once; students in the equal and short designs;
+both KD directions, same-family KD, prior and shuffled controls, consistency modes, cross-fitted
+logits, temperature) with n seeds, and its report under reports/<dataset>/."""
 
 import sys
 import time
 from pathlib import Path
 
-from pipeline.grid import GridSpec, estimate_seconds, estimated_trainings, run_grid
+from pipeline.grid import DESIGNS, GridSpec, estimate_seconds, estimated_trainings, grid_diagnostics, run_grid
 from pipeline.manifests import load_manifest
+from pipeline.recipe import Recipe
 from pipeline.report import table_text, write_report
 from pipeline.training import splits_for
 
-from .common import base_parser, resolve_config
+from .common import base_parser, default_recipe
 
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
-    parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--small", action="store_true", help="the demo's grid: both directions only")
+    parser.add_argument("--seeds", type=int, default=1, help="student seeds per cell (teachers train once)")
+    parser.add_argument("--small", action="store_true", help="the demo's grid: both directions and the prior control")
+    parser.add_argument("--design", default="both", choices=[*DESIGNS, "both"],
+                        help="equal: students get the teacher budget; short: the student budget")
     parser.add_argument("--cnn", default=None, help="CNN registry name (default: the recipe's cnn_model)")
     parser.add_argument("--ast", default=None, help="AST registry name (default: the recipe's ast_model)")
-    parser.add_argument("--direction", default="ast_to_cnn", help="pair for the consistency/cross-fit/tau cells")
-    parser.add_argument("--only", default="", help="comma-separated cells to run (their teachers are added)")
+    parser.add_argument("--direction", default="ast_to_cnn", choices=["ast_to_cnn", "cnn_to_ast"],
+                        help="pair for the consistency/cross-fit/tau cells")
+    parser.add_argument("--only", default="", help="comma-separated cells to run (their teachers and baselines are added)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: the evaluation fold")
     args = parser.parse_args(argv)
-    config = resolve_config(args)
-    spec = GridSpec(dataset=args.dataset, cnn=args.cnn or config.cnn_model, ast=args.ast or config.ast_model,
+    recipe = Recipe.load(args.config or default_recipe(args.dataset))
+    base = recipe.resolve("student", [o for o in args.overrides if o.strip()])
+    spec = GridSpec(dataset=args.dataset, cnn=args.cnn or base.cnn_model, ast=args.ast or base.ast_model,
                     seeds=args.seeds, small=args.small, direction=args.direction, fold=args.fold,
-                    only=tuple(c for c in args.only.split(",") if c))
-    train_clips = len(splits_for(load_manifest(Path("data_manifests") / args.dataset), args.fold)[0])
-    estimate = estimate_seconds(spec, config, train_clips)
-    print(f"CMKD grid on {spec.dataset}: {estimated_trainings(spec)} trainings of {config.epochs} epochs "
+                    designs=DESIGNS if args.design == "both" else (args.design,),
+                    only=tuple(c for c in args.only.split(",") if c),
+                    overrides=[o for o in args.overrides if o.strip()])
+    manifest = load_manifest(Path("data_manifests") / args.dataset)
+    train_clips = len(splits_for(manifest, args.fold)[0])
+    estimate = estimate_seconds(spec, recipe, train_clips)
+    print(f"CMKD grid on {spec.dataset} ({', '.join(spec.designs)} design): {estimated_trainings(spec)} trainings "
           f"({spec.cnn} / {spec.ast}), about {estimate / 60:.0f} min of training by a quick timing here "
           f"(plus evaluation and stage one); finished cells are reused")
     started = time.time()
-    results = run_grid(spec, config)
-    report = write_report(spec, results, f"reports/{args.dataset}", time.time() - started,
-                          key="accuracy" if config.loss == "ce" else "map")
+    results = run_grid(spec, recipe)
+    key = "accuracy" if manifest.single_label else "map"
+    diagnostics, groups = grid_diagnostics(spec, results, manifest)
+    report = write_report(spec, results, f"reports/{args.dataset}", time.time() - started, key=key,
+                          diagnostics=diagnostics, groups=groups)
     print("\n" + table_text(report) + f"\n\nreport: {report}")
+    for store, text in diagnostics.items():
+        if "warning:" in text:
+            print(f"{store}: " + text.splitlines()[-1])
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.config import Config, apply_overrides, load_config
+from pipeline.config import Config, load_config, parse_overrides
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -16,11 +16,13 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_config(args, **named) -> Config:
-    """Recipe, then named options (--model, --fold ...), then key=value overrides: later wins."""
+def resolve_config(args, role: str = "student", **named) -> Config:
+    """Recipe (its family section for the model, and its teacher section for role="teacher"), then
+    named options (--model, --fold ...), then key=value overrides: later wins."""
     path = args.config or default_recipe(args.dataset)
     pairs = {k: str(v) for k, v in named.items() if v not in (None, "")}
-    return apply_overrides(load_config(path, pairs), [o for o in args.overrides if o.strip()])
+    pairs.update(parse_overrides([o for o in args.overrides if o.strip()]))
+    return load_config(path, pairs, role=role)
 
 
 def default_recipe(dataset: str) -> str | None:

@@ -16,7 +16,7 @@ def main(argv=None) -> int:
     parser.add_argument("--crossfit", type=int, default=0, help="train k cross-fitted teachers")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     args = parser.parse_args(argv)
-    config = resolve_config(args, model=args.model, fold=args.fold)
+    config = resolve_config(args, role="teacher", model=args.model, fold=args.fold)
     run = args.run or config.model
     if args.crossfit:
         from pipeline.crossfit import run_crossfit

@@ -101,3 +101,14 @@ def run_killed_after_epoch(code: str, epoch: int, cwd: Path | None = None):
         "loop.save_checkpoint = killing_save\n"
     ) % (str(Path(__file__).resolve().parents[1]), epoch)
     return subprocess.run([sys.executable, "-c", script + code], capture_output=True, text=True, cwd=cwd)
+
+
+def tiny_recipe(teacher_epochs: int = 2, **overrides):
+    """A Recipe for the tiny dataset: 1-epoch students, `teacher_epochs` for teachers."""
+    from pipeline.recipe import Recipe
+
+    base = {"model": "efficientnet_tiny", "n_mels": 32, "target_length": 64, "epochs": 1, "batch_size": 8,
+            "lr": 1e-3, "lr_decay_start": 100, "eval_batch_size": 16, "threads": 1, "norm_mean": -6.0,
+            "norm_std": 4.0, "cnn_model": "efficientnet_tiny", "ast_model": "ast_micro"}
+    base.update(overrides)
+    return Recipe(base={k: str(v) for k, v in base.items()}, teacher={"epochs": str(teacher_epochs)})

@@ -1,53 +1,112 @@
-"""The CMKD grid and its report, end to end on the tiny dataset (one epoch per cell)."""
+"""The CMKD grid and its report, end to end on the tiny dataset (1-2 epochs per cell)."""
 
+import json
 from pathlib import Path
 
-from pipeline.grid import GridSpec, cells_for, run_grid
-from pipeline.report import table_text, write_report
+import pytest
 
-from .conftest import tiny_config
+from pipeline.grid import GridSpec, cell_config, cells_for, estimated_trainings, run_grid
+from pipeline.report import table_text, verdict, write_report
+
+from .conftest import tiny_recipe
+
+TINY = dict(dataset="tiny", cnn="efficientnet_tiny", ast="ast_micro")
 
 
-def test_small_grid_runs_every_cell_and_reports_them(project):
-    spec = GridSpec(dataset="tiny", cnn="efficientnet_tiny", ast="ast_micro", seeds=2, small=True)
-    results = run_grid(spec, tiny_config(epochs=1), progress=False)
+def test_small_grid_trains_teachers_once_and_pairs_students_by_seed(project):
+    spec = GridSpec(**TINY, seeds=2, small=True, designs=("short",))
+    recipe = tiny_recipe(teacher_epochs=2)
+    results = run_grid(spec, recipe, progress=False)
     assert set(results) == {c.name for c in cells_for(spec)}
     assert all(set(results[name]) == {0, 1} for name in results)
-    assert Path("stores/tiny/cmkd-ast-seed1.zarr").exists()  # small grid: no replay, no views
+    # teachers: one run (seed 0, the teacher budget) reused by both seeds
+    assert results["teacher/ast"][1] == results["teacher/ast"][0]
+    assert results["teacher/ast"][0]["epochs_trained"] == 2 and results["short/cnn"][1]["epochs_trained"] == 1
+    assert not Path("runs/tiny/cmkd/teacher/ast/seed1").exists()
+    assert Path("stores/tiny/cmkd-ast.zarr").exists() and Path("stores/tiny/cmkd-prior-sigmoid.zarr").exists()
+    assert results["short/prior_to_cnn"][0]["logits"].endswith("cmkd-prior-sigmoid.zarr")
+    assert results["short/ast_to_cnn"][0]["kd_loss"] == "bce"  # multi-label: the label type's KD form
     report = write_report(spec, results, "reports/tiny", seconds=12.0)
     text = report.read_text()
-    assert "| ast -> cnn (clean) |" in text and "| cnn -> ast (clean) |" in text
-    assert "±" in text  # two seeds: spread shown
-    assert any(verdict in text for verdict in ("within spread", "KD helps", "KD hurts"))
+    assert "| short | ast -> cnn (clean) |" in text and "| short | prior -> cnn (control) |" in text
+    assert "[" in text and "±" in text  # paired intervals over two seeds
     assert Path("reports/tiny/cmkd.png").stat().st_size > 0
-    assert "## Per-seed" not in table_text(report)
+    assert Path("reports/tiny/cmkd-per-class.png").stat().st_size > 0
+    assert "## Teachers" not in table_text(report)
     # a rerun reuses finished cells instead of training again
-    again = run_grid(spec, tiny_config(epochs=1), progress=False)
-    assert again["ast_to_cnn"][1]["map"] == results["ast_to_cnn"][1]["map"]
+    again = run_grid(spec, recipe, progress=False)
+    assert again["short/ast_to_cnn"][1]["map"] == results["short/ast_to_cnn"][1]["map"]
 
 
-def test_full_grid_lists_the_papers_comparisons():
+def test_equal_design_students_get_the_teacher_budget_and_seed0_baseline_is_the_teacher(project):
+    spec = GridSpec(**TINY, seeds=1, small=True, designs=("equal",), only=("equal/ast_to_cnn",))
+    recipe = tiny_recipe(teacher_epochs=2)
+    names = {c.name for c in cells_for(spec)}
+    assert names == {"teacher/ast", "teacher/cnn", "equal/cnn", "equal/ast_to_cnn"}
+    assert estimated_trainings(spec) == 3  # the seed-0 baseline is the CNN teacher run, not a fourth training
+    results = run_grid(spec, recipe, progress=False)
+    assert results["equal/ast_to_cnn"][0]["epochs_trained"] == 2
+    assert results["equal/cnn"][0] == json.loads(Path("runs/tiny/cmkd/teacher/cnn/seed0/summary.json").read_text())
+    assert not Path("runs/tiny/cmkd/equal/cnn").exists()
+
+
+def test_full_grid_lists_the_papers_comparisons_and_controls():
     names = {c.name for c in cells_for(GridSpec())}
-    assert {"cnn_to_cnn", "ast_to_ast", "ast_to_cnn_replay", "ast_to_cnn_online", "ast_to_cnn_crossfit",
-            "ast_to_cnn_tau"} <= names
-    assert {c.kd for c in cells_for(GridSpec()) if c.name.startswith("ast_to_cnn")} == {"clean", "replay", "online"}
+    for design in ("short", "equal"):
+        assert {f"{design}/cnn_to_cnn", f"{design}/ast_to_ast", f"{design}/prior_to_cnn",
+                f"{design}/shuffled_ast_to_cnn", f"{design}/shuffled_cnn_to_ast"} <= names
+    assert {"short/ast_to_cnn_replay", "short/ast_to_cnn_online", "short/ast_to_cnn_crossfit",
+            "short/ast_to_cnn_tau", "teacher/ast_crossfit"} <= names
+    assert {c.kd for c in cells_for(GridSpec()) if c.name.startswith("short/ast_to_cnn")} == {"clean", "replay", "online"}
+
+
+def test_cell_configs_pick_family_role_and_seed():
+    from pipeline.recipe import Recipe
+
+    recipe = Recipe(base={"epochs": "6", "lr": "1e-3"}, families={"ast": {"lr": "5e-4"}}, teacher={"epochs": "18"})
+    spec = GridSpec(cnn="efficientnet_tiny", ast="ast_micro")
+    cells = {c.name: c for c in cells_for(spec)}
+    teacher = cell_config(spec, recipe, cells["teacher/ast"], seed=2)
+    assert (teacher.model, teacher.lr, teacher.epochs, teacher.seed) == ("ast_micro", 5e-4, 18, 0)
+    short = cell_config(spec, recipe, cells["short/ast_to_cnn"], seed=2)
+    assert (short.model, short.lr, short.epochs, short.seed) == ("efficientnet_tiny", 1e-3, 6, 2)
+    equal = cell_config(spec, recipe, cells["equal/cnn_to_ast"], seed=1)
+    assert (equal.model, equal.epochs, equal.seed) == ("ast_micro", 18, 1)
+
+
+@pytest.mark.parametrize("base, prior, expected", [
+    ({"verdict": "helps"}, {"verdict": "helps"}, "knowledge helps"),
+    ({"verdict": "helps"}, {"verdict": "no effect"}, "helps, but not beyond the prior control"),
+    ({"verdict": "no effect"}, {"verdict": "helps"}, "knowledge helps (vs prior only)"),
+    ({"verdict": "hurts"}, {"verdict": "no effect"}, "KD hurts"),
+    ({"verdict": "no effect"}, {"verdict": "no effect"}, "no effect"),
+    ({"verdict": "one seed: no call"}, None, "one seed: no call"),
+])
+def test_verdicts_read_the_paired_intervals(base, prior, expected):
+    assert verdict(base, prior) == expected
 
 
 def test_full_grid_runs_once_with_every_mode(project):
-    spec = GridSpec(dataset="tiny", cnn="efficientnet_tiny", ast="ast_micro", seeds=1, views=2, crossfit=2)
-    results = run_grid(spec, tiny_config(epochs=1, mixup=0.5, freqm=4, timem=8), progress=False)
-    assert results["ast_to_cnn_replay"][0]["kd"] == "replay"
-    assert results["ast_to_cnn_online"][0]["kd"] == "online"
-    assert results["ast_crossfit"][0]["cross_fitted"] == 2
-    report = write_report(spec, results, "reports/tiny", seconds=1.0).read_text()
-    assert "one seed: no call" in report and "out-of-fold" in report
+    spec = GridSpec(**TINY, seeds=1, views=2, crossfit=2, designs=("short",))
+    results = run_grid(spec, tiny_recipe(teacher_epochs=1, mixup=0.5, freqm=4, timem=8), progress=False)
+    assert results["short/ast_to_cnn_replay"][0]["kd"] == "replay"
+    assert results["short/ast_to_cnn_online"][0]["kd"] == "online"
+    assert results["teacher/ast_crossfit"][0]["cross_fitted"] == 2
+    assert results["short/shuffled_ast_to_cnn"][0]["logits"].endswith("cmkd-shuffled-ast.zarr")
+    from pipeline.grid import grid_diagnostics
+    from pipeline.manifests import load_manifest
+
+    diagnostics, groups = grid_diagnostics(spec, results, load_manifest("data_manifests/tiny"))
+    assert groups == {}  # not the embedded corpus's vocabulary
+    assert any("teacher on held-out clips" in text for text in diagnostics.values())
+    report = write_report(spec, results, "reports/tiny", seconds=1.0, diagnostics=diagnostics).read_text()
+    assert "one seed: no call" in report and "out-of-fold" in report and "## Soft targets" in report
 
 
 def test_a_grid_that_adds_replay_builds_a_store_with_views(project):
-    small = GridSpec(dataset="tiny", cnn="efficientnet_tiny", ast="ast_micro", small=True)
-    run_grid(small, tiny_config(epochs=1), progress=False)
-    full = GridSpec(dataset="tiny", cnn="efficientnet_tiny", ast="ast_micro", views=2,
-                    only=("ast_to_cnn_replay",))
-    results = run_grid(full, tiny_config(epochs=1, freqm=4), progress=False)
-    assert results["ast_to_cnn_replay"][0]["kd"] == "replay"
-    assert Path("stores/tiny/cmkd-ast-seed0-views2.zarr").exists()
+    small = GridSpec(**TINY, small=True, designs=("short",))
+    run_grid(small, tiny_recipe(teacher_epochs=1), progress=False)
+    full = GridSpec(**TINY, views=2, designs=("short",), only=("short/ast_to_cnn_replay",))
+    results = run_grid(full, tiny_recipe(teacher_epochs=1, freqm=4), progress=False)
+    assert results["short/ast_to_cnn_replay"][0]["kd"] == "replay"
+    assert Path("stores/tiny/cmkd-ast-views2.zarr").exists()

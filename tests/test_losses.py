@@ -219,3 +219,19 @@ def test_bad_arguments_raise():
         kd_loss(rows(STUDENT), rows(TEACHER, TEACHER), "kl")
     with pytest.raises(ValueError, match="mask"):
         kd_loss(rows(STUDENT), rows(TEACHER), "kl", mask=torch.ones(3))
+
+
+def test_kd_loss_follows_the_label_type_and_warns_on_a_mismatch():
+    from pipeline.losses import resolve_kd_loss
+
+    assert resolve_kd_loss("auto", single_label=False) == ("bce", [])
+    assert resolve_kd_loss("auto", single_label=True) == ("kl", [])
+    assert resolve_kd_loss("auto", False, "sigmoid") == ("bce", [])
+    kind, warnings = resolve_kd_loss("kl", single_label=False, teacher_activation="sigmoid", source="stores/x.zarr")
+    assert kind == "kl" and len(warnings) == 2
+    assert "kd_loss=kl (softmax targets) on multi-label data" in warnings[0] and "kd_loss=bce" in warnings[0]
+    assert "stores/x.zarr was trained with sigmoid outputs" in warnings[1]
+    kind, warnings = resolve_kd_loss("bce", single_label=True, teacher_activation="softmax")
+    assert kind == "bce" and len(warnings) == 2
+    with pytest.raises(ValueError, match="kd_loss must be auto, kl or bce"):
+        resolve_kd_loss("mse", False)

@@ -8,10 +8,10 @@ arrangement of shared material (see :mod:`.classes`). Output is deterministic in
 
 from .build import (GENERATOR_VERSION, generate_corpus, generate_esc50_layout, generate_fsd50k_layout, is_current,
                     read_stamp)
-from .classes import CLASSES, ESC_CLASSES, LOCAL, TEMPORAL, VOCABULARY, SoundClass, class_by_label
+from .classes import CLASSES, ESC_CLASSES, LOCAL, TEMPORAL, VOCABULARY, SoundClass, class_by_label, class_groups
 from .clips import Clip, PlacedEvent, render_multilabel_clip, render_single_class_clip
 from .events import synthesise_event
 
 __all__ = ["CLASSES", "ESC_CLASSES", "GENERATOR_VERSION", "LOCAL", "TEMPORAL", "VOCABULARY", "Clip", "PlacedEvent",
-           "SoundClass", "class_by_label", "generate_corpus", "generate_esc50_layout", "generate_fsd50k_layout",
+           "SoundClass", "class_by_label", "class_groups", "generate_corpus", "generate_esc50_layout", "generate_fsd50k_layout",
            "is_current", "read_stamp", "render_multilabel_clip", "render_single_class_clip", "synthesise_event"]

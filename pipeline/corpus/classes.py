@@ -112,3 +112,15 @@ def class_by_label(label: str) -> SoundClass:
 
 
 ESC_CLASSES: tuple[SoundClass, ...] = tuple(class_by_label(label) for label in ESC_LABELS)
+
+
+def class_groups(mids: list[str]) -> dict[str, list[int]]:
+    """{kind: vocabulary indices} for a vocabulary made of this corpus's classes ("local", "temporal");
+    {} for any other vocabulary (a real dataset), where per-group results do not apply."""
+    kind_of = {c.mid: c.kind for c in CLASSES}
+    if not mids or any(mid not in kind_of for mid in mids):
+        return {}
+    groups: dict[str, list[int]] = {}
+    for index, mid in enumerate(mids):
+        groups.setdefault(kind_of[mid], []).append(index)
+    return groups

@@ -7,6 +7,7 @@ each clip's view. A checkpoint is written at every epoch end, so a killed run re
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from ..augment import AugmentSettings
 from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_config
 from ..data import ClipDataset, EpochSampler, balanced_weights
-from ..losses import cmkd_loss, kd_targets
+from ..losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
 from ..manifests import Clip, Manifest
 from ..models import create_model, model_entry
 from ..seeding import seed_everything, set_threads, worker_init
@@ -71,7 +72,7 @@ def distributed_context() -> tuple[int, int]:
 
 
 def single_label_of(config: Config, manifest: Manifest) -> bool:
-    return config.loss == "ce" or (config.loss == "auto" and manifest.single_label)
+    return single_label_task(config.loss, manifest.single_label)
 
 
 def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
@@ -84,6 +85,8 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     set_threads(config.threads)
     seed_everything(config.seed)
     single_label = single_label_of(config, job.manifest)
+    if config.kd_loss == "auto":  # stage two's join normally resolved it (and warned); this is the rest
+        config = job.config = dataclasses.replace(config, kd_loss=resolve_kd_loss("auto", single_label)[0])
     model = create_model(config.model, num_classes=job.manifest.num_classes, n_mels=job.front_end.n_mels,
                          target_length=job.front_end.target_length, pooling=pooling_for(config),
                          pretrained=config.pretrained, drop_rate=config.drop_rate).to(device)
@@ -118,6 +121,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     weights = balanced_weights(job.train_clips, job.manifest.mids) if config.balanced_sampler else None
     sampler = EpochSampler(len(dataset), config.seed, weights, rank, world)
     kd_active = job.kd is not None or job.online_teacher is not None
+    stopped_early = 0  # the epoch early stopping ended the run at (0: it ran all epochs)
     for epoch in range(start_epoch, config.epochs + 1):
         dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
@@ -152,28 +156,45 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
             bar.set_postfix(loss=f"{float(total.detach()):.4f}", clips_s=f"{seen / (time.time() - started):.1f}")
         seconds = time.time() - started
         averager.update(model, epoch)
-        if rank != 0:
-            continue
-        val = evaluate_model(model, job.manifest, job.val_clips, job.front_end, single_label,
-                             batch_size=config.eval_batch_size, device=device, progress=progress, desc="val")
-        score = val["accuracy"] if single_label else val["map"]
-        state = {"model": model.state_dict(), **checkpoint_identity(job, model, single_label)}
-        if score > best["metric"]:
-            best = {"metric": float(score), "epoch": epoch}
-            save_checkpoint({**state, "epoch": epoch, "metrics": {"val": val}}, paths.checkpoints / "best.pt")
-        runlog.append_metrics(paths.root / "metrics.csv", {
-            "epoch": epoch, "train_loss": sums["total"] / seen, "task_loss": sums["task"] / seen,
-            "kd_loss": sums["kd"] / seen, "lr": lr, "val_map": val["map"], "val_mauc": val["mauc"],
-            "val_dprime": val["dprime"], "val_accuracy": val["accuracy"], "seconds": seconds,
-            "clips_per_s": seen / seconds})
-        save_checkpoint({**state, "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "best": best,
-                         "torch_rng": torch.get_rng_state(), **averager.to_checkpoint()}, last_path)
-        if progress:
-            print(f"epoch {epoch}: loss {sums['total'] / seen:.4f}  val mAP {val['map']:.4f}  "
-                  f"acc {val['accuracy']:.4f}  {seen / seconds:.1f} clips/s")
+        if rank == 0:
+            val = evaluate_model(model, job.manifest, job.val_clips, job.front_end, single_label,
+                                 batch_size=config.eval_batch_size, device=device, progress=progress, desc="val")
+            score = val["accuracy"] if single_label else val["map"]
+            state = {"model": model.state_dict(), **checkpoint_identity(job, model, single_label)}
+            if score > best["metric"]:
+                best = {"metric": float(score), "epoch": epoch}
+                save_checkpoint({**state, "epoch": epoch, "metrics": {"val": val}}, paths.checkpoints / "best.pt")
+            runlog.append_metrics(paths.root / "metrics.csv", {
+                "epoch": epoch, "train_loss": sums["total"] / seen, "task_loss": sums["task"] / seen,
+                "kd_loss": sums["kd"] / seen, "lr": lr, "val_map": val["map"], "val_mauc": val["mauc"],
+                "val_dprime": val["dprime"], "val_accuracy": val["accuracy"], "seconds": seconds,
+                "clips_per_s": seen / seconds})
+            save_checkpoint({**state, "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
+                             "best": best, "torch_rng": torch.get_rng_state(), **averager.to_checkpoint()}, last_path)
+            if progress:
+                print(f"epoch {epoch}: loss {sums['total'] / seen:.4f}  val mAP {val['map']:.4f}  "
+                      f"acc {val['accuracy']:.4f}  {seen / seconds:.1f} clips/s")
+        if plateaued(config, epoch, best):
+            stopped_early = epoch
+            if rank == 0:
+                print(f"early stop after epoch {epoch}: no better val score for {config.patience} epochs "
+                      f"(best {best['metric']:.4f} at epoch {best['epoch']})")
+            break
     if rank != 0:
         return {}
-    return _finish(job, model, averager, best, single_label, device, progress)
+    return _finish(job, model, averager, best, single_label, device, progress, stopped_early)
+
+
+def plateaued(config: Config, epoch: int, best: dict) -> bool:
+    """Early stopping (patience > 0): the val score has not improved for `patience` epochs. Every
+    rank sees the same epochs, so DDP ranks stop together; only rank 0 knows the score, so under
+    torchrun early stopping is rank 0's decision broadcast to the others."""
+    if config.patience <= 0 or epoch >= config.epochs:
+        return False
+    stop = torch.tensor([float(epoch - best["epoch"] >= config.patience)])
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.broadcast(stop, src=0)
+    return bool(stop.item())
 
 
 def checkpoint_identity(job: TrainJob, model, single_label: bool) -> dict:
@@ -198,13 +219,17 @@ def _kd_targets(job: TrainJob, config: Config, batch: dict) -> torch.Tensor:
 
 
 def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_label: bool, device: str,
-            progress: bool) -> dict:
-    """Choose the final model (weight-averaged if enabled, else last), evaluate, write summary and plot."""
+            progress: bool, stopped_early: int = 0) -> dict:
+    """Choose the final model (weight-averaged if enabled, else last; the best-val weights when early
+    stopping ended the run, since the weight average then covers an arbitrary part of the run),
+    evaluate, write summary and plot."""
     config, paths = job.config, RunPaths(job.run_dir)
     last = load_checkpoint(paths.checkpoints / "last.pt")
     model.load_state_dict(last["model"])
     final_state, final_kind = last["model"], "last"
-    if averager.enabled and averager.state is not None:
+    if stopped_early:
+        final_state, final_kind = load_checkpoint(paths.checkpoints / "best.pt")["model"], "best"
+    elif averager.enabled and averager.state is not None:
         final_state, final_kind = averager.averaged_state(model), "averaged"
     def evaluate() -> dict:
         return evaluate_model(model, job.manifest, job.eval_clips, job.front_end, single_label,
@@ -216,14 +241,17 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
     if final_kind == "averaged":
         save_checkpoint({**base, "model": final_state, "epoch": config.epochs, "metrics": {"eval": final_metrics}},
                         paths.checkpoints / "averaged.pt")
-    save_checkpoint({**base, "model": final_state, "epoch": config.epochs, "kind": final_kind,
+    epochs_trained = stopped_early or config.epochs
+    save_checkpoint({**base, "model": final_state, "epoch": epochs_trained, "kind": final_kind,
                      "metrics": {"eval": final_metrics}}, paths.checkpoints / "final.pt")
     best_ckpt = load_checkpoint(paths.checkpoints / "best.pt")
     model.load_state_dict(best_ckpt["model"])
     best_metrics = evaluate()
     model.load_state_dict(final_state)
     summary = {**{k: final_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
-               "final_model": final_kind, "eval_clips": len(job.eval_clips), "train_clips": len(job.train_clips),
+               "final_model": final_kind, "epochs_trained": epochs_trained, "stopped_early": bool(stopped_early),
+               "per_class_ap": final_metrics["per_class_ap"],
+               "eval_clips": len(job.eval_clips), "train_clips": len(job.train_clips),
                "best": {**{k: best_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
                         "epoch": best["epoch"]},
                "model": config.model, "dataset": job.manifest.name, "seed": config.seed,

@@ -40,6 +40,7 @@ def make_job(config: Config, manifest: Manifest, run_dir: Path, fold: int | None
         train_clips = train_clips[: config.max_clips]
     front_end = config.front_end(manifest.stats())
     extra = job_extras(config, manifest, train_clips, front_end) if job_extras else {}
+    config = extra.pop("config", config)  # stage two resolves KD settings (kd_loss) against the teacher
     return TrainJob(config=config, manifest=manifest, train_clips=train_clips, val_clips=val_clips,
                     eval_clips=eval_clips, front_end=front_end, run_dir=run_dir, **extra)
 

@@ -1,0 +1,121 @@
+"""What a store's soft targets carry: how good the teacher is, and how far its targets are from the
+class prior that any "teacher" with no knowledge of the clips would give.
+
+A teacher trained with a student's budget can score well above chance and still hand out targets
+that sit on the prior: then KD acts as label smoothing towards the prior, not as knowledge. These
+figures make that visible before a student is trained (``make inspect``) and beside every grid row:
+
+* teacher mAP (or accuracy) on the train clips and on held-out clips (val + eval); a large gap means
+  in-sample targets near the hard labels (cross-fitting exists for that);
+* the mean target on positive and on negative (clip, class) entries of the train clips, beside the
+  same figures for the constant-prior control; their difference is the targets' *separation*;
+* the mean target entropy, beside the prior's.
+
+A warning is printed when the teacher's separation is within ``margin`` of the prior's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .controls import label_prior, prior_logits
+from .manifests import Manifest
+from .metrics import evaluate_predictions
+
+DEFAULT_MARGIN = 0.1
+
+
+def _activate(logits: np.ndarray, activation: str, tau: float) -> np.ndarray:
+    z = logits.astype(np.float64) / tau
+    if activation == "softmax":
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _entropy(p: np.ndarray, activation: str) -> float:
+    """Mean per-clip entropy in nats: of the class distribution (softmax), or the mean binary entropy
+    over classes (sigmoid)."""
+    q = np.clip(p, 1e-12, 1.0)
+    if activation == "softmax":
+        return float(-(q * np.log(q)).sum(axis=1).mean())
+    r = np.clip(1.0 - p, 1e-12, 1.0)
+    return float(-(q * np.log(q) + r * np.log(r)).mean())
+
+
+def _targets_matrix(manifest: Manifest, clips) -> np.ndarray:
+    position = {mid: i for i, mid in enumerate(manifest.mids)}
+    y = np.zeros((len(clips), manifest.num_classes), dtype=np.int64)
+    for row, clip in enumerate(clips):
+        for mid in clip.labels:
+            y[row, position[mid]] = 1
+    return y
+
+
+def _score(logits: np.ndarray, y: np.ndarray, single_label: bool) -> dict | None:
+    if len(y) == 0 or not y.any():
+        return None
+    metrics = evaluate_predictions(logits, y, single_label)
+    return {"map": metrics["map"], "accuracy": metrics["accuracy"], "clips": int(len(y))}
+
+
+def soft_target_diagnostics(table, manifest: Manifest, fold: int | None = None, tau: float = 1.0,
+                            margin: float = DEFAULT_MARGIN) -> dict:
+    """Diagnostics of a LogitTable's targets against ``manifest``'s labels (clips joined by id)."""
+    rows = table.rows([c.clip_id for c in manifest.clips])
+    usable = rows >= 0
+    usable[usable] = table.valid_rows(rows[usable])
+    by_split: dict[str, list[int]] = {"train": [], "held_out": []}
+    train_ids = {c.clip_id for c in manifest.select("train", fold)}
+    held_ids = {c.clip_id for c in manifest.select("val", fold)} | {c.clip_id for c in manifest.select("eval", fold)}
+    for i, clip in enumerate(manifest.clips):
+        if usable[i] and clip.labels:
+            if clip.clip_id in train_ids:
+                by_split["train"].append(i)
+            elif clip.clip_id in held_ids:
+                by_split["held_out"].append(i)
+    activation, single_label = table.activation, manifest.single_label
+    out: dict = {"activation": activation, "tau": tau, "margin": margin, "cross_fitted": table.cross_fitted}
+    for name, indices in by_split.items():
+        clips = [manifest.clips[i] for i in indices]
+        logits = table.logits_for(rows[indices]) if indices else np.zeros((0, manifest.num_classes))
+        out[f"teacher_{name}"] = _score(logits, _targets_matrix(manifest, clips), single_label)
+    train = [manifest.clips[i] for i in by_split["train"]]
+    if not train:
+        out["warning"] = "no labelled train clip has teacher logits: nothing to diagnose"
+        return out
+    y = _targets_matrix(manifest, train).astype(bool)
+    p = _activate(table.logits_for(rows[by_split["train"]]), activation, tau)
+    prior_row = _activate(prior_logits(label_prior(manifest, fold), activation)[None, :], activation, tau)
+    prior = np.broadcast_to(prior_row, p.shape)
+    out["targets"] = {"positives": float(p[y].mean()), "negatives": float(p[~y].mean()),
+                      "entropy": _entropy(p, activation)}
+    out["prior"] = {"positives": float(prior[y].mean()), "negatives": float(prior[~y].mean()),
+                    "entropy": _entropy(prior_row, activation)}
+    separation = out["targets"]["positives"] - out["targets"]["negatives"]
+    prior_separation = out["prior"]["positives"] - out["prior"]["negatives"]
+    out["separation"], out["prior_separation"] = separation, prior_separation
+    if separation - prior_separation < margin:
+        out["warning"] = (f"soft targets are close to the class prior (separation {separation:.3f} vs the "
+                          f"prior's {prior_separation:.3f}, margin {margin}): KD will mostly act as label "
+                          f"smoothing towards the prior; train the teacher longer or check it")
+    return out
+
+
+def format_diagnostics(d: dict) -> str:
+    """The diagnostics as a few human lines (make inspect, the grid report)."""
+    def score(s):
+        return "n/a" if not s else f"mAP {s['map']:.4f}, accuracy {s['accuracy']:.4f} ({s['clips']} clips)"
+
+    lines = [f"teacher on train clips{' (out-of-fold: cross-fitted)' if d['cross_fitted'] else ''}: "
+             f"{score(d.get('teacher_train'))}",
+             f"teacher on held-out clips (val + eval): {score(d.get('teacher_held_out'))}"]
+    if "targets" in d:
+        t, p = d["targets"], d["prior"]
+        lines.append(f"mean target (tau={d['tau']:g}, {d['activation']}): positives {t['positives']:.3f}, "
+                     f"negatives {t['negatives']:.3f}, entropy {t['entropy']:.3f} nats; the class prior gives "
+                     f"{p['positives']:.3f} / {p['negatives']:.3f} / {p['entropy']:.3f}")
+    if d.get("warning"):
+        lines.append("warning: " + d["warning"])
+    return "\n".join(lines)
