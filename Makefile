@@ -43,6 +43,7 @@ LAMBDA ?=
 TAU ?=
 MISSING ?=
 CHECKPOINT ?=
+INIT ?=
 SEEDS ?= 1
 DIRECTION ?=
 CELLS ?=
@@ -84,7 +85,7 @@ pack: install
 teacher: install
 	$(PY) -m stages.teacher --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG))) \
 		$(call opt,--model,$(MODEL)) $(call opt,--run,$(RUN)) $(call opt,--fold,$(FOLD)) \
-		$(call opt,--crossfit,$(CROSSFIT)) $(if $(RESUME),--resume,) -- $(ARGS)
+		$(call opt,--crossfit,$(CROSSFIT)) $(call opt,--init,$(INIT)) $(if $(RESUME),--resume,) -- $(ARGS)
 
 evaluate: install
 	$(PY) -m stages.evaluate --dataset $(DATASET) --checkpoint "$(CHECKPOINT)" -- $(ARGS)
@@ -92,10 +93,12 @@ evaluate: install
 teacher-logits: install
 	$(PY) -m stages.teacher_logits --dataset $(DATASET) $(call opt,--teacher,$(TEACHER)) $(call opt,--out,$(OUT)) \
 		--views $(VIEWS) $(call opt,--scheduler,$(SCHEDULER)) $(call opt,--workers,$(WORKERS)) \
-		$(call opt,--topk,$(TOPK)) $(if $(OVERWRITE),--overwrite,) -- $(ARGS)
+		$(call opt,--topk,$(TOPK)) $(call opt,--labels,$(LABELS)) $(call opt,--model,$(MODEL)) \
+		$(if $(OVERWRITE),--overwrite,) -- $(ARGS)
 
 inspect: install
-	$(PY) -m stages.inspect_store $(call opt,--dataset,$(DATASET)) $(call opt,--store,$(LOGITS))
+	$(PY) -m stages.inspect_store $(call opt,--dataset,$(DATASET)) $(call opt,--store,$(LOGITS)) \
+		$(call opt,--fold,$(FOLD)) $(call opt,--tau,$(TAU))
 
 student: install
 	$(PY) -m stages.student --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG))) \

@@ -42,6 +42,7 @@ class Config:
     pooling: str = "mean"  # the CNN's head: mean | attention | psla_attention
     ast_pooling: str = ""  # the AST's head: token (paper) | max; "": the model's own (see pipeline/models/ast.py)
     pretrained: str = "none"  # none | imagenet
+    init: str = ""  # start from this checkpoint: a published AST/PSLA file or one of ours (make teacher INIT=)
     drop_rate: float = 0.0
     cnn_model: str = "efficientnet_b2"  # the CMKD grid's two families
     ast_model: str = "ast_base"

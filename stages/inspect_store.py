@@ -1,21 +1,37 @@
-"""`make inspect`: a human summary of a logit store (the latest one of DATASET by default)."""
+"""`make inspect`: a human summary of a logit store (the latest one of DATASET by default), and what
+its soft targets carry against the dataset's labels (teacher mAP on train vs held-out clips, mean
+targets vs the class prior)."""
 
 import argparse
 import sys
+from pathlib import Path
 
+from pipeline.diagnostics import format_diagnostics, soft_target_diagnostics
 from pipeline.distill import latest_store
-from pipeline.store import inspect
+from pipeline.manifests import load_manifest
+from pipeline.store import LogitTable, inspect
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="demo")
-    parser.add_argument("--store", default=None)
+    parser.add_argument("--dataset", default="demo", help="name under data_manifests/ (its labels score the targets)")
+    parser.add_argument("--store", default=None, help="store path (default: the dataset's latest store)")
+    parser.add_argument("--fold", type=int, default=None, help="fold-based data: the teacher's evaluation fold")
+    parser.add_argument("--tau", type=float, default=1.0, help="temperature the diagnostics apply to the targets")
     args = parser.parse_args(argv)
     path = args.store or latest_store(args.dataset)
     if not path:
         parser.error(f"no store given and none recorded for {args.dataset}: pass LOGITS=<path.zarr>")
     print(inspect(path))
+    manifest_dir = Path("data_manifests") / args.dataset
+    if (manifest_dir / "dataset.json").exists():
+        manifest = load_manifest(manifest_dir)
+        table = LogitTable.open(path, load_views=False)
+        if table.vocabulary_mids != manifest.mids:
+            print(f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)")
+        else:
+            print(f"\nsoft targets against {manifest.name}'s labels:")
+            print(format_diagnostics(soft_target_diagnostics(table, manifest, fold=args.fold, tau=args.tau)))
     return 0
 
 

@@ -15,8 +15,10 @@ def main(argv=None) -> int:
     parser.add_argument("--fold", type=int, default=None, help="ESC-50 layout: evaluate on this fold")
     parser.add_argument("--crossfit", type=int, default=0, help="train k cross-fitted teachers")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    parser.add_argument("--init", default=None,
+                        help="start from a checkpoint: a published AST/PSLA file (e.g. audioset_10_10_0.4593.pth) or ours")
     args = parser.parse_args(argv)
-    config = resolve_config(args, role="teacher", model=args.model, fold=args.fold)
+    config = resolve_config(args, role="teacher", model=args.model, fold=args.fold, init=args.init)
     run = args.run or config.model
     if args.crossfit:
         from pipeline.crossfit import run_crossfit

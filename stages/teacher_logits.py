@@ -4,7 +4,9 @@ import sys
 from pathlib import Path
 
 from pipeline.augment import AugmentSettings
+from pipeline.config import parse_overrides
 from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.engine.published import teacher_run_for
 from pipeline.training.runner import latest_run
 
 from .common import base_parser, resolve_config
@@ -26,8 +28,15 @@ def main(argv=None) -> int:
     parser.add_argument("--topk", type=int, default=0, help="compact mode: keep the top-k logits per row")
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     parser.add_argument("--overwrite", action="store_true", help="replace a store built by another teacher")
+    parser.add_argument("--labels", default=None,
+                        help="a published teacher's vocabulary file (class_labels_indices.csv / vocabulary.csv)")
+    parser.add_argument("--model", default=None, help="registry name of a published file this project does not know")
     args = parser.parse_args(argv)
-    teacher = args.teacher or latest_run(args.dataset)
+    named = parse_overrides([o for o in args.overrides if o.strip()])
+    front_end = {k: float(v) if "norm" in k else int(float(v)) for k, v in named.items()
+                 if k in ("n_mels", "target_length", "norm_mean", "norm_std", "norm_divisor")}
+    teacher = teacher_run_for(args.teacher, args.dataset, args.labels, args.model, front_end) if args.teacher \
+        else latest_run(args.dataset)
     out = args.out or f"stores/{args.dataset}/{store_name(teacher, args.dataset)}.zarr"
     config = resolve_config(args)  # ARGS="mixup=0.5 freqm=24 seed=1" set the views' augmentation
     augment = AugmentSettings.from_config(config) if args.overrides else None

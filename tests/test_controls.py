@@ -101,3 +101,14 @@ def test_a_knowing_teacher_passes_the_diagnostics_and_its_shuffle_loses_the_know
     assert sorted(map(tuple, moved[train].tolist())) == sorted(map(tuple, original[train].tolist()))
     bad = soft_target_diagnostics(shuffled, manifest)
     assert bad["teacher_train"]["map"] < 0.8  # right confidence, wrong clips
+
+
+def test_make_inspect_prints_the_diagnostics_and_the_prior_warning(project, capsys):
+    from stages import inspect_store
+
+    write_prior_store("data_manifests/tiny", "stores/prior.zarr", FRONT_END, "sigmoid")
+    assert inspect_store.main(["--dataset", "tiny", "--store", "stores/prior.zarr"]) == 0
+    out = capsys.readouterr().out
+    assert "soft targets against tiny's labels:" in out
+    assert "teacher on held-out clips (val + eval): mAP" in out
+    assert "warning: soft targets are close to the class prior" in out

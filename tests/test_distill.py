@@ -1,6 +1,7 @@
 """Stage two: joining manifests and stores, replay consistency, worker start methods, refusals."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,44 @@ def test_a_killed_student_resumes_to_the_same_weights(store):
     whole = load_checkpoint("runs/tiny/whole/checkpoints/final.pt")["model"]
     resumed = load_checkpoint("runs/tiny/killed/checkpoints/final.pt")["model"]
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_what_make_student_reads_from_logits_and_kd(tmp_path):
+    from pipeline.distill import choose_kd_source
+
+    stores = tmp_path / "stores"
+    assert choose_kd_source(None, None, "demo", stores) == ("none", "")  # no store yet: the no-KD student
+    (stores / "demo").mkdir(parents=True)
+    (tmp_path / "t.zarr").mkdir()
+    (stores / "demo" / "LATEST").write_text(str(tmp_path / "t.zarr"))
+    assert choose_kd_source(None, None, "demo", stores) == ("clean", str(tmp_path / "t.zarr"))
+    assert choose_kd_source("none", None, "demo", stores) == ("none", "")
+    assert choose_kd_source("None", "replay", "demo", stores) == ("none", "")
+    assert choose_kd_source(None, "none", "demo", stores) == ("none", "")
+    assert choose_kd_source("x.zarr", "none", "demo", stores) == ("none", "")
+    assert choose_kd_source(None, "online", "demo", stores) == ("online", "")
+    assert choose_kd_source("x.zarr", "replay", "demo", stores) == ("replay", "x.zarr")
+
+
+def test_logits_none_gives_the_no_kd_student_of_the_same_recipe(store):
+    from stages import student
+
+    assert student.main(["--dataset", "tiny", "--logits", "none", "--run", "nokd", "--", "model=efficientnet_tiny",
+                         "n_mels=32", "target_length=64", "epochs=1", "batch_size=8", "threads=1",
+                         "norm_mean=-6", "norm_std=4"]) == 0
+    summary = json.loads(Path("runs/tiny/nokd/summary.json").read_text())
+    assert "kd" not in summary and "logits" not in summary
+    config = Path("runs/tiny/nokd/config.yaml").read_text()
+    assert "kd: none" in config and "logits: ''" in config
+
+
+def test_explicit_kd_loss_against_the_label_type_warns(store, capsys):
+    from pipeline.config import apply_overrides
+    from pipeline.distill import train_student
+
+    config = apply_overrides(tiny_config(epochs=1), {"kd": "clean", "logits": str(store), "kd_loss": "kl"})
+    summary = train_student("tiny", config, "kl-student", progress=False)
+    out = capsys.readouterr().out
+    assert "warning: kd_loss=kl (softmax targets) on multi-label data" in out
+    assert "was trained with sigmoid outputs" in out
+    assert summary["kd_loss"] == "kl"

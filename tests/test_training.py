@@ -160,3 +160,23 @@ def test_torchrun_cross_fitting_writes_one_partition(project):
     info = json.loads(Path("runs/tiny/xfit/crossfit.json").read_text())
     assert [m["run_dir"] for m in info["members"]] == ["member0", "member1"]
     assert done.stdout.count("cross-fitted 2 teachers") == 1
+
+
+def test_early_stopping_ends_a_plateaued_run_and_keeps_the_best_weights(project):
+    # lr 0 after warm-up: nothing improves after epoch 1, so patience 2 stops the 8-epoch run at epoch 3
+    config = tiny_config(epochs=8, patience=2, lr=1e-3, lr_decay_start=2, lr_decay=0.0)
+    summary = run_training("tiny", config, "early")
+    assert summary["stopped_early"] and summary["epochs_trained"] == 3
+    assert summary["final_model"] == "best" and summary["best"]["epoch"] == 1
+    metrics = Path("runs/tiny/early/metrics.csv").read_text().strip().splitlines()
+    assert len(metrics) == 1 + 3  # header + the three epochs that ran
+    final = load_checkpoint("runs/tiny/early/checkpoints/final.pt")
+    best = load_checkpoint("runs/tiny/early/checkpoints/best.pt")
+    assert all(torch.equal(final["model"][k], best["model"][k]) for k in best["model"])
+    assert final["epoch"] == 3 and summary["map"] == pytest.approx(summary["best"]["map"])
+    assert len(summary["per_class_ap"]) == 4
+
+
+def test_patience_zero_runs_every_epoch(project):
+    summary = run_training("tiny", tiny_config(epochs=2, patience=0, lr_decay_start=2, lr_decay=0.0), "full")
+    assert not summary["stopped_early"] and summary["epochs_trained"] == 2

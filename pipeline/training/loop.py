@@ -89,7 +89,10 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
         config = job.config = dataclasses.replace(config, kd_loss=resolve_kd_loss("auto", single_label)[0])
     model = create_model(config.model, num_classes=job.manifest.num_classes, n_mels=job.front_end.n_mels,
                          target_length=job.front_end.target_length, pooling=pooling_for(config),
-                         pretrained=config.pretrained, drop_rate=config.drop_rate).to(device)
+                         pretrained=config.pretrained, drop_rate=config.drop_rate,
+                         checkpoint=config.init or None).to(device)
+    if config.init and rank == 0 and not resume:
+        print(model.import_report.summary())  # what of the published (or own) checkpoint was loaded
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                  betas=tuple(config.betas))
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and config.amp)

@@ -1,0 +1,96 @@
+"""Published teachers (weights-only AST/PSLA files) imported as stage-one teachers, and INIT."""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import apply_overrides
+from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.engine.published import (PUBLISHED, PublishedTeacherError, describe, read_vocabulary_file,
+                                       teacher_run_for)
+from pipeline.manifests import load_manifest
+from pipeline.models import create_model
+from pipeline.store import LogitTable
+from pipeline.training import load_checkpoint, run_training
+
+from .conftest import tiny_config
+from .test_models import ast_layout
+
+FRONT_END = {"n_mels": 32, "target_length": 64, "norm_mean": -6.0, "norm_std": 4.0, "norm_divisor": 2.0}
+
+
+def _audioset_labels(path, manifest):
+    lines = ["index,mid,display_name"] + [f'{i},{label.mid},"{label.name}"' for i, label in enumerate(manifest.labels)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def published(project):
+    """A weights-only file in the published AST layout, and an AudioSet-style vocabulary for it."""
+    torch.manual_seed(0)
+    source = create_model("ast_micro", num_classes=4, n_mels=32, target_length=64).eval()
+    torch.save(ast_layout(source), project / "my_ast_release.pth")
+    labels = _audioset_labels(project / "class_labels_indices.csv", load_manifest("data_manifests/tiny"))
+    return source, project / "my_ast_release.pth", labels
+
+
+def test_the_published_files_are_described_by_their_names():
+    ast = describe("/x/audioset_10_10_0.4593.pth")
+    assert (ast.model, ast.target_length, ast.norm_divisor, ast.num_classes) == ("ast_base", 1024, 2.0, 527)
+    psla = describe("fsd_mdl_wa.pth")
+    assert (psla.model, psla.pooling, psla.target_length, psla.norm_divisor, psla.num_classes) == \
+        ("efficientnet_b2", "attention", 3000, 1.0, 200)
+    assert set(PUBLISHED) >= {"as_mdl_0.pth", "as_mdl_0_wa.pth", "fsd_mdl_best_single.pth"}
+    with pytest.raises(PublishedTeacherError, match="pass MODEL=<registry name>"):
+        describe("someone_elses_model.pth")
+
+
+def test_vocabulary_files_in_both_official_formats(tmp_path):
+    audioset = tmp_path / "class_labels_indices.csv"
+    audioset.write_text('index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/05zppz,"Male speech, man speaking"\n')
+    fsd = tmp_path / "vocabulary.csv"
+    fsd.write_text("0,Accelerating_and_revving_and_vroom,/m/07q2z82\n1,Accordion,/m/0mkg\n")
+    assert read_vocabulary_file(audioset) == (["/m/09x0r", "/m/05zppz"], ["Speech", "Male speech, man speaking"])
+    assert read_vocabulary_file(fsd) == (["/m/07q2z82", "/m/0mkg"], ["Accelerating_and_revving_and_vroom", "Accordion"])
+
+
+def test_a_published_file_becomes_a_stage_one_teacher(published):
+    source, path, labels = published
+    with pytest.raises(PublishedTeacherError, match="pass LABELS="):
+        teacher_run_for(str(path), "tiny")
+    run = teacher_run_for(str(path), "tiny", labels=str(labels), model="ast_micro", overrides=FRONT_END)
+    assert run == "runs/tiny/imported/my_ast_release"
+    ckpt = load_checkpoint(f"{run}/checkpoints/final.pt")
+    assert ckpt["imported_from"]["file"] == "my_ast_release.pth" and ckpt["activation"] == "sigmoid"
+    assert teacher_run_for(str(path), "tiny", labels=str(labels), model="ast_micro", overrides=FRONT_END) == run
+    run_stage_one(StageOneJob("tiny", run, "stores/published.zarr", scheduler="inline", dtype="float32"),
+                  progress=False)
+    table = LogitTable.open("stores/published.zarr")
+    assert table.teacher["model"] == "ast_micro" and table.vocabulary_mids == load_manifest("data_manifests/tiny").mids
+    # the stored logits are the released model's own outputs on this project's front end
+    from pipeline.config import FrontEndConfig
+    from pipeline.data import ClipDataset
+
+    manifest = load_manifest("data_manifests/tiny")
+    features = ClipDataset(manifest, manifest.clips[:3], FrontEndConfig(**FRONT_END))
+    with torch.no_grad():
+        expected = source(torch.stack([features[i]["features"] for i in range(3)])).numpy()
+    np.testing.assert_allclose(table.logits_for(np.arange(3)), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_our_own_runs_and_checkpoints_pass_through(project):
+    run_training("tiny", tiny_config(epochs=1), "cnn", progress=False)
+    assert teacher_run_for("runs/tiny/cnn", "tiny") == "runs/tiny/cnn"
+    assert teacher_run_for("runs/tiny/cnn/checkpoints/final.pt", "tiny") == "runs/tiny/cnn/checkpoints/final.pt"
+
+
+def test_init_starts_training_from_a_published_file(published, capsys):
+    source, path, _ = published
+    # lr 0: the run keeps the weights it started from, so they must be the released ones
+    config = apply_overrides(tiny_config(model="ast_micro", epochs=1, lr=0.0, warmup_steps=0), {"init": str(path)})
+    run_training("tiny", config, "init", progress=False)
+    assert "ast layout" in capsys.readouterr().out
+    final = load_checkpoint("runs/tiny/init/checkpoints/final.pt")["model"]
+    for key, value in source.state_dict().items():
+        assert torch.equal(final[key], value), key
