@@ -86,13 +86,16 @@ def soft_target_diagnostics(table, manifest: Manifest, fold: int | None = None, 
         out["warning"] = "no labelled train clip has teacher logits: nothing to diagnose"
         return out
     y = _targets_matrix(manifest, train).astype(bool)
-    p = _activate(table.logits_for(rows[by_split["train"]]), activation, tau)
+    train_logits = table.logits_for(rows[by_split["train"]])
+    p = _activate(train_logits, activation, tau)
     prior_row = _activate(prior_logits(label_prior(manifest, fold), activation)[None, :], activation, tau)
     prior = np.broadcast_to(prior_row, p.shape)
     out["targets"] = {"positives": float(p[y].mean()), "negatives": float(p[~y].mean()),
                       "entropy": _entropy(p, activation)}
     out["prior"] = {"positives": float(prior[y].mean()), "negatives": float(prior[~y].mean()),
                     "entropy": _entropy(prior_row, activation)}
+    out["gradient_ratio"] = gradient_balance(_activate(train_logits, "sigmoid", tau), _activate(train_logits, "softmax", tau),
+                                             y.astype(float), label_prior(manifest, fold), single_label)
     separation = out["targets"]["positives"] - out["targets"]["negatives"]
     prior_separation = out["prior"]["positives"] - out["prior"]["negatives"]
     out["separation"], out["prior_separation"] = separation, prior_separation
@@ -101,6 +104,29 @@ def soft_target_diagnostics(table, manifest: Manifest, fold: int | None = None, 
                           f"prior's {prior_separation:.3f}, margin {margin}): KD will mostly act as label "
                           f"smoothing towards the prior; train the teacher longer or check it")
     return out
+
+
+def gradient_balance(teacher_probs_sigmoid: np.ndarray, teacher_probs_softmax: np.ndarray, labels: np.ndarray,
+                     prior: np.ndarray, single_label: bool) -> dict[str, float]:
+    """How strongly each KD form pulls against the task loss: mean |grad KD| / mean |grad task| with
+    respect to the student logits, for a student still at the class prior (the start of training).
+
+    The task loss is BCE averaged over classes (multi-label) or cross-entropy (single-label); ``bce``
+    KD is BCE averaged over classes, ``kl`` KD is a KL divergence summed over classes. A sum over C
+    classes next to a mean over C classes is C times larger per class, so with ``kd_lambda=0.5`` the
+    two terms are not an even split; this ratio says by how much, on this store's actual targets.
+    """
+    p = np.clip(prior, 1e-4, 1 - 1e-4)
+    student_sigmoid = np.broadcast_to(p, labels.shape)
+    student_softmax = np.broadcast_to(p / p.sum(), labels.shape)
+    classes = labels.shape[1]
+    if single_label:
+        task = student_softmax - labels
+    else:
+        task = (student_sigmoid - labels) / classes
+    kd = {"bce": (student_sigmoid - teacher_probs_sigmoid) / classes, "kl": student_softmax - teacher_probs_softmax}
+    task_norm = float(np.linalg.norm(task, axis=1).mean())
+    return {kind: float(np.linalg.norm(grad, axis=1).mean()) / task_norm for kind, grad in kd.items()}
 
 
 def format_diagnostics(d: dict) -> str:
@@ -116,6 +142,10 @@ def format_diagnostics(d: dict) -> str:
         lines.append(f"mean target (tau={d['tau']:g}, {d['activation']}): positives {t['positives']:.3f}, "
                      f"negatives {t['negatives']:.3f}, entropy {t['entropy']:.3f} nats; the class prior gives "
                      f"{p['positives']:.3f} / {p['negatives']:.3f} / {p['entropy']:.3f}")
+    if "gradient_ratio" in d:
+        g = d["gradient_ratio"]
+        lines.append(f"KD / task gradient at a prior-level student (kd_lambda weighs these): kd_loss=bce {g['bce']:.2f}x, "
+                     f"kd_loss=kl {g['kl']:.2f}x")
     if d.get("warning"):
         lines.append("warning: " + d["warning"])
     return "\n".join(lines)

@@ -112,3 +112,16 @@ def test_make_inspect_prints_the_diagnostics_and_the_prior_warning(project, caps
     assert "soft targets against tiny's labels:" in out
     assert "teacher on held-out clips (val + eval): mAP" in out
     assert "warning: soft targets are close to the class prior" in out
+
+
+def test_gradient_balance_by_hand():
+    from pipeline.diagnostics import gradient_balance
+
+    labels = np.array([[1.0, 0.0]])
+    teacher = np.array([[0.9, 0.1]])
+    ratio = gradient_balance(teacher, teacher, labels, prior=np.array([0.5, 0.5]), single_label=False)
+    # task grad (sigma(s) - y) / C = (-0.25, 0.25); bce KD (0.5 - p) / C = (-0.2, 0.2); kl KD softmax(s) - q = (-0.4, 0.4)
+    assert ratio["bce"] == pytest.approx(0.8) and ratio["kl"] == pytest.approx(1.6)
+    single = gradient_balance(teacher, teacher, labels, prior=np.array([0.5, 0.5]), single_label=True)
+    # single-label task: softmax(s) - y = (-0.5, 0.5): KL and CE are both sums over classes
+    assert single["kl"] == pytest.approx(0.8)
