@@ -77,7 +77,8 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = S
 
 # --------------------------------------------------------------------------------------------
 # Packed HDF5 audio: int16 at 16 kHz, one flat array per shard plus an offset index, because
-# per-file WAV reading starves a GPU on large sets (PaSST#29). int16 halves the bytes of float32
+# per-file WAV reading starves a GPU on large sets (https://github.com/kkoutini/PaSST/issues/29).
+# int16 halves the bytes of float32
 # and is exactly what FSD50K and AudioSet WAVs hold, so packing loses nothing for them.
 # --------------------------------------------------------------------------------------------
 
