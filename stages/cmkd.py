@@ -15,11 +15,12 @@ from .common import base_parser, resolve_config
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per cell (the report gives mean and spread)")
     parser.add_argument("--small", action="store_true", help="the demo's grid: both directions only")
     parser.add_argument("--cnn", default=None, help="CNN registry name (default: the recipe's cnn_model)")
     parser.add_argument("--ast", default=None, help="AST registry name (default: the recipe's ast_model)")
-    parser.add_argument("--direction", default="ast_to_cnn", help="pair for the consistency/cross-fit/tau cells")
+    parser.add_argument("--direction", default="ast_to_cnn", choices=("ast_to_cnn", "cnn_to_ast", "cnn_to_cnn", "ast_to_ast"),
+                        help="teacher_to_student pair for the consistency, cross-fitting and temperature cells")
     parser.add_argument("--only", default="", help="comma-separated cells to run (their teachers are added)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: the evaluation fold")
     args = parser.parse_args(argv)

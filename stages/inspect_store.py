@@ -9,8 +9,8 @@ from pipeline.store import inspect
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="demo")
-    parser.add_argument("--store", default=None)
+    parser.add_argument("--dataset", default="demo", help="dataset whose latest store to show")
+    parser.add_argument("--store", default=None, help="store path (.zarr); default: the dataset's latest store")
     args = parser.parse_args(argv)
     path = args.store or latest_store(args.dataset)
     if not path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import re
 import subprocess
@@ -103,3 +104,53 @@ def test_citation_names_the_paper():
     assert "CMKD: CNN/Transformer-Based Cross-Model Knowledge Distillation for Audio Classification" in text
     for family in ("Gong", "Khurana", "Rouditchenko", "Glass"):
         assert f"family-names: {family}" in text
+
+
+# ------------------------------------------------------------------------------------ driver options
+
+class _Parsed(Exception):
+    def __init__(self, parser):
+        self.parser = parser
+
+
+def driver_parser(module: str, monkeypatch) -> argparse.ArgumentParser:
+    """The parser a driver builds inside main(), caught at parse time (nothing runs)."""
+    def capture(self, args=None, namespace=None):
+        raise _Parsed(self)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(_Parsed) as caught:
+        importlib.import_module(module).main([])
+    return caught.value.parser
+
+
+def options_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {action.option_strings[0] if action.option_strings else action.dest: action
+            for action in parser._actions if not isinstance(action, argparse._HelpAction)}
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_driver_option_has_help(command, monkeypatch):
+    options = options_of(driver_parser(cli.COMMANDS[command], monkeypatch))
+    assert [name for name, action in options.items() if not (action.help or "").strip()] == []
+
+
+def test_student_options_with_a_fixed_set_of_values_have_choices(monkeypatch):
+    options = options_of(driver_parser("stages.student", monkeypatch))
+    assert tuple(options["--kd"].choices) == ("none", "clean", "replay", "online")
+    assert tuple(options["--kd-loss"].choices) == ("kl", "bce")
+    assert tuple(options["--missing"].choices) == ("error", "mask")
+    assert options["--tau"].type is float and options["--lambda"].type is float
+
+
+def test_bad_kd_mode_is_refused_before_anything_runs(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["student", "--kd", "cached"])
+    assert exit_info.value.code == 2
+    assert "argument --kd: invalid choice: 'cached'" in capsys.readouterr().err
+
+
+def test_grid_direction_and_store_dtype_have_choices(monkeypatch):
+    direction = options_of(driver_parser("stages.cmkd", monkeypatch))["--direction"]
+    assert set(direction.choices) == {"ast_to_cnn", "cnn_to_ast", "cnn_to_cnn", "ast_to_ast"}
+    assert options_of(driver_parser("stages.teacher_logits", monkeypatch))["--dtype"].choices == ["float16", "float32"]
