@@ -11,6 +11,7 @@ from ..config import FrontEndConfig
 from ..data import ClipDataset
 from ..manifests import Clip, Manifest
 from ..metrics import evaluate_predictions
+from ..progress import bar_options
 from ..seeding import worker_init
 
 
@@ -24,7 +25,7 @@ def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front
                         worker_init_fn=worker_init if num_workers else None)
     model.eval()
     outputs, targets = [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, **bar_options(progress)):
         with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
             logits = model(batch["features"].to(device))
         outputs.append(logits.float().cpu().numpy())

@@ -23,6 +23,7 @@ from ..data import ClipDataset, EpochSampler, balanced_weights
 from ..losses import cmkd_loss, kd_targets
 from ..manifests import Clip, Manifest
 from ..models import create_model, model_entry
+from ..progress import bar_options
 from ..seeding import seed_everything, set_threads, worker_init
 from . import runlog
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -126,7 +127,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
                             pin_memory=device.startswith("cuda"))
         train_model.train()
         sums, seen, started = {"total": 0.0, "task": 0.0, "kd": 0.0}, 0, time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress or rank != 0)
+        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", **bar_options(progress and rank == 0))
         for batch in bar:
             lr = set_lr(optimizer, config, step, epoch)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
