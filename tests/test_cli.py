@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import pipeline
 from stages import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +94,8 @@ def test_pyproject_entry_point_and_packages():
     module, function = config["project"]["scripts"]["cmkd"].split(":")
     assert getattr(importlib.import_module(module), function) is cli.main
     assert config["tool"]["setuptools"]["packages"]["find"]["include"] == ["pipeline*", "stages*"]
+    assert config["project"]["dynamic"] == ["version"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "pipeline.__version__"}
     assert config["project"]["license"] == {"text": "MIT"} and (ROOT / "LICENSE").read_text().startswith("MIT License")
 
 
@@ -100,6 +103,7 @@ def test_citation_names_the_paper():
     text = (ROOT / "CITATION.cff").read_text()
     citation = yaml.safe_load(text)
     assert citation["preferred-citation"]["year"] == 2022 and citation["type"] == "software"
+    assert citation["version"] == pipeline.__version__
     assert "cff-version: 1.2.0" in text and "arXiv:2203.06760" in text
     assert "CMKD: CNN/Transformer-Based Cross-Model Knowledge Distillation for Audio Classification" in text
     for family in ("Gong", "Khurana", "Rouditchenko", "Glass"):

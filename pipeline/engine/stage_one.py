@@ -115,7 +115,8 @@ def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:
             mark_chunk_done(job.out, result["chunk"], result["sha256"], result["failures"])
             failures.extend(result["failures"])
             bar.update(result["clips"])
-            bar.set_postfix(clips_s=f"{bar.n / max(time.time() - started, 1e-9):.1f}", failures=len(failures))
+            bar.set_postfix(clips_s=f"{bar.n / max(time.time() - started, 1e-9):.1f}", failures=len(failures),
+                            refresh=False)  # shown at the next redraw: no extra log line per chunk
         bar.close()
         seconds = time.time() - started
         summary = {"clips": len(manifest.clips), "computed_clips": total_clips, "chunks": len(plan),

@@ -27,7 +27,8 @@ from ..progress import bar_options
 from ..seeding import seed_everything, set_threads, worker_init
 from . import runlog
 from .checkpoint import load_checkpoint, save_checkpoint
-from .evaluate import evaluate_model
+from .evaluate import Evaluation, evaluate_clips, evaluate_model
+from .outputs import write_run_outputs
 from .schedule import WeightAverager, set_lr
 
 
@@ -150,7 +151,9 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
             sums["total"] += float(total.detach()) * count
             sums["task"] += float(parts["task"]) * count
             sums["kd"] += float(parts["kd"]) * count
-            bar.set_postfix(loss=f"{float(total.detach()):.4f}", clips_s=f"{seen / (time.time() - started):.1f}")
+            # refresh=False: shown at the bar's next redraw, so a log gets no extra line per batch
+            bar.set_postfix(loss=f"{float(total.detach()):.4f}", clips_s=f"{seen / (time.time() - started):.1f}",
+                            refresh=False)
         seconds = time.time() - started
         averager.update(model, epoch)
         if rank != 0:
@@ -207,12 +210,13 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
     final_state, final_kind = last["model"], "last"
     if averager.enabled and averager.state is not None:
         final_state, final_kind = averager.averaged_state(model), "averaged"
-    def evaluate() -> dict:
-        return evaluate_model(model, job.manifest, job.eval_clips, job.front_end, single_label,
+    def evaluate() -> Evaluation:
+        return evaluate_clips(model, job.manifest, job.eval_clips, job.front_end, single_label,
                               batch_size=config.eval_batch_size, device=device, progress=progress)
 
     model.load_state_dict(final_state)
-    final_metrics = evaluate()
+    final = evaluate()
+    final_metrics = final.metrics
     base = checkpoint_identity(job, model, single_label)
     if final_kind == "averaged":
         save_checkpoint({**base, "model": final_state, "epoch": config.epochs, "metrics": {"eval": final_metrics}},
@@ -221,7 +225,7 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
                      "metrics": {"eval": final_metrics}}, paths.checkpoints / "final.pt")
     best_ckpt = load_checkpoint(paths.checkpoints / "best.pt")
     model.load_state_dict(best_ckpt["model"])
-    best_metrics = evaluate()
+    best_metrics = evaluate().metrics
     model.load_state_dict(final_state)
     summary = {**{k: final_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
                "final_model": final_kind, "eval_clips": len(job.eval_clips), "train_clips": len(job.train_clips),
@@ -232,4 +236,4 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
     runlog.write_summary(paths.root / "summary.json", summary)
     runlog.plot_curves(paths.root / "metrics.csv", paths.plots / "training_curve.png",
                        title=f"{config.model} on {job.manifest.name}")
-    return summary
+    return write_run_outputs(paths, config, job.manifest, final, summary, progress)

@@ -41,11 +41,12 @@ def write_summary(path: Path, summary: dict) -> None:
 
 
 def plot_curves(metrics_csv: Path, out_png: Path, title: str = "") -> None:
-    """Loss and validation mAP per epoch; Agg backend so it works on headless cluster nodes."""
+    """Loss and validation scores per epoch; Agg backend so it works on headless cluster nodes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = read_metrics(metrics_csv)
     if not rows:
@@ -57,10 +58,26 @@ def plot_curves(metrics_csv: Path, out_png: Path, title: str = "") -> None:
         if any(v == v and v != 0 for v in values):
             ax_loss.plot(epochs, values, marker="o", label=key)
     ax_loss.set_xlabel("epoch"), ax_loss.set_ylabel("loss"), ax_loss.legend()
-    ax_map.plot(epochs, [float(r["val_map"]) for r in rows], marker="o", label="val mAP")
-    ax_map.plot(epochs, [float(r["val_accuracy"]) for r in rows], marker="s", label="val accuracy")
-    ax_map.set_xlabel("epoch"), ax_map.set_ylim(0, 1), ax_map.legend()
+    scores = []
+    for key, marker, label in (("val_map", "o", "val mAP"), ("val_accuracy", "s", "val accuracy")):
+        values = [float(r[key]) if r[key] not in ("", "nan") else float("nan") for r in rows]
+        if any(v == v for v in values):
+            ax_map.plot(epochs, values, marker=marker, label=label)
+            scores += [v for v in values if v == v]
+    if scores:
+        ax_map.set_ylim(*score_axis(scores))
+    ax_map.set_xlabel("epoch"), ax_map.set_ylabel("validation score"), ax_map.legend()
+    for ax in (ax_loss, ax_map):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
+
+
+def score_axis(values: list[float]) -> tuple[float, float]:
+    """y-limits that show how scores move: the data's range plus a margin, kept inside [0, 1].
+    A fixed 0-1 axis flattens a run that climbs from 0.10 to 0.15 into a straight line."""
+    low, high = min(values), max(values)
+    margin = max(0.1 * (high - low), 0.01)
+    return max(0.0, low - margin), min(1.0, high + margin)
