@@ -1,7 +1,7 @@
 """What a finished run leaves besides checkpoints and metrics.csv, for the researcher who reads it later.
 
 - ``eval_predictions.csv.gz``: one row per eval clip, ``clip_id`` then the pre-activation logit of
-  every class (columns named by mid, in vocabulary order); ``pandas.read_csv(path, index_col=0)``;
+  every class (columns named by mid, in vocabulary order); :func:`read_predictions` reads it back;
 - ``per_class_ap.csv``: index, mid, name, number of positive eval clips, AP (empty where a class has
   no positive, so AP is undefined and left out of mAP);
 - ``plots/per_class_ap.png``: the per-class AP, sorted;
