@@ -112,3 +112,20 @@ def test_per_class_plot_of_a_large_vocabulary(tmp_path):
     assert (tmp_path / "ap.png").read_bytes()[:4] == b"\x89PNG"
     plot_per_class_ap(table.assign(ap=np.nan), tmp_path / "none.png")  # nothing scored: no plot, no error
     assert not (tmp_path / "none.png").exists()
+
+
+def test_metrics_log_appends_truncates_and_reads_back(tmp_path):
+    from pipeline.training.runlog import METRIC_COLUMNS, append_metrics, read_metrics, truncate_metrics
+
+    path = tmp_path / "metrics.csv"
+    for epoch in (1, 2, 3):
+        append_metrics(path, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_map": float("nan") if epoch == 2
+                              else 0.1 * epoch, "seconds": 12.3456789, "not_a_column": "ignored"})
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(METRIC_COLUMNS) and len(lines) == 4
+    assert lines[1].startswith("1,1,") and ",12.3457," in lines[1]  # six significant digits
+    truncate_metrics(path, 2)
+    rows = read_metrics(path)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert rows[0]["val_map"] == pytest.approx(0.1) and np.isnan(rows[1]["val_map"])
+    assert rows[1]["train_loss"] == pytest.approx(0.5)
