@@ -129,3 +129,28 @@ def test_metrics_log_appends_truncates_and_reads_back(tmp_path):
     assert [row["epoch"] for row in rows] == [1, 2]
     assert rows[0]["val_map"] == pytest.approx(0.1) and np.isnan(rows[1]["val_map"])
     assert rows[1]["train_loss"] == pytest.approx(0.5)
+
+
+def test_a_kd_run_beside_its_teacher_gets_teacher_ap_and_a_scatter(project):
+    from pipeline.config import RunPaths
+    from pipeline.training.evaluate import Evaluation
+    from pipeline.training.outputs import teacher_per_class, write_run_outputs
+
+    manifest = load_manifest("data_manifests/tiny")
+    teacher_dir = Path("runs/tiny/teacher")
+    teacher_dir.mkdir(parents=True)
+    pd.DataFrame({"mid": manifest.mids[::-1], "ap": [0.9, 0.8, 0.7, 0.6]}).to_csv(teacher_dir / "per_class_ap.csv")
+    clips = [c for c in manifest.select("eval") if c.labels]
+    targets = eval_targets(manifest, [c.clip_id for c in clips])
+    logits = targets * 2.0 + np.random.default_rng(0).normal(0, 1, targets.shape)  # a decent student
+    evaluation = Evaluation(evaluate_predictions(logits, targets, False), [c.clip_id for c in clips], logits, targets)
+    config = apply_overrides(tiny_config(), ["kd=online", f"teacher={teacher_dir}/checkpoints/final.pt"])
+    (teacher_dir / "checkpoints").mkdir()
+    (teacher_dir / "checkpoints/final.pt").write_bytes(b"not read here")
+    paths = RunPaths(Path("runs/tiny/student")).make()
+    summary = write_run_outputs(paths, config, manifest, evaluation, {"map": evaluation.metrics["map"]}, False)
+    table = pd.read_csv(paths.root / "per_class_ap.csv")
+    assert list(table["teacher_ap"]) == [0.6, 0.7, 0.8, 0.9]  # joined by mid, not by row order
+    assert (paths.plots / "teacher_vs_student_ap.png").read_bytes()[:4] == b"\x89PNG"
+    assert summary["provenance"]["teacher"].endswith("checkpoints/final.pt")
+    assert teacher_per_class({"store": {"teacher_run": "runs/tiny/nowhere"}}) is None  # teacher not here: no plot

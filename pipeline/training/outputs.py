@@ -5,6 +5,9 @@
 - ``per_class_ap.csv``: index, mid, name, number of positive eval clips, AP (empty where a class has
   no positive, so AP is undefined and left out of mAP);
 - ``plots/per_class_ap.png``: the per-class AP, sorted;
+- for a KD run whose teacher's run folder is at hand (named by the store or by TEACHER): a
+  ``teacher_ap`` column in ``per_class_ap.csv`` and ``plots/teacher_vs_student_ap.png``, one dot per
+  class, so the classes where the student overtakes or trails its teacher stand out;
 - ``summary.json`` gains ``provenance``: the git commit of the code, the versions of the packages
   the numbers depend on, and for a KD run the store it learned from (path and a content hash) or
   the online teacher.
@@ -38,10 +41,16 @@ def write_run_outputs(paths: RunPaths, config: Config, manifest: Manifest, evalu
                       summary: dict, progress: bool = True) -> dict:
     """Write predictions, per-class AP (CSV and plot) and provenance; returns the updated summary."""
     write_predictions(paths.root / PREDICTIONS_FILE, evaluation, manifest.mids)
+    record = provenance(config)
     table = per_class_table(evaluation, manifest)
+    title = f"{config.model} on {manifest.name}"
+    teacher_table = teacher_per_class(record)
+    if teacher_table is not None:
+        table = table.merge(teacher_table, on="mid", how="left")
+        plot_teacher_vs_student(table, paths.plots / "teacher_vs_student_ap.png", title=title)
     table.to_csv(paths.root / PER_CLASS_FILE, index=False, float_format="%.6f")
-    plot_per_class_ap(table, paths.plots / "per_class_ap.png", title=f"{config.model} on {manifest.name}")
-    summary = {**summary, "provenance": provenance(config)}
+    plot_per_class_ap(table, paths.plots / "per_class_ap.png", title=title)
+    summary = {**summary, "provenance": record}
     write_summary(paths.root / "summary.json", summary)
     if progress:
         print(final_line(paths.root, summary))
@@ -106,6 +115,42 @@ def plot_per_class_ap(table: pd.DataFrame, out_png: Path, title: str = "") -> No
     plt.close(fig)
 
 
+def teacher_per_class(record: dict) -> pd.DataFrame | None:
+    """The teacher run's per-class AP (columns mid, teacher_ap), when its folder is here and has one."""
+    run = record.get("store", {}).get("teacher_run") or record.get("teacher")
+    if not run:
+        return None
+    run = Path(run)
+    if run.is_file():  # a checkpoint: runs/<dataset>/<run>/checkpoints/<name>.pt
+        run = run.parent.parent
+    if not (run / PER_CLASS_FILE).is_file():
+        return None
+    teacher = pd.read_csv(run / PER_CLASS_FILE, dtype={"mid": str})
+    return teacher[["mid", "ap"]].rename(columns={"ap": "teacher_ap"})
+
+
+def plot_teacher_vs_student(table: pd.DataFrame, out_png: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    both = table.dropna(subset=["ap", "teacher_ap"])
+    if both.empty:
+        return
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="student = teacher")
+    ax.scatter(both["teacher_ap"], both["ap"], s=14, color="tab:blue")
+    better = int((both["ap"] > both["teacher_ap"]).sum())
+    ax.set_xlabel("teacher AP per class"), ax.set_ylabel("student AP per class")
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1), ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{title}: student above teacher on {better} of {len(both)} classes", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
 def provenance(config: Config) -> dict:
     """Enough to rerun a result or tell two apart: code commit, package versions, the KD source."""
     from ..store.format import software_attrs  # the one git-commit reader, shared with the store
@@ -130,13 +175,15 @@ def package_versions(names=PACKAGES) -> dict:
 
 
 def store_identity(path: str | Path) -> dict:
-    """A store's absolute path and a hash of its content: the sha256 of its per-chunk checksums
-    (each covers every array of one chunk), so equal hashes mean equal logits, views and clip rows."""
+    """A store's absolute path, a hash of its content (the sha256 of its per-chunk checksums, each
+    covering every array of one chunk: equal hashes mean equal logits, views and clip rows) and the
+    run folder of the teacher that wrote it."""
     from ..store.format import open_store, read_strings, strings_sha256
 
     group, _ = open_store(path)
     return {"path": str(Path(path).resolve()),
-            "content_sha256": strings_sha256(read_strings(group["chunk_sha256"]))}
+            "content_sha256": strings_sha256(read_strings(group["chunk_sha256"])),
+            "teacher_run": (group.attrs.get("teacher") or {}).get("run", "")}
 
 
 def resolved(pattern: str, config: Config) -> str:
