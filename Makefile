@@ -7,47 +7,74 @@ export OMP_WAIT_POLICY ?= PASSIVE
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
+## dataset name: data_manifests/<DATASET>/, configs/<DATASET>.yaml (demo, demo-esc50, fsd50k, esc50, audioset_balanced ...)
 DATASET ?= demo
+## embedded corpus size (1.0: 1200 dev + 400 eval multi-label clips, 400 ESC-50-layout clips)
 SIZE ?= 1.0
+## seed of the embedded corpus
 SEED ?= 0
+## where `make data` writes the embedded corpora
 DATA_DIR ?= data
-# the embedded corpora live under data/; real datasets need DATA_ROOT
-ifeq ($(DATASET),demo)
-DATA_ROOT ?= $(DATA_DIR)/demo
-FORMAT ?= fsd50k
-else ifeq ($(DATASET),demo-esc50)
-DATA_ROOT ?= $(DATA_DIR)/demo-esc50
-FORMAT ?= esc50
-else
-DATA_ROOT ?=
-FORMAT ?= $(if $(findstring audioset,$(DATASET)),audioset,$(if $(findstring esc50,$(DATASET)),esc50,$(if $(findstring fsd50k,$(DATASET)),fsd50k,$(DATASET))))
-endif
+EMBEDDED := demo demo-esc50
+## the dataset's folder (the embedded corpora: DATA_DIR/DATASET; a real dataset needs it)
+DATA_ROOT ?= $(if $(filter $(EMBEDDED),$(DATASET)),$(DATA_DIR)/$(DATASET),)
+## metadata layout: fsd50k | esc50 | audioset | ast-json (default: from DATASET)
+FORMAT ?= $(if $(filter demo,$(DATASET)),fsd50k,$(if $(findstring audioset,$(DATASET)),audioset,$(if $(findstring esc50,$(DATASET)),esc50,$(if $(findstring fsd50k,$(DATASET)),fsd50k,$(DATASET)))))
+## recipe YAML (used when it exists)
 CONFIG ?= configs/$(DATASET).yaml
+## model registry name (default: the recipe's model)
 MODEL ?=
+## run name under runs/DATASET/ (default: from the model and KD mode)
 RUN ?=
+## fold-based data: evaluate on this fold (default: every fold in turn, mean reported)
 FOLD ?=
+## non-empty: continue a killed run from its last epoch checkpoint
 RESUME ?=
+## key=value recipe overrides, e.g. ARGS="epochs=2 lr=1e-4"
 ARGS ?=
+## teacher: train K cross-fitted teachers (each labels the clips it did not train on)
 CROSSFIT ?=
+## teacher run dir or checkpoint (teacher-logits: default the newest run; student: for KD=online)
 TEACHER ?=
+## teacher-logits: store path (default: stores/DATASET/<teacher run>.zarr)
 OUT ?=
+## teacher-logits: augmented views stored per clip for KD=replay (0: clean logits only)
 VIEWS ?= 0
+## teacher-logits: dask scheduler address (default: a local cluster; 'inline': no cluster)
 SCHEDULER ?=
+## teacher-logits: local cluster workers (default: one per core)
 WORKERS ?=
+## teacher-logits: keep only the top-k logits per row (default: dense)
 TOPK ?=
+## teacher-logits: non-empty: replace a store built by another teacher
 OVERWRITE ?=
+## student / inspect: the store (.zarr; default: the dataset's latest)
 LOGITS ?=
+## student: KD mode none | clean | replay | online (default: clean when a store exists)
 KD ?=
+## student: KD loss auto | kl | bce (default auto: bce for multi-label data, kl for single-label)
 KD_LOSS ?=
+## student: task-loss weight lambda in lambda * task + (1 - lambda) * KD (default: the recipe's)
 LAMBDA ?=
+## student: temperature on the teacher logits (default: the recipe's)
 TAU ?=
+## student: clips without teacher logits: error | mask (default: error)
 MISSING ?=
+## evaluate: run dir or .pt file (default: the newest finished run)
 CHECKPOINT ?=
+## teacher: start from this checkpoint (a published AST/PSLA file such as audioset_10_10_0.4593.pth, or ours)
 INIT ?=
+## cmkd / demo: student seeds per grid cell (teachers train once)
 SEEDS ?= 1
+## cmkd: student budget design: equal (the teacher's) | short (the recipe's student budget) | both
+DESIGN ?=
+## cmkd: pair for the consistency, cross-fit and temperature cells: ast_to_cnn | cnn_to_ast
 DIRECTION ?=
+## cmkd: comma-separated grid cells to run (default: all)
 CELLS ?=
+## manifests: label CSV (index,mid,display_name) for audioset / ast-json; teacher-logits: a published teacher's vocabulary
 LABELS ?=
+## manifests: comma-separated AudioSet segment CSVs or AST json datafiles
 AUDIOSET_SEGMENTS ?=
 
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
@@ -55,11 +82,20 @@ opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
 .PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect student cmkd \
         demo test bench gpu-check clean help
 
-help:
-	@echo "make demo | make test | make data | make manifests | make norm-stats | make pack"
-	@echo "make teacher | make evaluate | make teacher-logits | make inspect | make student | make cmkd"
-	@echo "make bench | make gpu-check   (see README.md)"
+# the documented variables (a `## ` line right above their `?=`), for `make help` to show their values
+HELP_VARS = $(shell awk '/^## /{doc=1; next} doc && /^[A-Z_]+ \?=/{print $$1} {doc=0}' $(firstword $(MAKEFILE_LIST)))
 
+## this list: every target, then every variable with its value (the default unless given)
+help:
+	@echo "usage: make <target> [VARIABLE=value ...]    (the same drivers: cmkd <command> --help)"
+	@echo
+	@echo "targets:"
+	@awk '/^## /{doc=substr($$0, 4); next} doc && /^[a-z][a-z-]*:/{split($$0, t, ":"); printf "  %-15s %s\n", t[1], doc} {doc=""}' $(firstword $(MAKEFILE_LIST))
+	@echo
+	@echo "variables (value now):"
+	@env $(foreach v,$(HELP_VARS),'$(v)=$($(v))') awk '/^## /{doc=substr($$0, 4); next} doc && /^[A-Z_]+ \?=/{v=$$1; value=ENVIRON[v]; if (value == "") value="-"; printf "  %-18s %-22s %s\n", v, value, doc} {doc=""}' $(firstword $(MAKEFILE_LIST))
+
+## create .venv from requirements.txt (idempotent; every target runs it first)
 install: $(VENV_STAMP)
 
 # one pinned requirements file; the stamp makes a second `make install` do nothing
@@ -69,37 +105,46 @@ $(VENV_STAMP): requirements.txt
 	.venv/bin/pip install --quiet -r requirements.txt
 	touch $(VENV_STAMP)
 
+## generate the embedded corpora under DATA_DIR (SIZE, SEED)
 data: install
 	$(PY) -m stages.make_data --out $(DATA_DIR) --size $(SIZE) --seed $(SEED)
 
+## build data_manifests/DATASET from the official metadata under DATA_ROOT (FORMAT)
 manifests: install
 	$(PY) -m stages.manifests --dataset $(DATASET) --format $(FORMAT) $(call opt,--data-root,$(DATA_ROOT)) \
 		$(call opt,--labels,$(LABELS)) $(call opt,--segments,$(AUDIOSET_SEGMENTS))
 
+## fbank mean/std of DATASET's training clips into its dataset.json
 norm-stats: install
 	$(PY) -m stages.norm_stats --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG)))
 
+## optional: pack DATASET's audio into int16 HDF5 shards (loaders use them automatically)
 pack: install
 	$(PY) -m stages.pack --dataset $(DATASET)
 
+## supervised training of MODEL on DATASET with the recipe's teacher budget into runs/DATASET/RUN (FOLD, CROSSFIT, INIT, RESUME)
 teacher: install
 	$(PY) -m stages.teacher --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG))) \
 		$(call opt,--model,$(MODEL)) $(call opt,--run,$(RUN)) $(call opt,--fold,$(FOLD)) \
 		$(call opt,--crossfit,$(CROSSFIT)) $(call opt,--init,$(INIT)) $(if $(RESUME),--resume,) -- $(ARGS)
 
+## re-evaluate CHECKPOINT on DATASET's eval split
 evaluate: install
 	$(PY) -m stages.evaluate --dataset $(DATASET) --checkpoint "$(CHECKPOINT)" -- $(ARGS)
 
+## stage one: TEACHER's logits (+ VIEWS augmented views) over every clip into a Zarr store (a published file needs LABELS)
 teacher-logits: install
 	$(PY) -m stages.teacher_logits --dataset $(DATASET) $(call opt,--teacher,$(TEACHER)) $(call opt,--out,$(OUT)) \
 		--views $(VIEWS) $(call opt,--scheduler,$(SCHEDULER)) $(call opt,--workers,$(WORKERS)) \
 		$(call opt,--topk,$(TOPK)) $(call opt,--labels,$(LABELS)) $(call opt,--model,$(MODEL)) \
 		$(if $(OVERWRITE),--overwrite,) -- $(ARGS)
 
+## what a store holds: coverage, provenance, front end, soft targets vs the class prior (LOGITS, FOLD, TAU)
 inspect: install
 	$(PY) -m stages.inspect_store $(call opt,--dataset,$(DATASET)) $(call opt,--store,$(LOGITS)) \
 		$(call opt,--fold,$(FOLD)) $(call opt,--tau,$(TAU))
 
+## stage two: train MODEL from audio + cached logits (LOGITS, KD, KD_LOSS, LAMBDA, TAU, MISSING)
 student: install
 	$(PY) -m stages.student --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG))) \
 		$(call opt,--model,$(MODEL)) $(call opt,--run,$(RUN)) $(call opt,--fold,$(FOLD)) \
@@ -107,11 +152,12 @@ student: install
 		$(call opt,--kd-loss,$(KD_LOSS)) $(call opt,--lambda,$(LAMBDA)) $(call opt,--tau,$(TAU)) \
 		$(call opt,--missing,$(MISSING)) $(if $(RESUME),--resume,) -- $(ARGS)
 
+## the paper's grid (equal and short designs, controls) with SEEDS student seeds; report under reports/DATASET (DESIGN, DIRECTION, CELLS)
 cmkd: install
-	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(SEEDS) $(call opt,--fold,$(FOLD)) \
+	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(SEEDS) $(call opt,--fold,$(FOLD)) $(call opt,--design,$(DESIGN)) \
 		$(call opt,--direction,$(DIRECTION)) $(call opt,--only,$(CELLS)) -- $(ARGS)
 
-# the main job on the embedded corpus: corpus -> manifests -> teachers -> stores -> students -> table
+## corpus -> manifests -> CNN + AST teachers (trained longer) -> stores -> short-budget KD students, prior controls -> table
 demo: install
 	$(PY) -m stages.make_data --out $(DATA_DIR) --size $(SIZE) --seed $(SEED)
 	$(PY) -m stages.manifests --dataset demo --format fsd50k --data-root $(DATA_DIR)/demo
@@ -119,14 +165,18 @@ demo: install
 	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300
 	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(SEEDS)
 
+## the test suite
 test: install
 	$(PY) -m pytest -q tests
 
+## speed, memory and size measurements into bench/results.json and bench/results.md
 bench: install
 	$(PY) -m stages.bench
 
+## on a CUDA machine: AMP, GPU stage one, DDP, paper-size throughput -> bench/gpu_check.json
 gpu-check: install
 	$(PY) -m stages.gpu_check
 
+## remove runs/, stores/, reports/, DATA_DIR and bench/results.json
 clean:
 	rm -rf runs stores reports $(DATA_DIR) bench/results.json

@@ -77,7 +77,8 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = S
 
 # --------------------------------------------------------------------------------------------
 # Packed HDF5 audio: int16 at 16 kHz, one flat array per shard plus an offset index, because
-# per-file WAV reading starves a GPU on large sets (PaSST#29). int16 halves the bytes of float32
+# per-file WAV reading starves a GPU on large sets (https://github.com/kkoutini/PaSST/issues/29).
+# int16 halves the bytes of float32
 # and is exactly what FSD50K and AudioSet WAVs hold, so packing loses nothing for them.
 # --------------------------------------------------------------------------------------------
 
@@ -148,11 +149,13 @@ def pack_clips(clips, data_root: str | os.PathLike, out_dir: str | os.PathLike, 
     import h5py
     from tqdm import tqdm
 
+    from .progress import bar_options
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clips = list(clips)
     shards = []
-    bar = tqdm(total=len(clips), unit="clip", desc="pack", disable=not progress)
+    bar = tqdm(total=len(clips), unit="clip", desc="pack", **bar_options(progress))
     for start in range(0, len(clips), shard_clips):
         part = clips[start : start + shard_clips]
         shard = out_dir / f"audio_{start // shard_clips:05d}.h5"

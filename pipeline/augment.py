@@ -4,7 +4,8 @@ A :class:`View` holds every random choice behind one augmented input: the mixup 
 clip_id) and lambda, a time shift, and the SpecAugment masks. It is drawn from
 ``(seed, clip_id, view_index)`` alone, so it never depends on batch order, worker count or GPU
 count. Stage one stores the views its teacher saw; stage two rebuilds the identical input from them
-(consistent teaching with cached logits, which CED cannot do for mixup: CED#23).
+(consistent teaching with cached logits, which CED cannot do for mixup:
+https://github.com/RicherMans/CED/issues/23).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import yaml
 
 @dataclass
 class FrontEndConfig:
-    """Waveform -> normalised Kaldi fbank. Defaults are the AST/PSLA front end (CMKD_NOTES)."""
+    """Waveform -> normalised Kaldi fbank. Defaults are the AST/PSLA front end (docs/method.md)."""
 
     sample_rate: int = 16000
     n_mels: int = 128

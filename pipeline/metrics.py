@@ -1,6 +1,6 @@
 """Evaluation metrics (mAP, mAUC, d-prime, accuracy) and the seed-spread rule for comparing runs.
 
-The definitions follow the AST/PSLA evaluation code bases (CMKD_NOTES "Metrics"): mAP is the mean
+The definitions follow the AST/PSLA evaluation code bases (docs/method.md, "Metrics"): mAP is the mean
 over classes of sklearn's per-class average precision, mAUC the mean per-class ROC AUC, and d-prime
 ``sqrt(2) * norm.ppf(mAUC)``. Classes that cannot be scored on the given clips (no positives for
 AP; no positives or no negatives for AUC) are left out and counted, rather than scored as 0 or

@@ -23,8 +23,8 @@ def main(argv=None) -> int:
                         help="equal: students get the teacher budget; short: the student budget")
     parser.add_argument("--cnn", default=None, help="CNN registry name (default: the recipe's cnn_model)")
     parser.add_argument("--ast", default=None, help="AST registry name (default: the recipe's ast_model)")
-    parser.add_argument("--direction", default="ast_to_cnn", choices=["ast_to_cnn", "cnn_to_ast"],
-                        help="pair for the consistency/cross-fit/tau cells")
+    parser.add_argument("--direction", default="ast_to_cnn", choices=("ast_to_cnn", "cnn_to_ast", "cnn_to_cnn", "ast_to_ast"),
+                        help="teacher_to_student pair for the consistency, cross-fitting and temperature cells")
     parser.add_argument("--only", default="", help="comma-separated cells to run (their teachers and baselines are added)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: the evaluation fold")
     args = parser.parse_args(argv)

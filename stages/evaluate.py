@@ -17,7 +17,7 @@ from .common import base_parser
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
     parser.add_argument("--checkpoint", default="", help="run directory or checkpoint file (default: newest run)")
-    parser.add_argument("--fold", type=int, default=None)
+    parser.add_argument("--fold", type=int, default=None, help="fold-based data: score this fold (default: the run's)")
     args = parser.parse_args(argv)
     model, config, ckpt = model_from_checkpoint(args.checkpoint or latest_run(args.dataset))
     manifest = load_manifest(Path("data_manifests") / args.dataset)

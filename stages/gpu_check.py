@@ -1,6 +1,7 @@
 """`make gpu-check`: AMP training, stage one on the GPU, a KD student epoch, torchrun/DDP and paper-size
 throughput, on the embedded corpus; results in bench/gpu_check.json (see pipeline/bench/gpu.py)."""
 
+import argparse
 import json
 import sys
 
@@ -10,6 +11,7 @@ from pipeline.bench.gpu import run_gpu_check
 
 
 def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)  # no options; --help says what it does
     if not torch.cuda.is_available():
         print("gpu-check: no CUDA device here; run it on a GPU machine")
         return 1

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="data", help="parent directory of demo/ and demo-esc50/")
     parser.add_argument("--size", type=float, default=1.0, help="scales clip counts (1.0: 1200 dev, 400 eval, 400 ESC)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the corpus is a function of (size, seed)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="rendering processes; the output does not depend on this")
     parser.add_argument("--force", action="store_true", help="rebuild even if the corpus is current")

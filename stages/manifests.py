@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-root", help="folder holding the dataset's metadata and audio")
     parser.add_argument("--labels", help="label CSV (index,mid,display_name) for audioset / ast-json")
     parser.add_argument("--segments", help="comma-separated AudioSet segment CSVs or AST json datafiles")
-    parser.add_argument("--out-root", default="data_manifests")
+    parser.add_argument("--out-root", default="data_manifests", help="folder the manifest goes under")
     args = parser.parse_args(argv)
     demo_root, demo_format = DEMO_DATASETS.get(args.dataset, (None, None))
     data_root = args.data_root or demo_root

@@ -15,7 +15,7 @@ from stages.common import default_recipe
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--dataset", required=True, help="name under data_manifests/")
     parser.add_argument("--config", help="recipe YAML whose n_mels decides the fbank "
                                          "(default: configs/<dataset>.yaml if present)")
     parser.add_argument("--max-clips", type=int, default=0, help="use a fixed sample of N clips (0: all)")

@@ -13,10 +13,10 @@ from pipeline.manifests import pack_dataset
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--dataset", required=True, help="name under data_manifests/")
     parser.add_argument("--shard-clips", type=int, default=20000, help="clips per HDF5 shard")
     parser.add_argument("--manifests", default="data_manifests", help="folder holding <dataset>/")
-    parser.add_argument("--out-root", default="packed")
+    parser.add_argument("--out-root", default="packed", help="shards go to <out-root>/<dataset>/")
     args = parser.parse_args(argv)
     try:
         shards = pack_dataset(Path(args.manifests) / args.dataset, args.out_root, args.shard_clips)

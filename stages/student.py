@@ -3,19 +3,35 @@
 import sys
 
 from pipeline.distill import choose_kd_source, train_student
+from pipeline.losses import KD_KINDS
 
 from .common import base_parser, resolve_config
 
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
-    for name in ("model", "logits", "teacher", "kd", "kd-loss", "tau", "missing"):
-        parser.add_argument(f"--{name}", default=None)
+    parser.add_argument("--model", default=None, help="student registry name (default: the recipe's model)")
+    parser.add_argument("--logits", default=None, help="stage-one store (.zarr; '{fold}' is filled in per fold); "
+                        "default: the latest store of the dataset; 'none': no store")
+    parser.add_argument("--teacher", default=None, help="teacher run dir or checkpoint for --kd online")
+    parser.add_argument("--kd", default=None, choices=("none", "clean", "replay", "online"),
+                        help="clean: cached logits of the clean clip; replay: stored augmented views rebuilt "
+                             "exactly; online: the teacher runs on each batch; none: the no-KD student of the "
+                             "same recipe (default: clean when a store is found, else none)")
+    parser.add_argument("--kd-loss", default=None, choices=("auto", *KD_KINDS),
+                        help="kl: softmax KL to the teacher; bce: BCE to sigmoid(teacher / tau); auto: bce for "
+                             "multi-label data, kl for single-label (default: the recipe's, else auto)")
+    parser.add_argument("--tau", default=None, type=float, help="temperature on the teacher logits (default: recipe)")
+    parser.add_argument("--missing", default=None, choices=("error", "mask"),
+                        help="train clips without teacher logits: error stops listing them, mask trains them "
+                             "with zero KD weight (default: the recipe's, else error)")
     # torchrun reads a bare --run as an abbreviation of its own --run-path; --run-name passes through
-    parser.add_argument("--run", "--run-name", dest="run", default=None, help="run name")
-    parser.add_argument("--lambda", dest="kd_lambda", default=None, help="weight of the task loss")
-    parser.add_argument("--fold", type=int, default=None)
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--run", "--run-name", dest="run", default=None,
+                        help="run name (default: <model>-kd-<kd>, or the model name without KD)")
+    parser.add_argument("--lambda", dest="kd_lambda", default=None, type=float,
+                        help="weight of the task loss: lambda * task + (1 - lambda) * KD (default: recipe)")
+    parser.add_argument("--fold", type=int, default=None, help="fold-based data (ESC-50 layout): evaluate on this fold")
+    parser.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     args = parser.parse_args(argv)
     kd, logits = choose_kd_source(args.logits, args.kd, args.dataset)
     config = resolve_config(args, model=args.model, fold=args.fold, kd=kd, kd_loss=args.kd_loss,

@@ -26,7 +26,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scheduler", default="", help="dask scheduler address, or 'inline' for no cluster")
     parser.add_argument("--workers", type=int, default=0, help="local cluster workers (default: one per core)")
     parser.add_argument("--topk", type=int, default=0, help="compact mode: keep the top-k logits per row")
-    parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    parser.add_argument("--dtype", default="float16", choices=["float16", "float32"],
+                        help="logit dtype in the store (float16: 2 bytes per class and clip-view)")
     parser.add_argument("--overwrite", action="store_true", help="replace a store built by another teacher")
     parser.add_argument("--labels", default=None,
                         help="a published teacher's vocabulary file (class_labels_indices.csv / vocabulary.csv)")

@@ -19,8 +19,6 @@ from pipeline.manifests import Clip, Label, write_manifest
 
 torch.set_num_threads(1)
 
-SHARED_METADATA = Path(__file__).resolve().parents[2] / "shared" / "metadata"
-
 TINY_CLASSES = [("/t/low", "Low_tone"), ("/t/high", "High_tone"), ("/t/noise", "Noise_burst"),
                 ("/t/click", "Clicks")]
 

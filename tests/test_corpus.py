@@ -18,7 +18,7 @@ from pipeline.corpus import classes as classes_module
 from pipeline.corpus.clips import clip_rng
 
 SIZE = 0.02  # 24 dev + 8 eval multi-label clips, 80 ESC clips: about a second to build
-REAL_METADATA = Path(__file__).resolve().parents[2] / "shared" / "metadata"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # official-format excerpts, written by hand
 ROW_PATTERN = re.compile(r'^\d+,"[^"]+","[^"]+"(,(train|val))?$')
 ESC_NAME = re.compile(r"^(\d)-(\d+)-([A-H])-(\d+)\.wav$")
 
@@ -68,14 +68,13 @@ def test_fsd50k_layout_has_the_official_files_headers_and_quoting(corpus):
     assert len(_vocabulary(corpus)) == len(CLASSES) >= 20
 
 
-@pytest.mark.skipif(not (REAL_METADATA / "fsd50k").is_dir(), reason="real FSD50K metadata not available")
-def test_fsd50k_csvs_match_the_real_files_format(corpus):
-    for name, real_name in (("dev.csv", "dev_excerpt.csv"), ("eval.csv", "eval_excerpt.csv")):
+def test_fsd50k_csvs_match_the_official_format(corpus):
+    for name in ("dev.csv", "eval.csv"):
         ours = (_truth(corpus) / name).read_text().splitlines()
-        real = (REAL_METADATA / "fsd50k" / real_name).read_text().splitlines()
+        real = (FIXTURES / "fsd50k" / "FSD50K.ground_truth" / name).read_text().splitlines()
         assert ours[0] == real[0]
         assert all(ROW_PATTERN.match(line) for line in real[1:])  # the pattern our rows pass is the real one
-    real_vocab = (REAL_METADATA / "fsd50k" / "vocabulary.csv").read_text().splitlines()
+    real_vocab = (FIXTURES / "fsd50k" / "FSD50K.ground_truth" / "vocabulary.csv").read_text().splitlines()
     ours_vocab = (_truth(corpus) / "vocabulary.csv").read_text().splitlines()
     assert [len(line.split(",")) for line in ours_vocab] == [3] * len(ours_vocab)
     assert all(len(line.split(",")) == 3 for line in real_vocab)
@@ -134,9 +133,8 @@ def test_esc50_layout_names_folds_and_targets(corpus):
     assert sorted(p.name for p in (root / "audio").iterdir()) == [r["filename"] for r in rows]
 
 
-@pytest.mark.skipif(not (REAL_METADATA / "esc50" / "esc50.csv").is_file(), reason="real ESC-50 metadata missing")
-def test_esc50_meta_matches_the_real_file_format(corpus):
-    real = (REAL_METADATA / "esc50" / "esc50.csv").read_text().splitlines()
+def test_esc50_meta_matches_the_official_format(corpus):
+    real = (FIXTURES / "esc50" / "meta" / "esc50.csv").read_text().splitlines()
     ours = (corpus / "demo-esc50" / "meta" / "esc50.csv").read_text().splitlines()
     assert ours[0] == real[0]
     real_shape = re.compile(r"^\d-\d+-[A-H]-\d+\.wav,\d,\d+,[a-z_]+,(True|False),\d+,[A-H]$")

@@ -17,7 +17,8 @@ from pipeline.manifests import (ManifestError, build_manifest, load_manifest, ma
 from pipeline.manifests.validate import split_from_file_name
 from stages import manifests as manifests_stage
 
-METADATA = Path(__file__).resolve().parents[2] / "shared" / "metadata"
+# hand-written excerpts in the official formats (tests/fixtures/README.md)
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VOCAB = [(0, "Bark", "/m/05tny_"), (1, "Meow", "/m/07qrkrw"), (2, "Rain", "/m/06mb1")]
 
 
@@ -177,41 +178,27 @@ def test_ast_json_without_a_split_in_its_name_is_refused(tmp_path):
         prepare_ast_json(tmp_path, labels_csv, [datafile], progress=False)
 
 
-# ------------------------------------------------------------------------------------ real metadata
+# ------------------------------------------------------------------------- official-format fixtures
 
-def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"real metadata not available at {path}")
-    return path
-
-
-def test_real_esc50_rows(tmp_path):
-    with open(need(METADATA / "esc50/esc50.csv"), newline="") as f:
-        lines = f.read().splitlines()
-    header, rows, per_fold = lines[0], [], {}
-    for line in lines[1:]:
-        fold = line.split(",")[1]
-        if per_fold.get(fold, 0) < 2:
-            per_fold[fold] = per_fold.get(fold, 0) + 1
-            rows.append(line)
-    write_lines(tmp_path / "meta/esc50.csv", [header] + rows)
-    for line in rows:
-        tone(tmp_path / "audio" / line.split(",")[0], seconds=0.05)
+def test_official_esc50_rows(tmp_path):
+    shutil.copytree(FIXTURES / "esc50", tmp_path, dirs_exist_ok=True)
+    with open(tmp_path / "meta/esc50.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        tone(tmp_path / "audio" / row["filename"], seconds=0.05)
     labels, clips = prepare_esc50(tmp_path, progress=False)
-    expected = [r.split(",") for r in rows]
-    assert [c.clip_id for c in clips] == [r[0].removesuffix(".wav") for r in expected]
+    assert [c.clip_id for c in clips] == [r["filename"].removesuffix(".wav") for r in rows]
     assert sorted({c.fold for c in clips}) == [1, 2, 3, 4, 5] and all(not c.split for c in clips)
-    targets = sorted({int(r[2]): r[3] for r in expected}.items())
-    assert [lab.name for lab in labels] == [category for _, category in targets]
-    assert [c.labels for c in clips] == [(f"/esc50/{r[3]}",) for r in expected]
+    # targets 0, 1, 10, 17, ... with gaps: renumbered densely in target order
+    assert [lab.name for lab in labels] == ["dog", "rooster", "rain", "pouring_water", "coughing",
+                                            "door_wood_knock", "vacuum_cleaner", "chainsaw"]
+    assert [lab.index for lab in labels] == list(range(8))
+    assert [c.labels for c in clips] == [(f"/esc50/{r['category']}",) for r in rows]
 
 
-def test_real_fsd50k_ground_truth(tmp_path):
+def test_official_fsd50k_ground_truth(tmp_path):
+    shutil.copytree(FIXTURES / "fsd50k", tmp_path, dirs_exist_ok=True)
     truth = tmp_path / "FSD50K.ground_truth"
-    truth.mkdir()
-    shutil.copy(need(METADATA / "fsd50k/vocabulary.csv"), truth / "vocabulary.csv")
-    shutil.copy(METADATA / "fsd50k/dev_excerpt.csv", truth / "dev.csv")
-    shutil.copy(METADATA / "fsd50k/eval_excerpt.csv", truth / "eval.csv")
     expected = {}
     for name, folder in (("dev.csv", "FSD50K.dev_audio"), ("eval.csv", "FSD50K.eval_audio")):
         with open(truth / name, newline="") as f:
@@ -219,47 +206,54 @@ def test_real_fsd50k_ground_truth(tmp_path):
                 expected[row["fname"]] = (tuple(row["mids"].split(",")), row.get("split", "eval"))
                 tone(tmp_path / folder / f"{row['fname']}.wav", seconds=0.05)
     labels, clips = prepare_fsd50k(tmp_path, progress=False)
-    assert len(labels) == 200 and labels[0].name == "Accelerating_and_revving_and_vroom"
-    assert labels[199] == labels[-1] and labels[-1].mid == "/m/01s0vc"
+    assert len(labels) == 17 and labels[0].name == "Accelerating_and_revving_and_vroom"
+    assert labels[-1].index == 16 and labels[-1].name == "Zipper_(clothing)" and labels[-1].mid == "/m/01s0vc"
     assert {c.clip_id: (c.labels, c.split) for c in clips} == expected
-    assert sum(c.split == "eval" for c in clips) == 35 and len(clips) == 94
+    assert [c.split for c in clips].count("val") == 2 and sum(c.split == "eval" for c in clips) == 4
+    assert len(clips) == 12
+    guitar = next(c for c in clips if c.clip_id == "64760")
+    assert guitar.labels == ("/m/02sgy", "/m/0342h", "/m/0fx80y", "/m/04szw", "/m/04rlf")
+    assert guitar.path == "FSD50K.dev_audio/64760.wav"
 
 
-def test_real_audioset_lists_with_partial_audio(tmp_path):
-    labels_csv = need(METADATA / "audioset/class_labels_indices.csv")
-    lists = [METADATA / "audioset/balanced_train_segments_excerpt.csv", METADATA / "audioset/eval_segments_excerpt.csv"]
+def test_official_audioset_lists_with_partial_audio(tmp_path):
+    labels_csv = FIXTURES / "audioset/class_labels_indices.csv"
+    lists = [FIXTURES / "audioset/balanced_train_segments.csv", FIXTURES / "audioset/eval_segments.csv"]
     namings = ["{y}_{s:.3f}.flac", "{y}.wav", "Y{y}.wav", "{y}_{s:.0f}_{e:.0f}.wav"]
     present = set()
     for k, path in enumerate(lists):
         rows = [line.split(", ") for line in path.read_text().splitlines() if not line.startswith("#")]
-        for i, (ytid, start, end, _) in enumerate(rows[:8]):
+        assert len(rows) == 6
+        for i, (ytid, start, end, _) in enumerate(rows[:4]):
             naming = namings[i % len(namings)].format(y=ytid, s=float(start), e=float(end))
             tone(tmp_path / f"audio{k}" / naming, seconds=0.05)
             present.add(f"{ytid}_{float(start):.3f}")
     manifest = build_manifest("as_real", "audioset", tmp_path, tmp_path / "out", labels_csv, lists, progress=False)
-    assert manifest.num_classes == 527 and {c.clip_id for c in manifest.clips} == present
-    assert manifest.info["counts"]["train"] == 8 and manifest.info["counts"]["eval"] == 8
-    assert manifest.info["missing"] == 100 - 16
+    assert manifest.num_classes == 19 and {c.clip_id for c in manifest.clips} == present
+    assert manifest.info["counts"]["train"] == 4 and manifest.info["counts"]["eval"] == 4
+    assert manifest.info["missing"] == 12 - 8
     missing = (tmp_path / "out/as_real/missing_segments.csv").read_text().splitlines()
     missing_ids = {line.split(",")[0] for line in missing[1:]}
-    assert len(missing_ids) == 84 and not missing_ids & present
+    assert missing_ids == {"0aZ-1V2sOxU_5.000", "Zx8_Yq3LpTw_110.000", "-3pPrlCm6gg_30.000", "7Ayq4_hy9vE_0.000"}
     first = next(c for c in manifest.clips if c.clip_id == "--PJHxphWEs_30.000")
     assert first.labels == ("/m/09x0r", "/t/dd00088") and first.split == "train"
+    short = next(c for c in manifest.clips if c.clip_id == "-0CamVQdP_Y_0.000")
+    assert short.labels == ("/m/04rlf", "/m/09x0r") and short.split == "eval"
 
 
-def test_real_ast_datafile_resolves_basenames(tmp_path):
-    labels_csv = need(METADATA / "audioset/class_labels_indices.csv")
-    document = json.loads(need(METADATA / "ast/ast_datafile_excerpt.json").read_text())
-    datafile = tmp_path / "audioset_eval_data.json"
-    shutil.copy(METADATA / "ast/ast_datafile_excerpt.json", datafile)
+def test_official_ast_datafile_resolves_basenames(tmp_path):
+    labels_csv = FIXTURES / "audioset/class_labels_indices.csv"
+    datafile = FIXTURES / "ast/audioset_eval_data.json"
+    document = json.loads(datafile.read_text())
     root = tmp_path / "audioset"
     for entry in document["data"]:
         tone(root / Path(entry["wav"]).relative_to("/data/sls/audioset/data"), seconds=0.05)
     labels, clips = prepare_ast_json(root, labels_csv, [datafile], progress=False)
     assert [c.clip_id for c in clips] == [Path(e["wav"]).stem for e in document["data"]]
     assert clips[0].path == "audio/eval/_/_/--4gqARaEJE_0.000.flac"
+    assert clips[3].path == "audio/eval/7/A/7Ayq4_hy9vE_0.000.flac"
     assert [",".join(c.labels) for c in clips] == [e["labels"] for e in document["data"]]
-    assert {c.split for c in clips} == {"eval"} and len(labels) == 527
+    assert {c.split for c in clips} == {"eval"} and len(labels) == 19
 
 
 # ------------------------------------------------------------------------------------ bad input

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
+from ..progress import bar_options
 from . import layout
 
 GENERATOR = "pipeline.corpus"
@@ -71,7 +72,7 @@ def _check_knobs(size: float, seed: int) -> None:
 
 def _render_all(render: Callable, jobs: Sequence, root: Path, workers: int, progress: bool, desc: str) -> list:
     """Render jobs in order; each job seeds itself, so the worker count never changes the output."""
-    bar = partial(tqdm, total=len(jobs), unit="clip", desc=desc, disable=not progress)
+    bar = partial(tqdm, total=len(jobs), unit="clip", desc=desc, **bar_options(progress))
     if workers <= 1:
         return [render(job, root) for job in bar(jobs)]
     # fork: the parent holds only plain data here, and spawn would re-import torch in every worker

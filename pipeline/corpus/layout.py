@@ -1,8 +1,8 @@
 """Writing the corpus in the exact on-disk layouts of FSD50K and ESC-50.
 
 The manifest converters for the real datasets read these directories unchanged, so every file name,
-header, column order and quoting rule follows the official files (real examples live in
-``shared/metadata/``):
+header, column order and quoting rule follows the official files (short hand-written excerpts in
+that format live in ``tests/fixtures/``):
 
 FSD50K: ``FSD50K.dev_audio/<fname>.wav``, ``FSD50K.eval_audio/<fname>.wav``, and in
 ``FSD50K.ground_truth/``: ``vocabulary.csv`` (no header: index,label,mid), ``dev.csv``

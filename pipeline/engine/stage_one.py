@@ -19,6 +19,7 @@ from ..augment import AugmentSettings
 from ..config import Config, FrontEndConfig, config_from_dict
 from ..features import front_end_dict
 from ..manifests import load_manifest, manifest_hashes
+from ..progress import bar_options
 from ..training.checkpoint import model_from_state
 from .compute import ChunkSpec, compute_chunk, prime_teachers
 from .teachers import load_members, load_teacher_set, teacher_provenance
@@ -106,7 +107,7 @@ def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:
         done = done_chunks(job.out)
         todo = [c for c in plan if c[0] not in done]
         total_clips = sum(stop - start for _, start, stop in todo)
-        bar = tqdm(total=total_clips, unit="clip", desc="teacher-logits", disable=not progress)
+        bar = tqdm(total=total_clips, unit="clip", desc="teacher-logits", **bar_options(progress))
         failures: list = []
         if done:
             print(f"resuming: {len(done)}/{len(plan)} chunks already done")
@@ -114,7 +115,8 @@ def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:
             mark_chunk_done(job.out, result["chunk"], result["sha256"], result["failures"])
             failures.extend(result["failures"])
             bar.update(result["clips"])
-            bar.set_postfix(clips_s=f"{bar.n / max(time.time() - started, 1e-9):.1f}", failures=len(failures))
+            bar.set_postfix(clips_s=f"{bar.n / max(time.time() - started, 1e-9):.1f}", failures=len(failures),
+                            refresh=False)  # shown at the next redraw: no extra log line per chunk
         bar.close()
         seconds = time.time() - started
         summary = {"clips": len(manifest.clips), "computed_clips": total_clips, "chunks": len(plan),

@@ -1,9 +1,10 @@
 """AudioSet: the official label and segment lists, joined with whatever audio this lab downloaded.
 
 Google distributes only YouTube ids, so every copy lacks a different set of videos and names its
-files its own way (ast#85, #108). The converter therefore searches DATA_ROOT once, accepts the
-common namings, keeps the segments it finds and records the rest in ``missing_segments.csv`` rather
-than failing: results on AudioSet are only comparable when everyone knows which clips were used.
+files its own way (https://github.com/YuanGongND/ast/issues/85, https://github.com/YuanGongND/ast/issues/108).
+The converter therefore searches DATA_ROOT once, accepts the common namings, keeps the segments it
+finds and records the rest in ``missing_segments.csv`` rather than failing: results on AudioSet are
+only comparable when everyone knows which clips were used.
 
 Inputs: ``class_labels_indices.csv`` (index,mid,display_name) and segment lists such as
 ``balanced_train_segments.csv`` (3 '#' lines, then ``YTID, start_seconds, end_seconds, "labels"``);

@@ -13,6 +13,7 @@ import numpy as np
 from ..audio import PACK_FORMAT, PACK_VERSION, pack_clips, read_audio
 from ..config import FrontEndConfig
 from ..features import compute_norm_stats
+from ..progress import bar_options
 from .records import Clip, Manifest, load_manifest, manifest_hashes, update_dataset_info
 
 PACK_STAMP = "pack.json"
@@ -47,7 +48,7 @@ def compute_dataset_norm_stats(manifest_dir: str | Path, front_end: FrontEndConf
     if not clips:
         raise ValueError(f"{manifest.name}: no training clips (split 'train') to compute normalisation stats from")
     waves = (read_audio(manifest.audio_path(c)) for c in tqdm(clips, unit="clip", desc="norm stats",
-                                                                 disable=not progress))
+                                                                 **bar_options(progress)))
     mean, std = compute_norm_stats(waves, front_end)
     stats = {"norm_mean": mean, "norm_std": std, "n_mels": front_end.n_mels, "clips": len(clips)}
     update_dataset_info(manifest_dir, norm_stats=stats)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..audio import AudioError, audio_info
+from ..progress import bar_options
 from .records import Clip, Label, ManifestError
 
 # What libsndfile can decode; the directory scans ignore everything else.
@@ -251,7 +252,7 @@ def finalise_clips(rows: list[SourceRow], labels: list[Label], data_root: Path, 
     paths = [data_root / relative for _, relative in accepted]
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
         headers = list(tqdm(pool.map(_probe, paths), total=len(paths), unit="file", desc="audio headers",
-                            disable=not progress or len(paths) < 1000))
+                            **bar_options(progress and len(paths) >= 1000)))
     clips = []
     for (row, relative), header in zip(accepted, headers):
         if isinstance(header, str):

@@ -1,4 +1,6 @@
-"""Audio Spectrogram Transformer (AST, Gong et al. 2021) on timm's distilled VisionTransformer.
+"""Audio Spectrogram Transformer on timm's distilled VisionTransformer.
+
+AST: Gong, Chung, Glass 2021, https://arxiv.org/abs/2104.01778.
 
 The spectrogram [batch, frames, mels] becomes a one-channel image [batch, 1, mels, frames] and is cut
 into 16x16 patches taken every ``freq_stride`` x ``time_stride`` bins (10 x 10 in AST: overlapping

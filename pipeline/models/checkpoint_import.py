@@ -11,7 +11,8 @@ Three layouts are recognised from the keys:
 Rules: everything outside the classifier must be present with the right shape, and nothing may be
 left over (except the ImageNet heads AST files carry), or the import fails listing the offending keys (a half-loaded teacher would silently produce wrong logits). The one
 exception is AST's positional embedding, cut or interpolated when the patch grid differs (another
-``target_length`` or ``n_mels``; ast#28, #118). The classifier loads only when its shapes match (same
+``target_length`` or ``n_mels``; a common failure, e.g. https://github.com/YuanGongND/ast/issues/28 and
+https://github.com/YuanGongND/ast/issues/118). The classifier loads only when its shapes match (same
 number of classes); otherwise it stays at its initialisation and the report says so.
 """
 
@@ -98,7 +99,8 @@ def _source_grid(model: AudioSpectrogramTransformer, tokens: int, meta: dict,
         return patch_grid(config["n_mels"], config["target_length"], config.get("freq_stride", 10),
                           config.get("time_stride", 10))
     patches = tokens - PREFIX_TOKENS
-    # usually only target_length changed (ast#28, #118), so the model's own frequency count comes first
+    # usually only target_length changed (https://github.com/YuanGongND/ast/issues/28), so the model's
+    # own frequency count comes first
     for freq in (model.grid[0], AST_STANDARD_FREQ_PATCHES):
         if patches % freq == 0:
             return freq, patches // freq

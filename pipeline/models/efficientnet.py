@@ -1,7 +1,7 @@
 """EfficientNet audio classifiers: a timm EfficientNet feature extractor plus a pooling head.
 
 The input [batch, frames, mels] is turned into a one-channel image [batch, 1, mels, frames] as PSLA
-does, the backbone runs without its classifier or global pool, and a head from
+(https://arxiv.org/abs/2102.01243) does, the backbone runs without its classifier or global pool, and a head from
 :mod:`pipeline.models.pooling` turns the feature map into logits.
 
 ``tf_variant=True`` builds timm's ``tf_efficientnet_*`` instead: TensorFlow 'same' padding and

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -11,6 +13,7 @@ from ..config import FrontEndConfig
 from ..data import ClipDataset
 from ..manifests import Clip, Manifest
 from ..metrics import evaluate_predictions
+from ..progress import bar_options
 from ..seeding import worker_init
 
 
@@ -24,7 +27,7 @@ def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front
                         worker_init_fn=worker_init if num_workers else None)
     model.eval()
     outputs, targets = [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, **bar_options(progress)):
         with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
             logits = model(batch["features"].to(device))
         outputs.append(logits.float().cpu().numpy())
@@ -32,7 +35,23 @@ def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front
     return np.concatenate(outputs), np.concatenate(targets)
 
 
+@dataclass
+class Evaluation:
+    """The scores behind a set of metrics: what a run saves as its eval predictions and per-class AP."""
+
+    metrics: dict
+    clip_ids: list[str]
+    logits: np.ndarray  # [clips, classes], pre-activation
+    targets: np.ndarray  # [clips, classes], 0/1
+
+
+def evaluate_clips(model, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
+                   single_label: bool, **kwargs) -> Evaluation:
+    logits, targets = predict(model, manifest, clips, front_end, **kwargs)
+    return Evaluation(evaluate_predictions(logits, targets, single_label=single_label),
+                      [clip.clip_id for clip in clips], logits, targets)
+
+
 def evaluate_model(model, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
                    single_label: bool, **kwargs) -> dict:
-    logits, targets = predict(model, manifest, clips, front_end, **kwargs)
-    return evaluate_predictions(logits, targets, single_label=single_label)
+    return evaluate_clips(model, manifest, clips, front_end, single_label, **kwargs).metrics

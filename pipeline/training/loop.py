@@ -24,10 +24,12 @@ from ..data import ClipDataset, EpochSampler, balanced_weights
 from ..losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
 from ..manifests import Clip, Manifest
 from ..models import create_model, model_entry
+from ..progress import bar_options
 from ..seeding import seed_everything, set_threads, worker_init
 from . import runlog
 from .checkpoint import load_checkpoint, save_checkpoint
-from .evaluate import evaluate_model
+from .evaluate import Evaluation, evaluate_clips, evaluate_model
+from .outputs import write_run_outputs
 from .schedule import WeightAverager, set_lr
 
 
@@ -133,7 +135,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
                             pin_memory=device.startswith("cuda"))
         train_model.train()
         sums, seen, started = {"total": 0.0, "task": 0.0, "kd": 0.0}, 0, time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress or rank != 0)
+        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", **bar_options(progress and rank == 0))
         for batch in bar:
             lr = set_lr(optimizer, config, step, epoch)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -156,7 +158,9 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
             sums["total"] += float(total.detach()) * count
             sums["task"] += float(parts["task"]) * count
             sums["kd"] += float(parts["kd"]) * count
-            bar.set_postfix(loss=f"{float(total.detach()):.4f}", clips_s=f"{seen / (time.time() - started):.1f}")
+            # refresh=False: shown at the bar's next redraw, so a log gets no extra line per batch
+            bar.set_postfix(loss=f"{float(total.detach()):.4f}", clips_s=f"{seen / (time.time() - started):.1f}",
+                            refresh=False)
         seconds = time.time() - started
         averager.update(model, epoch)
         if rank == 0:
@@ -234,12 +238,13 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
         final_state, final_kind = load_checkpoint(paths.checkpoints / "best.pt")["model"], "best"
     elif averager.enabled and averager.state is not None:
         final_state, final_kind = averager.averaged_state(model), "averaged"
-    def evaluate() -> dict:
-        return evaluate_model(model, job.manifest, job.eval_clips, job.front_end, single_label,
+    def evaluate() -> Evaluation:
+        return evaluate_clips(model, job.manifest, job.eval_clips, job.front_end, single_label,
                               batch_size=config.eval_batch_size, device=device, progress=progress)
 
     model.load_state_dict(final_state)
-    final_metrics = evaluate()
+    final = evaluate()
+    final_metrics = final.metrics
     base = checkpoint_identity(job, model, single_label)
     if final_kind == "averaged":
         save_checkpoint({**base, "model": final_state, "epoch": config.epochs, "metrics": {"eval": final_metrics}},
@@ -249,7 +254,7 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
                      "metrics": {"eval": final_metrics}}, paths.checkpoints / "final.pt")
     best_ckpt = load_checkpoint(paths.checkpoints / "best.pt")
     model.load_state_dict(best_ckpt["model"])
-    best_metrics = evaluate()
+    best_metrics = evaluate().metrics
     model.load_state_dict(final_state)
     summary = {**{k: final_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
                "final_model": final_kind, "epochs_trained": epochs_trained, "stopped_early": bool(stopped_early),
@@ -262,4 +267,4 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
     runlog.write_summary(paths.root / "summary.json", summary)
     runlog.plot_curves(paths.root / "metrics.csv", paths.plots / "training_curve.png",
                        title=f"{config.model} on {job.manifest.name}")
-    return summary
+    return write_run_outputs(paths, config, job.manifest, final, summary, progress)

@@ -2,38 +2,38 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
+import pandas as pd
+
 METRIC_COLUMNS = ["epoch", "train_loss", "task_loss", "kd_loss", "lr", "val_map", "val_mauc", "val_dprime",
                   "val_accuracy", "seconds", "clips_per_s"]
+FLOAT_FORMAT = "%.6g"
 
 
 def append_metrics(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    """One epoch's row; the header comes with the first. Keys outside METRIC_COLUMNS are ignored."""
+    frame = pd.DataFrame([{column: row.get(column) for column in METRIC_COLUMNS}], columns=METRIC_COLUMNS)
+    frame.to_csv(path, mode="a", header=not path.exists(), index=False, float_format=FLOAT_FORMAT)
 
 
 def truncate_metrics(path: Path, last_epoch: int) -> None:
     """On resume, drop rows of epochs after the checkpoint (they were lost with the kill)."""
     if not path.exists():
         return
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= last_epoch]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    frame = read_metrics_frame(path)
+    frame[frame["epoch"] <= last_epoch].to_csv(path, index=False, float_format=FLOAT_FORMAT)
+
+
+def read_metrics_frame(path: Path) -> pd.DataFrame:
+    """metrics.csv as a table, one row per epoch (empty cells are NaN)."""
+    return pd.read_csv(path)
 
 
 def read_metrics(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    """metrics.csv as one dict per epoch (numbers, NaN for empty cells)."""
+    return read_metrics_frame(path).to_dict("records")
 
 
 def write_summary(path: Path, summary: dict) -> None:
@@ -41,26 +41,40 @@ def write_summary(path: Path, summary: dict) -> None:
 
 
 def plot_curves(metrics_csv: Path, out_png: Path, title: str = "") -> None:
-    """Loss and validation mAP per epoch; Agg backend so it works on headless cluster nodes."""
+    """Loss and validation scores per epoch; Agg backend so it works on headless cluster nodes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    rows = read_metrics(metrics_csv)
-    if not rows:
+    frame = read_metrics_frame(metrics_csv)
+    if frame.empty:
         return
-    epochs = [int(r["epoch"]) for r in rows]
     fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(9, 3.5))
     for key in ("train_loss", "task_loss", "kd_loss"):
-        values = [float(r[key]) if r[key] not in ("", "nan") else float("nan") for r in rows]
-        if any(v == v and v != 0 for v in values):
-            ax_loss.plot(epochs, values, marker="o", label=key)
+        if (frame[key].fillna(0) != 0).any():
+            ax_loss.plot(frame["epoch"], frame[key], marker="o", label=key)
     ax_loss.set_xlabel("epoch"), ax_loss.set_ylabel("loss"), ax_loss.legend()
-    ax_map.plot(epochs, [float(r["val_map"]) for r in rows], marker="o", label="val mAP")
-    ax_map.plot(epochs, [float(r["val_accuracy"]) for r in rows], marker="s", label="val accuracy")
-    ax_map.set_xlabel("epoch"), ax_map.set_ylim(0, 1), ax_map.legend()
+    scores = []
+    for key, marker, label in (("val_map", "o", "val mAP"), ("val_accuracy", "s", "val accuracy")):
+        if frame[key].notna().any():
+            ax_map.plot(frame["epoch"], frame[key], marker=marker, label=label)
+            scores += frame[key].dropna().tolist()
+    if scores:
+        ax_map.set_ylim(*score_axis(scores))
+    ax_map.set_xlabel("epoch"), ax_map.set_ylabel("validation score"), ax_map.legend()
+    for ax in (ax_loss, ax_map):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
+
+
+def score_axis(values: list[float]) -> tuple[float, float]:
+    """y-limits that show how scores move: the data's range plus a margin, kept inside [0, 1].
+    A fixed 0-1 axis flattens a run that climbs from 0.10 to 0.15 into a straight line."""
+    low, high = min(values), max(values)
+    margin = max(0.1 * (high - low), 0.01)
+    return max(0.0, low - margin), min(1.0, high + margin)
