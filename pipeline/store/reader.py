@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.augment import View
+from pipeline.views import View
 
 from .format import Layout, dump_json, open_store, read_strings
 from .topk import rebuild_dense
