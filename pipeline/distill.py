@@ -77,7 +77,7 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
     if not source:
         raise DistillError(f"KD={config.kd} needs LOGITS=<store> (no stores/{manifest.name}/LATEST yet: "
                            f"run `make teacher-logits DATASET={manifest.name}` first)")
-    table = LogitTable.open(source, load_views=config.kd == "replay")
+    table = LogitTable.open(source, load_views=config.kd == "replay", verify=config.verify)
     class_map = class_map_for(table.vocabulary_mids, manifest, config.vocab_remap, source)
     notes = check_front_end(table.front_end, front_end, config.kd, source)
     if config.kd == "replay" and table.num_views == 0:
