@@ -42,6 +42,7 @@ KD_LOSS ?=
 LAMBDA ?=
 TAU ?=
 MISSING ?=
+JOIN ?=
 CHECKPOINT ?=
 SEEDS ?= 1
 DIRECTION ?=
@@ -102,7 +103,7 @@ student: install
 		$(call opt,--model,$(MODEL)) $(call opt,--run,$(RUN)) $(call opt,--fold,$(FOLD)) \
 		$(call opt,--logits,$(LOGITS)) $(call opt,--teacher,$(TEACHER)) $(call opt,--kd,$(KD)) \
 		$(call opt,--kd-loss,$(KD_LOSS)) $(call opt,--lambda,$(LAMBDA)) $(call opt,--tau,$(TAU)) \
-		$(call opt,--missing,$(MISSING)) $(if $(RESUME),--resume,) -- $(ARGS)
+		$(call opt,--missing,$(MISSING)) $(call opt,--join,$(JOIN)) $(if $(RESUME),--resume,) -- $(ARGS)
 
 cmkd: install
 	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(SEEDS) $(call opt,--fold,$(FOLD)) \

@@ -13,6 +13,8 @@ def main(argv=None) -> int:
     parser = base_parser(__doc__)
     for name in ("model", "logits", "teacher", "kd", "kd-loss", "tau", "missing"):
         parser.add_argument(f"--{name}", default=None)
+    parser.add_argument("--join", default=None, choices=("id", "fingerprint"),
+                        help="join store rows by clip id (audio checked) or by audio fingerprint (renamed copies)")
     # torchrun reads a bare --run as an abbreviation of its own --run-path; --run-name passes through
     parser.add_argument("--run", "--run-name", dest="run", default=None, help="run name")
     parser.add_argument("--lambda", dest="kd_lambda", default=None, help="weight of the task loss")
@@ -24,7 +26,7 @@ def main(argv=None) -> int:
         logits = latest_store(args.dataset)  # the store `make teacher-logits` just wrote
     kd = args.kd or ("clean" if logits and logits != "none" else "none")
     config = resolve_config(args, model=args.model, fold=args.fold, kd=kd, kd_loss=args.kd_loss,
-                            kd_lambda=args.kd_lambda, tau=args.tau, missing=args.missing,
+                            kd_lambda=args.kd_lambda, tau=args.tau, missing=args.missing, join=args.join,
                             logits=logits if logits != "none" else "", teacher=args.teacher)
     run = args.run or (f"{config.model}-kd-{config.kd}" if config.kd != "none" else config.model)
     manifest_dir = Path("data_manifests") / args.dataset

@@ -215,6 +215,25 @@ class LogitTable:
         arrays["view_partner"] = _PartnerLookup(self._arrays["view_partner_code"], self._partner_names)
         return arrays_to_view(arrays, row, k, seed=self.view_seed)
 
+    @property
+    def partner_names(self) -> list[str]:
+        """The distinct mixup-partner clip ids of the loaded views ("" = no mixup)."""
+        self._require_views()
+        return list(self._partner_names)
+
+    def partner_codes(self, rows) -> np.ndarray:
+        """[len(rows), K] index into :attr:`partner_names` of each view's partner."""
+        self._require_views()
+        return np.asarray(self._arrays["view_partner_code"][np.asarray(rows, dtype=np.int64)])
+
+    def rejoin(self, index: dict[str, int], partner_alias: dict[str, str] | None = None) -> "LogitTable":
+        """Look clips up by another lab's names: `index` maps their clip ids to rows of this table, and
+        replayed views name partners by `partner_alias` (store id -> their id). Returns self."""
+        self.index = dict(index)
+        if partner_alias:
+            self._partner_names = [partner_alias.get(name, name) for name in self._partner_names]
+        return self
+
     # -- attrs -----------------------------------------------------------------------------------
     @property
     def vocabulary_mids(self) -> list[str]:
