@@ -43,6 +43,7 @@ LAMBDA ?=
 TAU ?=
 MISSING ?=
 JOIN ?=
+DIGEST ?=
 CHECKPOINT ?=
 SEEDS ?= 1
 DIRECTION ?=
@@ -52,12 +53,12 @@ AUDIOSET_SEGMENTS ?=
 
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
 
-.PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect student cmkd \
+.PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd \
         demo test bench gpu-check clean help
 
 help:
 	@echo "make demo | make test | make data | make manifests | make norm-stats | make pack"
-	@echo "make teacher | make evaluate | make teacher-logits | make inspect | make student | make cmkd"
+	@echo "make teacher | make evaluate | make teacher-logits | make inspect | make verify | make student | make cmkd"
 	@echo "make bench | make gpu-check   (see README.md)"
 
 install: $(VENV_STAMP)
@@ -97,6 +98,11 @@ teacher-logits: install
 
 inspect: install
 	$(PY) -m stages.inspect_store $(call opt,--dataset,$(DATASET)) $(call opt,--store,$(LOGITS))
+
+# every chunk re-hashed; DIGEST=<hex> checks a received copy against the published digest
+verify: install
+	$(PY) -m pipeline.store verify "$(or $(LOGITS),$(shell cat stores/$(DATASET)/LATEST 2>/dev/null))" \
+		$(call opt,--digest,$(DIGEST)) $(if $(wildcard data_manifests/$(DATASET)/clips.csv),--manifest $(DATASET),)
 
 student: install
 	$(PY) -m stages.student --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG))) \

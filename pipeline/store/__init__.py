@@ -12,7 +12,8 @@ from .format import (FORMAT_ID, FORMAT_VERSION, Layout, StoreError, StoreLocked,
 from .lock import StoreLock, lock_path
 from .reader import LogitTable
 from .topk import rebuild_dense, topk_compress
-from .verify import Verification, check_store, inspect, verify_store
+from .describe import describe, inspect
+from .verify import Verification, check_store, verify_store
 from .views import arrays_to_view, views_to_arrays
 from .integrity import chunk_digest
 from .writer import (chunk_plan, done_chunks, finalize_store, mark_chunk_done, read_failures,
@@ -21,7 +22,7 @@ from .writer import (chunk_plan, done_chunks, finalize_store, mark_chunk_done, r
 __all__ = [
     "FORMAT_ID", "FORMAT_VERSION", "Layout", "LogitTable", "StoreError", "StoreLock", "StoreLocked",
     "StoreMismatch", "Verification", "arrays_to_view", "check_store", "chunk_digest", "chunk_plan", "create_store", "default_chunk_clips",
-    "done_chunks", "finalize_store", "inspect", "lock_path", "mark_chunk_done", "read_failures", "rebuild_dense",
+    "describe", "done_chunks", "finalize_store", "inspect", "lock_path", "mark_chunk_done", "read_failures", "rebuild_dense",
     "software_attrs", "store_is_complete", "strings_sha256", "topk_compress", "verify_store", "views_to_arrays",
     "write_chunk",
 ]

@@ -1,4 +1,4 @@
-"""Checking and describing a store: `verify_store` lists problems, `inspect` prints a summary."""
+"""Checking a store: `check_store` re-hashes everything and lists problems (`verify_store` returns them)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .format import Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
-from .integrity import (check_chunk, checksum_names, completion_problem, digest_problem, recorded_digest,
-                        store_digest)
+from .integrity import check_chunk, checksum_names, completion_problem, digest_problem, recorded_digest
 from .location import is_local_dir
 from .writer import read_failures
 
@@ -20,8 +19,6 @@ REQUIRED_ATTR_PATHS = ("format", "version", "created", "activation", "teacher.ch
                        "manifest.sha256", "vocabulary.mids", "vocabulary.names", "vocabulary.sha256",
                        "clips.sha256", "software.version", "software.git_commit", "views.count", "views.seed",
                        "topk", "chunk_clips", "layout")
-DENSE_ARRAYS = ("logits", "view_logits")
-TOPK_ARRAYS = ("topk_values", "topk_indices", "topk_fill", "view_topk_values", "view_topk_indices", "view_topk_fill")
 
 
 def _missing_attrs(attrs: dict) -> list[str]:
@@ -163,51 +160,3 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
 def verify_store(path: str | os.PathLike, expected_digest: str | None = None) -> list[str]:
     """Every problem found, as readable lines; an empty list means the store is complete and intact."""
     return check_store(path, expected_digest).problems
-
-
-def _disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def inspect(path: str | os.PathLike) -> str:
-    """A human summary: size, layout, views, teacher(s), coverage per split, failures, disk use."""
-    group, layout = open_store(path)
-    attrs = group.attrs.asdict()
-    path = Path(path)
-    valid = np.asarray(group["valid"][:])
-    splits = read_strings(group["split"])
-    failures = read_failures(group)
-    done = int(np.asarray(group["chunk_done"][:]).sum())
-    teacher = attrs.get("teacher", {})
-    shas = teacher.get("checkpoint_sha256")
-    shas = shas if isinstance(shas, list) else [shas]
-    mode = f"top-{layout.topk} compact" if layout.topk else "dense"
-    itemsize = np.dtype(layout.dtype).itemsize
-    row_bytes = layout.topk * (itemsize + 2) + itemsize if layout.topk else layout.num_classes * itemsize
-    logit_names = [n for n in (*DENSE_ARRAYS, *TOPK_ARRAYS) if n in set(group.array_keys())]
-    logit_disk = sum(_disk_bytes(path / name) for name in logit_names)
-    clip_views = layout.n_clips * (1 + layout.views)
-    lines = [
-        f"store      {path}  ({attrs.get('format')} {attrs.get('version')}, created {attrs.get('created')})",
-        f"clips      {layout.n_clips}  classes {layout.num_classes}  activation {attrs.get('activation')}",
-        f"logits     {mode}, {layout.dtype}, {layout.chunk_clips} clips per chunk, {done}/{layout.n_chunks} chunks done",
-        f"views      {layout.views} per clip" + (f" (seed {attrs['views']['seed']})" if layout.views else ""),
-        f"teacher    {teacher.get('model', '?')}  checkpoint {', '.join(str(s)[:12] for s in shas)}"
-        + ("  (cross-fitted)" if len(shas) > 1 else ""),
-    ]
-    if teacher.get("cross_fitted"):
-        oof = teacher.get("out_of_fold", {})
-        lines.append(f"crossfit   {len(shas)} teachers; training clips labelled out-of-fold "
-                     f"(out-of-fold mAP {oof.get('map', float('nan')):.4f}, accuracy "
-                     f"{oof.get('accuracy', float('nan')):.4f}); other clips: mean of the teachers")
-    for split in sorted(set(splits)):
-        in_split = np.array([s == split for s in splits])
-        lines.append(f"coverage   {split or '(none)'}: {int(valid[in_split].sum())}/{int(in_split.sum())} valid")
-    lines.append(f"failures   {len(failures)}" + "".join(f"\n             {c}: {e}" for c, e, _ in failures[:5])
-                 + (f"\n             ... and {len(failures) - 5} more" if len(failures) > 5 else ""))
-    lines.append(f"disk       {_disk_bytes(path) / 1e6:.2f} MB in all; logits {logit_disk / max(clip_views, 1):.1f} "
-                 f"bytes per clip-view on disk ({row_bytes} uncompressed)")
-    if "completed" in attrs:
-        lines.append(f"completed  {attrs['completed'].get('finished')}")
-    lines.append(f"digest     {store_digest(group, attrs)}  (from the recorded checksums; not verified here)")
-    return "\n".join(lines)

@@ -126,12 +126,31 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, logits, valid, view_l
         raise ValueError("view_logits given but the store was created with views=0")
     attrs = group.attrs.asdict()
     data = _chunk_data(layout, attrs["activation"], logits, valid, teacher_index, view_logits, view_arrays)
+    return _store_rows(group, layout, attrs, start, stop, data)
+
+
+def _store_rows(group, layout: Layout, attrs: dict, start: int, stop: int, data: dict[str, np.ndarray]) -> str:
     for spec in layout.chunk_array_specs():
         group[spec.name][start:stop] = data[spec.name]
     # the manifest columns were written at creation; the checksum covers them as stored (format 1.1)
     columns = {name: np.asarray(group[name][start:stop]) for name in COLUMN_ARRAYS if name in group}
     return chunk_digest([(name, columns[name] if name in columns else data[name])
                          for name in checksum_names(layout, attrs)])
+
+
+def write_stored_chunk(path: str | os.PathLike, chunk_index: int, data: dict[str, np.ndarray]) -> str:
+    """Write a chunk from arrays already in stored form (rows read from another verified store with
+    the same layout: subset, merge, export); returns its sha256 like :func:`write_chunk`."""
+    group, layout = open_store(path, mode="r+")
+    start, stop = layout.chunk_bounds(chunk_index)
+    if group["chunk_done"][chunk_index]:
+        raise StoreError(f"{path}: chunk {chunk_index} is already done; its checksum would no longer match")
+    for spec in layout.chunk_array_specs():
+        expected = (stop - start, *spec.shape[1:])
+        if spec.name not in data or np.shape(data[spec.name]) != expected:
+            raise ValueError(f"chunk {chunk_index}: {spec.name} must have shape {expected}, got "
+                             f"{np.shape(data.get(spec.name)) if spec.name in data else 'nothing'}")
+    return _store_rows(group, layout, group.attrs.asdict(), start, stop, data)
 
 
 def read_failures(group) -> list[tuple[str, str, int]]:
