@@ -46,8 +46,9 @@ def _zarr_store(location, mode: str):
             raise StoreError(f"{text}: remote stores are read-only")
         from zarr.storage import FsspecStore
 
+        url = f"zip://::{text}" if text.endswith(".zip") else text  # a published .zarr.zip, read by Range requests
         try:
-            return FsspecStore.from_url(text, read_only=True)
+            return FsspecStore.from_url(url, read_only=True)
         except ImportError as exc:  # aiohttp for http(s), s3fs for s3://, gcsfs for gs://
             raise StoreError(f"{text}: cannot open this URL ({exc}); install the fsspec backend it needs") from exc
     if is_zip(text):
