@@ -188,9 +188,9 @@ def test_chunks_are_hashed_once_per_process(store, monkeypatch):
     import pipeline.store.reader as reader
 
     calls = []
-    original = reader.check_chunk
+    original = reader.compare_chunk
     monkeypatch.setattr(reader, "_VERIFIED_CHUNKS", set())
-    monkeypatch.setattr(reader, "check_chunk", lambda *args: calls.append(args[3]) or original(*args))
+    monkeypatch.setattr(reader, "compare_chunk", lambda *args: calls.append(args[0]) or original(*args))
     LogitTable.open(store, clip_ids=["clip001"])
     LogitTable.open(store)
     LogitTable.open(store)

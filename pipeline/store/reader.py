@@ -18,8 +18,7 @@ from pipeline.views import View
 
 from .cache import share_arrays
 from .format import Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
-from .integrity import (ChunkUnreadable, check_chunk, checksum_names, completion_problem, digest_problem, read_rows,
-                        store_digest)
+from .integrity import checksum_names, compare_chunk, completion_problem, digest_problem, iter_chunks, store_digest
 from .location import identity, is_local_dir
 from .topk import rebuild_dense
 from .views import arrays_to_view
@@ -52,20 +51,19 @@ def _load_rows(group, layout: Layout, attrs: dict, names: list[str], rows: np.nd
     chunks = range(layout.n_chunks) if rows is None else np.unique(rows // layout.chunk_clips).tolist()
     recorded = read_strings(group["chunk_sha256"]) if digest is not None else []
     covered = checksum_names(layout, attrs)
+    group = {name: group[name] for name in {*covered, *names, "clip_id"}}  # open each array once
     key = identity(path)
-    for chunk in chunks:
+    todo = set() if digest is None else {c for c in chunks if (key, digest, c) not in _VERIFIED_CHUNKS}
+    for chunk, arrays in iter_chunks(group, layout, covered if todo else names, chunks):
         start, stop = layout.chunk_bounds(chunk)
-        if digest is not None and (key, digest, chunk) not in _VERIFIED_CHUNKS:
-            check = check_chunk(group, layout, covered, chunk, recorded[chunk])
+        if chunk in todo:
+            check = compare_chunk(chunk, arrays, recorded[chunk])
             if check.problem:
                 raise StoreError(f"{check.message(path, group, layout)}; re-download or rebuild the store ({OPT_OUT})")
             _VERIFIED_CHUNKS.add((key, digest, chunk))
-            pieces = {name: check.arrays[name] for name in names}
-        else:
-            try:
-                pieces = {name: read_rows(group, name, start, stop) for name in names}
-            except ChunkUnreadable as exc:
-                raise StoreError(f"{path}: chunk {chunk}: {exc}") from exc
+        elif isinstance(arrays, str):
+            raise StoreError(f"{path}: chunk {chunk}: {arrays}")
+        pieces = {name: arrays[name] for name in names}
         if rows is None:
             into, take = slice(start, stop), slice(None)
         else:

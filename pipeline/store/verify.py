@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .format import Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
-from .integrity import check_chunk, checksum_names, completion_problem, digest_problem, recorded_digest
+from .integrity import checksum_names, compare_chunk, iter_chunks, completion_problem, digest_problem, recorded_digest
 from .location import is_local_dir
 from .writer import read_failures
 
@@ -129,13 +129,13 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
         return result
     problems += [problem] if problem else []
     names = checksum_names(layout, attrs)
-    for chunk_index in np.flatnonzero(done):
-        chunk_index = int(chunk_index)
-        check = check_chunk(group, layout, names, chunk_index, checksums[chunk_index])
+    handles = {name: group[name] for name in {*names, "clip_id"}}  # opening an array reads its metadata
+    for chunk_index, arrays in iter_chunks(handles, layout, names, np.flatnonzero(done)):
+        check = compare_chunk(chunk_index, arrays, checksums[chunk_index])
         result.chunks_checked += 1
         result.bytes_checked += sum(a.nbytes for a in check.arrays.values() if a.dtype.kind not in "OUT")
         if check.problem:
-            problems.append(check.message(path, group, layout).removeprefix(f"{path}: "))
+            problems.append(check.message(path, handles, layout).removeprefix(f"{path}: "))
             continue
         problems += _row_problems(check.arrays, chunk_index)
         if per_chunk[chunk_index] != failure_counts[chunk_index]:
