@@ -3,7 +3,8 @@
 import sys
 from pathlib import Path
 
-from pipeline.distill import kd_job_extras, latest_store
+from pipeline.distill import DistillError, kd_job_extras, latest_store
+from pipeline.store import StoreError
 from pipeline.training import run_training
 
 from .common import base_parser, resolve_config
@@ -32,7 +33,12 @@ def main(argv=None) -> int:
     manifest_dir = Path("data_manifests") / args.dataset
 
     print(f"student {config.model}: KD={config.kd}" + (f" from {config.logits}" if config.logits else ""))
-    summary = run_training(args.dataset, config, run, fold=args.fold, resume=args.resume, job_extras=kd_job_extras(manifest_dir))
+    try:
+        summary = run_training(args.dataset, config, run, fold=args.fold, resume=args.resume,
+                               job_extras=kd_job_extras(manifest_dir))
+    except (DistillError, StoreError) as error:  # a store that cannot teach: one line, nothing trained
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     if not summary:
         return 0  # a rank other than 0 under torchrun: rank 0 reports
     print(f"{run} on {args.dataset}: eval mAP {summary['map']:.4f}  accuracy {summary['accuracy']:.4f}"

@@ -67,11 +67,11 @@ def cmd_verify(args) -> int:
 
     result = check_store(args.store, args.digest)
     problems = list(result.problems)
-    if args.manifest and result.ok:
-        problems += _manifest_problems(args.store, args.manifest)
     megabytes = result.bytes_checked / 1e6
     print(f"checked    {result.chunks_checked} chunks, {megabytes:.1f} MB in {result.seconds:.2f} s")
     print(f"digest     {result.digest or '(not computed)'}" + ("  (matches --digest)" if args.digest and result.ok else ""))
+    if args.manifest and result.ok:
+        problems += _manifest_problems(args.store, args.manifest)
     for problem in problems:
         print(f"problem    {problem}")
     print("verified   yes" if not problems else f"verified   NO: {len(problems)} problem(s)")
