@@ -10,19 +10,10 @@ from pipeline.audio import audio_fingerprint, write_wav
 from pipeline.config import apply_overrides
 from pipeline.data import ClipDataset
 from pipeline.distill import DistillError, attach_store
-from pipeline.engine import StageOneJob, run_stage_one
 from pipeline.manifests import load_manifest, write_manifest
-from pipeline.training import run_training
 
 from .conftest import tiny_config
-
-
-@pytest.fixture
-def store(project):
-    run_training("tiny", tiny_config(epochs=1, mixup=0.5, freqm=4, timem=8), "teacher", progress=False)
-    run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/s.zarr", views=2, scheduler="inline",
-                              chunk_clips=8, dtype="float32"), progress=False)
-    return "stores/s.zarr"
+from .test_distill import store  # noqa: F401  (the fixture: a one-epoch teacher's store with 2 views)
 
 
 def config_for(store, *overrides):

@@ -94,7 +94,7 @@ class ChunkCheck:
 BLOCK_BYTES = 32 << 20  # read this much per zarr call: each call costs ~1-2 ms of zarr's own overhead
 
 
-def iter_chunks(group, layout: Layout, names: list[str], chunk_indices) -> "Iterator[tuple[int, dict | str]]":
+def iter_chunks(group, layout: Layout, names: list[str], chunk_indices) -> Iterator[tuple[int, dict | str]]:
     """(chunk, {name: rows}) for each chunk in order, or (chunk, why) when its bytes do not decode.
 
     Consecutive chunks are read together, up to BLOCK_BYTES a call; a block that fails to decode is
