@@ -154,7 +154,11 @@ def test_ensemble_weights_spaces_and_refusals(store, tmp_path, capsys):
     other_vocab = make_store(tmp_path / "v.zarr", mids=MIDS[::-1])
     fill_store(other_vocab)
     code, _, err = run(capsys, "ensemble", store, other_vocab, tmp_path / "w.zarr")
-    assert code == 1 and "vocabulary differs" in err
+    assert code == 1 and "vocabulary differs" in err and "pass --vocab-remap" in err
+    assert run(capsys, "ensemble", store, other_vocab, tmp_path / "w.zarr", "--vocab-remap")[0] == 0
+    remapped, reversed_logits = LogitTable.open(tmp_path / "w.zarr"), LogitTable.open(other_vocab).logits_for([0])
+    np.testing.assert_allclose(remapped.logits_for([0]), 0.5 * first.logits_for([0]) + 0.5 * reversed_logits[:, ::-1],
+                               atol=2e-2)
 
 
 def _vocabulary_csv(path: Path) -> Path:

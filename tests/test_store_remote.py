@@ -57,6 +57,13 @@ def test_zip_reads_use_range_requests(published):
     assert len(RangeHandler.ranged) == len(gets)  # every read of the zip asked for a byte range
 
 
+def test_export_from_a_url_reproduces_the_digest(published, tmp_path):
+    root, digest = published
+    with StaticServer(root) as server:
+        assert export(f"{server.url}/teacher.zarr", tmp_path / "copy.zarr.zip") == digest
+    assert check_store(tmp_path / "copy.zarr.zip", expected_digest=digest).ok
+
+
 def test_a_tampered_file_on_the_server_is_caught(published, capsys):
     root, digest = published
     chunk = root / "teacher.zarr" / "logits" / "c" / "0" / "0"

@@ -94,7 +94,7 @@ def _report(out: str, completed: dict) -> int:
 def cmd_ensemble(args) -> int:
     from .ops import ensemble
 
-    return _report(args.out, ensemble(args.stores, args.out, args.weights, args.space, args.clips))
+    return _report(args.out, ensemble(args.stores, args.out, args.weights, args.space, args.clips, args.vocab_remap))
 
 
 def cmd_merge(args) -> int:
@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="average logits, or probabilities (converted back to logits)")
     p.add_argument("--clips", choices=("same", "intersection"), default="same",
                    help="same: refuse different clip sets; intersection: keep the clips all stores have")
+    p.add_argument("--vocab-remap", action="store_true",
+                   help="map stores whose classes are the first's in another order by mid (else refused)")
     p.set_defaults(run=cmd_ensemble)
 
     p = commands.add_parser("merge", help="one store from stores of different shards or splits of one dataset")

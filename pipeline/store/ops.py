@@ -151,10 +151,11 @@ def _activate(logits: np.ndarray, activation: str) -> np.ndarray:
 
 
 def ensemble(locations: list, out, weights: list[float] | None = None, space: str = "logits",
-             clips: str = "same") -> dict:
+             clips: str = "same", vocab_remap: bool = False) -> dict:
     """A teacher made of several (e.g. a CNN and an AST): the weighted mean of their logits or probabilities.
 
-    Refuses different vocabularies, activations or clip sets unless `clips="intersection"`.
+    Refuses different clip sets unless `clips="intersection"`, other activations, and vocabularies that
+    differ from the first store's unless `vocab_remap` (the same classes in another order, mapped by mid).
     """
     from .reader import LogitTable
 
@@ -169,9 +170,19 @@ def ensemble(locations: list, out, weights: list[float] | None = None, space: st
     sources = [Source(location) for location in locations]
     tables = [LogitTable.open(location, load_views=False) for location in locations]
     first = sources[0]
-    for source in sources[1:]:
-        if source.attrs["vocabulary"]["mids"] != first.attrs["vocabulary"]["mids"]:
-            raise StoreError(f"{source.location}: its vocabulary differs from {first.location}'s (classes or order)")
+    mids = first.attrs["vocabulary"]["mids"]
+    orders = []  # per member: its class index for each of the first store's classes
+    for source in sources:
+        theirs = source.attrs["vocabulary"]["mids"]
+        if theirs == mids:
+            orders.append(None)
+        elif vocab_remap and sorted(theirs) == sorted(mids):
+            position = {mid: i for i, mid in enumerate(theirs)}
+            orders.append(np.array([position[mid] for mid in mids]))
+        else:
+            raise StoreError(f"{source.location}: its vocabulary differs from {first.location}'s ("
+                             + ("same classes, other order: pass --vocab-remap" if sorted(theirs) == sorted(mids)
+                                else "other classes") + ")")
         if source.attrs["activation"] != first.attrs["activation"]:
             raise StoreError(f"{source.location}: activation {source.attrs['activation']} differs from "
                              f"{first.attrs['activation']}")
@@ -180,7 +191,8 @@ def ensemble(locations: list, out, weights: list[float] | None = None, space: st
         raise StoreError(f"the stores hold different clip sets ({', '.join(str(len(s.clip_ids)) for s in sources)} "
                          f"clips, {len(ids)} in all); pass --clips intersection to keep the shared ones")
     activation = first.attrs["activation"]
-    stacked = np.stack([t.logits_for(t.rows(ids)) for t in tables])  # [member, clip, class]
+    stacked = np.stack([t.logits_for(t.rows(ids)) if order is None else t.logits_for(t.rows(ids))[:, order]
+                        for t, order in zip(tables, orders)])  # [member, clip, class], the first's class order
     w = np.asarray(weights, dtype=np.float64)[:, None, None]
     if space == "logits":
         mixed = (w * stacked).sum(axis=0)
@@ -195,7 +207,7 @@ def ensemble(locations: list, out, weights: list[float] | None = None, space: st
                "ensemble": {"members": members, "space": space}}
     rows = [(first, first.row_of[c]) for c in ids]
     derived = {"op": "ensemble", "inputs": [s.record() for s in sources], "weights": weights, "space": space,
-               "clips": clips}
+               "clips": clips, "vocab_remap": vocab_remap}
     dtype = "float32" if any(s.layout.dtype == "float32" for s in sources) else "float16"
     _new_store_like(out, _with_teacher(first, teacher), rows, derived, views=0, topk=0, dtype=dtype)
     with StoreLock(out):
