@@ -113,7 +113,7 @@ def _write(out, release: dict[str, np.ndarray], manifest_dir, teacher: str, acti
         manifest_attrs = {"name": manifest.name, "sha256": manifest_hashes(manifest_dir)}
     else:
         clips = [(clip_id, "", 0, "") for clip_id in release]
-        manifest_attrs = {"name": "imported", "sha256": {"release": imported["files"]}}
+        manifest_attrs = {"name": "imported", "sha256": dict(imported["files"])}  # the release files stand in
     checkpoint = "release-" + next(iter(imported["files"].values()))
     attrs = {"teacher": {"model": teacher, "checkpoint_sha256": checkpoint}, "manifest": manifest_attrs,
              "front_end": {"sample_rate": int(sample_rate), "imported": imported["format"]}, "imported": imported}
