@@ -60,6 +60,10 @@ LAMBDA ?=
 TAU ?=
 ## student: clips without teacher logits: error | mask (default: error)
 MISSING ?=
+## student: join store rows by clip id (audio fingerprint checked) or by fingerprint (renamed copies): id | fingerprint
+JOIN ?=
+## verify: the store digest a lab published, to check a received copy against
+DIGEST ?=
 ## evaluate: run dir or .pt file (default: the newest finished run)
 CHECKPOINT ?=
 ## teacher: start from this checkpoint (a published AST/PSLA file such as audioset_10_10_0.4593.pth, or ours)
@@ -79,7 +83,7 @@ AUDIOSET_SEGMENTS ?=
 
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
 
-.PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect student cmkd \
+.PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd \
         demo test bench gpu-check clean help
 
 # the documented variables (a `## ` line right above their `?=`), for `make help` to show their values
@@ -144,13 +148,18 @@ inspect: install
 	$(PY) -m stages.inspect_store $(call opt,--dataset,$(DATASET)) $(call opt,--store,$(LOGITS)) \
 		$(call opt,--fold,$(FOLD)) $(call opt,--tau,$(TAU))
 
+## every chunk of a store re-hashed, coverage against DATASET's manifest; DIGEST=<hex> checks a received copy
+verify: install
+	$(PY) -m pipeline.store verify "$(or $(LOGITS),$(shell cat stores/$(DATASET)/LATEST 2>/dev/null))" \
+		$(call opt,--digest,$(DIGEST)) $(if $(wildcard data_manifests/$(DATASET)/clips.csv),--manifest $(DATASET),)
+
 ## stage two: train MODEL from audio + cached logits (LOGITS, KD, KD_LOSS, LAMBDA, TAU, MISSING)
 student: install
 	$(PY) -m stages.student --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG))) \
 		$(call opt,--model,$(MODEL)) $(call opt,--run,$(RUN)) $(call opt,--fold,$(FOLD)) \
 		$(call opt,--logits,$(LOGITS)) $(call opt,--teacher,$(TEACHER)) $(call opt,--kd,$(KD)) \
 		$(call opt,--kd-loss,$(KD_LOSS)) $(call opt,--lambda,$(LAMBDA)) $(call opt,--tau,$(TAU)) \
-		$(call opt,--missing,$(MISSING)) $(if $(RESUME),--resume,) -- $(ARGS)
+		$(call opt,--missing,$(MISSING)) $(call opt,--join,$(JOIN)) $(if $(RESUME),--resume,) -- $(ARGS)
 
 ## the paper's grid (equal and short designs, controls) with SEEDS student seeds; report under reports/DATASET (DESIGN, DIRECTION, CELLS)
 cmkd: install

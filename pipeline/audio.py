@@ -6,6 +6,7 @@ Every reader in the project goes through :func:`read_audio` (files) or :class:`P
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -67,6 +68,23 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
     if info.frames == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
     return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
+
+
+FINGERPRINT_HEX = 32  # 128 bits of sha256: collisions between real clips are out of reach
+
+
+def fingerprint_samples(samples: np.ndarray) -> str:
+    """The audio fingerprint of a 16 kHz float32 mono waveform: sha256 of its int16 little-endian samples.
+
+    It identifies what a model hears, not the file: a WAV re-encoded to FLAC (or packed to HDF5)
+    keeps it, a trimmed, resampled-differently or other recording does not.
+    """
+    return hashlib.sha256(float_to_int16(samples).astype("<i2").tobytes()).hexdigest()[:FINGERPRINT_HEX]
+
+
+def audio_fingerprint(path: str | os.PathLike) -> str:
+    """Decode the file as every reader does (:func:`read_audio`) and fingerprint the samples."""
+    return fingerprint_samples(read_audio(path))
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

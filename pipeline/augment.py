@@ -1,6 +1,6 @@
 """Augmented views as plain data: drawn from a seed, applied anywhere, replayed exactly.
 
-A :class:`View` holds every random choice behind one augmented input: the mixup partner (by
+A :class:`~pipeline.views.View` (numpy-free, so the store imports without torch) holds every random choice behind one augmented input: the mixup partner (by
 clip_id) and lambda, a time shift, and the SpecAugment masks. It is drawn from
 ``(seed, clip_id, view_index)`` alone, so it never depends on batch order, worker count or GPU
 count. Stage one stores the views its teacher saw; stage two rebuilds the identical input from them
@@ -11,35 +11,14 @@ https://github.com/RicherMans/CED/issues/23).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .config import Config, FrontEndConfig
 from .features import fbank, normalise, pad_or_cut
-
-MAX_MASKS = 2  # SpecAugment masks per axis (the parent recipe uses one of each; room for two)
-
-
-@dataclass(frozen=True)
-class View:
-    seed: int
-    view_index: int
-    partner: str = ""  # clip_id of the mixup partner, "" for no mixup
-    lam: float = 1.0  # weight of the clip itself; the partner gets 1 - lam
-    time_shift: int = 0  # circular shift in frames (positive = later)
-    freq_masks: tuple[tuple[int, int], ...] = ()  # (start bin, width)
-    time_masks: tuple[tuple[int, int], ...] = ()  # (start frame, width)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["freq_masks"] = [list(m) for m in self.freq_masks]
-        data["time_masks"] = [list(m) for m in self.time_masks]
-        return data
-
-
-IDENTITY = View(seed=0, view_index=0)
+from .views import IDENTITY, MAX_MASKS, View  # noqa: F401  (re-exported: the record lives in pipeline.views)
 
 
 @dataclass(frozen=True)

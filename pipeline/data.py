@@ -42,6 +42,7 @@ class KDSettings:
     table: object  # pipeline.store.LogitTable
     rows: np.ndarray  # store row per dataset clip (-1: not in the store)
     class_map: np.ndarray | None = None  # store class index per manifest class, when they differ
+    clean_views: np.ndarray | None = None  # [clip, view] True: stored partner unavailable, replay the clean clip
 
 
 def multi_hot(clip: Clip, class_index: dict[str, int], num_classes: int) -> np.ndarray:
@@ -86,6 +87,8 @@ class ClipDataset(Dataset):
             row = int(self.kd.rows[index])
             if row >= 0 and self.kd.table.num_views > 0:
                 slot = self.epoch % self.kd.table.num_views
+                if self.kd.clean_views is not None and self.kd.clean_views[index, slot]:
+                    return IDENTITY, -1  # MISSING=mask: the clean clip with its clean-clip logits
                 return self.kd.table.view_for(row, slot), slot
         if self.augment is None:
             return IDENTITY, -1

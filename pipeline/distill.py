@@ -9,7 +9,7 @@ them with zero KD weight. Unlabelled clips (empty labels) train on the KD term a
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +31,19 @@ class Coverage:
     with_logits: int
     unlabelled: int
     missing: list[str]
+    audio_differs: list[str] = field(default_factory=list)  # in the store by id, other audio (not joined)
+    by_content: int = 0  # joined by audio fingerprint under another store id (JOIN=fingerprint)
+    audio_checked: bool = True  # False: store or manifest without fingerprints
+    clean_views: int = 0  # KD=replay views whose mixup partner is unavailable: clean clip instead
 
     def line(self) -> str:
+        audio = (f"audio: {len(self.audio_differs)} differ from the store's, {self.by_content} joined by content"
+                 if self.audio_checked else "audio not checked (no fingerprints in the store or the manifest)")
         return (f"coverage: {self.with_logits}/{self.train_clips} train clips have teacher logits "
                 f"({100.0 * self.with_logits / max(self.train_clips, 1):.1f}%), {len(self.missing)} missing, "
-                f"{self.unlabelled} unlabelled (KD only)")
+                f"{self.unlabelled} unlabelled (KD only); {audio}"
+                + (f"; {self.clean_views} replay views without their partner use the clean clip"
+                   if self.clean_views else ""))
 
 
 def class_map_for(teacher_mids: list[str], manifest: Manifest, remap: bool, source: str) -> np.ndarray | None:
@@ -73,13 +81,14 @@ def check_front_end(store_front_end: dict, student: FrontEndConfig, mode: str, s
 def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_clips: list[Clip],
                  front_end: FrontEndConfig, num_workers: int = 0) -> tuple[KDSettings, Coverage, list[str]]:
     from .store import LogitTable
+    from .store.matching import match_clips, replay_partners
 
     # fold-based data: one store per fold's teacher, e.g. LOGITS=stores/esc50/ast-fold{fold}.zarr
     source = config.logits.format(fold=config.fold) if "{fold}" in config.logits else config.logits
     if not source:
         raise DistillError(f"KD={config.kd} needs LOGITS=<store> (no stores/{manifest.name}/LATEST yet: "
                            f"run `make teacher-logits DATASET={manifest.name}` first)")
-    table = LogitTable.open(source, load_views=config.kd == "replay")
+    table = LogitTable.open(source, load_views=config.kd == "replay", verify=config.verify)
     class_map = class_map_for(table.vocabulary_mids, manifest, config.vocab_remap, source)
     notes = check_front_end(table.front_end, front_end, config.kd, source)
     if config.kd == "replay" and table.num_views == 0:
@@ -87,21 +96,50 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
     stored_hash = (table.attrs.get("manifest") or {}).get("sha256", {})
     if stored_hash and stored_hash != manifest_hashes(manifest_dir):
         notes.append(f"note: {source} was built from another copy of the manifest "
-                     f"({table.attrs['manifest'].get('name')}); joining by clip_id")
+                     f"({table.attrs['manifest'].get('name')}); joining by "
+                     + ("audio fingerprint" if config.join == "fingerprint" else "clip_id"))
+    try:
+        match = match_clips(table, [c.clip_id for c in manifest.clips], [c.fingerprint for c in manifest.clips],
+                            config.join)
+    except ValueError as exc:
+        raise DistillError(f"{source}: {exc}") from None
+    if match.audio_differs or match.by_content:  # look clips up by this manifest's names and content
+        table.rejoin({c.clip_id: int(r) for c, r in zip(manifest.clips, match.rows) if r >= 0})
+    differs = set(match.audio_differs)
     rows = table.rows([c.clip_id for c in train_clips])
     valid = np.zeros(len(train_clips), dtype=bool)
     present = rows >= 0
     valid[present] = table.valid_rows(rows[present])
+    train_ids = {c.clip_id for c in train_clips}
     coverage = Coverage(len(train_clips), int(valid.sum()), sum(1 for c in train_clips if not c.labels),
-                        [c.clip_id for c, ok in zip(train_clips, valid) if not ok])
+                        [c.clip_id for c, ok in zip(train_clips, valid) if not ok and c.clip_id not in differs],
+                        [c for c in match.audio_differs if c in train_ids],
+                        sum(1 for c in match.by_content if c in train_ids), match.audio_checked)
+    if coverage.audio_differs and config.missing == "error":
+        raise DistillError(f"{source}: {len(coverage.audio_differs)} train clips have the store's clip id but other "
+                           f"audio (fingerprints differ; first: {', '.join(coverage.audio_differs[:20])}); the "
+                           "store was built from another copy: pass MISSING=mask to train them without KD, or "
+                           "JOIN=fingerprint to join by content")
     if coverage.missing and config.missing == "error":
         shown = ", ".join(coverage.missing[:20])
         raise DistillError(f"{source}: {len(coverage.missing)} train clips have no valid teacher logits "
                            f"(first: {shown}); rebuild the store or pass MISSING=mask to train them without KD")
+    clean_views = None
+    if config.kd == "replay":
+        alias, lost = replay_partners(table, np.where(valid, rows, -1), manifest.clips, config.join)
+        table.rejoin(table.index, alias)
+        lost_clips = [(train_clips[i].clip_id, int(np.flatnonzero(lost[i])[0])) for i in np.flatnonzero(lost.any(axis=1))]
+        if lost_clips and config.missing == "error":
+            shown = ", ".join(f"{clip} (view {k})" for clip, k in lost_clips[:20])
+            raise DistillError(f"{source}: KD=replay: {len(lost_clips)} train clips have stored views whose mixup "
+                               f"partner this manifest lacks or holds with other audio (first: {shown}); pass "
+                               "MISSING=mask to train those views on the clean clip and its clean logits")
+        coverage.clean_views, clean_views = int(lost.sum()), lost
     rows = np.where(valid, rows, -1)
     if num_workers > 0:
         table = table.share()  # workers map one copy of the logits instead of each holding its own
-    return KDSettings(mode=config.kd, table=table, rows=rows, class_map=class_map), coverage, notes
+    return (KDSettings(mode=config.kd, table=table, rows=rows, class_map=class_map, clean_views=clean_views),
+            coverage, notes)
 
 
 def attach_online_teacher(config: Config, manifest: Manifest, front_end: FrontEndConfig):

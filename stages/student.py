@@ -4,6 +4,8 @@ import sys
 
 from pipeline.distill import choose_kd_source, train_student
 from pipeline.losses import KD_KINDS
+from pipeline.distill import DistillError
+from pipeline.store import StoreError
 
 from .common import base_parser, resolve_config
 
@@ -25,6 +27,8 @@ def main(argv=None) -> int:
     parser.add_argument("--missing", default=None, choices=("error", "mask"),
                         help="train clips without teacher logits: error stops listing them, mask trains them "
                              "with zero KD weight (default: the recipe's, else error)")
+    parser.add_argument("--join", default=None, choices=("id", "fingerprint"),
+                        help="join store rows by clip id (audio checked) or by audio fingerprint (renamed copies)")
     # torchrun reads a bare --run as an abbreviation of its own --run-path; --run-name passes through
     parser.add_argument("--run", "--run-name", dest="run", default=None,
                         help="run name (default: <model>-kd-<kd>, or the model name without KD)")
@@ -35,12 +39,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     kd, logits = choose_kd_source(args.logits, args.kd, args.dataset)
     config = resolve_config(args, model=args.model, fold=args.fold, kd=kd, kd_loss=args.kd_loss,
-                            kd_lambda=args.kd_lambda, tau=args.tau, missing=args.missing,
+                            kd_lambda=args.kd_lambda, tau=args.tau, missing=args.missing, join=args.join,
                             logits=logits, teacher=args.teacher)
     run = args.run or (f"{config.model}-kd-{config.kd}" if config.kd != "none" else config.model)
 
     print(f"student {config.model}: KD={config.kd}" + (f" from {config.logits}" if config.logits else ""))
-    summary = train_student(args.dataset, config, run, fold=args.fold, resume=args.resume)
+    try:
+        summary = train_student(args.dataset, config, run, fold=args.fold, resume=args.resume)
+    except (DistillError, StoreError) as error:  # a store that cannot teach: one line, nothing trained
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     if not summary:
         return 0  # a rank other than 0 under torchrun: rank 0 reports
     print(f"{run} on {args.dataset}: eval mAP {summary['map']:.4f}  accuracy {summary['accuracy']:.4f}"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.audio import write_wav
+from pipeline.audio import audio_fingerprint, write_wav
 from pipeline.config import load_config
 from pipeline.manifests import Clip, Label, write_manifest
 
@@ -54,7 +54,8 @@ def make_tiny_dataset(root: Path, name: str = "tiny", n_train: int = 24, n_eval:
             mids = []
         split = "" if fold_based else ("train" if i < n_train or not mids else "eval")
         fold = (i % 4) + 1 if fold_based else None
-        clips.append(Clip(f"c{i:03d}", f"audio/{name}/c{i:03d}.wav", tuple(mids), split, fold, seconds, 16000, 1))
+        clips.append(Clip(f"c{i:03d}", f"audio/{name}/c{i:03d}.wav", tuple(mids), split, fold, seconds, 16000, 1,
+                          audio_fingerprint(path)))
     labels = [Label(i, mid, label) for i, (mid, label) in enumerate(TINY_CLASSES)]
     out = root / "data_manifests" / name
     write_manifest(out, name, root, "esc50" if fold_based else "fsd50k", labels, clips)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.augment import AugmentSettings, View, draw_view
-from pipeline.store import LogitTable, chunk_plan, create_store, mark_chunk_done, views_to_arrays, write_chunk
+from pipeline.store import (LogitTable, chunk_plan, create_store, finalize_store, mark_chunk_done, views_to_arrays,
+                            write_chunk)
 
 
 MIDS = ["/m/dog", "/m/cat", "/m/rain", "/m/car", "/m/bird", "/m/wind"]
@@ -47,10 +48,11 @@ def chunk_views(ids: list[str], start: int, stop: int, views: int, seed: int = 7
     return [[draw_view(seed, ids[row], k, ids, SETTINGS, 128, 100) for k in range(views)] for row in range(start, stop)]
 
 
-def fill_store(path: Path, views: int = 0, failed: dict[str, str] | None = None) -> dict[str, np.ndarray]:
-    """Write and mark every chunk; returns the dense inputs so tests can compare against them."""
+def fill_store(path: Path, views: int = 0, failed: dict[str, str] | None = None,
+               finalize: bool = True) -> dict[str, np.ndarray]:
+    """Write and mark every chunk (and finalize); returns the dense inputs so tests can compare against them."""
     failed = failed or {}
-    table = LogitTable.open(path, load_views=False)
+    table = LogitTable.open(path, load_views=False, verify=False)
     ids, num_classes = table.clip_ids, table.num_classes
     dense = teacher_logits(len(ids), num_classes, seed=1)
     view_dense = teacher_logits(len(ids), num_classes, seed=2, views=views) if views else None
@@ -60,4 +62,6 @@ def fill_store(path: Path, views: int = 0, failed: dict[str, str] | None = None)
         sha = write_chunk(path, chunk, dense[start:stop], valid,
                           view_dense[start:stop] if views else None, arrays)
         mark_chunk_done(path, chunk, sha, [(c, e) for c, e in failed.items() if ids.index(c) in range(start, stop)])
+    if finalize:
+        finalize_store(path)
     return {"logits": dense, "view_logits": view_dense}

@@ -120,3 +120,16 @@ def test_packed_audio_survives_pickling_and_forked_workers(packed):
                                          multiprocessing_context=multiprocessing.get_context("fork"))
     for clip_id, wave in zip(Dataset.ids, loader):
         np.testing.assert_array_equal(wave.numpy(), audio.read(clip_id))
+
+
+def test_fingerprint_follows_the_samples_not_the_container(tmp_path):
+    from pipeline.audio import audio_fingerprint, fingerprint_samples
+
+    wave = (np.random.default_rng(3).standard_normal(8000) * 0.1).astype(np.float32)
+    write_wav(tmp_path / "a.wav", wave)
+    sf.write(str(tmp_path / "a.flac"), read_audio(tmp_path / "a.wav"), SAMPLE_RATE, subtype="PCM_16")
+    first = audio_fingerprint(tmp_path / "a.wav")
+    assert first == audio_fingerprint(tmp_path / "a.flac") == fingerprint_samples(read_audio(tmp_path / "a.wav"))
+    louder = read_audio(tmp_path / "a.wav").copy()
+    louder[100] += 1 / 32768  # one sample, one least significant bit
+    assert fingerprint_samples(louder) != first and len(first) == 32

@@ -13,7 +13,8 @@ from pipeline.bench import entry_names, run_bench
 from pipeline.bench.harness import Goal, entry_params, interleaved, paired_ratio
 from pipeline.bench.stage_two import CACHED_QUICK
 
-CHEAP = ["store_bytes", "topk_error", "cached_kd_step", "logit_lookups", "packed_vs_wav"]
+CHEAP = ["store_bytes", "topk_error", "cached_kd_step", "logit_lookups", "packed_vs_wav", "verify_throughput",
+         "verified_read_cost", "fingerprint_cost"]
 TINY = {
     "store_bytes": {"clips": 60, "classes": 30},
     "topk_error": {"rows": 64, "classes": 60},
@@ -21,6 +22,10 @@ TINY = {
                        "repeats": 2, "warmup": 1},
     "logit_lookups": {"rows": 3000, "classes": 40, "chunk_clips": 1000, "batches": 20},
     "packed_vs_wav": {"clips": 5, "clip_seconds": 1.0, "repeats": 1},
+    "verify_throughput": {"clips": 300, "classes": 30, "repeats": 1},
+    "verified_read_cost": {"clips": 200, "classes": 30, "n_mels": 32, "target_length": 100, "batch": 2,
+                           "step_repeats": 1, "open_repeats": 1},
+    "fingerprint_cost": {"clips": 2, "seconds": 1.0},
 }
 
 

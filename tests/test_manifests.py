@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from pipeline.audio import audio_fingerprint
 from pipeline.manifests import (ManifestError, build_manifest, load_manifest, manifest_hashes, prepare_ast_json,
                                 prepare_audioset, prepare_esc50, prepare_fsd50k, scan_audioset)
 from pipeline.manifests.validate import split_from_file_name
@@ -361,8 +362,10 @@ def test_driver_writes_manifest_with_header_info_and_hashes(tmp_path, capsys):
     assert info["sha256"] == manifest_hashes(out / "tiny")
     with open(out / "tiny/clips.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    fingerprint = rows[1].pop("fingerprint")
     assert rows[1] == {"clip_id": "102", "path": "FSD50K.dev_audio/102.wav", "labels": "/m/07qrkrw,/m/06mb1",
                        "split": "train", "fold": "", "duration_s": "0.1000", "sample_rate": "16000", "channels": "1"}
+    assert fingerprint == audio_fingerprint(root / "FSD50K.dev_audio/102.wav") and len(fingerprint) == 32
     assert (out / "tiny/labels.csv").read_text().splitlines()[1] == "0,/m/05tny_,Bark"
     first = (out / "tiny/clips.csv").read_bytes()
     run_driver("--dataset", "tiny", "--format", "fsd50k", "--data-root", str(root), "--out-root", str(out))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import io, lookups, models, stage_one, stage_two, store
+from . import io, lookups, models, sharing, stage_one, stage_two, store
 from .harness import (BenchContext, EntryResult, Measured, load_average, machine_info, read_previous,
                       results_document, entry_params, utc_now, write_results)
 
@@ -46,6 +46,12 @@ ENTRIES = (
     Entry("logit_lookups", "AudioSet-scale store: lookups/s and memory per DataLoader worker", lookups.run,
           lookups.LOOKUP_FULL, lookups.LOOKUP_QUICK, fresh_process=True),
     Entry("packed_vs_wav", "packed HDF5 vs per-file WAV reading", io.run, io.PACKED_FULL, io.PACKED_QUICK),
+    Entry("verify_throughput", "full store verification, MB/s", sharing.run_verify, sharing.VERIFY_FULL,
+          sharing.VERIFY_QUICK),
+    Entry("verified_read_cost", "verifying a store on open / one cached-KD epoch", sharing.run_verified_read,
+          sharing.VERIFIED_READ_FULL, sharing.VERIFIED_READ_QUICK),
+    Entry("fingerprint_cost", "audio fingerprint per clip while validating a manifest", sharing.run_fingerprint,
+          sharing.FINGERPRINT_FULL, sharing.FINGERPRINT_QUICK),
 )
 
 

@@ -68,7 +68,8 @@ def prepare(job: StageOneJob):
                  folds=[c.fold or 0 for c in manifest.clips], vocabulary_mids=vocabulary["mids"],
                  vocabulary_names=vocabulary["names"], activation=first.get("activation", "sigmoid"), attrs=attrs,
                  views=job.views, view_seed=job.view_seed, dtype=job.dtype, topk=job.topk,
-                 chunk_clips=job.chunk_clips, overwrite=job.overwrite)
+                 chunk_clips=job.chunk_clips, overwrite=job.overwrite,
+                 fingerprints=[c.fingerprint for c in manifest.clips])
     device = job.device if job.device != "auto" else ("cuda" if _cuda() else "cpu")
     spec = ChunkSpec(store_path=str(Path(job.out).resolve()), manifest_dir=str(manifest_dir.resolve()),
                      checkpoints=tuple(teachers.checkpoints), held_out=tuple(sorted(teachers.held_out.items())),

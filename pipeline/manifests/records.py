@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CLIP_COLUMNS = ["clip_id", "path", "labels", "split", "fold", "duration_s", "sample_rate", "channels"]
+CLIP_COLUMNS = ["clip_id", "path", "labels", "split", "fold", "duration_s", "sample_rate", "channels", "fingerprint"]
 LABEL_COLUMNS = ["index", "mid", "name"]
 
 
@@ -49,6 +49,7 @@ class Clip:
     duration_s: float = 0.0
     sample_rate: int = 0
     channels: int = 0
+    fingerprint: str = ""  # pipeline.audio.fingerprint_samples of the decoded audio; "" in older manifests
 
 
 @dataclass
@@ -205,6 +206,7 @@ def load_manifest(manifest_dir: str | os.PathLike) -> Manifest:
                 duration_s=float(r["duration_s"] or 0),
                 sample_rate=int(r["sample_rate"] or 0),
                 channels=int(r["channels"] or 0),
+                fingerprint=r.get("fingerprint") or "",
             ))
     return Manifest(manifest_dir.name, Path(info["data_root"]), labels, clips, info)
 

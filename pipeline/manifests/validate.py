@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..audio import AudioError, audio_info
+from ..audio import AudioError, audio_fingerprint, audio_info
 from ..progress import bar_options
 from .records import Clip, Label, ManifestError
 
@@ -204,9 +204,9 @@ def scan_audio_files(data_root: Path) -> list[str]:
 # From source rows to clips
 # ------------------------------------------------------------------------------------------------
 
-def _probe(path: Path) -> tuple[float, int, int] | str:
+def _probe(path: Path) -> tuple[float, int, int, str] | str:
     try:
-        return audio_info(path)
+        return (*audio_info(path), audio_fingerprint(path))  # the fingerprint decodes the whole file
     except AudioError as error:
         return str(error).removeprefix(f"{path}: ")
     except OSError as error:  # e.g. permission denied
@@ -258,8 +258,9 @@ def finalise_clips(rows: list[SourceRow], labels: list[Label], data_root: Path, 
         if isinstance(header, str):
             problems.add(row.where, f"audio {relative}: {header}")
             continue
-        duration, sample_rate, channels = header
-        clips.append(Clip(row.clip_id, relative, row.labels, row.split, row.fold, duration, sample_rate, channels))
+        duration, sample_rate, channels, fingerprint = header
+        clips.append(Clip(row.clip_id, relative, row.labels, row.split, row.fold, duration, sample_rate, channels,
+                          fingerprint))
     problems.raise_if_any(source)
     return clips
 

@@ -1,4 +1,4 @@
-"""The stage-one logit store (format "cmkd-logits" 1.0, Zarr v3): the one owner of the format.
+"""The stage-one logit store (format "cmkd-logits" 1.1, Zarr v3): the one owner of the format.
 
 Writers: :func:`create_store` (client), :func:`write_chunk` (workers), :func:`mark_chunk_done` and
 :func:`finalize_store` (client), under a :class:`StoreLock`. Readers: :class:`LogitTable` for stage
@@ -12,15 +12,17 @@ from .format import (FORMAT_ID, FORMAT_VERSION, Layout, StoreError, StoreLocked,
 from .lock import StoreLock, lock_path
 from .reader import LogitTable
 from .topk import rebuild_dense, topk_compress
-from .verify import inspect, verify_store
+from .describe import describe, inspect
+from .verify import Verification, check_store, verify_store
 from .views import arrays_to_view, views_to_arrays
-from .writer import (chunk_digest, chunk_plan, done_chunks, finalize_store, mark_chunk_done, read_failures,
+from .integrity import chunk_digest
+from .writer import (chunk_plan, done_chunks, finalize_store, mark_chunk_done, read_failures,
                      store_is_complete, write_chunk)
 
 __all__ = [
     "FORMAT_ID", "FORMAT_VERSION", "Layout", "LogitTable", "StoreError", "StoreLock", "StoreLocked",
-    "StoreMismatch", "arrays_to_view", "chunk_digest", "chunk_plan", "create_store", "default_chunk_clips",
-    "done_chunks", "finalize_store", "inspect", "lock_path", "mark_chunk_done", "read_failures", "rebuild_dense",
+    "StoreMismatch", "Verification", "arrays_to_view", "check_store", "chunk_digest", "chunk_plan", "create_store", "default_chunk_clips",
+    "describe", "done_chunks", "finalize_store", "inspect", "lock_path", "mark_chunk_done", "read_failures", "rebuild_dense",
     "software_attrs", "store_is_complete", "strings_sha256", "topk_compress", "verify_store", "views_to_arrays",
     "write_chunk",
 ]

@@ -116,12 +116,16 @@ def build_attrs(*, clip_ids, vocabulary_mids, vocabulary_names, activation, attr
 def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary_mids, vocabulary_names,
                  activation: str, attrs: dict, views: int = 0, view_seed: int = 0, max_masks: int = 2,
                  dtype: str = "float16", topk: int = 0, chunk_clips: int | None = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, fingerprints=None) -> None:
     """Create the store, or keep a compatible existing one (resume); refuse an incompatible one.
 
     Raises StoreMismatch naming every identity field that differs, unless overwrite=True, which
-    deletes the old store and starts afresh.
+    deletes the old store and starts afresh. `fingerprints`: the manifest's per-clip audio
+    fingerprints ("" where unknown), so stage two can tell a clip from another with the same id.
     """
+    fingerprints = [""] * len(clip_ids) if fingerprints is None else [str(f or "") for f in fingerprints]
+    if len(fingerprints) != len(clip_ids):
+        raise ValueError(f"fingerprints ({len(fingerprints)}) must have one entry per clip ({len(clip_ids)})")
     clip_ids, splits = [str(c) for c in clip_ids], [str(s) for s in splits]
     folds = [0 if f is None else int(f) for f in folds]
     _validate_columns(clip_ids, splits, folds, list(vocabulary_mids), list(vocabulary_names))
@@ -149,7 +153,7 @@ def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary
             return
     if path.exists():
         shutil.rmtree(path)
-    _write_new(path, layout, new_attrs, clip_ids, splits, folds)
+    _write_new(path, layout, new_attrs, clip_ids, splits, folds, fingerprints)
 
 
 def _resume(path: Path, new_attrs: dict, chunk_clips: int | None) -> bool:
@@ -180,11 +184,12 @@ def _resume(path: Path, new_attrs: dict, chunk_clips: int | None) -> bool:
     return True
 
 
-def _write_new(path: Path, layout: Layout, attrs: dict, clip_ids, splits, folds) -> None:
+def _write_new(path: Path, layout: Layout, attrs: dict, clip_ids, splits, folds, fingerprints) -> None:
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     arrays = {spec.name: create_array(group, spec) for spec in layout.array_specs()}
     arrays["clip_id"][:] = np.array(clip_ids, dtype=str)
     arrays["split"][:] = np.array(splits, dtype=str)
     arrays["fold"][:] = np.array(folds, dtype=np.int8)
+    arrays["fingerprint"][:] = np.array(fingerprints, dtype=str)
     # attrs last: a store whose creation was interrupted has no format id and is not taken for one
     group.attrs.update(attrs)

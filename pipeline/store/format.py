@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 FORMAT_ID = "cmkd-logits"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1 added: fingerprint, checksummed columns, crc32c codecs, completed.digest
 ACTIVATIONS = ("sigmoid", "softmax")
 DTYPES = ("float16", "float32")
 TARGET_CHUNK_BYTES = 1 << 20  # small chunks mean many files and slow listing on shared filesystems
@@ -117,13 +118,14 @@ class Layout:
                           ("clip", "view", "mask", "start_width"), -1)]
         return specs
 
-    def array_specs(self) -> list[ArraySpec]:
-        """Every array of a fresh store: manifest columns, chunk data, bookkeeping, failures."""
+    def array_specs(self, minor: int = int(FORMAT_VERSION.split(".")[1])) -> list[ArraySpec]:
+        """Every array of a store of version 1.<minor>: manifest columns, chunk data, bookkeeping, failures."""
         n, rows, chunks = self.n_clips, self.chunk_clips, self.n_chunks
         return [
             ArraySpec("clip_id", (n,), (rows,), "str", ("clip",), ""),
             ArraySpec("split", (n,), (rows,), "str", ("clip",), ""),
             ArraySpec("fold", (n,), (rows,), "int8", ("clip",), 0),
+            *([ArraySpec("fingerprint", (n,), (rows,), "str", ("clip",), "")] if minor >= 1 else []),
             *self.chunk_array_specs(),
             ArraySpec("chunk_done", (chunks,), (chunks,), "bool", ("chunk",), False),
             ArraySpec("chunk_sha256", (chunks,), (chunks,), "str", ("chunk",), ""),
@@ -142,20 +144,33 @@ def default_chunk_clips(n_clips: int, num_classes: int, dtype: str, topk: int) -
 
 
 def create_array(group: zarr.Group, spec: ArraySpec) -> zarr.Array:
+    """zstd as zarr's default, then a crc32c of the compressed bytes: any zarr reader catches a bit flip."""
     dtype = str if spec.dtype == "str" else spec.dtype
     return group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, dtype=dtype,
-                              fill_value=spec.fill, dimension_names=spec.dims)
+                              fill_value=spec.fill, dimension_names=spec.dims,
+                              compressors=(ZstdCodec(level=0), Crc32cCodec()))
 
 
 def is_store(path: str | os.PathLike) -> bool:
     return (Path(path) / "zarr.json").is_file()
 
 
+def version_minor(attrs: dict) -> int:
+    """The minor version of a store's format (0 for a 1.0 store); what its checksums cover depends on it."""
+    try:
+        return int(str(attrs.get("version", "1.0")).split(".")[1])
+    except (IndexError, ValueError):
+        return 0
+
+
 def open_store(path: str | os.PathLike, mode: str = "r") -> tuple[zarr.Group, Layout]:
-    """Open a cmkd-logits group, refusing other formats and unreadable (newer major) versions."""
-    if not is_store(path):
-        raise StoreError(f"{path}: no Zarr store here (zarr.json missing)")
-    group = zarr.open_group(str(path), mode=mode, zarr_format=3)
+    """Open a cmkd-logits group, refusing other formats and unreadable (newer major) versions.
+
+    `path` is a directory, a .zarr.zip or (read-only) a URL: see :mod:`pipeline.store.location`.
+    """
+    from .location import open_group_at
+
+    group = open_group_at(path, mode)
     attrs = group.attrs.asdict()
     if attrs.get("format") != FORMAT_ID:
         raise StoreError(f"{path}: attrs format is {attrs.get('format')!r}, expected {FORMAT_ID!r}")

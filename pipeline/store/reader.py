@@ -9,18 +9,71 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.augment import View
+from pipeline.views import View
 
-from .format import Layout, dump_json, open_store, read_strings
+from .cache import share_arrays
+from .format import Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
+from .integrity import checksum_names, compare_chunk, completion_problem, digest_problem, iter_chunks, store_digest
+from .location import identity, is_local_dir
 from .topk import rebuild_dense
 from .views import arrays_to_view
 
 VIEW_PARAM_ARRAYS = ("view_lambda", "view_time_shift", "view_freq_masks", "view_time_masks")
+OPT_OUT = "verify=false skips this check, at your risk"
+_VERIFIED_CHUNKS: set[tuple[str, str, int]] = set()  # (store, digest, chunk) hashed in this process
+
+
+def _check_store_level(group, layout: Layout, attrs: dict, path) -> str:
+    """Refuse an unfinished store or one edited after completion; returns the store digest."""
+    problem = completion_problem(group, attrs, layout)
+    if not problem:
+        digest, problem = digest_problem(group, attrs)
+    if not problem and strings_sha256(attrs["vocabulary"]["mids"]) != attrs["vocabulary"]["sha256"]:
+        problem = "vocabulary mids do not match vocabulary.sha256"
+    if problem:
+        raise StoreError(f"{path}: {problem} ({OPT_OUT})")
+    return digest
+
+
+def _load_rows(group, layout: Layout, attrs: dict, names: list[str], rows: np.ndarray | None, path,
+               digest: str | None) -> dict[str, np.ndarray]:
+    """Rows of `names` (all rows when rows is None), chunk by chunk; with a digest every chunk read is
+    re-hashed against its recorded checksum first (once per process and store)."""
+    n_rows = layout.n_clips if rows is None else len(rows)
+    out: dict[str, np.ndarray] = {}
+    if n_rows == 0:
+        return {name: np.empty((0, *group[name].shape[1:]), dtype=group[name].dtype) for name in names}
+    chunks = range(layout.n_chunks) if rows is None else np.unique(rows // layout.chunk_clips).tolist()
+    recorded = read_strings(group["chunk_sha256"]) if digest is not None else []
+    covered = checksum_names(layout, attrs)
+    group = {name: group[name] for name in {*covered, *names, "clip_id"}}  # open each array once
+    key = identity(path)
+    todo = set() if digest is None else {c for c in chunks if (key, digest, c) not in _VERIFIED_CHUNKS}
+    for chunk, arrays in iter_chunks(group, layout, covered if todo else names, chunks):
+        start, stop = layout.chunk_bounds(chunk)
+        if chunk in todo:
+            check = compare_chunk(chunk, arrays, recorded[chunk])
+            if check.problem:
+                raise StoreError(f"{check.message(path, group, layout)}; re-download or rebuild the store ({OPT_OUT})")
+            _VERIFIED_CHUNKS.add((key, digest, chunk))
+        elif isinstance(arrays, str):
+            raise StoreError(f"{path}: chunk {chunk}: {arrays}")
+        pieces = {name: arrays[name] for name in names}
+        if rows is None:
+            into, take = slice(start, stop), slice(None)
+        else:
+            lo, hi = np.searchsorted(rows, [start, stop])
+            into, take = slice(lo, hi), rows[lo:hi] - start
+        for name, piece in pieces.items():
+            if name not in out:
+                out[name] = np.empty((n_rows, *piece.shape[1:]), dtype=piece.dtype)
+            out[name][into] = piece[take]
+    return out
 
 
 class _PartnerLookup:
@@ -47,44 +100,56 @@ class LogitTable:
         self._arrays = arrays
         self._partner_names = partner_names
         self._shared: dict[str, str] = {}
+        self.digest = ""  # the store digest; checked against the recorded one when verified
+        self.verified = False
+        self.fingerprints: list[str] = []  # audio fingerprint per loaded row ("" unknown; none in 1.0 stores)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, clip_ids=None, load_views: bool = True) -> "LogitTable":
-        """Load the store (or only the rows of `clip_ids`; unknown ids are simply absent)."""
+    def open(cls, path: str | os.PathLike, clip_ids=None, load_views: bool = True,
+             verify: bool = True) -> "LogitTable":
+        """Load the store (or only the rows of `clip_ids`; unknown ids are simply absent).
+
+        verify=True (the default) refuses an unfinished store and a store whose digest differs from
+        the one recorded at completion, and re-hashes every chunk it reads (once per process); the
+        error names the store, the chunk and its clips. verify=False reads as is, with a warning.
+        """
         group, layout = open_store(path)
         attrs = group.attrs.asdict()
+        if verify:
+            digest = _check_store_level(group, layout, attrs, path)
+        else:
+            digest = store_digest(group, attrs)
+            print(f"warning: {path}: verify=false: reading without checking chunk checksums or completion; "
+                  "corrupted or unfinished rows would train the student", file=sys.stderr)
         all_ids = read_strings(group["clip_id"])
         if clip_ids is None:
             rows = None
         else:
             position = {clip_id: row for row, clip_id in enumerate(all_ids)}
             rows = np.array(sorted({position[c] for c in clip_ids if c in position}), dtype=np.int64)
-
-        def load(name: str) -> np.ndarray:
-            array = group[name]
-            if rows is None:
-                return np.asarray(array[...])
-            if len(rows) == 0:
-                return np.empty((0, *array.shape[1:]), dtype=array.dtype)
-            return np.asarray(array.get_orthogonal_selection((rows,) + (slice(None),) * (array.ndim - 1)))
-
         names = ["valid", "teacher_index"]
         names += ["topk_values", "topk_indices", "topk_fill"] if layout.topk else ["logits"]
-        partner_names: list[str] = []
         with_views = bool(load_views and layout.views)
         if with_views:
             names += (["view_topk_values", "view_topk_indices", "view_topk_fill"] if layout.topk
                       else ["view_logits"])
-            names += list(VIEW_PARAM_ARRAYS)
-        arrays = {name: load(name) for name in names}
+            names += [*VIEW_PARAM_ARRAYS, "view_partner"]
+        arrays = _load_rows(group, layout, attrs, names, rows, path, digest if verify else None)
+        partner_names: list[str] = []
         if with_views:
-            partners = load("view_partner")
+            partners = arrays.pop("view_partner")
             unique, codes = np.unique(partners, return_inverse=True)
             partner_names = [str(p) for p in unique]
             arrays["view_partner_code"] = codes.reshape(partners.shape).astype(np.int32)
         loaded_ids = all_ids if rows is None else [all_ids[row] for row in rows]
         complete = bool(np.asarray(group["chunk_done"][:]).all())
-        return cls(Path(path), attrs, layout, loaded_ids, arrays, partner_names, complete)
+        table = cls(Path(path) if is_local_dir(path) else path, attrs, layout, loaded_ids, arrays, partner_names,
+                    complete)
+        table.digest, table.verified = digest, verify
+        if "fingerprint" in group:
+            stored = read_strings(group["fingerprint"])
+            table.fingerprints = stored if rows is None else [stored[row] for row in rows]
+        return table
 
     # -- lookups -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -148,6 +213,25 @@ class LogitTable:
         arrays["view_partner"] = _PartnerLookup(self._arrays["view_partner_code"], self._partner_names)
         return arrays_to_view(arrays, row, k, seed=self.view_seed)
 
+    @property
+    def partner_names(self) -> list[str]:
+        """The distinct mixup-partner clip ids of the loaded views ("" = no mixup)."""
+        self._require_views()
+        return list(self._partner_names)
+
+    def partner_codes(self, rows) -> np.ndarray:
+        """[len(rows), K] index into :attr:`partner_names` of each view's partner."""
+        self._require_views()
+        return np.asarray(self._arrays["view_partner_code"][np.asarray(rows, dtype=np.int64)])
+
+    def rejoin(self, index: dict[str, int], partner_alias: dict[str, str] | None = None) -> "LogitTable":
+        """Look clips up by another lab's names: `index` maps their clip ids to rows of this table, and
+        replayed views name partners by `partner_alias` (store id -> their id). Returns self."""
+        self.index = dict(index)
+        if partner_alias:
+            self._partner_names = [partner_alias.get(name, name) for name in self._partner_names]
+        return self
+
     # -- attrs -----------------------------------------------------------------------------------
     @property
     def vocabulary_mids(self) -> list[str]:
@@ -193,25 +277,15 @@ class LogitTable:
 
         Spawned DataLoader workers unpickle a shared table by reopening the same files with
         mmap_mode="r", so every worker reads the same page-cache pages instead of holding a private
-        copy. The file names hash the store's checksums, so a rewritten store gets new files.
+        copy. The cache (:mod:`pipeline.store.cache`) is keyed by the store digest and re-checks the
+        hash of every file it reuses against the arrays just read.
         """
         if self._shared:
             return self
-        group, _ = open_store(self.path)
         key = hashlib.sha256(dump_json({
-            "store": str(self.path.resolve()), "checksums": read_strings(group["chunk_sha256"]),
-            "done": np.asarray(group["chunk_done"][:]).tolist(),
-            "clips": hashlib.sha256("\n".join(self.clip_ids).encode()).hexdigest(),
-            "arrays": sorted(self._arrays)}).encode()).hexdigest()[:24]
-        folder = Path(cache_dir or Path(tempfile.gettempdir()) / "cmkd-logit-cache") / key
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, array in self._arrays.items():
-            target = folder / f"{name}.npy"
-            if not target.exists():
-                draft = folder / f"{name}.{os.getpid()}.tmp.npy"
-                np.save(draft, np.ascontiguousarray(array), allow_pickle=False)
-                os.replace(draft, target)  # concurrent sharers race harmlessly: same bytes
-            self._shared[name] = str(target)
+            "digest": self.digest, "verified": self.verified, "arrays": sorted(self._arrays),
+            "clips": hashlib.sha256("\n".join(self.clip_ids).encode()).hexdigest()}).encode()).hexdigest()[:32]
+        self._shared = share_arrays(self._arrays, key, cache_dir)
         self._arrays = {name: np.load(path, mmap_mode="r") for name, path in self._shared.items()}
         return self
 

@@ -1,22 +1,24 @@
-"""Checking and describing a store: `verify_store` lists problems, `inspect` prints a summary."""
+"""Checking a store: `check_store` re-hashes everything and lists problems (`verify_store` returns them)."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .format import Layout, StoreError, open_store, read_strings, strings_sha256
-from .writer import chunk_digest, read_chunk_arrays, read_failures
+from .format import Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
+from .integrity import checksum_names, compare_chunk, iter_chunks, completion_problem, digest_problem, recorded_digest
+from .location import is_local_dir
+from .writer import read_failures
 
 REQUIRED_ATTR_PATHS = ("format", "version", "created", "activation", "teacher.checkpoint_sha256", "front_end",
                        "manifest.sha256", "vocabulary.mids", "vocabulary.names", "vocabulary.sha256",
                        "clips.sha256", "software.version", "software.git_commit", "views.count", "views.seed",
                        "topk", "chunk_clips", "layout")
-DENSE_ARRAYS = ("logits", "view_logits")
-TOPK_ARRAYS = ("topk_values", "topk_indices", "topk_fill", "view_topk_values", "view_topk_indices", "view_topk_fill")
 
 
 def _missing_attrs(attrs: dict) -> list[str]:
@@ -30,10 +32,10 @@ def _missing_attrs(attrs: dict) -> list[str]:
     return missing
 
 
-def _schema_problems(group, layout: Layout) -> list[str]:
+def _schema_problems(group, layout: Layout, minor: int) -> list[str]:
     problems = []
     present = set(group.array_keys())
-    for spec in layout.array_specs():
+    for spec in layout.array_specs(minor):
         if spec.name not in present:
             problems.append(f"array {spec.name!r} is missing")
             continue
@@ -69,88 +71,92 @@ def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
     return problems
 
 
-def verify_store(path: str | os.PathLike) -> list[str]:
-    """Every problem found, as readable lines; an empty list means the store is complete and intact."""
-    try:
-        group, layout = open_store(path)
-    except StoreError as exc:
-        return [str(exc)]
-    attrs = group.attrs.asdict()
-    problems = [f"attrs lack {key!r}" for key in _missing_attrs(attrs)]
-    problems += _schema_problems(group, layout)
-    if problems:
-        return problems
+@dataclass
+class Verification:
+    """What `check_store` found: problems (empty = intact and complete), the digest, and the work done."""
+
+    location: str
+    problems: list[str] = field(default_factory=list)
+    digest: str = ""
+    recorded_digest: str | None = None
+    chunks_checked: int = 0
+    bytes_checked: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _attr_problems(group, layout: Layout, attrs: dict) -> list[str]:
+    problems = []
     mids = attrs["vocabulary"]["mids"]
     if strings_sha256(mids) != attrs["vocabulary"]["sha256"] or len(mids) != layout.num_classes:
         problems.append("vocabulary: mids do not match vocabulary.sha256 or the class count")
-    if strings_sha256(read_strings(group["clip_id"])) != attrs["clips"]["sha256"]:
-        problems.append("clip_id: the stored ids do not match clips.sha256")
-    done = np.asarray(group["chunk_done"][:])
-    checksums = read_strings(group["chunk_sha256"])
-    failure_counts = np.asarray(group["chunk_failures"][:])
-    per_chunk = Counter(chunk for _, _, chunk in read_failures(group))
-    for chunk_index in np.flatnonzero(done):
-        named = read_chunk_arrays(group, layout, int(chunk_index))
-        recomputed = chunk_digest(named)
-        if recomputed != checksums[chunk_index]:
-            problems.append(f"chunk {chunk_index}: sha256 mismatch (recorded {checksums[chunk_index][:12]}..., "
-                            f"data hashes to {recomputed[:12]}...): the chunk was changed after it was written")
-        problems += _row_problems(dict(named), int(chunk_index))
-        if per_chunk[int(chunk_index)] != failure_counts[chunk_index]:
-            problems.append(f"chunk {chunk_index}: {failure_counts[chunk_index]} failures counted but "
-                            f"{per_chunk[int(chunk_index)]} in the failure table")
-    not_done = np.flatnonzero(~done).tolist()
-    if not_done:
-        problems.append(f"{len(not_done)} of {layout.n_chunks} chunks not written yet (first: {not_done[:20]})")
-    leftovers = sorted(str(p.relative_to(path)) for p in Path(path).rglob("*.partial"))
-    if leftovers:
-        problems.append(f"{len(leftovers)} partial files left by interrupted writes (safe to delete): "
-                        f"{leftovers[:5]}")
+    try:
+        if strings_sha256(read_strings(group["clip_id"])) != attrs["clips"]["sha256"]:
+            problems.append("clip_id: the stored ids do not match clips.sha256")
+    except Exception as exc:  # reported per chunk below as well
+        problems.append(f"clip_id does not decode ({type(exc).__name__})")
     return problems
 
 
-def _disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def inspect(path: str | os.PathLike) -> str:
-    """A human summary: size, layout, views, teacher(s), coverage per split, failures, disk use."""
-    group, layout = open_store(path)
+def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> Verification:
+    """Re-hash every chunk (never raising on undecodable bytes), check attrs, completion and the digest."""
+    started = time.perf_counter()
+    result = Verification(str(path))
+    try:
+        group, layout = open_store(path)
+    except StoreError as exc:
+        result.problems.append(str(exc))
+        return result
     attrs = group.attrs.asdict()
-    path = Path(path)
-    valid = np.asarray(group["valid"][:])
-    splits = read_strings(group["split"])
-    failures = read_failures(group)
-    done = int(np.asarray(group["chunk_done"][:]).sum())
-    teacher = attrs.get("teacher", {})
-    shas = teacher.get("checkpoint_sha256")
-    shas = shas if isinstance(shas, list) else [shas]
-    mode = f"top-{layout.topk} compact" if layout.topk else "dense"
-    itemsize = np.dtype(layout.dtype).itemsize
-    row_bytes = layout.topk * (itemsize + 2) + itemsize if layout.topk else layout.num_classes * itemsize
-    logit_names = [n for n in (*DENSE_ARRAYS, *TOPK_ARRAYS) if n in set(group.array_keys())]
-    logit_disk = sum(_disk_bytes(path / name) for name in logit_names)
-    clip_views = layout.n_clips * (1 + layout.views)
-    lines = [
-        f"store      {path}  ({attrs.get('format')} {attrs.get('version')}, created {attrs.get('created')})",
-        f"clips      {layout.n_clips}  classes {layout.num_classes}  activation {attrs.get('activation')}",
-        f"logits     {mode}, {layout.dtype}, {layout.chunk_clips} clips per chunk, {done}/{layout.n_chunks} chunks done",
-        f"views      {layout.views} per clip" + (f" (seed {attrs['views']['seed']})" if layout.views else ""),
-        f"teacher    {teacher.get('model', '?')}  checkpoint {', '.join(str(s)[:12] for s in shas)}"
-        + ("  (cross-fitted)" if len(shas) > 1 else ""),
-    ]
-    if teacher.get("cross_fitted"):
-        oof = teacher.get("out_of_fold", {})
-        lines.append(f"crossfit   {len(shas)} teachers; training clips labelled out-of-fold "
-                     f"(out-of-fold mAP {oof.get('map', float('nan')):.4f}, accuracy "
-                     f"{oof.get('accuracy', float('nan')):.4f}); other clips: mean of the teachers")
-    for split in sorted(set(splits)):
-        in_split = np.array([s == split for s in splits])
-        lines.append(f"coverage   {split or '(none)'}: {int(valid[in_split].sum())}/{int(in_split.sum())} valid")
-    lines.append(f"failures   {len(failures)}" + "".join(f"\n             {c}: {e}" for c, e, _ in failures[:5])
-                 + (f"\n             ... and {len(failures) - 5} more" if len(failures) > 5 else ""))
-    lines.append(f"disk       {_disk_bytes(path) / 1e6:.2f} MB in all; logits {logit_disk / max(clip_views, 1):.1f} "
-                 f"bytes per clip-view on disk ({row_bytes} uncompressed)")
-    if "completed" in attrs:
-        lines.append(f"completed  {attrs['completed'].get('finished')}")
-    return "\n".join(lines)
+    result.recorded_digest = recorded_digest(attrs)
+    problems = [f"attrs lack {key!r}" for key in _missing_attrs(attrs)]
+    problems += _schema_problems(group, layout, version_minor(attrs))
+    if problems:
+        result.problems = problems
+        return result
+    problems += _attr_problems(group, layout, attrs)
+    try:
+        result.digest, problem = digest_problem(group, attrs)
+        done = np.asarray(group["chunk_done"][:])
+        checksums = read_strings(group["chunk_sha256"])
+        failure_counts = np.asarray(group["chunk_failures"][:])
+        per_chunk = Counter(chunk for _, _, chunk in read_failures(group))
+    except Exception as exc:
+        result.problems = problems + [f"bookkeeping arrays do not decode ({type(exc).__name__}: {str(exc)[:120]})"]
+        return result
+    problems += [problem] if problem else []
+    names = checksum_names(layout, attrs)
+    handles = {name: group[name] for name in {*names, "clip_id"}}  # opening an array reads its metadata
+    for chunk_index, arrays in iter_chunks(handles, layout, names, np.flatnonzero(done)):
+        check = compare_chunk(chunk_index, arrays, checksums[chunk_index])
+        result.chunks_checked += 1
+        result.bytes_checked += sum(a.nbytes for a in check.arrays.values() if a.dtype.kind not in "OUT")
+        if check.problem:
+            problems.append(check.message(path, handles, layout).removeprefix(f"{path}: "))
+            continue
+        problems += _row_problems(check.arrays, chunk_index)
+        if per_chunk[chunk_index] != failure_counts[chunk_index]:
+            problems.append(f"chunk {chunk_index}: {failure_counts[chunk_index]} failures counted but "
+                            f"{per_chunk[chunk_index]} in the failure table")
+    unfinished = completion_problem(group, attrs, layout)
+    if unfinished:
+        problems.append(unfinished)
+    if is_local_dir(path):
+        leftovers = sorted(str(p.relative_to(path)) for p in Path(path).rglob("*.partial"))
+        if leftovers:
+            problems.append(f"{len(leftovers)} partial files left by interrupted writes (safe to delete): "
+                            f"{leftovers[:5]}")
+    if expected_digest and expected_digest.lower() != result.digest:
+        problems.append(f"store digest {result.digest} is not the published {expected_digest.lower()}: "
+                        "this is not the store that was published")
+    result.problems = problems
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def verify_store(path: str | os.PathLike, expected_digest: str | None = None) -> list[str]:
+    """Every problem found, as readable lines; an empty list means the store is complete and intact."""
+    return check_store(path, expected_digest).problems

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.augment import MAX_MASKS, View
+from pipeline.views import MAX_MASKS, View
 
 VIEW_ARRAY_NAMES = ("view_partner", "view_lambda", "view_time_shift", "view_freq_masks", "view_time_masks")
 UNUSED_SLOT = (-1, -1)

@@ -9,38 +9,19 @@ temporary name and renames it, so a killed process leaves either the old file or
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
 import numpy as np
 
 from .format import Layout, StoreError, json_safe, open_store, read_strings, utc_now
+from .integrity import COLUMN_ARRAYS, checksum_names, chunk_digest, store_digest
+from .location import consolidate, is_local_dir
 from .topk import topk_compress
 from .views import check_view_arrays
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-
-
-def chunk_digest(named_arrays: list[tuple[str, np.ndarray]]) -> str:
-    """sha256 of a chunk: per array, its name, dtype and shape, then its little-endian C-order bytes.
-
-    Strings enter as a 4-byte length and their UTF-8 bytes, so the hash does not depend on how
-    numpy or zarr holds them in memory.
-    """
-    digest = hashlib.sha256()
-    for name, array in named_arrays:
-        array = np.asarray(array)
-        kind = "str" if array.dtype.kind in "OUT" else array.dtype.name
-        digest.update(f"{name}\x00{kind}\x00{list(array.shape)}\x00".encode())
-        if kind == "str":
-            for item in array.ravel():
-                encoded = str(item).encode("utf-8")
-                digest.update(len(encoded).to_bytes(4, "little") + encoded)
-        else:
-            digest.update(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
-    return digest.hexdigest()
 
 
 def chunk_plan(path: str | os.PathLike) -> list[tuple[int, int, int]]:
@@ -143,18 +124,33 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, logits, valid, view_l
         check_view_arrays(view_arrays, n, layout.views, layout.max_masks)
     elif view_logits is not None:
         raise ValueError("view_logits given but the store was created with views=0")
-    data = _chunk_data(layout, group.attrs["activation"], logits, valid, teacher_index, view_logits, view_arrays)
-    named = []
+    attrs = group.attrs.asdict()
+    data = _chunk_data(layout, attrs["activation"], logits, valid, teacher_index, view_logits, view_arrays)
+    return _store_rows(group, layout, attrs, start, stop, data)
+
+
+def _store_rows(group, layout: Layout, attrs: dict, start: int, stop: int, data: dict[str, np.ndarray]) -> str:
     for spec in layout.chunk_array_specs():
         group[spec.name][start:stop] = data[spec.name]
-        named.append((spec.name, data[spec.name]))
-    return chunk_digest(named)
+    # the manifest columns were written at creation; the checksum covers them as stored (format 1.1)
+    columns = {name: np.asarray(group[name][start:stop]) for name in COLUMN_ARRAYS if name in group}
+    return chunk_digest([(name, columns[name] if name in columns else data[name])
+                         for name in checksum_names(layout, attrs)])
 
 
-def read_chunk_arrays(group, layout: Layout, chunk_index: int) -> list[tuple[str, np.ndarray]]:
-    """A chunk's data as stored, in digest order: what verify_store re-hashes."""
+def write_stored_chunk(path: str | os.PathLike, chunk_index: int, data: dict[str, np.ndarray]) -> str:
+    """Write a chunk from arrays already in stored form (rows read from another verified store with
+    the same layout: subset, merge, export); returns its sha256 like :func:`write_chunk`."""
+    group, layout = open_store(path, mode="r+")
     start, stop = layout.chunk_bounds(chunk_index)
-    return [(spec.name, np.asarray(group[spec.name][start:stop])) for spec in layout.chunk_array_specs()]
+    if group["chunk_done"][chunk_index]:
+        raise StoreError(f"{path}: chunk {chunk_index} is already done; its checksum would no longer match")
+    for spec in layout.chunk_array_specs():
+        expected = (stop - start, *spec.shape[1:])
+        if spec.name not in data or np.shape(data[spec.name]) != expected:
+            raise ValueError(f"chunk {chunk_index}: {spec.name} must have shape {expected}, got "
+                             f"{np.shape(data.get(spec.name)) if spec.name in data else 'nothing'}")
+    return _store_rows(group, layout, group.attrs.asdict(), start, stop, data)
 
 
 def read_failures(group) -> list[tuple[str, str, int]]:
@@ -233,7 +229,10 @@ def finalize_store(path: str | os.PathLike, summary: dict | None = None) -> dict
     completed = json_safe(dict(summary or {}))
     completed.update({"finished": utc_now(), "clips": layout.n_clips, "valid": int(valid.sum()),
                       "failures": len(read_failures(group)), "chunks": layout.n_chunks})
+    completed["digest"] = store_digest(group, {**group.attrs.asdict(), "completed": completed})
     group.attrs.update({"completed": completed})
+    if is_local_dir(path):
+        consolidate(path)  # last: a zip or URL copy then opens with one metadata read
     return completed
 
 
