@@ -190,6 +190,7 @@ def kd_job_extras(manifest_dir: Path, log=print):
         config = _with_kd_loss(config, single_label, kd.table.activation, config.logits, log)
         return {"config": config, "kd": kd,
                 "extra_summary": {"kd": config.kd, "logits": config.logits, "kd_loss": config.kd_loss,
+                                  "store_digest": kd.table.digest,
                                   "coverage": coverage.with_logits / max(coverage.train_clips, 1),
                                   "missing": len(coverage.missing)}}
 
