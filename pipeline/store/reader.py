@@ -212,7 +212,7 @@ class LogitTable:
                 np.save(draft, np.ascontiguousarray(array), allow_pickle=False)
                 os.replace(draft, target)  # concurrent sharers race harmlessly: same bytes
             self._shared[name] = str(target)
-        self._arrays = {name: np.load(path, mmap_mode="r") for name, path in self._shared.items()}
+        self._arrays = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in self._shared.items()}
         return self
 
     @property
@@ -228,4 +228,4 @@ class LogitTable:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if self._shared:
-            self._arrays = {name: np.load(path, mmap_mode="r") for name, path in self._shared.items()}
+            self._arrays = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in self._shared.items()}

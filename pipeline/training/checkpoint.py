@@ -25,7 +25,20 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint of ours: loaded weights-only, and its model name and config checked against the
+    registry before anything uses them (a received file never names a path, module or callable)."""
+    from ..models.checkpoint_import import CheckpointImportError, load_weights_only
+    from ..models.registry import validate_model_config
+
+    ckpt = load_weights_only(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise CheckpointImportError(f"{path}: not a training checkpoint (a dict with a 'model' state dict)")
+    if "model_name" in ckpt or "model_config" in ckpt:
+        try:
+            validate_model_config(ckpt.get("model_name"), ckpt.get("model_config", {}), source=str(path))
+        except ValueError as error:
+            raise CheckpointImportError(str(error)) from None
+    return ckpt
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -53,7 +66,10 @@ def model_from_state(ckpt: dict):
     """The model of an already loaded checkpoint dict, in eval mode."""
     from ..models import create_model
 
-    model = create_model(ckpt["model_name"], **ckpt["model_config"])
+    from ..models.registry import validate_model_config
+
+    name, config = validate_model_config(ckpt["model_name"], ckpt["model_config"], source=ckpt.get("path", "checkpoint"))
+    model = create_model(name, **config)
     model.load_state_dict(ckpt["model"])
     return model.eval()
 
