@@ -99,9 +99,10 @@ def _cuda() -> bool:
 def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:
     from ..store import StoreLock, chunk_plan, done_chunks, finalize_store, mark_chunk_done
 
-    spec, manifest, teachers, attrs = prepare(job)
-    started = time.time()
+    # the lock comes first: OVERWRITE deletes, and a resume appends to the sessions log
     with StoreLock(job.out):
+        spec, manifest, teachers, attrs = prepare(job)
+        started = time.time()
         plan = chunk_plan(job.out)
         done = done_chunks(job.out)
         todo = [c for c in plan if c[0] not in done]

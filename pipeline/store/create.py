@@ -18,6 +18,7 @@ import zarr
 from .format import (ACTIVATIONS, DTYPES, FORMAT_ID, FORMAT_VERSION, MAX_CLASSES, Layout, StoreError, StoreMismatch,
                      create_array, default_chunk_clips, dump_json, is_store, json_safe, open_store,
                      software_attrs, strings_sha256, utc_now)
+from .lock import store_locked
 
 REQUIRED_ATTRS = {"teacher": "checkpoint_sha256", "manifest": "sha256", "front_end": None}
 
@@ -144,12 +145,13 @@ def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary
                             vocabulary_names=vocabulary_names, activation=activation, attrs=attrs,
                             layout=layout, view_seed=view_seed)
     path = Path(path)
-    if path.exists() and not overwrite:
-        if _resume(path, new_attrs, chunk_clips):
-            return
-    if path.exists():
-        shutil.rmtree(path)
-    _write_new(path, layout, new_attrs, clip_ids, splits, folds)
+    with store_locked(path):  # nothing below deletes or writes unless this process is the one writer
+        if path.exists() and not overwrite:
+            if _resume(path, new_attrs, chunk_clips):
+                return
+        if path.exists():
+            shutil.rmtree(path)
+        _write_new(path, layout, new_attrs, clip_ids, splits, folds)
 
 
 def _resume(path: Path, new_attrs: dict, chunk_clips: int | None) -> bool:
