@@ -25,7 +25,7 @@ from ..manifests import Clip, Manifest
 from ..models import create_model, model_entry
 from ..seeding import seed_everything, set_threads, worker_init
 from . import runlog
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_resume, load_checkpoint, save_checkpoint
 from .evaluate import evaluate_model
 from .schedule import WeightAverager, set_lr
 
@@ -95,6 +95,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     last_path = paths.checkpoints / "last.pt"
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
+        check_resume(ckpt, config, job.front_end, last_path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
