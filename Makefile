@@ -48,6 +48,8 @@ DIRECTION ?=
 CELLS ?=
 LABELS ?=
 AUDIOSET_SEGMENTS ?=
+# audio check at `make manifests`: full (decode every sample) | header
+CHECK ?= full
 
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
 
@@ -73,7 +75,7 @@ data: install
 
 manifests: install
 	$(PY) -m stages.manifests --dataset $(DATASET) --format $(FORMAT) $(call opt,--data-root,$(DATA_ROOT)) \
-		$(call opt,--labels,$(LABELS)) $(call opt,--segments,$(AUDIOSET_SEGMENTS))
+		$(call opt,--labels,$(LABELS)) $(call opt,--segments,$(AUDIOSET_SEGMENTS)) --check $(CHECK)
 
 norm-stats: install
 	$(PY) -m stages.norm_stats --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG)))

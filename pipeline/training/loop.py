@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..augment import AugmentSettings
 from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_config
-from ..data import ClipDataset, EpochSampler, balanced_weights
+from ..data import SKIPPED_FILE, ClipDataset, EpochSampler, balanced_weights
 from ..losses import cmkd_loss, kd_targets
 from ..manifests import Clip, Manifest
 from ..models import create_model, model_entry
@@ -115,7 +115,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
 
     augment_settings = AugmentSettings.from_config(config)
     dataset = ClipDataset(job.manifest, job.train_clips, job.front_end, augment_settings, seed=config.seed,
-                          partners=job.train_clips, kd=job.kd)
+                          partners=job.train_clips, kd=job.kd, skip_log=paths.root / SKIPPED_FILE)
     weights = balanced_weights(job.train_clips, job.manifest.mids) if config.balanced_sampler else None
     sampler = EpochSampler(len(dataset), config.seed, weights, rank, world)
     kd_active = job.kd is not None or job.online_teacher is not None
