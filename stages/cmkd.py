@@ -1,7 +1,6 @@
 """`make cmkd`: the paper's grid (both KD directions, same-family KD, consistency modes,
 cross-fitted logits, temperature) with n seeds, and its report under reports/<dataset>/."""
 
-import sys
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from pipeline.manifests import load_manifest
 from pipeline.report import table_text, write_report
 from pipeline.training import splits_for
 
-from .common import base_parser, resolve_config
+from .common import base_parser, resolve_config, run_main
 
 
 def main(argv=None) -> int:
@@ -41,4 +40,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -2,11 +2,12 @@
 throughput, on the embedded corpus; results in bench/gpu_check.json (see pipeline/bench/gpu.py)."""
 
 import json
-import sys
 
 import torch
 
 from pipeline.bench.gpu import run_gpu_check
+
+from .common import run_main
 
 
 def main(argv=None) -> int:
@@ -21,4 +22,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -1,10 +1,11 @@
 """`make inspect`: a human summary of a logit store (the latest one of DATASET by default)."""
 
 import argparse
-import sys
 
 from pipeline.distill import latest_store
 from pipeline.store import inspect
+
+from .common import run_main
 
 
 def main(argv=None) -> int:
@@ -20,4 +21,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

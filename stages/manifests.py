@@ -9,6 +9,8 @@ import argparse
 
 from pipeline.manifests import FORMATS, build_manifest, summary_line
 
+from .common import run_main
+
 # The embedded corpora need no DATA_ROOT: `make data` writes them to fixed places.
 DEMO_DATASETS = {"demo": ("data/demo", "fsd50k"), "demo-esc50": ("data/demo-esc50", "esc50")}
 
@@ -42,4 +44,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,12 +1,11 @@
 """`make student`: train a student from audio plus a teacher's cached logits (CMKD stage two)."""
 
-import sys
 from pathlib import Path
 
 from pipeline.distill import kd_job_extras, latest_store
 from pipeline.training import run_training
 
-from .common import base_parser, resolve_config
+from .common import base_parser, resolve_config, run_main
 
 
 def main(argv=None) -> int:
@@ -39,4 +38,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -153,4 +153,12 @@ def inspect(path: str | os.PathLike) -> str:
                  f"bytes per clip-view on disk ({row_bytes} uncompressed)")
     if "completed" in attrs:
         lines.append(f"completed  {attrs['completed'].get('finished')}")
+    # "completed" is what the writer recorded; the checksums say whether the data is still what it wrote
+    problems = verify_store(path)
+    if problems:
+        lines.append(f"WARNING    {len(problems)} integrity problem(s): do not train from this store as it is"
+                     + "".join(f"\n             {p}" for p in problems[:5])
+                     + (f"\n             ... and {len(problems) - 5} more" if len(problems) > 5 else ""))
+    else:
+        lines.append(f"integrity  all {done} chunk checksums verified")
     return "\n".join(lines)

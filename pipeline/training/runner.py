@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
+from ..config_check import check_config
 from ..data import SKIPPED_FILE, read_skipped
 from ..manifests import Manifest, load_manifest
 from .loop import TrainJob, distributed_context, train
@@ -84,6 +85,7 @@ def run_training(dataset: str, config: Config, run: str, fold: int | None = None
                  job_extras=None, progress: bool = True) -> dict:
     """Train one model (or one per fold); job_extras as in :func:`make_job` (KD sources). Under
     torchrun the ranks other than 0 return an empty dict."""
+    check_config(config)
     manifest = load_manifest(Path(manifests_root) / dataset)
     run_dir = run_dir_for(dataset, run, runs_root)
     folds = [fold] if fold is not None else (manifest.folds if _fold_based(manifest) else [None])
