@@ -52,8 +52,10 @@ def _read_entries(path: Path, problems: Problems) -> list[tuple[str, dict]]:
         if not isinstance(entry, dict) or not isinstance(entry.get("wav"), str) or not entry["wav"].strip():
             problems.add(where, "entry needs a non-empty string 'wav'")
             continue
-        if not isinstance(entry.get("labels", ""), (str, list)):
-            problems.add(where, "'labels' must be a comma-joined string of mids")
+        labels = entry.get("labels", "")
+        if not isinstance(labels, (str, list)) or (isinstance(labels, list)
+                                                   and not all(isinstance(m, str) for m in labels)):
+            problems.add(where, "'labels' must be a comma-joined string of mids (or a list of mid strings)")
             continue
         entries.append((where, entry))
     return entries
