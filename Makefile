@@ -54,10 +54,10 @@ CHECK ?= full
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
 
 .PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect student cmkd \
-        demo test bench gpu-check clean help
+        demo test test-all bench gpu-check clean help
 
 help:
-	@echo "make demo | make test | make data | make manifests | make norm-stats | make pack"
+	@echo "make demo | make test | make test-all | make data | make manifests | make norm-stats | make pack"
 	@echo "make teacher | make evaluate | make teacher-logits | make inspect | make student | make cmkd"
 	@echo "make bench | make gpu-check   (see README.md)"
 
@@ -118,7 +118,11 @@ demo: install
 	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300
 	$(PY) -m stages.cmkd --dataset demo --small --seeds 1
 
+# `make test` leaves out the multi-process fault-injection trials (marker `slow`); CI runs test-all
 test: install
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: install
 	$(PY) -m pytest -q tests
 
 bench: install

@@ -52,9 +52,23 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_expected_errors_are_one_line_and_exit_2(project, case):
-    args, names = CASES[case]
-    assert_one_line_error(run(project, *args), *names)
+def test_expected_errors_are_one_line_and_exit_2(project, case, capsys, monkeypatch):
+    """In this process, through the same run_main the `python -m stages.<driver>` line calls."""
+    import importlib
+
+    from stages.common import run_main
+
+    monkeypatch.delenv("CMKD_DEBUG", raising=False)
+    module, *argv = CASES[case][0]
+    with pytest.raises(SystemExit) as caught:
+        run_main(importlib.import_module(module).main, argv)
+    err = capsys.readouterr().err
+    result = subprocess.CompletedProcess(module, caught.value.code, "", err)
+    assert_one_line_error(result, *CASES[case][1])
+
+
+def test_the_module_entry_point_goes_through_run_main(project):
+    assert_one_line_error(run(project, "stages.teacher", "--dataset", "tiny", "--", "epochs=0"), "epochs=0")
 
 
 def test_debug_shows_the_traceback(project):
@@ -62,10 +76,15 @@ def test_debug_shows_the_traceback(project):
     assert result.returncode == 2 and "Traceback" in result.stderr and "error: x.pt" in result.stderr
 
 
-def test_unwritable_output_is_one_line_naming_the_path(project):
+def test_unwritable_output_is_one_line_naming_the_path(project, capsys):
+    from stages import teacher
+    from stages.common import run_main
+
     (project / "runs").write_text("a file where the runs folder should be")
-    result = run(project, "stages.teacher", "--dataset", "tiny", "--", "model=efficientnet_tiny", "n_mels=32",
-                 "target_length=64", "epochs=1")
+    with pytest.raises(SystemExit) as caught:
+        run_main(teacher.main, ["--dataset", "tiny", "--", "model=efficientnet_tiny", "n_mels=32",
+                                "target_length=64", "epochs=1"])
+    result = subprocess.CompletedProcess("teacher", caught.value.code, "", capsys.readouterr().err)
     assert_one_line_error(result, "runs")
 
 

@@ -63,6 +63,7 @@ def assert_same_store(path, reference: dict[str, np.ndarray]) -> None:
     assert len(ids) == len(set(ids)) and np.asarray(got["valid"]).all()  # no row lost or duplicated
 
 
+@pytest.mark.slow
 def test_sigkill_at_seeded_random_moments_resumes_to_the_uninterrupted_store(teacher, project):
     done = hooked_run(project, "none", 0, "stores/reference.zarr")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -84,6 +85,7 @@ def test_sigkill_at_seeded_random_moments_resumes_to_the_uninterrupted_store(tea
     print(f"\nkill trials: {len(trials)} survived, rows lost 0: {trials}")
 
 
+@pytest.mark.slow
 def test_killed_dask_worker_is_replaced_and_the_store_completes(teacher, project, monkeypatch):
     import pipeline.engine.stage_one as stage_one
     from .fault_hooks import dying_compute_chunk

@@ -137,3 +137,13 @@ def test_store_reader_gives_back_what_was_written(n, chunk, views, dtype, topk, 
                                       expected_view if not topk else
                                       expected_view[np.argsort(-expected_view, kind="stable")[:topk]])
 
+
+
+def test_a_subset_matching_no_clip_reads_as_missing(tmp_path):
+    """The case hypothesis found: a table opened on unknown ids used to raise IndexError."""
+    from pipeline.store import LogitTable
+
+    path = make_store(tmp_path / "s.zarr", n=3, chunk_clips=1)
+    fill_store(path)
+    table = LogitTable.open(path, clip_ids=["not-there"])
+    assert len(table) == 0 and np.isnan(table.logits_for(table.rows(["not-there"]))).all()

@@ -100,6 +100,7 @@ except StoreLocked as error:
 """
 
 
+@pytest.mark.slow
 def test_overwrite_race_leaves_one_consistent_store(teachers):
     """Two OVERWRITE=1 runs with different teachers started together on the same store: whoever
     wins, the finished store's provenance names the teacher whose logits it holds."""

@@ -113,6 +113,8 @@ class LogitTable:
 
     def _dense(self, prefix: str, rows: np.ndarray, ks: np.ndarray | None) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
+        if not self.clip_ids:  # a subset that matched no clip: every row is missing
+            return np.full((len(rows), self.layout.num_classes), np.nan, dtype=np.float32)
         safe = np.maximum(rows, 0)
         pick = (safe,) if ks is None else (safe, np.asarray(ks, dtype=np.int64))
         if self.layout.topk:
