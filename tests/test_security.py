@@ -196,3 +196,22 @@ def test_efficientat_style_pickled_index_is_never_unpickled(project, teacher_sto
     with pytest.raises(ValueError, match="Python objects|pickle"):
         LogitTable.open(teacher_store).share(cache)
     assert not marker.exists()
+
+
+def test_inspect_warns_about_a_store_edited_after_writing(tmp_path):
+    """B2: `make inspect` used to print "completed" for a store whose logits were changed since."""
+    import zarr
+
+    from pipeline.store import finalize_store, inspect
+
+    from .store_helpers import fill_store, make_store
+
+    path = make_store(tmp_path / "s.zarr", n=10)
+    fill_store(path)
+    finalize_store(path, {"clips": 10})
+    assert "integrity  all 3 chunk checksums verified" in inspect(path)
+    group = zarr.open_group(str(path), mode="r+")
+    group["logits"][5] = group["logits"][5] + 1  # someone "fixed" a row by hand
+    summary = inspect(path)
+    assert "completed" in summary and "WARNING    1 integrity problem(s)" in summary
+    assert "chunk 1: sha256 mismatch" in summary
