@@ -31,7 +31,7 @@ def test_latin1_file_names_the_file_and_line(tmp_path):
     vocab.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
     with pytest.raises(ManifestError) as caught:
         prepare_fsd50k(root, progress=False)
-    assert "vocabulary.csv row 2: not UTF-8 (byte 0xe9" in str(caught.value)
+    assert "vocabulary.csv row 2: not UTF-8 (byte 0xe9 at column 12)" in str(caught.value)
 
 
 def test_stray_quote_is_reported_at_its_own_row(tmp_path):

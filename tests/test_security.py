@@ -215,3 +215,18 @@ def test_inspect_warns_about_a_store_edited_after_writing(tmp_path):
     summary = inspect(path)
     assert "completed" in summary and "WARNING    1 integrity problem(s)" in summary
     assert "chunk 1: sha256 mismatch" in summary
+
+
+def test_a_teacher_recipe_with_impossible_values_is_refused_by_stage_one(project):
+    """The recipe inside a received checkpoint sets the views' augmentation: it is checked first."""
+    from pipeline.config_check import ConfigError
+    from pipeline.engine import StageOneJob, run_stage_one
+
+    run_training("tiny", tiny_config(epochs=1), "t", progress=False)
+    final = Path("runs/tiny/t/checkpoints/final.pt")
+    ckpt = torch.load(final, weights_only=True)
+    ckpt["config"].update(mixup=5.0, freqm=-3)
+    torch.save(ckpt, final)
+    with pytest.raises(ConfigError, match="mixup=5.0 must be in"):
+        run_stage_one(StageOneJob("tiny", "runs/tiny/t", "stores/s.zarr", scheduler="inline"), progress=False)
+    assert not Path("stores/s.zarr").exists()

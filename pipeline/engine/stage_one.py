@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from ..augment import AugmentSettings
 from ..config import Config, FrontEndConfig, config_from_dict
+from ..config_check import check_config
 from ..features import front_end_dict
 from ..manifests import load_manifest, manifest_hashes
 from ..training.checkpoint import model_from_state
@@ -53,7 +54,8 @@ def prepare(job: StageOneJob):
     teachers = load_teacher_set(job.teacher)
     loaded = load_members(teachers)
     first = loaded[teachers.checkpoints[0]]
-    teacher_config = config_from_dict(first["config"])
+    # the teacher's recipe came with its checkpoint: its values are checked before they set the views
+    teacher_config = check_config(config_from_dict(first["config"]), source=f"{teachers.checkpoints[0]} (recipe)")
     front_end = FrontEndConfig(**first["front_end"])
     augment = job.augment or AugmentSettings.from_config(teacher_config)
     train_ids = [c.clip_id for c in manifest.select("train", _teacher_fold(manifest, teacher_config, job))]
