@@ -58,7 +58,7 @@ def error_line(error: BaseException) -> tuple[str, list[str]]:
     if isinstance(error, OSError) and error.strerror:
         text = f"{error.filename}: {error.strerror}" if error.filename is not None else error.strerror
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            text += " (free space, then rerun: finished work is kept and resumed)"
+            text += " (free space, then rerun, with RESUME=1 for a training run: what finished is kept)"
         return text, []
     lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
     if len(lines) <= SHOWN_PROBLEMS + 1:

@@ -186,3 +186,35 @@ def test_unwritable_output_is_one_error_line_and_moves_nothing(teacher, project,
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.startswith(f"error: {small_disk}") and "Read-only file system" in result.stderr
     assert not (project / "stores/tiny/LATEST").exists()
+
+
+def test_disk_full_during_training_keeps_the_last_checkpoint_and_resumes(project, small_disk, monkeypatch):
+    """torch reports a full disk as a RuntimeError; the run stops with ENOSPC naming the checkpoint,
+    the previous last.pt is intact, and RESUME reaches the uninterrupted run's weights."""
+    import torch
+
+    import pipeline.training.loop as loop
+    from pipeline.training import load_checkpoint
+
+    config = tiny_config(epochs=3)
+    run_training("tiny", config, "whole", progress=False)
+    real_save = loop.save_checkpoint
+
+    def save_then_fill(state, path):
+        real_save(state, path)
+        if str(path).endswith("last.pt") and state["epoch"] == 1:
+            fill(small_disk)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_fill)
+    with pytest.raises(OSError) as caught:
+        run_training("tiny", config, "full", runs_root=small_disk, progress=False)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename  # names what could not be written
+    run_dir = small_disk / "tiny" / "full"
+    assert load_checkpoint(run_dir / "checkpoints/last.pt")["epoch"] == 1
+    assert not list(run_dir.glob("checkpoints/*.tmp"))
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    (small_disk / "filler").unlink()
+    run_training("tiny", config, "full", runs_root=small_disk, resume=True, progress=False)
+    whole = load_checkpoint("runs/tiny/whole/checkpoints/final.pt")["model"]
+    resumed = load_checkpoint(run_dir / "checkpoints/final.pt")["model"]
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)

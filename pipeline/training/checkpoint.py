@@ -7,6 +7,7 @@ averaging, wa_state / wa_count. A run keeps ``last.pt`` (resume), ``best.pt`` (b
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -16,11 +17,25 @@ from ..config import Config, config_from_dict
 from ..manifests import sha256_file as file_sha256  # noqa: F401  (re-exported for provenance)
 
 
+# less free space than this after a failed save means the disk filled up
+FULL_DISK_BYTES = 1 << 20
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     """Write to a temp file and rename, so a kill mid-save never leaves a broken checkpoint."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
+    try:
+        torch.save(state, tmp)
+    except (RuntimeError, OSError) as error:
+        # torch reports a full disk as a RuntimeError from its zip writer; say what happened, and
+        # drop the half-written file (the previous checkpoint is untouched, so RESUME=1 works)
+        stats = os.statvfs(tmp.parent)
+        full = stats.f_bavail * stats.f_frsize < FULL_DISK_BYTES
+        tmp.unlink(missing_ok=True)
+        if full and not isinstance(error, OSError):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+        raise
     os.replace(tmp, path)
 
 
