@@ -80,11 +80,13 @@ CELLS ?=
 LABELS ?=
 ## manifests: comma-separated AudioSet segment CSVs or AST json datafiles
 AUDIOSET_SEGMENTS ?=
+# audio check at `make manifests`: full (decode every sample) | header
+CHECK ?= full
 
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
 
 .PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd \
-        demo test bench gpu-check clean help
+        demo test test-all bench gpu-check clean help
 
 # the documented variables (a `## ` line right above their `?=`), for `make help` to show their values
 HELP_VARS = $(shell awk '/^## /{doc=1; next} doc && /^[A-Z_]+ \?=/{print $$1} {doc=0}' $(firstword $(MAKEFILE_LIST)))
@@ -116,7 +118,7 @@ data: install
 ## build data_manifests/DATASET from the official metadata under DATA_ROOT (FORMAT)
 manifests: install
 	$(PY) -m stages.manifests --dataset $(DATASET) --format $(FORMAT) $(call opt,--data-root,$(DATA_ROOT)) \
-		$(call opt,--labels,$(LABELS)) $(call opt,--segments,$(AUDIOSET_SEGMENTS))
+		$(call opt,--labels,$(LABELS)) $(call opt,--segments,$(AUDIOSET_SEGMENTS)) --check $(CHECK)
 
 ## fbank mean/std of DATASET's training clips into its dataset.json
 norm-stats: install
@@ -174,8 +176,12 @@ demo: install
 	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300
 	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(SEEDS)
 
-## the test suite
+## the test suite, less the multi-process fault-injection trials (marker `slow`; `make test-all` runs them, CI calls it)
 test: install
+	$(PY) -m pytest -q -m "not slow" tests
+
+## the whole suite, the slow fault-injection trials included (what CI runs)
+test-all: install
 	$(PY) -m pytest -q tests
 
 ## speed, memory and size measurements into bench/results.json and bench/results.md

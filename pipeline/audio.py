@@ -87,6 +87,74 @@ def audio_fingerprint(path: str | os.PathLike) -> str:
     return fingerprint_samples(read_audio(path))
 
 
+# float files may overshoot full scale a little (inter-sample peaks, gain staging); beyond this the
+# samples are not [-1, 1] audio at all (typically integer PCM values stored as float)
+FLOAT_PEAK_LIMIT = 2.0
+DECODE_BLOCK = 1 << 16
+CHECKS = ("full", "header")
+
+
+def declared_wav_frames(path: str | os.PathLike) -> int | None:
+    """Frames the data chunk of a RIFF/WAVE header declares, or None (not a WAV, or a streaming
+    header with no size). libsndfile reports only the frames present, so a WAV cut short keeps a
+    plausible duration unless the declared size is compared with what is there."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            chunk_id, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if chunk_id == b"data":
+                return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+            body = f.read(size + (size & 1)) if chunk_id == b"fmt " else None
+            if body is not None:
+                block_align = int.from_bytes(body[12:14], "little") if len(body) >= 14 else 0
+            else:
+                f.seek(size + (size & 1), os.SEEK_CUR)
+
+
+def check_audio(path: str | os.PathLike, check: str = "full") -> tuple[float, int, int]:
+    """(duration_s, sample_rate, channels) of a clip fit for training, or AudioError saying why not.
+
+    ``header``: the header, and for WAV the declared data size against the frames present.
+    ``full`` (the default) also decodes every sample: frames that cannot be read, NaN/inf, and float
+    samples far outside [-1, 1] are refused, so training never meets them mid-epoch.
+    """
+    if check not in CHECKS:
+        raise ValueError(f"audio check must be one of {CHECKS}, got {check!r}")
+    duration, sample_rate, channels = audio_info(path)
+    frames = round(duration * sample_rate)
+    declared = declared_wav_frames(path)
+    if declared is not None and declared > frames:
+        raise AudioError(f"{path}: truncated: the header declares {declared} frames ({declared / sample_rate:.2f} s), "
+                         f"the file holds {frames} ({duration:.2f} s)")
+    if check == "header":
+        return duration, sample_rate, channels
+    readable, peak = 0, 0.0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=DECODE_BLOCK, dtype="float32", always_2d=True):
+                finite = np.isfinite(block)
+                if not finite.all():
+                    first = readable + int(np.argmin(finite.all(axis=1)))
+                    raise AudioError(f"{path}: NaN or infinite samples (first at {first / sample_rate:.2f} s)")
+                peak = max(peak, float(np.abs(block).max(initial=0.0)))
+                readable += len(block)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioError(f"{path}: decoding failed after {readable / sample_rate:.2f} s ({error})") from None
+    if readable < frames:
+        raise AudioError(f"{path}: truncated: the header declares {frames} frames ({duration:.2f} s), only "
+                         f"{readable} decode ({readable / sample_rate:.2f} s)")
+    if peak > FLOAT_PEAK_LIMIT:
+        raise AudioError(f"{path}: samples reach {peak:.4g}, far outside [-1, 1] (integer PCM values stored as "
+                         f"float?); rescale the file")
+    return duration, sample_rate, channels
+
+
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """16-bit PCM WAV, the format of the embedded corpus and of FSD50K."""
     clipped = np.clip(samples, -1.0, 1.0 - 1.0 / 32768)

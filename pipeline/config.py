@@ -37,6 +37,7 @@ class Config:
     # data
     dataset: str = "demo"
     fold: int | None = None  # ESC-50 layout: evaluate on this fold, train on the others
+    select_on: str = "val"  # best.pt is chosen on: val (carved from train when the data has none) | eval
     # model
     model: str = "efficientnet_b0"
     pooling: str = "mean"  # the CNN's head: mean | attention | psla_attention

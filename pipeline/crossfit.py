@@ -42,7 +42,7 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
         raise ValueError(f"{dataset} is fold-based: cross-fit within one fold's training folds (FOLD=k)")
     config = dataclasses.replace(config, fold=fold)
     run_dir = run_dir_for(dataset, run, runs_root)
-    train_clips, val_clips, eval_clips = splits_for(manifest, fold)
+    train_clips, val_clips, eval_clips = splits_for(manifest, fold, config.select_on, config.seed)
     shares = partition(train_clips, k, config.seed)
     single_label = single_label_of(config, manifest)
     front_end = config.front_end(manifest.stats())

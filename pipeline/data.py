@@ -8,16 +8,34 @@ index during training, so an epoch looks the same after a resume or with another
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .audio import PackedAudio, read_audio
+from .audio import SAMPLE_RATE, AudioError, PackedAudio, read_audio
 from .augment import IDENTITY, AugmentSettings, View, draw_view, render_view
 from .config import FrontEndConfig
 from .manifests import Clip, Manifest
+
+
+log = logging.getLogger(__name__)
+# beside a run's metrics: one "clip_id,error" line per clip whose audio failed to read mid-run
+SKIPPED_FILE = "skipped_clips.csv"
+
+
+def read_skipped(path: str | os.PathLike) -> dict[str, str]:
+    """clip_id -> first error of a skip log (every DataLoader worker appends to the same file)."""
+    skipped: dict[str, str] = {}
+    if Path(path).exists():
+        for line in Path(path).read_text().splitlines():
+            clip_id, _, error = line.partition(",")
+            skipped.setdefault(clip_id, error)
+    return skipped
 
 
 class AudioSource:
@@ -57,8 +75,9 @@ class ClipDataset(Dataset):
 
     def __init__(self, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
                  augment: AugmentSettings | None = None, seed: int = 0, partners: list[Clip] | None = None,
-                 kd: KDSettings | None = None):
+                 kd: KDSettings | None = None, skip_log: str | os.PathLike | None = None):
         self.manifest = manifest
+        self.skip_log = skip_log
         self.clips = clips
         self.front_end = front_end
         self.augment = augment if (augment is not None and augment.active) else None
@@ -102,18 +121,36 @@ class ClipDataset(Dataset):
     def _partner_clip(self, clip_id: str) -> Clip:
         return self.partner_by_id.get(clip_id) or self.manifest_by_id[clip_id]
 
+    def _read(self, clip: Clip) -> np.ndarray | None:
+        """The clip's samples, or None when they cannot be read (a file changed or vanished after
+        the manifest checked it): the run records the clip and goes on instead of dying mid-epoch."""
+        try:
+            return self.audio.read(clip)
+        except (AudioError, OSError) as error:
+            message = str(error).replace("\n", " ")
+            log.warning("skipping clip %s: %s", clip.clip_id, message)
+            if self.skip_log is not None:
+                with open(self.skip_log, "a") as handle:  # one short append per line: workers do not interleave
+                    handle.write(f"{clip.clip_id},{message}\n")
+            return None
+
     def __getitem__(self, index: int) -> dict:
         clip = self.clips[index]
         view, slot = self.view_for(index)
-        wave = self.audio.read(clip)
+        wave = self._read(clip)
         partner_wave, target = None, self._target(clip)
         label_mask = 1.0 if clip.labels else 0.0
+        skipped = wave is None
         if view.partner:
             partner = self._partner_clip(view.partner)
-            partner_wave = self.audio.read(partner)
+            partner_wave = self._read(partner)
+            skipped = skipped or partner_wave is None
             target = view.lam * target + (1.0 - view.lam) * self._target(partner)
             if not partner.labels:
                 label_mask = 0.0  # half the mixed target would be unknown
+        if skipped:  # silence in place of the clip, weighing nothing in either loss term
+            wave = np.zeros(max(int(clip.duration_s * SAMPLE_RATE), SAMPLE_RATE), dtype=np.float32)
+            partner_wave, view, label_mask = None, IDENTITY, 0.0
         features = render_view(wave, partner_wave, view, self.front_end)
         item = {
             "features": features,
@@ -121,9 +158,12 @@ class ClipDataset(Dataset):
             "label_mask": torch.tensor(label_mask, dtype=torch.float32),
             "index": torch.tensor(index),
             "lam": torch.tensor(view.lam if view.partner else 1.0, dtype=torch.float32),
+            "skipped": torch.tensor(1.0 if skipped else 0.0),
         }
         if self.kd is not None:
             item.update(self._kd_fields(index, view, slot))
+            if skipped:
+                item["kd_mask"] = torch.tensor(0.0)
         return item
 
     def _kd_fields(self, index: int, view: View, slot: int) -> dict:

@@ -8,6 +8,8 @@ import sys
 from pipeline.bench import entry_names, run_bench
 from pipeline.bench.harness import format_value
 
+from .common import run_main
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -33,4 +35,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

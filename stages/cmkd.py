@@ -2,7 +2,6 @@
 both KD directions, same-family KD, prior and shuffled controls, consistency modes, cross-fitted
 logits, temperature) with n seeds, and its report under reports/<dataset>/."""
 
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from pipeline.recipe import Recipe
 from pipeline.report import table_text, write_report
 from pipeline.training import splits_for
 
-from .common import base_parser, default_recipe
+from .common import base_parser, default_recipe, run_main
 
 
 def main(argv=None) -> int:
@@ -55,4 +54,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import sys
+import traceback
 from pathlib import Path
+from typing import Callable, NoReturn
 
 from pipeline.config import Config, load_config, parse_overrides
+from pipeline.config_check import check_config
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -22,7 +28,7 @@ def resolve_config(args, role: str = "student", **named) -> Config:
     path = args.config or default_recipe(args.dataset)
     pairs = {k: str(v) for k, v in named.items() if v not in (None, "")}
     pairs.update(parse_overrides([o for o in args.overrides if o.strip()]))
-    return load_config(path, pairs, role=role)
+    return check_config(load_config(path, pairs, role=role), source=f"{path or 'default recipe'} with ARGS")
 
 
 def default_recipe(dataset: str) -> str | None:
@@ -32,3 +38,58 @@ def default_recipe(dataset: str) -> str | None:
             return str(path)
     return None
 
+
+
+# errors a user can fix from the message: bad inputs, bad config, a refused store or checkpoint,
+# unwritable or full outputs. Anything else is a bug and keeps its traceback.
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    import yaml
+
+    from pipeline.models.pretrained import PretrainedUnavailable
+    from pipeline.store import StoreError
+
+    return ValueError, OSError, StoreError, PretrainedUnavailable, yaml.YAMLError
+
+
+SHOWN_PROBLEMS = 4
+
+
+def error_line(error: BaseException) -> tuple[str, list[str]]:
+    """(the one `error:` line, further lines listing every problem when there are more than fit)."""
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{error.filename}: {error.strerror}" if error.filename is not None else error.strerror
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            text += " (free space, then rerun, with RESUME=1 for a training run: what finished is kept)"
+        return text, []
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    if len(lines) <= SHOWN_PROBLEMS + 1:
+        return _joined(lines), []
+    head = _joined(lines[: SHOWN_PROBLEMS + 1])
+    return f"{head}; and {len(lines) - SHOWN_PROBLEMS - 1} more lines (listed below)", lines[SHOWN_PROBLEMS + 1:]
+
+
+def _joined(lines: list[str]) -> str:
+    # "source: 3 problem(s):" introduces the list that follows it on the same line
+    return "".join(line + (" " if line.endswith(":") else "; ") for line in lines[:-1]) + lines[-1]
+
+
+def run_main(main: Callable[..., int | None], argv: list[str] | None = None) -> NoReturn:
+    """Every driver's entry point: run ``main`` and exit with its code. An expected error prints
+    ``error: <one line naming the file, row, field or key>`` and exits 2, without a traceback;
+    ``CMKD_DEBUG=1`` shows the traceback as well."""
+    try:
+        code = main(argv)
+    except SystemExit as done:
+        if isinstance(done.code, str):  # a driver's own `raise SystemExit("error: ...")`
+            print(done.code if done.code.startswith("error:") else f"error: {done.code}", file=sys.stderr)
+            sys.exit(2)
+        raise
+    except _expected_errors() as error:
+        if os.environ.get("CMKD_DEBUG", "").strip() not in ("", "0"):
+            traceback.print_exc()
+        line, rest = error_line(error)
+        print(f"error: {line}", file=sys.stderr)
+        for more in rest:
+            print(f"  {more}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code or 0)

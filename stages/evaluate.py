@@ -1,7 +1,6 @@
 """`make evaluate`: re-evaluate a checkpoint (run dir or .pt file) on a dataset's eval split."""
 
 import json
-import sys
 from pathlib import Path
 
 from pipeline.config import FrontEndConfig
@@ -11,7 +10,7 @@ from pipeline.training.evaluate import evaluate_model
 from pipeline.training.loop import single_label_of
 from pipeline.training.runner import latest_run
 
-from .common import base_parser
+from .common import base_parser, run_main
 
 
 def main(argv=None) -> int:
@@ -31,4 +30,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -3,11 +3,12 @@ throughput, on the embedded corpus; results in bench/gpu_check.json (see pipelin
 
 import argparse
 import json
-import sys
 
 import torch
 
 from pipeline.bench.gpu import run_gpu_check
+
+from .common import run_main
 
 
 def main(argv=None) -> int:
@@ -23,4 +24,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

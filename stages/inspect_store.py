@@ -3,13 +3,15 @@ its soft targets carry against the dataset's labels (teacher mAP on train vs hel
 targets vs the class prior)."""
 
 import argparse
-import sys
 from pathlib import Path
 
 from pipeline.diagnostics import format_diagnostics, soft_target_diagnostics
 from pipeline.distill import latest_store
 from pipeline.manifests import load_manifest
 from pipeline.store import LogitTable, inspect
+from pipeline.store.verify import check_store
+
+from .common import run_main
 
 
 def main(argv=None) -> int:
@@ -22,7 +24,13 @@ def main(argv=None) -> int:
     path = args.store or latest_store(args.dataset)
     if not path:
         parser.error(f"no store given and none recorded for {args.dataset}: pass LOGITS=<path.zarr>")
-    print(inspect(path))
+    verification = check_store(path)  # "completed" says what the writer recorded; the checksums say what is there
+    print(inspect(path, verification))
+    if not verification.ok:
+        print(f"\nWARNING: {len(verification.problems)} integrity problem(s): do not train from this store as it is")
+        for problem in verification.problems[:5]:
+            print(f"  {problem}")
+        return 1
     manifest_dir = Path("data_manifests") / args.dataset
     if (manifest_dir / "dataset.json").exists():
         manifest = load_manifest(manifest_dir)
@@ -36,4 +44,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -12,6 +12,8 @@ from pipeline.config import load_config
 from pipeline.manifests import compute_dataset_norm_stats
 from stages.common import default_recipe
 
+from .common import run_main
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,4 +33,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,13 +1,9 @@
 """`make student`: train a student from audio plus a teacher's cached logits (CMKD stage two)."""
 
-import sys
-
 from pipeline.distill import choose_kd_source, train_student
 from pipeline.losses import KD_KINDS
-from pipeline.distill import DistillError
-from pipeline.store import StoreError
 
-from .common import base_parser, resolve_config
+from .common import base_parser, resolve_config, run_main
 
 
 def main(argv=None) -> int:
@@ -44,11 +40,7 @@ def main(argv=None) -> int:
     run = args.run or (f"{config.model}-kd-{config.kd}" if config.kd != "none" else config.model)
 
     print(f"student {config.model}: KD={config.kd}" + (f" from {config.logits}" if config.logits else ""))
-    try:
-        summary = train_student(args.dataset, config, run, fold=args.fold, resume=args.resume)
-    except (DistillError, StoreError) as error:  # a store that cannot teach: one line, nothing trained
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
+    summary = train_student(args.dataset, config, run, fold=args.fold, resume=args.resume)
     if not summary:
         return 0  # a rank other than 0 under torchrun: rank 0 reports
     print(f"{run} on {args.dataset}: eval mAP {summary['map']:.4f}  accuracy {summary['accuracy']:.4f}"
@@ -57,4 +49,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

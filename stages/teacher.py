@@ -1,10 +1,8 @@
 """`make teacher`: supervised training of a model that later becomes a teacher (or a baseline)."""
 
-import sys
-
 from pipeline.training import run_training
 
-from .common import base_parser, resolve_config
+from .common import base_parser, resolve_config, run_main
 
 
 def main(argv=None) -> int:
@@ -34,4 +32,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -1,6 +1,5 @@
 """`make teacher-logits`: run a teacher once over every clip of a dataset into a Zarr store."""
 
-import sys
 from pathlib import Path
 
 from pipeline.augment import AugmentSettings
@@ -9,7 +8,7 @@ from pipeline.engine import StageOneJob, run_stage_one
 from pipeline.engine.published import teacher_run_for
 from pipeline.training.runner import latest_run
 
-from .common import base_parser, resolve_config
+from .common import base_parser, resolve_config, run_main
 
 
 def store_name(teacher: str, dataset: str) -> str:
@@ -43,7 +42,7 @@ def main(argv=None) -> int:
     augment = AugmentSettings.from_config(config) if args.overrides else None
     job = StageOneJob(dataset=args.dataset, teacher=teacher, out=out, views=args.views, view_seed=config.seed,
                       augment=augment, scheduler=args.scheduler, workers=args.workers, topk=args.topk,
-                      dtype=args.dtype, overwrite=args.overwrite)
+                      dtype=args.dtype, overwrite=args.overwrite, vocab_remap=config.vocab_remap)
     summary = run_stage_one(job)
     Path(f"stores/{args.dataset}").mkdir(parents=True, exist_ok=True)
     Path(f"stores/{args.dataset}/LATEST").write_text(str(Path(out)) + "\n")
@@ -58,4 +57,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

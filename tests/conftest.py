@@ -19,6 +19,12 @@ from pipeline.manifests import Clip, Label, write_manifest
 
 torch.set_num_threads(1)
 
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: multi-process fault injection; left out of `make test`, run by "
+                                       "`make test-all` (which CI runs)")
+
 TINY_CLASSES = [("/t/low", "Low_tone"), ("/t/high", "High_tone"), ("/t/noise", "Noise_burst"),
                 ("/t/click", "Clicks")]
 

@@ -1,6 +1,5 @@
 """Stage two: joining manifests and stores, replay consistency, worker start methods, refusals."""
 
-import dataclasses
 import json
 from pathlib import Path
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from ..augment import AugmentSettings
 from ..config import Config, FrontEndConfig, config_from_dict
+from ..config_check import check_config
 from ..features import front_end_dict
 from ..manifests import load_manifest, manifest_hashes
 from ..progress import bar_options
@@ -42,6 +43,7 @@ class StageOneJob:
     chunk_clips: int | None = None
     manifests_root: str = "data_manifests"
     device: str = "auto"
+    vocab_remap: bool = False  # a teacher whose classes differ from the dataset's in order (or as a superset)
 
 
 def prepare(job: StageOneJob):
@@ -53,11 +55,13 @@ def prepare(job: StageOneJob):
     teachers = load_teacher_set(job.teacher)
     loaded = load_members(teachers)
     first = loaded[teachers.checkpoints[0]]
-    teacher_config = config_from_dict(first["config"])
+    # the teacher's recipe came with its checkpoint: its values are checked before they set the views
+    teacher_config = check_config(config_from_dict(first["config"]), source=f"{teachers.checkpoints[0]} (recipe)")
     front_end = FrontEndConfig(**first["front_end"])
     augment = job.augment or AugmentSettings.from_config(teacher_config)
     train_ids = [c.clip_id for c in manifest.select("train", _teacher_fold(manifest, teacher_config, job))]
     vocabulary = first["vocabulary"]
+    check_vocabulary(vocabulary.get("mids", []), manifest, job)
     attrs = {
         "teacher": teacher_provenance(teachers, loaded),
         "front_end": front_end_dict(front_end),
@@ -81,6 +85,19 @@ def prepare(job: StageOneJob):
     return spec, manifest, teachers, attrs
 
 
+def check_vocabulary(teacher_mids: list[str], manifest, job: StageOneJob) -> None:
+    """A store is only worth writing if stage two can use it: every class of the dataset must be one
+    of the teacher's (by mid), and any other order or extra classes need vocab_remap, the flag stage
+    two then maps them with. Refused before the store is touched (and before LATEST moves)."""
+    from ..distill import class_map_for
+
+    if not set(teacher_mids) & set(manifest.mids):
+        raise ValueError(f"{job.teacher}: the teacher's vocabulary ({len(teacher_mids)} classes, e.g. "
+                         f"{list(teacher_mids)[:3]}) shares no class with {manifest.name} (e.g. {manifest.mids[:3]}); "
+                         f"this teacher was trained on other labels")
+    class_map_for(teacher_mids, manifest, job.vocab_remap, job.teacher)
+
+
 def _teacher_fold(manifest, teacher_config: Config, job: StageOneJob) -> int | None:
     """Fold-based data: mixup partners come from the teacher's own training folds only, so no
     augmented view ever carries audio of the fold its student will be evaluated on."""
@@ -99,11 +116,21 @@ def _cuda() -> bool:
 
 
 def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:
+    try:
+        return _run_locked(job, progress)
+    except OSError as error:  # zarr's write errors name no file: say which store could not be written
+        if error.filename is None and error.errno is not None:
+            raise OSError(error.errno, error.strerror or str(error), str(job.out)) from error
+        raise
+
+
+def _run_locked(job: StageOneJob, progress: bool) -> dict:
     from ..store import StoreLock, chunk_plan, done_chunks, finalize_store, mark_chunk_done
 
-    spec, manifest, teachers, attrs = prepare(job)
-    started = time.time()
+    # the lock comes first: OVERWRITE deletes, and a resume appends to the sessions log
     with StoreLock(job.out):
+        spec, manifest, teachers, attrs = prepare(job)
+        started = time.time()
         plan = chunk_plan(job.out)
         done = done_chunks(job.out)
         todo = [c for c in plan if c[0] not in done]

@@ -38,10 +38,19 @@ def load_teacher_set(path: str | Path) -> TeacherSet:
     crossfit = path / CROSSFIT_FILE if path.is_dir() else None
     if crossfit is not None and crossfit.exists():
         info = json.loads(crossfit.read_text())
-        members = [str((path / m["run_dir"]).resolve()) for m in info["members"]]
+        members = [str(_member_dir(path, crossfit, m)) for m in info["members"]]
         held_out = {cid: i for i, m in enumerate(info["members"]) for cid in m["held_out"]}
         return TeacherSet([str(resolve_checkpoint(m).resolve()) for m in members], held_out, str(path))
     return TeacherSet([str(resolve_checkpoint(path).resolve())], {}, str(path))
+
+
+def _member_dir(run_dir: Path, crossfit: Path, member: object) -> Path:
+    """A member's run directory, which must be a direct sub-folder of the cross-fitted run: the file
+    may come from another lab, so it never gets to point stage one at an arbitrary path."""
+    name = member.get("run_dir") if isinstance(member, dict) else None
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"{crossfit}: member run_dir {name!r} must be the name of a folder inside {run_dir}")
+    return (run_dir / name).resolve()
 
 
 def load_members(teachers: TeacherSet) -> dict[str, dict]:

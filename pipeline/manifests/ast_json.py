@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from .audioset import LABELS_FILE, read_class_labels
 from .records import Clip, Label
-from .validate import Problems, SourceRow, finalise_clips, scan_audio_files, split_from_file_name, split_mids
+from .validate import Problems, SourceRow, decoded_lines, finalise_clips, scan_audio_files, split_from_file_name, split_mids
 
 
 def _datafile_paths(datafiles: list[str | Path], problems: Problems) -> list[Path]:
@@ -34,8 +34,11 @@ def _datafile_paths(datafiles: list[str | Path], problems: Problems) -> list[Pat
 
 def _read_entries(path: Path, problems: Problems) -> list[tuple[str, dict]]:
     """(where, entry) pairs of one datafile; structural problems are noted, not raised."""
+    lines = decoded_lines(path, problems)  # a BOM is dropped; a non-UTF-8 line is reported by number
+    if lines is None:
+        return []
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads("".join(lines))
     except json.JSONDecodeError as error:
         problems.add(path.name, f"not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})")
         return []
@@ -49,8 +52,10 @@ def _read_entries(path: Path, problems: Problems) -> list[tuple[str, dict]]:
         if not isinstance(entry, dict) or not isinstance(entry.get("wav"), str) or not entry["wav"].strip():
             problems.add(where, "entry needs a non-empty string 'wav'")
             continue
-        if not isinstance(entry.get("labels", ""), (str, list)):
-            problems.add(where, "'labels' must be a comma-joined string of mids")
+        labels = entry.get("labels", "")
+        if not isinstance(labels, (str, list)) or (isinstance(labels, list)
+                                                   and not all(isinstance(m, str) for m in labels)):
+            problems.add(where, "'labels' must be a comma-joined string of mids (or a list of mid strings)")
             continue
         entries.append((where, entry))
     return entries
@@ -105,7 +110,7 @@ def _locate(raw: str, data_root: Path, names: _NameIndex) -> tuple[str | None, s
 
 def prepare_ast_json(data_root: str | Path, labels_csv: str | Path | None = None,
                      datafiles: list[str | Path] | None = None,
-                     progress: bool = True) -> tuple[list[Label], list[Clip]]:
+                     progress: bool = True, check: str = "full") -> tuple[list[Label], list[Clip]]:
     """AST json datafiles (files or folders of them) + label CSV -> (labels in CSV order, clips)."""
     data_root = Path(data_root)
     source = f"AST datafiles for {data_root}"
@@ -133,5 +138,5 @@ def prepare_ast_json(data_root: str | Path, labels_csv: str | Path | None = None
             labels_field = entry.get("labels", "")
             mids = split_mids(labels_field) if isinstance(labels_field, str) else tuple(labels_field)
             rows.append(SourceRow(where, PurePosixPath(entry["wav"].strip()).stem, located, mids, split))
-    clips = finalise_clips(rows, labels, data_root, source, problems, progress)
+    clips = finalise_clips(rows, labels, data_root, source, problems, progress, check)
     return labels, clips

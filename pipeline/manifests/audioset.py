@@ -94,7 +94,8 @@ def _find_one(data_root: Path, pattern: str) -> list[Path]:
 
 
 def scan_audioset(data_root: str | Path, labels_csv: str | Path | None = None,
-                  segments: list[str | Path] | None = None, progress: bool = True) -> AudioSetScan:
+                  segments: list[str | Path] | None = None, progress: bool = True,
+                  check: str = "full") -> AudioSetScan:
     """Join the segment lists with the audio present under DATA_ROOT; see the module docstring."""
     data_root = Path(data_root)
     source = f"AudioSet at {data_root}"
@@ -126,15 +127,15 @@ def scan_audioset(data_root: str | Path, labels_csv: str | Path | None = None,
     if all_segments and not rows:
         problems.add(str(data_root), f"no audio found for any of {len(all_segments)} segments (looked for files "
                      f"named like {', '.join(all_segments[0].file_stems()[:3])} with suffix .wav/.flac)")
-    clips = finalise_clips(rows, labels, data_root, source, problems, progress)
+    clips = finalise_clips(rows, labels, data_root, source, problems, progress, check)
     return AudioSetScan(labels, clips, missing, [p.name for p in segment_paths])
 
 
 def prepare_audioset(data_root: str | Path, labels_csv: str | Path | None = None,
                      segments: list[str | Path] | None = None,
-                     progress: bool = True) -> tuple[list[Label], list[Clip]]:
+                     progress: bool = True, check: str = "full") -> tuple[list[Label], list[Clip]]:
     """(labels, clips found on disk); use :func:`scan_audioset` to also get the missing segments."""
-    scan = scan_audioset(data_root, labels_csv, segments, progress)
+    scan = scan_audioset(data_root, labels_csv, segments, progress, check)
     return scan.labels, scan.clips
 
 

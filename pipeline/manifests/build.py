@@ -27,22 +27,41 @@ def _check_inputs(fmt: str, data_root: Path, labels_csv, segments) -> None:
 
 
 def prepare(fmt: str, data_root: str | Path, labels_csv: str | Path | None = None,
-            segments: list[str | Path] | None = None, progress: bool = True) -> tuple[list[Label], list[Clip]]:
-    """Run the converter for ``fmt``; ``labels_csv``/``segments`` only apply to audioset and ast-json."""
+            segments: list[str | Path] | None = None, progress: bool = True,
+            check: str = "full") -> tuple[list[Label], list[Clip]]:
+    """Run the converter for ``fmt``; ``labels_csv``/``segments`` only apply to audioset and ast-json;
+    ``check`` is the audio check (full decode, or header only)."""
     data_root = Path(data_root)
     _check_inputs(fmt, data_root, labels_csv, segments)
     if fmt == "fsd50k":
-        return prepare_fsd50k(data_root, progress)
+        return prepare_fsd50k(data_root, progress, check)
     if fmt == "esc50":
-        return prepare_esc50(data_root, progress)
+        return prepare_esc50(data_root, progress, check)
     if fmt == "ast-json":
-        return prepare_ast_json(data_root, labels_csv, segments, progress)
-    return prepare_audioset(data_root, labels_csv, segments, progress)
+        return prepare_ast_json(data_root, labels_csv, segments, progress, check)
+    return prepare_audioset(data_root, labels_csv, segments, progress, check)
+
+
+def check_splits(fmt: str, data_root, clips: list[Clip]) -> None:
+    """Refuse, at manifest time, splits that would only fail later: split-based data needs labelled
+    eval clips, and a val split (when the metadata has one) needs labelled clips too."""
+    if not any(c.split for c in clips):
+        return  # fold-based (ESC-50 layout): every fold is evaluated in turn
+    problems = []
+    for split, fix in (("eval", "the eval metadata (FSD50K eval.csv, AudioSet eval_segments.csv, an AST eval "
+                                "datafile) must list clips with audio and labels"),
+                       ("val", "drop the val rows to carve a val split from train at training time, or label them")):
+        listed = [c for c in clips if c.split == split]
+        labelled = [c for c in listed if c.labels]
+        if (split == "eval" or listed) and not labelled:
+            problems.append(f"the {split} split has no labelled clips ({len(listed)} listed): {fix}")
+    if problems:
+        raise ManifestError(f"{fmt} at {data_root}", problems)
 
 
 def build_manifest(dataset: str, fmt: str, data_root: str | Path, out_root: str | Path = "data_manifests",
                    labels_csv: str | Path | None = None, segments: list[str | Path] | None = None,
-                   progress: bool = True) -> Manifest:
+                   progress: bool = True, check: str = "full") -> Manifest:
     """Convert, validate, then write ``out_root/dataset/``; a failed run leaves the old manifest as it was.
 
     AudioSet also gets ``missing_segments.csv`` (listed segments without audio) and their count in
@@ -53,14 +72,16 @@ def build_manifest(dataset: str, fmt: str, data_root: str | Path, out_root: str 
     missing_text = None
     if fmt == "audioset":
         _check_inputs(fmt, Path(data_root), labels_csv, segments)
-        scan = scan_audioset(data_root, labels_csv, segments, progress)
+        scan = scan_audioset(data_root, labels_csv, segments, progress, check)
         labels, clips = scan.labels, scan.clips
         extra = {"segment_files": scan.segment_files, "missing": len(scan.missing), "missing_segments": MISSING_FILE}
         missing_text = missing_segments_csv(scan.missing)
     else:
-        labels, clips = prepare(fmt, data_root, labels_csv, segments, progress)
+        labels, clips = prepare(fmt, data_root, labels_csv, segments, progress, check)
     if not clips:
         raise ManifestError(f"{fmt} at {data_root}", ["the metadata lists no clips"])
+    check_splits(fmt, data_root, clips)
+    extra["audio_check"] = check
     if missing_text is not None:
         _atomic_write(out_dir / MISSING_FILE, missing_text)
     elif (out_dir / MISSING_FILE).exists():  # left by an earlier AudioSet build into the same name
@@ -78,4 +99,9 @@ def summary_line(manifest: Manifest, out_dir: str | Path) -> str:
         line += f", {counts['unlabelled']} unlabelled"
     if "missing" in manifest.info:
         line += f", {manifest.info['missing']} segments without audio (see {MISSING_FILE})"
+    if manifest.info.get("audio_check") == "header":
+        line += ("; audio checked by header only (CHECK=header): NaN/inf and out-of-range samples were not looked "
+                 "for")
+    elif manifest.info.get("audio_check") == "full":
+        line += "; audio fully decoded and checked"
     return f"{line} -> {out_dir}/"

@@ -38,7 +38,7 @@ def _vocabulary(categories: dict[int, tuple[str, str]]) -> list[Label]:
             for index, target in enumerate(sorted(categories))]
 
 
-def prepare_esc50(data_root: str | Path, progress: bool = True) -> tuple[list[Label], list[Clip]]:
+def prepare_esc50(data_root: str | Path, progress: bool = True, check: str = "full") -> tuple[list[Label], list[Clip]]:
     """meta/esc50.csv + audio/ -> (labels in target order, clips with folds 1-5)."""
     data_root = Path(data_root)
     source = f"ESC-50 at {data_root}"
@@ -77,5 +77,5 @@ def prepare_esc50(data_root: str | Path, progress: bool = True) -> tuple[list[La
         rows.append(SourceRow(where, Path(r["filename"]).stem, f"audio/{r['filename']}",
                               (esc50_mid(category),), "", fold))
     labels = _vocabulary(categories)
-    clips = finalise_clips(rows, labels, data_root, source, problems, progress)
+    clips = finalise_clips(rows, labels, data_root, source, problems, progress, check)
     return labels, clips

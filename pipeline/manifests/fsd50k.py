@@ -44,7 +44,8 @@ def _partition_rows(csv_path: Path, audio_dir: str, fixed_split: str | None, pro
     return rows
 
 
-def prepare_fsd50k(data_root: str | Path, progress: bool = True) -> tuple[list[Label], list[Clip]]:
+def prepare_fsd50k(data_root: str | Path, progress: bool = True,
+                   check: str = "full") -> tuple[list[Label], list[Clip]]:
     """FSD50K ground truth + audio -> (labels in vocabulary order, dev clips then eval clips)."""
     data_root = Path(data_root)
     truth = data_root / GROUND_TRUTH
@@ -57,5 +58,5 @@ def prepare_fsd50k(data_root: str | Path, progress: bool = True) -> tuple[list[L
     labels = read_vocabulary(truth / "vocabulary.csv", problems)
     rows = _partition_rows(truth / "dev.csv", "FSD50K.dev_audio", None, problems)
     rows += _partition_rows(truth / "eval.csv", "FSD50K.eval_audio", "eval", problems)
-    clips = finalise_clips(rows, labels, data_root, f"FSD50K at {data_root}", problems, progress)
+    clips = finalise_clips(rows, labels, data_root, f"FSD50K at {data_root}", problems, progress, check)
     return labels, clips

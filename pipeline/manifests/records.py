@@ -83,19 +83,20 @@ class Manifest:
         return Path(self.data_root) / clip.path
 
     def select(self, split: str, fold: int | None = None) -> list[Clip]:
-        """Clips of one role. For fold-based data: 'train' = all folds but `fold`, 'eval' = `fold`."""
+        """Clips of one role. For fold-based data: 'train' = all folds but `fold`, 'eval' = `fold`,
+        'val' = none. A missing val split is empty, never the eval split in disguise (see
+        :func:`pipeline.training.runner.splits_for` for what model selection does then)."""
         if self.folds and not any(c.split for c in self.clips):
             if fold is None:
                 raise ValueError(f"{self.name} is fold-based: give FOLD=k (one of {self.folds})")
             if split == "train":
                 return [c for c in self.clips if c.fold != fold]
-            if split in ("val", "eval"):
+            if split == "eval":
                 return [c for c in self.clips if c.fold == fold]
+            if split == "val":
+                return []
             raise ValueError(f"unknown split {split!r}")
-        chosen = [c for c in self.clips if c.split == split]
-        if split == "val" and not chosen:  # no val split: validate on eval
-            chosen = [c for c in self.clips if c.split == "eval"]
-        return chosen
+        return [c for c in self.clips if c.split == split]
 
     def stats(self) -> dict:
         return self.info.get("norm_stats", {})

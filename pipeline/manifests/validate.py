@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..audio import AudioError, audio_fingerprint, audio_info
+from ..audio import AudioError, audio_fingerprint, check_audio
 from ..progress import bar_options
 from .records import Clip, Label, ManifestError
 
@@ -65,40 +65,72 @@ class SourceRow:
 # Reading metadata tables
 # ------------------------------------------------------------------------------------------------
 
+def decoded_lines(path: Path, problems: Problems) -> list[str] | None:
+    """The file's lines as text: UTF-8, with or without a byte-order mark (Excel writes one). A line
+    that is not UTF-8 is reported with its number and None is returned: nothing is ever parsed
+    from mis-decoded text."""
+    lines = []
+    for number, raw in enumerate(path.read_bytes().splitlines(keepends=True), start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            problems.add(f"{path.name} row {number}", f"not UTF-8 (byte 0x{raw[error.start]:02x} at column "
+                         f"{error.start + 1}); re-save {path} as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+            return None
+    return lines
+
+
 def read_table(path: Path, columns: list[str], problems: Problems, header: bool = True,
                skip_comments: bool = False, skip_initial_space: bool = False) -> list[tuple[int, dict]]:
     """Rows of a CSV as (line number, {column: value}); rows of the wrong width become problems.
 
     With ``header`` the file's first row must name at least ``columns`` (extra columns, like ESC-50's
     esc10/src_file/take, are kept); without it the rows are read positionally as ``columns``.
-    Line numbers are the file's own, so "row 17" is line 17 in an editor.
+    Line numbers are the file's own, so "row 17" is line 17 in an editor. A quote left open swallows
+    the lines after it into one field; that row is reported at the line where the quote opened.
     """
     name = path.name
     rows: list[tuple[int, dict]] = []
-    with open(path, newline="", encoding="utf-8") as f:
-        # comment lines become blank (skipped below) rather than vanishing, so line numbers stay true
-        lines = ("\n" if skip_comments and line.lstrip().startswith("#") else line for line in f)
-        reader = csv.reader(lines, skipinitialspace=skip_initial_space)
-        names = columns
-        if header:
-            first = next(reader, None)
-            if first is None:
-                problems.add(name, "empty file (expected a header row)")
-                return rows
-            names = [c.strip() for c in first]
-            missing = [c for c in columns if c not in names]
-            if missing:
-                problems.add(f"{name} row {reader.line_num}",
-                             f"header lacks column(s) {', '.join(missing)} (header is {','.join(names)})")
-                return rows
-        for values in reader:
-            if not values or all(not v.strip() for v in values):
-                continue  # blank lines carry no clip
-            if len(values) != len(names):
-                problems.add(f"{name} row {reader.line_num}",
-                             f"expected {len(names)} columns ({','.join(names)}), found {len(values)}")
-                continue
-            rows.append((reader.line_num, {k: v.strip() for k, v in zip(names, values)}))
+    text = decoded_lines(path, problems)
+    if text is None:
+        return rows
+    # comment lines become blank (skipped below) rather than vanishing, so line numbers stay true
+    lines = ("\n" if skip_comments and line.lstrip().startswith("#") else line for line in text)
+    reader = csv.reader(lines, skipinitialspace=skip_initial_space)
+    names = columns
+    if header:
+        first = next(reader, None)
+        if first is None:
+            problems.add(name, "empty file (expected a header row)")
+            return rows
+        names = [c.strip() for c in first]
+        missing = [c for c in columns if c not in names]
+        if missing:
+            problems.add(f"{name} row {reader.line_num}",
+                         f"header lacks column(s) {', '.join(missing)} (header is {','.join(names)})")
+            return rows
+    while True:
+        opened = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            problems.add(f"{name} row {opened}", f"unreadable CSV ({error})")
+            break
+        if reader.line_num > opened and any("\n" in v or "\r" in v for v in values):
+            problems.add(f"{name} row {opened}", f"unbalanced quote: the quoted field runs on to line "
+                         f"{reader.line_num}; remove the stray \" or close it on this line")
+            continue
+        if not values or all(not v.strip() for v in values):
+            continue  # blank lines carry no clip
+        if len(values) != len(names):
+            problems.add(f"{name} row {reader.line_num}",
+                         f"expected {len(names)} columns ({','.join(names)}), found {len(values)}")
+            continue
+        rows.append((reader.line_num, {k: v.strip() for k, v in zip(names, values)}))
     return rows
 
 
@@ -204,9 +236,13 @@ def scan_audio_files(data_root: Path) -> list[str]:
 # From source rows to clips
 # ------------------------------------------------------------------------------------------------
 
-def _probe(path: Path) -> tuple[float, int, int, str] | str:
+def _probe(path: Path, check: str = "full") -> tuple[float, int, int, str] | str:
+    """(duration, sample rate, channels, fingerprint) of a clip fit for training, or why not. The
+    full check decodes every sample and so does the fingerprint; a header-only check skips both
+    (the clip then has no fingerprint, and stage two joins it by id unchecked)."""
     try:
-        return (*audio_info(path), audio_fingerprint(path))  # the fingerprint decodes the whole file
+        duration, sample_rate, channels = check_audio(path, check)
+        return duration, sample_rate, channels, (audio_fingerprint(path) if check == "full" else "")
     except AudioError as error:
         return str(error).removeprefix(f"{path}: ")
     except OSError as error:  # e.g. permission denied
@@ -214,8 +250,9 @@ def _probe(path: Path) -> tuple[float, int, int, str] | str:
 
 
 def finalise_clips(rows: list[SourceRow], labels: list[Label], data_root: Path, source: str,
-                   problems: Problems, progress: bool = True) -> list[Clip]:
-    """Check every row and read its audio header; raise one ManifestError if anything is wrong.
+                   problems: Problems, progress: bool = True, check: str = "full") -> list[Clip]:
+    """Check every row and its audio (``check``: full decode, or header only, see
+    :func:`pipeline.audio.check_audio`); raise one ManifestError if anything is wrong.
 
     ``problems`` may already hold the converter's parse problems: they are reported together.
     """
@@ -251,8 +288,8 @@ def finalise_clips(rows: list[SourceRow], labels: list[Label], data_root: Path, 
             accepted.append((row, relative))
     paths = [data_root / relative for _, relative in accepted]
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
-        headers = list(tqdm(pool.map(_probe, paths), total=len(paths), unit="file", desc="audio headers",
-                            **bar_options(progress and len(paths) >= 1000)))
+        headers = list(tqdm(pool.map(lambda path: _probe(path, check), paths), total=len(paths), unit="file",
+                            desc=f"audio ({check} check)", **bar_options(progress and len(paths) >= 1000)))
     clips = []
     for (row, relative), header in zip(accepted, headers):
         if isinstance(header, str):

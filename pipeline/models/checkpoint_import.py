@@ -56,13 +56,29 @@ class ImportReport:
         return "\n".join(lines)
 
 
-def _torch_load(path: Path) -> tuple[object, list[str]]:
+# the one-line conversion of a trusted legacy checkpoint (docs/reliability.md): keep its tensors only
+CONVERT_COMMAND = ("python -c \"import sys, torch; c = torch.load(sys.argv[1], map_location='cpu', weights_only=False); "
+                   "s = c.get('model', c.get('state_dict', c)) if isinstance(c, dict) else c.state_dict(); "
+                   "torch.save({k: v for k, v in s.items() if torch.is_tensor(v)}, sys.argv[2])\" TRUSTED.pt OUT.pt")
+
+
+class UnsafeCheckpoint(CheckpointImportError):
+    """The file holds pickled Python objects that only a full (code-running) unpickle could read."""
+
+
+def load_weights_only(path: str | os.PathLike) -> object:
+    """``torch.load(weights_only=True)``, the only way this project reads a .pt file: tensors and plain
+    containers load, anything else (a class, a callable) is refused and never executed."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True), []
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        # older training scripts pickled extra Python objects next to the weights
-        note = "file holds Python objects beyond tensors; it was unpickled in full (load only trusted files)"
-        return torch.load(path, map_location="cpu", weights_only=False), [note]
+        raise UnsafeCheckpoint(
+            f"{path}: refused: it holds Python objects beyond tensors and plain values, and loading them could run "
+            f"code; if you trust the file, convert it once with {CONVERT_COMMAND}") from None
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointImportError(f"{path}: not a readable torch checkpoint ({str(error).splitlines()[0][:160]})") from None
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, list[str]]:
@@ -70,7 +86,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    obj, notes = _torch_load(path)
+    obj, notes = load_weights_only(path), []
     meta: dict = {}
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         state, meta = obj["model"], {k: v for k, v in obj.items() if k != "model"}
@@ -95,7 +111,8 @@ def _source_grid(model: AudioSpectrogramTransformer, tokens: int, meta: dict,
     if source_grid is not None:
         return tuple(source_grid)
     config = meta.get("model_config") or {}
-    if "n_mels" in config and "target_length" in config:
+    geometry = [config.get(k, 10) for k in ("n_mels", "target_length", "freq_stride", "time_stride")]
+    if "n_mels" in config and "target_length" in config and all(type(v) is int and v > 0 for v in geometry):
         return patch_grid(config["n_mels"], config["target_length"], config.get("freq_stride", 10),
                           config.get("time_stride", 10))
     patches = tokens - PREFIX_TOKENS

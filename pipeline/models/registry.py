@@ -77,6 +77,34 @@ def model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
+# what a stored model_config may hold: plain values only, never a path, module or callable
+PLAIN_VALUES = (bool, int, float, str, type(None))
+
+
+def validate_model_config(name: object, config: object, source: str = "checkpoint") -> tuple[str, dict]:
+    """(name, config) after checking what a checkpoint or store says about its model against the
+    registry: the name must be registered and every key one of its builder's architecture arguments
+    with a plain value. Initialisation sources (pretrained, checkpoint) are refused: a received file
+    must never make us fetch weights or unpickle a second file."""
+    if not isinstance(name, str):
+        raise ValueError(f"{source}: model_name must be a string, got {type(name).__name__}")
+    try:
+        entry = model_entry(name)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{source}: model_config must be a mapping, got {type(config).__name__}")
+    allowed = {a for a in COMMON_ARGS if a != "pretrained"} | set(entry.options())
+    unknown = sorted(str(k) for k in config if k not in allowed)
+    bad = sorted(f"{k}={type(v).__name__}" for k, v in config.items()
+                 if k in allowed and not isinstance(v, PLAIN_VALUES))
+    if unknown or bad:
+        problems = ([f"unknown key(s) {unknown}"] if unknown else []) + ([f"non-plain value(s) {bad}"] if bad else [])
+        raise ValueError(f"{source}: model_config of {name!r} refused ({'; '.join(problems)}); "
+                         f"allowed keys: {', '.join(sorted(allowed))}")
+    return name, dict(config)
+
+
 def _check_common(name: str, num_classes: int, n_mels: int, target_length: int, pretrained: str,
                   drop_rate: float) -> None:
     for field, value in (("num_classes", num_classes), ("n_mels", n_mels), ("target_length", target_length)):

@@ -18,7 +18,10 @@ import zarr
 from .format import (ACTIVATIONS, DTYPES, FORMAT_ID, FORMAT_VERSION, MAX_CLASSES, Layout, StoreError, StoreMismatch,
                      create_array, default_chunk_clips, dump_json, is_store, json_safe, open_store,
                      software_attrs, strings_sha256, utc_now)
+from .lock import store_locked
 
+# the only attr of a store being created; replaced by the full attrs once every array exists
+CREATING = "creating"
 REQUIRED_ATTRS = {"teacher": "checkpoint_sha256", "manifest": "sha256", "front_end": None}
 
 
@@ -148,12 +151,13 @@ def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary
                             vocabulary_names=vocabulary_names, activation=activation, attrs=attrs,
                             layout=layout, view_seed=view_seed)
     path = Path(path)
-    if path.exists() and not overwrite:
-        if _resume(path, new_attrs, chunk_clips):
-            return
-    if path.exists():
-        shutil.rmtree(path)
-    _write_new(path, layout, new_attrs, clip_ids, splits, folds, fingerprints)
+    with store_locked(path):  # nothing below deletes or writes unless this process is the one writer
+        if path.exists() and not overwrite:
+            if _resume(path, new_attrs, chunk_clips):
+                return
+        if path.exists():
+            shutil.rmtree(path)
+        _write_new(path, layout, new_attrs, clip_ids, splits, folds, fingerprints)
 
 
 def _resume(path: Path, new_attrs: dict, chunk_clips: int | None) -> bool:
@@ -162,7 +166,11 @@ def _resume(path: Path, new_attrs: dict, chunk_clips: int | None) -> bool:
         if path.is_dir() and not any(path.iterdir()):
             return False  # an empty directory is no store yet
         raise StoreMismatch(f"{path} exists but is not a {FORMAT_ID} store; pass overwrite=True to replace it")
-    found = zarr.open_group(str(path), mode="r", zarr_format=3).attrs.asdict().get("format")
+    existing = zarr.open_group(str(path), mode="r", zarr_format=3)
+    found_attrs = existing.attrs.asdict()
+    found = found_attrs.get("format")
+    if found is None and (found_attrs.get(CREATING) == FORMAT_ID or (not found_attrs and not list(existing.keys()))):
+        return False  # our own creation, interrupted (disk full, kill) before any chunk could be written
     if found != FORMAT_ID:
         # also what an interrupted creation leaves behind: its attrs are written last
         raise StoreMismatch(f"{path} holds a Zarr group with format {found!r}, not {FORMAT_ID!r} (or its "
@@ -186,10 +194,11 @@ def _resume(path: Path, new_attrs: dict, chunk_clips: int | None) -> bool:
 
 def _write_new(path: Path, layout: Layout, attrs: dict, clip_ids, splits, folds, fingerprints) -> None:
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    group.attrs.update({CREATING: FORMAT_ID})  # lets a rerun recognise and redo a creation cut short
     arrays = {spec.name: create_array(group, spec) for spec in layout.array_specs()}
     arrays["clip_id"][:] = np.array(clip_ids, dtype=str)
     arrays["split"][:] = np.array(splits, dtype=str)
     arrays["fold"][:] = np.array(folds, dtype=np.int8)
     arrays["fingerprint"][:] = np.array(fingerprints, dtype=str)
     # attrs last: a store whose creation was interrupted has no format id and is not taken for one
-    group.attrs.update(attrs)
+    group.attrs.put(attrs)

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -19,6 +20,9 @@ import psutil
 from .format import StoreLocked, utc_now
 
 log = logging.getLogger(__name__)
+
+# lock files this process holds, so code that must run under the lock can tell it is already taken
+_HELD: set[Path] = set()
 
 
 def lock_path(store_path: str | os.PathLike) -> Path:
@@ -114,6 +118,7 @@ class StoreLock:
         for _ in range(3):
             if self._try_create():
                 self._held = True
+                _HELD.add(self.path.resolve())
                 return self
             holder, raw = self._read_holder()
             if not raw:
@@ -134,6 +139,8 @@ class StoreLock:
     def release(self) -> None:
         if self._held and self._read_holder()[0].get("token") == self._token:
             self.path.unlink(missing_ok=True)
+        if self._held:
+            _HELD.discard(self.path.resolve())
         self._held = False
 
     def __enter__(self) -> "StoreLock":
@@ -141,3 +148,14 @@ class StoreLock:
 
     def __exit__(self, *exc_info) -> None:
         self.release()
+
+
+@contextmanager
+def store_locked(path: str | os.PathLike):
+    """Run the block under the store's lock: the one this process already holds (stage one takes it
+    before anything else), or a fresh one that a second writer cannot get."""
+    if lock_path(path).resolve() in _HELD:
+        yield
+        return
+    with StoreLock(path):
+        yield

@@ -178,6 +178,8 @@ class LogitTable:
 
     def _dense(self, prefix: str, rows: np.ndarray, ks: np.ndarray | None) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
+        if not self.clip_ids:  # a subset that matched no clip: every row is missing
+            return np.full((len(rows), self.layout.num_classes), np.nan, dtype=np.float32)
         safe = np.maximum(rows, 0)
         pick = (safe,) if ks is None else (safe, np.asarray(ks, dtype=np.int64))
         if self.layout.topk:
@@ -286,7 +288,7 @@ class LogitTable:
             "digest": self.digest, "verified": self.verified, "arrays": sorted(self._arrays),
             "clips": hashlib.sha256("\n".join(self.clip_ids).encode()).hexdigest()}).encode()).hexdigest()[:32]
         self._shared = share_arrays(self._arrays, key, cache_dir)
-        self._arrays = {name: np.load(path, mmap_mode="r") for name, path in self._shared.items()}
+        self._arrays = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in self._shared.items()}
         return self
 
     @property
@@ -302,4 +304,4 @@ class LogitTable:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if self._shared:
-            self._arrays = {name: np.load(path, mmap_mode="r") for name, path in self._shared.items()}
+            self._arrays = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in self._shared.items()}

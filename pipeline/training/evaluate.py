@@ -30,8 +30,9 @@ def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, **bar_options(progress)):
         with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
             logits = model(batch["features"].to(device))
-        outputs.append(logits.float().cpu().numpy())
-        targets.append(batch["target"].numpy())
+        keep = batch["skipped"].numpy() == 0  # unreadable audio is left out of the scores, not scored as silence
+        outputs.append(logits.float().cpu().numpy()[keep])
+        targets.append(batch["target"].numpy()[keep])
     return np.concatenate(outputs), np.concatenate(targets)
 
 

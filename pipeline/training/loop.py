@@ -20,14 +20,14 @@ from tqdm import tqdm
 
 from ..augment import AugmentSettings
 from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_config
-from ..data import ClipDataset, EpochSampler, balanced_weights
+from ..data import SKIPPED_FILE, ClipDataset, EpochSampler, balanced_weights
 from ..losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
 from ..manifests import Clip, Manifest
 from ..models import create_model, model_entry
 from ..progress import bar_options
 from ..seeding import seed_everything, set_threads, worker_init
 from . import runlog
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_resume, load_checkpoint, save_checkpoint
 from .evaluate import Evaluation, evaluate_clips, evaluate_model
 from .outputs import write_run_outputs
 from .schedule import WeightAverager, set_lr
@@ -103,6 +103,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     last_path = paths.checkpoints / "last.pt"
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
+        check_resume(ckpt, config, job.front_end, last_path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -122,7 +123,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
 
     augment_settings = AugmentSettings.from_config(config)
     dataset = ClipDataset(job.manifest, job.train_clips, job.front_end, augment_settings, seed=config.seed,
-                          partners=job.train_clips, kd=job.kd)
+                          partners=job.train_clips, kd=job.kd, skip_log=paths.root / SKIPPED_FILE)
     weights = balanced_weights(job.train_clips, job.manifest.mids) if config.balanced_sampler else None
     sampler = EpochSampler(len(dataset), config.seed, weights, rank, world)
     kd_active = job.kd is not None or job.online_teacher is not None

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
+from ..config_check import check_config
+from ..data import SKIPPED_FILE, read_skipped
 from ..manifests import Manifest, load_manifest
 from .loop import TrainJob, distributed_context, train
 from .runlog import write_summary
@@ -23,26 +25,60 @@ def run_dir_for(dataset: str, run: str, runs_root: str | Path = "runs") -> Path:
     return Path(runs_root) / dataset / run
 
 
-def splits_for(manifest: Manifest, fold: int | None):
-    """(train, val, eval) clip lists; unlabelled clips train (KD only) but are never scored."""
+# share of the training clips held out for model selection when the data has no val split
+CARVED_VAL_FRACTION = 0.1
+SELECT_ON = ("val", "eval")
+
+
+def splits_for(manifest: Manifest, fold: int | None, select_on: str = "val", seed: int = 0):
+    """(train, val, eval) clip lists; unlabelled clips train (KD only) but are never scored.
+
+    Model selection (best.pt) never looks at the eval split unless asked (``select_on=eval``): data
+    without a val split (ESC-50 folds, AudioSet) gets one carved from its labelled training clips,
+    drawn from the seed; :func:`selection_note` says which happened.
+    """
+    if select_on not in SELECT_ON:
+        raise ValueError(f"select_on must be one of {SELECT_ON}, got {select_on!r}")
     train_clips = manifest.select("train", fold)
     val_clips = [c for c in manifest.select("val", fold) if c.labels]
     eval_clips = [c for c in manifest.select("eval", fold) if c.labels]
     if not train_clips or not eval_clips:
         raise ValueError(f"{manifest.name}: no train or eval clips (train={len(train_clips)}, eval={len(eval_clips)})")
-    return train_clips, val_clips or eval_clips, eval_clips
+    if val_clips:
+        return train_clips, val_clips, eval_clips
+    if select_on == "eval":
+        return train_clips, eval_clips, eval_clips
+    labelled = [i for i, c in enumerate(train_clips) if c.labels]
+    count = max(1, round(CARVED_VAL_FRACTION * len(labelled)))
+    if len(labelled) < 2:
+        raise ValueError(f"{manifest.name}: no val split and too few labelled training clips to carve one; "
+                         f"pass select_on=eval to select on the eval split")
+    carved = set(np.random.default_rng([seed, 0x5E1]).choice(labelled, size=count, replace=False).tolist())
+    return ([c for i, c in enumerate(train_clips) if i not in carved],
+            [c for i, c in enumerate(train_clips) if i in carved], eval_clips)
+
+
+def selection_note(manifest: Manifest, fold: int | None, config: Config, val_clips: list) -> str:
+    """What best.pt was selected on, for the run's summary."""
+    if any(c.labels for c in manifest.select("val", fold)):
+        return f"val split ({len(val_clips)} clips)"
+    if config.select_on == "eval":
+        return f"eval split (select_on=eval; no val split), {len(val_clips)} clips"
+    return (f"val carved from train: {len(val_clips)} clips ({CARVED_VAL_FRACTION:.0%} of the labelled training "
+            f"clips, seed {config.seed}); the data has no val split")
 
 
 def make_job(config: Config, manifest: Manifest, run_dir: Path, fold: int | None, job_extras=None) -> TrainJob:
     """job_extras(config, manifest, train_clips, front_end) -> dict of extra TrainJob fields (KD sources)."""
-    train_clips, val_clips, eval_clips = splits_for(manifest, fold)
+    train_clips, val_clips, eval_clips = splits_for(manifest, fold, config.select_on, config.seed)
     if config.max_clips:
         train_clips = train_clips[: config.max_clips]
     front_end = config.front_end(manifest.stats())
     extra = job_extras(config, manifest, train_clips, front_end) if job_extras else {}
     config = extra.pop("config", config)  # stage two resolves KD settings (kd_loss) against the teacher
+    summary = {**(extra.pop("extra_summary", None) or {}), "model_selection": selection_note(manifest, fold, config, val_clips)}
     return TrainJob(config=config, manifest=manifest, train_clips=train_clips, val_clips=val_clips,
-                    eval_clips=eval_clips, front_end=front_end, run_dir=run_dir, **extra)
+                    eval_clips=eval_clips, front_end=front_end, run_dir=run_dir, extra_summary=summary, **extra)
 
 
 def run_training(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
@@ -50,6 +86,7 @@ def run_training(dataset: str, config: Config, run: str, fold: int | None = None
                  job_extras=None, progress: bool = True) -> dict:
     """Train one model (or one per fold); job_extras as in :func:`make_job` (KD sources). Under
     torchrun the ranks other than 0 return an empty dict."""
+    check_config(config)
     manifest = load_manifest(Path(manifests_root) / dataset)
     run_dir = run_dir_for(dataset, run, runs_root)
     folds = [fold] if fold is not None else (manifest.folds if _fold_based(manifest) else [None])
@@ -61,7 +98,10 @@ def run_training(dataset: str, config: Config, run: str, fold: int | None = None
             print(f"{fold_dir} already finished; skipping")
             continue
         job = make_job(_with_fold(config, k), manifest, fold_dir, k, job_extras)
+        if not resume:
+            (fold_dir / SKIPPED_FILE).unlink(missing_ok=True)
         summaries[k] = train(job, resume=resume, progress=progress)
+        record_skipped(fold_dir, summaries[k])
     if distributed_context()[0] != 0:
         return {}  # under torchrun only rank 0 evaluates, writes and reports
     if len(folds) == 1:
@@ -69,6 +109,18 @@ def run_training(dataset: str, config: Config, run: str, fold: int | None = None
     summary = fold_mean(summaries)
     write_summary(run_dir / "summary.json", summary)
     return summary
+
+
+def record_skipped(run_dir: Path, summary: dict) -> None:
+    """Clips whose audio failed mid-run were trained as silence weighing nothing; their count (and
+    the log naming them) goes into the summary so no skip is silent."""
+    skipped = read_skipped(run_dir / SKIPPED_FILE)
+    if not summary or not skipped:
+        return
+    summary["skipped_clips"] = {"count": len(skipped), "log": str(run_dir / SKIPPED_FILE)}
+    write_summary(run_dir / "summary.json", summary)
+    print(f"{run_dir}: {len(skipped)} clip(s) skipped because their audio could not be read "
+          f"(listed in {run_dir / SKIPPED_FILE})")
 
 
 def fold_mean(summaries: dict) -> dict:

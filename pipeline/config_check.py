@@ -1,0 +1,132 @@
+"""Every config key type- and range-checked at once: one error listing all problems.
+
+``apply_overrides`` already turns strings into each field's type; this catches values that have the
+right type but make no sense (``batch_size=-4``, ``epochs=0``, ``mixup=2``) before they reach torch
+or half a run, and a field set in code to the wrong type. Keys without a rule here are still
+type-checked from their annotation, so a newly added key is never skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from dataclasses import fields
+
+from .config import Config
+
+
+class ConfigError(ValueError):
+    """A recipe with values out of range or of the wrong type; the message lists every key."""
+
+
+def _positive(v):
+    return v > 0 or "must be > 0"
+
+
+def _non_negative(v):
+    return v >= 0 or "must be >= 0"
+
+
+def _probability(v):
+    return 0 <= v <= 1 or "must be in [0, 1]"
+
+
+def _choice(*allowed):
+    return lambda v: v in allowed or f"must be one of {', '.join(map(repr, allowed))}"
+
+
+def _model(v):
+    from .models import list_models
+
+    return v in list_models() or f"must be a registered model ({', '.join(list_models())})"
+
+
+def _device(v):
+    return v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()) or \
+        "must be auto, cpu, cuda or cuda:N"
+
+
+def _betas(v):
+    return (len(v) == 2 and all(0 <= b < 1 for b in v)) or "must be two numbers in [0, 1)"
+
+
+RULES: dict[str, typing.Callable] = {
+    "fold": lambda v: v is None or 1 <= v <= 127 or "must be a fold number >= 1 (or null)",
+    "select_on": _choice("val", "eval"),
+    "model": _model, "cnn_model": _model, "ast_model": _model,
+    "pooling": _choice("mean", "attention", "psla_attention"),
+    "ast_pooling": _choice("", "token", "max"),
+    "pretrained": _choice("none", "imagenet"),
+    "drop_rate": lambda v: 0 <= v < 1 or "must be in [0, 1)",
+    "n_mels": _positive, "target_length": _positive,
+    "norm_std": lambda v: v is None or v > 0 or "must be > 0 (or null)",
+    "norm_divisor": _positive,
+    "mixup": _probability, "mixup_alpha": _positive,
+    "freqm": _non_negative, "timem": _non_negative, "time_shift": _non_negative,
+    "epochs": _positive, "batch_size": _positive, "lr": _positive, "weight_decay": _non_negative,
+    "betas": _betas, "warmup_steps": _non_negative, "lr_decay_start": _non_negative,
+    "lr_decay_every": _positive, "lr_decay": lambda v: 0 < v <= 1 or "must be in (0, 1]",
+    "wa_start": _non_negative, "wa_end": _non_negative,
+    "loss": _choice("auto", "bce", "ce"),
+    "kd": _choice("none", "clean", "replay", "online"), "kd_loss": _choice("kl", "bce"),
+    "kd_lambda": _probability, "tau": _positive,
+    "missing": _choice("error", "mask"),
+    "num_workers": _non_negative, "threads": _non_negative, "eval_batch_size": _positive,
+    "max_clips": _non_negative, "seed": _non_negative,
+    "device": _device,
+}
+
+
+def _type_problem(value, annotation) -> str | None:
+    """None when ``value`` fits the field's annotation, else what it should have been."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        annotation = next(a for a in options if a is not type(None))
+        origin = typing.get_origin(annotation)
+    if annotation is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if annotation is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+        return None if math.isfinite(value) else "must be finite"
+    if annotation is str:
+        return None if isinstance(value, str) else "must be a string"
+    if origin is tuple or annotation is tuple:
+        ok = isinstance(value, (tuple, list)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                      and math.isfinite(v) for v in value)
+        return None if ok else "must be numbers separated by commas"
+    if origin is dict or annotation is dict:
+        return None if isinstance(value, dict) else "must be a mapping"
+    return None  # a type this checker does not know: left to its own code
+
+
+def config_problems(config: Config) -> list[str]:
+    """'key=value: what is wrong' for every bad key, in field order."""
+    hints = typing.get_type_hints(type(config))
+    problems = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        wrong = _type_problem(value, hints.get(f.name))
+        if wrong is None and f.name in RULES:
+            verdict = RULES[f.name](value)
+            wrong = None if verdict is True else verdict
+        if wrong:
+            problems.append(f"{f.name}={value!r} {wrong}")
+    if config.wa_start and config.wa_end < config.wa_start:
+        problems.append(f"wa_end={config.wa_end!r} must be >= wa_start={config.wa_start!r} (weight averaging "
+                        f"runs over epochs wa_start..wa_end)")
+    return problems
+
+
+def check_config(config: Config, source: str = "config") -> Config:
+    """Return ``config`` unchanged, or raise one ConfigError naming every bad key."""
+    problems = config_problems(config)
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} bad key(s): " + "; ".join(problems))
+    return config

@@ -1,0 +1,98 @@
+"""Every driver: an expected error is one `error:` line naming the file, row, field or key, exit
+code 2, no traceback; CMKD_DEBUG=1 adds the traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(project: Path, *args: str, debug: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("CMKD_DEBUG", None)
+    if debug:
+        env["CMKD_DEBUG"] = "1"
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=project, env=env,
+                          timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *names: str) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    for name in names:
+        assert name in errors[0], (name, errors[0])
+    return errors[0]
+
+
+CASES = {
+    "teacher bad ARGS": (("stages.teacher", "--dataset", "tiny", "--", "batch_size=-4", "epochs=0"),
+                         ("batch_size=-4", "epochs=0")),
+    "teacher unknown key": (("stages.teacher", "--dataset", "tiny", "--", "lrr=1"), ("lrr",)),
+    "teacher missing manifest": (("stages.teacher", "--dataset", "nothere"), ("nothere",)),
+    "teacher-logits no teacher": (("stages.teacher_logits", "--dataset", "tiny", "--teacher", "runs/none"),
+                                  ("runs/none",)),
+    "student missing store": (("stages.student", "--dataset", "tiny", "--logits", "stores/none.zarr"),
+                              ("stores/none.zarr",)),
+    "evaluate missing checkpoint": (("stages.evaluate", "--dataset", "tiny", "--checkpoint", "x.pt"), ("x.pt",)),
+    "inspect not a store": (("stages.inspect_store", "--store", "audio"), ("audio",)),
+    "manifests bad root": (("stages.manifests", "--dataset", "d", "--format", "fsd50k", "--data-root", "nowhere"),
+                           ("nowhere",)),
+    "norm-stats missing manifest": (("stages.norm_stats", "--dataset", "nothere"), ("nothere",)),
+    "pack missing manifest": (("stages.pack", "--dataset", "nothere"), ("nothere",)),
+    "cmkd bad ARGS": (("stages.cmkd", "--dataset", "tiny", "--", "mixup=2"), ("mixup=2",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_expected_errors_are_one_line_and_exit_2(project, case, capsys, monkeypatch):
+    """In this process, through the same run_main the `python -m stages.<driver>` line calls."""
+    import importlib
+
+    from stages.common import run_main
+
+    monkeypatch.delenv("CMKD_DEBUG", raising=False)
+    module, *argv = CASES[case][0]
+    with pytest.raises(SystemExit) as caught:
+        run_main(importlib.import_module(module).main, argv)
+    err = capsys.readouterr().err
+    result = subprocess.CompletedProcess(module, caught.value.code, "", err)
+    assert_one_line_error(result, *CASES[case][1])
+
+
+def test_the_module_entry_point_goes_through_run_main(project):
+    assert_one_line_error(run(project, "stages.teacher", "--dataset", "tiny", "--", "epochs=0"), "epochs=0")
+
+
+def test_debug_shows_the_traceback(project):
+    result = run(project, "stages.evaluate", "--dataset", "tiny", "--checkpoint", "x.pt", debug=True)
+    assert result.returncode == 2 and "Traceback" in result.stderr and "error: x.pt" in result.stderr
+
+
+def test_unwritable_output_is_one_line_naming_the_path(project, capsys):
+    from stages import teacher
+    from stages.common import run_main
+
+    (project / "runs").write_text("a file where the runs folder should be")
+    with pytest.raises(SystemExit) as caught:
+        run_main(teacher.main, ["--dataset", "tiny", "--", "model=efficientnet_tiny", "n_mels=32",
+                                "target_length=64", "epochs=1"])
+    result = subprocess.CompletedProcess("teacher", caught.value.code, "", capsys.readouterr().err)
+    assert_one_line_error(result, "runs")
+
+
+def test_a_long_problem_list_keeps_one_error_line_and_lists_the_rest(project):
+    from stages.common import error_line
+    from pipeline.manifests import ManifestError
+
+    line, rest = error_line(ManifestError("dev.csv", [f"dev.csv row {i}: bad" for i in range(2, 40)]))
+    assert "\n" not in line and line.startswith("dev.csv: 38 problem(s): dev.csv row 2: bad; dev.csv row 3")
+    assert line.endswith("more lines (listed below)")
+    assert rest[-1] == "... and 18 more" and "dev.csv row 21: bad" in rest
