@@ -157,7 +157,8 @@ def test_disk_full_mid_run_keeps_finished_chunks_and_resumes(teacher, project, s
     line, _ = error_line(caught.value)
     assert line.startswith(f"{out}: No space left on device") and "rerun" in line
     assert done_chunks(out) == set(marked)  # what finished is recorded ...
-    assert all("not written yet" in p or "partial files" in p for p in verify_store(out))  # ... and intact
+    problems = verify_store(out)
+    assert all("not written" in p or "partial files" in p for p in problems), problems  # ... and intact
     monkeypatch.setattr(store_api, "mark_chunk_done", real_mark)
     (small_disk / "filler").unlink()
     summary = run_stage_one(job(str(out)), progress=False)
