@@ -80,7 +80,7 @@ CELLS ?=
 LABELS ?=
 ## manifests: comma-separated AudioSet segment CSVs or AST json datafiles
 AUDIOSET_SEGMENTS ?=
-# audio check at `make manifests`: full (decode every sample) | header
+## manifests: audio check: full (decode every sample) | header (headers only, no fingerprints)
 CHECK ?= full
 
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)

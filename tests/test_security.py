@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from pipeline.store import StoreError
 import torch
 
 from pipeline.models import create_model
@@ -167,12 +169,17 @@ def test_store_attrs_pointing_at_hostile_files_are_never_loaded(project, teacher
                    members=[{**teacher["members"][0], "checkpoint": str(hostile),
                              "model_config": {"checkpoint": str(hostile)}}])
     group.attrs["teacher"] = teacher
-    config = apply_overrides(tiny_config(), [f"logits={teacher_store}", "kd=clean"])
     manifest = load_manifest("data_manifests/tiny")
+    # edited attrs no longer match the store digest: a verified read refuses the store ...
+    config = apply_overrides(tiny_config(), [f"logits={teacher_store}", "kd=clean"])
+    with pytest.raises(StoreError, match="digest"):
+        attach_store(config, manifest, Path("data_manifests/tiny"), manifest.select("train"), config.front_end())
+    # ... and an unverified one reads the attrs as the text they are
+    config = apply_overrides(config, ["verify=false"])
     attach_store(config, manifest, Path("data_manifests/tiny"), manifest.select("train"), config.front_end())
     out = subprocess.run([sys.executable, "-m", "stages.inspect_store", "--store", teacher_store],
                          capture_output=True, text=True, cwd=project, env={"PYTHONPATH": str(REPO), "PATH": ""})
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1 and "integrity problem" in out.stdout, out.stderr  # the edit is reported
     assert not marker.exists()
 
 
@@ -193,8 +200,13 @@ def test_efficientat_style_pickled_index_is_never_unpickled(project, teacher_sto
     shared = LogitTable.open(teacher_store).share(cache)
     planted = Path(next(iter(shared._shared.values())))
     np.save(planted, np.array([Hostile(marker)], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="Python objects|pickle"):
-        LogitTable.open(teacher_store).share(cache)
+    try:  # the cache re-checks its files: a planted one is refused or replaced, never unpickled
+        again = LogitTable.open(teacher_store).share(cache)
+    except ValueError as error:
+        assert "pickle" in str(error) or "Python objects" in str(error)
+    else:
+        rows = np.arange(len(again))
+        np.testing.assert_array_equal(again.logits_for(rows), LogitTable.open(teacher_store).logits_for(rows))
     assert not marker.exists()
 
 

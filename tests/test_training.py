@@ -163,8 +163,8 @@ def test_torchrun_cross_fitting_writes_one_partition(project):
 
 
 def test_early_stopping_ends_a_plateaued_run_and_keeps_the_best_weights(project):
-    # lr 0 after warm-up: nothing improves after epoch 1, so patience 2 stops the 8-epoch run at epoch 3
-    config = tiny_config(epochs=8, patience=2, lr=1e-3, lr_decay_start=2, lr_decay=0.0)
+    # lr ~0 after epoch 1: nothing improves after it, so patience 2 stops the 8-epoch run at epoch 3
+    config = tiny_config(epochs=8, patience=2, lr=1e-3, lr_decay_start=2, lr_decay=1e-30)
     summary = run_training("tiny", config, "early")
     assert summary["stopped_early"] and summary["epochs_trained"] == 3
     assert summary["final_model"] == "best" and summary["best"]["epoch"] == 1
@@ -178,5 +178,5 @@ def test_early_stopping_ends_a_plateaued_run_and_keeps_the_best_weights(project)
 
 
 def test_patience_zero_runs_every_epoch(project):
-    summary = run_training("tiny", tiny_config(epochs=2, patience=0, lr_decay_start=2, lr_decay=0.0), "full")
+    summary = run_training("tiny", tiny_config(epochs=2, patience=0, lr_decay_start=2, lr_decay=1e-30), "full")
     assert not summary["stopped_early"] and summary["epochs_trained"] == 2

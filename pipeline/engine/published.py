@@ -117,7 +117,7 @@ def import_published_teacher(path: str | Path, vocabulary: str | Path, out_dir: 
                                norm_divisor=teacher.norm_divisor)
     config = Config(model=teacher.model, n_mels=teacher.n_mels, target_length=teacher.target_length,
                     norm_mean=teacher.norm_mean, norm_std=teacher.norm_std, norm_divisor=teacher.norm_divisor,
-                    dataset=teacher.trained_on, epochs=0)
+                    dataset=teacher.trained_on, epochs=1)  # not trained here; a valid recipe for checks
     out = Path(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     state = {"model": net.state_dict(), "model_name": net.model_name, "model_config": net.model_config,
@@ -136,12 +136,13 @@ def teacher_run_for(teacher: str, dataset: str, labels: str | None = None, model
     """TEACHER as stage one takes it: a run directory or one of our checkpoints is used as given; a
     published checkpoint (weights only) is imported once into ``runs/<dataset>/imported/<name>/``
     (again when the file's sha256 changed) and that run is used."""
+    from ..models.checkpoint_import import load_weights_only
     from ..training.checkpoint import load_checkpoint
 
     path = Path(teacher)
     if not path.is_file():
         return teacher
-    content = load_checkpoint(path)
+    content = load_weights_only(path)
     if isinstance(content, dict) and "model_name" in content and "vocabulary" in content:
         return teacher  # one of ours
     if not labels:

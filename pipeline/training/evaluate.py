@@ -20,19 +20,23 @@ from ..seeding import worker_init
 @torch.no_grad()
 def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
             batch_size: int = 32, num_workers: int = 0, device: str = "cpu", desc: str = "eval",
-            progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(logits [N, C], targets [N, C]) in clip order."""
+            progress: bool = True, return_kept: bool = False):
+    """(logits [N, C], targets [N, C]) in clip order, without clips whose audio could not be read;
+    with ``return_kept`` also the [len(clips)] mask of the clips that were scored."""
     dataset = ClipDataset(manifest, clips, front_end)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         worker_init_fn=worker_init if num_workers else None)
     model.eval()
-    outputs, targets = [], []
+    outputs, targets, kept = [], [], []
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, **bar_options(progress)):
         with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
             logits = model(batch["features"].to(device))
         keep = batch["skipped"].numpy() == 0  # unreadable audio is left out of the scores, not scored as silence
         outputs.append(logits.float().cpu().numpy()[keep])
         targets.append(batch["target"].numpy()[keep])
+        kept.append(keep)
+    if return_kept:
+        return np.concatenate(outputs), np.concatenate(targets), np.concatenate(kept)
     return np.concatenate(outputs), np.concatenate(targets)
 
 
@@ -48,9 +52,9 @@ class Evaluation:
 
 def evaluate_clips(model, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
                    single_label: bool, **kwargs) -> Evaluation:
-    logits, targets = predict(model, manifest, clips, front_end, **kwargs)
+    logits, targets, kept = predict(model, manifest, clips, front_end, return_kept=True, **kwargs)
     return Evaluation(evaluate_predictions(logits, targets, single_label=single_label),
-                      [clip.clip_id for clip in clips], logits, targets)
+                      [clip.clip_id for clip, scored in zip(clips, kept) if scored], logits, targets)
 
 
 def evaluate_model(model, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
