@@ -31,15 +31,13 @@ PRIOR_FLOOR = 1e-4  # keeps log p finite for a class absent from the train split
 
 def label_prior(manifest: Manifest, fold: int | None = None) -> np.ndarray:
     """Share of labelled train clips carrying each class (vocabulary order)."""
-    position = {mid: i for i, mid in enumerate(manifest.mids)}
+    from .data import multi_hot
+
+    index = {mid: i for i, mid in enumerate(manifest.mids)}
     labelled = [c for c in manifest.select("train", fold) if c.labels]
     if not labelled:
         raise ValueError(f"{manifest.name}: no labelled train clips to take a label prior from")
-    counts = np.zeros(manifest.num_classes)
-    for clip in labelled:
-        for mid in clip.labels:
-            counts[position[mid]] += 1
-    return counts / len(labelled)
+    return np.mean([multi_hot(c, index, manifest.num_classes) for c in labelled], axis=0)
 
 
 def prior_logits(prior: np.ndarray, activation: str) -> np.ndarray:

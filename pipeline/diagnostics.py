@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .controls import label_prior, prior_logits
+from .data import multi_hot
 from .manifests import Manifest
 from .metrics import evaluate_predictions
 
@@ -45,12 +46,9 @@ def _entropy(p: np.ndarray, activation: str) -> float:
 
 
 def _targets_matrix(manifest: Manifest, clips) -> np.ndarray:
-    position = {mid: i for i, mid in enumerate(manifest.mids)}
-    y = np.zeros((len(clips), manifest.num_classes), dtype=np.int64)
-    for row, clip in enumerate(clips):
-        for mid in clip.labels:
-            y[row, position[mid]] = 1
-    return y
+    index = {mid: i for i, mid in enumerate(manifest.mids)}
+    return np.stack([multi_hot(c, index, manifest.num_classes) for c in clips]).astype(np.int64) if clips \
+        else np.zeros((0, manifest.num_classes), dtype=np.int64)
 
 
 def _score(logits: np.ndarray, y: np.ndarray, single_label: bool) -> dict | None:
