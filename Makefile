@@ -13,6 +13,8 @@ DATASET ?= demo
 SIZE ?= 1.0
 ## seed of the embedded corpus
 SEED ?= 0
+## the embedded corpus's version: 2 (temporal classes need a view across seconds) | 1 (the earlier one)
+CORPUS_VERSION ?= 2
 ## where `make data` writes the embedded corpora
 DATA_DIR ?= data
 EMBEDDED := demo demo-esc50
@@ -68,8 +70,8 @@ DIGEST ?=
 CHECKPOINT ?=
 ## teacher: start from this checkpoint (a published AST/PSLA file such as audioset_10_10_0.4593.pth, or ours)
 INIT ?=
-## cmkd / demo: student seeds per grid cell (teachers train once)
-SEEDS ?= 1
+## seeds per cell (empty: 1 for demo and cmkd, 3 for families, which needs a spread)
+SEEDS ?=
 ## cmkd: student budget design: equal (the teacher's) | short (the recipe's student budget) | both
 DESIGN ?=
 ## cmkd: pair for the consistency, cross-fit and temperature cells: ast_to_cnn | cnn_to_ast
@@ -86,7 +88,7 @@ CHECK ?= full
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
 
 .PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd \
-        demo test test-all bench gpu-check clean help
+        demo families test test-all bench gpu-check clean help
 
 # the documented variables (a `## ` line right above their `?=`), for `make help` to show their values
 HELP_VARS = $(shell awk '/^## /{doc=1; next} doc && /^[A-Z_]+ \?=/{print $$1} {doc=0}' $(firstword $(MAKEFILE_LIST)))
@@ -113,7 +115,7 @@ $(VENV_STAMP): requirements.txt
 
 ## generate the embedded corpora under DATA_DIR (SIZE, SEED)
 data: install
-	$(PY) -m stages.make_data --out $(DATA_DIR) --size $(SIZE) --seed $(SEED)
+	$(PY) -m stages.make_data --out $(DATA_DIR) --size $(SIZE) --seed $(SEED) --corpus-version $(CORPUS_VERSION)
 
 ## build data_manifests/DATASET from the official metadata under DATA_ROOT (FORMAT)
 manifests: install
@@ -165,16 +167,20 @@ student: install
 
 ## the paper's grid (equal and short designs, controls) with SEEDS student seeds; report under reports/DATASET (DESIGN, DIRECTION, CELLS)
 cmkd: install
-	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(SEEDS) $(call opt,--fold,$(FOLD)) $(call opt,--design,$(DESIGN)) \
+	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(or $(SEEDS),1) $(call opt,--fold,$(FOLD)) $(call opt,--design,$(DESIGN)) \
 		$(call opt,--direction,$(DIRECTION)) $(call opt,--only,$(CELLS)) -- $(ARGS)
+
+## the corpus's design check: CNN and AST at the teacher budget, no KD, AP per class group over SEEDS (default 3)
+families: install
+	$(PY) -m stages.families --dataset $(DATASET) --seeds $(or $(SEEDS),3) -- $(ARGS)
 
 ## corpus -> manifests -> CNN + AST teachers (trained longer) -> stores -> short-budget KD students, prior controls -> table
 demo: install
-	$(PY) -m stages.make_data --out $(DATA_DIR) --size $(SIZE) --seed $(SEED)
+	$(PY) -m stages.make_data --out $(DATA_DIR) --size $(SIZE) --seed $(SEED) --corpus-version $(CORPUS_VERSION)
 	$(PY) -m stages.manifests --dataset demo --format fsd50k --data-root $(DATA_DIR)/demo
 	$(PY) -m stages.manifests --dataset demo-esc50 --format esc50 --data-root $(DATA_DIR)/demo-esc50
 	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300
-	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(SEEDS)
+	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(or $(SEEDS),1)
 
 ## the test suite, less the multi-process fault-injection trials (marker `slow`; `make test-all` runs them, CI calls it)
 test: install

@@ -227,6 +227,39 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
     return str(store)
 
 
+GRID_DATA_FILE = "grid-data.json"
+
+
+def set_aside_stale_grid(spec: GridSpec) -> Path | None:
+    """Finished cells are reused only while the data is the same. When data_manifests/<dataset> has
+    changed since the grid's runs were trained (a new corpus version, a rebuilt manifest), its runs
+    and stores move to ``cmkd.<old hash>`` beside them: nothing finished is lost, nothing stale is
+    reused. Returns the folder the old runs went to, if any."""
+    from .manifests import manifest_hashes
+
+    root = Path("runs") / spec.dataset / "cmkd"
+    current = manifest_hashes(Path("data_manifests") / spec.dataset)
+    record = root / GRID_DATA_FILE
+    moved = None
+    if root.exists() and any(root.iterdir()):
+        recorded = json.loads(record.read_text()) if record.exists() else None
+        if recorded != current:
+            tag = (recorded or {}).get("clips.csv", "unrecorded")[:8]
+            moved = root.with_name(f"cmkd.{tag}")
+            stores = Path("stores") / spec.dataset
+            old_stores = list(stores.glob("cmkd-*.zarr")) if stores.exists() else []
+            if old_stores:
+                (stores / f"cmkd.{tag}").mkdir(exist_ok=True)
+                for store in old_stores:
+                    store.rename(stores / f"cmkd.{tag}" / store.name)
+            root.rename(moved)
+            print(f"{root} was trained on other data than data_manifests/{spec.dataset} has now: "
+                  f"moved to {moved} (and its stores to {stores / f'cmkd.{tag}'}); the grid starts afresh")
+    root.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(current, indent=2) + "\n")
+    return moved
+
+
 def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     """Run every cell for every seed; returns {cell: {seed: summary}} (teachers: every seed maps to
     their one run)."""
@@ -234,6 +267,7 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     from .distill import train_student
     from .training import run_training
 
+    set_aside_stale_grid(spec)
     cells = cells_for(spec)
     results: dict[str, dict[int, dict]] = {}
     started = time.time()

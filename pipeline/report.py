@@ -182,3 +182,21 @@ def table_text(path: Path) -> str:
     """The main table of a written report, for printing at the end of `make demo`."""
     lines = path.read_text().splitlines()
     return "\n".join(line for line in lines[: lines.index("## Teachers")] if line)
+
+
+def family_table(results: dict, groups: dict[str, list[int]], key: str, seeds: list[int],
+                 cnn: str = "equal/cnn", ast: str = "equal/ast") -> list[str]:
+    """The corpus's design check: both families at one budget, overall and per class group, with the
+    AST − CNN difference paired by seed (same clip order and corpus, only the architecture differs)."""
+    rows = [(f"all classes ({METRIC_NAMES[key]})", _values(results, cnn, key, seeds), _values(results, ast, key, seeds))]
+    rows += [(f"{group} group ({len(groups[group])} classes)", _group_values(results, cnn, group, groups, seeds),
+              _group_values(results, ast, group, groups, seeds)) for group in groups]
+    lines = ["| classes | CNN | AST | AST − CNN (paired, 95 % CI) | better |", "|---|---|---|---|---|"]
+    for name, cnn_values, ast_values in rows:
+        paired = paired_difference(ast_values, cnn_values) if cnn_values and len(cnn_values) == len(ast_values) else None
+        if not paired or paired["verdict"] == "one seed: no call":
+            better = "one seed: no call"
+        else:
+            better = {"helps": "AST", "hurts": "CNN"}.get(paired["verdict"], "neither (interval holds 0)")
+        lines.append(f"| {name} | {_fmt(cnn_values)} | {_fmt(ast_values)} | {_fmt_paired(paired)} | {better} |")
+    return lines

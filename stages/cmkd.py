@@ -5,7 +5,8 @@ logits, temperature) with n seeds, and its report under reports/<dataset>/."""
 import time
 from pathlib import Path
 
-from pipeline.grid import DESIGNS, GridSpec, estimate_seconds, estimated_trainings, grid_diagnostics, run_grid
+from pipeline.grid import (DESIGNS, GridSpec, estimate_seconds, estimated_trainings, grid_diagnostics, run_grid,
+                           set_aside_stale_grid)
 from pipeline.manifests import load_manifest
 from pipeline.recipe import Recipe
 from pipeline.report import table_text, write_report
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
                     overrides=[o for o in args.overrides if o.strip()])
     manifest = load_manifest(Path("data_manifests") / args.dataset)
     train_clips = len(splits_for(manifest, args.fold)[0])
+    set_aside_stale_grid(spec)  # before the estimate, so it counts only the runs that will be reused
     estimate = estimate_seconds(spec, recipe, train_clips)
     print(f"CMKD grid on {spec.dataset} ({', '.join(spec.designs)} design): {estimated_trainings(spec)} trainings "
           f"({spec.cnn} / {spec.ast}), about {estimate / 60:.0f} min of training by a quick timing here "

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.corpus import (CLASSES, ESC_CLASSES, LOCAL, TEMPORAL, VOCABULARY, class_by_label, generate_corpus,
-                             generate_fsd50k_layout, is_current, read_stamp, render_multilabel_clip,
-                             synthesise_event)
+from pipeline.corpus import (ALL_CLASSES, DEFAULT_VERSION, LOCAL, TEMPORAL, VERSIONS, class_by_label, class_groups,
+                             corpus_version, generate_corpus, generate_fsd50k_layout, is_current, read_stamp,
+                             render_multilabel_clip, render_single_class_clip, synthesise_event)
 from pipeline.corpus import classes as classes_module
 from pipeline.corpus.clips import clip_rng
+from pipeline.corpus.relations import GAP_S, RELATION_EDGE_MARGIN_S, STEP_GAP_S
 
 SIZE = 0.02  # 24 dev + 8 eval multi-label clips, 80 ESC clips: about a second to build
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # official-format excerpts, written by hand
@@ -23,11 +24,19 @@ ROW_PATTERN = re.compile(r'^\d+,"[^"]+","[^"]+"(,(train|val))?$')
 ESC_NAME = re.compile(r"^(\d)-(\d+)-([A-H])-(\d+)\.wav$")
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data")
-    generate_corpus(out, size=SIZE, seed=0, progress=False)
+CURRENT = corpus_version(DEFAULT_VERSION)
+
+
+@pytest.fixture(scope="module", params=sorted(VERSIONS))
+def corpus(tmp_path_factory, request) -> Path:
+    """Every layout test runs on each corpus version (version 1 stays reachable, CORPUS_VERSION=1)."""
+    out = tmp_path_factory.mktemp(f"data_v{request.param}")
+    generate_corpus(out, size=SIZE, seed=0, progress=False, version=request.param)
     return out
+
+
+def _version(corpus: Path):
+    return corpus_version(read_stamp(corpus / "demo")["corpus_version"])
 
 
 def _truth(corpus: Path) -> Path:
@@ -65,7 +74,7 @@ def test_fsd50k_layout_has_the_official_files_headers_and_quoting(corpus):
     assert all(ROW_PATTERN.match(line) for line in eval_lines[1:])
     vocabulary_first = (truth / "vocabulary.csv").read_text().splitlines()[0]
     assert re.match(r"^0,[A-Za-z_()]+,/x/demo_[a-z_]+$", vocabulary_first)  # no header row
-    assert len(_vocabulary(corpus)) == len(CLASSES) >= 20
+    assert len(_vocabulary(corpus)) == len(_version(corpus).classes) >= 20
 
 
 def test_fsd50k_csvs_match_the_official_format(corpus):
@@ -98,7 +107,7 @@ def test_fsd50k_labels_and_mids_agree_with_the_vocabulary_and_files_exist(corpus
     assert len(evaluation) < len(dev)
 
 
-def test_fsd50k_wavs_are_16k_mono_pcm16_between_1_and_8_seconds(corpus):
+def test_fsd50k_wavs_are_16k_mono_pcm16_within_the_versions_length_range(corpus):
     wavs = sorted((corpus / "demo").rglob("*.wav"))
     assert wavs
     durations = []
@@ -106,7 +115,8 @@ def test_fsd50k_wavs_are_16k_mono_pcm16_between_1_and_8_seconds(corpus):
         info = sf.info(str(path))
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16"), path
         durations.append(info.frames / info.samplerate)
-    assert min(durations) >= 1.0 and max(durations) <= 8.0
+    shortest, longest = _version(corpus).clip_seconds
+    assert min(durations) >= shortest and max(durations) <= longest
     assert max(durations) - min(durations) > 1.0  # durations vary, as in FSD50K
 
 
@@ -129,7 +139,8 @@ def test_esc50_layout_names_folds_and_targets(corpus):
         info = sf.info(str(root / "audio" / row["filename"]))
         assert (info.samplerate, info.channels, info.subtype, info.frames) == (16000, 1, "PCM_16", 5 * 16000)
     assert {r["fold"] for r in rows} == {"1", "2", "3", "4", "5"}
-    assert len(category_of_target) == len(ESC_CLASSES) and len(set(category_of_target.values())) == len(ESC_CLASSES)
+    n_classes = len(_version(corpus).esc_labels)
+    assert len(category_of_target) == n_classes and len(set(category_of_target.values())) == n_classes
     assert sorted(p.name for p in (root / "audio").iterdir()) == [r["filename"] for r in rows]
 
 
@@ -145,9 +156,10 @@ def test_esc50_meta_matches_the_official_format(corpus):
 # ---------------------------------------------------------------------------- determinism, reruns
 
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not(corpus, tmp_path):
-    generate_corpus(tmp_path / "again", size=SIZE, seed=0, progress=False, workers=2)
+    version = _version(corpus).number
+    generate_corpus(tmp_path / "again", size=SIZE, seed=0, progress=False, workers=2, version=version)
     assert _digests(tmp_path / "again") == _digests(corpus)  # also independent of the worker count
-    generate_corpus(tmp_path / "other", size=SIZE, seed=1, progress=False)
+    generate_corpus(tmp_path / "other", size=SIZE, seed=1, progress=False, version=version)
     other = _digests(tmp_path / "other")
     ours = _digests(corpus)
     assert other["demo/FSD50K.ground_truth/dev.csv"] != ours["demo/FSD50K.ground_truth/dev.csv"]
@@ -182,18 +194,37 @@ def test_bad_knobs_are_rejected_with_a_clear_message(tmp_path):
 
 # ---------------------------------------------------------------------------------- class design
 
-def test_class_table_documents_every_class_and_kind():
+def test_class_table_documents_every_class_kind_and_version():
     doc = classes_module.__doc__
-    for sound_class in CLASSES:
-        assert re.search(rf"^{sound_class.label}\s+{sound_class.kind}\s", doc, re.MULTILINE), sound_class.label
-    kinds = [c.kind for c in CLASSES]
-    assert set(kinds) == {LOCAL, TEMPORAL} and min(kinds.count(LOCAL), kinds.count(TEMPORAL)) >= 8
-    assert len({c.mid for c in CLASSES}) == len(CLASSES) and all(c.mid.startswith("/x/demo_") for c in CLASSES)
-    assert [c.label for c in VOCABULARY] == sorted(c.label for c in CLASSES)
+    for sound_class in ALL_CLASSES:
+        versions = " ".join(str(n) for n, v in sorted(VERSIONS.items()) if sound_class in v.classes)
+        assert re.search(rf"^{sound_class.label}\s+{sound_class.kind}\s+{versions}\s", doc, re.MULTILINE), sound_class.label
+    for version in VERSIONS.values():
+        kinds = [c.kind for c in version.classes]
+        assert set(kinds) == {LOCAL, TEMPORAL} and min(kinds.count(LOCAL), kinds.count(TEMPORAL)) >= 8
+        assert [c.label for c in version.vocabulary] == sorted(c.label for c in version.classes)
+        assert len(version.esc_labels) == 16 and version.esc10_labels <= set(version.esc_labels)
+        esc_kinds = [class_by_label(label).kind for label in version.esc_labels]
+        assert esc_kinds.count(LOCAL) == esc_kinds.count(TEMPORAL) == 8
+    assert len({c.mid for c in ALL_CLASSES}) == len(ALL_CLASSES) and all(c.mid.startswith("/x/demo_") for c in ALL_CLASSES)
+    with pytest.raises(ValueError, match="corpus version"):
+        corpus_version(7)
+
+
+def test_version_one_is_unchanged_and_both_versions_share_the_local_classes():
+    """CORPUS_VERSION=1 must give the earlier corpus: same vocabulary order and ESC-50 targets."""
+    v1, v2 = VERSIONS[1], VERSIONS[2]
+    assert [c.label for c in v1.vocabulary][:4] == ["Accelerating_beeps", "Click_buzz", "Crackle", "Decelerating_beeps"]
+    assert v1.esc_labels[8:] == ("Slow_beeps", "Fast_beeps", "Accelerating_beeps", "Decelerating_beeps",
+                                 "Low_then_high", "High_then_low", "Long_short", "Short_long")
+    assert [c for c in v1.classes if c.kind == LOCAL] == [c for c in v2.classes if c.kind == LOCAL]
+    assert not {c.label for c in v1.classes if c.kind == TEMPORAL} & {c.label for c in v2.classes if c.kind == TEMPORAL}
+    groups = class_groups([c.mid for c in v2.vocabulary])
+    assert sorted(groups) == [LOCAL, TEMPORAL] and len(groups[TEMPORAL]) == 8
 
 
 def test_every_class_synthesises_varied_finite_events():
-    for sound_class in CLASSES:
+    for sound_class in ALL_CLASSES:
         events = [synthesise_event(sound_class.label, np.random.default_rng(seed)) for seed in range(4)]
         for wave in events:
             assert np.isfinite(wave).all() and np.max(np.abs(wave)) == pytest.approx(1.0)
@@ -203,8 +234,8 @@ def test_every_class_synthesises_varied_finite_events():
 
 def test_mirrored_temporal_pairs_hold_the_same_samples_in_another_order():
     """Same generator state: identical local material, only the arrangement differs."""
-    mirrored = [c for c in CLASSES if c.mirror]
-    assert len(mirrored) >= 6
+    mirrored = [c for c in ALL_CLASSES if c.mirror]
+    assert len(mirrored) >= 14
     for sound_class in mirrored:
         partner = class_by_label(sound_class.mirror)
         assert partner.mirror == sound_class.label and sound_class.kind == partner.kind == TEMPORAL
@@ -217,14 +248,62 @@ def test_mirrored_temporal_pairs_hold_the_same_samples_in_another_order():
             assert np.mean((a - b) ** 2) > 0.1 * np.mean(a**2), (sound_class.label, seed)
 
 
-def test_multilabel_clips_mix_one_to_three_distinct_events_over_noise():
-    labels = tuple(c.label for c in VOCABULARY)
+def _sounding_runs(wave: np.ndarray, hop: int = 160) -> list[tuple[float, float]]:
+    """(start, end) seconds of the sounding stretches of a noise-free event, on a 10-ms grid."""
+    frames = np.abs(wave[: len(wave) // hop * hop]).reshape(-1, hop).max(axis=1) > 1e-4
+    runs, start = [], None
+    for index, sounding in enumerate(np.append(frames, False)):
+        if sounding and start is None:
+            start = index
+        elif not sounding and start is not None:
+            runs.append((start * hop / 16000, index * hop / 16000))
+            start = None
+    return runs
+
+
+def test_version_two_relations_are_sounds_further_apart_than_the_cnns_receptive_field():
+    """The definition the corpus exists for: each temporal class of version 2 is 2 or 3 short sounds,
+    separated by more than the CPU CNN's receptive field (67 frames, 0.67 s), so no window a small CNN
+    sees holds two of them; a CNN cannot read the order that tells a class from its mirror."""
+    receptive_field_s = 0.67
+    assert min(GAP_S[0], STEP_GAP_S[0]) > receptive_field_s and RELATION_EDGE_MARGIN_S >= receptive_field_s
+    for sound_class in (c for c in VERSIONS[2].classes if c.kind == TEMPORAL):
+        for seed in range(5):
+            runs = _sounding_runs(synthesise_event(sound_class.label, np.random.default_rng(seed)))
+            assert len(runs) in (2, 3), (sound_class.label, seed, runs)
+            gaps = [b[0] - a[1] for a, b in zip(runs, runs[1:])]
+            assert min(gaps) > receptive_field_s, (sound_class.label, seed, gaps)
+            assert max(end - start for start, end in runs) < 0.85  # each sound is short
+
+
+def test_version_two_keeps_relations_away_from_the_clip_edges():
+    relation_labels = {c.label for c in CURRENT.classes if c.kind == TEMPORAL}
+    seen = 0
+    for index in range(40):
+        clip = render_multilabel_clip(clip_rng(0, 1, index, 2), CURRENT)
+        for event in clip.events:
+            if event.label in relation_labels:
+                seen += 1
+                assert event.onset_s >= RELATION_EDGE_MARGIN_S - 1e-9
+                assert event.onset_s + event.duration_s <= clip.duration_s - RELATION_EDGE_MARGIN_S + 1e-9
+    assert seen >= 10
+    for label in relation_labels:  # the longest relations fit a 5-s ESC-50 clip with both margins
+        clip = render_single_class_clip(np.random.default_rng(1), np.random.default_rng(2), label, CURRENT)
+        event = clip.events[0]
+        assert event.onset_s >= RELATION_EDGE_MARGIN_S - 1e-9 and clip.duration_s == 5.0
+        assert event.onset_s + event.duration_s <= 5.0 - RELATION_EDGE_MARGIN_S + 1e-9
+
+
+@pytest.mark.parametrize("number", sorted(VERSIONS))
+def test_multilabel_clips_mix_one_to_three_distinct_events_over_noise(number):
+    version = corpus_version(number)
+    shortest, longest = version.clip_seconds
     counts = set()
     for index in range(30):
-        clip = render_multilabel_clip(clip_rng(0, 1, index), labels)
+        clip = render_multilabel_clip(clip_rng(0, 1, index), version)
         counts.add(len(clip.events))
         assert len(clip.labels) == len(clip.events)
-        assert 1.0 <= clip.duration_s <= 8.0 and clip.wave.dtype == np.float32
+        assert shortest <= clip.duration_s <= longest and clip.wave.dtype == np.float32
         assert 0.2 < np.max(np.abs(clip.wave)) < 1.0
         for event in clip.events:
             assert 0.0 <= event.onset_s and event.onset_s + event.duration_s <= clip.duration_s + 1e-9

@@ -110,3 +110,25 @@ def test_a_grid_that_adds_replay_builds_a_store_with_views(project):
     results = run_grid(full, tiny_recipe(teacher_epochs=1, freqm=4), progress=False)
     assert results["short/ast_to_cnn_replay"][0]["kd"] == "replay"
     assert Path("stores/tiny/cmkd-ast-views2.zarr").exists()
+
+
+def test_a_grid_trained_on_other_data_is_set_aside_not_reused(project):
+    """Finished cells are reused only while the manifest is the one they were trained on (a new
+    corpus version must not pick up the old version's teachers); the old runs and stores are kept."""
+    from pipeline.grid import GRID_DATA_FILE, set_aside_stale_grid
+
+    spec = GridSpec(**TINY, seeds=1, small=True, designs=("short",))
+    assert set_aside_stale_grid(spec) is None  # first grid: nothing to move, the data is recorded
+    finished = Path("runs/tiny/cmkd/teacher/cnn/seed0")
+    finished.mkdir(parents=True)
+    (finished / "summary.json").write_text("{}")
+    Path("stores/tiny/cmkd-cnn.zarr").mkdir(parents=True)
+    assert set_aside_stale_grid(spec) is None  # same data: the finished run stays for reuse
+    assert (finished / "summary.json").exists()
+
+    clips = Path("data_manifests/tiny/clips.csv")
+    clips.write_text(clips.read_text().replace("\n", "\r\n", 1))  # any change to the manifest's bytes
+    moved = set_aside_stale_grid(spec)
+    assert moved is not None and (moved / "teacher/cnn/seed0/summary.json").exists()
+    assert not finished.exists() and (Path("runs/tiny/cmkd") / GRID_DATA_FILE).exists()
+    assert list(Path("stores/tiny").glob("cmkd.*/cmkd-cnn.zarr")) and not Path("stores/tiny/cmkd-cnn.zarr").exists()

@@ -42,7 +42,7 @@ def test_every_variable_is_listed_with_its_default_and_a_description():
     assigned = set(re.findall(r"^([A-Z_]+) \?=", MAKEFILE, re.MULTILINE)) - INTERNAL
     rows = {line.split()[0]: line.split(None, 2)[1:] for line in section(make_help(), "variables (value now):")}
     assert set(rows) == assigned
-    assert rows["DATASET"][0] == "demo" and rows["SEEDS"][0] == "1" and rows["VIEWS"][0] == "0"
+    assert rows["DATASET"][0] == "demo" and rows["SEEDS"][0] == "-" and rows["VIEWS"][0] == "0"
     assert rows["DATA_ROOT"][0] == "data/demo" and rows["FORMAT"][0] == "fsd50k"
     assert rows["KD"][0] == "-" and "none | clean | replay | online" in rows["KD"][1]
     assert all(len(value_and_doc) == 2 and value_and_doc[1] for value_and_doc in rows.values())

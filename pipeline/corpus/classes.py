@@ -1,42 +1,55 @@
-"""The class vocabulary of the embedded corpus.
+"""The class vocabularies of the embedded corpus, version by version.
 
 Labels are FSD50K-style (capitalised, underscores); mids are invented under ``/x/demo_`` so they can
 never collide with real AudioSet/FSD50K mids. "local" classes are defined by a time-frequency shape a
-few hundred milliseconds wide (a CNN's home ground); "temporal" classes share their material with
-other classes and differ only in its arrangement over 0.5-4 s (where global attention should help).
-A "mirror" is the class built from the same samples in a different order (see :mod:`.patterns`).
+few hundred milliseconds wide that can occur anywhere (a CNN's home ground); "temporal" classes are
+defined by how sounds are arranged in time. A "mirror" is the class built from the same samples in
+another order. Both versions share the twelve local classes; they differ in their temporal classes.
 
-=====================  ========  ===================================================  ==================
-label                  kind      what it is                                           mirror
-=====================  ========  ===================================================  ==================
-Steady_tone            local     constant pitch, 1-3 weak partials, 0.4-2.5 s
-Harmonic_stack         local     4-10 partials over a 90-600 Hz fundamental
-Hollow_buzz            local     odd partials only (square-ish buzz)
-Up_chirp               local     log sweep up by 1.5-5x in 0.2-1.5 s
-Down_chirp             local     log sweep down by 1.5-5x in 0.2-1.5 s
-FM_warble              local     3-12 Hz vibrato of 3-15 % depth
-Tremolo_tone           local     10-25 Hz amplitude flutter
-Noise_burst            local     0.3-1.5 octave noise band, 0.15-2 s
-Whoosh                 local     noise band gliding up or down
-Click_buzz             local     regular 25-120 Hz click train
-Crackle                local     irregular Poisson clicks
-Percussive_hit         local     decaying noise band plus low body partial
-Slow_beeps             temporal  one blip repeated every 0.33-0.7 s
-Fast_beeps             temporal  the same blip repeated every 0.12-0.24 s
-Galloping_beeps        temporal  blips in threes: short, short, long gaps
-Accelerating_beeps     temporal  gaps shrink from ~0.4 s to ~0.11 s                   Decelerating_beeps
-Decelerating_beeps     temporal  gaps grow from ~0.11 s to ~0.4 s                     Accelerating_beeps
-Echoing_beeps          temporal  constant-rate blips whose level decays
-Low_then_high          temporal  two tone segments, lower one first                   High_then_low
-High_then_low          temporal  two tone segments, higher one first                  Low_then_high
-Long_short             temporal  long then short segment of one material              Short_long
-Short_long             temporal  short then long segment of one material              Long_short
-Swelling_tone          temporal  steady tone rising 15-35 dB over 1.5-4 s             Fading_tone
-Fading_tone            temporal  steady tone falling 15-35 dB over 1.5-4 s            Swelling_tone
-=====================  ========  ===================================================  ==================
+Version 1 (:mod:`.patterns`): the arrangement spans 0.1-4 s but can be read inside windows of under
+a second (beep rates, gap trends, adjacent pairs, level slopes), so a small CNN sees it too.
+Version 2 (:mod:`.relations`, the default): two or three short sounds 0.8-2.6 s apart, and only
+their order tells a class from its mirror (why: :mod:`.relations`).
 
-The ESC-50-style corpus uses the 16-class subset :data:`ESC_CLASSES` (both members of every pair it
-contains), one class per clip.
+=====================  ========  ===  ===================================================  ==================
+label                  kind      v    what it is                                           mirror
+=====================  ========  ===  ===================================================  ==================
+Steady_tone            local     1 2  constant pitch, 1-3 weak partials, 0.4-2.5 s
+Harmonic_stack         local     1 2  4-10 partials over a 90-600 Hz fundamental
+Hollow_buzz            local     1 2  odd partials only (square-ish buzz)
+Up_chirp               local     1 2  log sweep up by 1.5-5x in 0.2-1.5 s
+Down_chirp             local     1 2  log sweep down by 1.5-5x in 0.2-1.5 s
+FM_warble              local     1 2  3-12 Hz vibrato of 3-15 % depth
+Tremolo_tone           local     1 2  10-25 Hz amplitude flutter
+Noise_burst            local     1 2  0.3-1.5 octave noise band, 0.15-2 s
+Whoosh                 local     1 2  noise band gliding up or down
+Click_buzz             local     1 2  regular 25-120 Hz click train
+Crackle                local     1 2  irregular Poisson clicks
+Percussive_hit         local     1 2  decaying noise band plus low body partial
+Slow_beeps             temporal  1    one blip repeated every 0.33-0.7 s
+Fast_beeps             temporal  1    the same blip repeated every 0.12-0.24 s
+Galloping_beeps        temporal  1    blips in threes: short, short, long gaps
+Accelerating_beeps     temporal  1    gaps shrink from ~0.4 s to ~0.11 s                   Decelerating_beeps
+Decelerating_beeps     temporal  1    gaps grow from ~0.11 s to ~0.4 s                     Accelerating_beeps
+Echoing_beeps          temporal  1    constant-rate blips whose level decays
+Low_then_high          temporal  1    two tone segments, lower one first                   High_then_low
+High_then_low          temporal  1    two tone segments, higher one first                  Low_then_high
+Long_short             temporal  1    long then short segment of one material              Short_long
+Short_long             temporal  1    short then long segment of one material              Long_short
+Swelling_tone          temporal  1    steady tone rising 15-35 dB over 1.5-4 s             Fading_tone
+Fading_tone            temporal  1    steady tone falling 15-35 dB over 1.5-4 s            Swelling_tone
+Low_before_high        temporal  2    two short tones 1.5-2.6 s apart, the lower first     High_before_low
+High_before_low        temporal  2    the same two tones, the higher first                 Low_before_high
+Long_before_short      temporal  2    a long and a short sound of one material, long first Short_before_long
+Short_before_long      temporal  2    the same two sounds, short first                     Long_before_short
+Noise_before_tone      temporal  2    a noise band, 1.5-2.6 s later a tone                 Tone_before_noise
+Tone_before_noise      temporal  2    the same tone, later the same noise band             Noise_before_tone
+Rising_steps           temporal  2    three tones 0.8-1.2 s apart, each a step higher      Falling_steps
+Falling_steps          temporal  2    the same three tones, each a step lower              Rising_steps
+=====================  ========  ===  ===================================================  ==================
+
+The ESC-50-style corpus of each version uses a 16-class subset (8 local, 8 temporal with both
+members of every pair), one class per clip.
 """
 
 from __future__ import annotations
@@ -63,8 +76,7 @@ class SoundClass:
         return self.label.lower()
 
 
-# Listed by kind for reading; the on-disk vocabulary is sorted by label, as FSD50K's is.
-CLASSES: tuple[SoundClass, ...] = (
+LOCAL_CLASSES: tuple[SoundClass, ...] = (
     SoundClass("Steady_tone", LOCAL),
     SoundClass("Harmonic_stack", LOCAL),
     SoundClass("Hollow_buzz", LOCAL),
@@ -77,50 +89,95 @@ CLASSES: tuple[SoundClass, ...] = (
     SoundClass("Click_buzz", LOCAL),
     SoundClass("Crackle", LOCAL),
     SoundClass("Percussive_hit", LOCAL),
+)
+
+
+def _mirrored(first: str, second: str) -> tuple[SoundClass, SoundClass]:
+    return SoundClass(first, TEMPORAL, mirror=second), SoundClass(second, TEMPORAL, mirror=first)
+
+
+PATTERN_CLASSES: tuple[SoundClass, ...] = (  # version 1
     SoundClass("Slow_beeps", TEMPORAL),
     SoundClass("Fast_beeps", TEMPORAL),
     SoundClass("Galloping_beeps", TEMPORAL),
-    SoundClass("Accelerating_beeps", TEMPORAL, mirror="Decelerating_beeps"),
-    SoundClass("Decelerating_beeps", TEMPORAL, mirror="Accelerating_beeps"),
+    *_mirrored("Accelerating_beeps", "Decelerating_beeps"),
     SoundClass("Echoing_beeps", TEMPORAL),
-    SoundClass("Low_then_high", TEMPORAL, mirror="High_then_low"),
-    SoundClass("High_then_low", TEMPORAL, mirror="Low_then_high"),
-    SoundClass("Long_short", TEMPORAL, mirror="Short_long"),
-    SoundClass("Short_long", TEMPORAL, mirror="Long_short"),
-    SoundClass("Swelling_tone", TEMPORAL, mirror="Fading_tone"),
-    SoundClass("Fading_tone", TEMPORAL, mirror="Swelling_tone"),
+    *_mirrored("Low_then_high", "High_then_low"),
+    *_mirrored("Long_short", "Short_long"),
+    *_mirrored("Swelling_tone", "Fading_tone"),
 )
 
-VOCABULARY: tuple[SoundClass, ...] = tuple(sorted(CLASSES, key=lambda c: c.label))
-
-# 8 local + 8 temporal, every mirrored pair kept whole so fold accuracy still tests arrangement
-ESC_LABELS: tuple[str, ...] = (
-    "Steady_tone", "Harmonic_stack", "Up_chirp", "Down_chirp",
-    "Noise_burst", "FM_warble", "Click_buzz", "Percussive_hit",
-    "Slow_beeps", "Fast_beeps", "Accelerating_beeps", "Decelerating_beeps",
-    "Low_then_high", "High_then_low", "Long_short", "Short_long",
+RELATION_CLASSES: tuple[SoundClass, ...] = (  # version 2
+    *_mirrored("Low_before_high", "High_before_low"),
+    *_mirrored("Long_before_short", "Short_before_long"),
+    *_mirrored("Noise_before_tone", "Tone_before_noise"),
+    *_mirrored("Rising_steps", "Falling_steps"),
 )
-# ESC-50 flags a 10-class subset (ESC-10); here a 4-class stand-in, two local and one mirrored pair
-ESC10_LABELS: frozenset[str] = frozenset({"Steady_tone", "Percussive_hit", "Low_then_high", "High_then_low"})
+
+ALL_CLASSES: tuple[SoundClass, ...] = LOCAL_CLASSES + PATTERN_CLASSES + RELATION_CLASSES
+_LOCAL_ESC = ("Steady_tone", "Harmonic_stack", "Up_chirp", "Down_chirp",
+              "Noise_burst", "FM_warble", "Click_buzz", "Percussive_hit")
+
+
+@dataclass(frozen=True)
+class CorpusVersion:
+    """What one version of the corpus is made of: its classes and how long its clips are."""
+    number: int
+    classes: tuple[SoundClass, ...]  # listed by kind for reading
+    esc_labels: tuple[str, ...]  # 8 local + 8 temporal, mirrored pairs kept whole
+    esc10_labels: frozenset[str]  # ESC-50's ESC-10 flag: here a 4-class stand-in
+    clip_seconds: tuple[float, float]  # multi-label clip length range, stretched to fit its events
+    relation_margin_s: float = 0.0  # silence kept between a temporal event and either clip edge
+
+    @property
+    def vocabulary(self) -> tuple[SoundClass, ...]:
+        """The on-disk vocabulary, sorted by label as FSD50K's is."""
+        return tuple(sorted(self.classes, key=lambda c: c.label))
+
+    @property
+    def esc_classes(self) -> tuple[SoundClass, ...]:
+        return tuple(class_by_label(label) for label in self.esc_labels)
 
 
 def class_by_label(label: str) -> SoundClass:
-    for sound_class in CLASSES:
+    for sound_class in ALL_CLASSES:
         if sound_class.label == label:
             return sound_class
     raise KeyError(f"unknown corpus class {label!r}")
 
 
-ESC_CLASSES: tuple[SoundClass, ...] = tuple(class_by_label(label) for label in ESC_LABELS)
-
-
 def class_groups(mids: list[str]) -> dict[str, list[int]]:
     """{kind: vocabulary indices} for a vocabulary made of this corpus's classes ("local", "temporal");
     {} for any other vocabulary (a real dataset), where per-group results do not apply."""
-    kind_of = {c.mid: c.kind for c in CLASSES}
+    kind_of = {c.mid: c.kind for c in ALL_CLASSES}
     if not mids or any(mid not in kind_of for mid in mids):
         return {}
     groups: dict[str, list[int]] = {}
     for index, mid in enumerate(mids):
         groups.setdefault(kind_of[mid], []).append(index)
     return groups
+
+
+VERSIONS: dict[int, CorpusVersion] = {
+    1: CorpusVersion(
+        1, LOCAL_CLASSES + PATTERN_CLASSES,
+        esc_labels=_LOCAL_ESC + ("Slow_beeps", "Fast_beeps", "Accelerating_beeps", "Decelerating_beeps",
+                                 "Low_then_high", "High_then_low", "Long_short", "Short_long"),
+        esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_then_high", "High_then_low"}),
+        clip_seconds=(1.0, 8.0)),
+    # 4-6 s clips: the longest relation (3.6 s) fits with both margins, and the demo's input shrinks
+    # from 8 s to 6 s (a quarter less compute per step than version 1)
+    2: CorpusVersion(
+        2, LOCAL_CLASSES + RELATION_CLASSES,
+        esc_labels=_LOCAL_ESC + tuple(c.label for c in RELATION_CLASSES),
+        esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_before_high", "High_before_low"}),
+        clip_seconds=(4.0, 6.0), relation_margin_s=0.7),
+}
+DEFAULT_VERSION = 2
+
+
+def corpus_version(number: int) -> CorpusVersion:
+    try:
+        return VERSIONS[int(number)]
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"corpus version must be one of {sorted(VERSIONS)}, got {number!r}") from None

@@ -1,8 +1,8 @@
 """Sound-event synthesis: one recipe per class, each a pure function of a random generator.
 
 The "local" recipes here are told apart by their time-frequency shape within a few hundred
-milliseconds. The "temporal" recipes (:mod:`.patterns`) reuse shared material and differ only in
-how it is arranged over seconds. :func:`synthesise_event` is the single entry point; the class
+milliseconds. The "temporal" recipes (:mod:`.patterns` for corpus version 1, :mod:`.relations` for
+version 2) reuse shared material and differ only in how it is arranged over seconds. :func:`synthesise_event` is the single entry point; the class
 list itself (labels, mids, kinds) lives in :mod:`.classes`.
 
 Every parameter is drawn from a wide range (pitch over several octaves, durations over a factor of
@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import patterns
+from . import patterns, relations
 from .signals import (band_noise, exp_decay, fade, harmonic_tone, impulse_train, log_uniform, n_samples,
                       swept_noise, timbre_weights)
 from ..audio import SAMPLE_RATE
@@ -148,6 +148,7 @@ RECIPES: dict[str, Recipe] = {
     "Crackle": crackle,
     "Percussive_hit": percussive_hit,
     **patterns.RECIPES,
+    **relations.RECIPES,
 }
 
 

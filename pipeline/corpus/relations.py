@@ -1,0 +1,138 @@
+"""Corpus version 2's temporal classes: a relation between sounds too far apart for a CNN to see together.
+
+Why version 1's temporal classes did not need attention. The CPU demo's CNN (``efficientnet_tiny``:
+five stride-2 stages, 3x3 kernels) has a theoretical receptive field of 67 frames, 0.67 s at a 10-ms
+hop, and a smaller effective one. Every version-1 temporal class can be decided inside such a
+window: a beep rate is visible between two neighbouring beeps, an accelerating train shows a long gap
+followed by a shorter one, a "low then high" pair sits 0.03-0.2 s apart, a swell shows its slope in
+any half second. On top of that, mean (or attention) pooling over time turns the local features into
+a bag, and a bag of "beep, gap 0.3 s, beep" windows already tells a slow train from a fast one. So
+the CNN had every temporal class within reach and, being the more data-efficient learner, won
+them (0.35 vs 0.21 eval AP at an equal 18-epoch budget).
+
+Version 2 defines each temporal class by the *order* of two or three short sounds separated by
+1.5-2.6 s (adjacent steps of a staircase by 0.8-1.2 s), more than twice that receptive field. The
+two members of a mirrored pair are built from the same generator state, so they hold exactly the
+same sounds, only in the other order. A model that looks at windows of 0.67 s and pools them into a
+bag sees the same bag for both members: it can tell that "a low and a high tone" occurred, never
+which came first. A transformer's attention spans the whole clip and its position embeddings say
+where each patch sits, so the order is within its reach. :mod:`.clips` keeps every sound of these
+classes at least ``RELATION_EDGE_MARGIN_S`` from both ends of the clip, so that "close to the start"
+(which zero padding would make visible to a CNN) gives no hint of the order either.
+
+These recipes return the whole relation as one waveform, silence included; its length is what the
+mixer places.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .signals import band_noise, fade, harmonic_tone, log_uniform, n_samples, timbre_weights
+
+# 2x the CNN's theoretical receptive field (0.67 s) and more; the upper end keeps the longest
+# relation (3.6 s) plus both edge margins inside a 5-s ESC-50 clip.
+GAP_S = (1.5, 2.6)
+STEP_GAP_S = (0.8, 1.2)  # a staircase has three sounds, so its steps are closer
+RELATION_EDGE_MARGIN_S = 0.7
+
+
+def _tone(rng: np.random.Generator, pitch: float, seconds: float, weights: np.ndarray) -> np.ndarray:
+    return fade(harmonic_tone(rng, pitch, n_samples(seconds), weights), 0.015, 0.015)
+
+
+def _in_order(first: np.ndarray, second: np.ndarray, gap: int) -> np.ndarray:
+    out = np.zeros(len(first) + gap + len(second))
+    out[: len(first)] = first
+    out[len(first) + gap:] = second
+    return out
+
+
+def _pair(rng: np.random.Generator, make_pair, a_first: bool) -> np.ndarray:
+    """Draw both sounds and the gap first, then decide the order: same state, same samples."""
+    a, b = make_pair(rng)
+    gap = n_samples(rng.uniform(*GAP_S))
+    return _in_order(a, b, gap) if a_first else _in_order(b, a, gap)
+
+
+def _low_and_high(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    base, ratio = log_uniform(rng, 200.0, 1000.0), log_uniform(rng, 1.4, 2.5)
+    weights = timbre_weights(rng, int(rng.integers(1, 5)), 0.8, 2.5)
+    seconds = rng.uniform(0.15, 0.35)
+    return _tone(rng, base, seconds, weights), _tone(rng, base * ratio, seconds, weights)
+
+
+def _long_and_short(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    lengths = (n_samples(rng.uniform(0.45, 0.8)), n_samples(rng.uniform(0.08, 0.15)))
+    if rng.random() < 0.5:
+        pitch, weights = log_uniform(rng, 200.0, 2000.0), timbre_weights(rng, int(rng.integers(1, 5)), 0.8, 2.5)
+        long_seg, short_seg = (harmonic_tone(rng, pitch, n, weights) for n in lengths)
+    else:
+        centre = log_uniform(rng, 400.0, 4000.0)
+        long_seg, short_seg = (band_noise(rng, n, centre / 1.6, min(centre * 1.6, 7800.0)) for n in lengths)
+    return fade(long_seg, 0.01, 0.01), fade(short_seg, 0.01, 0.01)
+
+
+def _noise_and_tone(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    centre = log_uniform(rng, 500.0, 5000.0)
+    noise = fade(band_noise(rng, n_samples(rng.uniform(0.15, 0.35)), centre / 1.5, min(centre * 1.5, 7800.0)),
+                 0.01, 0.01)
+    weights = timbre_weights(rng, int(rng.integers(1, 4)), 1.0, 2.5)
+    return noise, _tone(rng, log_uniform(rng, 250.0, 2000.0), rng.uniform(0.15, 0.35), weights)
+
+
+def _staircase(rng: np.random.Generator, rising: bool) -> np.ndarray:
+    """Three tones a musical step or more apart; the gaps are drawn before the direction."""
+    base, step = log_uniform(rng, 200.0, 700.0), log_uniform(rng, 1.25, 1.6)
+    weights = timbre_weights(rng, int(rng.integers(1, 5)), 0.8, 2.5)
+    seconds = rng.uniform(0.15, 0.3)
+    tones = [_tone(rng, base * step ** k, seconds, weights) for k in range(3)]
+    gaps = [n_samples(rng.uniform(*STEP_GAP_S)) for _ in range(2)]
+    if not rising:
+        tones = tones[::-1]
+    first_two = _in_order(tones[0], tones[1], gaps[0])
+    return _in_order(first_two, tones[2], gaps[1])
+
+
+def low_before_high(rng: np.random.Generator) -> np.ndarray:
+    return _pair(rng, _low_and_high, a_first=True)
+
+
+def high_before_low(rng: np.random.Generator) -> np.ndarray:
+    return _pair(rng, _low_and_high, a_first=False)
+
+
+def long_before_short(rng: np.random.Generator) -> np.ndarray:
+    return _pair(rng, _long_and_short, a_first=True)
+
+
+def short_before_long(rng: np.random.Generator) -> np.ndarray:
+    return _pair(rng, _long_and_short, a_first=False)
+
+
+def noise_before_tone(rng: np.random.Generator) -> np.ndarray:
+    return _pair(rng, _noise_and_tone, a_first=True)
+
+
+def tone_before_noise(rng: np.random.Generator) -> np.ndarray:
+    return _pair(rng, _noise_and_tone, a_first=False)
+
+
+def rising_steps(rng: np.random.Generator) -> np.ndarray:
+    return _staircase(rng, rising=True)
+
+
+def falling_steps(rng: np.random.Generator) -> np.ndarray:
+    return _staircase(rng, rising=False)
+
+
+RECIPES = {
+    "Low_before_high": low_before_high,
+    "High_before_low": high_before_low,
+    "Long_before_short": long_before_short,
+    "Short_before_long": short_before_long,
+    "Noise_before_tone": noise_before_tone,
+    "Tone_before_noise": tone_before_noise,
+    "Rising_steps": rising_steps,
+    "Falling_steps": falling_steps,
+}
