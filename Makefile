@@ -180,7 +180,7 @@ demo: install
 	$(PY) -m stages.manifests --dataset demo --format fsd50k --data-root $(DATA_DIR)/demo
 	$(PY) -m stages.manifests --dataset demo-esc50 --format esc50 --data-root $(DATA_DIR)/demo-esc50
 	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300
-	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(or $(SEEDS),1)
+	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(or $(SEEDS),1) -- $(ARGS)
 
 ## the test suite, less the multi-process fault-injection trials (marker `slow`; `make test-all` runs them, CI calls it)
 test: install

@@ -244,7 +244,7 @@ def set_aside_stale_grid(spec: GridSpec) -> Path | None:
     if root.exists() and any(root.iterdir()):
         recorded = json.loads(record.read_text()) if record.exists() else None
         if recorded != current:
-            tag = (recorded or {}).get("clips.csv", "unrecorded")[:8]
+            tag = recorded["clips.csv"][:8] if recorded and "clips.csv" in recorded else "unrecorded"
             moved = root.with_name(f"cmkd.{tag}")
             stores = Path("stores") / spec.dataset
             old_stores = list(stores.glob("cmkd-*.zarr")) if stores.exists() else []

@@ -8,7 +8,7 @@ another order. Both versions share the twelve local classes; they differ in thei
 
 Version 1 (:mod:`.patterns`): the arrangement spans 0.1-4 s but can be read inside windows of under
 a second (beep rates, gap trends, adjacent pairs, level slopes), so a small CNN sees it too.
-Version 2 (:mod:`.relations`, the default): two or three short sounds 0.8-2.6 s apart, and only
+Version 2 (:mod:`.relations`, the default): two or three short sounds 0.8-2.4 s apart, and only
 their order tells a class from its mirror (why: :mod:`.relations`).
 
 =====================  ========  ===  ===================================================  ==================
@@ -38,14 +38,14 @@ Long_short             temporal  1    long then short segment of one material   
 Short_long             temporal  1    short then long segment of one material              Long_short
 Swelling_tone          temporal  1    steady tone rising 15-35 dB over 1.5-4 s             Fading_tone
 Fading_tone            temporal  1    steady tone falling 15-35 dB over 1.5-4 s            Swelling_tone
-Low_before_high        temporal  2    two short tones 1.5-2.6 s apart, the lower first     High_before_low
+Low_before_high        temporal  2    a low and a high tone 1.5-2.4 s apart, low first     High_before_low
 High_before_low        temporal  2    the same two tones, the higher first                 Low_before_high
 Long_before_short      temporal  2    a long and a short sound of one material, long first Short_before_long
 Short_before_long      temporal  2    the same two sounds, short first                     Long_before_short
-Noise_before_tone      temporal  2    a noise band, 1.5-2.6 s later a tone                 Tone_before_noise
+Noise_before_tone      temporal  2    a noise band, 1.5-2.4 s later a tone                 Tone_before_noise
 Tone_before_noise      temporal  2    the same tone, later the same noise band             Noise_before_tone
-Rising_steps           temporal  2    three tones 0.8-1.2 s apart, each a step higher      Falling_steps
-Falling_steps          temporal  2    the same three tones, each a step lower              Rising_steps
+Rising_steps           temporal  2    low, middle, high tone, 0.8-1.1 s apart              Falling_steps
+Falling_steps          temporal  2    the same three tones, high first                     Rising_steps
 =====================  ========  ===  ===================================================  ==================
 
 The ESC-50-style corpus of each version uses a 16-class subset (8 local, 8 temporal with both
@@ -128,6 +128,7 @@ class CorpusVersion:
     esc10_labels: frozenset[str]  # ESC-50's ESC-10 flag: here a 4-class stand-in
     clip_seconds: tuple[float, float]  # multi-label clip length range, stretched to fit its events
     relation_margin_s: float = 0.0  # silence kept between a temporal event and either clip edge
+    relation_jitter_s: float | None = None  # None: anywhere; else centred in the clip, +- this much
 
     @property
     def vocabulary(self) -> tuple[SoundClass, ...]:
@@ -171,7 +172,7 @@ VERSIONS: dict[int, CorpusVersion] = {
         2, LOCAL_CLASSES + RELATION_CLASSES,
         esc_labels=_LOCAL_ESC + tuple(c.label for c in RELATION_CLASSES),
         esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_before_high", "High_before_low"}),
-        clip_seconds=(4.0, 6.0), relation_margin_s=0.7),
+        clip_seconds=(4.0, 6.0), relation_margin_s=0.7, relation_jitter_s=0.3),
 }
 DEFAULT_VERSION = 2
 

@@ -67,7 +67,8 @@ def _mix(rng: np.random.Generator, length: int, events: list[tuple[str, np.ndarr
     """Events at random onsets and SNRs over unit-RMS noise, then scaled to a random peak level.
 
     A temporal event of a version with an edge margin starts and ends at least that far from the clip's
-    edges (why: :mod:`.relations`); with no margin the draw is version 1's, byte for byte.
+    edges, centred in the clip up to a jitter when the version says so (why: :mod:`.relations`); with
+    no margin the draw is version 1's, byte for byte.
     """
     mix = _background(rng, length)
     placed = []
@@ -75,7 +76,12 @@ def _mix(rng: np.random.Generator, length: int, events: list[tuple[str, np.ndarr
         event = event[:length]
         margin = int(round(_margin_s(label, version) * SAMPLE_RATE))
         latest = max(margin, length - len(event) - margin)
-        onset = int(rng.integers(margin, latest + 1))
+        if margin and version.relation_jitter_s is not None:  # centred: first sound early, last late
+            middle = (length - len(event)) // 2
+            reach = min(int(version.relation_jitter_s * SAMPLE_RATE), middle - margin, latest - middle)
+            onset = middle + int(rng.integers(-max(reach, 0), max(reach, 0) + 1))
+        else:
+            onset = int(rng.integers(margin, latest + 1))
         snr_db = float(rng.uniform(*SNR_DB))
         add_at(mix, event * 10.0 ** (snr_db / 20.0) / active_rms(event), onset)
         placed.append(PlacedEvent(label, onset / SAMPLE_RATE, len(event) / SAMPLE_RATE, snr_db))
