@@ -132,3 +132,20 @@ def test_a_grid_trained_on_other_data_is_set_aside_not_reused(project):
     assert moved is not None and (moved / "teacher/cnn/seed0/summary.json").exists()
     assert not finished.exists() and (Path("runs/tiny/cmkd") / GRID_DATA_FILE).exists()
     assert list(Path("stores/tiny").glob("cmkd.*/cmkd-cnn.zarr")) and not Path("stores/tiny/cmkd-cnn.zarr").exists()
+
+
+def test_family_table_pairs_the_families_by_seed_per_class_group():
+    from pipeline.report import family_table
+
+    groups = {"local": [0, 1], "temporal": [2]}
+    # per-class AP per seed: the CNN better on local, the AST better on temporal, by far more than the spread
+    cnn = {s: {"map": 0.50 + 0.01 * s, "per_class_ap": [0.8 + 0.01 * s, 0.6, 0.10 + 0.01 * s]} for s in range(3)}
+    ast = {s: {"map": 0.49 + 0.01 * s, "per_class_ap": [0.6 + 0.01 * s, 0.5, 0.40 + 0.02 * s]} for s in range(3)}
+    lines = family_table({"equal/cnn": cnn, "equal/ast": ast}, groups, "map", [0, 1, 2])
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]] for line in lines[2:]}
+    assert rows["local group (2 classes)"][0] == "0.7050 ± 0.0050"  # mean of (0.8+0.01s, 0.6)/2 over seeds
+    assert rows["local group (2 classes)"][3] == "CNN" and rows["temporal group (1 classes)"][3] == "AST"
+    assert rows["temporal group (1 classes)"][2].startswith("+0.3100")
+    assert rows["all classes (mAP)"][3] == "CNN"  # -0.01 every seed: a zero-spread paired difference
+    one_seed = family_table({"equal/cnn": {0: cnn[0]}, "equal/ast": {0: ast[0]}}, groups, "map", [0])
+    assert all(line.endswith("one seed: no call |") for line in one_seed[2:])
