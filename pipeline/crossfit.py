@@ -17,7 +17,7 @@ import numpy as np
 from .config import Config
 from .manifests import Clip, load_manifest
 from .metrics import evaluate_predictions
-from .training.checkpoint import model_from_checkpoint
+from .checkpoints import model_from_checkpoint
 from .training.evaluate import predict
 from .training.loop import TrainJob, distributed_context, single_label_of, train
 from .training.runlog import write_summary
@@ -38,7 +38,7 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
                  manifests_root: str | Path = "data_manifests", runs_root: str | Path = "runs",
                  progress: bool = True) -> dict:
     manifest = load_manifest(Path(manifests_root) / dataset)
-    if fold is None and manifest.folds and not any(c.split for c in manifest.clips):
+    if fold is None and manifest.fold_based:
         raise ValueError(f"{dataset} is fold-based: cross-fit within one fold's training folds (FOLD=k)")
     config = dataclasses.replace(config, fold=fold)
     run_dir = run_dir_for(dataset, run, runs_root)

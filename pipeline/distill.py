@@ -1,4 +1,8 @@
-"""Stage two's join: attach a teacher's cached logits (or a live teacher) to a training set.
+"""Stage two: join a teacher's cached logits (or a live teacher) to a training set, then train.
+
+:func:`kd_source` builds the one value training receives (:class:`pipeline.kd_source.KDSource`);
+:func:`train_student` builds it for every fold a run trains and hands it to
+:func:`pipeline.training.run_training`. Training knows the record, never this module.
 
 Checks before the first step: the store speaks the manifest's vocabulary (same mids in the same
 order, or an explicit remap by mid), its front end is compatible with the student's, and which
@@ -15,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, FrontEndConfig
-from .data import KDSettings
 from .features import front_end_dict
-from .losses import resolve_kd_loss, single_label_task
-from .manifests import Clip, Manifest, manifest_hashes
+from .kd_source import KDSource, StoreRows
+from .losses import KDLoss, resolve_kd_loss, single_label_task
+from .manifests import Clip, Manifest, load_manifest, manifest_hashes
 
 
 class DistillError(ValueError):
@@ -79,7 +83,9 @@ def check_front_end(store_front_end: dict, student: FrontEndConfig, mode: str, s
 
 
 def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_clips: list[Clip],
-                 front_end: FrontEndConfig, num_workers: int = 0) -> tuple[KDSettings, Coverage, list[str]]:
+                 front_end: FrontEndConfig, num_workers: int = 0) -> tuple[StoreRows, Coverage, list[str]]:
+    """The store named by the (per-fold) config joined to `train_clips`, checked; with its coverage
+    and the notes to print. Raises DistillError for what cannot teach this student."""
     from .store import LogitTable
     from .store.matching import match_clips, replay_partners
 
@@ -138,14 +144,14 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
     rows = np.where(valid, rows, -1)
     if num_workers > 0:
         table = table.share()  # workers map one copy of the logits instead of each holding its own
-    return (KDSettings(mode=config.kd, table=table, rows=rows, class_map=class_map, clean_views=clean_views),
+    return (StoreRows(mode=config.kd, table=table, rows=rows, class_map=class_map, clean_views=clean_views),
             coverage, notes)
 
 
 def attach_online_teacher(config: Config, manifest: Manifest, front_end: FrontEndConfig):
     """KD=online: (the frozen teacher, its output activation); the teacher runs on the student's own
     batch (the paper's method)."""
-    from .training.checkpoint import model_from_checkpoint
+    from .checkpoints import model_from_checkpoint
 
     if not config.teacher:
         raise DistillError("KD=online needs TEACHER=<run dir or checkpoint>")
@@ -170,49 +176,62 @@ def latest_store(dataset: str, stores_root: str | Path = "stores") -> str | None
     return None
 
 
-def kd_job_extras(manifest_dir: Path, log=print):
-    """The trainer's job_extras hook for stage two: attaches the store or the online teacher named in
-    the (per-fold) config and prints the coverage line before the first step."""
-
-    def extras(config: Config, manifest: Manifest, train_clips: list[Clip], front_end: FrontEndConfig) -> dict:
-        if config.kd == "none":
-            return {}
-        single_label = single_label_task(config.loss, manifest.single_label)
-        if config.kd == "online":
-            teacher, activation = attach_online_teacher(config, manifest, front_end)
-            config = _with_kd_loss(config, single_label, activation, config.teacher, log)
-            return {"config": config, "online_teacher": teacher,
-                    "extra_summary": {"kd": "online", "teacher": config.teacher, "kd_loss": config.kd_loss}}
-        kd, coverage, notes = attach_store(config, manifest, Path(manifest_dir), train_clips, front_end,
-                                           config.num_workers)
-        for line in (coverage.line(), *notes):
-            log(line)
-        config = _with_kd_loss(config, single_label, kd.table.activation, config.logits, log)
-        return {"config": config, "kd": kd,
-                "extra_summary": {"kd": config.kd, "logits": config.logits, "kd_loss": config.kd_loss,
-                                  "store_digest": kd.table.digest,
-                                  "coverage": coverage.with_logits / max(coverage.train_clips, 1),
-                                  "missing": len(coverage.missing)}}
-
-    return extras
+def kd_source(config: Config, manifest: Manifest, manifest_dir: Path, train_clips: list[Clip],
+              front_end: FrontEndConfig, log=print) -> KDSource:
+    """Stage two's teacher for one model (``config`` is the fold's): the store or the online teacher
+    the config names, checked, its coverage printed, and the KD loss resolved against the label type
+    and the teacher's activation (``kd_loss=auto``)."""
+    single_label = single_label_task(config.loss, manifest.single_label)
+    if config.kd == "online":
+        teacher, activation = attach_online_teacher(config, manifest, front_end)
+        loss = _resolved_loss(config, single_label, activation, config.teacher, log)
+        return KDSource("online", loss, online_teacher=teacher,
+                        summary={"kd": "online", "teacher": config.teacher, "kd_loss": loss.kind})
+    store, coverage, notes = attach_store(config, manifest, Path(manifest_dir), train_clips, front_end,
+                                          config.num_workers)
+    for line in (coverage.line(), *notes):
+        log(line)
+    loss = _resolved_loss(config, single_label, store.table.activation, config.logits, log)
+    return KDSource(config.kd, loss, store=store,
+                    summary={"kd": config.kd, "logits": config.logits, "kd_loss": loss.kind,
+                             "store_digest": store.table.digest,
+                             "coverage": coverage.with_logits / max(coverage.train_clips, 1),
+                             "missing": len(coverage.missing)})
 
 
-def _with_kd_loss(config: Config, single_label: bool, activation: str | None, source: str, log) -> Config:
-    """The config with kd_loss resolved from the label type (auto) and checked against the teacher."""
+def _resolved_loss(config: Config, single_label: bool, activation: str | None, source: str, log) -> KDLoss:
+    """The KD loss settings, kd_loss resolved from the label type (auto) and checked against the teacher."""
     kind, warnings = resolve_kd_loss(config.kd_loss, single_label, activation, source)
     for line in warnings:
         log(line)
-    return dataclasses.replace(config, kd_loss=kind)
+    return KDLoss.from_config(config, kind)
 
 
 def train_student(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
-                  manifests_root: str | Path = "data_manifests", progress: bool = True) -> dict:
+                  manifests_root: str | Path = "data_manifests", runs_root: str | Path = "runs",
+                  progress: bool = True, log=print) -> dict:
     """Stage two: one student run. ``kd=none`` (``make student LOGITS=none``) is the no-KD student of the
-    same recipe and the same code path, which is what the grid's no-KD cells run."""
-    from .training import run_training
+    same recipe and the same code path, which is what the grid's no-KD cells run. Every fold's source
+    is built and checked before the first fold trains."""
+    from .config_check import check_config
+    from .training import fold_runs, is_finished, run_dir_for, run_training, training_splits
 
+    if config.kd == "none":
+        return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
+                            runs_root=runs_root, progress=progress)
+    check_config(config)
+    manifest_dir = Path(manifests_root) / dataset
+    manifest = load_manifest(manifest_dir)
+    sources = {}
+    for k, fold_dir in fold_runs(manifest, run_dir_for(dataset, run, runs_root), fold):
+        if resume and is_finished(fold_dir):
+            continue
+        fold_config = dataclasses.replace(config, fold=k)
+        train_clips = training_splits(fold_config, manifest, k)[0]
+        sources[k] = kd_source(fold_config, manifest, manifest_dir, train_clips,
+                               fold_config.front_end(manifest.stats()), log)
     return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
-                        job_extras=kd_job_extras(Path(manifests_root) / dataset), progress=progress)
+                        runs_root=runs_root, kd=sources, progress=progress)
 
 
 def choose_kd_source(logits: str | None, kd: str | None, dataset: str,

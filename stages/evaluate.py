@@ -5,7 +5,8 @@ from pathlib import Path
 
 from pipeline.config import FrontEndConfig
 from pipeline.manifests import load_manifest
-from pipeline.training import model_from_checkpoint, splits_for
+from pipeline.checkpoints import model_from_checkpoint
+from pipeline.training import splits_for
 from pipeline.training.evaluate import evaluate_model
 from pipeline.training.loop import single_label_of
 from pipeline.training.runner import latest_run

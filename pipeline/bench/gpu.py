@@ -85,16 +85,14 @@ def stage_one(runs: Path, store: str) -> dict:
 
 def train_student(runs: Path, store: str) -> dict:
     from ..config import load_config
-    from ..distill import kd_job_extras
-    from ..training import run_training
+    from ..distill import train_student as run_student
 
     config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=1", "kd=clean", f"logits={store}"])
     samples, stop = [], threading.Event()
     sampler = threading.Thread(target=sample_utilisation, args=(samples, stop), daemon=True)
     sampler.start()
     started = time.time()
-    run_training(DATASET, config, "gpu-check/student", progress=False,
-                 job_extras=kd_job_extras(Path("data_manifests", DATASET)))
+    run_student(DATASET, config, "gpu-check/student", progress=False)
     stop.set()
     return {"seconds": time.time() - started, "train_clips_per_s": last_epoch_clips_per_s(runs / "gpu-check/student"),
             "gpu_util_mean": sum(s[0] for s in samples) / max(len(samples), 1),

@@ -66,7 +66,7 @@ def _overhead_of(ctx: BenchContext, params: OverheadParams, model_name: str, cli
     from ..config import FrontEndConfig
     from ..engine import run_stage_one
     from ..features import wave_to_features
-    from ..training.checkpoint import model_from_checkpoint
+    from ..checkpoints import model_from_checkpoint
 
     project = make_project(ctx.folder(f"overhead_{model_name}"), model_name, clips, params.clip_seconds,
                            params.n_mels, params.target_length, params.num_classes, warm_clips=2)

@@ -67,7 +67,7 @@ def save_random_teacher(run_dir: Path, model_name: str, num_classes: int, n_mels
     import torch
 
     from ..models import create_model
-    from ..training.checkpoint import save_checkpoint
+    from ..checkpoints import save_checkpoint
 
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=num_classes, n_mels=n_mels, target_length=target_length)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..training.checkpoint import file_sha256, load_checkpoint, resolve_checkpoint
+from ..checkpoints import file_sha256, load_checkpoint, resolve_checkpoint
 
 from ..crossfit import CROSSFIT_FILE
 MEAN_OF_TEACHERS = -1

@@ -25,9 +25,9 @@ def training_clips(manifest: Manifest) -> list[Clip]:
     Fold-based sets (ESC-50) use all folds, like the AST recipe: the stats are two scalars, so the
     leak from the held-out fold is negligible and one set of stats serves all five folds.
     """
-    if any(c.split for c in manifest.clips):
-        return [c for c in manifest.clips if c.split == "train"]
-    return list(manifest.clips)
+    if manifest.fold_based:
+        return list(manifest.clips)
+    return [c for c in manifest.clips if c.split == "train"]
 
 
 def _sample(clips: list[Clip], max_clips: int, seed: int = 0) -> list[Clip]:

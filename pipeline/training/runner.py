@@ -6,6 +6,7 @@ without a fold the folds run in turn under ``<run>/fold<k>/`` and the run's summ
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 from ..config import Config
 from ..config_check import check_config
 from ..data import SKIPPED_FILE, read_skipped
+from ..kd_source import KDSource
 from ..manifests import Manifest, load_manifest
 from .loop import TrainJob, distributed_context, train
 from .runlog import write_summary
@@ -68,44 +70,68 @@ def selection_note(manifest: Manifest, fold: int | None, config: Config, val_cli
             f"clips, seed {config.seed}); the data has no val split")
 
 
-def make_job(config: Config, manifest: Manifest, run_dir: Path, fold: int | None, job_extras=None) -> TrainJob:
-    """job_extras(config, manifest, train_clips, front_end) -> dict of extra TrainJob fields (KD sources)."""
+def training_splits(config: Config, manifest: Manifest, fold: int | None) -> tuple[list, list, list]:
+    """(train, val, eval) clips of one run: :func:`splits_for`, with train cut to ``max_clips``."""
     train_clips, val_clips, eval_clips = splits_for(manifest, fold, config.select_on, config.seed)
     if config.max_clips:
         train_clips = train_clips[: config.max_clips]
-    front_end = config.front_end(manifest.stats())
-    extra = job_extras(config, manifest, train_clips, front_end) if job_extras else {}
-    config = extra.pop("config", config)  # stage two resolves KD settings (kd_loss) against the teacher
-    summary = {**(extra.pop("extra_summary", None) or {}), "model_selection": selection_note(manifest, fold, config, val_clips)}
+    return train_clips, val_clips, eval_clips
+
+
+def make_job(config: Config, manifest: Manifest, run_dir: Path, fold: int | None,
+             kd: KDSource | None = None) -> TrainJob:
+    """One model's training job; ``kd`` (stage two) was built for this fold's training clips."""
+    train_clips, val_clips, eval_clips = training_splits(config, manifest, fold)
+    summary = {}
+    if kd is not None:
+        config = dataclasses.replace(config, kd_loss=kd.loss.kind)  # resolved against the teacher by the join
+        summary.update(kd.summary)
+    summary["model_selection"] = selection_note(manifest, fold, config, val_clips)
     return TrainJob(config=config, manifest=manifest, train_clips=train_clips, val_clips=val_clips,
-                    eval_clips=eval_clips, front_end=front_end, run_dir=run_dir, extra_summary=summary, **extra)
+                    eval_clips=eval_clips, front_end=config.front_end(manifest.stats()), run_dir=run_dir,
+                    extra_summary=summary, kd=kd)
+
+
+def fold_runs(manifest: Manifest, run_dir: Path, fold: int | None) -> list[tuple[int | None, Path]]:
+    """(fold, directory) of every model one run trains: the given fold, each fold of fold-based
+    data in turn (under ``fold<k>/``), or the one model of split-based data."""
+    if fold is not None:
+        return [(fold, run_dir)]
+    if not manifest.fold_based:
+        return [(None, run_dir)]
+    return [(k, run_dir / f"fold{k}") for k in manifest.folds]
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").exists() and (run_dir / "checkpoints" / "final.pt").exists()
 
 
 def run_training(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
                  manifests_root: str | Path = "data_manifests", runs_root: str | Path = "runs",
-                 job_extras=None, progress: bool = True) -> dict:
-    """Train one model (or one per fold); job_extras as in :func:`make_job` (KD sources). Under
-    torchrun the ranks other than 0 return an empty dict."""
+                 kd: dict[int | None, KDSource] | None = None, progress: bool = True) -> dict:
+    """Train one model (or one per fold). ``kd`` maps each fold to train (None: the one model of
+    split-based data) to its teacher (stage two, :func:`pipeline.distill.train_student`); without it
+    the training is supervised. Under torchrun the ranks other than 0 return an empty dict."""
     check_config(config)
     manifest = load_manifest(Path(manifests_root) / dataset)
     run_dir = run_dir_for(dataset, run, runs_root)
-    folds = [fold] if fold is not None else (manifest.folds if _fold_based(manifest) else [None])
     summaries = {}
-    for k in folds:
-        fold_dir = run_dir / f"fold{k}" if (k is not None and fold is None) else run_dir
-        if resume and (fold_dir / "summary.json").exists() and (fold_dir / "checkpoints" / "final.pt").exists():
+    for k, fold_dir in fold_runs(manifest, run_dir, fold):
+        if resume and is_finished(fold_dir):
             summaries[k] = json.loads((fold_dir / "summary.json").read_text())
             print(f"{fold_dir} already finished; skipping")
             continue
-        job = make_job(_with_fold(config, k), manifest, fold_dir, k, job_extras)
+        if kd is not None and k not in kd:
+            raise ValueError(f"{fold_dir}: stage two has no KD source for fold {k}")
+        job = make_job(_with_fold(config, k), manifest, fold_dir, k, kd[k] if kd is not None else None)
         if not resume:
             (fold_dir / SKIPPED_FILE).unlink(missing_ok=True)
         summaries[k] = train(job, resume=resume, progress=progress)
         record_skipped(fold_dir, summaries[k])
     if distributed_context()[0] != 0:
         return {}  # under torchrun only rank 0 evaluates, writes and reports
-    if len(folds) == 1:
-        return summaries[folds[0]]
+    if len(summaries) == 1:
+        return next(iter(summaries.values()))
     summary = fold_mean(summaries)
     write_summary(run_dir / "summary.json", summary)
     return summary
@@ -131,13 +157,7 @@ def fold_mean(summaries: dict) -> dict:
     return out
 
 
-def _fold_based(manifest: Manifest) -> bool:
-    return bool(manifest.folds) and not any(c.split for c in manifest.clips)
-
-
 def _with_fold(config: Config, fold: int | None) -> Config:
-    import dataclasses
-
     return dataclasses.replace(config, fold=fold)
 
 
