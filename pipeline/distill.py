@@ -23,6 +23,7 @@ from .features import front_end_dict
 from .kd_source import KDSource, StoreRows
 from .losses import KDLoss, resolve_kd_loss, single_label_task
 from .manifests import Clip, Manifest, load_manifest, manifest_hashes
+from .paths import LATEST_FILE, MANIFESTS_ROOT, RUNS_ROOT, STORES_ROOT, latest_store, manifest_dir, run_dir, store_dir
 
 
 class DistillError(ValueError):
@@ -92,7 +93,7 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
     # fold-based data: one store per fold's teacher, e.g. LOGITS=stores/esc50/ast-fold{fold}.zarr
     source = config.logits.format(fold=config.fold) if "{fold}" in config.logits else config.logits
     if not source:
-        raise DistillError(f"KD={config.kd} needs LOGITS=<store> (no stores/{manifest.name}/LATEST yet: "
+        raise DistillError(f"KD={config.kd} needs LOGITS=<store> (no {store_dir(manifest.name) / LATEST_FILE} yet: "
                            f"run `make teacher-logits DATASET={manifest.name}` first)")
     table = LogitTable.open(source, load_views=config.kd == "replay", verify=config.verify)
     class_map = class_map_for(table.vocabulary_mids, manifest, config.vocab_remap, source)
@@ -166,16 +167,6 @@ def attach_online_teacher(config: Config, manifest: Manifest, front_end: FrontEn
     return model, ckpt.get("activation")
 
 
-def latest_store(dataset: str, stores_root: str | Path = "stores") -> str | None:
-    """The store `make teacher-logits` last wrote for this dataset (stores/<dataset>/LATEST)."""
-    pointer = Path(stores_root) / dataset / "LATEST"
-    if pointer.exists():
-        path = pointer.read_text().strip()
-        if Path(path).exists():
-            return path
-    return None
-
-
 def kd_source(config: Config, manifest: Manifest, manifest_dir: Path, train_clips: list[Clip],
               front_end: FrontEndConfig, log=print) -> KDSource:
     """Stage two's teacher for one model (``config`` is the fold's): the store or the online teacher
@@ -208,34 +199,34 @@ def _resolved_loss(config: Config, single_label: bool, activation: str | None, s
 
 
 def train_student(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
-                  manifests_root: str | Path = "data_manifests", runs_root: str | Path = "runs",
+                  manifests_root: str | Path = MANIFESTS_ROOT, runs_root: str | Path = RUNS_ROOT,
                   progress: bool = True, log=print) -> dict:
     """Stage two: one student run. ``kd=none`` (``make student LOGITS=none``) is the no-KD student of the
     same recipe and the same code path, which is what the grid's no-KD cells run. Every fold's source
     is built and checked before the first fold trains."""
     from .config_check import check_config
-    from .training import fold_runs, is_finished, run_dir_for, run_training, training_splits
+    from .training import fold_runs, is_finished, run_training, training_splits
 
     if config.kd == "none":
         return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
                             runs_root=runs_root, progress=progress)
     check_config(config)
-    manifest_dir = Path(manifests_root) / dataset
-    manifest = load_manifest(manifest_dir)
+    folder = manifest_dir(dataset, manifests_root)
+    manifest = load_manifest(folder)
     sources = {}
-    for k, fold_dir in fold_runs(manifest, run_dir_for(dataset, run, runs_root), fold):
+    for k, fold_dir in fold_runs(manifest, run_dir(dataset, run, runs_root), fold):
         if resume and is_finished(fold_dir):
             continue
         fold_config = dataclasses.replace(config, fold=k)
         train_clips = training_splits(fold_config, manifest, k)[0]
-        sources[k] = kd_source(fold_config, manifest, manifest_dir, train_clips,
+        sources[k] = kd_source(fold_config, manifest, folder, train_clips,
                                fold_config.front_end(manifest.stats()), log)
     return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
                         runs_root=runs_root, kd=sources, progress=progress)
 
 
 def choose_kd_source(logits: str | None, kd: str | None, dataset: str,
-                     stores_root: str | Path = "stores") -> tuple[str, str]:
+                     stores_root: str | Path = STORES_ROOT) -> tuple[str, str]:
     """(kd mode, store path) from what the user typed for ``make student``.
 
     Nothing given: the store ``make teacher-logits`` last wrote for the dataset, KD=clean (no store

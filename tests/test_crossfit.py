@@ -10,7 +10,6 @@ from pipeline.crossfit import partition, run_crossfit
 from pipeline.distill import train_student
 from pipeline.engine import StageOneJob, run_stage_one
 from pipeline.manifests import Clip, load_manifest
-from pipeline.training import run_training
 
 from .conftest import tiny_config
 

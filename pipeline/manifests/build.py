@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..paths import MANIFESTS_ROOT
 from .ast_json import prepare_ast_json
 from .audioset import missing_segments_csv, prepare_audioset, scan_audioset
 from .esc50 import prepare_esc50
@@ -59,7 +60,7 @@ def check_splits(fmt: str, data_root, clips: list[Clip]) -> None:
         raise ManifestError(f"{fmt} at {data_root}", problems)
 
 
-def build_manifest(dataset: str, fmt: str, data_root: str | Path, out_root: str | Path = "data_manifests",
+def build_manifest(dataset: str, fmt: str, data_root: str | Path, out_root: str | Path = MANIFESTS_ROOT,
                    labels_csv: str | Path | None = None, segments: list[str | Path] | None = None,
                    progress: bool = True, check: str = "full") -> Manifest:
     """Convert, validate, then write ``out_root/dataset/``; a failed run leaves the old manifest as it was.

@@ -27,6 +27,15 @@ TARGET_CHUNK_BYTES = 1 << 20  # small chunks mean many files and slow listing on
 FAILURE_CHUNK = 4096
 MAX_CLASSES = np.iinfo(np.int16).max  # topk_indices are int16
 
+# groups of the array names :meth:`Layout.array_specs` defines (the schema); other modules use these
+COLUMN_ARRAYS = ("clip_id", "split", "fold", "fingerprint")  # the manifest's columns, one row per clip
+LOGIT_ARRAYS = ("logits", "view_logits", "topk_values", "topk_indices", "topk_fill", "view_topk_values",
+                "view_topk_indices", "view_topk_fill")  # dense or top-k, clean clip or views
+SCORE_ARRAYS = ("logits", "view_logits", "topk_values", "view_topk_values")  # finite iff the row is valid
+VIEW_PARAM_ARRAYS = ("view_lambda", "view_time_shift", "view_freq_masks", "view_time_masks")  # with view_partner
+FAILURE_ARRAYS = ("failure_clip_id", "failure_error", "failure_chunk")
+CHUNK_CHECKSUMS = "chunk_sha256"
+
 
 class StoreError(Exception):
     """A store is missing, malformed, incomplete or of an unreadable version."""

@@ -25,6 +25,7 @@ from ..data import SKIPPED_FILE, ClipDataset, EpochSampler, balanced_weights
 from ..kd_source import KDSource
 from ..losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
 from ..manifests import Clip, Manifest
+from ..metrics import METRIC_KEYS
 from ..models import create_model, model_entry
 from ..progress import bar_options
 from ..seeding import seed_everything, set_threads, worker_init
@@ -141,20 +142,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
         for batch in bar:
             lr = set_lr(optimizer, config, step, epoch)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with torch.autocast(device_type="cuda", enabled=scaler.is_enabled()):
-                logits = train_model(batch["features"])
-            targets = None
-            if kd is not None:
-                targets = kd_targets(_teacher_logits(kd, batch), kd.loss, batch.get("partner_logits"),
-                                     batch.get("kd_lam"))
-            total, parts = cmkd_loss(
-                logits.float(), batch["target"], targets,
-                kd_mask=batch.get("kd_mask", torch.ones_like(batch["label_mask"])) if kd else None,
-                label_mask=batch["label_mask"], single_label=single_label, kd=kd.loss if kd else None)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            total, parts = train_step(train_model, optimizer, scaler, batch, kd, single_label)
             step += 1
             count = batch["features"].shape[0]
             seen += count
@@ -216,6 +204,26 @@ def checkpoint_identity(job: TrainJob, model, single_label: bool) -> dict:
             "activation": "softmax" if single_label else "sigmoid", "dataset": job.manifest.name}
 
 
+def train_step(model, optimizer, scaler, batch: dict, kd: KDSource | None, single_label: bool):
+    """One optimiser step on a collated batch of :class:`pipeline.data.ClipDataset` items (already on
+    the device): forward, the teacher's targets (``kd``), the CMKD loss, backward. Returns
+    ``(total, {"task", "kd"})``. `make bench` times this same function."""
+    with torch.autocast(device_type="cuda", enabled=scaler.is_enabled()):
+        logits = model(batch["features"])
+    targets = None
+    if kd is not None:
+        targets = kd_targets(_teacher_logits(kd, batch), kd.loss, batch.get("partner_logits"), batch.get("kd_lam"))
+    total, parts = cmkd_loss(
+        logits.float(), batch["target"], targets,
+        kd_mask=batch.get("kd_mask", torch.ones_like(batch["label_mask"])) if kd else None,
+        label_mask=batch["label_mask"], single_label=single_label, kd=kd.loss if kd else None)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return total, parts
+
+
 def _teacher_logits(kd: KDSource, batch: dict) -> torch.Tensor:
     """The teacher's logits for the batch: the online teacher run on it, or the cached ones."""
     if kd.online_teacher is None:
@@ -255,11 +263,11 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
     model.load_state_dict(best_ckpt["model"])
     best_metrics = evaluate().metrics
     model.load_state_dict(final_state)
-    summary = {**{k: final_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
+    summary = {**{k: final_metrics[k] for k in METRIC_KEYS},
                "final_model": final_kind, "epochs_trained": epochs_trained, "stopped_early": bool(stopped_early),
                "per_class_ap": final_metrics["per_class_ap"],
                "eval_clips": len(job.eval_clips), "train_clips": len(job.train_clips),
-               "best": {**{k: best_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
+               "best": {**{k: best_metrics[k] for k in METRIC_KEYS},
                         "epoch": best["epoch"]},
                "model": config.model, "dataset": job.manifest.name, "seed": config.seed,
                **(job.extra_summary or {})}

@@ -17,14 +17,10 @@ from ..config_check import check_config
 from ..data import SKIPPED_FILE, read_skipped
 from ..kd_source import KDSource
 from ..manifests import Manifest, load_manifest
+from ..metrics import METRIC_KEYS
+from ..paths import MANIFESTS_ROOT, RUNS_ROOT, is_crossfit_run, manifest_dir, run_dir as run_dir_for
 from .loop import TrainJob, distributed_context, train
 from .runlog import write_summary
-
-METRIC_KEYS = ("map", "mauc", "dprime", "accuracy")
-
-
-def run_dir_for(dataset: str, run: str, runs_root: str | Path = "runs") -> Path:
-    return Path(runs_root) / dataset / run
 
 
 # share of the training clips held out for model selection when the data has no val split
@@ -107,13 +103,13 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def run_training(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
-                 manifests_root: str | Path = "data_manifests", runs_root: str | Path = "runs",
+                 manifests_root: str | Path = MANIFESTS_ROOT, runs_root: str | Path = RUNS_ROOT,
                  kd: dict[int | None, KDSource] | None = None, progress: bool = True) -> dict:
     """Train one model (or one per fold). ``kd`` maps each fold to train (None: the one model of
     split-based data) to its teacher (stage two, :func:`pipeline.distill.train_student`); without it
     the training is supervised. Under torchrun the ranks other than 0 return an empty dict."""
     check_config(config)
-    manifest = load_manifest(Path(manifests_root) / dataset)
+    manifest = load_manifest(manifest_dir(dataset, manifests_root))
     run_dir = run_dir_for(dataset, run, runs_root)
     summaries = {}
     for k, fold_dir in fold_runs(manifest, run_dir, fold):
@@ -161,13 +157,13 @@ def _with_fold(config: Config, fold: int | None) -> Config:
     return dataclasses.replace(config, fold=fold)
 
 
-def latest_run(dataset: str, runs_root: str | Path = "runs") -> str:
+def latest_run(dataset: str, runs_root: str | Path = RUNS_ROOT) -> str:
     """The most recently finished run of a dataset (a directory holding checkpoints/final.pt)."""
     finals = sorted(Path(runs_root, dataset).glob("**/checkpoints/final.pt"), key=lambda p: p.stat().st_mtime)
     if not finals:
         raise FileNotFoundError(f"no finished run under {runs_root}/{dataset}/: run `make teacher` first "
                                 f"or pass TEACHER=<run dir>")
     newest = finals[-1].parent.parent
-    if (newest.parent / "crossfit.json").exists():  # a member of a cross-fitted run: use the whole set
+    if is_crossfit_run(newest.parent):  # a member of a cross-fitted run: use the whole set
         return str(newest.parent)
     return str(newest)
