@@ -41,7 +41,7 @@ def sample_utilisation(samples: list, stop: threading.Event) -> None:
 
 def ensure_demo_corpus() -> None:
     """A fresh GPU machine has no data/: generate the corpus, its manifest and norm stats (~30 s)."""
-    from pipeline.config import load_config
+    from pipeline.recipe import load_config
     from pipeline.corpus import generate_corpus
     from pipeline.manifests.build import build_manifest
     from pipeline.manifests.derived import compute_dataset_norm_stats
@@ -61,7 +61,7 @@ def last_epoch_clips_per_s(run_dir: Path) -> float:
 
 
 def train_teacher(runs: Path) -> dict:
-    from pipeline.config import load_config
+    from pipeline.recipe import load_config
     from pipeline.training import run_training
 
     config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=2", "model=efficientnet_tiny"])
@@ -84,7 +84,7 @@ def stage_one(runs: Path, store: str) -> dict:
 
 
 def train_student(runs: Path, store: str) -> dict:
-    from pipeline.config import load_config
+    from pipeline.recipe import load_config
     from pipeline.distill import train_student as run_student
 
     config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=1", "kd=clean", f"logits={store}"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.config import load_config
+from pipeline.recipe import load_config
 from pipeline.manifests import compute_dataset_norm_stats
 from pipeline.paths import MANIFESTS_ROOT
 from stages.common import default_recipe

@@ -19,6 +19,9 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from .errors import StoreError
+from .location import open_group_at
+
 FORMAT_ID = "cmkd-logits"
 FORMAT_VERSION = "1.1"  # 1.1 added: fingerprint, checksummed columns, crc32c codecs, completed.digest
 ACTIVATIONS = ("sigmoid", "softmax")
@@ -35,18 +38,6 @@ SCORE_ARRAYS = ("logits", "view_logits", "topk_values", "view_topk_values")  # f
 VIEW_PARAM_ARRAYS = ("view_lambda", "view_time_shift", "view_freq_masks", "view_time_masks")  # with view_partner
 FAILURE_ARRAYS = ("failure_clip_id", "failure_error", "failure_chunk")
 CHUNK_CHECKSUMS = "chunk_sha256"
-
-
-class StoreError(Exception):
-    """A store is missing, malformed, incomplete or of an unreadable version."""
-
-
-class StoreMismatch(StoreError):
-    """An existing store was built from another teacher, manifest, front end, vocabulary or layout."""
-
-
-class StoreLocked(StoreError):
-    """Another writer holds the store's lock."""
 
 
 @dataclass(frozen=True)
@@ -177,8 +168,6 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> tuple[zarr.Group, La
 
     `path` is a directory, a .zarr.zip or (read-only) a URL: see :mod:`pipeline.store.location`.
     """
-    from .location import open_group_at
-
     group = open_group_at(path, mode)
     attrs = group.attrs.asdict()
     if attrs.get("format") != FORMAT_ID:
