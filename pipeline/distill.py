@@ -205,7 +205,7 @@ def train_student(dataset: str, config: Config, run: str, fold: int | None = Non
     same recipe and the same code path, which is what the grid's no-KD cells run. Every fold's source
     is built and checked before the first fold trains."""
     from .config_check import check_config
-    from .training import fold_runs, is_finished, run_training, training_splits
+    from .training import fold_runs, is_finished, run_training, splits_for
 
     if config.kd == "none":
         return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
@@ -218,7 +218,7 @@ def train_student(dataset: str, config: Config, run: str, fold: int | None = Non
         if resume and is_finished(fold_dir):
             continue
         fold_config = dataclasses.replace(config, fold=k)
-        train_clips = training_splits(fold_config, manifest, k)[0]
+        train_clips = splits_for(manifest, k, config.select_on, config.seed, config.max_clips)[0]
         sources[k] = kd_source(fold_config, manifest, folder, train_clips,
                                fold_config.front_end(manifest.stats()), log)
     return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,

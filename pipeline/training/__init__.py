@@ -2,7 +2,6 @@
 :mod:`pipeline.checkpoints`)."""
 
 from .loop import TrainJob, train
-from .runner import fold_runs, is_finished, run_training, splits_for, training_splits
+from .runner import fold_runs, is_finished, run_training, splits_for
 
-__all__ = ["TrainJob", "fold_runs", "is_finished", "run_training", "splits_for", "train",
-           "training_splits"]
+__all__ = ["TrainJob", "fold_runs", "is_finished", "run_training", "splits_for", "train"]

@@ -28,8 +28,9 @@ CARVED_VAL_FRACTION = 0.1
 SELECT_ON = ("val", "eval")
 
 
-def splits_for(manifest: Manifest, fold: int | None, select_on: str = "val", seed: int = 0):
-    """(train, val, eval) clip lists; unlabelled clips train (KD only) but are never scored.
+def splits_for(manifest: Manifest, fold: int | None, select_on: str = "val", seed: int = 0, max_clips: int = 0):
+    """(train, val, eval) clip lists; unlabelled clips train (KD only) but are never scored, and
+    ``max_clips`` > 0 keeps the first that many training clips (after any val split is carved).
 
     Model selection (best.pt) never looks at the eval split unless asked (``select_on=eval``): data
     without a val split (ESC-50 folds, AudioSet) gets one carved from its labelled training clips,
@@ -42,18 +43,18 @@ def splits_for(manifest: Manifest, fold: int | None, select_on: str = "val", see
     eval_clips = [c for c in manifest.select("eval", fold) if c.labels]
     if not train_clips or not eval_clips:
         raise ValueError(f"{manifest.name}: no train or eval clips (train={len(train_clips)}, eval={len(eval_clips)})")
-    if val_clips:
-        return train_clips, val_clips, eval_clips
-    if select_on == "eval":
-        return train_clips, eval_clips, eval_clips
-    labelled = [i for i, c in enumerate(train_clips) if c.labels]
-    count = max(1, round(CARVED_VAL_FRACTION * len(labelled)))
-    if len(labelled) < 2:
-        raise ValueError(f"{manifest.name}: no val split and too few labelled training clips to carve one; "
-                         f"pass select_on=eval to select on the eval split")
-    carved = set(np.random.default_rng([seed, 0x5E1]).choice(labelled, size=count, replace=False).tolist())
-    return ([c for i, c in enumerate(train_clips) if i not in carved],
-            [c for i, c in enumerate(train_clips) if i in carved], eval_clips)
+    if not val_clips and select_on == "eval":
+        val_clips = eval_clips
+    elif not val_clips:
+        labelled = [i for i, c in enumerate(train_clips) if c.labels]
+        count = max(1, round(CARVED_VAL_FRACTION * len(labelled)))
+        if len(labelled) < 2:
+            raise ValueError(f"{manifest.name}: no val split and too few labelled training clips to carve one; "
+                             f"pass select_on=eval to select on the eval split")
+        carved = set(np.random.default_rng([seed, 0x5E1]).choice(labelled, size=count, replace=False).tolist())
+        val_clips = [c for i, c in enumerate(train_clips) if i in carved]
+        train_clips = [c for i, c in enumerate(train_clips) if i not in carved]
+    return (train_clips[:max_clips] if max_clips else train_clips), val_clips, eval_clips
 
 
 def selection_note(manifest: Manifest, fold: int | None, config: Config, val_clips: list) -> str:
@@ -64,28 +65,6 @@ def selection_note(manifest: Manifest, fold: int | None, config: Config, val_cli
         return f"eval split (select_on=eval; no val split), {len(val_clips)} clips"
     return (f"val carved from train: {len(val_clips)} clips ({CARVED_VAL_FRACTION:.0%} of the labelled training "
             f"clips, seed {config.seed}); the data has no val split")
-
-
-def training_splits(config: Config, manifest: Manifest, fold: int | None) -> tuple[list, list, list]:
-    """(train, val, eval) clips of one run: :func:`splits_for`, with train cut to ``max_clips``."""
-    train_clips, val_clips, eval_clips = splits_for(manifest, fold, config.select_on, config.seed)
-    if config.max_clips:
-        train_clips = train_clips[: config.max_clips]
-    return train_clips, val_clips, eval_clips
-
-
-def make_job(config: Config, manifest: Manifest, run_dir: Path, fold: int | None,
-             kd: KDSource | None = None) -> TrainJob:
-    """One model's training job; ``kd`` (stage two) was built for this fold's training clips."""
-    train_clips, val_clips, eval_clips = training_splits(config, manifest, fold)
-    summary = {}
-    if kd is not None:
-        config = dataclasses.replace(config, kd_loss=kd.loss.kind)  # resolved against the teacher by the join
-        summary.update(kd.summary)
-    summary["model_selection"] = selection_note(manifest, fold, config, val_clips)
-    return TrainJob(config=config, manifest=manifest, train_clips=train_clips, val_clips=val_clips,
-                    eval_clips=eval_clips, front_end=config.front_end(manifest.stats()), run_dir=run_dir,
-                    extra_summary=summary, kd=kd)
 
 
 def fold_runs(manifest: Manifest, run_dir: Path, fold: int | None) -> list[tuple[int | None, Path]]:
@@ -117,9 +96,20 @@ def run_training(dataset: str, config: Config, run: str, fold: int | None = None
             summaries[k] = json.loads((fold_dir / "summary.json").read_text())
             print(f"{fold_dir} already finished; skipping")
             continue
-        if kd is not None and k not in kd:
-            raise ValueError(f"{fold_dir}: stage two has no KD source for fold {k}")
-        job = make_job(_with_fold(config, k), manifest, fold_dir, k, kd[k] if kd is not None else None)
+        fold_config = dataclasses.replace(config, fold=k)
+        train_clips, val_clips, eval_clips = splits_for(manifest, k, config.select_on, config.seed, config.max_clips)
+        summary = {}
+        source = None if kd is None else kd.get(k)
+        if kd is not None:
+            if source is None or (source.store is not None and len(source.store.rows) != len(train_clips)):
+                raise ValueError(f"{fold_dir}: stage two built no KD source for fold {k}'s {len(train_clips)} "
+                                 "training clips")
+            fold_config = dataclasses.replace(fold_config, kd_loss=source.loss.kind)  # resolved by the join
+            summary.update(source.summary)
+        summary["model_selection"] = selection_note(manifest, k, fold_config, val_clips)
+        job = TrainJob(config=fold_config, manifest=manifest, train_clips=train_clips, val_clips=val_clips,
+                       eval_clips=eval_clips, front_end=fold_config.front_end(manifest.stats()), run_dir=fold_dir,
+                       extra_summary=summary, kd=source)
         if not resume:
             (fold_dir / SKIPPED_FILE).unlink(missing_ok=True)
         summaries[k] = train(job, resume=resume, progress=progress)
@@ -151,10 +141,6 @@ def fold_mean(summaries: dict) -> dict:
     out["folds"] = {str(k): {key: s[key] for key in METRIC_KEYS} for k, s in summaries.items()}
     out["std_over_folds"] = {key: float(np.std([s[key] for s in summaries.values()])) for key in METRIC_KEYS}
     return out
-
-
-def _with_fold(config: Config, fold: int | None) -> Config:
-    return dataclasses.replace(config, fold=fold)
 
 
 def latest_run(dataset: str, runs_root: str | Path = RUNS_ROOT) -> str:
