@@ -225,6 +225,21 @@ class PackedAudio:
         return samples.astype(np.float32) / 32768.0
 
 
+class AudioSource:
+    """A dataset's clips as waveforms: from its packed HDF5 shards when it has them, else from each
+    clip's file. Both stages read audio through this (training's dataset and stage one's tasks)."""
+
+    def __init__(self, manifest):
+        self.data_root = Path(manifest.data_root)
+        shards = manifest.info.get("packed") or []
+        self.packed = PackedAudio(shards) if shards else None
+
+    def read(self, clip) -> np.ndarray:
+        if self.packed is not None and clip.clip_id in self.packed:
+            return self.packed.read(clip.clip_id)
+        return read_audio(self.data_root / clip.path)
+
+
 def pack_clips(clips, data_root: str | os.PathLike, out_dir: str | os.PathLike, shard_clips: int = 20000,
                progress: bool = True) -> list[Path]:
     """Pack clips (objects with .clip_id and .path) into int16 HDF5 shards under out_dir.

@@ -173,14 +173,6 @@ def apply_overrides(config: Config, overrides: dict[str, str] | list[str]) -> Co
     return dataclasses.replace(config, **changes)
 
 
-def load_config(path: str | Path | None = None, overrides=None, role: str = "student") -> Config:
-    """Load a YAML recipe for one run (base keys, then the model family's section, then the teacher
-    section when role="teacher"; see :mod:`pipeline.recipe`), then apply overrides."""
-    from .recipe import Recipe
-
-    return Recipe.load(path).resolve(role, overrides)
-
-
 def _dump_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)

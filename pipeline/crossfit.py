@@ -16,14 +16,13 @@ import numpy as np
 
 from .config import Config
 from .manifests import Clip, load_manifest
-from .metrics import evaluate_predictions
-from .training.checkpoint import model_from_checkpoint
+from .metrics import METRIC_KEYS, evaluate_predictions
+from .paths import MANIFESTS_ROOT, RUNS_ROOT, run_dir as run_dir_for, write_crossfit
+from .checkpoints import model_from_checkpoint
 from .training.evaluate import predict
 from .training.loop import TrainJob, distributed_context, single_label_of, train
 from .training.runlog import write_summary
-from .training.runner import run_dir_for, splits_for
-
-CROSSFIT_FILE = "crossfit.json"
+from .training.runner import splits_for
 
 
 def partition(clips: list[Clip], k: int, seed: int) -> list[list[str]]:
@@ -35,10 +34,10 @@ def partition(clips: list[Clip], k: int, seed: int) -> list[list[str]]:
 
 
 def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | None = None, resume: bool = False,
-                 manifests_root: str | Path = "data_manifests", runs_root: str | Path = "runs",
+                 manifests_root: str | Path = MANIFESTS_ROOT, runs_root: str | Path = RUNS_ROOT,
                  progress: bool = True) -> dict:
     manifest = load_manifest(Path(manifests_root) / dataset)
-    if fold is None and manifest.folds and not any(c.split for c in manifest.clips):
+    if fold is None and manifest.fold_based:
         raise ValueError(f"{dataset} is fold-based: cross-fit within one fold's training folds (FOLD=k)")
     config = dataclasses.replace(config, fold=fold)
     run_dir = run_dir_for(dataset, run, runs_root)
@@ -72,9 +71,9 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
         return {}
     out_of_fold = evaluate_predictions(np.concatenate(oof_scores), np.concatenate(oof_targets), single_label)
     info = {"k": k, "seed": config.seed, "fold": fold, "members": members,
-            "out_of_fold": {key: out_of_fold[key] for key in ("map", "mauc", "dprime", "accuracy", "n_clips")}}
-    (run_dir / CROSSFIT_FILE).write_text(json.dumps(info, indent=1, default=float) + "\n")
-    summary = {key: float(np.mean([s[key] for s in member_summaries])) for key in ("map", "mauc", "dprime", "accuracy")}
+            "out_of_fold": {key: out_of_fold[key] for key in (*METRIC_KEYS, "n_clips")}}
+    write_crossfit(run_dir, info)
+    summary = {key: float(np.mean([s[key] for s in member_summaries])) for key in METRIC_KEYS}
     summary.update({"cross_fitted": k, "members": [{key: s[key] for key in ("map", "accuracy")} for s in member_summaries],
                     "out_of_fold": info["out_of_fold"], "model": config.model, "dataset": dataset, "seed": config.seed})
     write_summary(run_dir / "summary.json", summary)

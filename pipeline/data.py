@@ -1,4 +1,4 @@
-"""Clips -> model inputs: audio, the clip's view, multi-hot targets and, in stage two, KD targets.
+"""Clips -> model inputs: audio, the clip's view, multi-hot targets and, in stage two, teacher logits.
 
 One :class:`ClipDataset` serves supervised training, evaluation and every KD mode, so teacher and
 student always see features built by the same code (:func:`pipeline.augment.render_view`).
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .audio import SAMPLE_RATE, AudioError, PackedAudio, read_audio
+from .audio import SAMPLE_RATE, AudioError, AudioSource
 from .augment import IDENTITY, AugmentSettings, View, draw_view, render_view
 from .config import FrontEndConfig
+from .kd_source import StoreRows, TeacherRead
 from .manifests import Clip, Manifest
 
 
@@ -38,31 +38,6 @@ def read_skipped(path: str | os.PathLike) -> dict[str, str]:
     return skipped
 
 
-class AudioSource:
-    """Reads a clip's waveform from packed HDF5 shards when the dataset has them, else its file."""
-
-    def __init__(self, manifest: Manifest):
-        self.data_root = manifest.data_root
-        shards = manifest.info.get("packed") or []
-        self.packed = PackedAudio(shards) if shards else None
-
-    def read(self, clip: Clip) -> np.ndarray:
-        if self.packed is not None and clip.clip_id in self.packed:
-            return self.packed.read(clip.clip_id)
-        return read_audio(self.data_root / clip.path)
-
-
-@dataclass
-class KDSettings:
-    """What the dataset attaches for stage two. mode: clean | replay (online runs in the loop)."""
-
-    mode: str
-    table: object  # pipeline.store.LogitTable
-    rows: np.ndarray  # store row per dataset clip (-1: not in the store)
-    class_map: np.ndarray | None = None  # store class index per manifest class, when they differ
-    clean_views: np.ndarray | None = None  # [clip, view] True: stored partner unavailable, replay the clean clip
-
-
 def multi_hot(clip: Clip, class_index: dict[str, int], num_classes: int) -> np.ndarray:
     target = np.zeros(num_classes, dtype=np.float32)
     for mid in clip.labels:
@@ -75,7 +50,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
                  augment: AugmentSettings | None = None, seed: int = 0, partners: list[Clip] | None = None,
-                 kd: KDSettings | None = None, skip_log: str | os.PathLike | None = None):
+                 kd: StoreRows | None = None, skip_log: str | os.PathLike | None = None):
         self.manifest = manifest
         self.skip_log = skip_log
         self.clips = clips
@@ -101,19 +76,19 @@ class ClipDataset(Dataset):
 
     def view_for(self, index: int) -> tuple[View, int]:
         """(view, stored view slot or -1). replay: the teacher's stored view; else drawn per epoch."""
-        clip = self.clips[index]
-        if self.kd is not None and self.kd.mode == "replay":
-            row = int(self.kd.rows[index])
-            if row >= 0 and self.kd.table.num_views > 0:
-                slot = self.epoch % self.kd.table.num_views
-                if self.kd.clean_views is not None and self.kd.clean_views[index, slot]:
-                    return IDENTITY, -1  # MISSING=mask: the clean clip with its clean-clip logits
-                return self.kd.table.view_for(row, slot), slot
+        if self.kd is not None:
+            read = self._teacher(index)
+            return read.view, read.slot
+        return self._drawn_view(index), -1
+
+    def _drawn_view(self, index: int) -> View:
         if self.augment is None:
-            return IDENTITY, -1
-        view = draw_view(self.seed, clip.clip_id, self.epoch, self.partner_ids, self.augment,
+            return IDENTITY
+        return draw_view(self.seed, self.clips[index].clip_id, self.epoch, self.partner_ids, self.augment,
                          self.front_end.n_mels, self.front_end.target_length)
-        return view, -1
+
+    def _teacher(self, index: int) -> TeacherRead:
+        return self.kd.read(index, self.epoch, lambda: self._drawn_view(index))
 
     def _target(self, clip: Clip) -> np.ndarray:
         return multi_hot(clip, self.class_index, self.num_classes)
@@ -136,7 +111,8 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         clip = self.clips[index]
-        view, slot = self.view_for(index)
+        teacher = self._teacher(index) if self.kd is not None else None  # one store lookup per clip
+        view = teacher.view if teacher is not None else self._drawn_view(index)
         wave = self._read(clip)
         partner_wave, target = None, self._target(clip)
         label_mask = 1.0 if clip.labels else 0.0
@@ -160,40 +136,14 @@ class ClipDataset(Dataset):
             "lam": torch.tensor(view.lam if view.partner else 1.0, dtype=torch.float32),
             "skipped": torch.tensor(1.0 if skipped else 0.0),
         }
-        if self.kd is not None:
-            item.update(self._kd_fields(index, view, slot))
-            if skipped:
-                item["kd_mask"] = torch.tensor(0.0)
+        if teacher is not None:  # the raw logits; the loop makes the target (pipeline.losses.kd_targets)
+            item.update({
+                "teacher_logits": torch.from_numpy(teacher.logits),
+                "partner_logits": torch.from_numpy(teacher.partner_logits),
+                "kd_mask": torch.tensor(0.0 if skipped else teacher.mask, dtype=torch.float32),
+                "kd_lam": torch.tensor(teacher.lam, dtype=torch.float32),
+            })
         return item
-
-    def _kd_fields(self, index: int, view: View, slot: int) -> dict:
-        """Teacher logits for this item; kd_mask 0 where the store has no valid row for it."""
-        table, row = self.kd.table, int(self.kd.rows[index])
-        num_store_classes = len(table.vocabulary_mids)
-        missing = np.zeros(num_store_classes, dtype=np.float32)
-        teacher, partner_logits, mask = missing, missing, 0.0
-        if row >= 0 and slot >= 0:  # replay: the stored view's logits already include its mixup
-            teacher = table.view_logits_for(np.array([row]), np.array([slot]))[0]
-            mask = 1.0
-        elif row >= 0:
-            teacher = table.logits_for(np.array([row]))[0]
-            mask = 1.0
-            if view.partner:  # clean logits under mixup: mix the targets with the input's lambda
-                partner_row = int(table.rows([view.partner])[0])
-                if partner_row >= 0:
-                    partner_logits = table.logits_for(np.array([partner_row]))[0]
-                else:
-                    mask = 0.0
-        if not np.isfinite(teacher).all() or not np.isfinite(partner_logits).all():
-            mask = 0.0  # a failed row in the store: masked, never filled in
-        if self.kd.class_map is not None:
-            teacher, partner_logits = teacher[self.kd.class_map], partner_logits[self.kd.class_map]
-        return {
-            "teacher_logits": torch.from_numpy(np.nan_to_num(np.asarray(teacher, dtype=np.float32))),
-            "partner_logits": torch.from_numpy(np.nan_to_num(np.asarray(partner_logits, dtype=np.float32))),
-            "kd_mask": torch.tensor(mask, dtype=torch.float32),
-            "kd_mixed": torch.tensor(1.0 if (view.partner and slot < 0) else 0.0),
-        }
 
 
 def balanced_weights(clips: list[Clip], mids: list[str]) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""Stage two's join: attach a teacher's cached logits (or a live teacher) to a training set.
+"""Stage two: join a teacher's cached logits (or a live teacher) to a training set, then train.
+
+:func:`kd_source` builds the one value training receives (:class:`pipeline.kd_source.KDSource`);
+:func:`train_student` builds it for every fold a run trains and hands it to
+:func:`pipeline.training.run_training`. Training knows the record, never this module.
 
 Checks before the first step: the store speaks the manifest's vocabulary (same mids in the same
 order, or an explicit remap by mid), its front end is compatible with the student's, and which
@@ -15,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, FrontEndConfig
-from .data import KDSettings
 from .features import front_end_dict
-from .losses import resolve_kd_loss, single_label_task
-from .manifests import Clip, Manifest, manifest_hashes
+from .kd_source import KDSource, StoreRows
+from .losses import KDLoss, resolve_kd_loss, single_label_task
+from .manifests import Clip, Manifest, load_manifest, manifest_hashes
+from .paths import LATEST_FILE, MANIFESTS_ROOT, RUNS_ROOT, STORES_ROOT, latest_store, manifest_dir, run_dir, store_dir
 
 
 class DistillError(ValueError):
@@ -79,14 +84,16 @@ def check_front_end(store_front_end: dict, student: FrontEndConfig, mode: str, s
 
 
 def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_clips: list[Clip],
-                 front_end: FrontEndConfig, num_workers: int = 0) -> tuple[KDSettings, Coverage, list[str]]:
+                 front_end: FrontEndConfig, num_workers: int = 0) -> tuple[StoreRows, Coverage, list[str]]:
+    """The store named by the (per-fold) config joined to `train_clips`, checked; with its coverage
+    and the notes to print. Raises DistillError for what cannot teach this student."""
     from .store import LogitTable
     from .store.matching import match_clips, replay_partners
 
     # fold-based data: one store per fold's teacher, e.g. LOGITS=stores/esc50/ast-fold{fold}.zarr
     source = config.logits.format(fold=config.fold) if "{fold}" in config.logits else config.logits
     if not source:
-        raise DistillError(f"KD={config.kd} needs LOGITS=<store> (no stores/{manifest.name}/LATEST yet: "
+        raise DistillError(f"KD={config.kd} needs LOGITS=<store> (no {store_dir(manifest.name) / LATEST_FILE} yet: "
                            f"run `make teacher-logits DATASET={manifest.name}` first)")
     table = LogitTable.open(source, load_views=config.kd == "replay", verify=config.verify)
     class_map = class_map_for(table.vocabulary_mids, manifest, config.vocab_remap, source)
@@ -138,14 +145,14 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
     rows = np.where(valid, rows, -1)
     if num_workers > 0:
         table = table.share()  # workers map one copy of the logits instead of each holding its own
-    return (KDSettings(mode=config.kd, table=table, rows=rows, class_map=class_map, clean_views=clean_views),
+    return (StoreRows(mode=config.kd, table=table, rows=rows, class_map=class_map, clean_views=clean_views),
             coverage, notes)
 
 
 def attach_online_teacher(config: Config, manifest: Manifest, front_end: FrontEndConfig):
     """KD=online: (the frozen teacher, its output activation); the teacher runs on the student's own
     batch (the paper's method)."""
-    from .training.checkpoint import model_from_checkpoint
+    from .checkpoints import model_from_checkpoint
 
     if not config.teacher:
         raise DistillError("KD=online needs TEACHER=<run dir or checkpoint>")
@@ -160,63 +167,66 @@ def attach_online_teacher(config: Config, manifest: Manifest, front_end: FrontEn
     return model, ckpt.get("activation")
 
 
-def latest_store(dataset: str, stores_root: str | Path = "stores") -> str | None:
-    """The store `make teacher-logits` last wrote for this dataset (stores/<dataset>/LATEST)."""
-    pointer = Path(stores_root) / dataset / "LATEST"
-    if pointer.exists():
-        path = pointer.read_text().strip()
-        if Path(path).exists():
-            return path
-    return None
+def kd_source(config: Config, manifest: Manifest, manifest_dir: Path, train_clips: list[Clip],
+              front_end: FrontEndConfig, log=print) -> KDSource:
+    """Stage two's teacher for one model (``config`` is the fold's): the store or the online teacher
+    the config names, checked, its coverage printed, and the KD loss resolved against the label type
+    and the teacher's activation (``kd_loss=auto``)."""
+    single_label = single_label_task(config.loss, manifest.single_label)
+    if config.kd == "online":
+        teacher, activation = attach_online_teacher(config, manifest, front_end)
+        loss = _resolved_loss(config, single_label, activation, config.teacher, log)
+        return KDSource("online", loss, online_teacher=teacher,
+                        summary={"kd": "online", "teacher": config.teacher, "kd_loss": loss.kind})
+    store, coverage, notes = attach_store(config, manifest, Path(manifest_dir), train_clips, front_end,
+                                          config.num_workers)
+    for line in (coverage.line(), *notes):
+        log(line)
+    loss = _resolved_loss(config, single_label, store.table.activation, config.logits, log)
+    return KDSource(config.kd, loss, store=store,
+                    summary={"kd": config.kd, "logits": config.logits, "kd_loss": loss.kind,
+                             "store_digest": store.table.digest,
+                             "coverage": coverage.with_logits / max(coverage.train_clips, 1),
+                             "missing": len(coverage.missing)})
 
 
-def kd_job_extras(manifest_dir: Path, log=print):
-    """The trainer's job_extras hook for stage two: attaches the store or the online teacher named in
-    the (per-fold) config and prints the coverage line before the first step."""
-
-    def extras(config: Config, manifest: Manifest, train_clips: list[Clip], front_end: FrontEndConfig) -> dict:
-        if config.kd == "none":
-            return {}
-        single_label = single_label_task(config.loss, manifest.single_label)
-        if config.kd == "online":
-            teacher, activation = attach_online_teacher(config, manifest, front_end)
-            config = _with_kd_loss(config, single_label, activation, config.teacher, log)
-            return {"config": config, "online_teacher": teacher,
-                    "extra_summary": {"kd": "online", "teacher": config.teacher, "kd_loss": config.kd_loss}}
-        kd, coverage, notes = attach_store(config, manifest, Path(manifest_dir), train_clips, front_end,
-                                           config.num_workers)
-        for line in (coverage.line(), *notes):
-            log(line)
-        config = _with_kd_loss(config, single_label, kd.table.activation, config.logits, log)
-        return {"config": config, "kd": kd,
-                "extra_summary": {"kd": config.kd, "logits": config.logits, "kd_loss": config.kd_loss,
-                                  "store_digest": kd.table.digest,
-                                  "coverage": coverage.with_logits / max(coverage.train_clips, 1),
-                                  "missing": len(coverage.missing)}}
-
-    return extras
-
-
-def _with_kd_loss(config: Config, single_label: bool, activation: str | None, source: str, log) -> Config:
-    """The config with kd_loss resolved from the label type (auto) and checked against the teacher."""
+def _resolved_loss(config: Config, single_label: bool, activation: str | None, source: str, log) -> KDLoss:
+    """The KD loss settings, kd_loss resolved from the label type (auto) and checked against the teacher."""
     kind, warnings = resolve_kd_loss(config.kd_loss, single_label, activation, source)
     for line in warnings:
         log(line)
-    return dataclasses.replace(config, kd_loss=kind)
+    return KDLoss.from_config(config, kind)
 
 
 def train_student(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
-                  manifests_root: str | Path = "data_manifests", progress: bool = True) -> dict:
+                  manifests_root: str | Path = MANIFESTS_ROOT, runs_root: str | Path = RUNS_ROOT,
+                  progress: bool = True, log=print) -> dict:
     """Stage two: one student run. ``kd=none`` (``make student LOGITS=none``) is the no-KD student of the
-    same recipe and the same code path, which is what the grid's no-KD cells run."""
-    from .training import run_training
+    same recipe and the same code path, which is what the grid's no-KD cells run. Every fold's source
+    is built and checked before the first fold trains."""
+    from .config_check import check_config
+    from .training import fold_runs, is_finished, run_training, splits_for
 
+    if config.kd == "none":
+        return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
+                            runs_root=runs_root, progress=progress)
+    check_config(config)
+    folder = manifest_dir(dataset, manifests_root)
+    manifest = load_manifest(folder)
+    sources = {}
+    for k, fold_dir in fold_runs(manifest, run_dir(dataset, run, runs_root), fold):
+        if resume and is_finished(fold_dir):
+            continue
+        fold_config = dataclasses.replace(config, fold=k)
+        train_clips = splits_for(manifest, k, config.select_on, config.seed, config.max_clips)[0]
+        sources[k] = kd_source(fold_config, manifest, folder, train_clips,
+                               fold_config.front_end(manifest.stats()), log)
     return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
-                        job_extras=kd_job_extras(Path(manifests_root) / dataset), progress=progress)
+                        runs_root=runs_root, kd=sources, progress=progress)
 
 
 def choose_kd_source(logits: str | None, kd: str | None, dataset: str,
-                     stores_root: str | Path = "stores") -> tuple[str, str]:
+                     stores_root: str | Path = STORES_ROOT) -> tuple[str, str]:
     """(kd mode, store path) from what the user typed for ``make student``.
 
     Nothing given: the store ``make teacher-logits`` last wrote for the dataset, KD=clean (no store

@@ -29,8 +29,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import paths
 from .augment import AugmentSettings
 from .config import Config, apply_overrides
+from .paths import grid_run_dir, store_dir
 from .recipe import Recipe
 
 DESIGNS = ("short", "equal")
@@ -149,7 +151,7 @@ def estimated_trainings(spec: GridSpec) -> int:
 
 
 def run_dir(spec: GridSpec, cell: Cell, seed: int) -> Path:
-    return Path("runs") / spec.dataset / "cmkd" / cell.name / f"seed{0 if cell.is_teacher else seed}"
+    return grid_run_dir(spec.dataset, cell.name, 0 if cell.is_teacher else seed)
 
 
 def estimate_seconds(spec: GridSpec, recipe: Recipe, train_clips: int, steps: int = 3) -> float:
@@ -200,9 +202,9 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
     from .manifests import load_manifest
     from .store import store_is_complete
 
-    stores = Path("stores") / spec.dataset
+    stores = store_dir(spec.dataset)
     fold = f"-fold{spec.fold}" if spec.fold is not None else ""
-    manifest_dir = Path("data_manifests") / spec.dataset
+    manifest_dir = paths.manifest_dir(spec.dataset)
     if cell.control == "prior":
         manifest = load_manifest(manifest_dir)
         kind, _ = resolve_kd_loss(config.kd_loss, single_label_task(config.loss, manifest.single_label))
@@ -216,7 +218,7 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
     name = cell.teacher.replace("teacher/", "")
     store = stores / f"cmkd-{name}{fold}{f'-views{views}' if views else ''}.zarr"
     if not store_is_complete(store):
-        teacher_dir = Path("runs") / spec.dataset / "cmkd" / cell.teacher / "seed0"
+        teacher_dir = grid_run_dir(spec.dataset, cell.teacher, 0)
         run_stage_one(StageOneJob(spec.dataset, str(teacher_dir), str(store), views=views, view_seed=0,
                                   scheduler="inline", augment=AugmentSettings.from_config(config)), progress=progress)
     if cell.control == "shuffled":
@@ -274,7 +276,7 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     for seed in range(spec.seeds):
         for cell in cells:
             directory = run_dir(spec, cell, seed)
-            run = str(directory.relative_to(Path("runs") / spec.dataset))
+            run = str(directory.relative_to(paths.run_dir(spec.dataset, "")))
             config = cell_config(spec, recipe, cell, seed)
             if cell.design == "equal" and cell.kd == "none" and seed == 0:
                 # the same recipe, role and seed as the family's teacher (listed first): that run, reused
@@ -290,7 +292,7 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
                 summary = run_training(spec.dataset, config, run, fold=spec.fold, progress=progress)
             else:
                 if cell.kd == "online":
-                    teacher = Path("runs") / spec.dataset / "cmkd" / cell.teacher / "seed0"
+                    teacher = grid_run_dir(spec.dataset, cell.teacher, 0)
                     config = apply_overrides(config, {"kd": "online", "logits": "", "teacher": str(teacher)})
                 elif cell.kd != "none":
                     store = _store_for(spec, cell, cells, config, progress)

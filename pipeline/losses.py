@@ -15,6 +15,8 @@ All arithmetic runs in float32 whatever the input dtype, so the losses are safe 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -64,6 +66,29 @@ def _check_kind(kind: str) -> None:
 def _check_tau(tau: float) -> None:
     if not tau > 0:
         raise ValueError(f"tau must be positive, got {tau}")
+
+
+@dataclass(frozen=True)
+class KDLoss:
+    """The KD term's settings in one value: the target (:func:`kd_targets`) and the loss
+    (:func:`kd_loss`) read tau from here, so they cannot disagree about it."""
+
+    kind: str  # kl | bce
+    tau: float = 1.0
+    tau_student: bool = False  # divide the student's logits by tau too
+    tau_squared: bool = False  # multiply the KD term by tau ** 2 (Hinton et al.)
+    kd_lambda: float = 0.5  # weight of the task term: lambda * task + (1 - lambda) * KD
+
+    def __post_init__(self):
+        _check_kind(self.kind)
+        _check_tau(self.tau)
+        if not 0.0 <= self.kd_lambda <= 1.0:
+            raise ValueError(f"kd_lambda must be in [0, 1], got {self.kd_lambda}")
+
+    @classmethod
+    def from_config(cls, config, kind: str) -> "KDLoss":
+        """The settings of a run's recipe, with ``kind`` already resolved (never ``auto``)."""
+        return cls(kind, config.tau, config.tau_student, config.tau_squared, config.kd_lambda)
 
 
 def _check_pair(name: str, logits: torch.Tensor, other: torch.Tensor, other_name: str) -> None:
@@ -127,12 +152,12 @@ def _activate(logits: torch.Tensor, tau: float, kind: str) -> torch.Tensor:
 
 def kd_targets(
     teacher_logits: torch.Tensor,
-    tau: float,
-    kind: str,
+    loss: KDLoss,
     partner_logits: torch.Tensor | None = None,
     lam: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
-    """Teacher probabilities psi(z_t / tau): softmax over classes for ``kl``, sigmoid for ``bce``.
+    """The KD target, built here and nowhere else: teacher probabilities psi(z_t / tau), softmax
+    over classes for ``kl``, sigmoid for ``bce`` (``loss.kind``, ``loss.tau``).
 
     With ``partner_logits`` and ``lam`` (clean-logit KD under mixup) the result is
     ``lam * psi(z_t / tau) + (1 - lam) * psi(z_partner / tau)``: the cached teacher never saw the
@@ -141,8 +166,7 @@ def kd_targets(
     (clips missing from the cache) are read as 0 so that nothing NaN flows on; those rows must
     also get ``kd_mask`` = 0, and under mixup a row needs both its own and its partner's logits.
     """
-    _check_kind(kind)
-    _check_tau(tau)
+    tau, kind = loss.tau, loss.kind
     probs = _activate(teacher_logits, tau, kind)
     if partner_logits is None and lam is None:
         return probs
@@ -169,32 +193,27 @@ def _per_clip_kd_loss(student: torch.Tensor, target: torch.Tensor, kind: str) ->
 def kd_loss(
     student_logits: torch.Tensor,
     target_probs: torch.Tensor,
-    kind: str,
-    tau: float = 1.0,
-    tau_student: bool = False,
-    tau_squared: bool = False,
+    loss: KDLoss,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Distillation loss of the student against teacher probabilities from :func:`kd_targets`.
 
     ``kl``: per clip ``KL(p || softmax(z_s / T))``; ``bce``: BCE-with-logits of ``z_s / T``
-    against ``p``, averaged over classes. ``T`` is ``tau`` when ``tau_student`` else 1 (the
-    teacher side already carries tau, through ``kd_targets``). ``tau_squared`` multiplies by
-    ``tau ** 2`` (Hinton et al.), keeping gradient magnitudes comparable across temperatures.
+    against ``p``, averaged over classes. ``T`` is ``loss.tau`` when ``loss.tau_student`` else 1
+    (the teacher side already carries tau, through ``kd_targets``). ``loss.tau_squared`` multiplies
+    by ``tau ** 2`` (Hinton et al.), keeping gradient magnitudes comparable across temperatures.
 
     ``mask`` [batch] weights the clips (0 = no KD for that clip). The result is
     ``sum(mask * l) / max(sum(mask), 1)``: dividing by the clips that actually have teacher targets
     rather than by the batch size keeps the KD scale, and so the task/KD balance set by lambda,
     independent of how many clips in a batch lack logits.
     """
-    _check_kind(kind)
-    _check_tau(tau)
     _check_pair("student_logits", student_logits, target_probs, "target_probs")
     weights = _clip_weights(mask, len(student_logits), "mask", student_logits)
     target = _zero_masked_rows(target_probs.detach().float(), weights)
-    student = student_logits.float() / (tau if tau_student else 1.0)
-    loss = _weighted_mean(_per_clip_kd_loss(student, target, kind), weights)
-    return loss * tau**2 if tau_squared else loss
+    student = student_logits.float() / (loss.tau if loss.tau_student else 1.0)
+    value = _weighted_mean(_per_clip_kd_loss(student, target, loss.kind), weights)
+    return value * loss.tau**2 if loss.tau_squared else value
 
 
 def cmkd_loss(
@@ -203,27 +222,23 @@ def cmkd_loss(
     target_probs: torch.Tensor | None,
     kd_mask: torch.Tensor | None,
     label_mask: torch.Tensor | None,
-    kd_lambda: float,
-    kind: str,
     single_label: bool,
-    tau: float = 1.0,
-    tau_student: bool = False,
-    tau_squared: bool = False,
+    kd: KDLoss | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The CMKD objective ``kd_lambda * task + (1 - kd_lambda) * KD``.
+    """The CMKD objective ``kd.kd_lambda * task + (1 - kd.kd_lambda) * KD``.
 
     The task term averages over labelled clips (``label_mask`` > 0), the KD term over clips with
     teacher targets (``kd_mask`` > 0); None means "all clips". An unlabelled clip therefore
     contributes through KD only. ``target_probs`` None means pure supervised training: the total
-    is the task loss and KD is 0. ``tau`` must match the one given to :func:`kd_targets`.
+    is the task loss and KD is 0; otherwise ``kd`` is the same settings the targets were built with.
 
     Returns ``(total, {"task": ..., "kd": ...})``; the parts are detached, for logging.
     """
-    if not 0.0 <= kd_lambda <= 1.0:
-        raise ValueError(f"kd_lambda must be in [0, 1], got {kd_lambda}")
     task = task_loss(student_logits, targets, single_label, label_mask)
     if target_probs is None:
         return task, {"task": task.detach(), "kd": torch.zeros_like(task).detach()}
-    kd = kd_loss(student_logits, target_probs, kind, tau, tau_student, tau_squared, kd_mask)
-    total = kd_lambda * task + (1.0 - kd_lambda) * kd
-    return total, {"task": task.detach(), "kd": kd.detach()}
+    if kd is None:
+        raise ValueError("cmkd_loss: teacher targets given without their KDLoss settings")
+    distill = kd_loss(student_logits, target_probs, kd, kd_mask)
+    total = kd.kd_lambda * task + (1.0 - kd.kd_lambda) * distill
+    return total, {"task": task.detach(), "kd": distill.detach()}

@@ -19,6 +19,9 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+# the scores a run reports (summary.json, fold means, cross-fitting), in this order
+METRIC_KEYS = ("map", "mauc", "dprime", "accuracy")
+
 
 def _check_inputs(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=np.float64)

@@ -113,3 +113,9 @@ class Recipe:
             if layer:
                 config = apply_overrides(config, layer)
         return config
+
+
+def load_config(path: str | Path | None = None, overrides=None, role: str = "student") -> Config:
+    """Load a YAML recipe for one run (base keys, then the model family's section, then the teacher
+    section when role="teacher"), then apply overrides."""
+    return Recipe.load(path).resolve(role, overrides)

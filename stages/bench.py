@@ -5,8 +5,8 @@ import os
 import sys
 
 # OMP_WAIT_POLICY=PASSIVE is set for every driver in stages/__init__.py, before torch loads
-from pipeline.bench import entry_names, run_bench
-from pipeline.bench.harness import format_value
+from bench import entry_names, run_bench
+from bench.harness import format_value
 
 from .common import run_main
 

@@ -3,11 +3,11 @@ both KD directions, same-family KD, prior and shuffled controls, consistency mod
 logits, temperature) with n seeds, and its report under reports/<dataset>/."""
 
 import time
-from pathlib import Path
 
 from pipeline.grid import (DESIGNS, GridSpec, estimate_seconds, estimated_trainings, grid_diagnostics, run_grid,
                            set_aside_stale_grid)
 from pipeline.manifests import load_manifest
+from pipeline.paths import manifest_dir, report_dir
 from pipeline.recipe import Recipe
 from pipeline.report import table_text, write_report
 from pipeline.training import splits_for
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
                     designs=DESIGNS if args.design == "both" else (args.design,),
                     only=tuple(c for c in args.only.split(",") if c),
                     overrides=[o for o in args.overrides if o.strip()])
-    manifest = load_manifest(Path("data_manifests") / args.dataset)
+    manifest = load_manifest(manifest_dir(args.dataset))
     train_clips = len(splits_for(manifest, args.fold)[0])
     set_aside_stale_grid(spec)  # before the estimate, so it counts only the runs that will be reused
     estimate = estimate_seconds(spec, recipe, train_clips)
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     results = run_grid(spec, recipe)
     key = "accuracy" if manifest.single_label else "map"
     diagnostics, groups = grid_diagnostics(spec, results, manifest)
-    report = write_report(spec, results, f"reports/{args.dataset}", time.time() - started, key=key,
+    report = write_report(spec, results, report_dir(args.dataset), time.time() - started, key=key,
                           diagnostics=diagnostics, groups=groups)
     print("\n" + table_text(report) + f"\n\nreport: {report}")
     for store, text in diagnostics.items():

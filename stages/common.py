@@ -10,7 +10,8 @@ import traceback
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from pipeline.config import Config, load_config, parse_overrides
+from pipeline.config import Config, parse_overrides
+from pipeline.recipe import load_config
 from pipeline.config_check import check_config
 
 

@@ -1,11 +1,12 @@
 """`make evaluate`: re-evaluate a checkpoint (run dir or .pt file) on a dataset's eval split."""
 
 import json
-from pathlib import Path
 
 from pipeline.config import FrontEndConfig
+from pipeline.checkpoints import model_from_checkpoint
 from pipeline.manifests import load_manifest
-from pipeline.training import model_from_checkpoint, splits_for
+from pipeline.paths import manifest_dir
+from pipeline.training import splits_for
 from pipeline.training.evaluate import evaluate_model
 from pipeline.training.loop import single_label_of
 from pipeline.training.runner import latest_run
@@ -19,7 +20,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: score this fold (default: the run's)")
     args = parser.parse_args(argv)
     model, config, ckpt = model_from_checkpoint(args.checkpoint or latest_run(args.dataset))
-    manifest = load_manifest(Path("data_manifests") / args.dataset)
+    manifest = load_manifest(manifest_dir(args.dataset))
     fold = args.fold if args.fold is not None else config.fold
     _, _, eval_clips = splits_for(manifest, fold)
     front_end = FrontEndConfig(**ckpt["front_end"])  # score with the front end the model trained on

@@ -1,12 +1,12 @@
 """`make gpu-check`: AMP training, stage one on the GPU, a KD student epoch, torchrun/DDP and paper-size
-throughput, on the embedded corpus; results in bench/gpu_check.json (see pipeline/bench/gpu.py)."""
+throughput, on the embedded corpus; results in bench/gpu_check.json (see bench/gpu.py)."""
 
 import argparse
 import json
 
 import torch
 
-from pipeline.bench.gpu import run_gpu_check
+from bench.gpu import run_gpu_check
 
 from .common import run_main
 

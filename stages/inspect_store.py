@@ -3,11 +3,10 @@ its soft targets carry against the dataset's labels (teacher mAP on train vs hel
 targets vs the class prior)."""
 
 import argparse
-from pathlib import Path
 
 from pipeline.diagnostics import format_diagnostics, soft_target_diagnostics
-from pipeline.distill import latest_store
 from pipeline.manifests import load_manifest
+from pipeline.paths import latest_store, manifest_dir
 from pipeline.store import LogitTable, inspect
 from pipeline.store.verify import check_store
 
@@ -31,9 +30,9 @@ def main(argv=None) -> int:
         for problem in verification.problems[:5]:
             print(f"  {problem}")
         return 1
-    manifest_dir = Path("data_manifests") / args.dataset
-    if (manifest_dir / "dataset.json").exists():
-        manifest = load_manifest(manifest_dir)
+    folder = manifest_dir(args.dataset)
+    if (folder / "dataset.json").exists():
+        manifest = load_manifest(folder)
         table = LogitTable.open(path, load_views=False)
         if table.vocabulary_mids != manifest.mids:
             print(f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.manifests import FORMATS, build_manifest, summary_line
+from pipeline.paths import MANIFESTS_ROOT
 
 from .common import run_main
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-root", help="folder holding the dataset's metadata and audio")
     parser.add_argument("--labels", help="label CSV (index,mid,display_name) for audioset / ast-json")
     parser.add_argument("--segments", help="comma-separated AudioSet segment CSVs or AST json datafiles")
-    parser.add_argument("--out-root", default="data_manifests", help="folder the manifest goes under")
+    parser.add_argument("--out-root", default=MANIFESTS_ROOT, help="folder the manifest goes under")
     parser.add_argument("--check", choices=["full", "header"], default="full",
                         help="audio check: decode every sample (default), or read headers only (CHECK=header)")
     args = parser.parse_args(argv)

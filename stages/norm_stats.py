@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.config import load_config
+from pipeline.recipe import load_config
 from pipeline.manifests import compute_dataset_norm_stats
+from pipeline.paths import MANIFESTS_ROOT
 from stages.common import default_recipe
 
 from .common import run_main
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="recipe YAML whose n_mels decides the fbank "
                                          "(default: configs/<dataset>.yaml if present)")
     parser.add_argument("--max-clips", type=int, default=0, help="use a fixed sample of N clips (0: all)")
-    parser.add_argument("--manifests", default="data_manifests", help="folder holding <dataset>/")
+    parser.add_argument("--manifests", default=MANIFESTS_ROOT, help="folder holding <dataset>/")
     args = parser.parse_args(argv)
     front_end = load_config(args.config or default_recipe(args.dataset)).front_end()
     try:

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.manifests import pack_dataset
+from pipeline.paths import MANIFESTS_ROOT, PACKED_ROOT
 
 from .common import run_main
 
@@ -17,8 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, help="name under data_manifests/")
     parser.add_argument("--shard-clips", type=int, default=20000, help="clips per HDF5 shard")
-    parser.add_argument("--manifests", default="data_manifests", help="folder holding <dataset>/")
-    parser.add_argument("--out-root", default="packed", help="shards go to <out-root>/<dataset>/")
+    parser.add_argument("--manifests", default=MANIFESTS_ROOT, help="folder holding <dataset>/")
+    parser.add_argument("--out-root", default=PACKED_ROOT, help="shards go to <out-root>/<dataset>/")
     args = parser.parse_args(argv)
     try:
         shards = pack_dataset(Path(args.manifests) / args.dataset, args.out_root, args.shard_clips)

@@ -2,6 +2,7 @@
 
 from pipeline.distill import choose_kd_source, train_student
 from pipeline.losses import KD_KINDS
+from pipeline.paths import run_dir
 
 from .common import base_parser, resolve_config, run_main
 
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     if not summary:
         return 0  # a rank other than 0 under torchrun: rank 0 reports
     print(f"{run} on {args.dataset}: eval mAP {summary['map']:.4f}  accuracy {summary['accuracy']:.4f}"
-          f"  -> runs/{args.dataset}/{run}/")
+          f"  -> {run_dir(args.dataset, run)}/")
     return 0
 
 

@@ -1,5 +1,6 @@
 """`make teacher`: supervised training of a model that later becomes a teacher (or a baseline)."""
 
+from pipeline.paths import run_dir
 from pipeline.training import run_training
 
 from .common import base_parser, resolve_config, run_main
@@ -27,7 +28,7 @@ def main(argv=None) -> int:
     if not summary:
         return 0  # a rank other than 0 under torchrun: rank 0 reports
     print(f"{run} on {args.dataset}: eval mAP {summary['map']:.4f}  mAUC {summary['mauc']:.4f}  "
-          f"d' {summary['dprime']:.3f}  accuracy {summary['accuracy']:.4f}  -> runs/{args.dataset}/{run}/")
+          f"d' {summary['dprime']:.3f}  accuracy {summary['accuracy']:.4f}  -> {run_dir(args.dataset, run)}/")
     return 0
 
 

@@ -6,6 +6,7 @@ from pipeline.augment import AugmentSettings
 from pipeline.config import parse_overrides
 from pipeline.engine import StageOneJob, run_stage_one
 from pipeline.engine.published import teacher_run_for
+from pipeline.paths import run_dir, store_path, write_latest_store
 from pipeline.training.runner import latest_run
 
 from .common import base_parser, resolve_config, run_main
@@ -13,7 +14,7 @@ from .common import base_parser, resolve_config, run_main
 
 def store_name(teacher: str, dataset: str) -> str:
     """runs/<dataset>/ast/fold1 -> ast-fold1; a checkpoint file elsewhere -> its stem."""
-    path, runs = Path(teacher).resolve(), Path("runs", dataset).resolve()
+    path, runs = Path(teacher).resolve(), run_dir(dataset, "").resolve()
     return "-".join(path.relative_to(runs).parts) if path.is_relative_to(runs) else path.stem
 
 
@@ -37,15 +38,14 @@ def main(argv=None) -> int:
                  if k in ("n_mels", "target_length", "norm_mean", "norm_std", "norm_divisor")}
     teacher = teacher_run_for(args.teacher, args.dataset, args.labels, args.model, front_end) if args.teacher \
         else latest_run(args.dataset)
-    out = args.out or f"stores/{args.dataset}/{store_name(teacher, args.dataset)}.zarr"
+    out = args.out or str(store_path(args.dataset, store_name(teacher, args.dataset)))
     config = resolve_config(args)  # ARGS="mixup=0.5 freqm=24 seed=1" set the views' augmentation
     augment = AugmentSettings.from_config(config) if args.overrides else None
     job = StageOneJob(dataset=args.dataset, teacher=teacher, out=out, views=args.views, view_seed=config.seed,
                       augment=augment, scheduler=args.scheduler, workers=args.workers, topk=args.topk,
                       dtype=args.dtype, overwrite=args.overwrite, vocab_remap=config.vocab_remap)
     summary = run_stage_one(job)
-    Path(f"stores/{args.dataset}").mkdir(parents=True, exist_ok=True)
-    Path(f"stores/{args.dataset}/LATEST").write_text(str(Path(out)) + "\n")
+    write_latest_store(args.dataset, out)
     print(f"{out}: {summary['clips']} clips ({summary['computed_clips']} computed now), "
           f"{summary['failures']} failures, {summary['seconds']:.1f} s, engine {summary['engine']}")
     if summary["cross_fitted"]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pipeline.audio import audio_fingerprint, write_wav
-from pipeline.config import load_config
+from pipeline.recipe import load_config
 from pipeline.manifests import Clip, Label, write_manifest
 
 torch.set_num_threads(1)

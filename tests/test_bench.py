@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from pipeline.bench import entry_names, run_bench
-from pipeline.bench.harness import Goal, entry_params, interleaved, paired_ratio
-from pipeline.bench.stage_two import CACHED_QUICK
+from bench import entry_names, run_bench
+from bench.harness import Goal, entry_params, interleaved, paired_ratio
+from bench.stage_two import CACHED_QUICK
 
 CHEAP = ["store_bytes", "topk_error", "cached_kd_step", "logit_lookups", "packed_vs_wav", "verify_throughput",
          "verified_read_cost", "fingerprint_cost"]

@@ -93,7 +93,7 @@ def test_pyproject_entry_point_and_packages():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     module, function = config["project"]["scripts"]["cmkd"].split(":")
     assert getattr(importlib.import_module(module), function) is cli.main
-    assert config["tool"]["setuptools"]["packages"]["find"]["include"] == ["pipeline*", "stages*"]
+    assert config["tool"]["setuptools"]["packages"]["find"]["include"] == ["pipeline*", "stages*", "bench*"]
     assert config["project"]["dynamic"] == ["version"]
     assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "pipeline.__version__"}
     assert config["project"]["license"] == {"text": "MIT"} and (ROOT / "LICENSE").read_text().startswith("MIT License")

@@ -1,6 +1,7 @@
 import pytest
 
-from pipeline.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config, save_config
+from pipeline.config import Config, apply_overrides, config_from_dict, config_to_dict, save_config
+from pipeline.recipe import load_config
 
 
 def test_overrides_are_typed():

@@ -11,7 +11,7 @@ from pipeline.config_check import ConfigError, check_config, config_problems
 def test_defaults_and_the_shipped_recipes_pass():
     from pathlib import Path
 
-    from pipeline.config import load_config
+    from pipeline.recipe import load_config
 
     assert config_problems(Config()) == []
     for recipe in sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")):

@@ -7,10 +7,9 @@ import zarr
 
 from pipeline.config import apply_overrides
 from pipeline.crossfit import partition, run_crossfit
-from pipeline.distill import kd_job_extras
+from pipeline.distill import train_student
 from pipeline.engine import StageOneJob, run_stage_one
 from pipeline.manifests import Clip, load_manifest
-from pipeline.training import run_training
 
 from .conftest import tiny_config
 
@@ -51,6 +50,5 @@ def test_cross_fitted_store_labels_each_clip_with_the_teacher_that_held_it_out(p
     assert teacher["cross_fitted"] and len(teacher["checkpoint_sha256"]) == 3
     # stage two reads it like any other store
     config = apply_overrides(tiny_config(epochs=1), ["kd=clean", "logits=stores/x.zarr"])
-    result = run_training("tiny", config, "student", job_extras=kd_job_extras(Path("data_manifests/tiny")),
-                          progress=False)
+    result = train_student("tiny", config, "student", progress=False)
     assert result["coverage"] == 1.0

@@ -10,10 +10,11 @@ from torch.utils.data import DataLoader
 
 from pipeline.config import apply_overrides
 from pipeline.data import ClipDataset
-from pipeline.distill import DistillError, attach_store, class_map_for, kd_job_extras
+from pipeline.distill import DistillError, attach_store, class_map_for, train_student
 from pipeline.engine import StageOneJob, run_stage_one
 from pipeline.manifests import load_manifest
-from pipeline.training import model_from_checkpoint, run_training
+from pipeline.checkpoints import model_from_checkpoint
+from pipeline.training import run_training
 
 from .conftest import run_killed_after_epoch, tiny_config
 
@@ -117,34 +118,31 @@ def test_label_free_clips_train_on_kd_alone(tmp_path, monkeypatch):
     dataset = ClipDataset(manifest, train, config.front_end(), kd=kd)
     unlabelled = [i for i, c in enumerate(train) if not c.labels]
     assert all(float(dataset[i]["label_mask"]) == 0 and float(dataset[i]["kd_mask"]) == 1 for i in unlabelled)
-    summary = run_training("tiny", config, "student", job_extras=kd_job_extras(Path("data_manifests/tiny")),
-                           progress=False)
+    summary = train_student("tiny", config, "student", progress=False)
     assert summary["coverage"] == 1.0
 
 
 def test_student_runs_in_each_mode_and_resumes(store):
-    extras = kd_job_extras(Path("data_manifests/tiny"))
     for mode in ("clean", "replay"):
         config = apply_overrides(kd_config(store), [f"kd={mode}"])
-        summary = run_training("tiny", config, f"student-{mode}", job_extras=extras, progress=False)
+        summary = train_student("tiny", config, f"student-{mode}", progress=False)
         assert summary["kd"] == mode and 0 < summary["map"] <= 1
     online = apply_overrides(tiny_config(epochs=1), ["kd=online", "teacher=runs/tiny/teacher"])
-    assert run_training("tiny", online, "student-online", job_extras=extras, progress=False)["kd"] == "online"
+    assert train_student("tiny", online, "student-online", progress=False)["kd"] == "online"
 
 
 def test_a_killed_student_resumes_to_the_same_weights(store):
-    from pipeline.training import load_checkpoint
+    from pipeline.checkpoints import load_checkpoint
 
     config = apply_overrides(kd_config(store, epochs=3), ["kd=replay"])
-    extras = kd_job_extras(Path("data_manifests/tiny"))
-    run_training("tiny", config, "whole", job_extras=extras, progress=False)
+    train_student("tiny", config, "whole", progress=False)
     result = run_killed_after_epoch(
         "from pathlib import Path\nfrom tests.test_distill import kd_config\nfrom pipeline.config import apply_overrides\n"
-        "from pipeline.distill import kd_job_extras\nfrom pipeline.training import run_training\n"
-        f"run_training('tiny', apply_overrides(kd_config({store!r}, epochs=3), ['kd=replay']), 'killed',"
-        " job_extras=kd_job_extras(Path('data_manifests/tiny')), progress=False)\n", 1)
+        "from pipeline.distill import train_student\n"
+        f"train_student('tiny', apply_overrides(kd_config({store!r}, epochs=3), ['kd=replay']), 'killed',"
+        " progress=False)\n", 1)
     assert result.returncode == -9, result.stderr[-2000:]
-    run_training("tiny", config, "killed", resume=True, job_extras=extras, progress=False)
+    train_student("tiny", config, "killed", resume=True, progress=False)
     whole = load_checkpoint("runs/tiny/whole/checkpoints/final.pt")["model"]
     resumed = load_checkpoint("runs/tiny/killed/checkpoints/final.pt")["model"]
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)

@@ -32,7 +32,7 @@ def job(out, **kw):
 def test_store_holds_the_teachers_clean_logits(teacher):
     from pipeline.features import wave_to_features
     from pipeline.manifests import load_manifest
-    from pipeline.training import model_from_checkpoint
+    from pipeline.checkpoints import model_from_checkpoint
     from pipeline.audio import read_audio
     from pipeline.config import FrontEndConfig
 
@@ -106,7 +106,7 @@ def test_rebuilt_views_reproduce_the_stored_view_logits(teacher):
     from pipeline.config import FrontEndConfig
     from pipeline.manifests import load_manifest
     from pipeline.store import LogitTable
-    from pipeline.training import model_from_checkpoint
+    from pipeline.checkpoints import model_from_checkpoint
 
     run_stage_one(job("stores/v.zarr", views=3, dtype="float32"), progress=False)
     table = LogitTable.open("stores/v.zarr")

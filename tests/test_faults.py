@@ -195,7 +195,7 @@ def test_disk_full_during_training_keeps_the_last_checkpoint_and_resumes(project
     import torch
 
     import pipeline.training.loop as loop
-    from pipeline.training import load_checkpoint
+    from pipeline.checkpoints import load_checkpoint
 
     config = tiny_config(epochs=3)
     run_training("tiny", config, "whole", progress=False)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pipeline.losses import cmkd_loss, kd_loss, kd_targets, task_loss
+from pipeline.losses import KDLoss, cmkd_loss, kd_loss, kd_targets, task_loss
 
 TEACHER = [1.0, 2.0, 3.0]
 STUDENT = [0.5, 0.0, -0.5]
@@ -36,47 +36,47 @@ def rows(*values):
 
 @pytest.mark.parametrize("tau", [1.0, 2.0])
 def test_kl_kd_against_hand_computation(tau):
-    probs = kd_targets(rows(TEACHER), tau=tau, kind="kl")
+    probs = kd_targets(rows(TEACHER), KDLoss("kl", tau))
     assert probs[0].tolist() == pytest.approx(softmax(TEACHER, tau), rel=1e-6)
     expected = kl(softmax(TEACHER, tau), softmax(STUDENT))
-    assert kd_loss(rows(STUDENT), probs, "kl", tau=tau).item() == pytest.approx(expected, rel=1e-5)
+    assert kd_loss(rows(STUDENT), probs, KDLoss("kl", tau)).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_kl_tau_student_and_tau_squared():
     tau = 2.0
-    probs = kd_targets(rows(TEACHER), tau=tau, kind="kl")
+    probs = kd_targets(rows(TEACHER), KDLoss("kl", tau))
     soft_student = kl(softmax(TEACHER, tau), softmax(STUDENT, tau))
     plain_student = kl(softmax(TEACHER, tau), softmax(STUDENT))
-    loss = kd_loss(rows(STUDENT), probs, "kl", tau=tau, tau_student=True)
+    loss = kd_loss(rows(STUDENT), probs, KDLoss("kl", tau, tau_student=True))
     assert loss.item() == pytest.approx(soft_student, rel=1e-5)
-    loss = kd_loss(rows(STUDENT), probs, "kl", tau=tau, tau_squared=True)
+    loss = kd_loss(rows(STUDENT), probs, KDLoss("kl", tau, tau_squared=True))
     assert loss.item() == pytest.approx(plain_student * tau**2, rel=1e-5)
-    loss = kd_loss(rows(STUDENT), probs, "kl", tau=tau, tau_student=True, tau_squared=True)
+    loss = kd_loss(rows(STUDENT), probs, KDLoss("kl", tau, tau_student=True, tau_squared=True))
     assert loss.item() == pytest.approx(soft_student * tau**2, rel=1e-5)
 
 
 def test_kl_of_identical_distributions_is_zero():
     # softmax is shift invariant, so logits + 7 give the same distribution
-    probs = kd_targets(rows(TEACHER), tau=1.0, kind="kl")
+    probs = kd_targets(rows(TEACHER), KDLoss("kl"))
     shifted = rows([t + 7.0 for t in TEACHER])
-    assert kd_loss(shifted, probs, "kl").item() == pytest.approx(0.0, abs=1e-6)
+    assert kd_loss(shifted, probs, KDLoss("kl")).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_kl_treats_zero_probability_classes_as_zero():
     probs = rows([0.0, 1.0, 0.0])
     expected = -math.log(softmax(STUDENT)[1])
-    assert kd_loss(rows(STUDENT), probs, "kl").item() == pytest.approx(expected, rel=1e-6)
+    assert kd_loss(rows(STUDENT), probs, KDLoss("kl")).item() == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize("tau_student", [False, True])
 def test_bce_kd_against_hand_computation(tau_student):
     tau = 2.0
-    probs = kd_targets(rows(TEACHER), tau=tau, kind="bce")
+    probs = kd_targets(rows(TEACHER), KDLoss("bce", tau))
     targets = [sigmoid(t / tau) for t in TEACHER]
     assert probs[0].tolist() == pytest.approx(targets, rel=1e-6)
     divisor = tau if tau_student else 1.0
     expected = sum(bce(s / divisor, t) for s, t in zip(STUDENT, targets)) / 3
-    loss = kd_loss(rows(STUDENT), probs, "bce", tau=tau, tau_student=tau_student)
+    loss = kd_loss(rows(STUDENT), probs, KDLoss("bce", tau, tau_student=tau_student))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
@@ -87,7 +87,7 @@ def test_bce_kd_against_hand_computation(tau_student):
 def test_mixup_targets_mix_teacher_and_partner_with_the_input_lambda(kind, activate):
     partner = [0.0, -1.0, 2.0]
     lam = torch.tensor([0.7, 0.2])
-    probs = kd_targets(rows(TEACHER, partner), 2.0, kind, rows(partner, TEACHER), lam)
+    probs = kd_targets(rows(TEACHER, partner), KDLoss(kind, 2.0), rows(partner, TEACHER), lam)
     for row, (own, other, weight) in enumerate([(TEACHER, partner, 0.7), (partner, TEACHER, 0.2)]):
         expected = [weight * a + (1 - weight) * b for a, b in zip(activate(own), activate(other))]
         assert probs[row].tolist() == pytest.approx(expected, rel=1e-6)
@@ -95,19 +95,19 @@ def test_mixup_targets_mix_teacher_and_partner_with_the_input_lambda(kind, activ
 
 def test_mixup_targets_need_both_partner_and_lambda():
     with pytest.raises(ValueError, match="both"):
-        kd_targets(rows(TEACHER), 1.0, "kl", partner_logits=rows(TEACHER))
+        kd_targets(rows(TEACHER), KDLoss("kl"), partner_logits=rows(TEACHER))
     with pytest.raises(ValueError, match="entries"):
-        kd_targets(rows(TEACHER), 1.0, "kl", rows(TEACHER), torch.tensor([0.5, 0.5]))
+        kd_targets(rows(TEACHER), KDLoss("kl"), rows(TEACHER), torch.tensor([0.5, 0.5]))
 
 
 @pytest.mark.parametrize("kind", ["kl", "bce"])
 def test_masked_clip_with_nan_teacher_contributes_nothing(kind):
     teacher = rows(TEACHER, [float("nan")] * 3)
-    probs = kd_targets(teacher, tau=1.0, kind=kind)
+    probs = kd_targets(teacher, KDLoss(kind))
     assert torch.isfinite(probs).all()
     student = rows(STUDENT, [3.0, -2.0, 1.0]).requires_grad_()
-    loss = kd_loss(student, probs, kind, mask=torch.tensor([1.0, 0.0]))
-    alone = kd_loss(rows(STUDENT), kd_targets(rows(TEACHER), 1.0, kind), kind)
+    loss = kd_loss(student, probs, KDLoss(kind), mask=torch.tensor([1.0, 0.0]))
+    alone = kd_loss(rows(STUDENT), kd_targets(rows(TEACHER), KDLoss(kind)), KDLoss(kind))
     assert loss.item() == pytest.approx(alone.item(), rel=1e-6)  # divided by 1 clip, not 2
     loss.backward()
     assert torch.isfinite(student.grad).all()
@@ -117,7 +117,7 @@ def test_masked_clip_with_nan_teacher_contributes_nothing(kind):
 def test_masked_rows_of_nan_target_probs_do_not_poison_loss_or_gradient():
     probs = rows(softmax(TEACHER), [float("nan")] * 3)
     student = rows(STUDENT, STUDENT).requires_grad_()
-    loss = kd_loss(student, probs, "kl", mask=torch.tensor([1.0, 0.0]))
+    loss = kd_loss(student, probs, KDLoss("kl"), mask=torch.tensor([1.0, 0.0]))
     loss.backward()
     assert loss.item() == pytest.approx(kl(softmax(TEACHER), softmax(STUDENT)), rel=1e-5)
     assert torch.isfinite(student.grad).all()
@@ -126,7 +126,7 @@ def test_masked_rows_of_nan_target_probs_do_not_poison_loss_or_gradient():
 def test_fully_masked_batch_gives_zero_kd():
     probs = rows([float("nan")] * 3, [float("nan")] * 3)
     student = rows(STUDENT, STUDENT).requires_grad_()
-    loss = kd_loss(student, probs, "kl", mask=torch.zeros(2))
+    loss = kd_loss(student, probs, KDLoss("kl"), mask=torch.zeros(2))
     loss.backward()
     assert loss.item() == 0.0
     assert torch.isfinite(student.grad).all()
@@ -150,10 +150,10 @@ def test_cross_entropy_task_loss_with_mixed_one_hots():
 
 def test_label_free_clips_contribute_only_through_kd():
     student = rows(STUDENT, TEACHER)
-    probs = kd_targets(rows(TEACHER, STUDENT), 1.0, "kl")
+    probs = kd_targets(rows(TEACHER, STUDENT), KDLoss("kl"))
     labelled_targets = rows([1, 0, 0], [float("nan")] * 3)  # unlabelled row holds garbage
     total, parts = cmkd_loss(
-        student, labelled_targets, probs, None, torch.tensor([1.0, 0.0]), 0.5, "kl", True
+        student, labelled_targets, probs, None, torch.tensor([1.0, 0.0]), True, KDLoss("kl", kd_lambda=0.5)
     )
     expected_task = -math.log(softmax(STUDENT)[0])  # the labelled clip alone
     kd_first = kl(softmax(TEACHER), softmax(STUDENT))
@@ -167,12 +167,12 @@ def test_label_free_clips_contribute_only_through_kd():
 @pytest.mark.parametrize("kd_lambda", [0.0, 0.25, 1.0])
 def test_lambda_weights_task_and_kd(kd_lambda):
     targets = [0.0, 1.0, 0.0]
-    probs = kd_targets(rows(TEACHER), 2.0, "bce")
+    probs = kd_targets(rows(TEACHER), KDLoss("bce", 2.0))
     expected_task = sum(bce(s, t) for s, t in zip(STUDENT, targets)) / 3
     expected_kd = 4 * sum(bce(s, sigmoid(t / 2)) for s, t in zip(STUDENT, TEACHER)) / 3
     total, parts = cmkd_loss(
-        rows(STUDENT), rows(targets), probs, None, None, kd_lambda, "bce", False,
-        tau=2.0, tau_squared=True,
+        rows(STUDENT), rows(targets), probs, None, None, False,
+        KDLoss("bce", 2.0, tau_squared=True, kd_lambda=kd_lambda),
     )
     assert parts["kd"].item() == pytest.approx(expected_kd, rel=1e-5)
     expected = kd_lambda * expected_task + (1 - kd_lambda) * expected_kd
@@ -181,20 +181,22 @@ def test_lambda_weights_task_and_kd(kd_lambda):
 
 def test_without_teacher_targets_the_loss_is_supervised_only():
     targets = [0.0, 1.0, 0.0]
-    total, parts = cmkd_loss(rows(STUDENT), rows(targets), None, None, None, 0.5, "kl", False)
+    total, parts = cmkd_loss(rows(STUDENT), rows(targets), None, None, None, False)
     expected = sum(bce(s, t) for s, t in zip(STUDENT, targets)) / 3
     assert total.item() == pytest.approx(expected, rel=1e-6)
     assert parts["kd"].item() == 0.0
     with pytest.raises(ValueError, match="kd_lambda"):
-        cmkd_loss(rows(STUDENT), rows(targets), None, None, None, 1.5, "kl", False)
+        KDLoss("kl", kd_lambda=1.5)
+    with pytest.raises(ValueError, match="without their KDLoss"):
+        cmkd_loss(rows(STUDENT), rows(targets), rows(TEACHER), None, None, False)
 
 
 def test_gradient_reaches_the_student_only():
     teacher = rows(TEACHER).requires_grad_()
     student = rows(STUDENT).requires_grad_()
-    probs = kd_targets(teacher, tau=1.0, kind="kl")
+    probs = kd_targets(teacher, KDLoss("kl"))
     assert not probs.requires_grad
-    kd_loss(student, probs, "kl").backward()
+    kd_loss(student, probs, KDLoss("kl")).backward()
     assert teacher.grad is None
     # d KL(p || softmax(s)) / d s = softmax(s) - p
     expected = [q - p for q, p in zip(softmax(STUDENT), softmax(TEACHER))]
@@ -203,22 +205,22 @@ def test_gradient_reaches_the_student_only():
 
 def test_low_precision_inputs_are_computed_in_float32():
     student = rows(STUDENT).to(torch.bfloat16)
-    probs = kd_targets(rows(TEACHER).to(torch.float16), 1.0, "kl")
+    probs = kd_targets(rows(TEACHER).to(torch.float16), KDLoss("kl"))
     assert probs.dtype == torch.float32
-    total, parts = cmkd_loss(student, rows([1, 0, 0]).half(), probs, None, None, 0.5, "kl", True)
+    total, parts = cmkd_loss(student, rows([1, 0, 0]).half(), probs, None, None, True, KDLoss("kl"))
     assert total.dtype == torch.float32
     assert torch.isfinite(total)
 
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="kind"):
-        kd_targets(rows(TEACHER), 1.0, "mse")
+        KDLoss("mse")
     with pytest.raises(ValueError, match="tau"):
-        kd_loss(rows(STUDENT), rows(TEACHER), "kl", tau=0.0)
+        KDLoss("kl", tau=0.0)
     with pytest.raises(ValueError, match="does not match"):
-        kd_loss(rows(STUDENT), rows(TEACHER, TEACHER), "kl")
+        kd_loss(rows(STUDENT), rows(TEACHER, TEACHER), KDLoss("kl"))
     with pytest.raises(ValueError, match="mask"):
-        kd_loss(rows(STUDENT), rows(TEACHER), "kl", mask=torch.ones(3))
+        kd_loss(rows(STUDENT), rows(TEACHER), KDLoss("kl"), mask=torch.ones(3))
 
 
 def test_kd_loss_follows_the_label_type_and_warns_on_a_mismatch():

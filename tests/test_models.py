@@ -157,7 +157,7 @@ def test_ast_max_pooling_reads_the_loudest_patch_not_the_class_token():
 
 
 def test_one_recipe_pools_each_family_with_its_own_key():
-    from pipeline.config import load_config
+    from pipeline.recipe import load_config
     from pipeline.training.loop import pooling_for
 
     config = load_config(None, ["pooling=attention", "model=efficientnet_tiny"])

@@ -11,7 +11,8 @@ from pipeline.engine.published import (PUBLISHED, PublishedTeacherError, describ
 from pipeline.manifests import load_manifest
 from pipeline.models import create_model
 from pipeline.store import LogitTable
-from pipeline.training import load_checkpoint, run_training
+from pipeline.checkpoints import load_checkpoint
+from pipeline.training import run_training
 
 from .conftest import tiny_config
 from .test_models import ast_layout

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.config import load_config
+from pipeline.recipe import load_config
 from pipeline.recipe import Recipe, model_family
 
 RECIPE = """

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Config, config_to_dict
-from pipeline.training import load_checkpoint, run_training
-from pipeline.training.checkpoint import RESUMABLE_CHANGES, ResumeMismatch, recipe_differences
+from pipeline.checkpoints import load_checkpoint
+from pipeline.training import run_training
+from pipeline.training.resume import RESUMABLE_CHANGES, ResumeMismatch, recipe_differences
 
 from .conftest import tiny_config
 

@@ -18,8 +18,8 @@ import torch
 from pipeline.models import create_model
 from pipeline.models.checkpoint_import import CONVERT_COMMAND, CheckpointImportError, UnsafeCheckpoint
 from pipeline.models.registry import validate_model_config
-from pipeline.training import load_checkpoint, model_from_checkpoint, run_training
-from pipeline.training.checkpoint import save_checkpoint
+from pipeline.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
+from pipeline.training import run_training
 
 from .conftest import tiny_config
 

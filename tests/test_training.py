@@ -7,7 +7,8 @@ import torch
 
 from pipeline.data import ClipDataset, balanced_weights, epoch_order
 from pipeline.manifests import Clip, load_manifest
-from pipeline.training import load_checkpoint, run_training
+from pipeline.checkpoints import load_checkpoint
+from pipeline.training import run_training
 from pipeline.training.schedule import WeightAverager, lr_factor
 
 from .conftest import run_killed_after_epoch, tiny_config

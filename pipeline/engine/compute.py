@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..audio import AudioSource
 from ..augment import AugmentSettings, draw_view, render_view
 from ..config import FrontEndConfig
-from ..data import AudioSource
 from ..features import wave_to_features
 from ..manifests import load_manifest
 from .teachers import MEAN_OF_TEACHERS
@@ -47,7 +47,7 @@ def prime_teachers(models: dict[str, torch.nn.Module]) -> None:
 
 def _teacher(path: str, device: str) -> torch.nn.Module:
     if path not in _TEACHERS:
-        from ..training.checkpoint import model_from_checkpoint
+        from ..checkpoints import model_from_checkpoint
 
         model, _, _ = model_from_checkpoint(path)
         _TEACHERS[path] = model.to(device).eval()

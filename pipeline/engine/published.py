@@ -33,7 +33,7 @@ from ..manifests import sha256_file
 from ..manifests.audioset import read_class_labels
 from ..manifests.fsd50k import read_vocabulary
 from ..manifests.validate import Problems
-from ..training.checkpoint import save_checkpoint
+from ..checkpoints import save_checkpoint
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def teacher_run_for(teacher: str, dataset: str, labels: str | None = None, model
     published checkpoint (weights only) is imported once into ``runs/<dataset>/imported/<name>/``
     (again when the file's sha256 changed) and that run is used."""
     from ..models.checkpoint_import import load_weights_only
-    from ..training.checkpoint import load_checkpoint
+    from ..checkpoints import load_checkpoint
 
     path = Path(teacher)
     if not path.is_file():

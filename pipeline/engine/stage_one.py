@@ -21,7 +21,7 @@ from ..config_check import check_config
 from ..features import front_end_dict
 from ..manifests import load_manifest, manifest_hashes
 from ..progress import bar_options
-from ..training.checkpoint import model_from_state
+from ..checkpoints import model_from_state
 from .compute import ChunkSpec, compute_chunk, prime_teachers
 from .teachers import load_members, load_teacher_set, teacher_provenance
 

@@ -7,13 +7,12 @@ out, and every other clip (val, eval, unlabelled) with the mean of the k members
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..training.checkpoint import file_sha256, load_checkpoint, resolve_checkpoint
+from ..checkpoints import file_sha256, load_checkpoint, resolve_checkpoint
+from ..paths import CROSSFIT_FILE, read_crossfit
 
-from ..crossfit import CROSSFIT_FILE
 MEAN_OF_TEACHERS = -1
 
 
@@ -35,10 +34,9 @@ class TeacherSet:
 
 def load_teacher_set(path: str | Path) -> TeacherSet:
     path = Path(path)
-    crossfit = path / CROSSFIT_FILE if path.is_dir() else None
-    if crossfit is not None and crossfit.exists():
-        info = json.loads(crossfit.read_text())
-        members = [str(_member_dir(path, crossfit, m)) for m in info["members"]]
+    info = read_crossfit(path) if path.is_dir() else None
+    if info is not None:
+        members = [str(_member_dir(path, path / CROSSFIT_FILE, m)) for m in info["members"]]
         held_out = {cid: i for i, m in enumerate(info["members"]) for cid in m["held_out"]}
         return TeacherSet([str(resolve_checkpoint(m).resolve()) for m in members], held_out, str(path))
     return TeacherSet([str(resolve_checkpoint(path).resolve())], {}, str(path))
@@ -78,6 +76,6 @@ def teacher_provenance(teachers: TeacherSet, loaded: dict[str, dict] | None = No
         "members": members,
     }
     if teachers.cross_fitted:
-        info = json.loads((Path(teachers.run_dir) / CROSSFIT_FILE).read_text())
+        info = read_crossfit(teachers.run_dir)
         out["out_of_fold"] = info.get("out_of_fold", {})
     return out

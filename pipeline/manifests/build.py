@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..paths import MANIFESTS_ROOT
 from .ast_json import prepare_ast_json
 from .audioset import missing_segments_csv, prepare_audioset, scan_audioset
 from .esc50 import prepare_esc50
 from .fsd50k import prepare_fsd50k
-from .records import Clip, Label, Manifest, ManifestError, _atomic_write, load_manifest, write_manifest
+from .records import Clip, Label, Manifest, ManifestError, _atomic_write, is_fold_based, load_manifest, write_manifest
 
 FORMATS = ("fsd50k", "esc50", "audioset", "ast-json")
 # Formats whose metadata lives in files the user names, rather than at fixed places under DATA_ROOT.
@@ -45,8 +46,8 @@ def prepare(fmt: str, data_root: str | Path, labels_csv: str | Path | None = Non
 def check_splits(fmt: str, data_root, clips: list[Clip]) -> None:
     """Refuse, at manifest time, splits that would only fail later: split-based data needs labelled
     eval clips, and a val split (when the metadata has one) needs labelled clips too."""
-    if not any(c.split for c in clips):
-        return  # fold-based (ESC-50 layout): every fold is evaluated in turn
+    if is_fold_based(clips):
+        return  # every fold is evaluated in turn
     problems = []
     for split, fix in (("eval", "the eval metadata (FSD50K eval.csv, AudioSet eval_segments.csv, an AST eval "
                                 "datafile) must list clips with audio and labels"),
@@ -59,7 +60,7 @@ def check_splits(fmt: str, data_root, clips: list[Clip]) -> None:
         raise ManifestError(f"{fmt} at {data_root}", problems)
 
 
-def build_manifest(dataset: str, fmt: str, data_root: str | Path, out_root: str | Path = "data_manifests",
+def build_manifest(dataset: str, fmt: str, data_root: str | Path, out_root: str | Path = MANIFESTS_ROOT,
                    labels_csv: str | Path | None = None, segments: list[str | Path] | None = None,
                    progress: bool = True, check: str = "full") -> Manifest:
     """Convert, validate, then write ``out_root/dataset/``; a failed run leaves the old manifest as it was.

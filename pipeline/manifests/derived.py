@@ -13,6 +13,7 @@ import numpy as np
 from ..audio import PACK_FORMAT, PACK_VERSION, pack_clips, read_audio
 from ..config import FrontEndConfig
 from ..features import compute_norm_stats
+from ..paths import PACKED_ROOT
 from ..progress import bar_options
 from .records import Clip, Manifest, load_manifest, manifest_hashes, update_dataset_info
 
@@ -25,9 +26,9 @@ def training_clips(manifest: Manifest) -> list[Clip]:
     Fold-based sets (ESC-50) use all folds, like the AST recipe: the stats are two scalars, so the
     leak from the held-out fold is negligible and one set of stats serves all five folds.
     """
-    if any(c.split for c in manifest.clips):
-        return [c for c in manifest.clips if c.split == "train"]
-    return list(manifest.clips)
+    if manifest.fold_based:
+        return list(manifest.clips)
+    return [c for c in manifest.clips if c.split == "train"]
 
 
 def _sample(clips: list[Clip], max_clips: int, seed: int = 0) -> list[Clip]:
@@ -55,7 +56,7 @@ def compute_dataset_norm_stats(manifest_dir: str | Path, front_end: FrontEndConf
     return stats
 
 
-def pack_dataset(manifest_dir: str | Path, packed_root: str | Path = "packed", shard_clips: int = 20000,
+def pack_dataset(manifest_dir: str | Path, packed_root: str | Path = PACKED_ROOT, shard_clips: int = 20000,
                  progress: bool = True) -> list[Path]:
     """Pack every clip into ``packed_root/<name>/audio_*.h5``; a rerun skips finished shards.
 

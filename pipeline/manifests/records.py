@@ -79,6 +79,11 @@ class Manifest:
     def folds(self) -> list[int]:
         return sorted({c.fold for c in self.clips if c.fold is not None})
 
+    @property
+    def fold_based(self) -> bool:
+        """ESC-50 layout: each fold is evaluated in turn (see :func:`is_fold_based`)."""
+        return is_fold_based(self.clips)
+
     def audio_path(self, clip: Clip) -> Path:
         return Path(self.data_root) / clip.path
 
@@ -86,7 +91,7 @@ class Manifest:
         """Clips of one role. For fold-based data: 'train' = all folds but `fold`, 'eval' = `fold`,
         'val' = none. A missing val split is empty, never the eval split in disguise (see
         :func:`pipeline.training.runner.splits_for` for what model selection does then)."""
-        if self.folds and not any(c.split for c in self.clips):
+        if self.fold_based:
             if fold is None:
                 raise ValueError(f"{self.name} is fold-based: give FOLD=k (one of {self.folds})")
             if split == "train":
@@ -100,6 +105,12 @@ class Manifest:
 
     def stats(self) -> dict:
         return self.info.get("norm_stats", {})
+
+
+def is_fold_based(clips: list[Clip]) -> bool:
+    """The dataset kind: clips carry folds and no split (ESC-50 layout), so every fold is evaluated in
+    turn and the others train; otherwise fixed train/val/eval splits (FSD50K, AudioSet, AST json)."""
+    return any(c.fold is not None for c in clips) and not any(c.split for c in clips)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

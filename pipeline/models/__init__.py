@@ -11,8 +11,9 @@ from . import registry
 from . import ast as _ast  # noqa: F401  (registers the ast_* builders)
 from . import efficientnet as _efficientnet  # noqa: F401  (registers the efficientnet_* builders)
 from .checkpoint_import import ImportReport, load_pretrained_checkpoint
+from .factory import create_model
 from .pretrained import PretrainedUnavailable
-from .registry import create_model, list_models, model_entry, register_model, validate_model_config
+from .registry import list_models, model_entry, register_model, validate_model_config
 
 __all__ = ["create_model", "validate_model_config", "list_models", "model_entry", "register_model", "registry", "load_pretrained_checkpoint",
            "ImportReport", "PretrainedUnavailable"]

@@ -1,7 +1,8 @@
-"""One table of model names -> builders, and :func:`create_model`, the only way the pipeline builds a model.
+"""One table of model names -> builders (:func:`register_model`, timm's pattern) and the checks a
+stored model description must pass. Building is :func:`pipeline.models.factory.create_model`.
 
-A builder is registered with :func:`register_model` (timm's pattern). Every model that comes out of
-:func:`create_model` carries ``model_name`` and ``model_config``: the architecture arguments (plain
+This module imports no model and no checkpoint code, so the builders' modules can register
+themselves here without an import circle. Every model that comes out of ``create_model`` carries ``model_name`` and ``model_config``: the architecture arguments (plain
 Python values) that rebuild the same shapes with ``create_model(model.model_name, **model.model_config)``.
 Initialisation sources (``pretrained``, ``checkpoint``) are deliberately left out of ``model_config``:
 rebuilding a trained model from its checkpoint must never go back to ImageNet or re-import a file.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from torch import nn
@@ -103,54 +103,3 @@ def validate_model_config(name: object, config: object, source: str = "checkpoin
         raise ValueError(f"{source}: model_config of {name!r} refused ({'; '.join(problems)}); "
                          f"allowed keys: {', '.join(sorted(allowed))}")
     return name, dict(config)
-
-
-def _check_common(name: str, num_classes: int, n_mels: int, target_length: int, pretrained: str,
-                  drop_rate: float) -> None:
-    for field, value in (("num_classes", num_classes), ("n_mels", n_mels), ("target_length", target_length)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"create_model({name!r}): {field} must be a positive integer, got {value!r}")
-    if pretrained not in PRETRAINED_CHOICES:
-        raise ValueError(f"create_model({name!r}): pretrained must be one of {PRETRAINED_CHOICES}, got {pretrained!r}")
-    if not 0.0 <= float(drop_rate) < 1.0:
-        raise ValueError(f"create_model({name!r}): drop_rate must be in [0, 1), got {drop_rate!r}")
-
-
-def create_model(
-    name: str,
-    num_classes: int,
-    n_mels: int = 128,
-    target_length: int = 1024,
-    pooling: str | None = None,
-    pretrained: str = "none",
-    drop_rate: float = 0.0,
-    checkpoint: str | Path | None = None,
-    **options,
-) -> nn.Module:
-    """Build a registered model: features [batch, target_length, n_mels] -> pre-activation logits
-    [batch, num_classes] (no sigmoid or softmax inside).
-
-    ``pretrained="imagenet"`` starts from timm's ImageNet weights (fails at once when they are not
-    cached and the hub cannot be reached). ``checkpoint`` then loads a published AST/PSLA checkpoint or
-    one of ours on top (see :func:`pipeline.models.checkpoint_import.load_pretrained_checkpoint`); its
-    report is kept as ``model.import_report``. ``options`` are model-specific (``list`` them with
-    ``model_entry(name).options()``). ``pooling=None`` gives the model its standard head.
-    """
-    entry = model_entry(name)
-    pooling = entry.default_pooling if pooling is None else pooling
-    _check_common(name, num_classes, n_mels, target_length, pretrained, drop_rate)
-    known = entry.options()
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        accepted = ", ".join(known) or "none"
-        raise ValueError(f"create_model({name!r}): unknown option(s) {unknown}; this model accepts: {accepted}")
-    model = entry.builder(num_classes=num_classes, n_mels=n_mels, target_length=target_length, pooling=pooling,
-                          drop_rate=float(drop_rate), pretrained=pretrained, **options)
-    model.model_name = name
-    model.model_config = {"num_classes": num_classes, "n_mels": n_mels, "target_length": target_length,
-                          "pooling": pooling, "drop_rate": float(drop_rate), **known, **options}
-    if checkpoint is not None:
-        from .checkpoint_import import load_pretrained_checkpoint
-
-        model.import_report = load_pretrained_checkpoint(model, checkpoint)
-    return model

@@ -7,8 +7,8 @@ needs no project code to read: ``zarr.open_group(path, mode="r")``.
 """
 
 from .create import create_store
-from .format import (FORMAT_ID, FORMAT_VERSION, Layout, StoreError, StoreLocked, StoreMismatch,
-                     default_chunk_clips, software_attrs, strings_sha256)
+from .errors import StoreError, StoreLocked, StoreMismatch
+from .format import FORMAT_ID, FORMAT_VERSION, Layout, default_chunk_clips, software_attrs, strings_sha256
 from .lock import StoreLock, lock_path
 from .reader import LogitTable
 from .topk import rebuild_dense, topk_compress

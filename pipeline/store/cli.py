@@ -25,7 +25,9 @@ def _manifest_dir(dataset: str):
     from pathlib import Path
 
     path = Path(dataset)
-    return path if (path / "clips.csv").exists() else Path("data_manifests") / dataset
+    from pipeline.paths import manifest_dir
+
+    return path if (path / "clips.csv").exists() else manifest_dir(dataset)
 
 
 def cmd_inspect(args) -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from .format import (ACTIVATIONS, DTYPES, FORMAT_ID, FORMAT_VERSION, MAX_CLASSES, Layout, StoreError, StoreMismatch,
+from .errors import StoreError, StoreMismatch
+from .format import (ACTIVATIONS, DTYPES, FORMAT_ID, FORMAT_VERSION, MAX_CLASSES, Layout,
                      create_array, default_chunk_clips, dump_json, is_store, json_safe, open_store,
                      software_attrs, strings_sha256, utc_now)
 from .lock import store_locked

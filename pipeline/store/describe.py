@@ -12,13 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .format import open_store, read_strings
+from .format import LOGIT_ARRAYS, open_store, read_strings
 from .integrity import completion_problem, store_digest
 from .location import is_local_dir, is_zip
 from .writer import read_failures
-
-LOGIT_ARRAYS = ("logits", "view_logits", "topk_values", "topk_indices", "topk_fill", "view_topk_values",
-                "view_topk_indices", "view_topk_fill")
 
 
 def _disk_bytes(path: Path) -> int:

@@ -19,6 +19,9 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from .errors import StoreError
+from .location import open_group_at
+
 FORMAT_ID = "cmkd-logits"
 FORMAT_VERSION = "1.1"  # 1.1 added: fingerprint, checksummed columns, crc32c codecs, completed.digest
 ACTIVATIONS = ("sigmoid", "softmax")
@@ -27,17 +30,14 @@ TARGET_CHUNK_BYTES = 1 << 20  # small chunks mean many files and slow listing on
 FAILURE_CHUNK = 4096
 MAX_CLASSES = np.iinfo(np.int16).max  # topk_indices are int16
 
-
-class StoreError(Exception):
-    """A store is missing, malformed, incomplete or of an unreadable version."""
-
-
-class StoreMismatch(StoreError):
-    """An existing store was built from another teacher, manifest, front end, vocabulary or layout."""
-
-
-class StoreLocked(StoreError):
-    """Another writer holds the store's lock."""
+# groups of the array names :meth:`Layout.array_specs` defines (the schema); other modules use these
+COLUMN_ARRAYS = ("clip_id", "split", "fold", "fingerprint")  # the manifest's columns, one row per clip
+LOGIT_ARRAYS = ("logits", "view_logits", "topk_values", "topk_indices", "topk_fill", "view_topk_values",
+                "view_topk_indices", "view_topk_fill")  # dense or top-k, clean clip or views
+SCORE_ARRAYS = ("logits", "view_logits", "topk_values", "view_topk_values")  # finite iff the row is valid
+VIEW_PARAM_ARRAYS = ("view_lambda", "view_time_shift", "view_freq_masks", "view_time_masks")  # with view_partner
+FAILURE_ARRAYS = ("failure_clip_id", "failure_error", "failure_chunk")
+CHUNK_CHECKSUMS = "chunk_sha256"
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,6 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> tuple[zarr.Group, La
 
     `path` is a directory, a .zarr.zip or (read-only) a URL: see :mod:`pipeline.store.location`.
     """
-    from .location import open_group_at
-
     group = open_group_at(path, mode)
     attrs = group.attrs.asdict()
     if attrs.get("format") != FORMAT_ID:

@@ -18,11 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .format import Layout, StoreError, dump_json, read_strings, version_minor
-
-COLUMN_ARRAYS = ("clip_id", "split", "fold", "fingerprint")
-FAILURE_ARRAYS = ("failure_clip_id", "failure_error", "failure_chunk")
-BOOKKEEPING_ARRAYS = ("chunk_done", "chunk_sha256", "chunk_failures")
+from .format import COLUMN_ARRAYS, FAILURE_ARRAYS, Layout, StoreError, dump_json, read_strings, version_minor
 DIGEST_HEADER = b"cmkd-logits store digest v1\n"
 
 

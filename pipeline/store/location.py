@@ -17,7 +17,7 @@ from pathlib import Path
 
 import zarr
 
-from .format import StoreError
+from .errors import StoreError
 
 REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "gcs://")
 

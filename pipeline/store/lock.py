@@ -17,7 +17,8 @@ from pathlib import Path
 
 import psutil
 
-from .format import StoreLocked, utc_now
+from .errors import StoreLocked
+from .format import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .create import _identity, create_store
-from .format import ArraySpec, StoreError, create_array, open_store
-from .integrity import COLUMN_ARRAYS, chunk_digest
+from .format import COLUMN_ARRAYS, ArraySpec, StoreError, create_array, open_store
+from .integrity import chunk_digest
 from .location import consolidate, open_group_at
 from .lock import StoreLock
 from .verify import check_store

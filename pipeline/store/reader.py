@@ -17,13 +17,12 @@ import numpy as np
 from pipeline.views import View
 
 from .cache import share_arrays
-from .format import Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
+from .format import VIEW_PARAM_ARRAYS, Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
 from .integrity import checksum_names, compare_chunk, completion_problem, digest_problem, iter_chunks, store_digest
 from .location import identity, is_local_dir
 from .topk import rebuild_dense
 from .views import arrays_to_view
 
-VIEW_PARAM_ARRAYS = ("view_lambda", "view_time_shift", "view_freq_masks", "view_time_masks")
 OPT_OUT = "verify=false skips this check, at your risk"
 _VERIFIED_CHUNKS: set[tuple[str, str, int]] = set()  # (store, digest, chunk) hashed in this process
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .format import Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
+from .format import SCORE_ARRAYS, Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
 from .integrity import checksum_names, compare_chunk, iter_chunks, completion_problem, digest_problem, recorded_digest
 from .location import is_local_dir
 from .writer import read_failures
@@ -59,7 +59,7 @@ def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
     """
     valid = named["valid"]
     problems = []
-    for name in ("logits", "view_logits", "topk_values", "view_topk_values"):
+    for name in SCORE_ARRAYS:
         if name not in named:
             continue
         per_view = named[name].reshape(len(valid), -1, named[name].shape[-1])[valid]

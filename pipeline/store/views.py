@@ -13,7 +13,6 @@ import numpy as np
 
 from pipeline.views import MAX_MASKS, View
 
-VIEW_ARRAY_NAMES = ("view_partner", "view_lambda", "view_time_shift", "view_freq_masks", "view_time_masks")
 UNUSED_SLOT = (-1, -1)
 LAMBDA_DECIMALS = 6
 

@@ -14,8 +14,8 @@ import re
 
 import numpy as np
 
-from .format import Layout, StoreError, json_safe, open_store, read_strings, utc_now
-from .integrity import COLUMN_ARRAYS, checksum_names, chunk_digest, store_digest
+from .format import COLUMN_ARRAYS, Layout, StoreError, json_safe, open_store, read_strings, utc_now
+from .integrity import checksum_names, chunk_digest, store_digest
 from .location import consolidate, is_local_dir
 from .topk import topk_compress
 from .views import check_view_arrays

@@ -1,8 +1,7 @@
-"""Training: the loop, checkpoints, schedules, run logs and the fold-aware runner."""
+"""Training: the loop, resume checks, schedules, run logs and the fold-aware runner (checkpoint files:
+:mod:`pipeline.checkpoints`)."""
 
-from .checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint, save_checkpoint
 from .loop import TrainJob, train
-from .runner import run_dir_for, run_training, splits_for
+from .runner import fold_runs, is_finished, run_training, splits_for
 
-__all__ = ["TrainJob", "load_checkpoint", "model_from_checkpoint", "resolve_checkpoint", "run_dir_for",
-           "run_training", "save_checkpoint", "splits_for", "train"]
+__all__ = ["TrainJob", "fold_runs", "is_finished", "run_training", "splits_for", "train"]

@@ -19,15 +19,18 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..augment import AugmentSettings
+from ..checkpoints import load_checkpoint, save_checkpoint
 from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_config
 from ..data import SKIPPED_FILE, ClipDataset, EpochSampler, balanced_weights
+from ..kd_source import KDSource
 from ..losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
 from ..manifests import Clip, Manifest
+from ..metrics import METRIC_KEYS
 from ..models import create_model, model_entry
 from ..progress import bar_options
 from ..seeding import seed_everything, set_threads, worker_init
 from . import runlog
-from .checkpoint import check_resume, load_checkpoint, save_checkpoint
+from .resume import check_resume
 from .evaluate import Evaluation, evaluate_clips, evaluate_model
 from .outputs import write_run_outputs
 from .schedule import WeightAverager, set_lr
@@ -35,8 +38,8 @@ from .schedule import WeightAverager, set_lr
 
 @dataclass
 class TrainJob:
-    """What to train on. kd: a pipeline.data.KDSettings (cached logits) or None; online_teacher: a
-    frozen model run on each batch (KD=online)."""
+    """What to train on. kd: stage two's teacher (cached logits or an online model, and the KD loss
+    settings), None for supervised training."""
 
     config: Config
     manifest: Manifest
@@ -45,8 +48,7 @@ class TrainJob:
     eval_clips: list[Clip]
     front_end: FrontEndConfig
     run_dir: Path
-    kd: object = None
-    online_teacher: torch.nn.Module | None = None
+    kd: KDSource | None = None
     extra_summary: dict | None = None
 
 
@@ -115,18 +117,18 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
         (paths.root / "metrics.csv").unlink(missing_ok=True)
     if rank == 0:
         save_config(config, paths.root / "config.yaml")
-    if job.online_teacher is not None:
-        job.online_teacher.to(device).eval()
+    kd = job.kd
+    if kd is not None and kd.online_teacher is not None:
+        kd.online_teacher.to(device).eval()
     train_model = model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if "cuda" in device else None)
 
     augment_settings = AugmentSettings.from_config(config)
     dataset = ClipDataset(job.manifest, job.train_clips, job.front_end, augment_settings, seed=config.seed,
-                          partners=job.train_clips, kd=job.kd, skip_log=paths.root / SKIPPED_FILE)
+                          partners=job.train_clips, kd=kd.store if kd else None, skip_log=paths.root / SKIPPED_FILE)
     weights = balanced_weights(job.train_clips, job.manifest.mids) if config.balanced_sampler else None
     sampler = EpochSampler(len(dataset), config.seed, weights, rank, world)
-    kd_active = job.kd is not None or job.online_teacher is not None
     stopped_early = 0  # the epoch early stopping ended the run at (0: it ran all epochs)
     for epoch in range(start_epoch, config.epochs + 1):
         dataset.set_epoch(epoch)
@@ -140,19 +142,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
         for batch in bar:
             lr = set_lr(optimizer, config, step, epoch)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with torch.autocast(device_type="cuda", enabled=scaler.is_enabled()):
-                logits = train_model(batch["features"])
-            targets = _kd_targets(job, config, batch) if kd_active else None
-            total, parts = cmkd_loss(
-                logits.float(), batch["target"], targets,
-                kd_mask=batch.get("kd_mask", torch.ones_like(batch["label_mask"])) if kd_active else None,
-                label_mask=batch["label_mask"], kd_lambda=config.kd_lambda if kd_active else 1.0,
-                kind=config.kd_loss, single_label=single_label, tau=config.tau,
-                tau_student=config.tau_student, tau_squared=config.tau_squared)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            total, parts = train_step(train_model, optimizer, scaler, batch, kd, single_label)
             step += 1
             count = batch["features"].shape[0]
             seen += count
@@ -214,16 +204,32 @@ def checkpoint_identity(job: TrainJob, model, single_label: bool) -> dict:
             "activation": "softmax" if single_label else "sigmoid", "dataset": job.manifest.name}
 
 
-def _kd_targets(job: TrainJob, config: Config, batch: dict) -> torch.Tensor:
-    """Teacher probabilities for the batch: cached logits (mixed under clean-logit mixup) or online."""
-    if job.online_teacher is not None:
-        with torch.no_grad(), torch.autocast(device_type="cuda", enabled=batch["features"].is_cuda):
-            teacher = job.online_teacher(batch["features"]).float()
-        return kd_targets(teacher, config.tau, config.kd_loss)
-    mixed = batch["kd_mixed"] > 0
-    lam = torch.where(mixed, batch["lam"], torch.ones_like(batch["lam"]))
-    return kd_targets(batch["teacher_logits"], config.tau, config.kd_loss, partner_logits=batch["partner_logits"],
-                      lam=lam)
+def train_step(model, optimizer, scaler, batch: dict, kd: KDSource | None, single_label: bool):
+    """One optimiser step on a collated batch of :class:`pipeline.data.ClipDataset` items (already on
+    the device): forward, the teacher's targets (``kd``), the CMKD loss, backward. Returns
+    ``(total, {"task", "kd"})``. `make bench` times this same function."""
+    with torch.autocast(device_type="cuda", enabled=scaler.is_enabled()):
+        logits = model(batch["features"])
+    targets = None
+    if kd is not None:
+        targets = kd_targets(_teacher_logits(kd, batch), kd.loss, batch.get("partner_logits"), batch.get("kd_lam"))
+    total, parts = cmkd_loss(
+        logits.float(), batch["target"], targets,
+        kd_mask=batch.get("kd_mask", torch.ones_like(batch["label_mask"])) if kd else None,
+        label_mask=batch["label_mask"], single_label=single_label, kd=kd.loss if kd else None)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return total, parts
+
+
+def _teacher_logits(kd: KDSource, batch: dict) -> torch.Tensor:
+    """The teacher's logits for the batch: the online teacher run on it, or the cached ones."""
+    if kd.online_teacher is None:
+        return batch["teacher_logits"]
+    with torch.no_grad(), torch.autocast(device_type="cuda", enabled=batch["features"].is_cuda):
+        return kd.online_teacher(batch["features"]).float()
 
 
 def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_label: bool, device: str,
@@ -257,11 +263,11 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
     model.load_state_dict(best_ckpt["model"])
     best_metrics = evaluate().metrics
     model.load_state_dict(final_state)
-    summary = {**{k: final_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
+    summary = {**{k: final_metrics[k] for k in METRIC_KEYS},
                "final_model": final_kind, "epochs_trained": epochs_trained, "stopped_early": bool(stopped_early),
                "per_class_ap": final_metrics["per_class_ap"],
                "eval_clips": len(job.eval_clips), "train_clips": len(job.train_clips),
-               "best": {**{k: best_metrics[k] for k in ("map", "mauc", "dprime", "accuracy")},
+               "best": {**{k: best_metrics[k] for k in METRIC_KEYS},
                         "epoch": best["epoch"]},
                "model": config.model, "dataset": job.manifest.name, "seed": config.seed,
                **(job.extra_summary or {})}

@@ -178,11 +178,11 @@ def store_identity(path: str | Path) -> dict:
     """A store's absolute path, a hash of its content (the sha256 of its per-chunk checksums, each
     covering every array of one chunk: equal hashes mean equal logits, views and clip rows) and the
     run folder of the teacher that wrote it."""
-    from ..store.format import open_store, read_strings, strings_sha256
+    from ..store.format import CHUNK_CHECKSUMS, open_store, read_strings, strings_sha256
 
     group, _ = open_store(path)
     return {"path": str(Path(path).resolve()),
-            "content_sha256": strings_sha256(read_strings(group["chunk_sha256"])),
+            "content_sha256": strings_sha256(read_strings(group[CHUNK_CHECKSUMS])),
             "teacher_run": (group.attrs.get("teacher") or {}).get("run", "")}
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-METRIC_COLUMNS = ["epoch", "train_loss", "task_loss", "kd_loss", "lr", "val_map", "val_mauc", "val_dprime",
-                  "val_accuracy", "seconds", "clips_per_s"]
+from ..metrics import METRIC_KEYS
+
+METRIC_COLUMNS = ["epoch", "train_loss", "task_loss", "kd_loss", "lr", *(f"val_{key}" for key in METRIC_KEYS),
+                  "seconds", "clips_per_s"]
 FLOAT_FORMAT = "%.6g"
 
 

@@ -6,6 +6,7 @@ without a fold the folds run in turn under ``<run>/fold<k>/`` and the run's summ
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,15 +15,12 @@ import numpy as np
 from ..config import Config
 from ..config_check import check_config
 from ..data import SKIPPED_FILE, read_skipped
+from ..kd_source import KDSource
 from ..manifests import Manifest, load_manifest
+from ..metrics import METRIC_KEYS
+from ..paths import MANIFESTS_ROOT, RUNS_ROOT, is_crossfit_run, manifest_dir, run_dir as run_dir_for
 from .loop import TrainJob, distributed_context, train
 from .runlog import write_summary
-
-METRIC_KEYS = ("map", "mauc", "dprime", "accuracy")
-
-
-def run_dir_for(dataset: str, run: str, runs_root: str | Path = "runs") -> Path:
-    return Path(runs_root) / dataset / run
 
 
 # share of the training clips held out for model selection when the data has no val split
@@ -30,8 +28,9 @@ CARVED_VAL_FRACTION = 0.1
 SELECT_ON = ("val", "eval")
 
 
-def splits_for(manifest: Manifest, fold: int | None, select_on: str = "val", seed: int = 0):
-    """(train, val, eval) clip lists; unlabelled clips train (KD only) but are never scored.
+def splits_for(manifest: Manifest, fold: int | None, select_on: str = "val", seed: int = 0, max_clips: int = 0):
+    """(train, val, eval) clip lists; unlabelled clips train (KD only) but are never scored, and
+    ``max_clips`` > 0 keeps the first that many training clips (after any val split is carved).
 
     Model selection (best.pt) never looks at the eval split unless asked (``select_on=eval``): data
     without a val split (ESC-50 folds, AudioSet) gets one carved from its labelled training clips,
@@ -44,18 +43,18 @@ def splits_for(manifest: Manifest, fold: int | None, select_on: str = "val", see
     eval_clips = [c for c in manifest.select("eval", fold) if c.labels]
     if not train_clips or not eval_clips:
         raise ValueError(f"{manifest.name}: no train or eval clips (train={len(train_clips)}, eval={len(eval_clips)})")
-    if val_clips:
-        return train_clips, val_clips, eval_clips
-    if select_on == "eval":
-        return train_clips, eval_clips, eval_clips
-    labelled = [i for i, c in enumerate(train_clips) if c.labels]
-    count = max(1, round(CARVED_VAL_FRACTION * len(labelled)))
-    if len(labelled) < 2:
-        raise ValueError(f"{manifest.name}: no val split and too few labelled training clips to carve one; "
-                         f"pass select_on=eval to select on the eval split")
-    carved = set(np.random.default_rng([seed, 0x5E1]).choice(labelled, size=count, replace=False).tolist())
-    return ([c for i, c in enumerate(train_clips) if i not in carved],
-            [c for i, c in enumerate(train_clips) if i in carved], eval_clips)
+    if not val_clips and select_on == "eval":
+        val_clips = eval_clips
+    elif not val_clips:
+        labelled = [i for i, c in enumerate(train_clips) if c.labels]
+        count = max(1, round(CARVED_VAL_FRACTION * len(labelled)))
+        if len(labelled) < 2:
+            raise ValueError(f"{manifest.name}: no val split and too few labelled training clips to carve one; "
+                             f"pass select_on=eval to select on the eval split")
+        carved = set(np.random.default_rng([seed, 0x5E1]).choice(labelled, size=count, replace=False).tolist())
+        val_clips = [c for i, c in enumerate(train_clips) if i in carved]
+        train_clips = [c for i, c in enumerate(train_clips) if i not in carved]
+    return (train_clips[:max_clips] if max_clips else train_clips), val_clips, eval_clips
 
 
 def selection_note(manifest: Manifest, fold: int | None, config: Config, val_clips: list) -> str:
@@ -68,44 +67,57 @@ def selection_note(manifest: Manifest, fold: int | None, config: Config, val_cli
             f"clips, seed {config.seed}); the data has no val split")
 
 
-def make_job(config: Config, manifest: Manifest, run_dir: Path, fold: int | None, job_extras=None) -> TrainJob:
-    """job_extras(config, manifest, train_clips, front_end) -> dict of extra TrainJob fields (KD sources)."""
-    train_clips, val_clips, eval_clips = splits_for(manifest, fold, config.select_on, config.seed)
-    if config.max_clips:
-        train_clips = train_clips[: config.max_clips]
-    front_end = config.front_end(manifest.stats())
-    extra = job_extras(config, manifest, train_clips, front_end) if job_extras else {}
-    config = extra.pop("config", config)  # stage two resolves KD settings (kd_loss) against the teacher
-    summary = {**(extra.pop("extra_summary", None) or {}), "model_selection": selection_note(manifest, fold, config, val_clips)}
-    return TrainJob(config=config, manifest=manifest, train_clips=train_clips, val_clips=val_clips,
-                    eval_clips=eval_clips, front_end=front_end, run_dir=run_dir, extra_summary=summary, **extra)
+def fold_runs(manifest: Manifest, run_dir: Path, fold: int | None) -> list[tuple[int | None, Path]]:
+    """(fold, directory) of every model one run trains: the given fold, each fold of fold-based
+    data in turn (under ``fold<k>/``), or the one model of split-based data."""
+    if fold is not None:
+        return [(fold, run_dir)]
+    if not manifest.fold_based:
+        return [(None, run_dir)]
+    return [(k, run_dir / f"fold{k}") for k in manifest.folds]
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").exists() and (run_dir / "checkpoints" / "final.pt").exists()
 
 
 def run_training(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
-                 manifests_root: str | Path = "data_manifests", runs_root: str | Path = "runs",
-                 job_extras=None, progress: bool = True) -> dict:
-    """Train one model (or one per fold); job_extras as in :func:`make_job` (KD sources). Under
-    torchrun the ranks other than 0 return an empty dict."""
+                 manifests_root: str | Path = MANIFESTS_ROOT, runs_root: str | Path = RUNS_ROOT,
+                 kd: dict[int | None, KDSource] | None = None, progress: bool = True) -> dict:
+    """Train one model (or one per fold). ``kd`` maps each fold to train (None: the one model of
+    split-based data) to its teacher (stage two, :func:`pipeline.distill.train_student`); without it
+    the training is supervised. Under torchrun the ranks other than 0 return an empty dict."""
     check_config(config)
-    manifest = load_manifest(Path(manifests_root) / dataset)
+    manifest = load_manifest(manifest_dir(dataset, manifests_root))
     run_dir = run_dir_for(dataset, run, runs_root)
-    folds = [fold] if fold is not None else (manifest.folds if _fold_based(manifest) else [None])
     summaries = {}
-    for k in folds:
-        fold_dir = run_dir / f"fold{k}" if (k is not None and fold is None) else run_dir
-        if resume and (fold_dir / "summary.json").exists() and (fold_dir / "checkpoints" / "final.pt").exists():
+    for k, fold_dir in fold_runs(manifest, run_dir, fold):
+        if resume and is_finished(fold_dir):
             summaries[k] = json.loads((fold_dir / "summary.json").read_text())
             print(f"{fold_dir} already finished; skipping")
             continue
-        job = make_job(_with_fold(config, k), manifest, fold_dir, k, job_extras)
+        fold_config = dataclasses.replace(config, fold=k)
+        train_clips, val_clips, eval_clips = splits_for(manifest, k, config.select_on, config.seed, config.max_clips)
+        summary = {}
+        source = None if kd is None else kd.get(k)
+        if kd is not None:
+            if source is None or (source.store is not None and len(source.store.rows) != len(train_clips)):
+                raise ValueError(f"{fold_dir}: stage two built no KD source for fold {k}'s {len(train_clips)} "
+                                 "training clips")
+            fold_config = dataclasses.replace(fold_config, kd_loss=source.loss.kind)  # resolved by the join
+            summary.update(source.summary)
+        summary["model_selection"] = selection_note(manifest, k, fold_config, val_clips)
+        job = TrainJob(config=fold_config, manifest=manifest, train_clips=train_clips, val_clips=val_clips,
+                       eval_clips=eval_clips, front_end=fold_config.front_end(manifest.stats()), run_dir=fold_dir,
+                       extra_summary=summary, kd=source)
         if not resume:
             (fold_dir / SKIPPED_FILE).unlink(missing_ok=True)
         summaries[k] = train(job, resume=resume, progress=progress)
         record_skipped(fold_dir, summaries[k])
     if distributed_context()[0] != 0:
         return {}  # under torchrun only rank 0 evaluates, writes and reports
-    if len(folds) == 1:
-        return summaries[folds[0]]
+    if len(summaries) == 1:
+        return next(iter(summaries.values()))
     summary = fold_mean(summaries)
     write_summary(run_dir / "summary.json", summary)
     return summary
@@ -131,23 +143,13 @@ def fold_mean(summaries: dict) -> dict:
     return out
 
 
-def _fold_based(manifest: Manifest) -> bool:
-    return bool(manifest.folds) and not any(c.split for c in manifest.clips)
-
-
-def _with_fold(config: Config, fold: int | None) -> Config:
-    import dataclasses
-
-    return dataclasses.replace(config, fold=fold)
-
-
-def latest_run(dataset: str, runs_root: str | Path = "runs") -> str:
+def latest_run(dataset: str, runs_root: str | Path = RUNS_ROOT) -> str:
     """The most recently finished run of a dataset (a directory holding checkpoints/final.pt)."""
     finals = sorted(Path(runs_root, dataset).glob("**/checkpoints/final.pt"), key=lambda p: p.stat().st_mtime)
     if not finals:
         raise FileNotFoundError(f"no finished run under {runs_root}/{dataset}/: run `make teacher` first "
                                 f"or pass TEACHER=<run dir>")
     newest = finals[-1].parent.parent
-    if (newest.parent / "crossfit.json").exists():  # a member of a cross-fitted run: use the whole set
+    if is_crossfit_run(newest.parent):  # a member of a cross-fitted run: use the whole set
         return str(newest.parent)
     return str(newest)

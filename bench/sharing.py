@@ -21,7 +21,7 @@ def _simulated_store(ctx: BenchContext, name: str, clips: int, classes: int):
 
 def _fresh_verified_open(path):
     """LogitTable.open with verification, as a new process does it (the once-per-process record cleared)."""
-    from ..store import LogitTable, reader
+    from pipeline.store import LogitTable, reader
 
     reader._VERIFIED_CHUNKS.clear()
     return LogitTable.open(path, load_views=False)
@@ -41,7 +41,7 @@ VERIFY_QUICK = VerifyParams(clips=4000, repeats=2)
 
 
 def run_verify(ctx: BenchContext, params: VerifyParams) -> Measured:
-    from ..store import check_store
+    from pipeline.store import check_store
 
     path, _ = _simulated_store(ctx, "verify_throughput", params.clips, params.classes)
     check_store(path)  # warm the page cache: the figure is hashing and decoding, not the disk
@@ -79,33 +79,30 @@ VERIFIED_READ_QUICK = VerifiedReadParams(clips=2000, step_repeats=2, open_repeat
 def run_verified_read(ctx: BenchContext, params: VerifiedReadParams) -> Measured:
     import torch
 
-    from ..store import LogitTable
-    from .stage_two import Student, cached_targets, make_batches
+    from pipeline.store import LogitTable
+    from .stage_two import Student, bench_data, kd_source
 
-    path, clip_ids = _simulated_store(ctx, "verified_read_cost", params.clips, params.classes)
+    path, _ = _simulated_store(ctx, "verified_read_cost", params.clips, params.classes)
     opens = interleaved({"verified": lambda: _fresh_verified_open(path),
                          "unverified": lambda: LogitTable.open(path, load_views=False, verify=False)},
                         params.open_repeats)
     extra = [v - u for v, u in zip(opens["verified"], opens["unverified"])]
-    table = _fresh_verified_open(path)
-    picked = list(np.random.default_rng(2).choice(clip_ids, size=params.batch, replace=False))
-    batch = make_batches(picked, params.batch, params.n_mels, params.target_length, params.classes)[0]
-    student = Student(params.model, params.classes, params.n_mels, params.target_length, "bce")
-
-    def cached_step():
-        probs, mask = cached_targets(table, batch, "bce")
-        student.step(batch, probs, mask)
-
-    steps = interleaved({"cached": cached_step}, params.step_repeats)["cached"]
+    data = bench_data(ctx, "verified_read_step", params.batch, params.classes, params.n_mels, params.target_length,
+                      table_rows=params.clips)
+    student = Student(params.model, params.classes, params.n_mels, params.target_length)
+    kd = kd_source(data.cached.kd, "bce")
+    steps = interleaved({"cached": lambda: student.step(data.batch(range(params.batch), kd=True), kd)},
+                        params.step_repeats)["cached"]
     epoch_s = median(steps) * -(-params.clips // params.batch)
     share = max(median(extra), 0.0) / epoch_s
     note = (f"Verification cost = LogitTable.open(verify=True) - LogitTable.open(verify=False) of a complete "
             f"{params.clips}-clip float16 store of {params.classes} classes (median of {params.open_repeats} "
             "interleaved pairs, warm page cache, the once-per-process record cleared before each verified open). "
             f"Epoch = median cached-KD training step ({params.model} at {params.n_mels}x{params.target_length}, "
-            f"batch {params.batch}, {torch.get_num_threads()} threads, real LogitTable lookup, bce KD) x "
-            f"{-(-params.clips // params.batch)} steps, extrapolated from {params.step_repeats} steps; features "
-            "precomputed, so the real epoch (with audio decoding) is longer and the share smaller.")
+            f"batch {params.batch}, {torch.get_num_threads()} threads: ClipDataset items with KD=clean from a "
+            f"{params.clips}-row LogitTable, collated, then the loop's train_step with bce KD) x "
+            f"{-(-params.clips // params.batch)} steps, extrapolated from {params.step_repeats} steps; data "
+            "loading inline (DataLoader workers would overlap it).")
     return Measured([Figure("verified open, extra seconds / one cached-KD epoch", share, "fraction",
                             Goal("<=", 0.02))],
                     timings={"open_verified_s": opens["verified"], "open_unverified_s": opens["unverified"],
@@ -129,7 +126,7 @@ FINGERPRINT_QUICK = FingerprintParams(clips=4)
 def run_fingerprint(ctx: BenchContext, params: FingerprintParams) -> Measured:
     import soundfile as sf
 
-    from ..audio import audio_fingerprint, audio_info, read_audio
+    from pipeline.audio import audio_fingerprint, audio_info, read_audio
 
     figures, timings, details = [], {}, {}
     for rate in params.rates:

@@ -35,7 +35,7 @@ class _ClipRef:
 
 
 def run(ctx: BenchContext, params: PackedParams) -> Measured:
-    from ..audio import PackedAudio, pack_clips, read_audio
+    from pipeline.audio import PackedAudio, pack_clips, read_audio
 
     root = ctx.folder("packed_vs_wav")
     wavs = write_clips(root / "audio", params.clips, params.clip_seconds, params.sample_rate)

@@ -37,7 +37,7 @@ def model_throughput(name: str, shape: tuple[int, int], batch: int, steps: int, 
                      device: str = "cpu") -> dict[str, list[float]]:
     """Seconds per training step and per inference batch; on CUDA under AMP (autocast + GradScaler,
     as the trainer runs there) and synchronised after each call, so a step's time is the GPU's."""
-    from ..models import create_model
+    from pipeline.models import create_model
 
     cuda = device.startswith("cuda")
     n_mels, frames = shape

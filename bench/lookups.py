@@ -82,7 +82,7 @@ def _write_store(path: Path, params: LookupParams) -> Path:
 
 
 def run(ctx: BenchContext, params: LookupParams) -> Measured:
-    from ..store import LogitTable
+    from pipeline.store import LogitTable
 
     folder = ctx.folder("logit_lookups")
     me = psutil.Process()

@@ -14,10 +14,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..audio import write_wav
-from ..config import Config, FrontEndConfig, config_to_dict
-from ..features import front_end_dict
-from ..manifests import Clip, Label, write_manifest
+from pipeline.audio import write_wav
+from pipeline.config import Config, FrontEndConfig, config_to_dict
+from pipeline.features import front_end_dict
+from pipeline.manifests import Clip, Label, write_manifest
 
 SIMULATED_SHA = "0" * 64  # stands where a real teacher or manifest hash would be
 
@@ -66,8 +66,8 @@ def save_random_teacher(run_dir: Path, model_name: str, num_classes: int, n_mels
     """A random-init model saved as runs/<run>/checkpoints/final.pt with every key stage one reads."""
     import torch
 
-    from ..models import create_model
-    from ..training.checkpoint import save_checkpoint
+    from pipeline.models import create_model
+    from pipeline.checkpoints import save_checkpoint
 
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=num_classes, n_mels=n_mels, target_length=target_length)
@@ -115,7 +115,7 @@ def write_simulated_store(path: Path, clip_ids: list[str], num_classes: int,
     chunk_logits(start, stop) gives rows start:stop; with views, chunk_views(start, stop) gives
     (view_logits [n, K, C], views_to_arrays(...)).
     """
-    from ..store import chunk_plan, create_store, finalize_store, mark_chunk_done, write_chunk
+    from pipeline.store import chunk_plan, create_store, finalize_store, mark_chunk_done, write_chunk
 
     mids, names = vocabulary(num_classes)
     n = len(clip_ids)

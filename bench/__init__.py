@@ -1,6 +1,6 @@
 """The benchmark behind `make bench`: every speed, memory and size claim of the pipeline, measured.
 
-    from pipeline.bench import run_bench
+    from bench import run_bench
     document = run_bench(only=["store_bytes"], quick=True, out="bench/results.json")
 
 Entries live one concept per module (models, stage_one, stage_two, store, lookups, io); the harness

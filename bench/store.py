@@ -53,8 +53,8 @@ STORE_BYTES_QUICK = StoreBytesParams(clips=300, classes=200)
 
 
 def run_store_bytes(ctx: BenchContext, params: StoreBytesParams) -> Measured:
-    from ..augment import AugmentSettings, draw_view
-    from ..store import views_to_arrays
+    from pipeline.augment import AugmentSettings, draw_view
+    from pipeline.store import views_to_arrays
 
     clip_ids = [f"clip{i:07d}" for i in range(params.clips)]
     # the AST AudioSet recipe's augmentation, so view parameters hold realistic values
@@ -122,15 +122,16 @@ def _batch_errors(teacher: np.ndarray, rebuilt: np.ndarray, student: np.ndarray,
     """Per batch: relative error of the KD loss and of its gradient w.r.t. the student's logits."""
     import torch
 
-    from ..losses import kd_loss, kd_targets
+    from pipeline.losses import KDLoss, kd_loss, kd_targets
 
+    settings = KDLoss(kind, params.tau)
     loss_errors, grad_errors = [], []
     for start in range(0, len(teacher), params.batch):
         rows = slice(start, start + params.batch)
         results = []
         for source in (teacher, rebuilt):
             logits = torch.tensor(student[rows], requires_grad=True)
-            loss = kd_loss(logits, kd_targets(torch.from_numpy(source[rows]), params.tau, kind), kind, params.tau)
+            loss = kd_loss(logits, kd_targets(torch.from_numpy(source[rows]), settings), settings)
             loss.backward()
             results.append((float(loss.detach()), logits.grad.clone()))
         (dense_loss, dense_grad), (topk_loss, topk_grad) = results
@@ -140,7 +141,7 @@ def _batch_errors(teacher: np.ndarray, rebuilt: np.ndarray, student: np.ndarray,
 
 
 def run_topk(ctx: BenchContext, params: TopkParams) -> Measured:
-    from ..store import rebuild_dense, topk_compress
+    from pipeline.store import rebuild_dense, topk_compress
 
     stored = np.float16  # stores hold float16: compare what a student would actually read
     teacher = simulated_logits(params.rows, params.classes, seed=3).astype(stored).astype(np.float32)

@@ -41,10 +41,10 @@ def sample_utilisation(samples: list, stop: threading.Event) -> None:
 
 def ensure_demo_corpus() -> None:
     """A fresh GPU machine has no data/: generate the corpus, its manifest and norm stats (~30 s)."""
-    from ..config import load_config
-    from ..corpus import generate_corpus
-    from ..manifests.build import build_manifest
-    from ..manifests.derived import compute_dataset_norm_stats
+    from pipeline.recipe import load_config
+    from pipeline.corpus import generate_corpus
+    from pipeline.manifests.build import build_manifest
+    from pipeline.manifests.derived import compute_dataset_norm_stats
 
     if Path("data_manifests", DATASET, "dataset.json").exists():
         return
@@ -55,14 +55,14 @@ def ensure_demo_corpus() -> None:
 
 
 def last_epoch_clips_per_s(run_dir: Path) -> float:
-    from ..training.runlog import read_metrics
+    from pipeline.training.runlog import read_metrics
 
     return float(read_metrics(run_dir / "metrics.csv")[-1]["clips_per_s"])
 
 
 def train_teacher(runs: Path) -> dict:
-    from ..config import load_config
-    from ..training import run_training
+    from pipeline.recipe import load_config
+    from pipeline.training import run_training
 
     config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=2", "model=efficientnet_tiny"])
     started = time.time()
@@ -72,8 +72,8 @@ def train_teacher(runs: Path) -> dict:
 
 
 def stage_one(runs: Path, store: str) -> dict:
-    from ..engine import StageOneJob, run_stage_one
-    from ..store import verify_store
+    from pipeline.engine import StageOneJob, run_stage_one
+    from pipeline.store import verify_store
 
     job = StageOneJob(dataset=DATASET, teacher=str(runs / "gpu-check/teacher"), out=store, workers=1,
                       device=DEVICE, batch_size=64, overwrite=True)
@@ -84,17 +84,15 @@ def stage_one(runs: Path, store: str) -> dict:
 
 
 def train_student(runs: Path, store: str) -> dict:
-    from ..config import load_config
-    from ..distill import kd_job_extras
-    from ..training import run_training
+    from pipeline.recipe import load_config
+    from pipeline.distill import train_student as run_student
 
     config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=1", "kd=clean", f"logits={store}"])
     samples, stop = [], threading.Event()
     sampler = threading.Thread(target=sample_utilisation, args=(samples, stop), daemon=True)
     sampler.start()
     started = time.time()
-    run_training(DATASET, config, "gpu-check/student", progress=False,
-                 job_extras=kd_job_extras(Path("data_manifests", DATASET)))
+    run_student(DATASET, config, "gpu-check/student", progress=False)
     stop.set()
     return {"seconds": time.time() - started, "train_clips_per_s": last_epoch_clips_per_s(runs / "gpu-check/student"),
             "gpu_util_mean": sum(s[0] for s in samples) / max(len(samples), 1),

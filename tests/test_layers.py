@@ -1,0 +1,134 @@
+"""The import structure: no circle anywhere in the library, and the layers point one way.
+
+Imports are read from the source (module level and inside functions alike), so a lazy import that
+runs a layer backwards counts as much as one at the top of a file.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every dotted name an import statement of the file names (``from a import b`` gives a and a.b)."""
+    own = module_name(path)
+    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_graph(top: str) -> dict[str, set[str]]:
+    files = {module_name(p): p for p in (ROOT / top).rglob("*.py")}
+    return {name: {d for d in imported_names(path) if d in files and d != name} for name, path in files.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan). A package importing its own
+    submodules (an __init__ re-exporting them) is not a circle."""
+    edges = {m: {d for d in ds if not d.startswith(m + ".") and not m.startswith(d + ".")} for m, ds in graph.items()}
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in edges[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in edges:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"p": {"p.x"}, "p.x": {"p"}}) == []  # a package and its own submodule
+
+
+def test_the_library_has_no_import_circle():
+    assert cycles(import_graph("pipeline")) == []
+
+
+def reaches(graph: dict[str, set[str]], module: str, prefix: str) -> list[str]:
+    return sorted(d for d in graph[module] if d == prefix or d.startswith(prefix + "."))
+
+
+@pytest.mark.parametrize("lower, higher", [
+    ("pipeline.training", "pipeline.distill"),  # training knows the KDSource record, never the join
+    ("pipeline.training", "pipeline.engine"),
+    ("pipeline.training", "pipeline.grid"),
+    ("pipeline.engine", "pipeline.training"),  # stage one reads checkpoints from pipeline.checkpoints
+    ("pipeline.engine", "pipeline.data"),  # and audio from pipeline.audio
+    ("pipeline.checkpoints", "pipeline.training"),
+    ("pipeline.kd_source", "pipeline.distill"),
+    ("pipeline.kd_source", "pipeline.training"),
+    ("pipeline.store", "pipeline.training"),
+    ("pipeline.models", "pipeline.training"),
+    ("pipeline", "stages"),
+    ("pipeline", "bench"),
+])
+def test_layers_point_one_way(lower, higher):
+    graph = {**import_graph("pipeline"), **import_graph("stages"), **import_graph("bench")}
+    offenders = {m: reaches(graph, m, higher) for m in graph if m == lower or m.startswith(lower + ".")}
+    assert {m: found for m, found in offenders.items() if found} == {}
+
+
+def test_the_kd_target_is_built_in_one_place():
+    """losses.kd_targets is the only function that turns teacher logits into KD targets, and the
+    training loop's step is the only library code that calls it."""
+    callers = []
+    for path in (ROOT / "pipeline").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "kd_targets":
+                callers.append(module_name(path))
+    assert callers == ["pipeline.training.loop"]
+
+
+def test_the_documented_path_of_a_clip_names_functions_that_exist():
+    """docs/architecture.md lists one clip's path as `module.py:function` rows; each must be real."""
+    import importlib
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| \d+ \| `([\w/]+)\.py:([\w.]+)` \|", text, flags=re.M)
+    assert len(rows) >= 10
+    for path, qualified in rows:
+        target = importlib.import_module("pipeline." + path.replace("/", "."))
+        for part in qualified.split("."):
+            target = getattr(target, part)
+        assert callable(target), (path, qualified)
