@@ -239,16 +239,20 @@ def set_aside_stale_grid(spec: GridSpec) -> Path | None:
     reused. Returns the folder the old runs went to, if any."""
     from .manifests import manifest_hashes
 
-    root = Path("runs") / spec.dataset / "cmkd"
-    current = manifest_hashes(Path("data_manifests") / spec.dataset)
+    root = paths.run_dir(spec.dataset, paths.GRID_FOLDER)
+    current = manifest_hashes(paths.manifest_dir(spec.dataset))
     record = root / GRID_DATA_FILE
     moved = None
     if root.exists() and any(root.iterdir()):
         recorded = json.loads(record.read_text()) if record.exists() else None
         if recorded != current:
             tag = recorded["clips.csv"][:8] if recorded and "clips.csv" in recorded else "unrecorded"
+            stores = store_dir(spec.dataset)
+            base_tag, count = tag, 1
+            while root.with_name(f"cmkd.{tag}").exists() or (stores / f"cmkd.{tag}").exists():
+                count += 1  # the same data set aside before (switching versions back and forth)
+                tag = f"{base_tag}-{count}"
             moved = root.with_name(f"cmkd.{tag}")
-            stores = Path("stores") / spec.dataset
             old_stores = list(stores.glob("cmkd-*.zarr")) if stores.exists() else []
             if old_stores:
                 (stores / f"cmkd.{tag}").mkdir(exist_ok=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from pipeline.corpus import class_groups
 from pipeline.grid import GridSpec, run_grid
 from pipeline.manifests import load_manifest
+from pipeline.paths import manifest_dir, report_dir
 from pipeline.recipe import Recipe
 from pipeline.report import family_table
 
@@ -24,7 +25,7 @@ def main(argv=None) -> int:
     # the grid's equal-design no-KD cells are exactly this: its teachers (seed 0) plus more seeds
     spec = GridSpec(dataset=args.dataset, cnn=base.cnn_model, ast=base.ast_model, seeds=args.seeds,
                     designs=("equal",), only=("equal/cnn", "equal/ast"), overrides=overrides)
-    manifest = load_manifest(Path("data_manifests") / args.dataset)
+    manifest = load_manifest(manifest_dir(args.dataset))
     groups = class_groups(manifest.mids)
     if not groups:
         raise SystemExit(f"{args.dataset}: its vocabulary is not the embedded corpus's, so it has no class groups")
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
     lines = [f"# Families on `{args.dataset}`: {spec.cnn} vs {spec.ast}, teacher budget, no KD", "",
              f"{args.seeds} seed(s); eval AP, mean ± sample std over seeds; {(time.time() - started) / 60:.1f} min.",
              "", *family_table(results, groups, key, list(range(args.seeds)))]
-    out = Path("reports") / args.dataset / "families.md"
+    out = report_dir(args.dataset) / "families.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[4:]) + f"\n\nreport: {out}")

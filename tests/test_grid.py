@@ -133,6 +133,12 @@ def test_a_grid_trained_on_other_data_is_set_aside_not_reused(project):
     assert not finished.exists() and (Path("runs/tiny/cmkd") / GRID_DATA_FILE).exists()
     assert list(Path("stores/tiny").glob("cmkd.*/cmkd-cnn.zarr")) and not Path("stores/tiny/cmkd-cnn.zarr").exists()
 
+    finished.mkdir(parents=True)  # the data changes back and forth: the second set-aside gets its own folder
+    (finished / "summary.json").write_text("{}")
+    clips.write_text(clips.read_text().replace("\r\n", "\n", 1))
+    again = set_aside_stale_grid(spec)
+    assert again is not None and again != moved and (again / "teacher/cnn/seed0/summary.json").exists()
+
 
 def test_family_table_pairs_the_families_by_seed_per_class_group():
     from pipeline.report import family_table
