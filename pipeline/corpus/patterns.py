@@ -140,16 +140,23 @@ def high_then_low(rng: np.random.Generator) -> np.ndarray:
     return _pitch_pair(rng, low_first=False)
 
 
-def _duration_pair(rng: np.random.Generator, long_first: bool) -> np.ndarray:
-    """A long and a short segment of one material (a tone or a noise band), in a fixed order."""
-    lengths = (n_samples(rng.uniform(0.3, 0.6)), n_samples(rng.uniform(0.06, 0.15)))
+def long_and_short(rng: np.random.Generator, long_s: tuple[float, float],
+                   short_s: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A long and a short segment of one material (a tone or a noise band); corpus version 2's
+    relations reuse it with other lengths."""
+    lengths = (n_samples(rng.uniform(*long_s)), n_samples(rng.uniform(*short_s)))
     if rng.random() < 0.5:
         pitch, weights = log_uniform(rng, 200.0, 2000.0), timbre_weights(rng, int(rng.integers(1, 5)), 0.8, 2.5)
         long_seg, short_seg = (harmonic_tone(rng, pitch, n, weights) for n in lengths)
     else:
         centre = log_uniform(rng, 400.0, 4000.0)
         long_seg, short_seg = (band_noise(rng, n, centre / 1.6, min(centre * 1.6, 7800.0)) for n in lengths)
-    long_seg, short_seg = fade(long_seg, 0.01, 0.01), fade(short_seg, 0.01, 0.01)
+    return fade(long_seg, 0.01, 0.01), fade(short_seg, 0.01, 0.01)
+
+
+def _duration_pair(rng: np.random.Generator, long_first: bool) -> np.ndarray:
+    """A long and a short segment of one material, in a fixed order."""
+    long_seg, short_seg = long_and_short(rng, (0.3, 0.6), (0.06, 0.15))
     if long_first:
         return _ordered_pairs(rng, long_seg, short_seg)
     return _ordered_pairs(rng, short_seg, long_seg)

@@ -36,8 +36,11 @@ mixer places.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
+from .patterns import long_and_short
 from .signals import band_noise, fade, harmonic_tone, log_uniform, n_samples, timbre_weights
 
 # 2x the CNN's theoretical receptive field (0.67 s) and more; the upper end keeps the longest
@@ -77,14 +80,7 @@ def _low_and_high(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _long_and_short(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    lengths = (n_samples(rng.uniform(0.6, 0.9)), n_samples(rng.uniform(0.1, 0.18)))
-    if rng.random() < 0.5:
-        pitch, weights = log_uniform(rng, 200.0, 2000.0), timbre_weights(rng, int(rng.integers(1, 5)), 0.8, 2.5)
-        long_seg, short_seg = (harmonic_tone(rng, pitch, n, weights) for n in lengths)
-    else:
-        centre = log_uniform(rng, 400.0, 4000.0)
-        long_seg, short_seg = (band_noise(rng, n, centre / 1.6, min(centre * 1.6, 7800.0)) for n in lengths)
-    return fade(long_seg, 0.01, 0.01), fade(short_seg, 0.01, 0.01)
+    return long_and_short(rng, (0.6, 0.9), (0.1, 0.18))
 
 
 def _noise_and_tone(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -107,45 +103,13 @@ def _staircase(rng: np.random.Generator, rising: bool) -> np.ndarray:
     return _in_order(first_two, tones[2], gaps[1])
 
 
-def low_before_high(rng: np.random.Generator) -> np.ndarray:
-    return _pair(rng, _low_and_high, a_first=True)
-
-
-def high_before_low(rng: np.random.Generator) -> np.ndarray:
-    return _pair(rng, _low_and_high, a_first=False)
-
-
-def long_before_short(rng: np.random.Generator) -> np.ndarray:
-    return _pair(rng, _long_and_short, a_first=True)
-
-
-def short_before_long(rng: np.random.Generator) -> np.ndarray:
-    return _pair(rng, _long_and_short, a_first=False)
-
-
-def noise_before_tone(rng: np.random.Generator) -> np.ndarray:
-    return _pair(rng, _noise_and_tone, a_first=True)
-
-
-def tone_before_noise(rng: np.random.Generator) -> np.ndarray:
-    return _pair(rng, _noise_and_tone, a_first=False)
-
-
-def rising_steps(rng: np.random.Generator) -> np.ndarray:
-    return _staircase(rng, rising=True)
-
-
-def falling_steps(rng: np.random.Generator) -> np.ndarray:
-    return _staircase(rng, rising=False)
-
-
 RECIPES = {
-    "Low_before_high": low_before_high,
-    "High_before_low": high_before_low,
-    "Long_before_short": long_before_short,
-    "Short_before_long": short_before_long,
-    "Noise_before_tone": noise_before_tone,
-    "Tone_before_noise": tone_before_noise,
-    "Rising_steps": rising_steps,
-    "Falling_steps": falling_steps,
+    "Low_before_high": partial(_pair, make_pair=_low_and_high, a_first=True),
+    "High_before_low": partial(_pair, make_pair=_low_and_high, a_first=False),
+    "Long_before_short": partial(_pair, make_pair=_long_and_short, a_first=True),
+    "Short_before_long": partial(_pair, make_pair=_long_and_short, a_first=False),
+    "Noise_before_tone": partial(_pair, make_pair=_noise_and_tone, a_first=True),
+    "Tone_before_noise": partial(_pair, make_pair=_noise_and_tone, a_first=False),
+    "Rising_steps": partial(_staircase, rising=True),
+    "Falling_steps": partial(_staircase, rising=False),
 }
