@@ -167,6 +167,17 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(corpus, tmp_p
                                                                           if k.endswith(".wav"))
 
 
+VERSION_1_DIGEST = "2411ac3c234dc4be7642abab99d6ca4ff3c78219187b545c8f8173601591ac2b"  # SIZE 0.02, seed 0
+
+
+def test_version_one_is_byte_for_byte_the_earlier_corpus(tmp_path):
+    """CORPUS_VERSION=1 exists to compare with earlier results: its files (audio and metadata) must
+    not change. The digest was taken from the generator before version 2 existed."""
+    generate_corpus(tmp_path, size=SIZE, seed=0, progress=False, version=1)
+    files = {name: digest for name, digest in _digests(tmp_path).items() if not name.endswith("GENERATED.json")}
+    assert hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest() == VERSION_1_DIGEST
+
+
 def test_rerun_with_same_knobs_is_skipped_and_changed_knobs_rebuild(tmp_path):
     root = tmp_path / "demo"
     first = generate_fsd50k_layout(root, size=SIZE, seed=3, progress=False)
