@@ -58,21 +58,26 @@ def test_plain_zarr_reads_everything(tmp_path):
     json.loads((path / "zarr.json").read_text(), parse_constant=bare_constant)
 
 
-def test_default_chunks_hold_a_mebibyte_and_writes_touch_one_chunk(tmp_path):
+def test_default_files_hold_a_mebibyte_of_whole_work_chunks_and_writes_touch_one_file(tmp_path):
+    from pipeline.store.format import UNIT_CLIPS
+
     mids = [f"/m/{i}" for i in range(200)]
     path = make_store(tmp_path / "s.zarr", n=3000, mids=mids, chunk_clips=None)
     group = zarr.open_group(str(path), mode="r")
-    rows = group["logits"].chunks[0]
-    assert rows * 200 * 2 >= 1 << 20 and (rows - 1) * 200 * 2 < 1 << 20
-    assert group["logits"].chunks == (rows, 200) and group.attrs["chunk_clips"] == rows
+    rows, shard = group["logits"].chunks[0], group["logits"].shards[0]
+    assert rows == UNIT_CLIPS and group.attrs["chunk_clips"] == rows  # the unit of work and of checksums
+    assert shard % rows == 0 and shard * 200 * 2 >= 1 << 20 and (shard - rows) * 200 * 2 < 1 << 20
+    assert group.attrs["layout"]["shard_clips"] == shard and group.attrs["version"] == "1.2"
     plan = chunk_plan(path)
-    assert plan == [(0, 0, rows), (1, rows, 3000)]
+    assert plan[:2] == [(0, 0, rows), (1, rows, 2 * rows)] and plan[-1][2] == 3000 and len(plan) == -(-3000 // rows)
     small = make_store(tmp_path / "small.zarr", n=5, chunk_clips=None)
     assert chunk_plan(small) == [(0, 0, 5)]  # capped at the clip count
-    chunk, start, stop = plan[1]
-    write_chunk(path, chunk, teacher_logits(stop - start, 200, 3), np.ones(stop - start, bool))
-    assert (path / "logits" / "c" / "1" / "0").is_file() and not (path / "logits" / "c" / "0" / "0").exists()
+    assert zarr.open_group(str(small), mode="r")["logits"].shards is None  # one chunk: nothing to shard
+    last, start, stop = plan[-1]
+    write_chunk(path, last, teacher_logits(stop - start, 200, 3), np.ones(stop - start, bool))
+    assert sorted((path / "logits" / "c").iterdir()) == [path / "logits" / "c" / "1"]  # one shard file written
     assert np.isnan(group["logits"][:start]).all() and not group["valid"][:start].any()
+    assert np.isfinite(group["logits"][start:stop]).all()
 
 
 def test_checksums_bookkeeping_and_tamper_detection(tmp_path):
