@@ -159,3 +159,23 @@ def test_topk_store_keeps_each_rows_top_logits(teacher):
     best = np.argsort(-full, axis=1)[:, :2]
     assert np.allclose(np.take_along_axis(rebuilt, best, 1), np.take_along_axis(full, best, 1), atol=1e-3)
     assert "topk_values" in zarr.open_group("stores/top2.zarr", mode="r")
+
+
+def test_a_task_carries_no_per_clip_list_and_views_share_one_partner_pool(teacher):
+    """What travels with every dask task must not grow with the dataset: the spec holds settings and
+    paths only, and each worker process reads the partner pool once from the manifest."""
+    import dataclasses
+    import pickle
+
+    from pipeline.engine.compute import worker_source
+    from pipeline.engine.stage_one import prepare
+    from pipeline.manifests import load_manifest
+
+    spec, manifest, _, _ = prepare(job("stores/s.zarr", views=2, chunk_clips=4))
+    fields = dataclasses.asdict(spec)
+    assert not any(isinstance(v, (list, tuple)) and len(v) > 8 for v in fields.values())
+    assert len(pickle.dumps(spec)) < 2500
+    assert spec.shard_clips % 4 == 0 and spec.shard_clips > 4  # several work units per store file
+    source = worker_source(spec)
+    assert source is worker_source(spec)  # once per process
+    assert source.partners == tuple(c.clip_id for c in load_manifest("data_manifests/tiny").select("train"))
