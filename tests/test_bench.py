@@ -13,8 +13,8 @@ from pipeline.bench import entry_names, run_bench
 from pipeline.bench.harness import Goal, entry_params, interleaved, paired_ratio
 from pipeline.bench.stage_two import CACHED_QUICK
 
-CHEAP = ["store_bytes", "topk_error", "cached_kd_step", "logit_lookups", "packed_vs_wav", "verify_throughput",
-         "verified_read_cost", "fingerprint_cost"]
+CHEAP = ["store_bytes", "stage_one_scale", "front_end_batched", "topk_error", "cached_kd_step", "logit_lookups",
+         "packed_vs_wav", "verify_throughput", "verified_read_cost", "fingerprint_cost"]
 TINY = {
     "store_bytes": {"clips": 60, "classes": 30},
     "topk_error": {"rows": 64, "classes": 60},
@@ -26,6 +26,9 @@ TINY = {
     "verified_read_cost": {"clips": 200, "classes": 30, "n_mels": 32, "target_length": 100, "batch": 2,
                            "step_repeats": 1, "open_repeats": 1},
     "fingerprint_cost": {"clips": 2, "seconds": 1.0},
+    "stage_one_scale": {"big_ids": 3000, "small_ids": 100, "computed": 3, "views": 2, "n_mels": 32,
+                        "target_length": 100, "clip_seconds": 1.0, "num_classes": 10},
+    "front_end_batched": {"clips": 2, "clip_seconds": 1.0, "n_mels": 32, "target_length": 100, "views": 2},
 }
 
 
