@@ -133,3 +133,26 @@ def test_a_failing_entry_is_recorded_and_the_others_still_run(tmp_path):
     assert by_name["store_bytes"]["error"] is None and by_name["store_bytes"]["figures"]
     assert document["all_goals_met"] is False
     assert "| topk_error | error: " in out.with_suffix(".md").read_text()
+
+
+def test_gpu_checks_stage_one_step_runs_at_cpu_size(tmp_path):
+    """`make gpu-check`'s paper-size stage-one step, shrunk to CPU size: it builds a packed project,
+    runs stage one with views and bare inference of the same teacher, and reports their ratio."""
+    from pipeline.bench.gpu_stage_one import PaperStageOne, stage_one_vs_bare
+
+    params = PaperStageOne(clips=4, clip_seconds=1.0, n_mels=32, target_length=100, num_classes=10, batch_size=4,
+                           repeats=1, freqm=4, timem=8)
+    result = stage_one_vs_bare(tmp_path, "efficientnet_tiny", 2, params, "cpu")
+    assert result["inputs"] == 12 and result["failures"] == 0 and result["verify_problems"] == 0
+    assert result["ratio_to_bare"] > 0 and result["stage_one_clips_per_s"] > 0 and result["gpu_util_mean"] is None
+    assert list((tmp_path / "packed" / "paper").glob("audio_*.h5"))  # stage one read packed audio
+
+
+def test_gpu_check_imports_and_refuses_cleanly_without_a_gpu(capsys):
+    import torch
+
+    from stages.gpu_check import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: make gpu-check runs for real")
+    assert main([]) == 1 and "no CUDA device" in capsys.readouterr().out

@@ -200,8 +200,11 @@ def start_local_cluster(workers: int):
 def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
     """Yield chunk results as they finish: in this process, or as dask tasks."""
     if job.scheduler == "inline":
+        # one process: every core's torch thread on a CPU; on a GPU the cores decode ahead of the device
+        spec = dataclasses.replace(spec, threads=max(os.cpu_count() or 1, 1),
+                                   decode_threads=default_decode_threads(1) if spec.device == "cuda" else 1)
         for index, start, stop in todo:
-            yield compute_chunk(dataclasses.replace(spec, threads=max(os.cpu_count() or 1, 1)), index, start, stop)
+            yield compute_chunk(spec, index, start, stop)
         return
     from distributed import Client, as_completed
 
