@@ -56,18 +56,20 @@ def frame_counts(lengths: torch.Tensor, cfg: FrontEndConfig) -> torch.Tensor:
     return 1 + torch.clamp(lengths - window, min=0) // shift
 
 
-def fbank_batch(waves: torch.Tensor, lengths: torch.Tensor, cfg: FrontEndConfig) -> torch.Tensor:
+def fbank_batch(waves: torch.Tensor, lengths: torch.Tensor, cfg: FrontEndConfig, centred: bool = False) -> torch.Tensor:
     """Padded waveforms [B, samples] (row i valid up to lengths[i]) -> log-mel [B, target_length, n_mels],
     zero past each clip's own frames: `pad_or_cut(fbank(wave))` of every row, computed together on
     the waves' device. Kaldi settings as :func:`fbank`: DC offset of the whole clip removed, per-frame
-    DC removal, pre-emphasis 0.97, Hann window, power spectrum, log floored at float eps."""
+    DC removal, pre-emphasis 0.97, Hann window, power spectrum, log floored at float eps. `centred`:
+    each row already had its whole clip's mean removed (and may be cut to the target's samples)."""
     from torchaudio.compliance.kaldi import get_mel_banks
 
     window, shift = window_samples(cfg)
     waves, lengths = waves.float(), lengths.to(waves.device)
     valid = torch.arange(waves.shape[1], device=waves.device)[None, :] < lengths[:, None]
-    means = (waves * valid).sum(dim=1, keepdim=True) / lengths.clamp(min=1)[:, None]
-    waves = (waves - means) * valid  # the clip's DC offset, then zeros past its end (as per-clip padding)
+    if not centred:  # the clip's DC offset, then zeros past its end (as per-clip padding)
+        waves = waves - (waves * valid).sum(dim=1, keepdim=True) / lengths.clamp(min=1)[:, None]
+    waves = waves * valid
     needed = samples_for_frames(cfg.target_length, cfg)  # frames past target_length are cut anyway
     if waves.shape[1] < needed:
         waves = torch.nn.functional.pad(waves, (0, needed - waves.shape[1]))

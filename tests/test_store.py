@@ -278,3 +278,18 @@ def test_lock_refuses_a_second_writer_and_takes_over_a_dead_one(tmp_path):
         StoreLock(path).acquire()
     with StoreLock(path, force=True) as lock:
         assert lock.took_over["host"] == "elsewhere.example"
+
+
+def test_a_1_1_store_resumes_with_its_own_unsharded_layout(tmp_path):
+    """A store the 1.1 code began (one chunk per file, 995-row chunks for AudioSet) is resumed by
+    this code with its own layout and version, whatever the new defaults are."""
+    path = make_store(tmp_path / "old.zarr", n=10, chunk_clips=5, shard_clips=0)
+    group = zarr.open_group(str(path), mode="r+")
+    group.attrs["version"] = "1.1"  # as the 1.1 writer recorded it
+    layout = group.attrs["layout"]
+    assert "shard_clips" not in layout and group["logits"].shards is None
+    mark_chunk_done(path, 0, write_chunk(path, 0, teacher_logits(5, len(MIDS), 1), np.ones(5, bool)))
+    make_store(path, n=10, chunk_clips=None)  # the new defaults: resumed, not rebuilt
+    group = zarr.open_group(str(path), mode="r")
+    assert group.attrs["version"] == "1.1" and group.attrs["layout"] == layout and done_chunks(path) == {0}
+    assert chunk_plan(path) == [(0, 0, 5), (1, 5, 10)]
