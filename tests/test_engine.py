@@ -179,3 +179,17 @@ def test_a_task_carries_no_per_clip_list_and_views_share_one_partner_pool(teache
     source = worker_source(spec)
     assert source is worker_source(spec)  # once per process
     assert source.partners == tuple(c.clip_id for c in load_manifest("data_manifests/tiny").select("train"))
+
+
+def test_prefetching_decode_threads_write_the_same_chunk(teacher):
+    """A GPU worker decodes in threads one block ahead; the rows must not depend on it."""
+    import dataclasses
+
+    from pipeline.engine.compute import compute_chunk
+    from pipeline.engine.stage_one import prepare
+
+    results = {}
+    for threads in (0, 2):
+        spec, _, _, _ = prepare(job(f"stores/d{threads}.zarr", views=2, chunk_clips=8, batch_size=6))
+        results[threads] = compute_chunk(dataclasses.replace(spec, decode_threads=threads), 1, 8, 16)
+    assert results[0]["sha256"] == results[2]["sha256"] and results[0]["failures"] == results[2]["failures"] == []

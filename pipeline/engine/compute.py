@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +43,7 @@ class ChunkSpec:
     batch_size: int = 16
     threads: int = 1
     device: str = "cpu"
-    decode_threads: int = 1
+    decode_threads: int = 0  # 0: decode in the task's thread (a CPU device has no idle core to overlap with)
     shard_clips: int = 0  # rows per store file (0: one chunk per file): chunks of one file take turns writing
 
 
@@ -109,6 +109,21 @@ def shard_lock(spec: ChunkSpec, start: int):
     return Lock(f"cmkd-store-file:{spec.store_path}:{start // spec.shard_clips}")
 
 
+class _InlinePool:
+    """The executor interface, run at submit time: decoding without prefetch, in the calling thread."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
 def _read(audio: AudioSource, clip):
     try:
         return audio.read(clip), None
@@ -136,7 +151,7 @@ def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> d
     failures, valid = [], np.zeros(len(clips), dtype=bool)
     per_block = max(1, spec.batch_size // (1 + spec.views))  # about one forward batch of inputs per block
     blocks = [range(lo, min(lo + per_block, len(clips))) for lo in range(0, len(clips), per_block)]
-    with ThreadPoolExecutor(max(spec.decode_threads, 1)) as pool:
+    with (ThreadPoolExecutor(spec.decode_threads) if spec.decode_threads > 0 else _InlinePool()) as pool:
         def submit(rows: range):
             """Decode a block's clips and its views' partners (each partner once per block)."""
             reads = [pool.submit(_read, source.audio, clips[row]) for row in rows]

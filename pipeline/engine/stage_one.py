@@ -202,7 +202,7 @@ def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
     if job.scheduler == "inline":
         # one process: every core's torch thread on a CPU; on a GPU the cores decode ahead of the device
         spec = dataclasses.replace(spec, threads=max(os.cpu_count() or 1, 1),
-                                   decode_threads=default_decode_threads(1) if spec.device == "cuda" else 1)
+                                   decode_threads=default_decode_threads(1) if spec.device == "cuda" else 0)
         for index, start, stop in todo:
             yield compute_chunk(spec, index, start, stop)
         return
