@@ -43,7 +43,8 @@ class ChunkSpec:
     batch_size: int = 16
     threads: int = 1
     device: str = "cpu"
-    decode_threads: int = 0  # 0: decode in the task's thread (a CPU device has no idle core to overlap with)
+    decode_threads: int = 0  # 0: decode in the task's thread (a CPU device has no idle core to overlap with);
+    # -1: as many threads as this worker process may use cores (a GPU worker of a remote cluster)
     shard_clips: int = 0  # rows per store file (0: one chunk per file): chunks of one file take turns writing
 
 
@@ -151,7 +152,8 @@ def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> d
     failures, valid = [], np.zeros(len(clips), dtype=bool)
     per_block = max(1, spec.batch_size // (1 + spec.views))  # about one forward batch of inputs per block
     blocks = [range(lo, min(lo + per_block, len(clips))) for lo in range(0, len(clips), per_block)]
-    with (ThreadPoolExecutor(spec.decode_threads) if spec.decode_threads > 0 else _InlinePool()) as pool:
+    threads = _worker_cores() if spec.decode_threads < 0 else spec.decode_threads
+    with (ThreadPoolExecutor(threads) if threads > 0 else _InlinePool()) as pool:
         def submit(rows: range):
             """Decode a block's clips and its views' partners (each partner once per block)."""
             reads = [pool.submit(_read, source.audio, clips[row]) for row in rows]
@@ -193,6 +195,13 @@ def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> d
                                view_logits=view_logits if spec.views else None, view_arrays=view_arrays,
                                teacher_index=np.array(members, dtype=np.int16))
     return {"chunk": chunk_index, "sha256": checksum, "failures": failures, "clips": len(clips)}
+
+
+def _worker_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # a batch job's allocation, not the node's core count
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def default_decode_threads(workers: int) -> int:

@@ -210,6 +210,8 @@ def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
 
     if job.scheduler:
         client, cluster = Client(job.scheduler), None
+        if spec.device == "cuda":  # each remote GPU worker decodes on the cores its job was given
+            spec = dataclasses.replace(spec, decode_threads=-1)
     else:
         workers = job.workers or local_workers(spec.device)
         cluster = start_local_cluster(workers)
