@@ -194,3 +194,21 @@ def test_prefetching_decode_threads_write_the_same_chunk(teacher):
         results[threads] = compute_chunk(dataclasses.replace(spec, decode_threads=threads), 1, 8, 16)
     assert results[0]["sha256"] == results[2]["sha256"] == results[-1]["sha256"]
     assert results[0]["failures"] == results[2]["failures"] == []
+
+
+def test_make_args_batch_size_sets_stage_ones_forward_batch_not_the_views(teacher, monkeypatch):
+    """`make teacher-logits ARGS="batch_size=64"`: the teacher's own augmentation still draws the views."""
+    import stages.teacher_logits as driver
+
+    seen = {}
+
+    def capture(job):
+        seen["job"] = job
+        return {"clips": 0, "computed_clips": 0, "failures": 0, "seconds": 0.0, "engine": "inline",
+                "cross_fitted": False}
+
+    monkeypatch.setattr(driver, "run_stage_one", capture)
+    assert driver.main(["--dataset", "tiny", "--teacher", teacher, "--views", "2", "--", "batch_size=64"]) == 0
+    assert seen["job"].batch_size == 64 and seen["job"].augment is None
+    driver.main(["--dataset", "tiny", "--teacher", teacher, "--", "mixup=0.3"])
+    assert seen["job"].batch_size == 0 and seen["job"].augment.mixup == 0.3
