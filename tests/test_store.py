@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -139,19 +140,26 @@ def test_failures_are_recorded_and_masked(tmp_path):
         mark_chunk_done(other, 0, sha, [("clip001", "made up")])
 
 
-def _write_in_worker(path: str, chunk: int, start: int, stop: int) -> tuple[int, str]:
+def _write_in_worker(path: str, chunk: int, start: int, stop: int, lock=None) -> tuple[int, str]:
     logits = teacher_logits(10, len(MIDS), seed=1)[start:stop]
-    return chunk, write_chunk(path, chunk, logits, np.ones(stop - start, bool))
+    with lock if lock is not None else contextlib.nullcontext():
+        return chunk, write_chunk(path, chunk, logits, np.ones(stop - start, bool))
 
 
-def test_worker_processes_write_chunks_concurrently(tmp_path):
+@pytest.mark.parametrize("layout", ["one chunk per file", "five chunks in one shard, writers take turns"])
+def test_worker_processes_write_chunks_concurrently(tmp_path, layout):
+    """Chunks in files of their own need no lock; chunks sharing a shard file are written one at a
+    time (stage one holds a dask lock per shard; here a process lock stands for it)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    path = make_store(tmp_path / "s.zarr", chunk_clips=2)
+    sharded = layout.startswith("five")
+    path = make_store(tmp_path / "s.zarr", chunk_clips=2, shard_clips=10 if sharded else 0)
     plan = chunk_plan(path)
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(_write_in_worker, *zip(*[(str(path), *step) for step in plan])))
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
+        lock = manager.Lock() if sharded else None
+        results = list(pool.map(_write_in_worker, *zip(*[(str(path), *step, lock) for step in plan])))
     for chunk, sha in results:  # only the client marks
         mark_chunk_done(path, chunk, sha)
     finalize_store(path)
