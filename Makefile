@@ -32,7 +32,7 @@ RUN ?=
 FOLD ?=
 ## non-empty: continue a killed run from its last epoch checkpoint
 RESUME ?=
-## key=value recipe overrides, e.g. ARGS="epochs=2 lr=1e-4"
+## key=value recipe overrides, e.g. ARGS="epochs=2 lr=1e-4" (teacher-logits: ARGS="batch_size=256" per forward)
 ARGS ?=
 ## teacher: train K cross-fitted teachers (each labels the clips it did not train on)
 CROSSFIT ?=
@@ -44,7 +44,7 @@ OUT ?=
 VIEWS ?= 0
 ## teacher-logits: dask scheduler address (default: a local cluster; 'inline': no cluster)
 SCHEDULER ?=
-## teacher-logits: local cluster workers (default: one per core)
+## teacher-logits: local cluster workers (default: one per core; on a GPU machine one per GPU)
 WORKERS ?=
 ## teacher-logits: keep only the top-k logits per row (default: dense)
 TOPK ?=

@@ -2,10 +2,14 @@
 
 1. supervised teacher training with AMP (GradScaler + autocast) on the GPU;
 2. stage one on the GPU through a one-worker dask LocalCluster, then the store's integrity check;
-3. one KD student epoch from that store with AMP, GPU utilisation sampled by nvidia-smi meanwhile;
+3. one KD student epoch from that store with AMP, GPU utilisation sampled by nvidia-smi meanwhile, and
+   one with ``features_on=device`` (the batched front end on the GPU);
 4. the DistributedDataParallel path: ``torchrun --nproc_per_node=1`` (NCCL) training one epoch;
 5. paper-size throughput (128 x 1024 input) of efficientnet_b2 and ast_base under AMP: a training
-   step and an inference batch, timed with CUDA synchronisation.
+   step and an inference batch, timed with CUDA synchronisation;
+6. stage one at paper size over packed audio, efficientnet_b2 and ast_base teachers, VIEWS=0 and 4:
+   clips/s and the ratio to bare batched inference of the same teacher in the same run (goal >= 0.90),
+   GPU utilisation sampled (:mod:`bench.gpu_stage_one`).
 
 Everything lands in ``bench/gpu_check.json``; every figure is measured by the run that writes it.
 """
@@ -21,6 +25,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from .gpu_stage_one import PaperStageOne, stage_one_vs_bare
 
 DATASET = "demo"
 DEVICE = "cuda"
@@ -83,18 +89,21 @@ def stage_one(runs: Path, store: str) -> dict:
             "failures": summary["failures"], "engine": summary["engine"], "verify_problems": len(problems)}
 
 
-def train_student(runs: Path, store: str) -> dict:
-    from pipeline.recipe import load_config
+def train_student(runs: Path, store: str, features_on: str = "worker") -> dict:
     from pipeline.distill import train_student as run_student
+    from pipeline.recipe import load_config
 
-    config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=1", "kd=clean", f"logits={store}"])
+    config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=1", "kd=clean", f"logits={store}",
+                                               f"features_on={features_on}"])
     samples, stop = [], threading.Event()
     sampler = threading.Thread(target=sample_utilisation, args=(samples, stop), daemon=True)
     sampler.start()
     started = time.time()
-    run_student(DATASET, config, "gpu-check/student", progress=False)
+    run = f"gpu-check/student-{features_on}"
+    run_student(DATASET, config, run, progress=False)
     stop.set()
-    return {"seconds": time.time() - started, "train_clips_per_s": last_epoch_clips_per_s(runs / "gpu-check/student"),
+    return {"seconds": time.time() - started, "features_on": features_on,
+            "train_clips_per_s": last_epoch_clips_per_s(runs / run),
             "gpu_util_mean": sum(s[0] for s in samples) / max(len(samples), 1),
             "gpu_util_max": max((s[0] for s in samples), default=0.0),
             "gpu_mem_mb_max": max((s[1] for s in samples), default=0.0)}
@@ -131,9 +140,15 @@ def run_gpu_check(out: str | Path = "bench/gpu_check.json") -> dict:
     runs, store = Path("runs", DATASET), f"stores/{DATASET}/gpu-check.zarr"
     result = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda}
     steps = [("teacher_amp", lambda: train_teacher(runs)), ("stage_one", lambda: stage_one(runs, store)),
-             ("student_kd_amp", lambda: train_student(runs, store)), ("torchrun_ddp", lambda: torchrun_epoch(runs)),
+             ("student_kd_amp", lambda: train_student(runs, store)),
+             ("student_kd_amp_features_on_device", lambda: train_student(runs, store, "device")),
+             ("torchrun_ddp", lambda: torchrun_epoch(runs)),
              ("efficientnet_b2_128x1024", lambda: paper_size_throughput("efficientnet_b2", 64)),
              ("ast_base_128x1024", lambda: paper_size_throughput("ast_base", 32))]
+    paper = Path("bench/tmp/gpu-check-stage-one")
+    steps += [(f"stage_one_{name}_views{views}", lambda name=name, views=views, batch=batch: stage_one_vs_bare(
+        paper, name, views, PaperStageOne(batch_size=batch), DEVICE, sample_utilisation))
+        for name, batch in (("efficientnet_b2", 256), ("ast_base", 64)) for views in (0, 4)]
     for name, step in steps:
         print(f"gpu-check: {name} ...", flush=True)
         try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import io, lookups, models, sharing, stage_one, stage_two, store
+from . import io, lookups, models, scale, sharing, stage_one, stage_two, store
 from .harness import (BenchContext, EntryResult, Measured, load_average, machine_info, read_previous,
                       results_document, entry_params, utc_now, write_results)
 
@@ -35,6 +35,10 @@ ENTRIES = (
           store.STORE_BYTES_FULL, store.STORE_BYTES_QUICK),
     Entry("dask_vs_inline", "stage one throughput, dask LocalCluster / in-process", stage_one.run_dask,
           stage_one.DASK_FULL, stage_one.DASK_QUICK),
+    Entry("stage_one_scale", "stage one time per computed clip, 200k-id / 2k-id manifest; per-task submission",
+          scale.run_scale, scale.SCALE_FULL, scale.SCALE_QUICK),
+    Entry("front_end_batched", "batched front end / per-clip front end on the CPU", scale.run_front_end,
+          scale.FRONT_END_FULL, scale.FRONT_END_QUICK),
     Entry("topk_error", "KD loss error of TOPK=20 against dense logits", store.run_topk, store.TOPK_FULL,
           store.TOPK_QUICK),
     Entry("cached_kd_step", "cached-KD training step / plain supervised step", stage_two.run_cached_step,

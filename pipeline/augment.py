@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .config import Config, FrontEndConfig
-from .features import fbank, normalise, pad_or_cut
+from .features import fbank, fbank_batch, normalise, pad_or_cut
 from .views import IDENTITY, MAX_MASKS, View  # noqa: F401  (re-exported: the record lives in pipeline.views)
 
 
@@ -79,18 +79,49 @@ def mix_waves(wave: np.ndarray, partner: np.ndarray, lam: float) -> np.ndarray:
     return (lam * wave + (1.0 - lam) * partner).astype(np.float32)
 
 
-def apply_masks(features: torch.Tensor, view: View) -> torch.Tensor:
-    """Zero the masked bands of normalised features [frames, mels] (zero = the dataset mean).
+def view_tensors(views: list[View], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Views as the batched front end takes them: lam [B] (float64), time_shift [B], and mask slots
+    [B, M, 2] with start -1 for unused slots (the store's encoding)."""
+    slots = max([MAX_MASKS] + [max(len(v.freq_masks), len(v.time_masks)) for v in views])
+    masks = {"freq_masks": torch.full((len(views), slots, 2), -1, dtype=torch.long),
+             "time_masks": torch.full((len(views), slots, 2), -1, dtype=torch.long)}
+    for row, view in enumerate(views):
+        for name, pairs in (("freq_masks", view.freq_masks), ("time_masks", view.time_masks)):
+            if pairs:
+                masks[name][row, : len(pairs)] = torch.tensor(pairs, dtype=torch.long)
+    return {"lam": torch.tensor([v.lam if v.partner else 1.0 for v in views], dtype=torch.float64, device=device),
+            "time_shift": torch.tensor([v.time_shift for v in views], dtype=torch.long, device=device),
+            **{name: value.to(device) for name, value in masks.items()}}
+
+
+def _band_hits(masks: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, M, 2] (start, width) slots -> [B, size] True inside any used band."""
+    position = torch.arange(size, device=masks.device)[None, None, :]
+    start, width = masks[..., 0:1], masks[..., 1:2]
+    return ((position >= start) & (position < start + width) & (start >= 0)).any(dim=1)
+
+
+def apply_views(features: torch.Tensor, time_shift: torch.Tensor, freq_masks: torch.Tensor,
+                time_masks: torch.Tensor) -> torch.Tensor:
+    """Each view's circular time shift, then its SpecAugment masks zeroed (zero = the dataset mean),
+    on normalised features [B, frames, mels]: the one implementation the per-clip and batched paths use.
 
     Not torchaudio's FrequencyMasking/TimeMasking: those draw their own random numbers and cannot
     report them, and a replayable view needs the exact starts and widths.
     """
-    features = features.clone()
-    for start, width in view.freq_masks:
-        features[:, start : start + width] = 0.0
-    for start, width in view.time_masks:
-        features[start : start + width, :] = 0.0
-    return features
+    frames, mels = features.shape[1], features.shape[2]
+    source = (torch.arange(frames, device=features.device)[None, :] - time_shift.to(features.device)[:, None]) % frames
+    shifted = torch.gather(features, 1, source[:, :, None].expand(-1, -1, mels))  # = torch.roll per row
+    hidden = _band_hits(freq_masks.to(features.device), mels)[:, None, :] | \
+        _band_hits(time_masks.to(features.device), frames)[:, :, None]
+    return shifted.masked_fill(hidden, 0.0)
+
+
+def apply_masks(features: torch.Tensor, view: View) -> torch.Tensor:
+    """One view's masks on normalised features [frames, mels] (no shift)."""
+    arrays = view_tensors([view])
+    return apply_views(features[None], torch.zeros(1, dtype=torch.long), arrays["freq_masks"],
+                       arrays["time_masks"])[0]
 
 
 def render_view(wave: np.ndarray, partner_wave: np.ndarray | None, view: View, cfg: FrontEndConfig) -> torch.Tensor:
@@ -100,6 +131,28 @@ def render_view(wave: np.ndarray, partner_wave: np.ndarray | None, view: View, c
             raise ValueError(f"view {view.view_index} mixes with {view.partner!r} but no partner audio was given")
         wave = mix_waves(wave, partner_wave, view.lam)
     features = normalise(pad_or_cut(fbank(wave, cfg), cfg.target_length), cfg)
-    if view.time_shift:
-        features = torch.roll(features, view.time_shift, dims=0)
-    return apply_masks(features, view)
+    arrays = view_tensors([view])
+    return apply_views(features[None], arrays["time_shift"], arrays["freq_masks"], arrays["time_masks"])[0]
+
+
+def mix_batch(waves: torch.Tensor, partner_waves: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """:func:`mix_waves` for padded rows: a row with lam < 1 gets lam * clip + (1 - lam) * partner
+    (the partner zero past its own end, cut at the buffer's width); lam = 1 rows stay as they are."""
+    if partner_waves.shape[1] < waves.shape[1]:
+        partner_waves = torch.nn.functional.pad(partner_waves, (0, waves.shape[1] - partner_waves.shape[1]))
+    partner_waves = partner_waves[:, : waves.shape[1]].to(waves.device, waves.dtype)
+    lam = lam.to(waves.device)
+    mixed = lam.to(waves.dtype)[:, None] * waves + (1.0 - lam).to(waves.dtype)[:, None] * partner_waves
+    return torch.where((lam < 1.0)[:, None], mixed, waves)
+
+
+def render_batch(waves: torch.Tensor, lengths: torch.Tensor, cfg: FrontEndConfig, views: dict | None = None,
+                 partner_waves: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`render_view` for a padded batch [B, samples] on the waves' device: mix (when views and
+    partner_waves are given) -> fbank -> pad/cut -> normalise -> shift -> mask, [B, frames, mels]."""
+    if views is not None and partner_waves is not None:
+        waves = mix_batch(waves, partner_waves, views["lam"])
+    features = normalise(fbank_batch(waves, lengths, cfg), cfg)
+    if views is None:
+        return features
+    return apply_views(features, views["time_shift"], views["freq_masks"], views["time_masks"])

@@ -91,6 +91,7 @@ class Config:
     # run
     seed: int = 0
     num_workers: int = 0
+    features_on: str = "worker"  # worker: DataLoader workers render features | device: the batched front end on the model's device
     threads: int = 0  # torch intra-op threads; 0: all cores
     eval_batch_size: int = 32
     max_clips: int = 0  # debug: cap the training clips (0: all)

@@ -72,7 +72,8 @@ RULES: dict[str, typing.Callable] = {
     "kd": _choice("none", "clean", "replay", "online"), "kd_loss": _choice("auto", "kl", "bce"),
     "kd_lambda": _probability, "tau": _positive,
     "missing": _choice("error", "mask"), "join": _choice("id", "fingerprint"),
-    "num_workers": _non_negative, "threads": _non_negative, "eval_batch_size": _positive,
+    "num_workers": _non_negative, "features_on": _choice("worker", "device"), "threads": _non_negative,
+    "eval_batch_size": _positive,
     "max_clips": _non_negative, "seed": _non_negative,
     "device": _device,
 }

@@ -65,11 +65,16 @@ class ClipDataset(Dataset):
         self.manifest_by_id = {c.clip_id: c for c in manifest.clips}  # a stored view may name any clip
         self.audio = AudioSource(manifest)
         self.kd = kd
-        self.epoch = 0
+        # in shared memory: persistent DataLoader workers see set_epoch of the main process
+        self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
 
     def set_epoch(self, epoch: int) -> None:
-        """Called before each epoch; workers are re-forked per epoch so they see the new value."""
-        self.epoch = epoch
+        """Called before each epoch's iterator starts, so every worker (persistent or not) draws its views."""
+        self._epoch[0] = epoch
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -89,6 +94,11 @@ class ClipDataset(Dataset):
 
     def _teacher(self, index: int) -> TeacherRead:
         return self.kd.read(index, self.epoch, lambda: self._drawn_view(index))
+
+    def model_input(self, wave: np.ndarray, partner_wave: np.ndarray | None, view: View) -> dict:
+        """The item's model input: features rendered here, in the DataLoader worker
+        (pipeline.device_features.WaveDataset leaves them to the device)."""
+        return {"features": render_view(wave, partner_wave, view, self.front_end)}
 
     def _target(self, clip: Clip) -> np.ndarray:
         return multi_hot(clip, self.class_index, self.num_classes)
@@ -127,9 +137,8 @@ class ClipDataset(Dataset):
         if skipped:  # silence in place of the clip, weighing nothing in either loss term
             wave = np.zeros(max(int(clip.duration_s * SAMPLE_RATE), SAMPLE_RATE), dtype=np.float32)
             partner_wave, view, label_mask = None, IDENTITY, 0.0
-        features = render_view(wave, partner_wave, view, self.front_end)
         item = {
-            "features": features,
+            **self.model_input(wave, partner_wave, view),
             "target": torch.from_numpy(target),
             "label_mask": torch.tensor(label_mask, dtype=torch.float32),
             "index": torch.tensor(index),

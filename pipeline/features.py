@@ -1,7 +1,9 @@
 """The front end: waveform -> Kaldi fbank -> pad/cut -> normalise (AST/PSLA recipe).
 
-Uses torchaudio's Kaldi-compatible fbank rather than a re-implementation, so features match the
-published AST and PSLA checkpoints.
+One clip at a time it uses torchaudio's Kaldi-compatible fbank rather than a re-implementation, so
+features match the published AST and PSLA checkpoints. :func:`fbank_batch` is the same computation
+for a padded batch on any device (built from torchaudio's own window and mel banks; equal to the
+per-clip path within float rounding, `tests/test_features.py`); pad/cut and normalise are shared.
 """
 
 from __future__ import annotations
@@ -41,6 +43,49 @@ def pad_or_cut(features: torch.Tensor, target_length: int) -> torch.Tensor:
     if frames < target_length:
         return torch.nn.functional.pad(features, (0, 0, 0, target_length - frames))
     return features[:target_length]
+
+
+def window_samples(cfg: FrontEndConfig) -> tuple[int, int]:
+    """(window, shift) of one fbank frame in samples."""
+    return int(cfg.sample_rate * cfg.frame_length_ms / 1000), int(cfg.sample_rate * cfg.frame_shift_ms / 1000)
+
+
+def frame_counts(lengths: torch.Tensor, cfg: FrontEndConfig) -> torch.Tensor:
+    """Fbank frames of clips of these sample counts (snip_edges; a clip shorter than a window gets one)."""
+    window, shift = window_samples(cfg)
+    return 1 + torch.clamp(lengths - window, min=0) // shift
+
+
+def fbank_batch(waves: torch.Tensor, lengths: torch.Tensor, cfg: FrontEndConfig, centred: bool = False) -> torch.Tensor:
+    """Padded waveforms [B, samples] (row i valid up to lengths[i]) -> log-mel [B, target_length, n_mels],
+    zero past each clip's own frames: `pad_or_cut(fbank(wave))` of every row, computed together on
+    the waves' device. Kaldi settings as :func:`fbank`: DC offset of the whole clip removed, per-frame
+    DC removal, pre-emphasis 0.97, Hann window, power spectrum, log floored at float eps. `centred`:
+    each row already had its whole clip's mean removed (and may be cut to the target's samples)."""
+    from torchaudio.compliance.kaldi import get_mel_banks
+
+    window, shift = window_samples(cfg)
+    waves, lengths = waves.float(), lengths.to(waves.device)
+    valid = torch.arange(waves.shape[1], device=waves.device)[None, :] < lengths[:, None]
+    if not centred:  # the clip's DC offset, then zeros past its end (as per-clip padding)
+        waves = waves - (waves * valid).sum(dim=1, keepdim=True) / lengths.clamp(min=1)[:, None]
+    waves = waves * valid
+    needed = samples_for_frames(cfg.target_length, cfg)  # frames past target_length are cut anyway
+    if waves.shape[1] < needed:
+        waves = torch.nn.functional.pad(waves, (0, needed - waves.shape[1]))
+    frames = waves[:, :needed].unfold(1, window, shift)  # [B, target_length, window]
+    frames = frames - frames.mean(dim=2, keepdim=True)
+    previous = torch.cat([frames[:, :, :1], frames[:, :, :-1]], dim=2)
+    frames = frames - 0.97 * previous
+    frames = frames * torch.hann_window(window, periodic=False, device=waves.device, dtype=waves.dtype)
+    padded = 1 << (window - 1).bit_length()
+    spectrum = torch.fft.rfft(frames, n=padded)
+    spectrum = spectrum.real.square() + spectrum.imag.square()  # |X|^2 without abs()'s sqrt (5x faster on CPU)
+    banks, _ = get_mel_banks(cfg.n_mels, padded, float(cfg.sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
+    banks = torch.nn.functional.pad(banks.to(waves.device, waves.dtype), (0, 1))
+    log_mel = torch.clamp(spectrum @ banks.T, min=torch.finfo(waves.dtype).eps).log()
+    keep = torch.arange(cfg.target_length, device=waves.device)[None, :] < frame_counts(lengths, cfg)[:, None]
+    return torch.where(keep[:, :, None], log_mel, 0.0)
 
 
 def normalise(features: torch.Tensor, cfg: FrontEndConfig) -> torch.Tensor:

@@ -12,6 +12,10 @@ from pipeline.training.runner import latest_run
 from .common import base_parser, resolve_config, run_main
 
 
+# the keys that set the views' augmentation; any other ARGS key (batch_size, ...) leaves the teacher's own
+AUGMENT_KEYS = {"mixup", "mixup_alpha", "freqm", "timem", "time_shift", "seed"}
+
+
 def store_name(teacher: str, dataset: str) -> str:
     """runs/<dataset>/ast/fold1 -> ast-fold1; a checkpoint file elsewhere -> its stem."""
     path, runs = Path(teacher).resolve(), run_dir(dataset, "").resolve()
@@ -40,10 +44,13 @@ def main(argv=None) -> int:
         else latest_run(args.dataset)
     out = args.out or str(store_path(args.dataset, store_name(teacher, args.dataset)))
     config = resolve_config(args)  # ARGS="mixup=0.5 freqm=24 seed=1" set the views' augmentation
-    augment = AugmentSettings.from_config(config) if args.overrides else None
+    augment = AugmentSettings.from_config(config) if set(named) & AUGMENT_KEYS else None
+    # ARGS="batch_size=256": inputs per teacher forward here (default 16 on a CPU, 256 on a GPU)
+    batch_size = int(named["batch_size"]) if "batch_size" in named else 0
     job = StageOneJob(dataset=args.dataset, teacher=teacher, out=out, views=args.views, view_seed=config.seed,
                       augment=augment, scheduler=args.scheduler, workers=args.workers, topk=args.topk,
-                      dtype=args.dtype, overwrite=args.overwrite, vocab_remap=config.vocab_remap)
+                      dtype=args.dtype, overwrite=args.overwrite, vocab_remap=config.vocab_remap,
+                      batch_size=batch_size)
     summary = run_stage_one(job)
     write_latest_store(args.dataset, out)
     print(f"{out}: {summary['clips']} clips ({summary['computed_clips']} computed now), "

@@ -20,7 +20,7 @@ def install(kind: str, kill_at: int, counts: dict[str, int]) -> None:
     import zarr
     import zarr.core.attributes as attributes
 
-    import pipeline.engine.compute as compute
+    import pipeline.engine.batches as batches
 
     def counted(name: str, real):
         def wrapper(*args, **kwargs):
@@ -30,7 +30,7 @@ def install(kind: str, kill_at: int, counts: dict[str, int]) -> None:
             return real(*args, **kwargs)
         return wrapper
 
-    compute._forward = counted("forward", compute._forward)
+    batches.forward = counted("forward", batches.forward)
     zarr.Array.__setitem__ = counted("array_write", zarr.Array.__setitem__)
     attributes.Attributes.update = counted("attrs", attributes.Attributes.update)
     attributes.Attributes.put = counted("attrs", attributes.Attributes.put)

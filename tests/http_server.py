@@ -12,7 +12,8 @@ RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 class RangeHandler(SimpleHTTPRequestHandler):
-    """GET/HEAD of files, honouring a single `Range: bytes=a-b` (206) like object stores and CDNs do."""
+    """GET/HEAD of files, honouring a single `Range: bytes=a-b`, `a-` or the suffix form `-n` (the last
+    n bytes, how zarr reads a shard's index) with 206, like object stores and CDNs do."""
 
     log: list[str] = []  # request lines, for the tests to count requests
     ranged: list[str] = []  # the Range headers received
@@ -30,8 +31,11 @@ class RangeHandler(SimpleHTTPRequestHandler):
         data = path.read_bytes()
         match = RANGE.match(self.headers.get("Range", ""))
         if match:
-            start = int(match.group(1) or 0)
-            end = min(int(match.group(2)) if match.group(2) else len(data) - 1, len(data) - 1)
+            if match.group(1):
+                start = int(match.group(1))
+                end = min(int(match.group(2)) if match.group(2) else len(data) - 1, len(data) - 1)
+            else:  # suffix range: the last n bytes
+                start, end = max(len(data) - int(match.group(2) or 0), 0), len(data) - 1
             body = data[start:end + 1]
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")

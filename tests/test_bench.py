@@ -13,8 +13,8 @@ from bench import entry_names, run_bench
 from bench.harness import Goal, entry_params, interleaved, paired_ratio
 from bench.stage_two import CACHED_QUICK
 
-CHEAP = ["store_bytes", "topk_error", "cached_kd_step", "logit_lookups", "packed_vs_wav", "verify_throughput",
-         "verified_read_cost", "fingerprint_cost"]
+CHEAP = ["store_bytes", "stage_one_scale", "front_end_batched", "topk_error", "cached_kd_step", "logit_lookups",
+         "packed_vs_wav", "verify_throughput", "verified_read_cost", "fingerprint_cost"]
 TINY = {
     "store_bytes": {"clips": 60, "classes": 30},
     "topk_error": {"rows": 64, "classes": 60},
@@ -26,6 +26,9 @@ TINY = {
     "verified_read_cost": {"clips": 200, "classes": 30, "n_mels": 32, "target_length": 100, "batch": 2,
                            "step_repeats": 1, "open_repeats": 1},
     "fingerprint_cost": {"clips": 2, "seconds": 1.0},
+    "stage_one_scale": {"big_ids": 3000, "small_ids": 100, "computed": 3, "views": 2, "n_mels": 32,
+                        "target_length": 100, "clip_seconds": 1.0, "num_classes": 10},
+    "front_end_batched": {"clips": 2, "clip_seconds": 1.0, "n_mels": 32, "target_length": 100, "views": 2},
 }
 
 
@@ -130,3 +133,26 @@ def test_a_failing_entry_is_recorded_and_the_others_still_run(tmp_path):
     assert by_name["store_bytes"]["error"] is None and by_name["store_bytes"]["figures"]
     assert document["all_goals_met"] is False
     assert "| topk_error | error: " in out.with_suffix(".md").read_text()
+
+
+def test_gpu_checks_stage_one_step_runs_at_cpu_size(tmp_path):
+    """`make gpu-check`'s paper-size stage-one step, shrunk to CPU size: it builds a packed project,
+    runs stage one with views and bare inference of the same teacher, and reports their ratio."""
+    from bench.gpu_stage_one import PaperStageOne, stage_one_vs_bare
+
+    params = PaperStageOne(clips=4, clip_seconds=1.0, n_mels=32, target_length=100, num_classes=10, batch_size=4,
+                           repeats=1, freqm=4, timem=8)
+    result = stage_one_vs_bare(tmp_path, "efficientnet_tiny", 2, params, "cpu")
+    assert result["inputs"] == 12 and result["failures"] == 0 and result["verify_problems"] == 0
+    assert result["ratio_to_bare"] > 0 and result["stage_one_clips_per_s"] > 0 and result["gpu_util_mean"] is None
+    assert list((tmp_path / "packed" / "paper").glob("audio_*.h5"))  # stage one read packed audio
+
+
+def test_gpu_check_imports_and_refuses_cleanly_without_a_gpu(capsys):
+    import torch
+
+    from stages.gpu_check import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: make gpu-check runs for real")
+    assert main([]) == 1 and "no CUDA device" in capsys.readouterr().out

@@ -159,3 +159,56 @@ def test_topk_store_keeps_each_rows_top_logits(teacher):
     best = np.argsort(-full, axis=1)[:, :2]
     assert np.allclose(np.take_along_axis(rebuilt, best, 1), np.take_along_axis(full, best, 1), atol=1e-3)
     assert "topk_values" in zarr.open_group("stores/top2.zarr", mode="r")
+
+
+def test_a_task_carries_no_per_clip_list_and_views_share_one_partner_pool(teacher):
+    """What travels with every dask task must not grow with the dataset: the spec holds settings and
+    paths only, and each worker process reads the partner pool once from the manifest."""
+    import dataclasses
+    import pickle
+
+    from pipeline.engine.compute import worker_source
+    from pipeline.engine.stage_one import prepare
+    from pipeline.manifests import load_manifest
+
+    spec, manifest, _, _ = prepare(job("stores/s.zarr", views=2, chunk_clips=4))
+    fields = dataclasses.asdict(spec)
+    assert not any(isinstance(v, (list, tuple)) and len(v) > 8 for v in fields.values())
+    assert len(pickle.dumps(spec)) < 2500
+    assert spec.shard_clips % 4 == 0 and spec.shard_clips > 4  # several work units per store file
+    source = worker_source(spec)
+    assert source is worker_source(spec)  # once per process
+    assert source.partners == tuple(c.clip_id for c in load_manifest("data_manifests/tiny").select("train"))
+
+
+def test_prefetching_decode_threads_write_the_same_chunk(teacher):
+    """A GPU worker decodes in threads one block ahead; the rows must not depend on it."""
+    import dataclasses
+
+    from pipeline.engine.compute import compute_chunk
+    from pipeline.engine.stage_one import prepare
+
+    results = {}
+    for threads in (0, 2, -1):  # -1: the cores this process may use
+        spec, _, _, _ = prepare(job(f"stores/d{threads}.zarr", views=2, chunk_clips=8, batch_size=6))
+        results[threads] = compute_chunk(dataclasses.replace(spec, decode_threads=threads), 1, 8, 16)
+    assert results[0]["sha256"] == results[2]["sha256"] == results[-1]["sha256"]
+    assert results[0]["failures"] == results[2]["failures"] == []
+
+
+def test_make_args_batch_size_sets_stage_ones_forward_batch_not_the_views(teacher, monkeypatch):
+    """`make teacher-logits ARGS="batch_size=64"`: the teacher's own augmentation still draws the views."""
+    import stages.teacher_logits as driver
+
+    seen = {}
+
+    def capture(job):
+        seen["job"] = job
+        return {"clips": 0, "computed_clips": 0, "failures": 0, "seconds": 0.0, "engine": "inline",
+                "cross_fitted": False}
+
+    monkeypatch.setattr(driver, "run_stage_one", capture)
+    assert driver.main(["--dataset", "tiny", "--teacher", teacher, "--views", "2", "--", "batch_size=64"]) == 0
+    assert seen["job"].batch_size == 64 and seen["job"].augment is None
+    driver.main(["--dataset", "tiny", "--teacher", teacher, "--", "mixup=0.3"])
+    assert seen["job"].batch_size == 0 and seen["job"].augment.mixup == 0.3

@@ -86,3 +86,20 @@ def test_norm_stats_equal_numpy_over_concatenated_fbanks():
     assert std == pytest.approx(joined.std(), rel=1e-6)
     with pytest.raises(ValueError, match="no training clips"):
         compute_norm_stats([], cfg)
+
+
+def test_batched_fbank_equals_torchaudio_kaldi_per_clip_at_paper_size():
+    from pipeline.features import fbank_batch
+
+    cfg = FrontEndConfig(n_mels=128, target_length=1024)
+    rng = np.random.default_rng(3)
+    lengths = [160000, 170000, 90000, 300]
+    waves = [(rng.standard_normal(n) * 0.1 + 0.02).astype(np.float32) for n in lengths]
+    buffer = torch.zeros(len(waves), max(lengths))
+    for row, wave in enumerate(waves):
+        buffer[row, : len(wave)] = torch.from_numpy(wave)
+    batched = fbank_batch(buffer, torch.tensor(lengths), cfg)
+    for row, wave in enumerate(waves):
+        expected = pad_or_cut(fbank(wave, cfg), cfg.target_length)
+        np.testing.assert_allclose(batched[row].numpy(), expected.numpy(), rtol=0, atol=1e-4)
+        assert torch.equal(batched[row] == 0, expected == 0)  # the padding frames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -58,21 +59,26 @@ def test_plain_zarr_reads_everything(tmp_path):
     json.loads((path / "zarr.json").read_text(), parse_constant=bare_constant)
 
 
-def test_default_chunks_hold_a_mebibyte_and_writes_touch_one_chunk(tmp_path):
+def test_default_files_hold_a_mebibyte_of_whole_work_chunks_and_writes_touch_one_file(tmp_path):
+    from pipeline.store.format import UNIT_CLIPS
+
     mids = [f"/m/{i}" for i in range(200)]
     path = make_store(tmp_path / "s.zarr", n=3000, mids=mids, chunk_clips=None)
     group = zarr.open_group(str(path), mode="r")
-    rows = group["logits"].chunks[0]
-    assert rows * 200 * 2 >= 1 << 20 and (rows - 1) * 200 * 2 < 1 << 20
-    assert group["logits"].chunks == (rows, 200) and group.attrs["chunk_clips"] == rows
+    rows, shard = group["logits"].chunks[0], group["logits"].shards[0]
+    assert rows == UNIT_CLIPS and group.attrs["chunk_clips"] == rows  # the unit of work and of checksums
+    assert shard % rows == 0 and shard * 200 * 2 >= 1 << 20 and (shard - rows) * 200 * 2 < 1 << 20
+    assert group.attrs["layout"]["shard_clips"] == shard and group.attrs["version"] == "1.2"
     plan = chunk_plan(path)
-    assert plan == [(0, 0, rows), (1, rows, 3000)]
+    assert plan[:2] == [(0, 0, rows), (1, rows, 2 * rows)] and plan[-1][2] == 3000 and len(plan) == -(-3000 // rows)
     small = make_store(tmp_path / "small.zarr", n=5, chunk_clips=None)
     assert chunk_plan(small) == [(0, 0, 5)]  # capped at the clip count
-    chunk, start, stop = plan[1]
-    write_chunk(path, chunk, teacher_logits(stop - start, 200, 3), np.ones(stop - start, bool))
-    assert (path / "logits" / "c" / "1" / "0").is_file() and not (path / "logits" / "c" / "0" / "0").exists()
+    assert zarr.open_group(str(small), mode="r")["logits"].shards is None  # one chunk: nothing to shard
+    last, start, stop = plan[-1]
+    write_chunk(path, last, teacher_logits(stop - start, 200, 3), np.ones(stop - start, bool))
+    assert sorted((path / "logits" / "c").iterdir()) == [path / "logits" / "c" / "1"]  # one shard file written
     assert np.isnan(group["logits"][:start]).all() and not group["valid"][:start].any()
+    assert np.isfinite(group["logits"][start:stop]).all()
 
 
 def test_checksums_bookkeeping_and_tamper_detection(tmp_path):
@@ -134,19 +140,26 @@ def test_failures_are_recorded_and_masked(tmp_path):
         mark_chunk_done(other, 0, sha, [("clip001", "made up")])
 
 
-def _write_in_worker(path: str, chunk: int, start: int, stop: int) -> tuple[int, str]:
+def _write_in_worker(path: str, chunk: int, start: int, stop: int, lock=None) -> tuple[int, str]:
     logits = teacher_logits(10, len(MIDS), seed=1)[start:stop]
-    return chunk, write_chunk(path, chunk, logits, np.ones(stop - start, bool))
+    with lock if lock is not None else contextlib.nullcontext():
+        return chunk, write_chunk(path, chunk, logits, np.ones(stop - start, bool))
 
 
-def test_worker_processes_write_chunks_concurrently(tmp_path):
+@pytest.mark.parametrize("layout", ["one chunk per file", "five chunks in one shard, writers take turns"])
+def test_worker_processes_write_chunks_concurrently(tmp_path, layout):
+    """Chunks in files of their own need no lock; chunks sharing a shard file are written one at a
+    time (stage one holds a dask lock per shard; here a process lock stands for it)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    path = make_store(tmp_path / "s.zarr", chunk_clips=2)
+    sharded = layout.startswith("five")
+    path = make_store(tmp_path / "s.zarr", chunk_clips=2, shard_clips=10 if sharded else 0)
     plan = chunk_plan(path)
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(_write_in_worker, *zip(*[(str(path), *step) for step in plan])))
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
+        lock = manager.Lock() if sharded else None
+        results = list(pool.map(_write_in_worker, *zip(*[(str(path), *step, lock) for step in plan])))
     for chunk, sha in results:  # only the client marks
         mark_chunk_done(path, chunk, sha)
     finalize_store(path)
@@ -273,3 +286,18 @@ def test_lock_refuses_a_second_writer_and_takes_over_a_dead_one(tmp_path):
         StoreLock(path).acquire()
     with StoreLock(path, force=True) as lock:
         assert lock.took_over["host"] == "elsewhere.example"
+
+
+def test_a_1_1_store_resumes_with_its_own_unsharded_layout(tmp_path):
+    """A store the 1.1 code began (one chunk per file, 995-row chunks for AudioSet) is resumed by
+    this code with its own layout and version, whatever the new defaults are."""
+    path = make_store(tmp_path / "old.zarr", n=10, chunk_clips=5, shard_clips=0)
+    group = zarr.open_group(str(path), mode="r+")
+    group.attrs["version"] = "1.1"  # as the 1.1 writer recorded it
+    layout = group.attrs["layout"]
+    assert "shard_clips" not in layout and group["logits"].shards is None
+    mark_chunk_done(path, 0, write_chunk(path, 0, teacher_logits(5, len(MIDS), 1), np.ones(5, bool)))
+    make_store(path, n=10, chunk_clips=None)  # the new defaults: resumed, not rebuilt
+    group = zarr.open_group(str(path), mode="r")
+    assert group.attrs["version"] == "1.1" and group.attrs["layout"] == layout and done_chunks(path) == {0}
+    assert chunk_plan(path) == [(0, 0, 5), (1, 5, 10)]

@@ -24,7 +24,7 @@ COMMANDS = ("inspect", "verify", "export", "ensemble", "merge", "subset", "impor
 
 @pytest.fixture
 def store(tmp_path) -> Path:
-    path = make_store(tmp_path / "a.zarr", views=2, view_seed=7)
+    path = make_store(tmp_path / "a.zarr", views=2, view_seed=7, shard_clips=0)  # one chunk per file
     fill_store(path, views=2, failed={"clip009": "unreadable header"})
     return path
 

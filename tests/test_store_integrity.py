@@ -23,7 +23,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture
 def store(tmp_path) -> Path:
-    path = make_store(tmp_path / "s.zarr", views=2, view_seed=7)
+    # one chunk per file (shard_clips=0), so a test can damage exactly one chunk's file
+    path = make_store(tmp_path / "s.zarr", views=2, view_seed=7, shard_clips=0)
     fill_store(path, views=2, failed={"clip009": "unreadable header"})
     return path
 
@@ -195,3 +196,17 @@ def test_chunks_are_hashed_once_per_process(store, monkeypatch):
     LogitTable.open(store)
     LogitTable.open(store)
     assert sorted(calls) == [0, 1, 2]
+
+
+def test_a_flipped_byte_in_a_shard_file_names_the_one_chunk_it_hit(tmp_path):
+    path = make_store(tmp_path / "sh.zarr", views=2, view_seed=7, shard_clips=8)  # chunks 0 and 1 share a file
+    fill_store(path, views=2)
+    assert check_store(path).ok and zarr.open_array(str(path / "logits"), mode="r").shards[0] == 8
+    target = path / "logits" / "c" / "0" / "0"  # the shard of rows 0:8; chunk 0's bytes come first
+    data = bytearray(target.read_bytes())
+    data[3] ^= 0x10
+    target.write_bytes(bytes(data))
+    problems = verify_store(path)
+    assert len(problems) == 1 and problems[0].startswith("chunk 0 (clips clip000, clip001, clip002, clip003): "
+                                                         "array 'logits' does not decode")
+    assert LogitTable.open(path, clip_ids=["clip004", "clip009"]).clip_ids == ["clip004", "clip009"]

@@ -21,7 +21,7 @@ def published(tmp_path) -> tuple[Path, str]:
     """Lab A's folder: the store, its export and the digest it publishes."""
     root = tmp_path / "www"
     root.mkdir()
-    store = make_store(root / "teacher.zarr", views=2, view_seed=7)
+    store = make_store(root / "teacher.zarr", views=2, view_seed=7, shard_clips=0)  # one chunk per file
     fill_store(store, views=2, failed={"clip009": "unreadable header"})
     return root, export(store, root / "teacher.zarr.zip")
 
@@ -82,3 +82,19 @@ def test_unreachable_url_is_one_line_error(capsys):
     assert main(["inspect", "http://127.0.0.1:9/none.zarr"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: http://127.0.0.1:9/none.zarr") and err.count("\n") == 1
+
+
+def test_a_sharded_store_reads_over_http_and_from_its_zip(tmp_path):
+    """Format 1.2 files hold several chunks: readers fetch a chunk by a Range request after the
+    shard's index, which sits in the file's last bytes (a suffix range)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    store = make_store(root / "teacher.zarr", views=2, view_seed=7, shard_clips=8)
+    fill_store(store, views=2)
+    digest = export(store, root / "teacher.zarr.zip")
+    local = LogitTable.open(store)
+    with StaticServer(root) as server:
+        for url in (f"{server.url}/teacher.zarr", f"{server.url}/teacher.zarr.zip"):
+            assert check_store(url, expected_digest=digest).ok
+            np.testing.assert_array_equal(LogitTable.open(url).logits_for(np.arange(10)), local.logits_for(np.arange(10)))
+        assert export(f"{server.url}/teacher.zarr", tmp_path / "copy.zarr.zip") == digest

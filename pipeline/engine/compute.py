@@ -1,152 +1,209 @@
-"""Worker side of stage one: compute one chunk of clips and write it into the store.
+"""Worker side of stage one: compute one chunk (a work unit) of clips and write it into the store.
 
-Runs inside a dask worker (or in-process). It opens the store, the manifest and the audio itself
-and caches loaded teachers per process, so a task carries only a small plain-data spec.
+Runs inside a dask worker (or in-process). A task carries a small plain-data spec and its own row
+range, nothing that grows with the dataset: each worker process reads the manifest, the mixup
+partner pool (the manifest's training clips) and the teacher set (which member labels which clip)
+once, and caches them with the loaded teachers. Decoding runs on CPU threads one block ahead of the
+device (prefetch), which runs the front end and the teacher batched (:mod:`.batches`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..audio import AudioSource
-from ..augment import AugmentSettings, draw_view, render_view
+from ..augment import AugmentSettings, draw_view
 from ..config import FrontEndConfig
-from ..features import wave_to_features
 from ..manifests import load_manifest
-from .teachers import MEAN_OF_TEACHERS
+from .batches import Block, compute_block
+from .teachers import TeacherSet, load_teacher_set
 
-_TEACHERS: dict[str, torch.nn.Module] = {}  # per process: checkpoint path -> model
-_MANIFESTS: dict = {}
+_TEACHERS: dict[tuple[str, str], torch.nn.Module] = {}  # per process: (checkpoint, device) -> model
+_SOURCES: dict = {}  # per process: (manifest dir, teacher, fold) -> WorkerSource
 
 
 @dataclass(frozen=True)
 class ChunkSpec:
-    """Everything a worker needs, as plain data (pickled to dask workers)."""
+    """Everything a worker needs, as plain data (pickled to dask workers): the same for every task."""
 
     store_path: str
     manifest_dir: str
-    checkpoints: tuple[str, ...]
-    held_out: tuple[tuple[str, int], ...]  # cross-fitting: clip_id -> member; empty for one teacher
+    teacher: str  # what load_teacher_set reads: a run dir, a cross-fitted run dir or a checkpoint
     front_end: dict
     views: int
     view_seed: int
     augment: dict  # AugmentSettings fields
-    partner_ids: tuple[str, ...]  # mixup partner pool (the training clips)
+    partner_fold: int | None = None  # fold-based data: mixup partners from the teacher's training folds
     batch_size: int = 16
     threads: int = 1
     device: str = "cpu"
+    decode_threads: int = 0  # 0: decode in the task's thread (a CPU device has no idle core to overlap with);
+    # -1: as many threads as this worker process may use cores (a GPU worker of a remote cluster)
+    shard_clips: int = 0  # rows per store file (0: one chunk per file): chunks of one file take turns writing
 
 
-def prime_teachers(models: dict[str, torch.nn.Module]) -> None:
+@dataclass
+class WorkerSource:
+    """What a worker process reads once: the manifest, its clips by id, the audio and the partner pool."""
+
+    manifest: object
+    by_id: dict
+    audio: AudioSource
+    partners: tuple[str, ...]  # read-only, shared by every view this process draws; never copied
+    teachers: TeacherSet
+
+
+def prime_teachers(models: dict[str, torch.nn.Module], device: str) -> None:
     """Hand this process already built teachers (inline runs), so checkpoints are not read twice."""
-    _TEACHERS.update({path: model.eval() for path, model in models.items()})
+    _TEACHERS.update({(path, str(device)): model.eval() for path, model in models.items()})
 
 
-def _teacher(path: str, device: str) -> torch.nn.Module:
-    if path not in _TEACHERS:
+def _teacher(path: str, device: torch.device) -> torch.nn.Module:
+    key = (path, str(device))
+    if key not in _TEACHERS:
         from ..checkpoints import model_from_checkpoint
 
         model, _, _ = model_from_checkpoint(path)
-        _TEACHERS[path] = model.to(device).eval()
-    return _TEACHERS[path]
+        _TEACHERS[key] = model.to(device).eval()
+    return _TEACHERS[key]
 
 
-def _manifest(manifest_dir: str):
-    if manifest_dir not in _MANIFESTS:
-        manifest = load_manifest(manifest_dir)
-        _MANIFESTS[manifest_dir] = (manifest, {c.clip_id: c for c in manifest.clips}, AudioSource(manifest))
-    return _MANIFESTS[manifest_dir]
+def worker_source(spec: ChunkSpec) -> WorkerSource:
+    key = (spec.manifest_dir, spec.teacher, spec.partner_fold)
+    if key not in _SOURCES:
+        manifest = load_manifest(spec.manifest_dir)
+        partners = tuple(c.clip_id for c in manifest.select("train", spec.partner_fold))
+        _SOURCES[key] = WorkerSource(manifest, {c.clip_id: c for c in manifest.clips}, AudioSource(manifest),
+                                     partners, load_teacher_set(spec.teacher))
+    return _SOURCES[key]
 
 
-@torch.no_grad()
-def _forward(models: list[torch.nn.Module], members: np.ndarray, inputs: list[torch.Tensor], batch_size: int,
-             device: str) -> np.ndarray:
-    """Logits per input: from its member teacher, or the mean over all members (member -1)."""
-    results = []
-    for start in range(0, len(inputs), batch_size):
-        batch = torch.stack(inputs[start : start + batch_size]).to(device)
-        with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
-            per_model = np.stack([m(batch).float().cpu().numpy() for m in models])  # [members, batch, classes]
-        chosen = members[start : start + batch.shape[0]]
-        rows = per_model[np.maximum(chosen, 0), np.arange(batch.shape[0])]
-        rows[chosen == MEAN_OF_TEACHERS] = per_model.mean(axis=0)[chosen == MEAN_OF_TEACHERS]
-        results.append(rows)
-    return np.concatenate(results).astype(np.float32)
+def worker_device(device: str) -> torch.device:
+    """One teacher process per GPU: a local cluster's worker n takes GPU n (mod the count)."""
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        with contextlib.suppress(ImportError, ValueError):
+            from distributed import get_worker
+
+            name = get_worker().name
+            if isinstance(name, int) or str(name).isdigit():
+                return torch.device(f"cuda:{int(name) % torch.cuda.device_count()}")
+    return torch.device(device)
+
+
+def shard_lock(spec: ChunkSpec, start: int):
+    """Chunks of one store file are written one at a time (zarr rewrites the whole file): a dask lock
+    per file when tasks run on a cluster; nothing to share inline (one process) or unsharded."""
+    if spec.shard_clips <= 0:
+        return contextlib.nullcontext()
+    try:
+        from distributed import Lock, get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return contextlib.nullcontext()
+    return Lock(f"cmkd-store-file:{spec.store_path}:{start // spec.shard_clips}")
+
+
+class _InlinePool:
+    """The executor interface, run at submit time: decoding without prefetch, in the calling thread."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+def _read(audio: AudioSource, clip):
+    try:
+        return audio.read(clip), None
+    except Exception as error:  # any unreadable clip: recorded and masked, never filled
+        return None, f"{type(error).__name__}: {error}"
 
 
 def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> dict:
     """Compute rows [start, stop) and write them; returns the chunk's checksum and failures."""
-    from ..store import write_chunk
+    from ..store import views_to_arrays, write_chunk
 
     torch.set_num_threads(spec.threads)
-    manifest, by_id, audio = _manifest(spec.manifest_dir)
+    source = worker_source(spec)
+    device = worker_device(spec.device)
     front_end = FrontEndConfig(**spec.front_end)
-    models = [_teacher(p, spec.device) for p in spec.checkpoints]
-    held_out = dict(spec.held_out)
-    clips = manifest.clips[start:stop]
+    models = [_teacher(path, device) for path in source.teachers.checkpoints]
+    clips = source.manifest.clips[start:stop]
     settings = AugmentSettings(**spec.augment)
-    waves, failures = {}, []
-    for clip in clips:
-        try:
-            waves[clip.clip_id] = audio.read(clip)
-        except Exception as error:  # any unreadable clip: recorded and masked, never filled
-            failures.append((clip.clip_id, f"{type(error).__name__}: {error}"))
-    ok = [c for c in clips if c.clip_id in waves]
-    members = np.array([held_out.get(c.clip_id, MEAN_OF_TEACHERS) if len(models) > 1 else 0 for c in ok])
+    all_views = [[draw_view(spec.view_seed, clip.clip_id, k, source.partners, settings, front_end.n_mels,
+                            front_end.target_length) for k in range(spec.views)] for clip in clips]
+    members = [source.teachers.member_for(clip.clip_id) for clip in clips]
     num_classes = int(models[0].model_config["num_classes"])
     logits = np.full((len(clips), num_classes), np.nan, dtype=np.float32)  # failed rows stay NaN
-    if ok:
-        clean = _forward(models, members, [wave_to_features(waves[c.clip_id], front_end) for c in ok],
-                         spec.batch_size, spec.device)
-        position = {c.clip_id: i for i, c in enumerate(clips)}
-        logits[[position[c.clip_id] for c in ok]] = clean
-    valid = np.array([c.clip_id in waves for c in clips])
-    teacher_index = np.array([held_out.get(c.clip_id, MEAN_OF_TEACHERS) if len(models) > 1 else 0 for c in clips],
-                             dtype=np.int16)
-    view_logits, view_arrays = None, None
-    if spec.views > 0:
-        view_logits, view_arrays = _views(spec, clips, waves, by_id, audio, models, settings, front_end, num_classes,
-                                          held_out)
-    checksum = write_chunk(spec.store_path, chunk_index, logits, valid, view_logits=view_logits,
-                           view_arrays=view_arrays, teacher_index=teacher_index)
+    view_logits = np.full((len(clips), spec.views, num_classes), np.nan, dtype=np.float32)
+    failures, valid = [], np.zeros(len(clips), dtype=bool)
+    per_block = max(1, spec.batch_size // (1 + spec.views))  # about one forward batch of inputs per block
+    blocks = [range(lo, min(lo + per_block, len(clips))) for lo in range(0, len(clips), per_block)]
+    threads = _worker_cores() if spec.decode_threads < 0 else spec.decode_threads
+    with (ThreadPoolExecutor(threads) if threads > 0 else _InlinePool()) as pool:
+        def submit(rows: range):
+            """Decode a block's clips and its views' partners (each partner once per block)."""
+            reads = [pool.submit(_read, source.audio, clips[row]) for row in rows]
+            partner_reads = {}
+            for row in rows:
+                for view in all_views[row]:
+                    if view.partner and view.partner not in partner_reads:
+                        partner_reads[view.partner] = pool.submit(_read, source.audio, source.by_id[view.partner])
+            return reads, partner_reads
+
+        pending = submit(blocks[0]) if blocks else ([], {})
+        for number, rows in enumerate(blocks):
+            (reads, partner_reads), pending = pending, (submit(blocks[number + 1]) if number + 1 < len(blocks)
+                                                        else ([], {}))
+            block = Block([], [], [], [], [])
+            for row, read in zip(rows, reads):
+                wave, error = read.result()
+                if wave is None:
+                    failures.append((clips[row].clip_id, error))
+                    continue
+                valid[row] = True
+                block.rows.append(row)
+                block.waves.append(wave)
+                block.views.append(all_views[row])
+                block.members.append(members[row])
+                # an unreadable partner leaves its view NaN: stage two masks that view alone
+                block.partners.append([partner_reads[v.partner].result()[0] if v.partner else None
+                                       for v in all_views[row]])
+            if not block.rows:
+                continue
+            for row, k, values in compute_block(block, models, front_end, device, spec.batch_size):
+                if k < 0:
+                    logits[row] = values
+                else:
+                    view_logits[row, k] = values
+    view_arrays = views_to_arrays(all_views) if spec.views else None
+    with shard_lock(spec, start):
+        checksum = write_chunk(spec.store_path, chunk_index, logits, valid,
+                               view_logits=view_logits if spec.views else None, view_arrays=view_arrays,
+                               teacher_index=np.array(members, dtype=np.int16))
     return {"chunk": chunk_index, "sha256": checksum, "failures": failures, "clips": len(clips)}
 
 
-def _views(spec, clips, waves, by_id, audio, models, settings, front_end, num_classes, held_out):
-    """K augmented views per clip, drawn from (seed, clip_id, k) and computed by the same teacher rule."""
-    from ..store import views_to_arrays
+def _worker_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # a batch job's allocation, not the node's core count
+    except AttributeError:
+        return os.cpu_count() or 1
 
-    all_views, inputs, where = [], [], []
-    partner_cache: dict[str, np.ndarray | None] = {}
-    for row, clip in enumerate(clips):
-        views = [draw_view(spec.view_seed, clip.clip_id, k, list(spec.partner_ids), settings, front_end.n_mels,
-                           front_end.target_length) for k in range(spec.views)]
-        all_views.append(views)
-        if clip.clip_id not in waves:
-            continue
-        for k, view in enumerate(views):
-            partner = None
-            if view.partner:
-                if view.partner not in partner_cache:
-                    try:
-                        partner_cache[view.partner] = waves.get(view.partner)
-                        if partner_cache[view.partner] is None:  # partner outside this chunk
-                            partner_cache[view.partner] = audio.read(by_id[view.partner])
-                    except Exception:
-                        partner_cache[view.partner] = None
-                partner = partner_cache[view.partner]
-                if partner is None:
-                    continue  # partner unreadable: this view stays NaN and stage two masks it
-            inputs.append(render_view(waves[clip.clip_id], partner, view, front_end))
-            where.append((row, k))
-    view_logits = np.full((len(clips), spec.views, num_classes), np.nan, dtype=np.float32)
-    if inputs:
-        members = np.array([held_out.get(clips[r].clip_id, MEAN_OF_TEACHERS) if len(models) > 1 else 0
-                            for r, _ in where])
-        values = _forward(models, members, inputs, spec.batch_size, spec.device)
-        for (row, k), value in zip(where, values):
-            view_logits[row, k] = value
-    return view_logits, views_to_arrays(all_views)
+
+def default_decode_threads(workers: int) -> int:
+    """Decoding threads per worker: the cores a worker's share leaves (at least one, ahead of the device)."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))

@@ -1,8 +1,10 @@
 """Stage one: run a teacher (or k cross-fitted teachers) once over every clip into a Zarr store.
 
-One dask task per store chunk; each worker computes and writes whole chunks (no locks needed on the
-data), and only this client records which chunks are done and their checksums. Rerunning skips done
-chunks, so a killed run resumes; a second writer is refused by the store's lock.
+One dask task per store chunk (the work unit, 256 clips by default; several chunks share a store
+file); each worker computes and writes whole chunks (chunks of one file take turns under a dask
+lock), and only this client records which chunks are done and their checksums. A task carries its
+row range and a small spec, never per-clip lists. Rerunning skips done chunks, so a killed run
+resumes; a second writer is refused by the store's lock.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..features import front_end_dict
 from ..manifests import load_manifest, manifest_hashes
 from ..progress import bar_options
 from ..checkpoints import model_from_state
-from .compute import ChunkSpec, compute_chunk, prime_teachers
+from .compute import ChunkSpec, compute_chunk, default_decode_threads, prime_teachers
 from .teachers import load_members, load_teacher_set, teacher_provenance
 
 
@@ -39,8 +41,8 @@ class StageOneJob:
     topk: int = 0
     dtype: str = "float16"
     overwrite: bool = False
-    batch_size: int = 16
-    chunk_clips: int | None = None
+    batch_size: int = 0  # inputs per teacher forward; 0: 16 on a CPU, 256 on a GPU
+    chunk_clips: int | None = None  # rows per work unit (default: format.UNIT_CLIPS)
     manifests_root: str = "data_manifests"
     device: str = "auto"
     vocab_remap: bool = False  # a teacher whose classes differ from the dataset's in order (or as a superset)
@@ -59,7 +61,7 @@ def prepare(job: StageOneJob):
     teacher_config = check_config(config_from_dict(first["config"]), source=f"{teachers.checkpoints[0]} (recipe)")
     front_end = FrontEndConfig(**first["front_end"])
     augment = job.augment or AugmentSettings.from_config(teacher_config)
-    train_ids = [c.clip_id for c in manifest.select("train", _teacher_fold(manifest, teacher_config, job))]
+    partner_fold = _teacher_fold(manifest, teacher_config, job)
     vocabulary = first["vocabulary"]
     check_vocabulary(vocabulary.get("mids", []), manifest, job)
     attrs = {
@@ -75,14 +77,21 @@ def prepare(job: StageOneJob):
                  chunk_clips=job.chunk_clips, overwrite=job.overwrite,
                  fingerprints=[c.fingerprint for c in manifest.clips])
     device = job.device if job.device != "auto" else ("cuda" if _cuda() else "cpu")
+    layout = store_layout(job.out)
     spec = ChunkSpec(store_path=str(Path(job.out).resolve()), manifest_dir=str(manifest_dir.resolve()),
-                     checkpoints=tuple(teachers.checkpoints), held_out=tuple(sorted(teachers.held_out.items())),
-                     front_end=dataclasses.asdict(front_end), views=job.views, view_seed=job.view_seed,
-                     augment=dataclasses.asdict(augment), partner_ids=tuple(train_ids), batch_size=job.batch_size,
-                     device=device)
+                     teacher=str(Path(job.teacher).resolve()), front_end=dataclasses.asdict(front_end),
+                     views=job.views, view_seed=job.view_seed, augment=dataclasses.asdict(augment),
+                     partner_fold=partner_fold, batch_size=job.batch_size or (256 if device == "cuda" else 16),
+                     device=device, shard_clips=layout.shard_clips if layout.sharded else 0)
     if job.scheduler == "inline":  # this process computes the chunks: build the models from what is loaded
-        prime_teachers({path: model_from_state(ckpt).to(device) for path, ckpt in loaded.items()})
+        prime_teachers({path: model_from_state(ckpt).to(device) for path, ckpt in loaded.items()}, device)
     return spec, manifest, teachers, attrs
+
+
+def store_layout(path):
+    from ..store.format import open_store
+
+    return open_store(path)[1]
 
 
 def check_vocabulary(teacher_mids: list[str], manifest, job: StageOneJob) -> None:
@@ -161,6 +170,15 @@ def _engine_name(job: StageOneJob) -> str:
     return "inline" if job.scheduler == "inline" else (job.scheduler or "local-cluster")
 
 
+def local_workers(device: str) -> int:
+    """One worker per core on a CPU; one teacher process per GPU (its CPU share decodes audio)."""
+    if device == "cuda":
+        import torch
+
+        return max(torch.cuda.device_count(), 1)
+    return os.cpu_count() or 1
+
+
 def start_local_cluster(workers: int):
     """The LocalCluster stage one starts: `workers` processes x 1 thread each, so torch intra-op
     threads x workers never oversubscribe the cores.
@@ -182,16 +200,24 @@ def start_local_cluster(workers: int):
 def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
     """Yield chunk results as they finish: in this process, or as dask tasks."""
     if job.scheduler == "inline":
+        # one process: every core's torch thread on a CPU; on a GPU the cores decode ahead of the device
+        spec = dataclasses.replace(spec, threads=max(os.cpu_count() or 1, 1),
+                                   decode_threads=default_decode_threads(1) if spec.device == "cuda" else 0)
         for index, start, stop in todo:
-            yield compute_chunk(dataclasses.replace(spec, threads=max(os.cpu_count() or 1, 1)), index, start, stop)
+            yield compute_chunk(spec, index, start, stop)
         return
     from distributed import Client, as_completed
 
     if job.scheduler:
         client, cluster = Client(job.scheduler), None
+        if spec.device == "cuda":  # each remote GPU worker decodes on the cores its job was given
+            spec = dataclasses.replace(spec, decode_threads=-1)
     else:
-        cluster = start_local_cluster(job.workers or os.cpu_count() or 1)
+        workers = job.workers or local_workers(spec.device)
+        cluster = start_local_cluster(workers)
         client = Client(cluster)
+        if spec.device == "cuda":  # a GPU worker's CPU share decodes audio ahead of its device
+            spec = dataclasses.replace(spec, decode_threads=default_decode_threads(workers))
     try:
         futures = [client.submit(compute_chunk, spec, index, start, stop, key=f"chunk-{index}-{spec.store_path}",
                                  pure=False) for index, start, stop in todo]

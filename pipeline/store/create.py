@@ -17,7 +17,7 @@ import zarr
 
 from .errors import StoreError, StoreMismatch
 from .format import (ACTIVATIONS, DTYPES, FORMAT_ID, FORMAT_VERSION, MAX_CLASSES, Layout,
-                     create_array, default_chunk_clips, dump_json, is_store, json_safe, open_store,
+                     create_array, dump_json, plan_rows, is_store, json_safe, open_store,
                      software_attrs, strings_sha256, utc_now)
 from .lock import store_locked
 
@@ -120,7 +120,7 @@ def build_attrs(*, clip_ids, vocabulary_mids, vocabulary_names, activation, attr
 def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary_mids, vocabulary_names,
                  activation: str, attrs: dict, views: int = 0, view_seed: int = 0, max_masks: int = 2,
                  dtype: str = "float16", topk: int = 0, chunk_clips: int | None = None,
-                 overwrite: bool = False, fingerprints=None) -> None:
+                 overwrite: bool = False, fingerprints=None, shard_clips: int | None = None) -> None:
     """Create the store, or keep a compatible existing one (resume); refuse an incompatible one.
 
     Raises StoreMismatch naming every identity field that differs, unless overwrite=True, which
@@ -143,11 +143,8 @@ def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary
         raise ValueError(f"topk must be 0 (dense) or in 1..{num_classes - 1}, got {topk}")
     if views < 0 or (views and max_masks < 1):
         raise ValueError(f"views must be >= 0 and max_masks >= 1 with views, got {views} and {max_masks}")
-    if chunk_clips is not None and chunk_clips < 1:
-        raise ValueError(f"chunk_clips must be positive, got {chunk_clips}")
-    rows = chunk_clips or default_chunk_clips(len(clip_ids), num_classes, dtype, topk)
-    layout = Layout(len(clip_ids), num_classes, dtype, int(topk), int(views), int(max_masks),
-                    min(rows, len(clip_ids)))
+    rows, shard_rows = plan_rows(len(clip_ids), num_classes, dtype, int(topk), chunk_clips, shard_clips)
+    layout = Layout(len(clip_ids), num_classes, dtype, int(topk), int(views), int(max_masks), rows, shard_rows)
     new_attrs = build_attrs(clip_ids=clip_ids, vocabulary_mids=vocabulary_mids,
                             vocabulary_names=vocabulary_names, activation=activation, attrs=attrs,
                             layout=layout, view_seed=view_seed)

@@ -23,10 +23,14 @@ from .errors import StoreError
 from .location import open_group_at
 
 FORMAT_ID = "cmkd-logits"
-FORMAT_VERSION = "1.1"  # 1.1 added: fingerprint, checksummed columns, crc32c codecs, completed.digest
+FORMAT_VERSION = "1.2"  # 1.1 added: fingerprint, checksummed columns, crc32c codecs, completed.digest;
+# 1.2: per-clip arrays sharded (a shard file holds several chunks; the chunk stays the unit of work and checksum)
 ACTIVATIONS = ("sigmoid", "softmax")
 DTYPES = ("float16", "float32")
-TARGET_CHUNK_BYTES = 1 << 20  # small chunks mean many files and slow listing on shared filesystems
+TARGET_CHUNK_BYTES = 1 << 20  # small files mean many files and slow listing on shared filesystems
+# rows per chunk (= per stage-one task) by default: small enough that even a demo-sized dataset spreads
+# over every worker, large enough that a task's fixed cost (~10 ms) is noise against 256 teacher forwards
+UNIT_CLIPS = 256
 FAILURE_CHUNK = 4096
 MAX_CLASSES = np.iinfo(np.int16).max  # topk_indices are int16
 
@@ -48,6 +52,7 @@ class ArraySpec:
     dtype: str  # numpy dtype name, or "str" for zarr's variable-length UTF-8 strings
     dims: tuple[str, ...]
     fill: object
+    shards: tuple[int, ...] | None = None  # zarr sharding: several chunks per file (format 1.2)
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,24 @@ class Layout:
     topk: int = 0  # 0 = dense logits
     views: int = 0
     max_masks: int = 2
-    chunk_clips: int = 1
+    chunk_clips: int = 1  # rows per chunk: the unit of work, of checksums and of resume
+    shard_clips: int = 0  # rows per shard file, a multiple of chunk_clips; 0 = one chunk per file (<= 1.1)
 
     @property
     def n_chunks(self) -> int:
         return math.ceil(self.n_clips / self.chunk_clips)
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard_clips > self.chunk_clips
+
+    def shard_of(self, chunk_index: int) -> int:
+        """The shard file chunk `chunk_index` lives in: writers of one shard's chunks take turns."""
+        return chunk_index * self.chunk_clips // self.shard_clips if self.sharded else chunk_index
+
+    def _per_clip(self, name: str, tail: tuple[int, ...], dtype: str, dims: tuple[str, ...], fill) -> ArraySpec:
+        shards = (self.shard_clips, *tail) if self.sharded else None
+        return ArraySpec(name, (self.n_clips, *tail), (self.chunk_clips, *tail), dtype, dims, fill, shards)
 
     def chunk_bounds(self, chunk_index: int) -> tuple[int, int]:
         if not 0 <= chunk_index < self.n_chunks:
@@ -75,7 +93,8 @@ class Layout:
     def to_attrs(self) -> dict:
         return {"n_clips": self.n_clips, "num_classes": self.num_classes, "dtype": self.dtype,
                 "topk": self.topk, "views": self.views, "max_masks": self.max_masks,
-                "chunk_clips": self.chunk_clips, "n_chunks": self.n_chunks}
+                "chunk_clips": self.chunk_clips, "n_chunks": self.n_chunks,
+                **({"shard_clips": self.shard_clips} if self.sharded else {})}
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> "Layout":
@@ -83,49 +102,43 @@ class Layout:
             layout = attrs["layout"]
             return cls(int(layout["n_clips"]), int(layout["num_classes"]), str(layout["dtype"]),
                        int(layout["topk"]), int(layout["views"]), int(layout["max_masks"]),
-                       int(layout["chunk_clips"]))
+                       int(layout["chunk_clips"]), int(layout.get("shard_clips", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"store attrs lack a valid 'layout' entry ({exc!r})") from exc
 
     def chunk_array_specs(self) -> list[ArraySpec]:
         """Arrays a chunk writer fills, in the order their bytes enter the chunk's sha256."""
-        n, c, k, v, m, rows = self.n_clips, self.num_classes, self.topk, self.views, self.max_masks, self.chunk_clips
-        specs = [ArraySpec("valid", (n,), (rows,), "bool", ("clip",), False),
-                 ArraySpec("teacher_index", (n,), (rows,), "int16", ("clip",), 0)]
+        c, k, v, m, spec = self.num_classes, self.topk, self.views, self.max_masks, self._per_clip
+        specs = [spec("valid", (), "bool", ("clip",), False), spec("teacher_index", (), "int16", ("clip",), 0)]
         if k:
-            specs += [ArraySpec("topk_values", (n, k), (rows, k), self.dtype, ("clip", "rank"), np.nan),
-                      ArraySpec("topk_indices", (n, k), (rows, k), "int16", ("clip", "rank"), -1),
-                      ArraySpec("topk_fill", (n,), (rows,), self.dtype, ("clip",), np.nan)]
+            specs += [spec("topk_values", (k,), self.dtype, ("clip", "rank"), np.nan),
+                      spec("topk_indices", (k,), "int16", ("clip", "rank"), -1),
+                      spec("topk_fill", (), self.dtype, ("clip",), np.nan)]
         else:
-            specs.append(ArraySpec("logits", (n, c), (rows, c), self.dtype, ("clip", "class"), np.nan))
+            specs.append(spec("logits", (c,), self.dtype, ("clip", "class"), np.nan))
         if v:
             if k:
-                specs += [
-                    ArraySpec("view_topk_values", (n, v, k), (rows, v, k), self.dtype, ("clip", "view", "rank"),
-                              np.nan),
-                    ArraySpec("view_topk_indices", (n, v, k), (rows, v, k), "int16", ("clip", "view", "rank"), -1),
-                    ArraySpec("view_topk_fill", (n, v), (rows, v), self.dtype, ("clip", "view"), np.nan)]
+                specs += [spec("view_topk_values", (v, k), self.dtype, ("clip", "view", "rank"), np.nan),
+                          spec("view_topk_indices", (v, k), "int16", ("clip", "view", "rank"), -1),
+                          spec("view_topk_fill", (v,), self.dtype, ("clip", "view"), np.nan)]
             else:
-                specs.append(ArraySpec("view_logits", (n, v, c), (rows, v, c), self.dtype,
-                                       ("clip", "view", "class"), np.nan))
+                specs.append(spec("view_logits", (v, c), self.dtype, ("clip", "view", "class"), np.nan))
             specs += [
-                ArraySpec("view_partner", (n, v), (rows, v), "str", ("clip", "view"), ""),
-                ArraySpec("view_lambda", (n, v), (rows, v), "float32", ("clip", "view"), 1.0),
-                ArraySpec("view_time_shift", (n, v), (rows, v), "int32", ("clip", "view"), 0),
-                ArraySpec("view_freq_masks", (n, v, m, 2), (rows, v, m, 2), "int32",
-                          ("clip", "view", "mask", "start_width"), -1),
-                ArraySpec("view_time_masks", (n, v, m, 2), (rows, v, m, 2), "int32",
-                          ("clip", "view", "mask", "start_width"), -1)]
+                spec("view_partner", (v,), "str", ("clip", "view"), ""),
+                spec("view_lambda", (v,), "float32", ("clip", "view"), 1.0),
+                spec("view_time_shift", (v,), "int32", ("clip", "view"), 0),
+                spec("view_freq_masks", (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1),
+                spec("view_time_masks", (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1)]
         return specs
 
     def array_specs(self, minor: int = int(FORMAT_VERSION.split(".")[1])) -> list[ArraySpec]:
         """Every array of a store of version 1.<minor>: manifest columns, chunk data, bookkeeping, failures."""
-        n, rows, chunks = self.n_clips, self.chunk_clips, self.n_chunks
+        chunks, spec = self.n_chunks, self._per_clip
         return [
-            ArraySpec("clip_id", (n,), (rows,), "str", ("clip",), ""),
-            ArraySpec("split", (n,), (rows,), "str", ("clip",), ""),
-            ArraySpec("fold", (n,), (rows,), "int8", ("clip",), 0),
-            *([ArraySpec("fingerprint", (n,), (rows,), "str", ("clip",), "")] if minor >= 1 else []),
+            spec("clip_id", (), "str", ("clip",), ""),
+            spec("split", (), "str", ("clip",), ""),
+            spec("fold", (), "int8", ("clip",), 0),
+            *([spec("fingerprint", (), "str", ("clip",), "")] if minor >= 1 else []),
             *self.chunk_array_specs(),
             ArraySpec("chunk_done", (chunks,), (chunks,), "bool", ("chunk",), False),
             ArraySpec("chunk_sha256", (chunks,), (chunks,), "str", ("chunk",), ""),
@@ -143,10 +156,28 @@ def default_chunk_clips(n_clips: int, num_classes: int, dtype: str, topk: int) -
     return max(1, min(math.ceil(TARGET_CHUNK_BYTES / row_bytes), n_clips))
 
 
+def plan_rows(n_clips: int, num_classes: int, dtype: str, topk: int, chunk_clips: int | None = None,
+              shard_clips: int | None = None) -> tuple[int, int]:
+    """(rows per chunk, rows per shard file; 0 = unsharded) of a new store.
+
+    The file holds ~1 MiB of the main array as before (default_chunk_clips), rounded up to whole
+    chunks; the chunk, the unit of work, is UNIT_CLIPS rows unless the caller asks for another size.
+    """
+    if chunk_clips is not None and chunk_clips < 1:
+        raise ValueError(f"chunk_clips must be positive, got {chunk_clips}")
+    chunk = min(chunk_clips or UNIT_CLIPS, max(n_clips, 1))
+    if shard_clips is None:
+        shard_clips = chunk * math.ceil(default_chunk_clips(n_clips, num_classes, dtype, topk) / chunk)
+    if shard_clips % chunk:
+        raise ValueError(f"shard_clips ({shard_clips}) must be a multiple of chunk_clips ({chunk})")
+    return chunk, (shard_clips if shard_clips > chunk and n_clips > chunk else 0)
+
+
 def create_array(group: zarr.Group, spec: ArraySpec) -> zarr.Array:
-    """zstd as zarr's default, then a crc32c of the compressed bytes: any zarr reader catches a bit flip."""
+    """zstd as zarr's default, then a crc32c of the compressed bytes: any zarr reader catches a bit flip.
+    In a sharded array the codecs apply to each chunk inside the shard, whose index has its own crc32c."""
     dtype = str if spec.dtype == "str" else spec.dtype
-    return group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, dtype=dtype,
+    return group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, shards=spec.shards, dtype=dtype,
                               fill_value=spec.fill, dimension_names=spec.dims,
                               compressors=(ZstdCodec(level=0), Crc32cCodec()))
 

@@ -1,8 +1,10 @@
 """Writing a store: whole-chunk writes from workers, bookkeeping from the client.
 
 Concurrency rule: a worker writes only the array data of its own chunk (rows start:stop of the
-per-clip arrays, which are chunked exactly on those rows), so workers never share a file and need
-no locks. Only the client, one process, touches bookkeeping: chunk_done, chunk_sha256,
+per-clip arrays, which are chunked exactly on those rows). In a sharded store (format 1.2) several
+chunks share a file and zarr rewrites the whole file to write one of them, so writers of chunks of
+one shard (`Layout.shard_of`) must take turns; stage one holds a dask lock per shard (the engine's
+concern: this package imports no dask). Only the client, one process, touches bookkeeping: chunk_done, chunk_sha256,
 chunk_failures, the failure table and the group attrs. zarr's LocalStore writes every file to a
 temporary name and renames it, so a killed process leaves either the old file or the new one.
 """

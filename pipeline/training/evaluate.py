@@ -20,17 +20,21 @@ from ..seeding import worker_init
 @torch.no_grad()
 def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
             batch_size: int = 32, num_workers: int = 0, device: str = "cpu", desc: str = "eval",
-            progress: bool = True, return_kept: bool = False):
+            progress: bool = True, return_kept: bool = False, features_on: str = "worker"):
     """(logits [N, C], targets [N, C]) in clip order, without clips whose audio could not be read;
-    with ``return_kept`` also the [len(clips)] mask of the clips that were scored."""
-    dataset = ClipDataset(manifest, clips, front_end)
+    with ``return_kept`` also the [len(clips)] mask of the clips that were scored. `num_workers`
+    DataLoader processes decode (and, features_on=worker, render) the clips."""
+    from ..device_features import dataset_class, features_on_device
+
+    dataset = dataset_class(features_on)(manifest, clips, front_end)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        worker_init_fn=worker_init if num_workers else None)
+                        worker_init_fn=worker_init if num_workers else None, pin_memory=device.startswith("cuda"))
     model.eval()
     outputs, targets, kept = [], [], []
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, **bar_options(progress)):
+        inputs = features_on_device({k: v.to(device, non_blocking=True) for k, v in batch.items()}, front_end)
         with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
-            logits = model(batch["features"].to(device))
+            logits = model(inputs["features"])
         keep = batch["skipped"].numpy() == 0  # unreadable audio is left out of the scores, not scored as silence
         outputs.append(logits.float().cpu().numpy()[keep])
         targets.append(batch["target"].numpy()[keep])

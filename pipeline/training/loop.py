@@ -21,7 +21,8 @@ from tqdm import tqdm
 from ..augment import AugmentSettings
 from ..checkpoints import load_checkpoint, save_checkpoint
 from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_config
-from ..data import SKIPPED_FILE, ClipDataset, EpochSampler, balanced_weights
+from ..data import SKIPPED_FILE, EpochSampler, balanced_weights
+from ..device_features import dataset_class, features_on_device
 from ..kd_source import KDSource
 from ..losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
 from ..manifests import Clip, Manifest
@@ -125,38 +126,41 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
         train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if "cuda" in device else None)
 
     augment_settings = AugmentSettings.from_config(config)
-    dataset = ClipDataset(job.manifest, job.train_clips, job.front_end, augment_settings, seed=config.seed,
-                          partners=job.train_clips, kd=kd.store if kd else None, skip_log=paths.root / SKIPPED_FILE)
+    dataset = dataset_class(config.features_on)(job.manifest, job.train_clips, job.front_end, augment_settings,
+                                                seed=config.seed, partners=job.train_clips,
+                                                kd=kd.store if kd else None, skip_log=paths.root / SKIPPED_FILE)
     weights = balanced_weights(job.train_clips, job.manifest.mids) if config.balanced_sampler else None
     sampler = EpochSampler(len(dataset), config.seed, weights, rank, world)
     stopped_early = 0  # the epoch early stopping ended the run at (0: it ran all epochs)
+    # one loader for the run: its workers persist across epochs and read the epoch from shared memory
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
+                        worker_init_fn=worker_init if config.num_workers else None, drop_last=False,
+                        pin_memory=device.startswith("cuda"), persistent_workers=config.num_workers > 0)
     for epoch in range(start_epoch, config.epochs + 1):
         dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
-                            worker_init_fn=worker_init if config.num_workers else None, drop_last=False,
-                            pin_memory=device.startswith("cuda"))
         train_model.train()
-        sums, seen, started = {"total": 0.0, "task": 0.0, "kd": 0.0}, 0, time.time()
+        sums, seen, started = torch.zeros(3, dtype=torch.float64, device=device), 0, time.time()
         bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", **bar_options(progress and rank == 0))
         for batch in bar:
             lr = set_lr(optimizer, config, step, epoch)
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            batch = features_on_device({k: v.to(device, non_blocking=True) for k, v in batch.items()}, job.front_end)
             total, parts = train_step(train_model, optimizer, scaler, batch, kd, single_label)
             step += 1
             count = batch["features"].shape[0]
             seen += count
-            sums["total"] += float(total.detach()) * count
-            sums["task"] += float(parts["task"]) * count
-            sums["kd"] += float(parts["kd"]) * count
-            # refresh=False: shown at the bar's next redraw, so a log gets no extra line per batch
-            bar.set_postfix(loss=f"{float(total.detach()):.4f}", clips_s=f"{seen / (time.time() - started):.1f}",
-                            refresh=False)
+            # summed on the device: no host sync per step (the bar's loss is read every 50 steps)
+            sums += torch.stack([total.detach(), parts["task"], parts["kd"]]).double() * count
+            if step % 50 == 1:  # refresh=False: shown at the bar's next redraw, no extra log line per batch
+                bar.set_postfix(loss=f"{float(total.detach()):.4f}", clips_s=f"{seen / (time.time() - started):.1f}",
+                                refresh=False)
+        sums = dict(zip(("total", "task", "kd"), sums.tolist()))
         seconds = time.time() - started
         averager.update(model, epoch)
         if rank == 0:
             val = evaluate_model(model, job.manifest, job.val_clips, job.front_end, single_label,
-                                 batch_size=config.eval_batch_size, device=device, progress=progress, desc="val")
+                                 batch_size=config.eval_batch_size, device=device, progress=progress, desc="val",
+                                 num_workers=config.num_workers, features_on=config.features_on)
             score = val["accuracy"] if single_label else val["map"]
             state = {"model": model.state_dict(), **checkpoint_identity(job, model, single_label)}
             if score > best["metric"]:
@@ -247,7 +251,8 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
         final_state, final_kind = averager.averaged_state(model), "averaged"
     def evaluate() -> Evaluation:
         return evaluate_clips(model, job.manifest, job.eval_clips, job.front_end, single_label,
-                              batch_size=config.eval_batch_size, device=device, progress=progress)
+                              batch_size=config.eval_batch_size, device=device, progress=progress,
+                              num_workers=config.num_workers, features_on=config.features_on)
 
     model.load_state_dict(final_state)
     final = evaluate()

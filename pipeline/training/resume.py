@@ -13,6 +13,7 @@ from ..config import Config, config_to_dict
 RESUMABLE_CHANGES = {
     "epochs": "may grow: the lr schedule and the clip order depend on the epoch, not on the total",
     "num_workers": "data-loading processes only",
+    "features_on": "where the same features are computed (float rounding only)",
     "threads": "torch intra-op threads only",
     "eval_batch_size": "evaluation batching only",
 }
