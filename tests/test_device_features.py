@@ -14,7 +14,8 @@ from pipeline.device_features import WaveDataset, dataset_class, features_on_dev
 from pipeline.distill import attach_store
 from pipeline.engine import StageOneJob, run_stage_one
 from pipeline.manifests import load_manifest
-from pipeline.training import model_from_checkpoint, run_training
+from pipeline.checkpoints import model_from_checkpoint
+from pipeline.training import run_training
 
 from .conftest import tiny_config
 
