@@ -48,7 +48,7 @@ def sample_utilisation(samples: list, stop: threading.Event) -> None:
 def ensure_demo_corpus() -> None:
     """A fresh GPU machine has no data/: generate the corpus, its manifest and norm stats (~30 s)."""
     from pipeline.recipe import load_config
-    from pipeline.corpus import generate_corpus
+    from pipeline.synthetic_corpus import generate_corpus
     from pipeline.manifests.build import build_manifest
     from pipeline.manifests.derived import compute_dataset_norm_stats
 
@@ -78,7 +78,7 @@ def train_teacher(runs: Path) -> dict:
 
 
 def stage_one(runs: Path, store: str) -> dict:
-    from pipeline.engine import StageOneJob, run_stage_one
+    from pipeline.stage_one import StageOneJob, run_stage_one
     from pipeline.store import verify_store
 
     job = StageOneJob(dataset=DATASET, teacher=str(runs / "gpu-check/teacher"), out=store, workers=1,

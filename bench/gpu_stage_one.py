@@ -67,7 +67,7 @@ def stage_one_vs_bare(root: Path, model_name: str, views: int, params: PaperStag
                       sample_utilisation=None) -> dict:
     """clips/s of stage one, of bare inference on the same inputs, their ratio, and GPU utilisation."""
     from pipeline.augment import AugmentSettings
-    from pipeline.engine import StageOneJob, run_stage_one
+    from pipeline.stage_one import StageOneJob, run_stage_one
     from pipeline.store import verify_store
     from pipeline.checkpoints import model_from_checkpoint
 

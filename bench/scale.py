@@ -4,7 +4,7 @@ dataset, and what the batched front end saves on a CPU.
 `stage_one_scale` computes the same few real clips inside a simulated 200,000-id manifest and inside
 a 2,000-id one (every id a training clip, so the mixup partner pool is the whole manifest) with a
 tiny random-init teacher and views with mixup, through the engine's own worker function
-(:func:`pipeline.engine.compute.compute_chunk`) on one work unit; and it measures what submitting one
+(:func:`pipeline.stage_one.compute.compute_chunk`) on one work unit; and it measures what submitting one
 task costs the client (the pickled task: dask serialises a task's arguments this way).
 """
 
@@ -58,9 +58,9 @@ def write_id_manifest(root: Path, name: str, wavs: list[Path], total_ids: int, n
 
 def run_scale(ctx: BenchContext, params: ScaleParams) -> Measured:
     from pipeline.augment import AugmentSettings
-    from pipeline.engine import StageOneJob
-    from pipeline.engine.compute import compute_chunk, worker_source
-    from pipeline.engine.stage_one import prepare
+    from pipeline.stage_one import StageOneJob
+    from pipeline.stage_one.compute import compute_chunk, worker_source
+    from pipeline.stage_one.run import prepare
 
     root = ctx.folder("scale")
     wavs = write_clips(root / "audio", params.computed, params.clip_seconds)
@@ -114,7 +114,7 @@ def run_scale(ctx: BenchContext, params: ScaleParams) -> Measured:
 
 
 def _submission_cost(spec, rows: int) -> dict:
-    from pipeline.engine.compute import compute_chunk
+    from pipeline.stage_one.compute import compute_chunk
 
     task = (compute_chunk, spec, 0, 0, rows)
     seconds = [timed(lambda: pickle.dumps(task))[0] for _ in range(200)]
@@ -141,7 +141,7 @@ FRONT_END_QUICK = FrontEndParams(clips=4, views=2, repeats=1)
 def run_front_end(ctx: BenchContext, params: FrontEndParams) -> Measured:
     from pipeline.augment import View, apply_views, render_view, view_tensors
     from pipeline.config import FrontEndConfig
-    from pipeline.engine.batches import CPU_FRONT_END_ROWS, front_end
+    from pipeline.stage_one.batches import CPU_FRONT_END_ROWS, front_end
     from pipeline.features import wave_to_features
 
     cfg = FrontEndConfig(n_mels=params.n_mels, target_length=params.target_length)
@@ -194,7 +194,7 @@ def run_front_end(ctx: BenchContext, params: FrontEndParams) -> Measured:
     note = (f"{params.clips} generated {params.clip_seconds:g}-s clips (16 kHz) to normalised "
             f"{params.n_mels}x{params.target_length} features on the CPU with {params.threads} torch thread (a dask "
             "worker's budget). Per clip: pipeline.features.wave_to_features (torchaudio's Kaldi fbank) and, for "
-            "views, augment.render_view per view; batched: pipeline.engine.batches.front_end (fbank_batch over "
+            "views, augment.render_view per view; batched: pipeline.stage_one.batches.front_end (fbank_batch over "
             f"{CPU_FRONT_END_ROWS} rows per pass on a CPU) and apply_views on the clean features. Median of per-repeat "
             f"ratios over {params.repeats} interleaved repeats; the largest difference between the two paths' "
             f"features was {check:.2e}. On a GPU the batched path runs on the teacher's device; not measured here.")

@@ -1,7 +1,7 @@
 """Entries `stage_one_overhead` and `dask_vs_inline`: what stage one costs beyond the teacher itself.
 
 Both build a real little project in scratch: generated WAVs, a manifest, a random-init teacher
-checkpoint, and run :func:`pipeline.engine.run_stage_one` into a fresh store each time.
+checkpoint, and run :func:`pipeline.stage_one.run_stage_one` into a fresh store each time.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def make_project(root: Path, model_name: str, clips: int, seconds: float, n_mels
 
 def stage_one_job(project: BenchProject, dataset: str, scheduler: str, batch_size: int,
                   chunk_clips: int | None = None, workers: int = 0):
-    from pipeline.engine import StageOneJob
+    from pipeline.stage_one import StageOneJob
 
     out = project.root / "stores" / f"{dataset}.zarr"
     return StageOneJob(dataset=dataset, teacher=str(project.teacher), out=str(out),
@@ -64,7 +64,7 @@ OVERHEAD_QUICK = OverheadParams(teachers=(("efficientnet_b2", 4, 1),), batch_siz
 def _overhead_of(ctx: BenchContext, params: OverheadParams, model_name: str, clips: int, repeats: int):
     from pipeline.audio import read_audio
     from pipeline.config import FrontEndConfig
-    from pipeline.engine import run_stage_one
+    from pipeline.stage_one import run_stage_one
     from pipeline.features import wave_to_features
     from pipeline.checkpoints import model_from_checkpoint
 
@@ -161,8 +161,8 @@ DASK_QUICK = DaskParams(model="efficientnet_tiny", clips=24, chunk_clips=4, batc
 
 
 def run_dask(ctx: BenchContext, params: DaskParams) -> Measured:
-    from pipeline.engine import run_stage_one
-    from pipeline.engine.stage_one import start_local_cluster
+    from pipeline.stage_one import run_stage_one
+    from pipeline.stage_one.run import start_local_cluster
 
     project = make_project(ctx.folder("dask"), params.model, params.clips, params.clip_seconds, params.n_mels,
                            params.target_length, params.num_classes, warm_clips=2)

@@ -196,7 +196,7 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
     cell learns from it; the name says so, so adding replay later never reuses a view-less store), or a
     control made from it."""
     from .controls import write_prior_store, write_shuffled_store
-    from .engine import StageOneJob, run_stage_one
+    from .stage_one import StageOneJob, run_stage_one
     from .features import front_end_dict
     from .losses import ACTIVATION_OF_KIND, resolve_kd_loss, single_label_task
     from .manifests import load_manifest
@@ -309,7 +309,7 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
 def grid_diagnostics(spec: GridSpec, results: dict, manifest) -> tuple[dict[str, str], dict[str, list[int]]]:
     """({store: formatted soft-target diagnostics} for every store the grid's KD cells read,
     {class group: vocabulary indices} when the vocabulary is the embedded corpus's, else {})."""
-    from .corpus import class_groups
+    from .synthetic_corpus import class_groups
     from .diagnostics import format_diagnostics, soft_target_diagnostics
     from .store import LogitTable
 

@@ -5,7 +5,7 @@ group by more than the seed spread), measured before and independently of any KD
 import time
 from pathlib import Path
 
-from pipeline.corpus import class_groups
+from pipeline.synthetic_corpus import class_groups
 from pipeline.grid import GridSpec, run_grid
 from pipeline.manifests import load_manifest
 from pipeline.paths import manifest_dir, report_dir

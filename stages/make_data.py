@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from pipeline.corpus import DEFAULT_VERSION, VERSIONS, generate_corpus
+from pipeline.synthetic_corpus import DEFAULT_VERSION, VERSIONS, generate_corpus
 
 from .common import run_main
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from pipeline.augment import AugmentSettings
 from pipeline.config import parse_overrides
-from pipeline.engine import StageOneJob, run_stage_one
-from pipeline.engine.published import teacher_run_for
+from pipeline.stage_one import StageOneJob, run_stage_one
+from pipeline.stage_one.published import teacher_run_for
 from pipeline.paths import run_dir, store_path, write_latest_store
 from pipeline.training.runner import latest_run
 

@@ -20,7 +20,7 @@ def install(kind: str, kill_at: int, counts: dict[str, int]) -> None:
     import zarr
     import zarr.core.attributes as attributes
 
-    import pipeline.engine.batches as batches
+    import pipeline.stage_one.batches as batches
 
     def counted(name: str, real):
         def wrapper(*args, **kwargs):
@@ -38,7 +38,7 @@ def install(kind: str, kill_at: int, counts: dict[str, int]) -> None:
 
 def dying_compute_chunk(spec, chunk_index, start, stop):
     """compute_chunk that kills its dask worker process the first time chunk 2 is computed."""
-    from pipeline.engine.compute import compute_chunk
+    from pipeline.stage_one.compute import compute_chunk
 
     marker = Path(os.environ["CMKD_TEST_KILL_MARKER"])
     if chunk_index == 2 and not marker.exists():
@@ -56,7 +56,7 @@ if __name__ == "__main__":
     views = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     counts: dict[str, int] = {}
     install(kind, kill_at, counts)
-    from pipeline.engine import StageOneJob, run_stage_one
+    from pipeline.stage_one import StageOneJob, run_stage_one
 
     run_stage_one(StageOneJob(dataset="tiny", teacher="runs/tiny/teacher", out=store, scheduler="inline",
                               chunk_clips=5, views=views), progress=False)

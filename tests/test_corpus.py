@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.corpus import (ALL_CLASSES, DEFAULT_VERSION, LOCAL, TEMPORAL, VERSIONS, class_by_label, class_groups,
+from pipeline.synthetic_corpus import (ALL_CLASSES, DEFAULT_VERSION, LOCAL, TEMPORAL, VERSIONS, class_by_label, class_groups,
                              corpus_version, generate_corpus, generate_fsd50k_layout, is_current, read_stamp,
                              render_multilabel_clip, render_single_class_clip, synthesise_event)
-from pipeline.corpus import classes as classes_module
-from pipeline.corpus.clips import clip_rng
-from pipeline.corpus.relations import GAP_S, RELATION_EDGE_MARGIN_S, STEP_GAP_S
+from pipeline.synthetic_corpus import classes as classes_module
+from pipeline.synthetic_corpus.clips import clip_rng
+from pipeline.synthetic_corpus.relations import GAP_S, RELATION_EDGE_MARGIN_S, STEP_GAP_S
 
 SIZE = 0.02  # 24 dev + 8 eval multi-label clips, 80 ESC clips: about a second to build
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # official-format excerpts, written by hand

@@ -8,7 +8,7 @@ import zarr
 from pipeline.config import apply_overrides
 from pipeline.crossfit import partition, run_crossfit
 from pipeline.distill import train_student
-from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.manifests import Clip, load_manifest
 
 from .conftest import tiny_config

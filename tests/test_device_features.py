@@ -12,7 +12,7 @@ from pipeline.config import apply_overrides
 from pipeline.data import ClipDataset
 from pipeline.device_features import WaveDataset, dataset_class, features_on_device
 from pipeline.distill import attach_store
-from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.manifests import load_manifest
 from pipeline.checkpoints import model_from_checkpoint
 from pipeline.training import run_training

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from pipeline.config import apply_overrides
 from pipeline.data import ClipDataset
 from pipeline.distill import DistillError, attach_store, class_map_for, train_student
-from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.manifests import load_manifest
 from pipeline.checkpoints import model_from_checkpoint
 from pipeline.training import run_training

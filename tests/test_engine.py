@@ -9,7 +9,7 @@ import pytest
 import torch
 import zarr
 
-from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.training import run_training
 
 from .conftest import tiny_config
@@ -64,8 +64,8 @@ def test_resume_after_sigkill_is_bit_identical(teacher):
     script = (
         "import os, sys; sys.path.insert(0, %r)\n"
         "import torch; torch.set_num_threads(1)\n"
-        "import pipeline.engine.stage_one as s\n"
-        "from pipeline.engine import StageOneJob, run_stage_one\n"
+        "import pipeline.stage_one.run as s\n"
+        "from pipeline.stage_one import StageOneJob, run_stage_one\n"
         "real = s.mark_chunk_done if hasattr(s, 'mark_chunk_done') else None\n"
         "import pipeline.store as store\n"
         "orig = store.mark_chunk_done\n"
@@ -167,8 +167,8 @@ def test_a_task_carries_no_per_clip_list_and_views_share_one_partner_pool(teache
     import dataclasses
     import pickle
 
-    from pipeline.engine.compute import worker_source
-    from pipeline.engine.stage_one import prepare
+    from pipeline.stage_one.compute import worker_source
+    from pipeline.stage_one.run import prepare
     from pipeline.manifests import load_manifest
 
     spec, manifest, _, _ = prepare(job("stores/s.zarr", views=2, chunk_clips=4))
@@ -185,8 +185,8 @@ def test_prefetching_decode_threads_write_the_same_chunk(teacher):
     """A GPU worker decodes in threads one block ahead; the rows must not depend on it."""
     import dataclasses
 
-    from pipeline.engine.compute import compute_chunk
-    from pipeline.engine.stage_one import prepare
+    from pipeline.stage_one.compute import compute_chunk
+    from pipeline.stage_one.run import prepare
 
     results = {}
     for threads in (0, 2, -1):  # -1: the cores this process may use

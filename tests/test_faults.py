@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.store import done_chunks, verify_store
 from pipeline.training import run_training
 
@@ -88,7 +88,7 @@ def test_sigkill_at_seeded_random_moments_resumes_to_the_uninterrupted_store(tea
 
 @pytest.mark.slow
 def test_killed_dask_worker_is_replaced_and_the_store_completes(teacher, project, monkeypatch):
-    import pipeline.engine.stage_one as stage_one
+    import pipeline.stage_one.run as stage_one
     from .fault_hooks import dying_compute_chunk
 
     marker = project / "worker-killed"

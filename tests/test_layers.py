@@ -90,10 +90,10 @@ def reaches(graph: dict[str, set[str]], module: str, prefix: str) -> list[str]:
 
 @pytest.mark.parametrize("lower, higher", [
     ("pipeline.training", "pipeline.distill"),  # training knows the KDSource record, never the join
-    ("pipeline.training", "pipeline.engine"),
+    ("pipeline.training", "pipeline.stage_one"),
     ("pipeline.training", "pipeline.grid"),
-    ("pipeline.engine", "pipeline.training"),  # stage one reads checkpoints from pipeline.checkpoints
-    ("pipeline.engine", "pipeline.data"),  # and audio from pipeline.audio
+    ("pipeline.stage_one", "pipeline.training"),  # stage one reads checkpoints from pipeline.checkpoints
+    ("pipeline.stage_one", "pipeline.data"),  # and audio from pipeline.audio
     ("pipeline.checkpoints", "pipeline.training"),
     ("pipeline.kd_source", "pipeline.distill"),
     ("pipeline.kd_source", "pipeline.training"),

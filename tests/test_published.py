@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from pipeline.config import apply_overrides
-from pipeline.engine import StageOneJob, run_stage_one
-from pipeline.engine.published import (PUBLISHED, PublishedTeacherError, describe, read_vocabulary_file,
+from pipeline.stage_one import StageOneJob, run_stage_one
+from pipeline.stage_one.published import (PUBLISHED, PublishedTeacherError, describe, read_vocabulary_file,
                                        teacher_run_for)
 from pipeline.manifests import load_manifest
 from pipeline.models import create_model

@@ -133,7 +133,7 @@ def test_registry_accepts_what_create_model_records():
 
 
 def test_crossfit_members_cannot_point_outside_the_run(tmp_path):
-    from pipeline.engine.teachers import load_teacher_set
+    from pipeline.stage_one.teachers import load_teacher_set
 
     run = tmp_path / "cf"
     run.mkdir()
@@ -145,7 +145,7 @@ def test_crossfit_members_cannot_point_outside_the_run(tmp_path):
 
 @pytest.fixture
 def teacher_store(project):
-    from pipeline.engine import StageOneJob, run_stage_one
+    from pipeline.stage_one import StageOneJob, run_stage_one
 
     run_training("tiny", tiny_config(epochs=1), "teacher", progress=False)
     run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/s.zarr", scheduler="inline", chunk_clips=8),
@@ -235,7 +235,7 @@ def test_inspect_warns_about_a_store_edited_after_writing(tmp_path, capsys):
 def test_a_teacher_recipe_with_impossible_values_is_refused_by_stage_one(project):
     """The recipe inside a received checkpoint sets the views' augmentation: it is checked first."""
     from pipeline.config_check import ConfigError
-    from pipeline.engine import StageOneJob, run_stage_one
+    from pipeline.stage_one import StageOneJob, run_stage_one
 
     run_training("tiny", tiny_config(epochs=1), "t", progress=False)
     final = Path("runs/tiny/t/checkpoints/final.pt")

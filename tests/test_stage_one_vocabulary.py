@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.manifests import Label, load_manifest, write_manifest
 from pipeline.training import run_training
 

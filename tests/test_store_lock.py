@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.store import StoreLock, StoreLocked, lock_path
 from pipeline.training import run_training
 
@@ -89,7 +89,7 @@ def test_create_store_alone_refuses_while_another_process_writes(tmp_path):
 RACE = """
 import sys; sys.path.insert(0, %r)
 import torch; torch.set_num_threads(1)
-from pipeline.engine import StageOneJob, run_stage_one
+from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.store import StoreLocked
 try:
     run_stage_one(StageOneJob(dataset='tiny', teacher=sys.argv[1], out='stores/race.zarr', scheduler='inline',
