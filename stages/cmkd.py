@@ -4,6 +4,7 @@ logits, temperature) with n seeds, and its report under reports/<dataset>/."""
 
 import time
 
+from pipeline.config_check import check_config
 from pipeline.grid import (DESIGNS, GridSpec, estimate_seconds, estimated_trainings, grid_diagnostics, run_grid,
                            set_aside_stale_grid)
 from pipeline.manifests import load_manifest
@@ -30,6 +31,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     recipe = Recipe.load(args.config or default_recipe(args.dataset))
     base = recipe.resolve("student", [o for o in args.overrides if o.strip()])
+    for role in ("student", "teacher"):  # a bad ARGS value fails here, before the timing below
+        check_config(recipe.resolve(role, [o for o in args.overrides if o.strip()]), source="the recipe with ARGS")
     spec = GridSpec(dataset=args.dataset, cnn=args.cnn or base.cnn_model, ast=args.ast or base.ast_model,
                     seeds=args.seeds, small=args.small, direction=args.direction, fold=args.fold,
                     designs=DESIGNS if args.design == "both" else (args.design,),

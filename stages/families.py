@@ -3,9 +3,9 @@ their AP per class group. This is the embedded corpus's design check (each famil
 group by more than the seed spread), measured before and independently of any KD run."""
 
 import time
-from pathlib import Path
 
 from pipeline.synthetic_corpus import class_groups
+from pipeline.config_check import check_config
 from pipeline.grid import GridSpec, run_grid
 from pipeline.manifests import load_manifest
 from pipeline.paths import manifest_dir, report_dir
@@ -22,6 +22,7 @@ def main(argv=None) -> int:
     overrides = [o for o in args.overrides if o.strip()]
     recipe = Recipe.load(args.config or default_recipe(args.dataset))
     base = recipe.resolve("student", overrides)
+    check_config(recipe.resolve("teacher", overrides), source="the recipe with ARGS")  # before hours of training
     # the grid's equal-design no-KD cells are exactly this: its teachers (seed 0) plus more seeds
     spec = GridSpec(dataset=args.dataset, cnn=base.cnn_model, ast=base.ast_model, seeds=args.seeds,
                     designs=("equal",), only=("equal/cnn", "equal/ast"), overrides=overrides)
