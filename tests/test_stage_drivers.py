@@ -127,3 +127,21 @@ def test_inspect_without_a_store_says_how_to_give_one(folder, capsys):
     with pytest.raises(SystemExit) as stopped:
         inspect_store.main(["--dataset", "d"])
     assert stopped.value.code == 2 and "LOGITS=<path.zarr>" in capsys.readouterr().err
+
+
+def test_families_refuses_a_vocabulary_without_class_groups_and_runs_the_equal_no_kd_cells(project, monkeypatch):
+    """`make families` is the embedded corpus's check: a real vocabulary has no class groups (refused
+    before any training); on the corpus it runs exactly the grid's equal-design no-KD cells."""
+    from pipeline.manifests import load_manifest
+    from stages import families
+
+    with pytest.raises(SystemExit, match="not the embedded corpus"):
+        families.main(["--dataset", "tiny"])
+    manifest = load_manifest("data_manifests/tiny")
+    grids = Recorder({"equal/cnn": {}, "equal/ast": {}})
+    monkeypatch.setattr(families, "run_grid", grids)
+    monkeypatch.setattr(families, "class_groups", lambda mids: {"local": list(range(len(manifest.mids)))})
+    assert families.main(["--dataset", "tiny", "--seeds", "2"]) == 0
+    (spec, _), _ = grids.calls[0]
+    assert spec.designs == ("equal",) and spec.only == ("equal/cnn", "equal/ast") and spec.seeds == 2
+    assert (project / "reports" / "tiny" / "families.md").exists()
