@@ -116,36 +116,39 @@ def _reuse(root: Path) -> dict:
     return {**read_stamp(root)["summary"], "path": str(root), "skipped": True, "seconds": 0.0}
 
 
+def _generate(root, layout_name: str, size: float, seed: int, version: int, force: bool, make_dirs: Callable,
+              plan: Callable, render: Callable, finish: Callable, workers: int, progress: bool) -> dict:
+    """Check the knobs, reuse a current corpus, else build ``plan(size, seed, version)`` into root."""
+    _check_knobs(size, seed, version)
+    root = Path(root)
+    if not force and is_current(root, layout_name, size, seed, version):
+        return _reuse(root)
+    return _build(root, _stamp(layout_name, size, seed, version), make_dirs, plan(size, seed, version), render,
+                  lambda building, rows: finish(building, rows, corpus_version(version)), workers, progress)
+
+
+def _finish_fsd50k(building: Path, rows: list, version) -> dict:
+    layout.write_fsd50k_ground_truth(building, rows, version)
+    return layout.summarise_fsd50k(rows, version)
+
+
+def _finish_esc50(building: Path, rows: list, version) -> dict:
+    layout.write_esc50_meta(building, rows)
+    return layout.summarise_esc50(rows, version)
+
+
 def generate_fsd50k_layout(root: str | os.PathLike, size: float = 1.0, seed: int = 0, progress: bool = True,
                            workers: int = 1, force: bool = False, version: int = DEFAULT_VERSION) -> dict:
     """The multi-label corpus in FSD50K's layout under ``root``; returns a summary dict."""
-    _check_knobs(size, seed, version)
-    root = Path(root)
-    if not force and is_current(root, "fsd50k", size, seed, version):
-        return _reuse(root)
-
-    def finish(building: Path, rows: list) -> dict:
-        layout.write_fsd50k_ground_truth(building, rows, corpus_version(version))
-        return layout.summarise_fsd50k(rows, corpus_version(version))
-
-    return _build(root, _stamp("fsd50k", size, seed, version), layout.make_fsd50k_dirs,
-                  layout.plan_fsd50k(size, seed, version), layout.render_fsd_clip, finish, workers, progress)
+    return _generate(root, "fsd50k", size, seed, version, force, layout.make_fsd50k_dirs, layout.plan_fsd50k,
+                     layout.render_fsd_clip, _finish_fsd50k, workers, progress)
 
 
 def generate_esc50_layout(root: str | os.PathLike, size: float = 1.0, seed: int = 0, progress: bool = True,
                           workers: int = 1, force: bool = False, version: int = DEFAULT_VERSION) -> dict:
     """The single-label, 5-fold corpus in ESC-50's layout under ``root``; returns a summary dict."""
-    _check_knobs(size, seed, version)
-    root = Path(root)
-    if not force and is_current(root, "esc50", size, seed, version):
-        return _reuse(root)
-
-    def finish(building: Path, rows: list) -> dict:
-        layout.write_esc50_meta(building, rows)
-        return layout.summarise_esc50(rows, corpus_version(version))
-
-    return _build(root, _stamp("esc50", size, seed, version), layout.make_esc50_dirs,
-                  layout.plan_esc50(size, seed, version), layout.render_esc_clip, finish, workers, progress)
+    return _generate(root, "esc50", size, seed, version, force, layout.make_esc50_dirs, layout.plan_esc50,
+                     layout.render_esc_clip, _finish_esc50, workers, progress)
 
 
 def generate_corpus(out_dir: str | os.PathLike, size: float = 1.0, seed: int = 0, progress: bool = True,
