@@ -72,6 +72,8 @@ CHECKPOINT ?=
 INIT ?=
 ## seeds per cell (empty: 1 for demo and cmkd, 3 for families, which needs a spread)
 SEEDS ?=
+## cmkd, families, demo: training runs side by side (empty: 2 on the embedded corpus, whose tiny CPU runs leave a core idle; 1 elsewhere)
+JOBS ?=
 ## cmkd: student budget design: equal (the teacher's) | short (the recipe's student budget) | both
 DESIGN ?=
 ## cmkd: pair for the consistency, cross-fit and temperature cells: ast_to_cnn | cnn_to_ast
@@ -86,6 +88,7 @@ AUDIOSET_SEGMENTS ?=
 CHECK ?= full
 
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
+jobs = $(or $(JOBS),$(if $(filter $(EMBEDDED),$(DATASET)),2,1))
 
 .PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd \
         demo families test test-all bench gpu-check clean help
@@ -167,12 +170,12 @@ student: install
 
 ## the paper's grid (equal and short designs, controls) with SEEDS student seeds; report under reports/DATASET (DESIGN, DIRECTION, CELLS)
 cmkd: install
-	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(or $(SEEDS),1) $(call opt,--fold,$(FOLD)) $(call opt,--design,$(DESIGN)) \
+	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(or $(SEEDS),1) --jobs $(jobs) $(call opt,--fold,$(FOLD)) $(call opt,--design,$(DESIGN)) \
 		$(call opt,--direction,$(DIRECTION)) $(call opt,--only,$(CELLS)) -- $(ARGS)
 
 ## the corpus's design check: CNN and AST at the teacher budget, no KD, AP per class group over SEEDS (default 3)
 families: install
-	$(PY) -m stages.families --dataset $(DATASET) --seeds $(or $(SEEDS),3) -- $(ARGS)
+	$(PY) -m stages.families --dataset $(DATASET) --seeds $(or $(SEEDS),3) --jobs $(jobs) -- $(ARGS)
 
 ## corpus -> manifests -> CNN + AST teachers (trained longer) -> stores -> short-budget KD students, prior controls -> table
 demo: install
@@ -180,7 +183,7 @@ demo: install
 	$(PY) -m stages.manifests --dataset demo --format fsd50k --data-root $(DATA_DIR)/demo
 	$(PY) -m stages.manifests --dataset demo-esc50 --format esc50 --data-root $(DATA_DIR)/demo-esc50
 	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300
-	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(or $(SEEDS),1) -- $(ARGS)
+	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(or $(SEEDS),1) --jobs $(or $(JOBS),2) -- $(ARGS)
 
 ## the test suite, less the multi-process fault-injection trials (marker `slow`; `make test-all` runs them, CI calls it)
 test: install

@@ -42,6 +42,7 @@ class Config:
     model: str = "efficientnet_b0"
     pooling: str = "mean"  # the CNN's head: mean | attention | psla_attention
     ast_pooling: str = ""  # the AST's head: token (paper) | max; "": the model's own (see pipeline/models/ast.py)
+    ast_position: str = ""  # the AST's position table: learned (paper) | sincos (fixed); "": the model's own
     pretrained: str = "none"  # none | imagenet
     init: str = ""  # start from this checkpoint: a published AST/PSLA file or one of ours (make teacher INIT=)
     drop_rate: float = 0.0

@@ -57,6 +57,7 @@ RULES: dict[str, typing.Callable] = {
     "model": _model, "cnn_model": _model, "ast_model": _model,
     "pooling": _choice("mean", "attention", "psla_attention"),
     "ast_pooling": _choice("", "token", "max"),
+    "ast_position": _choice("", "learned", "sincos"),
     "pretrained": _choice("none", "imagenet"),
     "drop_rate": lambda v: 0 <= v < 1 or "must be in [0, 1)",
     "n_mels": _positive, "target_length": _positive,

@@ -32,6 +32,7 @@ from pathlib import Path
 from . import paths
 from .augment import AugmentSettings
 from .config import Config, apply_overrides
+from .parallel_runs import RunJob, run_jobs
 from .paths import grid_run_dir, store_dir
 from .recipe import Recipe
 
@@ -80,6 +81,7 @@ class GridSpec:
     only: tuple[str, ...] = ()  # run just these cells (their teachers and baselines are added); () = all
     fold: int | None = None  # fold-based data: train on the other folds, evaluate on this one
     overrides: list[str] = field(default_factory=list)
+    jobs: int = 1  # runs side by side within a phase (make JOBS=); results do not depend on it
 
     def model_name(self, family: str) -> str:
         return self.cnn if family == "cnn" else self.ast
@@ -109,6 +111,12 @@ def _design_cells(spec: GridSpec, design: str) -> list[Cell]:
         Cell(f"{pair}_tau", student, d, f"teacher/{teacher}", "clean",
              overrides=(f"tau={spec.paper_tau}", "tau_student=true", "tau_squared=true"), group="temperature"),
     ]
+
+
+def _reuses_teacher(cell: Cell, seed: int) -> bool:
+    """The equal design's no-KD student at seed 0 has its family's teacher recipe, role and seed: it
+    is that run, not retrained."""
+    return cell.design == "equal" and cell.kd == "none" and seed == 0
 
 
 def cells_for(spec: GridSpec) -> list[Cell]:
@@ -182,8 +190,8 @@ def estimate_seconds(spec: GridSpec, recipe: Recipe, train_clips: int, steps: in
         for cell in cells_for(spec):
             if (cell.is_teacher and seed) or (run_dir(spec, cell, seed) / "summary.json").exists():
                 continue  # teachers train once; finished cells are reused
-            if cell.design == "equal" and cell.kd == "none" and seed == 0:
-                continue  # the teacher run itself
+            if _reuses_teacher(cell, seed):
+                continue
             epochs = cell_config(spec, recipe, cell, seed).epochs
             per_epoch = seconds_per_clip[cell.model] * train_clips * (1.0 + (cell.kd == "online"))
             data_passes = (cell.crossfit - 1) if cell.crossfit else 1  # k members, each on (k-1)/k of the clips
@@ -266,43 +274,43 @@ def set_aside_stale_grid(spec: GridSpec) -> Path | None:
     return moved
 
 
+def _job(spec: GridSpec, recipe: Recipe, cell: Cell, cells: list[Cell], seed: int, progress: bool) -> RunJob:
+    """One cell's run; a KD cell's store is written here (in this process) on first use."""
+    directory = run_dir(spec, cell, seed)
+    run = str(directory.relative_to(paths.run_dir(spec.dataset, "")))
+    config = cell_config(spec, recipe, cell, seed)
+    label = f"{cell.name}" + ("" if cell.is_teacher else f" seed {seed}")
+    if cell.is_teacher:
+        return RunJob(label, "crossfit" if cell.crossfit else "train", spec.dataset, config, run, directory,
+                      fold=spec.fold, crossfit=cell.crossfit)
+    if cell.kd == "online":
+        teacher = grid_run_dir(spec.dataset, cell.teacher, 0)
+        config = apply_overrides(config, {"kd": "online", "logits": "", "teacher": str(teacher)})
+    elif cell.kd != "none":
+        store = _store_for(spec, cell, cells, config, progress)
+        config = apply_overrides(config, {"kd": cell.kd, "logits": store, "teacher": ""})
+    return RunJob(label, "student", spec.dataset, config, run, directory, fold=spec.fold)
+
+
 def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     """Run every cell for every seed; returns {cell: {seed: summary}} (teachers: every seed maps to
-    their one run)."""
-    from .crossfit import run_crossfit
-    from .distill import train_student
-    from .training import run_training
-
+    their one run). Teachers train first, then the stores are written, then every student runs:
+    ``spec.jobs`` runs at a time within each phase (:mod:`pipeline.parallel_runs`)."""
     set_aside_stale_grid(spec)
     cells = cells_for(spec)
+    todo = [(cell, seed) for seed in range(spec.seeds) for cell in cells
+            if not (cell.is_teacher and seed) and not _reuses_teacher(cell, seed)
+            and not (run_dir(spec, cell, seed) / "summary.json").exists()]
+    run_jobs([_job(spec, recipe, cell, cells, seed, progress) for cell, seed in todo if cell.is_teacher],
+             spec.jobs, progress)
+    run_jobs([_job(spec, recipe, cell, cells, seed, progress) for cell, seed in todo if not cell.is_teacher],
+             spec.jobs, progress)
     results: dict[str, dict[int, dict]] = {}
-    started = time.time()
     for seed in range(spec.seeds):
         for cell in cells:
-            directory = run_dir(spec, cell, seed)
-            run = str(directory.relative_to(paths.run_dir(spec.dataset, "")))
-            config = cell_config(spec, recipe, cell, seed)
-            if cell.design == "equal" and cell.kd == "none" and seed == 0:
-                # the same recipe, role and seed as the family's teacher (listed first): that run, reused
-                results.setdefault(cell.name, {})[seed] = results[f"teacher/{cell.model}"][0]
-                continue
-            if (directory / "summary.json").exists():
-                results.setdefault(cell.name, {})[seed] = json.loads((directory / "summary.json").read_text())
-                continue
-            print(f"\n=== {cell.name} seed {seed} ({time.time() - started:.0f} s into the grid) ===")
-            if cell.crossfit:
-                summary = run_crossfit(spec.dataset, config, run, cell.crossfit, fold=spec.fold, progress=progress)
-            elif cell.is_teacher:
-                summary = run_training(spec.dataset, config, run, fold=spec.fold, progress=progress)
-            else:
-                if cell.kd == "online":
-                    teacher = grid_run_dir(spec.dataset, cell.teacher, 0)
-                    config = apply_overrides(config, {"kd": "online", "logits": "", "teacher": str(teacher)})
-                elif cell.kd != "none":
-                    store = _store_for(spec, cell, cells, config, progress)
-                    config = apply_overrides(config, {"kd": cell.kd, "logits": store, "teacher": ""})
-                summary = train_student(spec.dataset, config, run, fold=spec.fold, progress=progress)
-            results.setdefault(cell.name, {})[seed] = summary
+            directory = (grid_run_dir(spec.dataset, f"teacher/{cell.model}", 0) if _reuses_teacher(cell, seed)
+                         else run_dir(spec, cell, seed))
+            results.setdefault(cell.name, {})[seed] = json.loads((directory / "summary.json").read_text())
     return results
 
 

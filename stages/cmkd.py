@@ -28,6 +28,8 @@ def main(argv=None) -> int:
                         help="teacher_to_student pair for the consistency, cross-fitting and temperature cells")
     parser.add_argument("--only", default="", help="comma-separated cells to run (their teachers and baselines are added)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: the evaluation fold")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs side by side (CPU: one per core pair is cheap; results do not depend on it)")
     args = parser.parse_args(argv)
     recipe = Recipe.load(args.config or default_recipe(args.dataset))
     base = recipe.resolve("student", [o for o in args.overrides if o.strip()])
@@ -37,7 +39,7 @@ def main(argv=None) -> int:
                     seeds=args.seeds, small=args.small, direction=args.direction, fold=args.fold,
                     designs=DESIGNS if args.design == "both" else (args.design,),
                     only=tuple(c for c in args.only.split(",") if c),
-                    overrides=[o for o in args.overrides if o.strip()])
+                    overrides=[o for o in args.overrides if o.strip()], jobs=args.jobs)
     manifest = load_manifest(manifest_dir(args.dataset))
     train_clips = len(splits_for(manifest, args.fold)[0])
     set_aside_stale_grid(spec)  # before the estimate, so it counts only the runs that will be reused

@@ -18,6 +18,8 @@ from .common import base_parser, default_recipe, run_main
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="seeds per family (seed 0 is the grid's teacher run)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs side by side (CPU: one per core pair is cheap; results do not depend on it)")
     args = parser.parse_args(argv)
     overrides = [o for o in args.overrides if o.strip()]
     recipe = Recipe.load(args.config or default_recipe(args.dataset))
@@ -25,7 +27,8 @@ def main(argv=None) -> int:
     check_config(recipe.resolve("teacher", overrides), source="the recipe with ARGS")  # before hours of training
     # the grid's equal-design no-KD cells are exactly this: its teachers (seed 0) plus more seeds
     spec = GridSpec(dataset=args.dataset, cnn=base.cnn_model, ast=base.ast_model, seeds=args.seeds,
-                    designs=("equal",), only=("equal/cnn", "equal/ast"), overrides=overrides)
+                    designs=("equal",), only=("equal/cnn", "equal/ast"), overrides=overrides,
+                    jobs=args.jobs)
     manifest = load_manifest(manifest_dir(args.dataset))
     groups = class_groups(manifest.mids)
     if not groups:

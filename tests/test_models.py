@@ -12,7 +12,7 @@ from torch import nn
 
 from pipeline.models import PretrainedUnavailable, create_model, list_models, load_pretrained_checkpoint
 from pipeline.models import pretrained as pretrained_module
-from pipeline.models.ast import resize_pos_embed
+from pipeline.models.ast import resize_pos_embed, sincos_position_table
 from pipeline.models.checkpoint_import import CheckpointImportError
 from pipeline.models.pooling import AttentionPoolingHead
 from pipeline.models.psla_layout import PslaLayoutError
@@ -165,6 +165,31 @@ def test_one_recipe_pools_each_family_with_its_own_key():
     ast = load_config(None, ["pooling=attention", "model=ast_micro"])
     assert pooling_for(ast) is None  # the model's own head, not the CNN's
     assert pooling_for(load_config(None, ["model=ast_base", "ast_pooling=max"])) == "max"
+
+
+def test_sincos_position_table_is_fixed_and_tells_positions_apart():
+    table = sincos_position_table((4, 49), 96)
+    assert table.shape == (1, 2 + 4 * 49, 96)
+    assert torch.equal(table[0, :2], torch.zeros(2, 96))  # class and distillation tokens carry no position
+    patches = table[0, 2:]
+    assert torch.cdist(patches, patches).add(torch.eye(4 * 49)).min() > 0.1  # every patch has its own row
+    grid = patches.reshape(4, 49, 96)
+    assert torch.equal(grid[:, 0, :48], grid[:, 48, :48])  # the first half of the channels: frequency only
+    assert torch.equal(grid[0, :, 48:], grid[3, :, 48:])  # the second half: time only
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_position_table((2, 2), 90)
+
+    from pipeline.recipe import load_config
+    from pipeline.training.loop import model_options_for
+
+    model = create_model("ast_micro", num_classes=3, **SHORT, position="sincos")
+    assert model.model_config["position"] == "sincos" and not model.v.pos_embed.requires_grad
+    torch.testing.assert_close(model.v.pos_embed.detach(), sincos_position_table(model.grid, 96))
+    assert create_model("ast_micro", num_classes=3, **SHORT).v.pos_embed.requires_grad  # learned by default
+    assert model_options_for(load_config(None, ["model=ast_micro", "ast_position=sincos"])) == {"position": "sincos"}
+    assert model_options_for(load_config(None, ["model=efficientnet_tiny", "ast_position=sincos"])) == {}
+    with pytest.raises(ValueError, match="use position=learned"):
+        create_model("ast_tiny", num_classes=3, **SHORT, position="sincos", pretrained="imagenet")
 
 
 # ---------------------------------------------------------------- checkpoint import: AST layout

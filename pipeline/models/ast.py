@@ -14,6 +14,10 @@ readout, at its class priors (chance ~0.07), and 0.1886 with max. A short event 
 tokens; averages drown it, a maximum passes it through from the first step.
 The paper-size models keep the paper's head; ast_micro, which exists for CPU demos, defaults to max.
 
+``position="sincos"`` replaces the learned position table by a fixed sine-cosine one
+(:func:`sincos_position_table`); ``learned`` (the paper's, and the only one ImageNet weights fit) is
+every model's default. Recipes set it with ``ast_position``.
+
 Parameter names mirror the published AST code (``v.*`` is the timm ViT, ``mlp_head.0`` the LayerNorm,
 ``mlp_head.1`` the Linear), so an AST checkpoint's ``module.v.*`` keys load after dropping ``module.``.
 """
@@ -33,6 +37,7 @@ from .registry import register_model
 PATCH = 16
 PREFIX_TOKENS = 2  # class + distillation token
 AST_POOLING = ("token", "max")
+AST_POSITIONS = ("learned", "sincos")
 
 
 def patch_grid(n_mels: int, target_length: int, freq_stride: int = 10, time_stride: int = 10) -> tuple[int, int]:
@@ -96,15 +101,44 @@ def resize_pos_embed(pos_embed: torch.Tensor, source_grid: tuple[int, int], targ
     return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)
 
 
+def sincos_position_table(grid: tuple[int, int], width: int, prefix_tokens: int = PREFIX_TOKENS) -> torch.Tensor:
+    """A fixed 2-D sine-cosine position table [1, prefix + F*T, width] for the patch grid (F, T).
+
+    Half the channels encode the frequency row, half the time column, each as sines and cosines of
+    geometrically spaced frequencies (the transformer's original table, once per axis); the prefix
+    tokens get zeros. Why a fixed table for a model trained from scratch: its slow components say
+    "early or late in the clip" and "low or high band" from the first step, while a learned table
+    starts as noise (std 0.02) and must learn each of the F*T positions separately from the data.
+    """
+    if width % 4:
+        raise ValueError(f"a sine-cosine position table needs a width divisible by 4, got {width}")
+    quarter = width // 4
+    omega = 1.0 / 10000.0 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+
+    def one_axis(positions: int) -> torch.Tensor:  # [positions, width / 2]
+        angles = torch.arange(positions, dtype=torch.float64)[:, None] * omega[None, :]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    rows, columns = grid
+    freq = one_axis(rows)[:, None, :].expand(rows, columns, 2 * quarter)
+    time = one_axis(columns)[None, :, :].expand(rows, columns, 2 * quarter)
+    patches = torch.cat([freq, time], dim=2).reshape(rows * columns, width)  # row-major, as the conv flattens
+    return torch.cat([torch.zeros(prefix_tokens, width, dtype=torch.float64), patches])[None].float()
+
+
 class AudioSpectrogramTransformer(nn.Module):
     classifier_prefixes = ("mlp_head.1.",)  # the only parameters whose shape depends on num_classes
 
     def __init__(self, num_classes: int, n_mels: int, target_length: int, embed_dim: int, depth: int,
-                 num_heads: int, freq_stride: int, time_stride: int, drop_rate: float, pooling: str = "token"):
+                 num_heads: int, freq_stride: int, time_stride: int, drop_rate: float, pooling: str = "token",
+                 position: str = "learned"):
         super().__init__()
         if pooling not in AST_POOLING:
             raise ValueError(f"AST pooling must be one of {AST_POOLING}, got {pooling!r}")
+        if position not in AST_POSITIONS:
+            raise ValueError(f"AST position must be one of {AST_POSITIONS}, got {position!r}")
         self.pooling = pooling
+        self.position = position
         self.input_shape = (target_length, n_mels)
         self.grid = patch_grid(n_mels, target_length, freq_stride, time_stride)
         self.v = VisionTransformerDistilled(
@@ -112,6 +146,9 @@ class AudioSpectrogramTransformer(nn.Module):
             embed_dim=embed_dim, depth=depth, num_heads=num_heads,
             embed_layer=partial(OverlappingPatchEmbed, stride=(freq_stride, time_stride)),
         )
+        if position == "sincos":  # kept as the (frozen) parameter timm adds, so state dicts keep their keys
+            self.v.pos_embed.data.copy_(sincos_position_table(self.grid, embed_dim))
+            self.v.pos_embed.requires_grad_(False)
         self.mlp_head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, num_classes))
         # between the LayerNorm and the Linear, so mlp_head keeps AST's indices 0 and 1
         self.head_dropout = nn.Dropout(drop_rate)
@@ -145,11 +182,16 @@ def imagenet_vit_state(timm_name: str, target_grid: tuple[int, int]) -> dict[str
 
 def build_ast(name: str, imagenet_source: str | None, num_classes: int, n_mels: int, target_length: int,
               pooling: str, drop_rate: float, pretrained: str, embed_dim: int, depth: int, num_heads: int,
-              freq_stride: int, time_stride: int) -> AudioSpectrogramTransformer:
+              freq_stride: int, time_stride: int, position: str = "learned") -> AudioSpectrogramTransformer:
     if pooling not in AST_POOLING:
         raise ValueError(f"{name}: AST pooling must be 'token' (mean of the class and distillation tokens, as "
                          f"in the paper) or 'max' (over patch tokens), got {pooling!r}; the CNN heads "
                          f"(mean, attention) are set with `pooling`, the AST's with `ast_pooling`")
+    if position not in AST_POSITIONS:
+        raise ValueError(f"{name}: position must be 'learned' (a trained table, as in the paper) or 'sincos' "
+                         f"(a fixed sine-cosine table), got {position!r}")
+    if pretrained == "imagenet" and position != "learned":
+        raise ValueError(f"{name}: pretrained=imagenet brings DeiT's learned position table; use position=learned")
     imagenet_state = None
     if pretrained == "imagenet":  # fetched before the (slow) construction, so a missing file fails at once
         if imagenet_source is None:
@@ -157,7 +199,7 @@ def build_ast(name: str, imagenet_source: str | None, num_classes: int, n_mels: 
         grid = patch_grid(n_mels, target_length, freq_stride, time_stride)
         imagenet_state = imagenet_vit_state(imagenet_source, grid)
     model = AudioSpectrogramTransformer(num_classes, n_mels, target_length, embed_dim, depth, num_heads,
-                                        freq_stride, time_stride, drop_rate, pooling)
+                                        freq_stride, time_stride, drop_rate, pooling, position)
     if imagenet_state is not None:
         model.v.load_state_dict(imagenet_state, strict=True)
     return model
@@ -166,21 +208,24 @@ def build_ast(name: str, imagenet_source: str | None, num_classes: int, n_mels: 
 @register_model("AST as in the paper: DeiT-base geometry (768 wide, 12 layers, 12 heads), ~87M parameters",
                 family="ast")
 def ast_base(num_classes: int, n_mels: int, target_length: int, pooling: str = "token", drop_rate: float = 0.0,
-             pretrained: str = "none", freq_stride: int = 10, time_stride: int = 10) -> AudioSpectrogramTransformer:
+             pretrained: str = "none", freq_stride: int = 10, time_stride: int = 10,
+             position: str = "learned") -> AudioSpectrogramTransformer:
     return build_ast("ast_base", "deit_base_distilled_patch16_384", num_classes, n_mels, target_length, pooling,
-                     drop_rate, pretrained, 768, 12, 12, freq_stride, time_stride)
+                     drop_rate, pretrained, 768, 12, 12, freq_stride, time_stride, position)
 
 
 @register_model("AST at DeiT-tiny width (192 wide, 12 layers, 3 heads), ~5.5M parameters", family="ast")
 def ast_tiny(num_classes: int, n_mels: int, target_length: int, pooling: str = "token", drop_rate: float = 0.0,
-             pretrained: str = "none", freq_stride: int = 10, time_stride: int = 10) -> AudioSpectrogramTransformer:
+             pretrained: str = "none", freq_stride: int = 10, time_stride: int = 10,
+             position: str = "learned") -> AudioSpectrogramTransformer:
     return build_ast("ast_tiny", "deit_tiny_distilled_patch16_224", num_classes, n_mels, target_length, pooling,
-                     drop_rate, pretrained, 192, 12, 3, freq_stride, time_stride)
+                     drop_rate, pretrained, 192, 12, 3, freq_stride, time_stride, position)
 
 
 @register_model("AST for CPU demos (96 wide, 3 layers, 2 heads, 16x12 strides, max over patch tokens), ~0.4M "
                 "parameters", family="ast")
 def ast_micro(num_classes: int, n_mels: int, target_length: int, pooling: str = "max", drop_rate: float = 0.0,
-              pretrained: str = "none", freq_stride: int = 16, time_stride: int = 12) -> AudioSpectrogramTransformer:
+              pretrained: str = "none", freq_stride: int = 16, time_stride: int = 12,
+              position: str = "learned") -> AudioSpectrogramTransformer:
     return build_ast("ast_micro", None, num_classes, n_mels, target_length, pooling, drop_rate, pretrained,
-                     96, 3, 2, freq_stride, time_stride)
+                     96, 3, 2, freq_stride, time_stride, position)

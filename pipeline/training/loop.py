@@ -61,6 +61,13 @@ def pooling_for(config: Config) -> str | None:
     return config.pooling
 
 
+def model_options_for(config: Config) -> dict:
+    """Family-specific builder options that the recipe sets (the AST's position table)."""
+    if model_entry(config.model).family == "ast" and config.ast_position:
+        return {"position": config.ast_position}
+    return {}
+
+
 def pick_device(config: Config) -> str:
     if config.device != "auto":
         return config.device
@@ -95,7 +102,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     model = create_model(config.model, num_classes=job.manifest.num_classes, n_mels=job.front_end.n_mels,
                          target_length=job.front_end.target_length, pooling=pooling_for(config),
                          pretrained=config.pretrained, drop_rate=config.drop_rate,
-                         checkpoint=config.init or None).to(device)
+                         checkpoint=config.init or None, **model_options_for(config)).to(device)
     if config.init and rank == 0 and not resume:
         print(model.import_report.summary())  # what of the published (or own) checkpoint was loaded
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,

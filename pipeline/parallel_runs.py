@@ -1,0 +1,121 @@
+"""Independent training runs side by side, each in its own spawned process (the grid's cells).
+
+Why: on a CPU a tiny model's run keeps one core busy with its math thread (``threads=1``) while its
+data worker idles most of the time, so two runs side by side on the demo's two cores take little
+longer than one (`make bench` measures it). Each run seeds itself (:mod:`pipeline.seeding`) and
+sets its own threads, so a run's result does not depend on how many run beside it.
+
+A child writes everything it prints to ``<run>/train.log``; the parent shows one progress bar over
+the runs and a line per finished run. A failed run does not stop the others: the parent waits for
+them (nothing finished is lost) and then raises, naming the run and its log.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config
+
+KINDS = ("train", "crossfit", "student")  # supervised run, k cross-fitted members, stage-two student
+LOG_FILE = "train.log"
+
+
+@dataclass(frozen=True)
+class RunJob:
+    label: str  # how progress lines name it, e.g. "short/ast_to_cnn seed 1"
+    kind: str  # one of KINDS
+    dataset: str
+    config: Config
+    run: str  # run name under runs/<dataset>/
+    run_dir: Path
+    fold: int | None = None
+    crossfit: int = 0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.label}: run kind must be one of {KINDS}, got {self.kind!r}")
+
+
+def execute(job: RunJob, progress: bool = True) -> dict:
+    """Run one job in this process; returns its summary."""
+    from .crossfit import run_crossfit
+    from .distill import train_student
+    from .training import run_training
+
+    if job.kind == "crossfit":
+        return run_crossfit(job.dataset, job.config, job.run, job.crossfit, fold=job.fold, progress=progress)
+    if job.kind == "train":
+        return run_training(job.dataset, job.config, job.run, fold=job.fold, progress=progress)
+    return train_student(job.dataset, job.config, job.run, fold=job.fold, progress=progress)
+
+
+def _child(job: RunJob, log_path: str) -> None:
+    """The spawned process: stdout and stderr (its DataLoader workers' too) go to the run's log, with
+    the per-epoch lines of a normal run."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", buffering=1) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        sys.stdout = sys.stderr = log
+        try:
+            execute(job, progress=True)  # into a file, bars redraw once a minute (pipeline.progress)
+        except BaseException as error:  # the parent reads the last line of the log
+            traceback.print_exc()
+            print(f"{type(error).__name__}: {error}")
+            log.flush()
+            os._exit(1)
+
+
+def _last_line(path: Path) -> str:
+    if not path.exists():
+        return "(no log)"
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else "(empty log)"
+
+
+def run_jobs(jobs: list[RunJob], parallel: int = 1, progress: bool = True) -> None:
+    """Run every job, up to ``parallel`` at once; ``parallel=1`` runs them here, one after the other,
+    with their own progress bars. Raises after all have stopped if any failed."""
+    if parallel < 1:
+        raise ValueError(f"parallel runs must be at least 1, got {parallel}")
+    if parallel == 1 or len(jobs) <= 1:
+        started = time.time()
+        for job in jobs:
+            print(f"\n=== {job.label} ({time.time() - started:.0f} s into this phase) ===")
+            execute(job, progress=progress)
+        return
+    from tqdm import tqdm
+
+    context = multiprocessing.get_context("spawn")  # no inherited torch threads or open stores
+    waiting, running, failed = list(jobs), {}, []
+    bar = tqdm(total=len(jobs), desc=f"runs ({parallel} at once)", unit="run", disable=not progress)
+    while waiting or running:
+        while waiting and len(running) < parallel:
+            job = waiting.pop(0)
+            log = job.run_dir / LOG_FILE
+            process = context.Process(target=_child, args=(job, str(log)), name=job.label)
+            process.start()
+            running[process] = (job, log, time.time())
+            bar.write(f"started {job.label} (log: {log})")
+        for process in [p for p in running if not p.is_alive()]:
+            process.join()
+            job, log, began = running.pop(process)
+            summary_file = job.run_dir / "summary.json"
+            if process.exitcode == 0 and summary_file.exists():
+                value = json.loads(summary_file.read_text()).get("map")
+                bar.write(f"finished {job.label} in {time.time() - began:.0f} s"
+                          + (f": eval mAP {value:.4f}" if isinstance(value, float) else ""))
+            else:
+                failed.append(f"{job.label} (exit {process.exitcode}): {_last_line(log)} [log: {log}]")
+            bar.update(1)
+        time.sleep(0.5)
+    bar.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(jobs)} run(s) failed: " + "; ".join(failed))

@@ -1,0 +1,50 @@
+"""Runs side by side: the grid's results do not depend on how many run at once, and a failed run
+neither stops the others nor goes unnamed."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.grid import GridSpec, run_grid
+from pipeline.parallel_runs import LOG_FILE, RunJob, run_jobs
+
+from .conftest import tiny_config, tiny_recipe
+
+TINY = dict(dataset="tiny", cnn="efficientnet_tiny", ast="ast_micro")
+
+
+def _maps(results: dict) -> dict:
+    return {(cell, seed): summary["map"] for cell, runs in results.items() for seed, summary in runs.items()}
+
+
+def test_grid_with_two_runs_at_once_gives_the_same_results(project):
+    recipe = tiny_recipe(teacher_epochs=2)
+    spec = GridSpec(**TINY, seeds=2, small=True, designs=("short",), jobs=2)
+    side_by_side = run_grid(spec, recipe, progress=False)
+    assert Path(f"runs/tiny/cmkd/teacher/ast/seed0/{LOG_FILE}").read_text().strip()  # the child's output
+    shutil.move("runs/tiny/cmkd", "runs/tiny/cmkd-parallel")
+    shutil.move("stores/tiny", "stores/tiny-parallel")
+    one_by_one = run_grid(GridSpec(**TINY, seeds=2, small=True, designs=("short",), jobs=1), recipe, progress=False)
+    assert _maps(side_by_side) == _maps(one_by_one)
+    for name in ("short/ast_to_cnn/seed1", "short/prior_to_ast/seed0", "teacher/cnn/seed0"):
+        first = json.loads(Path(f"runs/tiny/cmkd-parallel/{name}/summary.json").read_text())
+        second = json.loads(Path(f"runs/tiny/cmkd/{name}/summary.json").read_text())
+        assert first["per_class_ap"] == second["per_class_ap"]
+
+
+def test_a_failed_run_is_named_after_the_others_finish(project):
+    good = RunJob("good", "train", "tiny", tiny_config(epochs=1), "good", Path("runs/tiny/good"))
+    bad = RunJob("bad", "train", "no_such_dataset", tiny_config(epochs=1), "bad", Path("runs/no_such_dataset/bad"))
+    with pytest.raises(RuntimeError, match=r"1 of 2 run\(s\) failed: bad \(exit 1\): .*no_such_dataset.*"
+                                           r"\[log: runs/no_such_dataset/bad/train\.log\]"):
+        run_jobs([bad, good], parallel=2, progress=False)
+    assert Path("runs/tiny/good/summary.json").exists()  # finished, not lost
+
+
+def test_run_jobs_refuses_nonsense():
+    with pytest.raises(ValueError, match="at least 1"):
+        run_jobs([], parallel=0)
+    with pytest.raises(ValueError, match="run kind must be one of"):
+        RunJob("x", "teach", "tiny", tiny_config(), "x", Path("runs/tiny/x"))
