@@ -32,6 +32,7 @@ from pathlib import Path
 from . import paths
 from .augment import AugmentSettings
 from .config import Config, apply_overrides
+from . import grid_reuse
 from .parallel_runs import RunJob, run_jobs
 from .paths import grid_run_dir, store_dir
 from .recipe import Recipe
@@ -237,41 +238,14 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
     return str(store)
 
 
-GRID_DATA_FILE = "grid-data.json"
-
-
-def set_aside_stale_grid(spec: GridSpec) -> Path | None:
-    """Finished cells are reused only while the data is the same. When data_manifests/<dataset> has
-    changed since the grid's runs were trained (a new corpus version, a rebuilt manifest), its runs
-    and stores move to ``cmkd.<old hash>`` beside them: nothing finished is lost, nothing stale is
-    reused. Returns the folder the old runs went to, if any."""
-    from .manifests import manifest_hashes
-
-    root = paths.run_dir(spec.dataset, paths.GRID_FOLDER)
-    current = manifest_hashes(paths.manifest_dir(spec.dataset))
-    record = root / GRID_DATA_FILE
-    moved = None
-    if root.exists() and any(root.iterdir()):
-        recorded = json.loads(record.read_text()) if record.exists() else None
-        if recorded != current:
-            tag = recorded["clips.csv"][:8] if recorded and "clips.csv" in recorded else "unrecorded"
-            stores = store_dir(spec.dataset)
-            base_tag, count = tag, 1
-            while root.with_name(f"cmkd.{tag}").exists() or (stores / f"cmkd.{tag}").exists():
-                count += 1  # the same data set aside before (switching versions back and forth)
-                tag = f"{base_tag}-{count}"
-            moved = root.with_name(f"cmkd.{tag}")
-            old_stores = list(stores.glob("cmkd-*.zarr")) if stores.exists() else []
-            if old_stores:
-                (stores / f"cmkd.{tag}").mkdir(exist_ok=True)
-                for store in old_stores:
-                    store.rename(stores / f"cmkd.{tag}" / store.name)
-            root.rename(moved)
-            print(f"{root} was trained on other data than data_manifests/{spec.dataset} has now: "
-                  f"moved to {moved} (and its stores to {stores / f'cmkd.{tag}'}); the grid starts afresh")
-    root.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(current, indent=2) + "\n")
-    return moved
+def set_aside_stale_grid(spec: GridSpec, recipe: Recipe | None = None) -> Path | None:
+    """The grid's runs and stores, moved aside when the data or (with ``recipe``) a finished teacher's
+    recipe changed (:mod:`pipeline.grid_reuse`). Returns the folder the old runs went to, if any."""
+    teachers = None
+    if recipe is not None:
+        teachers = {cell.name: (run_dir(spec, cell, 0), cell_config(spec, recipe, cell, 0))
+                    for cell in cells_for(spec) if cell.is_teacher}
+    return grid_reuse.set_aside_stale_grid(spec.dataset, teachers)
 
 
 def _job(spec: GridSpec, recipe: Recipe, cell: Cell, cells: list[Cell], seed: int, progress: bool) -> RunJob:
@@ -292,15 +266,23 @@ def _job(spec: GridSpec, recipe: Recipe, cell: Cell, cells: list[Cell], seed: in
     return RunJob(label, "student", spec.dataset, config, run, directory, fold=spec.fold)
 
 
+def _finished(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int) -> bool:
+    """A finished run of this cell, with the recipe it would get now (a superseded student is moved
+    aside; teachers were checked with the whole grid)."""
+    directory = run_dir(spec, cell, seed)
+    if not (directory / "summary.json").exists():
+        return False
+    return cell.is_teacher or not grid_reuse.set_aside_superseded_run(directory, cell_config(spec, recipe, cell, seed))
+
+
 def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     """Run every cell for every seed; returns {cell: {seed: summary}} (teachers: every seed maps to
     their one run). Teachers train first, then the stores are written, then every student runs:
     ``spec.jobs`` runs at a time within each phase (:mod:`pipeline.parallel_runs`)."""
-    set_aside_stale_grid(spec)
+    set_aside_stale_grid(spec, recipe)
     cells = cells_for(spec)
     todo = [(cell, seed) for seed in range(spec.seeds) for cell in cells
-            if not (cell.is_teacher and seed) and not _reuses_teacher(cell, seed)
-            and not (run_dir(spec, cell, seed) / "summary.json").exists()]
+            if not (cell.is_teacher and seed) and not _reuses_teacher(cell, seed) and not _finished(spec, recipe, cell, seed)]
     run_jobs([_job(spec, recipe, cell, cells, seed, progress) for cell, seed in todo if cell.is_teacher],
              spec.jobs, progress)
     run_jobs([_job(spec, recipe, cell, cells, seed, progress) for cell, seed in todo if not cell.is_teacher],

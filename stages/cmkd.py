@@ -42,7 +42,7 @@ def main(argv=None) -> int:
                     overrides=[o for o in args.overrides if o.strip()], jobs=args.jobs)
     manifest = load_manifest(manifest_dir(args.dataset))
     train_clips = len(splits_for(manifest, args.fold)[0])
-    set_aside_stale_grid(spec)  # before the estimate, so it counts only the runs that will be reused
+    set_aside_stale_grid(spec, recipe)  # before the estimate, so it counts only the runs that will be reused
     estimate = estimate_seconds(spec, recipe, train_clips)
     print(f"CMKD grid on {spec.dataset} ({', '.join(spec.designs)} design): {estimated_trainings(spec)} trainings "
           f"({spec.cnn} / {spec.ast}), about {estimate / 60:.0f} min of training by a quick timing here "

@@ -115,7 +115,8 @@ def test_a_grid_that_adds_replay_builds_a_store_with_views(project):
 def test_a_grid_trained_on_other_data_is_set_aside_not_reused(project):
     """Finished cells are reused only while the manifest is the one they were trained on (a new
     corpus version must not pick up the old version's teachers); the old runs and stores are kept."""
-    from pipeline.grid import GRID_DATA_FILE, set_aside_stale_grid
+    from pipeline.grid import set_aside_stale_grid
+    from pipeline.grid_reuse import GRID_DATA_FILE
 
     spec = GridSpec(**TINY, seeds=1, small=True, designs=("short",))
     assert set_aside_stale_grid(spec) is None  # first grid: nothing to move, the data is recorded
@@ -155,3 +156,23 @@ def test_family_table_pairs_the_families_by_seed_per_class_group():
     assert rows["all classes (mAP)"][3] == "CNN"  # -0.01 every seed: a zero-spread paired difference
     one_seed = family_table({"equal/cnn": {0: cnn[0]}, "equal/ast": {0: ast[0]}}, groups, "map", [0])
     assert all(line.endswith("one seed: no call |") for line in one_seed[2:])
+
+
+def test_a_changed_recipe_retrains_what_it_changes_and_keeps_the_rest(project):
+    """A finished cell is reused only with the recipe it would get now: a student whose recipe changed
+    is moved aside and trained again; a teacher whose recipe changed sets the whole grid aside (every
+    store and student learned from it). Nothing is deleted."""
+    spec = GridSpec(**TINY, seeds=1, small=True, designs=("short",), only=("short/ast_to_cnn",))
+    first = run_grid(spec, tiny_recipe(teacher_epochs=1), progress=False)
+    assert first["short/ast_to_cnn"][0]["epochs_trained"] == 1
+    longer_students = run_grid(spec, tiny_recipe(teacher_epochs=1, epochs=2), progress=False)
+    assert longer_students["teacher/ast"][0] == first["teacher/ast"][0]  # the teacher's recipe is unchanged
+    assert longer_students["short/ast_to_cnn"][0]["epochs_trained"] == 2
+    assert Path("runs/tiny/cmkd/short/ast_to_cnn/seed0.superseded/summary.json").exists()
+    assert run_grid(spec, tiny_recipe(teacher_epochs=1, epochs=2), progress=False) == longer_students  # reused
+
+    longer_teachers = run_grid(spec, tiny_recipe(teacher_epochs=2, epochs=2), progress=False)
+    assert longer_teachers["teacher/ast"][0]["epochs_trained"] == 2
+    aside = [p for p in Path("runs/tiny").glob("cmkd.*-recipe")]
+    assert len(aside) == 1 and (aside[0] / "teacher/ast/seed0/summary.json").exists()
+    assert list(Path("stores/tiny").glob("cmkd.*-recipe/cmkd-ast.zarr"))
