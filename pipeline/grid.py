@@ -24,6 +24,7 @@ student of the same seed (paired). Finished cells are skipped: a killed grid res
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -248,24 +249,6 @@ def set_aside_stale_grid(spec: GridSpec, recipe: Recipe | None = None) -> Path |
     return grid_reuse.set_aside_stale_grid(spec.dataset, teachers)
 
 
-def _job(spec: GridSpec, recipe: Recipe, cell: Cell, cells: list[Cell], seed: int, progress: bool) -> RunJob:
-    """One cell's run; a KD cell's store is written here (in this process) on first use."""
-    directory = run_dir(spec, cell, seed)
-    run = str(directory.relative_to(paths.run_dir(spec.dataset, "")))
-    config = cell_config(spec, recipe, cell, seed)
-    label = f"{cell.name}" + ("" if cell.is_teacher else f" seed {seed}")
-    if cell.is_teacher:
-        return RunJob(label, "crossfit" if cell.crossfit else "train", spec.dataset, config, run, directory,
-                      fold=spec.fold, crossfit=cell.crossfit)
-    if cell.kd == "online":
-        teacher = grid_run_dir(spec.dataset, cell.teacher, 0)
-        config = apply_overrides(config, {"kd": "online", "logits": "", "teacher": str(teacher)})
-    elif cell.kd != "none":
-        store = _store_for(spec, cell, cells, config, progress)
-        config = apply_overrides(config, {"kd": cell.kd, "logits": store, "teacher": ""})
-    return RunJob(label, "student", spec.dataset, config, run, directory, fold=spec.fold)
-
-
 def _finished(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int) -> bool:
     """A finished run of this cell, with the recipe it would get now (a superseded student is moved
     aside; teachers were checked with the whole grid)."""
@@ -275,18 +258,50 @@ def _finished(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int) -> bool:
     return cell.is_teacher or not grid_reuse.set_aside_superseded_run(directory, cell_config(spec, recipe, cell, seed))
 
 
+def _label(cell: Cell, seed: int) -> str:
+    return cell.name if cell.is_teacher else f"{cell.name} seed {seed}"
+
+
+def _job(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int, waits_for: set[str]) -> RunJob:
+    """One cell's run, waiting for its teacher's run when that is still to train."""
+    directory = run_dir(spec, cell, seed)
+    run = str(directory.relative_to(paths.run_dir(spec.dataset, "")))
+    config = cell_config(spec, recipe, cell, seed)
+    if cell.is_teacher:
+        return RunJob(_label(cell, seed), "crossfit" if cell.crossfit else "train", spec.dataset, config, run,
+                      directory, fold=spec.fold, crossfit=cell.crossfit)
+    after = (cell.teacher,) if cell.teacher in waits_for else ()
+    return RunJob(_label(cell, seed), "student", spec.dataset, config, run, directory, fold=spec.fold, after=after)
+
+
+def _wire_teacher(spec: GridSpec, cell: Cell, cells: list[Cell], job: RunJob, progress: bool) -> RunJob:
+    """Right before a KD student starts (its teacher has finished): point it at the teacher, writing
+    the store it reads on first use."""
+    if cell.kd == "online":
+        teacher = grid_run_dir(spec.dataset, cell.teacher, 0)
+        config = apply_overrides(job.config, {"kd": "online", "logits": "", "teacher": str(teacher)})
+    elif cell.kd != "none":
+        store = _store_for(spec, cell, cells, job.config, progress)
+        config = apply_overrides(job.config, {"kd": cell.kd, "logits": store, "teacher": ""})
+    else:
+        return job
+    return dataclasses.replace(job, config=config)
+
+
 def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     """Run every cell for every seed; returns {cell: {seed: summary}} (teachers: every seed maps to
-    their one run). Teachers train first, then the stores are written, then every student runs:
-    ``spec.jobs`` runs at a time within each phase (:mod:`pipeline.parallel_runs`)."""
+    their one run). ``spec.jobs`` runs share the machine (:mod:`pipeline.parallel_runs`); a KD
+    student starts once its teacher has finished, the others at once."""
     set_aside_stale_grid(spec, recipe)
     cells = cells_for(spec)
     todo = [(cell, seed) for seed in range(spec.seeds) for cell in cells
             if not (cell.is_teacher and seed) and not _reuses_teacher(cell, seed) and not _finished(spec, recipe, cell, seed)]
-    run_jobs([_job(spec, recipe, cell, cells, seed, progress) for cell, seed in todo if cell.is_teacher],
-             spec.jobs, progress)
-    run_jobs([_job(spec, recipe, cell, cells, seed, progress) for cell, seed in todo if not cell.is_teacher],
-             spec.jobs, progress)
+    todo.sort(key=lambda item: not item[0].is_teacher)  # teachers first: students may wait for them
+    training_teachers = {cell.name for cell, _ in todo if cell.is_teacher}
+    by_label = {_label(cell, seed): cell for cell, seed in todo}
+    jobs = [_job(spec, recipe, cell, seed, training_teachers) for cell, seed in todo]
+    run_jobs(jobs, spec.jobs, progress,
+             prepare=lambda job: _wire_teacher(spec, by_label[job.label], cells, job, progress))
     results: dict[str, dict[int, dict]] = {}
     for seed in range(spec.seeds):
         for cell in cells:

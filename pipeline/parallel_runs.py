@@ -5,9 +5,15 @@ data worker idles most of the time, so two runs side by side on the demo's two c
 longer than one (`make bench` measures it). Each run seeds itself (:mod:`pipeline.seeding`) and
 sets its own threads, so a run's result does not depend on how many run beside it.
 
+A run may wait for others (``after``: a student for the teacher whose store it reads); it starts as
+soon as those finished, so a student that needs no teacher fills a core while a teacher still
+trains. ``prepare`` runs in the parent right before a run starts (the grid writes the store the
+student reads there).
+
 A child writes everything it prints to ``<run>/train.log``; the parent shows one progress bar over
 the runs and a line per finished run. A failed run does not stop the others: the parent waits for
-them (nothing finished is lost) and then raises, naming the run and its log.
+them (nothing finished is lost; runs that wait for the failed one are not started) and then raises,
+naming the run and its log.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .config import Config
 
@@ -37,6 +44,7 @@ class RunJob:
     run_dir: Path
     fold: int | None = None
     crossfit: int = 0
+    after: tuple[str, ...] = ()  # labels of runs that must finish first
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -80,25 +88,53 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "(empty log)"
 
 
-def run_jobs(jobs: list[RunJob], parallel: int = 1, progress: bool = True) -> None:
-    """Run every job, up to ``parallel`` at once; ``parallel=1`` runs them here, one after the other,
-    with their own progress bars. Raises after all have stopped if any failed."""
+def _check_order(jobs: list[RunJob]) -> None:
+    seen = set()
+    for job in jobs:
+        missing = [label for label in job.after if label not in seen]
+        if missing:
+            raise ValueError(f"{job.label} waits for {missing}, which are not listed before it")
+        seen.add(job.label)
+
+
+def run_jobs(jobs: list[RunJob], parallel: int = 1, progress: bool = True,
+             prepare: Callable[[RunJob], RunJob] | None = None) -> None:
+    """Run every job, up to ``parallel`` at once, each after the runs it waits for (listed before
+    it); ``parallel=1`` runs them here, in order, with their own progress bars. Raises after all
+    have stopped if any failed."""
     if parallel < 1:
         raise ValueError(f"parallel runs must be at least 1, got {parallel}")
-    if parallel == 1 or len(jobs) <= 1:
+    _check_order(jobs)
+    prepare = prepare or (lambda job: job)
+    if parallel == 1:
         started = time.time()
         for job in jobs:
-            print(f"\n=== {job.label} ({time.time() - started:.0f} s into this phase) ===")
+            job = prepare(job)
+            print(f"\n=== {job.label} ({time.time() - started:.0f} s in) ===")
             execute(job, progress=progress)
         return
     from tqdm import tqdm
 
     context = multiprocessing.get_context("spawn")  # no inherited torch threads or open stores
-    waiting, running, failed = list(jobs), {}, []
+    waiting, running, done, failed, failures = list(jobs), {}, set(), set(), []
     bar = tqdm(total=len(jobs), desc=f"runs ({parallel} at once)", unit="run", disable=not progress)
     while waiting or running:
-        while waiting and len(running) < parallel:
-            job = waiting.pop(0)
+        for job in [j for j in waiting if failed.intersection(j.after)]:
+            waiting.remove(job)  # it waits for a run that failed: never started
+            failed.add(job.label)
+            failures.append(f"{job.label} (not started): waits for {sorted(failed.intersection(job.after))}")
+            bar.update(1)
+        ready = [j for j in waiting if all(label in done for label in j.after)]
+        while ready and len(running) < parallel:
+            job = ready.pop(0)
+            waiting.remove(job)
+            try:
+                job = prepare(job)
+            except Exception as error:  # e.g. the store it reads could not be written
+                failed.add(job.label)
+                failures.append(f"{job.label} (not started): {type(error).__name__}: {error}")
+                bar.update(1)
+                continue
             log = job.run_dir / LOG_FILE
             process = context.Process(target=_child, args=(job, str(log)), name=job.label)
             process.start()
@@ -109,13 +145,15 @@ def run_jobs(jobs: list[RunJob], parallel: int = 1, progress: bool = True) -> No
             job, log, began = running.pop(process)
             summary_file = job.run_dir / "summary.json"
             if process.exitcode == 0 and summary_file.exists():
+                done.add(job.label)
                 value = json.loads(summary_file.read_text()).get("map")
                 bar.write(f"finished {job.label} in {time.time() - began:.0f} s"
                           + (f": eval mAP {value:.4f}" if isinstance(value, float) else ""))
             else:
-                failed.append(f"{job.label} (exit {process.exitcode}): {_last_line(log)} [log: {log}]")
+                failed.add(job.label)
+                failures.append(f"{job.label} (exit {process.exitcode}): {_last_line(log)} [log: {log}]")
             bar.update(1)
         time.sleep(0.5)
     bar.close()
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(jobs)} run(s) failed: " + "; ".join(failed))
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(jobs)} run(s) failed: " + "; ".join(failures))

@@ -48,3 +48,15 @@ def test_run_jobs_refuses_nonsense():
         run_jobs([], parallel=0)
     with pytest.raises(ValueError, match="run kind must be one of"):
         RunJob("x", "teach", "tiny", tiny_config(), "x", Path("runs/tiny/x"))
+
+
+def test_a_run_waits_for_the_runs_it_needs_and_is_skipped_when_they_fail(project):
+    first = RunJob("first", "train", "no_such_dataset", tiny_config(epochs=1), "first", Path("runs/no_such_dataset/first"))
+    second = RunJob("second", "train", "tiny", tiny_config(epochs=1), "second", Path("runs/tiny/second"),
+                    after=("first",))
+    prepared = []
+    with pytest.raises(RuntimeError, match=r"second \(not started\): waits for \['first'\]"):
+        run_jobs([first, second], parallel=2, progress=False, prepare=lambda job: prepared.append(job.label) or job)
+    assert prepared == ["first"] and not Path("runs/tiny/second").exists()
+    with pytest.raises(ValueError, match="not listed before it"):
+        run_jobs([second, first], parallel=2)
