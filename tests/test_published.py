@@ -15,7 +15,7 @@ from pipeline.checkpoints import load_checkpoint
 from pipeline.training import run_training
 
 from .conftest import tiny_config
-from .test_models import ast_layout
+from .test_checkpoint_import import ast_layout
 
 FRONT_END = {"n_mels": 32, "target_length": 64, "norm_mean": -6.0, "norm_std": 4.0, "norm_divisor": 2.0}
 
