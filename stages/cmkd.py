@@ -13,7 +13,7 @@ from pipeline.recipe import Recipe
 from pipeline.report import table_text, write_report
 from pipeline.training import splits_for
 
-from .common import base_parser, default_recipe, run_main
+from .common import add_jobs_argument, base_parser, default_recipe, run_main
 
 
 def main(argv=None) -> int:
@@ -28,8 +28,7 @@ def main(argv=None) -> int:
                         help="teacher_to_student pair for the consistency, cross-fitting and temperature cells")
     parser.add_argument("--only", default="", help="comma-separated cells to run (their teachers and baselines are added)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: the evaluation fold")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs side by side (CPU: one per core pair is cheap; results do not depend on it)")
+    add_jobs_argument(parser)
     args = parser.parse_args(argv)
     recipe = Recipe.load(args.config or default_recipe(args.dataset))
     base = recipe.resolve("student", [o for o in args.overrides if o.strip()])

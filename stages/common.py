@@ -23,6 +23,12 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
+    """The grid drivers' `JOBS`: runs side by side (results do not depend on it)."""
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="grid runs side by side, each in its own process (make JOBS=; results do not depend on it)")
+
+
 def resolve_config(args, role: str = "student", **named) -> Config:
     """Recipe (its family section for the model, and its teacher section for role="teacher"), then
     named options (--model, --fold ...), then key=value overrides: later wins."""

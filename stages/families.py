@@ -12,14 +12,13 @@ from pipeline.paths import manifest_dir, report_dir
 from pipeline.recipe import Recipe
 from pipeline.report import family_table
 
-from .common import base_parser, default_recipe, run_main
+from .common import add_jobs_argument, base_parser, default_recipe, run_main
 
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="seeds per family (seed 0 is the grid's teacher run)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs side by side (CPU: one per core pair is cheap; results do not depend on it)")
+    add_jobs_argument(parser)
     args = parser.parse_args(argv)
     overrides = [o for o in args.overrides if o.strip()]
     recipe = Recipe.load(args.config or default_recipe(args.dataset))
