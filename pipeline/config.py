@@ -43,6 +43,8 @@ class Config:
     pooling: str = "mean"  # the CNN's head: mean | attention | psla_attention
     ast_pooling: str = ""  # the AST's head: token (paper) | max; "": the model's own (see pipeline/models/ast.py)
     ast_position: str = ""  # the AST's position table: learned (paper) | sincos (fixed); "": the model's own
+    ast_freq_stride: int = 0  # the AST's patch strides in mel bins / frames (16x16 patches); 0: the model's own
+    ast_time_stride: int = 0
     pretrained: str = "none"  # none | imagenet
     init: str = ""  # start from this checkpoint: a published AST/PSLA file or one of ours (make teacher INIT=)
     drop_rate: float = 0.0

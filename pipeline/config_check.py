@@ -58,6 +58,8 @@ RULES: dict[str, typing.Callable] = {
     "pooling": _choice("mean", "attention", "psla_attention"),
     "ast_pooling": _choice("", "token", "max"),
     "ast_position": _choice("", "learned", "sincos"),
+    "ast_freq_stride": lambda v: 0 <= v <= 16 or "must be 1-16 (patches overlap below 16; 0: the model's own)",
+    "ast_time_stride": lambda v: 0 <= v <= 16 or "must be 1-16 (patches overlap below 16; 0: the model's own)",
     "pretrained": _choice("none", "imagenet"),
     "drop_rate": lambda v: 0 <= v < 1 or "must be in [0, 1)",
     "n_mels": _positive, "target_length": _positive,

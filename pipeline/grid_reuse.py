@@ -9,7 +9,8 @@ get now. Anything else is set aside (renamed), never deleted and never silently 
 * A student's recipe: only that run is moved aside (``seed<k>.superseded``) and trained again.
 
 Keys that say how a run was computed, not what it learned (threads, data workers, where features
-are computed, evaluation batching), are not compared.
+are computed, evaluation batching), are not compared, nor are the other family's model keys (a
+new AST patch stride leaves the CNN runs as they are).
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ GRID_DATA_FILE = "grid-data.json"
 NOT_COMPARED = {"num_workers", "threads", "features_on", "eval_batch_size", "device", "fold"}
 STUDENT_WIRING = {"kd", "logits", "teacher"}  # set by the grid from the cell's definition
 RESOLVED_BY_THE_RUN = {"kd_loss": "auto"}  # a run saves what "auto" became (from the label type)
+FAMILY_KEYS = {"ast": {"ast_pooling", "ast_position", "ast_freq_stride", "ast_time_stride"}, "cnn": {"pooling"}}
+
+
+def _other_family_keys(model: str | None) -> set[str]:
+    from .models import model_entry
+
+    try:
+        family = model_entry(model).family
+    except ValueError:
+        return set()  # a model this version does not know: compare everything
+    return set().union(*(keys for name, keys in FAMILY_KEYS.items() if name != family))
 
 
 def _saved_config(run_dir: Path) -> dict | None:
@@ -50,7 +62,7 @@ def recipe_changes(run_dir: Path, config: Config, ignore: set[str] = frozenset()
         if current.get(key) == unresolved:
             current[key] = saved.get(key, unresolved)
     lines = recipe_differences(saved, current, config_to_dict(Config()))
-    skipped = NOT_COMPARED | set(ignore)
+    skipped = NOT_COMPARED | set(ignore) | _other_family_keys(saved.get("model"))
     return [line for line in lines if line.split(":", 1)[0] not in skipped]
 
 

@@ -191,6 +191,24 @@ def test_sincos_position_table_is_fixed_and_tells_positions_apart():
         create_model("ast_tiny", num_classes=3, **SHORT, position="sincos", pretrained="imagenet")
 
 
+def test_recipe_sets_the_ast_patch_strides_and_the_cnn_ignores_them():
+    from pipeline.recipe import load_config
+    from pipeline.training.loop import model_options_for
+
+    config = load_config(None, ["model=ast_micro", "ast_freq_stride=8", "ast_time_stride=16"])
+    options = model_options_for(config)
+    assert options == {"freq_stride": 8, "time_stride": 16}
+    model = create_model("ast_micro", num_classes=3, **SHORT, **options)
+    height, width = SHORT["n_mels"], SHORT["target_length"]
+    assert model.grid == ((height - 16) // 8 + 1, (width - 16) // 16 + 1)  # overlapping patches in frequency
+    assert model.model_config["freq_stride"] == 8  # saved with the checkpoint, so stage one rebuilds it
+    assert model_options_for(load_config(None, ["model=efficientnet_tiny", "ast_freq_stride=8"])) == {}
+    from pipeline.config_check import check_config
+
+    with pytest.raises(ValueError, match="ast_freq_stride"):
+        check_config(load_config(None, ["ast_freq_stride=20"]))
+
+
 # ---------------------------------------------------------------- ImageNet weights
 
 def fake_hub_cache(root, repo_id: str, model: nn.Module) -> None:

@@ -62,10 +62,13 @@ def pooling_for(config: Config) -> str | None:
 
 
 def model_options_for(config: Config) -> dict:
-    """Family-specific builder options that the recipe sets (the AST's position table)."""
-    if model_entry(config.model).family == "ast" and config.ast_position:
-        return {"position": config.ast_position}
-    return {}
+    """Family-specific builder options that the recipe sets (the AST's position table and patch strides);
+    an unset key leaves the model's own default."""
+    if model_entry(config.model).family != "ast":
+        return {}
+    options = {"position": config.ast_position, "freq_stride": config.ast_freq_stride,
+               "time_stride": config.ast_time_stride}
+    return {key: value for key, value in options.items() if value}
 
 
 def pick_device(config: Config) -> str:
