@@ -16,7 +16,9 @@ The paper-size models keep the paper's head; ast_micro, which exists for CPU dem
 
 ``position="sincos"`` replaces the learned position table by a fixed sine-cosine one
 (:func:`sincos_position_table`); ``learned`` (the paper's, and the only one ImageNet weights fit) is
-every model's default. Recipes set it with ``ast_position``.
+every model's default. Recipes set it with ``ast_position``, and the patch strides with
+``ast_freq_stride`` / ``ast_time_stride`` (the demo overlaps its patches by half in frequency: with
+ast_micro's non-overlapping 16-bin rows a shape that straddles a row edge is never seen whole).
 
 Parameter names mirror the published AST code (``v.*`` is the timm ViT, ``mlp_head.0`` the LayerNorm,
 ``mlp_head.1`` the Linear), so an AST checkpoint's ``module.v.*`` keys load after dropping ``module.``.
