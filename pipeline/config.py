@@ -97,6 +97,7 @@ class Config:
     features_on: str = "worker"  # worker: DataLoader workers render features | device: the batched front end on the model's device
     threads: int = 0  # torch intra-op threads; 0: all cores
     eval_batch_size: int = 32
+    eval_cache_mb: int = 1024  # validation / eval input kept in memory between passes up to this size; 0: re-read
     max_clips: int = 0  # debug: cap the training clips (0: all)
     device: str = "auto"  # auto | cpu | cuda
 

@@ -76,7 +76,7 @@ RULES: dict[str, typing.Callable] = {
     "kd_lambda": _probability, "tau": _positive,
     "missing": _choice("error", "mask"), "join": _choice("id", "fingerprint"),
     "num_workers": _non_negative, "features_on": _choice("worker", "device"), "threads": _non_negative,
-    "eval_batch_size": _positive,
+    "eval_batch_size": _positive, "eval_cache_mb": _non_negative,
     "max_clips": _non_negative, "seed": _non_negative,
     "device": _device,
 }

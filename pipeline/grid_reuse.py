@@ -26,7 +26,7 @@ from .config import Config, config_to_dict
 from .paths import store_dir
 
 GRID_DATA_FILE = "grid-data.json"
-NOT_COMPARED = {"num_workers", "threads", "features_on", "eval_batch_size", "device", "fold"}
+NOT_COMPARED = {"num_workers", "threads", "features_on", "eval_batch_size", "eval_cache_mb", "device", "fold"}
 STUDENT_WIRING = {"kd", "logits", "teacher"}  # set by the grid from the cell's definition
 RESOLVED_BY_THE_RUN = {"kd_loss": "auto"}  # a run saves what "auto" became (from the label type)
 FAMILY_KEYS = {"ast": {"ast_pooling", "ast_position", "ast_freq_stride", "ast_time_stride"}, "cnn": {"pooling"}}

@@ -82,6 +82,11 @@ def test_supervised_run_writes_the_run_directory(project):
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 1 + 2
     ckpt = load_checkpoint(run / "checkpoints/final.pt")
     assert {"model", "config", "vocabulary", "front_end", "model_name"} <= set(ckpt)
+    # validation and eval input kept in memory (the default) or read from the files each pass: the same run
+    streamed = run_training("tiny", tiny_config(eval_cache_mb=0), "sup_streamed", progress=False)
+    assert streamed["per_class_ap"] == summary["per_class_ap"] and streamed["best"] == summary["best"]
+    assert Path("runs/tiny/sup_streamed/metrics.csv").read_text().split("\n")[1].split(",")[:9] == \
+        (run / "metrics.csv").read_text().split("\n")[1].split(",")[:9]  # the val scores of epoch 1 (not its seconds)
 
 
 def test_resume_after_kill_matches_uninterrupted_run(project):

@@ -17,24 +17,62 @@ from ..progress import bar_options
 from ..seeding import worker_init
 
 
+class EvalInputs:
+    """The batches one list of clips feeds a model at evaluation, kept in memory after the first pass
+    when they fit in ``keep_mb``. Validation runs after every epoch on the same clean input (no
+    augmentation, so every pass reads the same tensors), and decoding and rendering it again each
+    time cost the demo's 20-epoch teachers about a third of every validation pass. A list too large
+    for the budget (a real dataset's eval split) is streamed from its files every time, as before."""
+
+    def __init__(self, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig, batch_size: int = 32,
+                 num_workers: int = 0, features_on: str = "worker", pin_memory: bool = False, keep_mb: float = 0):
+        from ..device_features import dataset_class
+
+        self.clips = clips
+        self.dataset = dataset_class(features_on)(manifest, clips, front_end)
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.keep_bytes = keep_mb * 2**20
+        self.kept: list[dict] | None = None
+
+    def __len__(self) -> int:
+        return -(-len(self.clips) // self.batch_size)
+
+    def __iter__(self):
+        if self.kept is not None:
+            yield from self.kept
+            return
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                            worker_init_fn=worker_init if self.num_workers else None, pin_memory=self.pin_memory)
+        batches, size = [], 0
+        for batch in loader:
+            size += sum(value.nbytes for value in batch.values())
+            if batches is not None:
+                batches = [*batches, batch] if size <= self.keep_bytes else None  # None: stream next time too
+            yield batch
+        self.kept = batches
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
             batch_size: int = 32, num_workers: int = 0, device: str = "cpu", desc: str = "eval",
-            progress: bool = True, return_kept: bool = False, features_on: str = "worker"):
+            progress: bool = True, return_kept: bool = False, features_on: str = "worker",
+            inputs: EvalInputs | None = None):
     """(logits [N, C], targets [N, C]) in clip order, without clips whose audio could not be read;
     with ``return_kept`` also the [len(clips)] mask of the clips that were scored. `num_workers`
-    DataLoader processes decode (and, features_on=worker, render) the clips."""
-    from ..device_features import dataset_class, features_on_device
+    DataLoader processes decode (and, features_on=worker, render) the clips; ``inputs`` (built for
+    these clips) reuses batches an earlier call kept."""
+    from ..device_features import features_on_device
 
-    dataset = dataset_class(features_on)(manifest, clips, front_end)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        worker_init_fn=worker_init if num_workers else None, pin_memory=device.startswith("cuda"))
+    if inputs is None:
+        inputs = EvalInputs(manifest, clips, front_end, batch_size, num_workers, features_on, device.startswith("cuda"))
+    elif inputs.clips is not clips:
+        raise ValueError("predict: `inputs` were built for another list of clips")
     model.eval()
     outputs, targets, kept = [], [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, **bar_options(progress)):
-        inputs = features_on_device({k: v.to(device, non_blocking=True) for k, v in batch.items()}, front_end)
+    for batch in tqdm(inputs, desc=desc, unit="batch", leave=False, **bar_options(progress)):
+        batch_on_device = features_on_device({k: v.to(device, non_blocking=True) for k, v in batch.items()}, front_end)
         with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
-            logits = model(inputs["features"])
+            logits = model(batch_on_device["features"])
         keep = batch["skipped"].numpy() == 0  # unreadable audio is left out of the scores, not scored as silence
         outputs.append(logits.float().cpu().numpy()[keep])
         targets.append(batch["target"].numpy()[keep])

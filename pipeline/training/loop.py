@@ -32,7 +32,7 @@ from ..progress import bar_options
 from ..seeding import seed_everything, set_threads, worker_init
 from . import runlog
 from .resume import check_resume
-from .evaluate import Evaluation, evaluate_clips, evaluate_model
+from .evaluate import EvalInputs, Evaluation, evaluate_clips, evaluate_model
 from .outputs import write_run_outputs
 from .schedule import WeightAverager, set_lr
 
@@ -142,6 +142,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     weights = balanced_weights(job.train_clips, job.manifest.mids) if config.balanced_sampler else None
     sampler = EpochSampler(len(dataset), config.seed, weights, rank, world)
     stopped_early = 0  # the epoch early stopping ended the run at (0: it ran all epochs)
+    val_inputs = eval_inputs_for(job, job.val_clips, device)
     # one loader for the run: its workers persist across epochs and read the epoch from shared memory
     loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
                         worker_init_fn=worker_init if config.num_workers else None, drop_last=False,
@@ -168,9 +169,8 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
         seconds = time.time() - started
         averager.update(model, epoch)
         if rank == 0:
-            val = evaluate_model(model, job.manifest, job.val_clips, job.front_end, single_label,
-                                 batch_size=config.eval_batch_size, device=device, progress=progress, desc="val",
-                                 num_workers=config.num_workers, features_on=config.features_on)
+            val = evaluate_model(model, job.manifest, job.val_clips, job.front_end, single_label, device=device,
+                                 progress=progress, desc="val", inputs=val_inputs)
             score = val["accuracy"] if single_label else val["map"]
             state = {"model": model.state_dict(), **checkpoint_identity(job, model, single_label)}
             if score > best["metric"]:
@@ -195,6 +195,12 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     if rank != 0:
         return {}
     return _finish(job, model, averager, best, single_label, device, progress, stopped_early)
+
+
+def eval_inputs_for(job: TrainJob, clips: list[Clip], device: str) -> EvalInputs:
+    config = job.config
+    return EvalInputs(job.manifest, clips, job.front_end, config.eval_batch_size, config.num_workers,
+                      config.features_on, device.startswith("cuda"), keep_mb=config.eval_cache_mb)
 
 
 def plateaued(config: Config, epoch: int, best: dict) -> bool:
@@ -259,10 +265,11 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
         final_state, final_kind = load_checkpoint(paths.checkpoints / "best.pt")["model"], "best"
     elif averager.enabled and averager.state is not None:
         final_state, final_kind = averager.averaged_state(model), "averaged"
+    eval_inputs = eval_inputs_for(job, job.eval_clips, device)  # read once for the final and the best model
+
     def evaluate() -> Evaluation:
-        return evaluate_clips(model, job.manifest, job.eval_clips, job.front_end, single_label,
-                              batch_size=config.eval_batch_size, device=device, progress=progress,
-                              num_workers=config.num_workers, features_on=config.features_on)
+        return evaluate_clips(model, job.manifest, job.eval_clips, job.front_end, single_label, device=device,
+                              progress=progress, inputs=eval_inputs)
 
     model.load_state_dict(final_state)
     final = evaluate()

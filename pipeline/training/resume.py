@@ -16,6 +16,7 @@ RESUMABLE_CHANGES = {
     "features_on": "where the same features are computed (float rounding only)",
     "threads": "torch intra-op threads only",
     "eval_batch_size": "evaluation batching only",
+    "eval_cache_mb": "evaluation input caching only",
 }
 
 
