@@ -152,12 +152,21 @@ def cell_config(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int) -> Config
                                       *spec.overrides, *cell.overrides])
 
 
+def _unfinished(spec: GridSpec):
+    """(cell, seed) of every training the grid still needs: teachers train once, the equal design's
+    seed-0 baseline is its teacher, finished runs are reused (a run whose recipe changed is found
+    and retrained by run_grid itself)."""
+    for seed in range(spec.seeds):
+        for cell in cells_for(spec):
+            if (cell.is_teacher and seed) or _reuses_teacher(cell, seed):
+                continue
+            if not (run_dir(spec, cell, seed) / "summary.json").exists():
+                yield cell, seed
+
+
 def estimated_trainings(spec: GridSpec) -> int:
-    cells = cells_for(spec)
-    teachers = sum(c.crossfit or 1 for c in cells if c.is_teacher)
-    students = sum(1 for c in cells if not c.is_teacher) * spec.seeds
-    reused = sum(1 for c in cells if c.design == "equal" and c.kd == "none")  # seed 0 is the teacher run
-    return teachers + students - reused
+    """How many trainings are still to run (a cross-fitted teacher counts one per member)."""
+    return sum(cell.crossfit or 1 for cell, _ in _unfinished(spec))
 
 
 def run_dir(spec: GridSpec, cell: Cell, seed: int) -> Path:
@@ -188,16 +197,11 @@ def estimate_seconds(spec: GridSpec, recipe: Recipe, train_clips: int, steps: in
             optimizer.step()
         seconds_per_clip[family] = (time.perf_counter() - started) / (steps * config.batch_size)
     total = 0.0
-    for seed in range(spec.seeds):
-        for cell in cells_for(spec):
-            if (cell.is_teacher and seed) or (run_dir(spec, cell, seed) / "summary.json").exists():
-                continue  # teachers train once; finished cells are reused
-            if _reuses_teacher(cell, seed):
-                continue
-            epochs = cell_config(spec, recipe, cell, seed).epochs
-            per_epoch = seconds_per_clip[cell.model] * train_clips * (1.0 + (cell.kd == "online"))
-            data_passes = (cell.crossfit - 1) if cell.crossfit else 1  # k members, each on (k-1)/k of the clips
-            total += per_epoch * epochs * data_passes
+    for cell, seed in _unfinished(spec):
+        epochs = cell_config(spec, recipe, cell, seed).epochs
+        per_epoch = seconds_per_clip[cell.model] * train_clips * (1.0 + (cell.kd == "online"))
+        data_passes = (cell.crossfit - 1) if cell.crossfit else 1  # k members, each on (k-1)/k of the clips
+        total += per_epoch * epochs * data_passes
     return total
 
 

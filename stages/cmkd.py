@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     train_clips = len(splits_for(manifest, args.fold)[0])
     set_aside_stale_grid(spec, recipe)  # before the estimate, so it counts only the runs that will be reused
     estimate = estimate_seconds(spec, recipe, train_clips)
-    print(f"CMKD grid on {spec.dataset} ({', '.join(spec.designs)} design): {estimated_trainings(spec)} trainings "
+    print(f"CMKD grid on {spec.dataset} ({', '.join(spec.designs)} design): {estimated_trainings(spec)} trainings to run "
           f"({spec.cnn} / {spec.ast}), about {estimate / 60:.0f} min of training one at a time by a quick timing "
           f"here (plus evaluation and stage one){f', {spec.jobs} side by side' if spec.jobs > 1 else ''}; "
           "finished cells are reused")

@@ -48,6 +48,7 @@ def test_equal_design_students_get_the_teacher_budget_and_seed0_baseline_is_the_
     assert results["equal/ast_to_cnn"][0]["epochs_trained"] == 2
     assert results["equal/cnn"][0] == json.loads(Path("runs/tiny/cmkd/teacher/cnn/seed0/summary.json").read_text())
     assert not Path("runs/tiny/cmkd/equal/cnn").exists()
+    assert estimated_trainings(spec) == 0  # a rerun has nothing left to train
 
 
 def test_full_grid_lists_the_papers_comparisons_and_controls():
