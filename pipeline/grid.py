@@ -19,7 +19,8 @@ Every cell is an ordinary run (``runs/<dataset>/cmkd/<cell>/seed<s>``) made by t
 stage one as the make targets; no-KD students go through the same stage-two entry point as
 ``make student LOGITS=none``. Teachers are trained once (seed 0) and every seed's students learn
 from them, so the seed spread is that of the students; each KD student is compared with the no-KD
-student of the same seed (paired). Finished cells are skipped: a killed grid resumes.
+student of the same seed (paired). Finished cells are skipped and a cell killed part-way continues
+from its last finished epoch, so a killed grid resumes.
 """
 
 from __future__ import annotations
@@ -272,10 +273,20 @@ def _job(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int, waits_for: set[s
     run = str(directory.relative_to(paths.run_dir(spec.dataset, "")))
     config = cell_config(spec, recipe, cell, seed)
     if cell.is_teacher:
-        return RunJob(_label(cell, seed), "crossfit" if cell.crossfit else "train", spec.dataset, config, run,
-                      directory, fold=spec.fold, crossfit=cell.crossfit)
+        kind = "crossfit" if cell.crossfit else "train"
+        return RunJob(_label(cell, seed), kind, spec.dataset, config, run, directory, fold=spec.fold,
+                      crossfit=cell.crossfit, resume=not cell.crossfit and _resumable(directory, config))
     after = (cell.teacher,) if cell.teacher in waits_for else ()
-    return RunJob(_label(cell, seed), "student", spec.dataset, config, run, directory, fold=spec.fold, after=after)
+    return RunJob(_label(cell, seed), "student", spec.dataset, config, run, directory, fold=spec.fold, after=after,
+                  resume=_resumable(directory, config))
+
+
+def _resumable(directory: Path, config) -> bool:
+    """A run killed part-way (a grid stopped mid-cell) continues from its last finished epoch; one
+    trained with another recipe is set aside first and starts afresh."""
+    if not any(directory.glob("**/checkpoints/last.pt")):
+        return False
+    return not grid_reuse.set_aside_superseded_run(directory, config)
 
 
 def _wire_teacher(spec: GridSpec, cell: Cell, cells: list[Cell], job: RunJob, progress: bool) -> RunJob:

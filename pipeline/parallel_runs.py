@@ -46,6 +46,7 @@ class RunJob:
     fold: int | None = None
     crossfit: int = 0
     after: tuple[str, ...] = ()  # labels of runs that must finish first
+    resume: bool = False  # continue a killed run from its last epoch (the run checks that its recipe is the same)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -61,8 +62,8 @@ def execute(job: RunJob, progress: bool = True) -> dict:
     if job.kind == "crossfit":
         return run_crossfit(job.dataset, job.config, job.run, job.crossfit, fold=job.fold, progress=progress)
     if job.kind == "train":
-        return run_training(job.dataset, job.config, job.run, fold=job.fold, progress=progress)
-    return train_student(job.dataset, job.config, job.run, fold=job.fold, progress=progress)
+        return run_training(job.dataset, job.config, job.run, fold=job.fold, resume=job.resume, progress=progress)
+    return train_student(job.dataset, job.config, job.run, fold=job.fold, resume=job.resume, progress=progress)
 
 
 def _child(job: RunJob, log_path: str) -> None:

@@ -177,3 +177,20 @@ def test_a_changed_recipe_retrains_what_it_changes_and_keeps_the_rest(project):
     aside = [p for p in Path("runs/tiny").glob("cmkd.*-recipe")]
     assert len(aside) == 1 and (aside[0] / "teacher/ast/seed0/summary.json").exists()
     assert list(Path("stores/tiny").glob("cmkd.*-recipe/cmkd-ast.zarr"))
+
+
+def test_a_cell_killed_part_way_continues_from_its_last_epoch(project, capsys):
+    from .conftest import run_killed_after_epoch
+
+    code = ("from tests.conftest import tiny_recipe\nfrom pipeline.grid import GridSpec, run_grid\n"
+            "run_grid(GridSpec(dataset='tiny', cnn='efficientnet_tiny', ast='ast_micro', seeds=1, small=True, "
+            "designs=('short',), only=('short/cnn',)), tiny_recipe(epochs=2), progress=False)\n")
+    killed = run_killed_after_epoch(code, 1, cwd=project)
+    assert killed.returncode != 0
+    metrics = Path("runs/tiny/cmkd/short/cnn/seed0/metrics.csv")
+    epoch_one = metrics.read_text().splitlines()[1]
+    spec = GridSpec(**TINY, seeds=1, small=True, designs=("short",), only=("short/cnn",))
+    results = run_grid(spec, tiny_recipe(epochs=2), progress=False)
+    assert "resuming runs/tiny/cmkd/short/cnn/seed0 after epoch 1" in capsys.readouterr().out
+    assert results["short/cnn"][0]["epochs_trained"] == 2
+    assert metrics.read_text().splitlines()[1] == epoch_one  # epoch 1 was not trained again
