@@ -29,11 +29,11 @@ GRID_DATA_FILE = "grid-data.json"
 NOT_COMPARED = {"num_workers", "threads", "features_on", "eval_batch_size", "eval_cache_mb", "device", "fold"}
 STUDENT_WIRING = {"kd", "logits", "teacher"}  # set by the grid from the cell's definition
 RESOLVED_BY_THE_RUN = {"kd_loss": "auto"}  # a run saves what "auto" became (from the label type)
-FAMILY_KEYS = {"ast": {"ast_pooling", "ast_position", "ast_freq_stride", "ast_time_stride"}, "cnn": {"pooling"}}
 
 
 def _other_family_keys(model: str | None) -> set[str]:
     from .models import model_entry
+    from .training.loop import FAMILY_KEYS
 
     try:
         family = model_entry(model).family

@@ -61,14 +61,19 @@ def pooling_for(config: Config) -> str | None:
     return config.pooling
 
 
+AST_BUILDER_OPTIONS = {"ast_position": "position", "ast_freq_stride": "freq_stride", "ast_time_stride": "time_stride"}
+# the recipe keys only one family reads (pooling_for, model_options_for); the grid does not compare the
+# other family's keys when it decides whether a finished run may be reused
+FAMILY_KEYS = {"ast": {"ast_pooling", *AST_BUILDER_OPTIONS}, "cnn": {"pooling"}}
+
+
 def model_options_for(config: Config) -> dict:
     """Family-specific builder options that the recipe sets (the AST's position table and patch strides);
     an unset key leaves the model's own default."""
     if model_entry(config.model).family != "ast":
         return {}
-    options = {"position": config.ast_position, "freq_stride": config.ast_freq_stride,
-               "time_stride": config.ast_time_stride}
-    return {key: value for key, value in options.items() if value}
+    options = {option: getattr(config, key) for key, option in AST_BUILDER_OPTIONS.items()}
+    return {option: value for option, value in options.items() if value}
 
 
 def pick_device(config: Config) -> str:
