@@ -13,8 +13,8 @@ DATASET ?= demo
 SIZE ?= 1.0
 ## seed of the embedded corpus
 SEED ?= 0
-## the embedded corpus's version: 2 (temporal classes need a view across seconds) | 1 (the earlier one)
-CORPUS_VERSION ?= 2
+## the embedded corpus's version: 3 (12 local + 12 temporal classes) | 2 (12 + 8) | 1 (the first, temporal classes a CNN sees)
+CORPUS_VERSION ?= 3
 ## where `make data` writes the embedded corpora
 DATA_DIR ?= data
 EMBEDDED := demo demo-esc50

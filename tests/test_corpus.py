@@ -167,15 +167,18 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(corpus, tmp_p
                                                                           if k.endswith(".wav"))
 
 
-VERSION_1_DIGEST = "2411ac3c234dc4be7642abab99d6ca4ff3c78219187b545c8f8173601591ac2b"  # SIZE 0.02, seed 0
+# SIZE 0.02, seed 0; each taken from the generator before the next version existed
+EARLIER_VERSION_DIGESTS = {1: "2411ac3c234dc4be7642abab99d6ca4ff3c78219187b545c8f8173601591ac2b",
+                           2: "ed5072aa0c854598742bb5eab8eaabcac754cb1a01d5411a965e6ac4a8516d12"}
 
 
-def test_version_one_is_byte_for_byte_the_earlier_corpus(tmp_path):
-    """CORPUS_VERSION=1 exists to compare with earlier results: its files (audio and metadata) must
-    not change. The digest was taken from the generator before version 2 existed."""
-    generate_corpus(tmp_path, size=SIZE, seed=0, progress=False, version=1)
+@pytest.mark.parametrize("number", sorted(EARLIER_VERSION_DIGESTS))
+def test_earlier_versions_are_byte_for_byte_the_earlier_corpora(tmp_path, number):
+    """CORPUS_VERSION=1 or 2 exists to compare with earlier results: their files (audio and metadata)
+    must not change."""
+    generate_corpus(tmp_path, size=SIZE, seed=0, progress=False, version=number)
     files = {name: digest for name, digest in _digests(tmp_path).items() if not name.endswith("GENERATED.json")}
-    assert hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest() == VERSION_1_DIGEST
+    assert hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest() == EARLIER_VERSION_DIGESTS[number]
 
 
 def test_rerun_with_same_knobs_is_skipped_and_changed_knobs_rebuild(tmp_path):
@@ -208,7 +211,7 @@ def test_bad_knobs_are_rejected_with_a_clear_message(tmp_path):
 def test_class_table_documents_every_class_kind_and_version():
     doc = classes_module.__doc__
     for sound_class in ALL_CLASSES:
-        versions = " ".join(str(n) for n, v in sorted(VERSIONS.items()) if sound_class in v.classes)
+        versions = "".join(str(n) for n, v in sorted(VERSIONS.items()) if sound_class in v.classes)
         assert re.search(rf"^{sound_class.label}\s+{sound_class.kind}\s+{versions}\s", doc, re.MULTILINE), sound_class.label
     for version in VERSIONS.values():
         kinds = [c.kind for c in version.classes]
@@ -232,6 +235,17 @@ def test_version_one_is_unchanged_and_both_versions_share_the_local_classes():
     assert not {c.label for c in v1.classes if c.kind == TEMPORAL} & {c.label for c in v2.classes if c.kind == TEMPORAL}
     groups = class_groups([c.mid for c in v2.vocabulary])
     assert sorted(groups) == [LOCAL, TEMPORAL] and len(groups[TEMPORAL]) == 8
+
+
+def test_version_three_is_version_two_with_as_many_temporal_as_local_classes():
+    """Version 3 only adds classes: version 2's relations and ESC-50 subset stay as they are, and the
+    two groups are the same size, so neither dominates a mean over classes."""
+    v2, v3 = VERSIONS[2], VERSIONS[3]
+    assert set(v2.classes) < set(v3.classes) and v3.esc_labels == v2.esc_labels
+    groups = class_groups([c.mid for c in v3.vocabulary])
+    assert len(groups[LOCAL]) == len(groups[TEMPORAL]) == 12
+    added = [c for c in v3.classes if c not in v2.classes]
+    assert all(c.kind == TEMPORAL and c.mirror for c in added) and len(added) == 4
 
 
 def test_every_class_synthesises_varied_finite_events():
@@ -272,13 +286,14 @@ def _sounding_runs(wave: np.ndarray, hop: int = 160) -> list[tuple[float, float]
     return runs
 
 
-def test_version_two_relations_are_sounds_further_apart_than_the_cnns_receptive_field():
-    """The definition the corpus exists for: each temporal class of version 2 is 2 or 3 short sounds,
+@pytest.mark.parametrize("number", [2, 3])
+def test_relations_are_sounds_further_apart_than_the_cnns_receptive_field(number):
+    """The definition the corpus exists for: each temporal class of versions 2 and 3 is 2 or 3 short sounds,
     separated by more than the CPU CNN's receptive field (67 frames, 0.67 s), so no window a small CNN
     sees holds two of them; a CNN cannot read the order that tells a class from its mirror."""
     receptive_field_s = 0.67
     assert min(GAP_S[0], STEP_GAP_S[0]) > receptive_field_s and RELATION_EDGE_MARGIN_S >= receptive_field_s
-    for sound_class in (c for c in VERSIONS[2].classes if c.kind == TEMPORAL):
+    for sound_class in (c for c in VERSIONS[number].classes if c.kind == TEMPORAL):
         for seed in range(5):
             runs = _sounding_runs(synthesise_event(sound_class.label, np.random.default_rng(seed)))
             assert len(runs) in (2, 3), (sound_class.label, seed, runs)
@@ -287,7 +302,7 @@ def test_version_two_relations_are_sounds_further_apart_than_the_cnns_receptive_
             assert max(end - start for start, end in runs) < 0.95  # each sound is short
 
 
-def test_version_two_keeps_relations_away_from_the_clip_edges():
+def test_relations_keep_away_from_the_clip_edges():
     relation_labels = {c.label for c in CURRENT.classes if c.kind == TEMPORAL}
     seen = 0
     for index in range(40):

@@ -4,28 +4,31 @@ Labels are FSD50K-style (capitalised, underscores); mids are invented under ``/x
 never collide with real AudioSet/FSD50K mids. "local" classes are defined by a time-frequency shape a
 few hundred milliseconds wide that can occur anywhere (a CNN's home ground); "temporal" classes are
 defined by how sounds are arranged in time. A "mirror" is the class built from the same samples in
-another order. Both versions share the twelve local classes; they differ in their temporal classes.
+another order. All versions share the twelve local classes; they differ in their temporal classes.
 
 Version 1 (:mod:`.patterns`): the arrangement spans 0.1-4 s but can be read inside windows of under
 a second (beep rates, gap trends, adjacent pairs, level slopes), so a small CNN sees it too.
-Version 2 (:mod:`.relations`, the default): two or three short sounds 0.8-2.4 s apart, and only
-their order tells a class from its mirror (why: :mod:`.relations`).
+Version 2 (:mod:`.relations`): two or three short sounds 0.8-2.4 s apart, and only their order
+tells a class from its mirror (why: :mod:`.relations`); 8 such classes beside the 12 local ones.
+Version 3 (the default): version 2's relations plus two pairs that differ in level and in timbre,
+so the temporal group has 12 classes too and neither group outweighs the other in a mean over
+classes (why: docs/corpus.md).
 
 =====================  ========  ===  ===================================================  ==================
 label                  kind      v    what it is                                           mirror
 =====================  ========  ===  ===================================================  ==================
-Steady_tone            local     1 2  constant pitch, 1-3 weak partials, 0.4-2.5 s
-Harmonic_stack         local     1 2  4-10 partials over a 90-600 Hz fundamental
-Hollow_buzz            local     1 2  odd partials only (square-ish buzz)
-Up_chirp               local     1 2  log sweep up by 1.5-5x in 0.2-1.5 s
-Down_chirp             local     1 2  log sweep down by 1.5-5x in 0.2-1.5 s
-FM_warble              local     1 2  3-12 Hz vibrato of 3-15 % depth
-Tremolo_tone           local     1 2  10-25 Hz amplitude flutter
-Noise_burst            local     1 2  0.3-1.5 octave noise band, 0.15-2 s
-Whoosh                 local     1 2  noise band gliding up or down
-Click_buzz             local     1 2  regular 25-120 Hz click train
-Crackle                local     1 2  irregular Poisson clicks
-Percussive_hit         local     1 2  decaying noise band plus low body partial
+Steady_tone            local     123  constant pitch, 1-3 weak partials, 0.4-2.5 s
+Harmonic_stack         local     123  4-10 partials over a 90-600 Hz fundamental
+Hollow_buzz            local     123  odd partials only (square-ish buzz)
+Up_chirp               local     123  log sweep up by 1.5-5x in 0.2-1.5 s
+Down_chirp             local     123  log sweep down by 1.5-5x in 0.2-1.5 s
+FM_warble              local     123  3-12 Hz vibrato of 3-15 % depth
+Tremolo_tone           local     123  10-25 Hz amplitude flutter
+Noise_burst            local     123  0.3-1.5 octave noise band, 0.15-2 s
+Whoosh                 local     123  noise band gliding up or down
+Click_buzz             local     123  regular 25-120 Hz click train
+Crackle                local     123  irregular Poisson clicks
+Percussive_hit         local     123  decaying noise band plus low body partial
 Slow_beeps             temporal  1    one blip repeated every 0.33-0.7 s
 Fast_beeps             temporal  1    the same blip repeated every 0.12-0.24 s
 Galloping_beeps        temporal  1    blips in threes: short, short, long gaps
@@ -38,14 +41,18 @@ Long_short             temporal  1    long then short segment of one material   
 Short_long             temporal  1    short then long segment of one material              Long_short
 Swelling_tone          temporal  1    steady tone rising 15-35 dB over 1.5-4 s             Fading_tone
 Fading_tone            temporal  1    steady tone falling 15-35 dB over 1.5-4 s            Swelling_tone
-Low_before_high        temporal  2    a low and a high tone 1.5-2.4 s apart, low first     High_before_low
-High_before_low        temporal  2    the same two tones, the higher first                 Low_before_high
-Long_before_short      temporal  2    a long and a short sound of one material, long first Short_before_long
-Short_before_long      temporal  2    the same two sounds, short first                     Long_before_short
-Noise_before_tone      temporal  2    a noise band, 1.5-2.4 s later a tone                 Tone_before_noise
-Tone_before_noise      temporal  2    the same tone, later the same noise band             Noise_before_tone
-Rising_steps           temporal  2    low, middle, high tone, 0.8-1.1 s apart              Falling_steps
-Falling_steps          temporal  2    the same three tones, high first                     Rising_steps
+Low_before_high        temporal  23   a low and a high tone 1.5-2.4 s apart, low first     High_before_low
+High_before_low        temporal  23   the same two tones, the higher first                 Low_before_high
+Long_before_short      temporal  23   a long and a short sound of one material, long first Short_before_long
+Short_before_long      temporal  23   the same two sounds, short first                     Long_before_short
+Noise_before_tone      temporal  23   a noise band, 1.5-2.4 s later a tone                 Tone_before_noise
+Tone_before_noise      temporal  23   the same tone, later the same noise band             Noise_before_tone
+Rising_steps           temporal  23   low, middle, high tone, 0.8-1.1 s apart              Falling_steps
+Falling_steps          temporal  23   the same three tones, high first                     Rising_steps
+Loud_before_soft       temporal  3    a tone, 1.5-2.4 s later the same 8-14 dB softer      Soft_before_loud
+Soft_before_loud       temporal  3    the same two tones, the softer first                 Loud_before_soft
+Bright_before_dark     temporal  3    one pitch rich in partials, later as a pure sine     Dark_before_bright
+Dark_before_bright     temporal  3    the same two tones, the pure one first               Bright_before_dark
 =====================  ========  ===  ===================================================  ==================
 
 The ESC-50-style corpus of each version uses a 16-class subset (8 local, 8 temporal with both
@@ -114,7 +121,12 @@ RELATION_CLASSES: tuple[SoundClass, ...] = (  # version 2
     *_mirrored("Rising_steps", "Falling_steps"),
 )
 
-ALL_CLASSES: tuple[SoundClass, ...] = LOCAL_CLASSES + PATTERN_CLASSES + RELATION_CLASSES
+LEVEL_AND_TIMBRE_CLASSES: tuple[SoundClass, ...] = (  # version 3, beside version 2's relations
+    *_mirrored("Loud_before_soft", "Soft_before_loud"),
+    *_mirrored("Bright_before_dark", "Dark_before_bright"),
+)
+
+ALL_CLASSES: tuple[SoundClass, ...] = LOCAL_CLASSES + PATTERN_CLASSES + RELATION_CLASSES + LEVEL_AND_TIMBRE_CLASSES
 _LOCAL_ESC = ("Steady_tone", "Harmonic_stack", "Up_chirp", "Down_chirp",
               "Noise_burst", "FM_warble", "Click_buzz", "Percussive_hit")
 
@@ -173,8 +185,14 @@ VERSIONS: dict[int, CorpusVersion] = {
         esc_labels=_LOCAL_ESC + tuple(c.label for c in RELATION_CLASSES),
         esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_before_high", "High_before_low"}),
         clip_seconds=(4.0, 6.0), relation_margin_s=0.7, relation_jitter_s=0.3),
+    # version 2 with 12 temporal classes against 12 local ones; its ESC-50 subset is version 2's
+    3: CorpusVersion(
+        3, LOCAL_CLASSES + RELATION_CLASSES + LEVEL_AND_TIMBRE_CLASSES,
+        esc_labels=_LOCAL_ESC + tuple(c.label for c in RELATION_CLASSES),
+        esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_before_high", "High_before_low"}),
+        clip_seconds=(4.0, 6.0), relation_margin_s=0.7, relation_jitter_s=0.3),
 }
-DEFAULT_VERSION = 2
+DEFAULT_VERSION = 3
 
 
 def corpus_version(number: int) -> CorpusVersion:

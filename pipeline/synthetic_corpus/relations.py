@@ -30,6 +30,10 @@ telling the pair from its mirror is the whole difficulty. A first design with pi
 each other (any base, a 1.4-2.5 ratio) and 0.15-0.35-s sounds stayed near chance for both families
 (temporal-group AP 0.21 CNN, 0.17 AST, 1 seed): presence of the pair was already too hard to learn.
 
+Version 3 adds two pairs along the two dimensions version 2 leaves out, so that the temporal group
+has as many classes as the local one (why: docs/corpus.md): level (the same tone twice, one copy
+8-14 dB softer) and timbre (one pitch, once bright with many partials and once a pure sine).
+
 These recipes return the whole relation as one waveform, silence included; its length is what the
 mixer places.
 """
@@ -103,6 +107,21 @@ def _staircase(rng: np.random.Generator, rising: bool) -> np.ndarray:
     return _in_order(first_two, tones[2], gaps[1])
 
 
+def _loud_and_soft(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One tone twice; the copy is 8-14 dB down (audible over the background at the corpus's SNRs)."""
+    weights = timbre_weights(rng, int(rng.integers(1, 5)), 0.8, 2.5)
+    tone = _tone(rng, log_uniform(rng, 250.0, 2000.0), rng.uniform(*SOUND_S), weights)
+    return tone, tone * 10.0 ** (-rng.uniform(8.0, 14.0) / 20.0)
+
+
+def _bright_and_dark(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One pitch and length: 8-14 partials of nearly equal weight, and the bare fundamental."""
+    pitch, seconds = log_uniform(rng, 200.0, 500.0), rng.uniform(*SOUND_S)
+    bright = _tone(rng, pitch, seconds, timbre_weights(rng, int(rng.integers(8, 15)), 0.0, 0.5))
+    dark = _tone(rng, pitch, seconds, np.array([1.0]))
+    return bright, dark
+
+
 RECIPES = {
     "Low_before_high": partial(_pair, make_pair=_low_and_high, a_first=True),
     "High_before_low": partial(_pair, make_pair=_low_and_high, a_first=False),
@@ -112,4 +131,8 @@ RECIPES = {
     "Tone_before_noise": partial(_pair, make_pair=_noise_and_tone, a_first=False),
     "Rising_steps": partial(_staircase, rising=True),
     "Falling_steps": partial(_staircase, rising=False),
+    "Loud_before_soft": partial(_pair, make_pair=_loud_and_soft, a_first=True),
+    "Soft_before_loud": partial(_pair, make_pair=_loud_and_soft, a_first=False),
+    "Bright_before_dark": partial(_pair, make_pair=_bright_and_dark, a_first=True),
+    "Dark_before_bright": partial(_pair, make_pair=_bright_and_dark, a_first=False),
 }
