@@ -8,11 +8,12 @@ another order. All versions share the twelve local classes; they differ in their
 
 Version 1 (:mod:`.patterns`): the arrangement spans 0.1-4 s but can be read inside windows of under
 a second (beep rates, gap trends, adjacent pairs, level slopes), so a small CNN sees it too.
-Version 2 (:mod:`.relations`): two or three short sounds 0.8-2.4 s apart, and only their order
-tells a class from its mirror (why: :mod:`.relations`); 8 such classes beside the 12 local ones.
-Version 3 (the default): version 2's relations plus two pairs that differ in level and in timbre,
-so the temporal group has 12 classes too and neither group outweighs the other in a mean over
-classes (why: docs/corpus.md).
+Version 2 (:mod:`.relations`, the default): two or three short sounds 0.8-2.4 s apart, and only
+their order tells a class from its mirror (why: :mod:`.relations`); 8 such classes beside the 12
+local ones. Version 3: version 2's relations plus two pairs that differ in level and in timbre, so
+the temporal group has 12 classes too. It was built to weigh the two groups equally in a mean over
+classes and measured worse on the corpus's design check (docs/corpus.md), so it is not the default;
+it stays reachable so that figure can be reproduced.
 
 =====================  ========  ===  ===================================================  ==================
 label                  kind      v    what it is                                           mirror
@@ -185,14 +186,15 @@ VERSIONS: dict[int, CorpusVersion] = {
         esc_labels=_LOCAL_ESC + tuple(c.label for c in RELATION_CLASSES),
         esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_before_high", "High_before_low"}),
         clip_seconds=(4.0, 6.0), relation_margin_s=0.7, relation_jitter_s=0.3),
-    # version 2 with 12 temporal classes against 12 local ones; its ESC-50 subset is version 2's
+    # version 2 with 12 temporal classes against 12 local ones (tried; not the default: docs/corpus.md);
+    # its ESC-50 subset is version 2's
     3: CorpusVersion(
         3, LOCAL_CLASSES + RELATION_CLASSES + LEVEL_AND_TIMBRE_CLASSES,
         esc_labels=_LOCAL_ESC + tuple(c.label for c in RELATION_CLASSES),
         esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_before_high", "High_before_low"}),
         clip_seconds=(4.0, 6.0), relation_margin_s=0.7, relation_jitter_s=0.3),
 }
-DEFAULT_VERSION = 3
+DEFAULT_VERSION = 2
 
 
 def corpus_version(number: int) -> CorpusVersion:

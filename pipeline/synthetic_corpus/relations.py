@@ -30,9 +30,9 @@ telling the pair from its mirror is the whole difficulty. A first design with pi
 each other (any base, a 1.4-2.5 ratio) and 0.15-0.35-s sounds stayed near chance for both families
 (temporal-group AP 0.21 CNN, 0.17 AST, 1 seed): presence of the pair was already too hard to learn.
 
-Version 3 adds two pairs along the two dimensions version 2 leaves out, so that the temporal group
-has as many classes as the local one (why: docs/corpus.md): level (the same tone twice, one copy
-8-14 dB softer) and timbre (one pitch, once bright with many partials and once a pure sine).
+Version 3 (tried, not the default: docs/corpus.md) adds two pairs along two dimensions version 2
+leaves out, so that the temporal group has as many classes as the local one: level (the same tone
+twice, one copy 8-14 dB softer) and timbre (one pitch, once rich in partials and once a pure sine).
 
 These recipes return the whole relation as one waveform, silence included; its length is what the
 mixer places.
