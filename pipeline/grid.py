@@ -275,7 +275,7 @@ def _job(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int, waits_for: set[s
     if cell.is_teacher:
         kind = "crossfit" if cell.crossfit else "train"
         return RunJob(_label(cell, seed), kind, spec.dataset, config, run, directory, fold=spec.fold,
-                      crossfit=cell.crossfit, resume=not cell.crossfit and _resumable(directory, config))
+                      crossfit=cell.crossfit, resume=_resumable(directory, config))
     after = (cell.teacher,) if cell.teacher in waits_for else ()
     return RunJob(_label(cell, seed), "student", spec.dataset, config, run, directory, fold=spec.fold, after=after,
                   resume=_resumable(directory, config))

@@ -4,8 +4,8 @@ get now. Anything else is set aside (renamed), never deleted and never silently 
 * The data: ``grid-data.json`` records the manifest's hashes. A new corpus version or a rebuilt
   manifest moves the whole grid (runs and stores) to ``cmkd.<old hash>``.
 * The teachers' recipe: every store and student depends on the teachers, so a finished teacher whose
-  saved ``config.yaml`` differs from the recipe's teacher section (a longer budget, another lr) moves
-  the whole grid aside too.
+  saved ``config.yaml`` (a cross-fitted teacher's: its members') differs from the recipe's teacher
+  section (a longer budget, another lr) moves the whole grid aside too.
 * A student's recipe: only that run is moved aside (``seed<k>.superseded``) and trained again.
 
 Keys that say how a run was computed, not what it learned (threads, data workers, where features
@@ -43,10 +43,12 @@ def _other_family_keys(model: str | None) -> set[str]:
 
 
 def _saved_config(run_dir: Path) -> dict | None:
-    for candidate in (run_dir / "config.yaml", *sorted(run_dir.glob("fold*/config.yaml"))):
+    """The recipe a run was trained with; a cross-fitted teacher keeps it in each of its members."""
+    for candidate in (run_dir / "config.yaml", *sorted(run_dir.glob("fold*/config.yaml")),
+                      *sorted(run_dir.glob("member*/config.yaml"))):
         if candidate.exists():
             return yaml.safe_load(candidate.read_text()) or {}
-    return None  # a cross-fitted teacher keeps its recipe in its members; not compared
+    return None
 
 
 def recipe_changes(run_dir: Path, config: Config, ignore: set[str] = frozenset()) -> list[str]:

@@ -60,7 +60,8 @@ def execute(job: RunJob, progress: bool = True) -> dict:
     from .training import run_training
 
     if job.kind == "crossfit":
-        return run_crossfit(job.dataset, job.config, job.run, job.crossfit, fold=job.fold, progress=progress)
+        return run_crossfit(job.dataset, job.config, job.run, job.crossfit, fold=job.fold, resume=job.resume,
+                            progress=progress)
     if job.kind == "train":
         return run_training(job.dataset, job.config, job.run, fold=job.fold, resume=job.resume, progress=progress)
     return train_student(job.dataset, job.config, job.run, fold=job.fold, resume=job.resume, progress=progress)

@@ -194,3 +194,26 @@ def test_a_cell_killed_part_way_continues_from_its_last_epoch(project, capsys):
     assert "resuming runs/tiny/cmkd/short/cnn/seed0 after epoch 1" in capsys.readouterr().out
     assert results["short/cnn"][0]["epochs_trained"] == 2
     assert metrics.read_text().splitlines()[1] == epoch_one  # epoch 1 was not trained again
+
+
+def test_a_cross_fitted_teacher_killed_part_way_keeps_its_finished_epochs(project, capsys):
+    """Cross-fitting trains k members one after another: a kill in the middle costs the epoch under
+    way, not every member trained so far. (Students train 1 epoch here, so only a teacher reaches 2.)"""
+    from .conftest import run_killed_after_epoch
+
+    cells = "('short/ast_to_cnn_crossfit',)"
+    code = ("from tests.conftest import tiny_recipe\nfrom pipeline.grid import GridSpec, run_grid\n"
+            "run_grid(GridSpec(dataset='tiny', cnn='efficientnet_tiny', ast='ast_micro', seeds=1, crossfit=2, "
+            f"designs=('short',), only={cells}), tiny_recipe(teacher_epochs=2), progress=False)\n")
+    killed = run_killed_after_epoch(code, 2, cwd=project)
+    assert killed.returncode != 0
+    teacher = Path("runs/tiny/cmkd/teacher/ast_crossfit/seed0")
+    member = teacher / "member0"
+    trained = (member / "metrics.csv").read_text().splitlines()
+    assert len(trained) == 3 and not (teacher / "summary.json").exists()
+    spec = GridSpec(**TINY, seeds=1, crossfit=2, designs=("short",), only=("short/ast_to_cnn_crossfit",))
+    results = run_grid(spec, tiny_recipe(teacher_epochs=2), progress=False)
+    assert f"resuming {member} after epoch 2" in capsys.readouterr().out
+    assert (member / "metrics.csv").read_text().splitlines() == trained  # no epoch trained again
+    assert results["teacher/ast_crossfit"][0]["cross_fitted"] == 2
+    assert results["short/ast_to_cnn_crossfit"][0]["kd"] == "clean"

@@ -27,3 +27,13 @@ def test_a_key_of_the_other_family_or_of_how_it_ran_is_not_a_change(tmp_path):
             recipe_changes(cnn, load_config(None, ["model=efficientnet_tiny", "pooling=mean"]))] == ["pooling"]
     assert [line.split(":")[0] for line in
             recipe_changes(cnn, load_config(None, ["model=efficientnet_tiny", "pooling=attention", "lr=1"]))] == ["lr"]
+
+
+def test_a_cross_fitted_teacher_is_compared_through_its_members(tmp_path):
+    """A cross-fitted teacher has no recipe of its own, only its members': a changed lr must still
+    count (else its stale out-of-fold stores would be reused)."""
+    teacher = tmp_path / "ast_crossfit"
+    teacher.mkdir()
+    finished_run(teacher, "member0", ["model=ast_micro", "lr=1e-3"])
+    assert recipe_changes(teacher, load_config(None, ["model=ast_micro", "lr=1e-3"])) == []
+    assert [line.split(":")[0] for line in recipe_changes(teacher, load_config(None, ["model=ast_micro", "lr=2e-3"]))] == ["lr"]
