@@ -67,9 +67,25 @@ def execute(job: RunJob, progress: bool = True) -> dict:
     return train_student(job.dataset, job.config, job.run, fold=job.fold, resume=job.resume, progress=progress)
 
 
-def _child(job: RunJob, log_path: str) -> None:
+def exit_with_parent(parent_pid: int, poll_s: float = 2.0) -> None:
+    """Stop this process when ``parent_pid`` is gone. Why: a grid killed with ``kill`` (SIGTERM or
+    SIGKILL reach the parent alone) would otherwise leave its runs training, orphaned, into the run
+    directories that a restarted grid resumes: two processes writing one run."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)  # its DataLoader workers notice their parent is gone and stop too
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _child(job: RunJob, log_path: str, parent_pid: int | None = None) -> None:
     """The spawned process: stdout and stderr (its DataLoader workers' too) go to the run's log, with
     the per-epoch lines of a normal run."""
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", buffering=1) as log:
         os.dup2(log.fileno(), 1)
@@ -139,7 +155,7 @@ def run_jobs(jobs: list[RunJob], parallel: int = 1, progress: bool = True,
                 bar.update(1)
                 continue
             log = job.run_dir / LOG_FILE
-            process = context.Process(target=_child, args=(job, str(log)), name=job.label)
+            process = context.Process(target=_child, args=(job, str(log), os.getpid()), name=job.label)
             process.start()
             running[process] = (job, log, time.time())
             bar.write(f"started {job.label} (log: {log})")

@@ -3,6 +3,9 @@ neither stops the others nor goes unnamed."""
 
 import json
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,41 @@ def test_a_run_waits_for_the_runs_it_needs_and_is_skipped_when_they_fail(project
     assert prepared == ["first"] and not Path("runs/tiny/second").exists()
     with pytest.raises(ValueError, match="not listed before it"):
         run_jobs([second, first], parallel=2)
+
+
+def test_a_run_stops_when_its_grid_is_killed(tmp_path):
+    """`kill` reaches the grid's process alone: its runs must not go on training, orphaned, into the
+    run directories a restarted grid resumes."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import multiprocessing, os, sys, time\n"
+         f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+         "from tests.test_parallel_runs import _sleep_as_a_run\n"
+         "child = multiprocessing.get_context('spawn').Process(target=_sleep_as_a_run, args=(os.getpid(),))\n"
+         "child.start(); print(child.pid, flush=True); time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    child_pid = int(parent.stdout.readline())
+    parent.kill()  # SIGKILL: no handler of the parent's can clean up
+    parent.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and _alive(child_pid):
+        time.sleep(0.2)
+    assert not _alive(child_pid)
+
+
+def _sleep_as_a_run(parent_pid: int) -> None:
+    from pipeline.parallel_runs import exit_with_parent
+
+    exit_with_parent(parent_pid, poll_s=0.1)
+    time.sleep(60)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")  # an exited child not yet reaped (a zombie) still answers os.kill
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
