@@ -124,6 +124,24 @@ def check_audio(path: str | os.PathLike, check: str = "full") -> tuple[float, in
     ``full`` (the default) also decodes every sample: frames that cannot be read, NaN/inf, and float
     samples far outside [-1, 1] are refused, so training never meets them mid-epoch.
     """
+    duration, sample_rate, channels = _checked_header(path, check)
+    if check == "full":
+        _decode_checked(path, sample_rate, duration)
+    return duration, sample_rate, channels
+
+
+def probe_audio(path: str | os.PathLike, check: str = "full") -> tuple[float, int, int, str]:
+    """:func:`check_audio` plus the clip's fingerprint, taken from the same decode (``full``: a
+    manifest over AudioSet decodes each of its two million clips once, not twice); ``header``
+    decodes nothing and gives no fingerprint ("")."""
+    duration, sample_rate, channels = _checked_header(path, check)
+    if check == "header":
+        return duration, sample_rate, channels, ""
+    samples = _decode_checked(path, sample_rate, duration)
+    return duration, sample_rate, channels, fingerprint_samples(to_mono_16k(samples, sample_rate, source=str(path)))
+
+
+def _checked_header(path: str | os.PathLike, check: str) -> tuple[float, int, int]:
     if check not in CHECKS:
         raise ValueError(f"audio check must be one of {CHECKS}, got {check!r}")
     duration, sample_rate, channels = audio_info(path)
@@ -132,9 +150,14 @@ def check_audio(path: str | os.PathLike, check: str = "full") -> tuple[float, in
     if declared is not None and declared > frames:
         raise AudioError(f"{path}: truncated: the header declares {declared} frames ({declared / sample_rate:.2f} s), "
                          f"the file holds {frames} ({duration:.2f} s)")
-    if check == "header":
-        return duration, sample_rate, channels
-    readable, peak = 0, 0.0
+    return duration, sample_rate, channels
+
+
+def _decode_checked(path: str | os.PathLike, sample_rate: int, duration: float) -> np.ndarray:
+    """Every sample as float32 [frames, channels], decoded block by block so that an error says how
+    far the file decodes; the samples are read_audio's before its mono/16 kHz step."""
+    frames = round(duration * sample_rate)
+    blocks, readable, peak = [], 0, 0.0
     try:
         with sf.SoundFile(str(path)) as f:
             for block in f.blocks(blocksize=DECODE_BLOCK, dtype="float32", always_2d=True):
@@ -144,6 +167,7 @@ def check_audio(path: str | os.PathLike, check: str = "full") -> tuple[float, in
                     raise AudioError(f"{path}: NaN or infinite samples (first at {first / sample_rate:.2f} s)")
                 peak = max(peak, float(np.abs(block).max(initial=0.0)))
                 readable += len(block)
+                blocks.append(block)
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(f"{path}: decoding failed after {readable / sample_rate:.2f} s ({error})") from None
     if readable < frames:
@@ -152,7 +176,7 @@ def check_audio(path: str | os.PathLike, check: str = "full") -> tuple[float, in
     if peak > FLOAT_PEAK_LIMIT:
         raise AudioError(f"{path}: samples reach {peak:.4g}, far outside [-1, 1] (integer PCM values stored as "
                          f"float?); rescale the file")
-    return duration, sample_rate, channels
+    return np.concatenate(blocks)
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

@@ -133,3 +133,21 @@ def test_fingerprint_follows_the_samples_not_the_container(tmp_path):
     louder = read_audio(tmp_path / "a.wav").copy()
     louder[100] += 1 / 32768  # one sample, one least significant bit
     assert fingerprint_samples(louder) != first and len(first) == 32
+
+
+@pytest.mark.parametrize("sample_rate, channels, subtype, fmt", [
+    (16000, 1, "PCM_16", "WAV"), (44100, 2, "PCM_24", "FLAC"), (22050, 1, "FLOAT", "WAV"), (48000, 2, "PCM_16", "WAV")])
+def test_one_decode_gives_the_checks_and_the_same_fingerprint_as_reading_the_file(tmp_path, sample_rate, channels,
+                                                                                   subtype, fmt):
+    """The manifest's full check fingerprints the samples it has just checked: they must be exactly the
+    samples every reader gets (read_audio: any rate and channel count, resampled to 16 kHz mono)."""
+    from pipeline.audio import audio_fingerprint, check_audio, probe_audio
+
+    frames = int(1.3 * sample_rate)  # more than one decode block at every rate here
+    wave = (np.random.default_rng(5).standard_normal((frames, channels)) * 0.2).astype(np.float32)
+    path = tmp_path / f"clip.{fmt.lower()}"
+    sf.write(str(path), wave, sample_rate, subtype=subtype, format=fmt)
+    duration, rate, count, fingerprint = probe_audio(path)
+    assert (rate, count) == (sample_rate, channels) and duration == pytest.approx(1.3, abs=1e-4)
+    assert fingerprint == audio_fingerprint(path) and check_audio(path) == (duration, rate, count)
+    assert probe_audio(path, "header") == (duration, rate, count, "")

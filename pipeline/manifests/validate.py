@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..audio import AudioError, audio_fingerprint, check_audio
+from ..audio import AudioError, probe_audio
 from ..progress import bar_options
 from .records import Clip, Label, ManifestError
 
@@ -238,11 +238,10 @@ def scan_audio_files(data_root: Path) -> list[str]:
 
 def _probe(path: Path, check: str = "full") -> tuple[float, int, int, str] | str:
     """(duration, sample rate, channels, fingerprint) of a clip fit for training, or why not. The
-    full check decodes every sample and so does the fingerprint; a header-only check skips both
-    (the clip then has no fingerprint, and stage two joins it by id unchecked)."""
+    full check decodes every sample once, for its checks and the fingerprint; a header-only check
+    skips both (the clip then has no fingerprint, and stage two joins it by id unchecked)."""
     try:
-        duration, sample_rate, channels = check_audio(path, check)
-        return duration, sample_rate, channels, (audio_fingerprint(path) if check == "full" else "")
+        return probe_audio(path, check)
     except AudioError as error:
         return str(error).removeprefix(f"{path}: ")
     except OSError as error:  # e.g. permission denied
