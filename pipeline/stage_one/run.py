@@ -110,7 +110,7 @@ def check_vocabulary(teacher_mids: list[str], manifest, job: StageOneJob) -> Non
 def _teacher_fold(manifest, teacher_config: Config, job: StageOneJob) -> int | None:
     """Fold-based data: mixup partners come from the teacher's own training folds only, so no
     augmented view ever carries audio of the fold its student will be evaluated on."""
-    if not (manifest.folds and not any(c.split for c in manifest.clips)):
+    if not manifest.fold_based:
         return None
     if teacher_config.fold is None:
         raise ValueError(f"{job.teacher}: {manifest.name} is fold-based; point TEACHER at one fold's run "
