@@ -81,11 +81,10 @@ def exit_with_parent(parent_pid: int, poll_s: float = 2.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _child(job: RunJob, log_path: str, parent_pid: int | None = None) -> None:
+def _child(job: RunJob, log_path: str, parent_pid: int) -> None:
     """The spawned process: stdout and stderr (its DataLoader workers' too) go to the run's log, with
-    the per-epoch lines of a normal run."""
-    if parent_pid is not None:
-        exit_with_parent(parent_pid)
+    the per-epoch lines of a normal run; it stops when the grid that started it is gone."""
+    exit_with_parent(parent_pid)
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", buffering=1) as log:
         os.dup2(log.fileno(), 1)

@@ -2,6 +2,7 @@
 neither stops the others nor goes unnamed."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,8 +94,6 @@ def _sleep_as_a_run(parent_pid: int) -> None:
 
 
 def _alive(pid: int) -> bool:
-    import os
-
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
