@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,20 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
     write_crossfit(run_dir, info)
     summary = {key: float(np.mean([s[key] for s in member_summaries])) for key in METRIC_KEYS}
     summary.update({"cross_fitted": k, "members": [{key: s[key] for key in ("map", "accuracy")} for s in member_summaries],
+                    "per_class_ap": _mean_per_class_ap(member_summaries),
+                    "epochs_trained": "/".join(str(s.get("epochs_trained", "?")) for s in member_summaries),
                     "out_of_fold": info["out_of_fold"], "model": config.model, "dataset": dataset, "seed": config.seed})
     write_summary(run_dir / "summary.json", summary)
     print(f"cross-fitted {k} teachers: out-of-fold mAP {out_of_fold['map']:.4f}, accuracy {out_of_fold['accuracy']:.4f}")
     return summary
+
+
+def _mean_per_class_ap(member_summaries: list[dict]) -> list[float | None]:
+    """Each class's eval AP averaged over the members that scored it (None where none did), like the
+    summary's mAP, so the report's per-group figures exist for a cross-fitted teacher too."""
+    per_member = [s.get("per_class_ap") or [] for s in member_summaries]
+    out = []
+    for values in zip(*per_member):
+        scored = [v for v in values if v is not None and not math.isnan(v)]
+        out.append(float(np.mean(scored)) if scored else None)
+    return out

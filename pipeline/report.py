@@ -79,7 +79,8 @@ def group_scores(summary: dict, groups: dict[str, list[int]]) -> dict[str, float
 
 def _group_values(results: dict, cell: str, group: str, groups: dict, seeds: list[int]) -> list[float]:
     runs = results.get(cell, {})
-    return [group_scores(runs[s], groups)[group] for s in seeds if s in runs]
+    values = [group_scores(runs[s], groups)[group] for s in seeds if s in runs]
+    return [] if any(math.isnan(v) for v in values) else values  # a group some run left unscored: n/a
 
 
 def main_table(spec: GridSpec, results: dict, key: str) -> list[str]:
@@ -111,7 +112,7 @@ def group_table(spec: GridSpec, results: dict, groups: dict[str, list[int]]) -> 
     lines = ["| design | pair | group | teacher AP | no-KD student | KD student | KD − no-KD (paired, 95 % CI) |",
              "|---|---|---|---|---|---|---|"]
     for cell in cells_for(spec):
-        if cell.is_teacher or cell.kd == "none" or cell.group not in ("cross-model", "same-model", "control"):
+        if cell.is_teacher or cell.kd == "none":
             continue
         for group in groups:
             kd = _group_values(results, cell.name, group, groups, seeds)
@@ -121,6 +122,10 @@ def group_table(spec: GridSpec, results: dict, groups: dict[str, list[int]]) -> 
             lines.append(f"| {cell.design} | {_label(cell)} | {group} | {_fmt(teacher)} | {_fmt(base)} | {_fmt(kd)} "
                          f"| {_fmt_paired(paired)} |")
     return lines
+
+
+def _ap(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
 def teacher_lines(spec: GridSpec, results: dict, key: str, groups: dict) -> list[str]:
@@ -133,7 +138,7 @@ def teacher_lines(spec: GridSpec, results: dict, key: str, groups: dict) -> list
         summary = results[cell.name][0]
         per_group = group_scores(summary, groups)
         lines.append(f"| {cell.name} ({summary.get('model', '')}) | {summary[key]:.4f} | "
-                     f"{summary.get('epochs_trained', 'n/a')} | " + " | ".join(f"{per_group[g]:.4f}" for g in groups) + " |")
+                     f"{summary.get('epochs_trained', 'n/a')} | " + " | ".join(_ap(per_group[g]) for g in groups) + " |")
         if summary.get("out_of_fold"):
             lines.append(f"| {cell.name}, out-of-fold on its train clips | {summary['out_of_fold'][key]:.4f} | | "
                          + " | " * len(groups))

@@ -28,6 +28,11 @@ def test_partition_covers_every_clip_exactly_once():
 def test_cross_fitted_store_labels_each_clip_with_the_teacher_that_held_it_out(project):
     summary = run_crossfit("tiny", tiny_config(epochs=1), "xfit", k=3, progress=False)
     assert summary["cross_fitted"] == 3 and 0 <= summary["out_of_fold"]["map"] <= 1
+    members = [json.loads(Path(f"runs/tiny/xfit/member{i}/summary.json").read_text()) for i in range(3)]
+    for index, value in enumerate(summary["per_class_ap"]):  # the report's per-group figures read these
+        scored = [m["per_class_ap"][index] for m in members if m["per_class_ap"][index] is not None]
+        assert value == (pytest.approx(np.mean(scored)) if scored else None)
+    assert summary["epochs_trained"] == "/".join(str(m["epochs_trained"]) for m in members)
     info = json.loads(Path("runs/tiny/xfit/crossfit.json").read_text())
     run_stage_one(StageOneJob("tiny", "runs/tiny/xfit", "stores/x.zarr", views=1, scheduler="inline"), progress=False)
     group = zarr.open_group("stores/x.zarr", mode="r")

@@ -159,6 +159,25 @@ def test_family_table_pairs_the_families_by_seed_per_class_group():
     assert all(line.endswith("one seed: no call |") for line in one_seed[2:])
 
 
+def test_group_table_covers_every_kd_cell_and_teacher_table_says_na_for_unscored_groups():
+    from pipeline.report import group_table, teacher_lines
+
+    spec = GridSpec(**TINY, seeds=1, designs=("short",), direction="cnn_to_ast",
+                    only=("short/cnn_to_ast_online", "short/cnn_to_ast_crossfit"))
+    groups = {"local": [0], "temporal": [1]}
+    run = {"map": 0.5, "per_class_ap": [0.6, 0.4], "model": "m", "epochs_trained": 4}
+    results = {name: {0: run} for name in ("teacher/cnn", "short/ast", "short/cnn_to_ast_online",
+                                            "short/cnn_to_ast_crossfit")}
+    results["teacher/cnn_crossfit"] = {0: {"map": 0.4, "per_class_ap": [0.7, None], "model": "m",
+                                           "epochs_trained": "4/4/4", "out_of_fold": {"map": 0.3}}}
+    rows = group_table(spec, results, groups)[2:]
+    assert {row.split("|")[2].strip() for row in rows} == {"cnn -> ast (online)", "cnn_crossfit -> ast (clean)"}
+    crossfit_local = next(r for r in rows if "crossfit" in r and "| local |" in r)
+    assert "| 0.7000 |" in crossfit_local  # the cross-fitted teacher's per-group AP comes from its members' mean
+    teacher_row = next(line for line in teacher_lines(spec, results, "map", groups) if "teacher/cnn_crossfit (m)" in line)
+    assert teacher_row.endswith("| 4/4/4 | 0.7000 | n/a |") and "nan" not in teacher_row
+
+
 def test_a_changed_recipe_retrains_what_it_changes_and_keeps_the_rest(project):
     """A finished cell is reused only with the recipe it would get now: a student whose recipe changed
     is moved aside and trained again; a teacher whose recipe changed sets the whole grid aside (every
