@@ -154,8 +154,8 @@ def write_report(spec: GridSpec, results: dict, out_dir: str | Path, seconds: fl
     metric = METRIC_NAMES[key]
     lines = [f"# CMKD grid on `{spec.dataset}`", "",
              f"CNN = `{spec.cnn}`, AST = `{spec.ast}`; teachers trained once (their recipe's teacher budget); "
-             f"students over {spec.seeds} seed(s); eval {metric}, mean ± sample std over seeds. Grid time "
-             f"{seconds / 60:.1f} min.", "",
+             f"students over {spec.seeds} seed(s); eval {metric}, mean ± sample std over seeds. This grid run took "
+             f"{seconds / 60:.1f} min (cells finished by earlier runs are reused, not counted).", "",
              "Designs: **equal** = the student trains with the teacher's budget (the paper's setting: does the "
              "student beat its teacher?); **short** = the student gets the recipe's shorter student budget. "
              "Differences are paired per seed (KD student vs the no-KD student and vs the prior-control student "
