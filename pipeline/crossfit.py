@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -85,11 +84,11 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
 
 
 def _mean_per_class_ap(member_summaries: list[dict]) -> list[float | None]:
-    """Each class's eval AP averaged over the members that scored it (None where none did), like the
-    summary's mAP, so the report's per-group figures exist for a cross-fitted teacher too."""
-    per_member = [s.get("per_class_ap") or [] for s in member_summaries]
+    """Each class's eval AP averaged over the members that scored it (a run's summary writes None for a
+    class with no positive eval clip), like the summary's mAP, so the report's per-group figures exist
+    for a cross-fitted teacher too."""
     out = []
-    for values in zip(*per_member):
-        scored = [v for v in values if v is not None and not math.isnan(v)]
+    for values in zip(*(s.get("per_class_ap") or [] for s in member_summaries)):
+        scored = [v for v in values if v is not None]
         out.append(float(np.mean(scored)) if scored else None)
     return out
