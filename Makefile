@@ -6,6 +6,7 @@ SHELL := /bin/bash
 export OMP_WAIT_POLICY ?= PASSIVE
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
+TEST_STAMP := .venv/.installed-test
 
 ## dataset name: data_manifests/<DATASET>/, configs/<DATASET>.yaml (demo, demo-esc50, fsd50k, esc50, audioset_balanced ...)
 DATASET ?= demo
@@ -185,12 +186,17 @@ demo: install
 	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300
 	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(or $(SEEDS),1) --jobs $(or $(JOBS),2) -- $(ARGS)
 
+# the test-only dependencies (requirements-test.txt) on top of the runtime ones
+$(TEST_STAMP): $(VENV_STAMP) requirements-test.txt
+	.venv/bin/pip install --quiet -r requirements-test.txt
+	touch $(TEST_STAMP)
+
 ## the test suite, less the multi-process fault-injection trials (marker `slow`; `make test-all` runs them, CI calls it)
-test: install
+test: install $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
 ## the whole suite, the slow fault-injection trials included (what CI runs)
-test-all: install
+test-all: install $(TEST_STAMP)
 	$(PY) -m pytest -q tests
 
 ## speed, memory and size measurements into bench/results.json and bench/results.md
