@@ -68,7 +68,7 @@ def test_default_files_hold_a_mebibyte_of_whole_work_chunks_and_writes_touch_one
     rows, shard = group["logits"].chunks[0], group["logits"].shards[0]
     assert rows == UNIT_CLIPS and group.attrs["chunk_clips"] == rows  # the unit of work and of checksums
     assert shard % rows == 0 and shard * 200 * 2 >= 1 << 20 and (shard - rows) * 200 * 2 < 1 << 20
-    assert group.attrs["layout"]["shard_clips"] == shard and group.attrs["version"] == "1.2"
+    assert group.attrs["layout"]["shard_clips"] == shard and group.attrs["version"] == "1.3"
     plan = chunk_plan(path)
     assert plan[:2] == [(0, 0, rows), (1, rows, 2 * rows)] and plan[-1][2] == 3000 and len(plan) == -(-3000 // rows)
     small = make_store(tmp_path / "small.zarr", n=5, chunk_clips=None)

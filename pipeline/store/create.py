@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from .encodings import class_columns, clip_columns, text_widths
 from .errors import StoreError, StoreMismatch
 from .format import (ACTIVATIONS, DTYPES, FORMAT_ID, FORMAT_VERSION, MAX_CLASSES, Layout,
                      create_array, dump_json, plan_rows, is_store, json_safe, open_store,
@@ -120,12 +121,15 @@ def build_attrs(*, clip_ids, vocabulary_mids, vocabulary_names, activation, attr
 def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary_mids, vocabulary_names,
                  activation: str, attrs: dict, views: int = 0, view_seed: int = 0, max_masks: int = 2,
                  dtype: str = "float16", topk: int = 0, chunk_clips: int | None = None,
-                 overwrite: bool = False, fingerprints=None, shard_clips: int | None = None) -> None:
+                 overwrite: bool = False, fingerprints=None, shard_clips: int | None = None,
+                 id_bytes: int = 0) -> None:
     """Create the store, or keep a compatible existing one (resume); refuse an incompatible one.
 
     Raises StoreMismatch naming every identity field that differs, unless overwrite=True, which
     deletes the old store and starts afresh. `fingerprints`: the manifest's per-clip audio
     fingerprints ("" where unknown), so stage two can tell a clip from another with the same id.
+    `id_bytes`: at least this many bytes for the uint8 copies of clip ids and mixup partners (a
+    subset keeps its source's width, as its views may name partners outside the subset).
     """
     fingerprints = [""] * len(clip_ids) if fingerprints is None else [str(f or "") for f in fingerprints]
     if len(fingerprints) != len(clip_ids):
@@ -144,7 +148,9 @@ def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary
     if views < 0 or (views and max_masks < 1):
         raise ValueError(f"views must be >= 0 and max_masks >= 1 with views, got {views} and {max_masks}")
     rows, shard_rows = plan_rows(len(clip_ids), num_classes, dtype, int(topk), chunk_clips, shard_clips)
-    layout = Layout(len(clip_ids), num_classes, dtype, int(topk), int(views), int(max_masks), rows, shard_rows)
+    widths = text_widths(clip_ids, splits, fingerprints, list(vocabulary_mids), list(vocabulary_names), id_bytes)
+    layout = Layout(len(clip_ids), num_classes, dtype, int(topk), int(views), int(max_masks), rows, shard_rows,
+                    tuple(sorted(widths.items())))
     new_attrs = build_attrs(clip_ids=clip_ids, vocabulary_mids=vocabulary_mids,
                             vocabulary_names=vocabulary_names, activation=activation, attrs=attrs,
                             layout=layout, view_seed=view_seed)
@@ -198,5 +204,11 @@ def _write_new(path: Path, layout: Layout, attrs: dict, clip_ids, splits, folds,
     arrays["split"][:] = np.array(splits, dtype=str)
     arrays["fold"][:] = np.array(folds, dtype=np.int8)
     arrays["fingerprint"][:] = np.array(fingerprints, dtype=str)
+    columns = {"clip_id": clip_ids, "split": splits, "fingerprint": fingerprints}
+    for name, values in clip_columns(columns, layout.widths).items():
+        arrays[name][:] = values
+    vocabulary = attrs["vocabulary"]
+    for name, values in class_columns(vocabulary["mids"], vocabulary["names"], layout.widths).items():
+        arrays[name][:] = values
     # attrs last: a store whose creation was interrupted has no format id and is not taken for one
     group.attrs.put(attrs)

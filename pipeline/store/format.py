@@ -23,8 +23,9 @@ from .errors import StoreError
 from .location import open_group_at
 
 FORMAT_ID = "cmkd-logits"
-FORMAT_VERSION = "1.2"  # 1.1 added: fingerprint, checksummed columns, crc32c codecs, completed.digest;
-# 1.2: per-clip arrays sharded (a shard file holds several chunks; the chunk stays the unit of work and checksum)
+FORMAT_VERSION = "1.3"  # 1.1 added: fingerprint, checksummed columns, crc32c codecs, completed.digest;
+# 1.2: per-clip arrays sharded (a shard file holds several chunks; the chunk stays the unit of work and checksum);
+# 1.3: uint8 UTF-8 twins of the string arrays (TensorStore) and `clip` / `class` index coordinates (xarray)
 ACTIVATIONS = ("sigmoid", "softmax")
 DTYPES = ("float16", "float32")
 TARGET_CHUNK_BYTES = 1 << 20  # small files mean many files and slow listing on shared filesystems
@@ -67,6 +68,13 @@ class Layout:
     max_masks: int = 2
     chunk_clips: int = 1  # rows per chunk: the unit of work, of checksums and of resume
     shard_clips: int = 0  # rows per shard file, a multiple of chunk_clips; 0 = one chunk per file (<= 1.1)
+    # 1.3: byte widths of the uint8 UTF-8 twins (pipeline.store.encodings), as sorted (key, width) pairs;
+    # empty in older stores, which have no twins
+    text_bytes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def widths(self) -> dict[str, int]:
+        return dict(self.text_bytes)
 
     @property
     def n_chunks(self) -> int:
@@ -94,7 +102,8 @@ class Layout:
         return {"n_clips": self.n_clips, "num_classes": self.num_classes, "dtype": self.dtype,
                 "topk": self.topk, "views": self.views, "max_masks": self.max_masks,
                 "chunk_clips": self.chunk_clips, "n_chunks": self.n_chunks,
-                **({"shard_clips": self.shard_clips} if self.sharded else {})}
+                **({"shard_clips": self.shard_clips} if self.sharded else {}),
+                **({"text_bytes": self.widths} if self.text_bytes else {})}
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> "Layout":
@@ -102,7 +111,8 @@ class Layout:
             layout = attrs["layout"]
             return cls(int(layout["n_clips"]), int(layout["num_classes"]), str(layout["dtype"]),
                        int(layout["topk"]), int(layout["views"]), int(layout["max_masks"]),
-                       int(layout["chunk_clips"]), int(layout.get("shard_clips", 0)))
+                       int(layout["chunk_clips"]), int(layout.get("shard_clips", 0)),
+                       tuple(sorted((str(k), int(v)) for k, v in (layout.get("text_bytes") or {}).items())))
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"store attrs lack a valid 'layout' entry ({exc!r})") from exc
 
@@ -131,6 +141,34 @@ class Layout:
                 spec("view_time_masks", (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1)]
         return specs
 
+    def clip_twin_specs(self) -> list[ArraySpec]:
+        """1.3: the per-clip arrays derived from the manifest columns at creation (xarray's `clip`, uint8 twins)."""
+        if not self.text_bytes:
+            return []
+        w, spec = self.widths, self._per_clip
+        return [spec("clip", (), "str", ("clip",), ""),
+                spec("clip_id_utf8", (w["clip_id"],), "uint8", ("clip", "clip_id_byte"), 0),
+                spec("split_utf8", (w["split"],), "uint8", ("clip", "split_byte"), 0),
+                spec("fingerprint_utf8", (w["fingerprint"],), "uint8", ("clip", "fingerprint_byte"), 0)]
+
+    def partner_twin_specs(self) -> list[ArraySpec]:
+        """1.3 with views: view_partner as uint8 UTF-8, written with each chunk."""
+        if not (self.text_bytes and self.views):
+            return []
+        return [self._per_clip("view_partner_utf8", (self.views, self.widths["clip_id"]), "uint8",
+                               ("clip", "view", "clip_id_byte"), 0)]
+
+    def class_specs(self) -> list[ArraySpec]:
+        """1.3: the vocabulary as arrays (xarray's `class` coordinate, names, uint8 twins)."""
+        if not self.text_bytes:
+            return []
+        c, w = self.num_classes, self.widths
+        return [ArraySpec("class", (c,), (c,), "str", ("class",), ""),
+                ArraySpec("class_name", (c,), (c,), "str", ("class",), ""),
+                ArraySpec("class_utf8", (c, w["class"]), (c, w["class"]), "uint8", ("class", "class_byte"), 0),
+                ArraySpec("class_name_utf8", (c, w["class_name"]), (c, w["class_name"]), "uint8",
+                          ("class", "class_name_byte"), 0)]
+
     def array_specs(self, minor: int = int(FORMAT_VERSION.split(".")[1])) -> list[ArraySpec]:
         """Every array of a store of version 1.<minor>: manifest columns, chunk data, bookkeeping, failures."""
         chunks, spec = self.n_chunks, self._per_clip
@@ -139,7 +177,10 @@ class Layout:
             spec("split", (), "str", ("clip",), ""),
             spec("fold", (), "int8", ("clip",), 0),
             *([spec("fingerprint", (), "str", ("clip",), "")] if minor >= 1 else []),
+            *self.clip_twin_specs(),
             *self.chunk_array_specs(),
+            *self.partner_twin_specs(),
+            *self.class_specs(),
             ArraySpec("chunk_done", (chunks,), (chunks,), "bool", ("chunk",), False),
             ArraySpec("chunk_sha256", (chunks,), (chunks,), "str", ("chunk",), ""),
             ArraySpec("chunk_failures", (chunks,), (chunks,), "int32", ("chunk",), 0),

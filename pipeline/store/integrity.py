@@ -46,9 +46,16 @@ def chunk_digest(named_arrays: list[tuple[str, np.ndarray]]) -> str:
 
 
 def checksum_names(layout: Layout, attrs: dict) -> list[str]:
-    """The arrays a chunk checksum covers, in hashing order, for this store's format version."""
+    """The arrays a chunk checksum covers, in hashing order, for this store's format version
+    (1.3 adds the derived copies the other readers use: `clip` and the uint8 twins)."""
     data = [spec.name for spec in layout.chunk_array_specs()]
-    return [*COLUMN_ARRAYS, *data] if version_minor(attrs) >= 1 else data
+    if version_minor(attrs) < 1:
+        return data
+    twins = [spec.name for spec in layout.clip_twin_specs()]
+    return [*COLUMN_ARRAYS, *twins, *data, *(spec.name for spec in layout.partner_twin_specs())]
+
+
+CLASS_ARRAY_NAMES = ("class", "class_name", "class_utf8", "class_name_utf8")  # format 1.3; in the digest
 
 
 def read_rows(group, name: str, start: int, stop: int) -> np.ndarray:
@@ -158,10 +165,14 @@ def store_digest(group, attrs: dict) -> str:
         failures = np.asarray(group["chunk_failures"][:])
         length = min(group[name].shape[0] for name in FAILURE_ARRAYS)
         table = [(name, np.asarray(group[name][:length])) for name in FAILURE_ARRAYS]
+        classes = ([(name, np.asarray(group[name][...])) for name in CLASS_ARRAY_NAMES]
+                   if version_minor(attrs) >= 3 else [])
     except Exception as exc:
         raise ChunkUnreadable(f"bookkeeping arrays do not decode ({type(exc).__name__}: {str(exc)[:120]})") from exc
     for index, (is_done, checksum, count) in enumerate(zip(done, checksums, failures)):
         digest.update(f"{index}:{int(is_done)}:{checksum}:{int(count)}\n".encode())
+    if classes:  # 1.3: the vocabulary arrays, so the digest covers every array of the store
+        digest.update(f"classes:{chunk_digest(classes)}\n".encode())
     digest.update(chunk_digest(table).encode())
     return digest.hexdigest()
 

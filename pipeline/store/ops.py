@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .create import _identity, create_store
+from .encodings import utf8_width
 from .format import COLUMN_ARRAYS, ArraySpec, StoreError, create_array, open_store
 from .integrity import chunk_digest
 from .location import consolidate, open_group_at
@@ -70,6 +71,8 @@ def _new_store_like(out, first: Source, clip_rows: list[tuple[Source, int]], der
     options = dict(views=first.layout.views, view_seed=first.attrs.get("views", {}).get("seed", 0),
                    max_masks=first.layout.max_masks, dtype=first.layout.dtype, topk=first.layout.topk)
     options.update(layout)
+    # the uint8 copies of mixup partners must hold every source's ids, also those a subset leaves out
+    options["id_bytes"] = max(utf8_width(src.clip_ids) for src in {id(s): s for s, _ in clip_rows}.values())
     create_store(out, clip_ids=[str(c) for c in column["clip_id"]], splits=[str(s) for s in column["split"]],
                  folds=[int(f) for f in column["fold"]], fingerprints=[str(f) for f in column["fingerprint"]],
                  vocabulary_mids=vocabulary["mids"], vocabulary_names=vocabulary["names"],

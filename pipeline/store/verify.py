@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .encodings import decode_utf8, twin_problems
 from .format import SCORE_ARRAYS, Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
 from .integrity import checksum_names, compare_chunk, iter_chunks, completion_problem, digest_problem, recorded_digest
 from .location import is_local_dir
@@ -98,6 +99,27 @@ def _attr_problems(group, layout: Layout, attrs: dict) -> list[str]:
             problems.append("clip_id: the stored ids do not match clips.sha256")
     except Exception as exc:  # reported per chunk below as well
         problems.append(f"clip_id does not decode ({type(exc).__name__})")
+    if version_minor(attrs) >= 3:
+        problems += _class_problems(group, layout, attrs)
+    return problems
+
+
+def _class_problems(group, layout: Layout, attrs: dict) -> list[str]:
+    """1.3: the vocabulary arrays other readers use must say what attrs.vocabulary says."""
+    if not layout.text_bytes:
+        return ["format 1.3 but layout.text_bytes is missing (the uint8 copies cannot be checked)"]
+    try:
+        stored = {name: np.asarray(group[name][...]) for name in ("class", "class_name", "class_utf8",
+                                                                   "class_name_utf8")}
+    except Exception as exc:
+        return [f"vocabulary arrays do not decode ({type(exc).__name__}: {str(exc)[:120]})"]
+    vocabulary = attrs["vocabulary"]
+    expected = {"class": vocabulary["mids"], "class_name": vocabulary["names"]}
+    problems = []
+    for name, values in expected.items():
+        for array_name, decoded in ((name, stored[name]), (f"{name}_utf8", decode_utf8(stored[f"{name}_utf8"]))):
+            if [str(v) for v in decoded] != [str(v) for v in values]:
+                problems.append(f"array {array_name!r} differs from attrs.vocabulary")
     return problems
 
 
@@ -138,6 +160,7 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
             problems.append(check.message(path, handles, layout).removeprefix(f"{path}: "))
             continue
         problems += _row_problems(check.arrays, chunk_index)
+        problems += twin_problems(check.arrays, f"chunk {chunk_index}")
         if per_chunk[chunk_index] != failure_counts[chunk_index]:
             problems.append(f"chunk {chunk_index}: {failure_counts[chunk_index]} failures counted but "
                             f"{per_chunk[chunk_index]} in the failure table")

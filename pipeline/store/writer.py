@@ -16,7 +16,8 @@ import re
 
 import numpy as np
 
-from .format import COLUMN_ARRAYS, Layout, StoreError, json_safe, open_store, read_strings, utc_now
+from .encodings import encode_utf8
+from .format import Layout, StoreError, json_safe, open_store, read_strings, utc_now
 from .integrity import checksum_names, chunk_digest, store_digest
 from .location import consolidate, is_local_dir
 from .topk import topk_compress
@@ -132,12 +133,16 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, logits, valid, view_l
 
 
 def _store_rows(group, layout: Layout, attrs: dict, start: int, stop: int, data: dict[str, np.ndarray]) -> str:
-    for spec in layout.chunk_array_specs():
+    data = dict(data)
+    for spec in layout.partner_twin_specs():  # 1.3: derived here, never taken from the caller
+        data[spec.name] = encode_utf8(data["view_partner"], layout.widths["clip_id"], "mixup partner")
+    for spec in [*layout.chunk_array_specs(), *layout.partner_twin_specs()]:
         group[spec.name][start:stop] = data[spec.name]
-    # the manifest columns were written at creation; the checksum covers them as stored (format 1.1)
-    columns = {name: np.asarray(group[name][start:stop]) for name in COLUMN_ARRAYS if name in group}
-    return chunk_digest([(name, columns[name] if name in columns else data[name])
-                         for name in checksum_names(layout, attrs)])
+    # the manifest columns (and 1.3's copies of them) were written at creation; the checksum covers
+    # them as stored (format 1.1)
+    names = checksum_names(layout, attrs)
+    columns = {name: np.asarray(group[name][start:stop]) for name in names if name not in data}
+    return chunk_digest([(name, columns[name] if name in columns else data[name]) for name in names])
 
 
 def write_stored_chunk(path: str | os.PathLike, chunk_index: int, data: dict[str, np.ndarray]) -> str:
