@@ -15,7 +15,7 @@ import pytest
 import zarr
 
 from pipeline.augment import View
-from pipeline.store import (FORMAT_ID, FORMAT_VERSION, LogitTable, StoreError, StoreLock, StoreLocked, StoreMismatch,
+from pipeline.store import (FORMAT_ID, FORMAT_VERSION, LogitTable, check_store, StoreError, StoreLock, StoreLocked, StoreMismatch,
                             arrays_to_view, chunk_plan, done_chunks, finalize_store, inspect, lock_path,
                             mark_chunk_done, read_failures, store_is_complete, verify_store, views_to_arrays,
                             write_chunk)
@@ -301,3 +301,48 @@ def test_a_1_1_store_resumes_with_its_own_unsharded_layout(tmp_path):
     group = zarr.open_group(str(path), mode="r")
     assert group.attrs["version"] == "1.1" and group.attrs["layout"] == layout and done_chunks(path) == {0}
     assert chunk_plan(path) == [(0, 0, 5), (1, 5, 10)]
+
+
+def test_a_1_2_store_reads_verifies_resumes_and_feeds_a_1_3_subset(tmp_path, monkeypatch):
+    """A store as the 1.2 code wrote it (no uint8 copies, no clip/class arrays) still reads, verifies
+    and resumes as 1.2; a store derived from it is a full 1.3 store whose copies spell its strings."""
+    import pipeline.store.create as create
+    from pipeline.store.encodings import decode_utf8
+    from pipeline.store.ops import subset
+
+    with monkeypatch.context() as patch:
+        patch.setattr(create, "FORMAT_VERSION", "1.2")
+        patch.setattr(create, "text_widths", lambda *args, **kwargs: {})
+        path = make_store(tmp_path / "old.zarr", n=10, views=2, view_seed=7)
+    group = zarr.open_group(str(path), mode="r")
+    assert group.attrs["version"] == "1.2" and "text_bytes" not in group.attrs["layout"]
+    assert not {"clip", "class", "clip_id_utf8", "view_partner_utf8"} & set(group.array_keys())
+    fill_store(path, views=2, finalize=False)
+    make_store(path, n=10, views=2, view_seed=7)  # this code resumes it and keeps it 1.2
+    finalize_store(path)
+    assert zarr.open_group(str(path), mode="r").attrs["version"] == "1.2"
+    assert check_store(path).ok
+    old = LogitTable.open(path)
+    subset(path, tmp_path / "sub.zarr", splits=["train"])
+    new_group = zarr.open_group(str(tmp_path / "sub.zarr"), mode="r")
+    assert new_group.attrs["version"] == "1.3" and check_store(tmp_path / "sub.zarr").ok
+    partners = decode_utf8(new_group["view_partner_utf8"][:])
+    np.testing.assert_array_equal(partners, new_group["view_partner"][:].astype(object))
+    assert list(decode_utf8(new_group["clip_id_utf8"][:])) == [c for c in old.clip_ids if c in
+                                                               [str(x) for x in new_group["clip"][:]]]
+
+
+def test_verify_catches_a_uint8_copy_that_does_not_spell_its_string(tmp_path):
+    """The copies other readers use are checked against the strings, and covered by the checksums."""
+    from pipeline.store.encodings import encode_utf8
+
+    path = make_store(tmp_path / "s.zarr", n=10, views=2, view_seed=7)
+    fill_store(path, views=2)
+    assert check_store(path).ok
+    group = zarr.open_group(str(path), mode="r+")
+    width = group["clip_id_utf8"].shape[1]
+    group["clip_id_utf8"][0] = encode_utf8(["clip001"], width)[0]  # row 0 now reads as another clip
+    problems = check_store(path).problems
+    assert any("chunk 0" in p and "sha256 mismatch" in p for p in problems)
+    group["class_name"][1] = "Not a cat"
+    assert any("'class_name' differs from attrs.vocabulary" in p for p in check_store(path).problems)

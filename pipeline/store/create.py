@@ -204,11 +204,12 @@ def _write_new(path: Path, layout: Layout, attrs: dict, clip_ids, splits, folds,
     arrays["split"][:] = np.array(splits, dtype=str)
     arrays["fold"][:] = np.array(folds, dtype=np.int8)
     arrays["fingerprint"][:] = np.array(fingerprints, dtype=str)
-    columns = {"clip_id": clip_ids, "split": splits, "fingerprint": fingerprints}
-    for name, values in clip_columns(columns, layout.widths).items():
-        arrays[name][:] = values
-    vocabulary = attrs["vocabulary"]
-    for name, values in class_columns(vocabulary["mids"], vocabulary["names"], layout.widths).items():
-        arrays[name][:] = values
+    if layout.text_bytes:  # 1.3: the copies other readers use (pipeline.store.encodings)
+        columns = {"clip_id": clip_ids, "split": splits, "fingerprint": fingerprints}
+        vocabulary = attrs["vocabulary"]
+        derived = {**clip_columns(columns, layout.widths),
+                   **class_columns(vocabulary["mids"], vocabulary["names"], layout.widths)}
+        for name, values in derived.items():
+            arrays[name][:] = values
     # attrs last: a store whose creation was interrupted has no format id and is not taken for one
     group.attrs.put(attrs)

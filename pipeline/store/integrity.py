@@ -51,6 +51,8 @@ def checksum_names(layout: Layout, attrs: dict) -> list[str]:
     data = [spec.name for spec in layout.chunk_array_specs()]
     if version_minor(attrs) < 1:
         return data
+    if version_minor(attrs) < 3:
+        return [*COLUMN_ARRAYS, *data]
     twins = [spec.name for spec in layout.clip_twin_specs()]
     return [*COLUMN_ARRAYS, *twins, *data, *(spec.name for spec in layout.partner_twin_specs())]
 
