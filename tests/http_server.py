@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,9 +52,56 @@ class RangeHandler(SimpleHTTPRequestHandler):
         return BytesIO(body)
 
 
+class PlainHandler(SimpleHTTPRequestHandler):
+    """Python's own static server, which ignores Range (answers 200 with the whole file)."""
+
+    def log_message(self, *args) -> None:
+        RangeHandler.log.append(self.requestline)
+
+
+class FlakyHandler(RangeHandler):
+    """A Range-capable server that misbehaves on schedule: `faults` maps a path suffix to the faults the
+    next requests for it meet, one each ("500": an error reply, "drop": the connection closed with no
+    reply, "stall": no reply for `stall_s`, then the file), and `swaps` maps a suffix to
+    (n, target, new bytes): just before the n-th request for that suffix is served, the file `target`
+    (a path under the served folder) is replaced on disk, as a publisher replacing a file would."""
+
+    faults: dict[str, list[str]] = {}
+    swaps: dict[str, tuple[int, str, bytes]] = {}
+    seen: dict[str, int] = {}
+    stall_s = 2.0
+
+    def send_head(self):
+        for suffix, (when, target, data) in list(FlakyHandler.swaps.items()):
+            if self.path.endswith(suffix):
+                FlakyHandler.seen[suffix] = FlakyHandler.seen.get(suffix, 0) + 1
+                if FlakyHandler.seen[suffix] == when:
+                    Path(self.translate_path("/" + target)).write_bytes(data)
+        for suffix, planned in FlakyHandler.faults.items():
+            if self.path.endswith(suffix) and planned:
+                fault = planned.pop(0)
+                if fault == "500":
+                    self.send_error(500, "injected failure")
+                    return None
+                if fault == "drop":
+                    self.close_connection = True
+                    return None
+                if fault == "stall":
+                    time.sleep(FlakyHandler.stall_s)
+        return super().send_head()
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a client that gave up
+            super().handle_error(request, client_address)
+
+
 class StaticServer:
-    def __init__(self, root: Path):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
+    def __init__(self, root: Path, handler=RangeHandler):
+        self.server = QuietServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -1,6 +1,6 @@
 """`python -m pipeline.store <command>`: inspect, verify, export, ensemble, merge, subset, import.
 
-Every STORE argument is a directory, a .zarr.zip or an http(s):// URL (read-only). Exit status:
+Every STORE argument is a directory, a .zarr.zip or a URL (http(s)://, s3://, gs://, hf://; read-only). Exit status:
 0 success, 1 the store failed a check or the command refused (one line on stderr saying why),
 2 a usage error (argparse's own status).
 """
@@ -127,13 +127,22 @@ def cmd_import(args) -> int:
     return _report(args.out, completed)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.store", description=__doc__,
+STORE_HELP = "directory, .zarr.zip, or URL (http(s)://, s3://, gs://, hf://)"
+
+
+def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--storage-options", metavar="JSON", default=None,
+                        help="fsspec options for remote stores, e.g. '{\"anon\": true}' or "
+                             "'{\"endpoint_url\": \"http://...\"}' (make STORAGE_OPTIONS=; also read from "
+                             "CMKD_STORAGE_OPTIONS)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command",
+                                     parser_class=lambda **kw: argparse.ArgumentParser(parents=[shared], **kw))
 
     p = commands.add_parser("inspect", help="what a store holds and where it came from")
-    p.add_argument("store", help="directory, .zarr.zip or http(s):// URL")
+    p.add_argument("store", help=STORE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--verify", action="store_true", help="also re-hash every chunk (then it says 'verified')")
     p.set_defaults(run=cmd_inspect)
@@ -190,14 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def main(argv=None, prog: str = "python -m pipeline.store") -> int:
+    from .remote import set_storage_options
+
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command in ("ensemble", "merge"):
         if len(args.stores) < 3:
             parser.error(f"{args.command} needs at least two stores and an output: STORE STORE ... OUT")
         args.stores, args.out = args.stores[:-1], args.stores[-1]
     try:
+        set_storage_options(args.storage_options)
         return args.run(args)
     except (StoreError, ValueError, OSError, KeyError) as exc:
         message = " ".join(str(exc).split())  # one line, whatever the exception held

@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .remote import RemoteReadError
 from .format import COLUMN_ARRAYS, FAILURE_ARRAYS, Layout, StoreError, dump_json, read_strings, version_minor
 DIGEST_HEADER = b"cmkd-logits store digest v1\n"
 
@@ -65,6 +66,8 @@ def read_rows(group, name: str, start: int, stop: int) -> np.ndarray:
     saves re-reading metadata per chunk); ChunkUnreadable instead of whatever the codec raises."""
     try:
         return np.asarray(group[name][start:stop])
+    except RemoteReadError:
+        raise  # the network failed, not the bytes: never reported as a chunk that does not decode
     except Exception as exc:  # zstd, crc32c, vlen decoders and fsspec all raise their own types
         raise ChunkUnreadable(f"array {name!r} does not decode ({type(exc).__name__}: {str(exc)[:120]})") from exc
 
@@ -169,6 +172,8 @@ def store_digest(group, attrs: dict) -> str:
         table = [(name, np.asarray(group[name][:length])) for name in FAILURE_ARRAYS]
         classes = ([(name, np.asarray(group[name][...])) for name in CLASS_ARRAY_NAMES]
                    if version_minor(attrs) >= 3 else [])
+    except RemoteReadError:
+        raise
     except Exception as exc:
         raise ChunkUnreadable(f"bookkeeping arrays do not decode ({type(exc).__name__}: {str(exc)[:120]})") from exc
     for index, (is_done, checksum, count) in enumerate(zip(done, checksums, failures)):
@@ -188,6 +193,8 @@ def completion_problem(group, attrs: dict, layout: Layout) -> str:
     """"" for a finished store; else what is unfinished, as stage two's refusal says it."""
     try:
         done = np.asarray(group["chunk_done"][:])
+    except RemoteReadError:
+        raise
     except Exception as exc:
         return f"chunk_done does not decode ({type(exc).__name__})"
     missing = np.flatnonzero(~done).tolist()

@@ -70,6 +70,11 @@ def _remote_store(text: str):
             zip_fs = ZipFileSystem(fo=fs.open(text, "rb"))
         except zipfile.BadZipFile as exc:
             raise StoreError(f"{text}: not a zip file ({exc})") from exc
+        except FileNotFoundError as exc:
+            raise StoreError(f"{text}: no such file ({exc})") from exc
+        except Exception as exc:  # credentials, permissions, network: the backend's own exception types
+            raise RemoteReadError(f"{text}: cannot be opened ({describe_failure(exc)}); credentials and options "
+                                  "go in --storage-options or STORAGE_OPTIONS (a JSON object)") from exc
         store = FsspecStore(_async(zip_fs), read_only=True, path="")
     else:
         store = FsspecStore(_async(fs), read_only=True, path=fs._strip_protocol(text))
@@ -124,9 +129,10 @@ def open_group_at(location: str | os.PathLike, mode: str = "r") -> zarr.Group:
         raise StoreError(f"{location}: no Zarr store here ({type(exc).__name__}: {exc})") from exc
     except OSError as exc:  # an unreachable server, a refused connection
         raise StoreError(f"{location}: cannot be read ({exc})") from exc
-    except Exception as exc:  # a zip replaced mid-read, a server's garbled reply: still one line
+    except Exception as exc:  # a zip replaced mid-read, a server's garbled reply, credentials: still one line
         if is_remote(location) or is_zip(location):
-            raise RemoteReadError(f"{location}: cannot be opened ({describe_failure(exc)})") from exc
+            raise RemoteReadError(f"{location}: cannot be opened ({describe_failure(exc)}); credentials and "
+                                  "options go in --storage-options or STORAGE_OPTIONS (a JSON object)") from exc
         raise
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .remote import RemoteReadError
 from .encodings import decode_utf8, twin_problems
 from .format import SCORE_ARRAYS, Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
 from .integrity import checksum_names, compare_chunk, iter_chunks, completion_problem, digest_problem, recorded_digest
@@ -97,6 +98,8 @@ def _attr_problems(group, layout: Layout, attrs: dict) -> list[str]:
     try:
         if strings_sha256(read_strings(group["clip_id"])) != attrs["clips"]["sha256"]:
             problems.append("clip_id: the stored ids do not match clips.sha256")
+    except RemoteReadError:
+        raise
     except Exception as exc:  # reported per chunk below as well
         problems.append(f"clip_id does not decode ({type(exc).__name__})")
     if version_minor(attrs) >= 3:
@@ -111,6 +114,8 @@ def _class_problems(group, layout: Layout, attrs: dict) -> list[str]:
     try:
         stored = {name: np.asarray(group[name][...]) for name in ("class", "class_name", "class_utf8",
                                                                    "class_name_utf8")}
+    except RemoteReadError:
+        raise
     except Exception as exc:
         return [f"vocabulary arrays do not decode ({type(exc).__name__}: {str(exc)[:120]})"]
     vocabulary = attrs["vocabulary"]
@@ -129,6 +134,8 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
     result = Verification(str(path))
     try:
         group, layout = open_store(path)
+    except RemoteReadError:
+        raise  # a transport failure says nothing about the store: one error line, not a failed check
     except StoreError as exc:
         result.problems.append(str(exc))
         return result
@@ -146,6 +153,8 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
         checksums = read_strings(group["chunk_sha256"])
         failure_counts = np.asarray(group["chunk_failures"][:])
         per_chunk = Counter(chunk for _, _, chunk in read_failures(group))
+    except RemoteReadError:
+        raise
     except Exception as exc:
         result.problems = problems + [f"bookkeeping arrays do not decode ({type(exc).__name__}: {str(exc)[:120]})"]
         return result
