@@ -67,6 +67,8 @@ MISSING ?=
 JOIN ?=
 ## verify: the store digest a lab published, to check a received copy against
 DIGEST ?=
+## student / inspect / verify: fsspec options for a remote LOGITS (s3://, gs://, hf://, http(s)://), a JSON object, e.g. '{"anon": true}'
+STORAGE_OPTIONS ?=
 ## evaluate: run dir or .pt file (default: the newest finished run)
 CHECKPOINT ?=
 ## teacher: start from this checkpoint (a published AST/PSLA file such as audioset_10_10_0.4593.pth, or ours)
@@ -89,6 +91,8 @@ AUDIOSET_SEGMENTS ?=
 CHECK ?= full
 
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
+# JSON holds double quotes: passed in single quotes
+storage_opt = $(if $(strip $(STORAGE_OPTIONS)),--storage-options '$(strip $(STORAGE_OPTIONS))',)
 jobs = $(or $(JOBS),$(if $(filter $(EMBEDDED),$(DATASET)),2,1))
 
 .PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd \
@@ -154,12 +158,13 @@ teacher-logits: install
 ## what a store holds: coverage, provenance, front end, soft targets vs the class prior (LOGITS, FOLD, TAU)
 inspect: install
 	$(PY) -m stages.inspect_store $(call opt,--dataset,$(DATASET)) $(call opt,--store,$(LOGITS)) \
-		$(call opt,--fold,$(FOLD)) $(call opt,--tau,$(TAU))
+		$(call opt,--fold,$(FOLD)) $(call opt,--tau,$(TAU)) $(storage_opt)
 
 ## every chunk of a store re-hashed, coverage against DATASET's manifest; DIGEST=<hex> checks a received copy
 verify: install
 	$(PY) -m pipeline.store verify "$(or $(LOGITS),$(shell cat stores/$(DATASET)/LATEST 2>/dev/null))" \
-		$(call opt,--digest,$(DIGEST)) $(if $(wildcard data_manifests/$(DATASET)/clips.csv),--manifest $(DATASET),)
+		$(call opt,--digest,$(DIGEST)) $(if $(wildcard data_manifests/$(DATASET)/clips.csv),--manifest $(DATASET),) \
+		$(storage_opt)
 
 ## stage two: train MODEL from audio + cached logits (LOGITS, KD, KD_LOSS, LAMBDA, TAU, MISSING)
 student: install
@@ -167,7 +172,7 @@ student: install
 		$(call opt,--model,$(MODEL)) $(call opt,--run,$(RUN)) $(call opt,--fold,$(FOLD)) \
 		$(call opt,--logits,$(LOGITS)) $(call opt,--teacher,$(TEACHER)) $(call opt,--kd,$(KD)) \
 		$(call opt,--kd-loss,$(KD_LOSS)) $(call opt,--lambda,$(LAMBDA)) $(call opt,--tau,$(TAU)) \
-		$(call opt,--missing,$(MISSING)) $(call opt,--join,$(JOIN)) $(if $(RESUME),--resume,) -- $(ARGS)
+		$(call opt,--missing,$(MISSING)) $(call opt,--join,$(JOIN)) $(if $(RESUME),--resume,) $(storage_opt) -- $(ARGS)
 
 ## the paper's grid (equal and short designs, controls) with SEEDS student seeds; report under reports/DATASET (DESIGN, DIRECTION, CELLS)
 cmkd: install

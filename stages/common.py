@@ -23,6 +23,20 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_storage_options_argument(parser: argparse.ArgumentParser) -> None:
+    """`--storage-options JSON` (make STORAGE_OPTIONS=): fsspec options for a store at a URL; applied by
+    :func:`apply_storage_options` once the arguments are parsed."""
+    parser.add_argument("--storage-options", metavar="JSON", default=None,
+                        help="fsspec options for a remote store (s3://, gs://, hf://, http(s)://), a JSON object "
+                             "such as '{\"anon\": true}' (make STORAGE_OPTIONS=; also CMKD_STORAGE_OPTIONS)")
+
+
+def apply_storage_options(args) -> None:
+    from pipeline.store.remote import set_storage_options
+
+    set_storage_options(getattr(args, "storage_options", None))
+
+
 def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
     """The grid drivers' `JOBS`: runs side by side (results do not depend on it)."""
     parser.add_argument("--jobs", type=int, default=1,

@@ -10,7 +10,7 @@ from pipeline.paths import latest_store, manifest_dir
 from pipeline.store import LogitTable, inspect
 from pipeline.store.verify import check_store
 
-from .common import run_main
+from .common import add_storage_options_argument, apply_storage_options, run_main
 
 
 def main(argv=None) -> int:
@@ -19,7 +19,9 @@ def main(argv=None) -> int:
     parser.add_argument("--store", default=None, help="store path (default: the dataset's latest store)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: the teacher's evaluation fold")
     parser.add_argument("--tau", type=float, default=1.0, help="temperature the diagnostics apply to the targets")
+    add_storage_options_argument(parser)
     args = parser.parse_args(argv)
+    apply_storage_options(args)
     path = args.store or latest_store(args.dataset)
     if not path:
         parser.error(f"no store given and none recorded for {args.dataset}: pass LOGITS=<path.zarr>")

@@ -4,13 +4,14 @@ from pipeline.distill import choose_kd_source, train_student
 from pipeline.losses import KD_KINDS
 from pipeline.paths import run_dir
 
-from .common import base_parser, resolve_config, run_main
+from .common import add_storage_options_argument, apply_storage_options, base_parser, resolve_config, run_main
 
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
     parser.add_argument("--model", default=None, help="student registry name (default: the recipe's model)")
-    parser.add_argument("--logits", default=None, help="stage-one store (.zarr; '{fold}' is filled in per fold); "
+    parser.add_argument("--logits", default=None, help="stage-one store (.zarr, .zarr.zip or a URL: http(s)://, s3://, gs://, hf://; "
+                        "'{fold}' is filled in per fold); "
                         "default: the latest store of the dataset; 'none': no store")
     parser.add_argument("--teacher", default=None, help="teacher run dir or checkpoint for --kd online")
     parser.add_argument("--kd", default=None, choices=("none", "clean", "replay", "online"),
@@ -33,7 +34,9 @@ def main(argv=None) -> int:
                         help="weight of the task loss: lambda * task + (1 - lambda) * KD (default: recipe)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data (ESC-50 layout): evaluate on this fold")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    add_storage_options_argument(parser)
     args = parser.parse_args(argv)
+    apply_storage_options(args)
     kd, logits = choose_kd_source(args.logits, args.kd, args.dataset)
     config = resolve_config(args, model=args.model, fold=args.fold, kd=kd, kd_loss=args.kd_loss,
                             kd_lambda=args.kd_lambda, tau=args.tau, missing=args.missing, join=args.join,
