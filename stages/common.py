@@ -52,11 +52,25 @@ def resolve_config(args, role: str = "student", **named) -> Config:
     return check_config(load_config(path, pairs, role=role), source=f"{path or 'default recipe'} with ARGS")
 
 
+def recipe_folders() -> list[Path]:
+    """Where a dataset's recipe is looked for, first match wins (docs/architecture.md, "Where recipes
+    come from"): the current project's configs/, then $CMKD_HOME/configs, then the recipes shipped
+    with the code (the checkout or editable install the `stages` package runs from)."""
+    folders = [Path("configs")]
+    if os.environ.get("CMKD_HOME", "").strip():
+        folders.append(Path(os.environ["CMKD_HOME"]).expanduser() / "configs")
+    folders.append(Path(__file__).resolve().parents[1] / "configs")
+    return folders
+
+
 def default_recipe(dataset: str) -> str | None:
-    for name in (dataset, dataset.split("_")[0], "audioset_balanced" if dataset.startswith("audioset") else ""):
-        path = Path("configs") / f"{name}.yaml"
-        if name and path.exists():
-            return str(path)
+    names = [n for n in (dataset, dataset.split("_")[0], "audioset_balanced" if dataset.startswith("audioset") else "")
+             if n]
+    for folder in recipe_folders():
+        for name in names:
+            path = folder / f"{name}.yaml"
+            if path.exists():
+                return str(path)
     return None
 
 
@@ -94,16 +108,16 @@ def _joined(lines: list[str]) -> str:
     return "".join(line + (" " if line.endswith(":") else "; ") for line in lines[:-1]) + lines[-1]
 
 
-def run_main(main: Callable[..., int | None], argv: list[str] | None = None) -> NoReturn:
-    """Every driver's entry point: run ``main`` and exit with its code. An expected error prints
-    ``error: <one line naming the file, row, field or key>`` and exits 2, without a traceback;
-    ``CMKD_DEBUG=1`` shows the traceback as well."""
+def run_guarded(main: Callable[..., int | None], argv: list[str] | None = None) -> int:
+    """Run ``main`` and return its exit status. An expected error prints ``error: <one line naming the
+    file, row, field or key>`` and gives 2, without a traceback; ``CMKD_DEBUG=1`` shows the traceback
+    as well. make (through :func:`run_main`) and the ``cmkd`` command both go through here."""
     try:
         code = main(argv)
     except SystemExit as done:
         if isinstance(done.code, str):  # a driver's own `raise SystemExit("error: ...")`
             print(done.code if done.code.startswith("error:") else f"error: {done.code}", file=sys.stderr)
-            sys.exit(2)
+            return 2
         raise
     except _expected_errors() as error:
         if os.environ.get("CMKD_DEBUG", "").strip() not in ("", "0"):
@@ -112,5 +126,10 @@ def run_main(main: Callable[..., int | None], argv: list[str] | None = None) -> 
         print(f"error: {line}", file=sys.stderr)
         for more in rest:
             print(f"  {more}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(code or 0)
+        return 2
+    return int(code or 0)
+
+
+def run_main(main: Callable[..., int | None], argv: list[str] | None = None) -> NoReturn:
+    """Every driver's entry point: :func:`run_guarded`, then exit with its status."""
+    sys.exit(run_guarded(main, argv))

@@ -1,47 +1,36 @@
 """`make inspect`: a human summary of a logit store (the latest one of DATASET by default), and what
 its soft targets carry against the dataset's labels (teacher mAP on train vs held-out clips, mean
-targets vs the class prior)."""
+targets vs the class prior).
+
+The same command as `python -m pipeline.store inspect STORE --dataset DATASET` (and `cmkd store
+inspect`): this driver only picks the dataset's latest store when none is given."""
 
 import argparse
 
-from pipeline.diagnostics import format_diagnostics, soft_target_diagnostics
-from pipeline.manifests import load_manifest
-from pipeline.paths import latest_store, manifest_dir
-from pipeline.store import LogitTable, inspect
-from pipeline.store.verify import check_store
+from pipeline.paths import latest_store
+from pipeline.store.cli import cmd_inspect
 
 from .common import add_storage_options_argument, apply_storage_options, run_main
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("store_path", nargs="?", default=None, metavar="STORE", help="the store (same as --store)")
     parser.add_argument("--dataset", default="demo", help="name under data_manifests/ (its labels score the targets)")
-    parser.add_argument("--store", default=None, help="store path (default: the dataset's latest store)")
+    parser.add_argument("--store", default=None, help="store: a directory, .zarr.zip or URL (default: the dataset's "
+                        "latest store)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: the teacher's evaluation fold")
     parser.add_argument("--tau", type=float, default=1.0, help="temperature the diagnostics apply to the targets")
+    parser.add_argument("--json", action="store_true", help="print the description as JSON (no diagnostics)")
     add_storage_options_argument(parser)
     args = parser.parse_args(argv)
     apply_storage_options(args)
-    path = args.store or latest_store(args.dataset)
+    path = args.store or args.store_path or latest_store(args.dataset)
     if not path:
         parser.error(f"no store given and none recorded for {args.dataset}: pass LOGITS=<path.zarr>")
-    verification = check_store(path)  # "completed" says what the writer recorded; the checksums say what is there
-    print(inspect(path, verification))
-    if not verification.ok:
-        print(f"\nWARNING: {len(verification.problems)} integrity problem(s): do not train from this store as it is")
-        for problem in verification.problems[:5]:
-            print(f"  {problem}")
-        return 1
-    folder = manifest_dir(args.dataset)
-    if (folder / "dataset.json").exists():
-        manifest = load_manifest(folder)
-        table = LogitTable.open(path, load_views=False)
-        if table.vocabulary_mids != manifest.mids:
-            print(f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)")
-        else:
-            print(f"\nsoft targets against {manifest.name}'s labels:")
-            print(format_diagnostics(soft_target_diagnostics(table, manifest, fold=args.fold, tau=args.tau)))
-    return 0
+    # verification always: "completed" says what the writer recorded; the checksums say what is there
+    return cmd_inspect(argparse.Namespace(store=path, json=args.json, verify=True, dataset=args.dataset,
+                                          fold=args.fold, tau=args.tau))
 
 
 if __name__ == "__main__":

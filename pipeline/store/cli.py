@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 
 from .format import StoreError
 
@@ -31,13 +33,44 @@ def _manifest_dir(dataset: str):
 
 
 def cmd_inspect(args) -> int:
+    """The one `inspect` (`cmkd inspect`, `make inspect` and `python -m pipeline.store inspect` run it):
+    the store's description; with --verify or --dataset every chunk re-hashed first; with --dataset
+    also what its soft targets carry against that dataset's labels."""
     from .describe import describe, format_description
     from .verify import check_store
 
-    verification = check_store(args.store) if args.verify else None
+    dataset = getattr(args, "dataset", None)
+    verification = check_store(args.store) if (args.verify or dataset) else None
     info = describe(args.store, verification)
     print(json.dumps(info, indent=2, default=str) if args.json else format_description(info))
-    return 0 if verification is None or verification.ok else 1
+    if verification is not None and not verification.ok:
+        if dataset and not args.json:
+            print(f"\nWARNING: {len(verification.problems)} integrity problem(s): do not train from this store as it is")
+            for problem in verification.problems[:5]:
+                print(f"  {problem}")
+        return 1
+    if dataset and not args.json:
+        _soft_target_report(args.store, dataset, getattr(args, "fold", None), getattr(args, "tau", 1.0))
+    return 0
+
+
+def _soft_target_report(store, dataset: str, fold: int | None, tau: float) -> None:
+    from pipeline.diagnostics import format_diagnostics, soft_target_diagnostics
+    from pipeline.manifests import load_manifest
+    from pipeline.paths import manifest_dir
+
+    from .reader import LogitTable
+
+    folder = manifest_dir(dataset)
+    if not (folder / "dataset.json").exists():
+        return
+    manifest = load_manifest(folder)
+    table = LogitTable.open(store, load_views=False)
+    if table.vocabulary_mids != manifest.mids:
+        print(f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)")
+    else:
+        print(f"\nsoft targets against {manifest.name}'s labels:")
+        print(format_diagnostics(soft_target_diagnostics(table, manifest, fold=fold, tau=tau)))
 
 
 def _manifest_problems(store, dataset: str) -> list[str]:
@@ -138,13 +171,17 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
                         help="fsspec options for remote stores, e.g. '{\"anon\": true}' or "
                              "'{\"endpoint_url\": \"http://...\"}' (make STORAGE_OPTIONS=; also read from "
                              "CMKD_STORAGE_OPTIONS)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command",
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command", help="one of:",
                                      parser_class=lambda **kw: argparse.ArgumentParser(parents=[shared], **kw))
 
     p = commands.add_parser("inspect", help="what a store holds and where it came from")
     p.add_argument("store", help=STORE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--verify", action="store_true", help="also re-hash every chunk (then it says 'verified')")
+    p.add_argument("--dataset", default=None, help="also score the soft targets against this dataset's labels "
+                   "(a name under data_manifests/; implies --verify)")
+    p.add_argument("--fold", type=int, default=None, help="with --dataset, fold-based data: the teacher's eval fold")
+    p.add_argument("--tau", type=float, default=1.0, help="with --dataset: temperature applied to the targets")
     p.set_defaults(run=cmd_inspect)
 
     p = commands.add_parser("verify", help="re-hash every chunk; name bad chunks and their clips")
@@ -212,6 +249,8 @@ def main(argv=None, prog: str = "python -m pipeline.store") -> int:
         set_storage_options(args.storage_options)
         return args.run(args)
     except (StoreError, ValueError, OSError, KeyError) as exc:
+        if os.environ.get("CMKD_DEBUG", "").strip() not in ("", "0"):
+            traceback.print_exc()
         message = " ".join(str(exc).split())  # one line, whatever the exception held
         print(f"error: {message}", file=sys.stderr)
         return 1
