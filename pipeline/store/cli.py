@@ -1,4 +1,4 @@
-"""`python -m pipeline.store <command>`: inspect, verify, export, ensemble, merge, subset, import.
+"""`python -m pipeline.store <command>`: inspect, verify, export, publish, ensemble, merge, subset, import.
 
 Every STORE argument is a directory, a .zarr.zip or a URL (http(s)://, s3://, gs://, hf://; read-only). Exit status:
 0 success, 1 the store failed a check or the command refused (one line on stderr saying why),
@@ -121,6 +121,16 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    from .publish import publish
+
+    result = publish(args.store, args.folder, licence=args.license, repo=args.repo, title=args.title)
+    for path in result["files"]:
+        print(f"wrote      {path}")
+    print(f"digest     {result['digest']}  (also in README.md; publish it somewhere else too)")
+    return 0
+
+
 def _report(out: str, completed: dict) -> int:
     print(f"wrote      {out}: {completed['clips']} clips, {completed['valid']} valid\ndigest     {completed['digest']}")
     return 0
@@ -195,6 +205,16 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
     p.add_argument("store")
     p.add_argument("out", help="OUT.zarr.zip")
     p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("publish", help="a folder to upload as is: the .zarr.zip, a dataset card README.md "
+                            "and SHA256SUMS")
+    p.add_argument("store")
+    p.add_argument("folder", help="the folder to write (created if missing)")
+    p.add_argument("--license", default="other",
+                   help="the release's licence as a Hub licence id, e.g. cc-by-4.0 (default: other)")
+    p.add_argument("--repo", default="<org>/<name>", help="the Hub dataset repo it goes to, for the card's commands")
+    p.add_argument("--title", default=None, help="the card's title (default: '<teacher> logits on <dataset>')")
+    p.set_defaults(run=cmd_publish)
 
     p = commands.add_parser("ensemble", help="a teacher made of several stores (e.g. CNN + AST)")
     p.add_argument("stores", nargs="+", help="STORE... OUT (the last is the output directory)")
