@@ -37,7 +37,7 @@ def eval_targets(manifest, clip_ids):
 def test_eval_predictions_reproduce_the_reported_map(finished):
     summary, run, _, _ = finished
     manifest = load_manifest("data_manifests/tiny")
-    predictions = read_predictions(run / "eval_predictions.csv.gz")
+    predictions = read_predictions(run / "eval_predictions.parquet")
     eval_ids = [c.clip_id for c in manifest.select("eval") if c.labels]
     assert list(predictions.index) == eval_ids and list(predictions.columns) == manifest.mids
     rescored = evaluate_predictions(predictions.to_numpy(), eval_targets(manifest, eval_ids), single_label=False)

@@ -1,7 +1,9 @@
 """What a finished run leaves besides checkpoints and metrics.csv, for the researcher who reads it later.
 
-- ``eval_predictions.csv.gz``: one row per eval clip, ``clip_id`` then the pre-activation logit of
-  every class (columns named by mid, in vocabulary order); :func:`read_predictions` reads it back;
+- ``eval_predictions.parquet``: one row per eval clip, ``clip_id`` (a string column: FSD50K's numeric
+  ids stay strings in pandas, DuckDB, polars, Spark, and join the store's ``clip_id`` without a cast)
+  then the pre-activation logit of every class (float32 columns named by mid, in vocabulary order);
+  :func:`read_predictions` reads it back (and the ``eval_predictions.csv.gz`` of older runs);
 - ``per_class_ap.csv``: index, mid, name, number of positive eval clips, AP (empty where a class has
   no positive, so AP is undefined and left out of mAP);
 - ``plots/per_class_ap.png``: the per-class AP, sorted;
@@ -30,7 +32,9 @@ from ..metrics import per_class_ap
 from .evaluate import Evaluation
 from .runlog import write_summary
 
-PREDICTIONS_FILE = "eval_predictions.csv.gz"
+PREDICTIONS_FILE = "eval_predictions.parquet"
+OLD_PREDICTIONS_FILE = "eval_predictions.csv.gz"  # runs before Parquet; CSV drops the clip ids' type
+ID_COLUMN = "clip_id"  # the same name as the store's join key
 PER_CLASS_FILE = "per_class_ap.csv"
 PACKAGES = ("torch", "torchaudio", "torchvision", "timm", "zarr", "numcodecs", "numpy", "pandas", "scipy",
             "scikit-learn", "dask", "distributed", "h5py", "soundfile")
@@ -64,14 +68,28 @@ def final_line(run_dir: Path, summary: dict) -> str:
            f"plots and summary.json in {run_dir}/)"
 
 
+def predictions_frame(clip_ids, logits: np.ndarray, mids: list[str]) -> pd.DataFrame:
+    """`clip_id` (strings) then one float32 column per class mid: what every predictions file holds."""
+    frame = pd.DataFrame(np.asarray(logits, dtype=np.float32), columns=list(mids))
+    frame.insert(0, ID_COLUMN, pd.Series([str(c) for c in clip_ids], dtype="string"))
+    return frame
+
+
 def write_predictions(path: Path, evaluation: Evaluation, mids: list[str]) -> None:
-    frame = pd.DataFrame(evaluation.logits, columns=mids, index=pd.Index(evaluation.clip_ids, name="clip_id"))
-    frame.to_csv(path, float_format="%.6g")
+    """Parquet (pyarrow), so the clip ids' string type travels with the file (a CSV cannot say it)."""
+    predictions_frame(evaluation.clip_ids, evaluation.logits, mids).to_parquet(path, index=False)
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """Eval predictions as a [clips, classes] frame indexed by clip_id, columns the class mids."""
-    return pd.read_csv(path, index_col="clip_id", dtype={"clip_id": str})
+    path = Path(path)
+    if path.is_dir():
+        path = path / PREDICTIONS_FILE if (path / PREDICTIONS_FILE).exists() else path / OLD_PREDICTIONS_FILE
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+        frame[ID_COLUMN] = frame[ID_COLUMN].astype(str)
+        return frame.set_index(ID_COLUMN)
+    return pd.read_csv(path, index_col=ID_COLUMN, dtype={ID_COLUMN: str})
 
 
 def per_class_table(evaluation: Evaluation, manifest: Manifest) -> pd.DataFrame:
