@@ -112,3 +112,37 @@ def test_xarray_opens_it_with_clip_and_class_coordinates(stage_one_store):
     np.testing.assert_array_equal(ds.logits.values.astype(np.float32), table.logits_for(np.arange(len(table.clip_ids))))
     assert [str(n) for n in ds["class_name"].values] == ds.attrs["vocabulary"]["names"]
     assert ds["fold"].dtype == np.int8 and ds["valid"].dtype == bool  # fill values are not taken as masks
+
+
+def test_students_from_a_local_store_and_from_its_zip_on_a_server_without_range_are_identical(
+        stage_one_store, monkeypatch, capsys):
+    """`make student LOGITS=<URL>` on Python's own http.server (which ignores Range): the store is read
+    through a local copy with one notice, never a checksum error, and trains the same student."""
+    import pipeline.store.location as location
+    from pipeline.config import apply_overrides
+    from pipeline.distill import train_student
+    from pipeline.store.ops import export
+
+    from .http_server import PlainHandler, StaticServer
+
+    root = stage_one_store.parents[1]
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("CMKD_CACHE", str(root / "cache"))
+    monkeypatch.setattr(location, "_range_probed", {})
+    monkeypatch.setattr(location, "_no_range_copies", {})
+    (root / "www").mkdir(exist_ok=True)
+    export(stage_one_store, root / "www" / "t.zarr.zip")
+    summaries = {}
+    with StaticServer(root / "www", PlainHandler) as server:
+        for name, logits in (("local", "stores/t.zarr"), ("url", f"{server.url}/t.zarr.zip")):
+            config = apply_overrides(tiny_config(epochs=1), [f"logits={logits}", "kd=clean"])
+            summaries[name] = train_student("tiny", config, f"student-{name}", progress=False)
+    err = capsys.readouterr().err
+    assert err.count("ignores HTTP Range") == 1 and "checksum" not in err
+    assert summaries["url"]["map"] == summaries["local"]["map"]
+    import torch
+
+    weights = [torch.load(root / "runs" / "tiny" / f"student-{n}" / "checkpoints" / "final.pt", weights_only=True)
+               for n in ("local", "url")]
+    first, second = (w.get("model", w) for w in weights)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
