@@ -146,3 +146,21 @@ def test_students_from_a_local_store_and_from_its_zip_on_a_server_without_range_
                for n in ("local", "url")]
     first, second = (w.get("model", w) for w in weights)
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_the_documented_tensorstore_and_xarray_recipes_run(stage_one_store):
+    """docs/store-format.md's two snippets, run as written on a stage-one store."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "store-format.md").read_text()
+    section = text[text.index("## Other readers (format 1.3)"):]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    table = LogitTable.open(stage_one_store)
+    names = {"STORE": str(stage_one_store)}
+    exec(blocks[0], names)
+    assert names["clip_ids"] == table.clip_ids and names["mids"] == table.vocabulary_mids
+    np.testing.assert_array_equal(names["logits"], table.logits_for(np.arange(len(table.clip_ids))))
+    xarray_names = {"STORE": str(stage_one_store)}
+    exec(blocks[1].replace('"1314"', repr(table.clip_ids[3])).replace('"/m/0bt9lr"', repr(table.vocabulary_mids[1])),
+         xarray_names)
+    assert list(xarray_names["ds"]["class_name"].values) == xarray_names["ds"].attrs["vocabulary"]["names"]
