@@ -123,6 +123,8 @@ def test_open_pinned_reads_a_remote_store_once_into_a_verified_local_copy(publis
         assert Path(pinned).is_file() and str(tmp_path / "cache") in pinned
         (root / "teacher.zarr.zip").write_bytes(b"replaced after verification")  # the server now serves other bytes
         assert LogitTable.open(pinned).digest == digest  # training reads the verified copy
+        assert open_pinned(url, expected_digest=digest) == pinned  # the verified copy is reused, not re-fetched
+        shutil.rmtree(Path(pinned).parent)
         with pytest.raises(StoreError, match="not a zip file|cannot be opened"):
             open_pinned(url, expected_digest=digest)
 
