@@ -225,3 +225,16 @@ def test_hf_urls_go_to_huggingface_hubs_filesystem(published, monkeypatch):
             assert isinstance(filesystem(url), hub.HfFileSystem)
     finally:
         fsspec.register_implementation("hf", hub.HfFileSystem, clobber=True)
+
+
+def test_a_missing_backend_names_the_extra_to_install(capsys):
+    pytest.importorskip("fsspec")
+    try:
+        import gcsfs  # noqa: F401
+        pytest.skip("gcsfs is installed here")
+    except ImportError:
+        pass
+    assert main(["inspect", "gs://bucket/teacher.zarr.zip"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: gs://bucket/teacher.zarr.zip: cannot open this URL") and "[gcs]" in err
+    assert err.count("\n") == 1
