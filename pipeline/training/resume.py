@@ -20,6 +20,11 @@ RESUMABLE_CHANGES = {
 }
 
 
+# a key a saved recipe lacks counts as its default, except these, which were added to tell the runs
+# saved before them apart: lr_decay_start meant the first decayed epoch until issue 23
+LEGACY_DEFAULTS = {"lr_schedule": "legacy"}
+
+
 class ResumeMismatch(ValueError):
     """RESUME with a recipe (or front end) other than the one the run's checkpoint was trained with."""
 
@@ -30,7 +35,7 @@ def recipe_differences(saved: dict, current: dict, defaults: dict | None = None)
     defaults = defaults or {}
     lines = []
     for key in sorted(set(saved) | set(current)):
-        old = saved.get(key, defaults.get(key))
+        old = saved[key] if key in saved else LEGACY_DEFAULTS.get(key, defaults.get(key))
         new = current.get(key, defaults.get(key))
         if isinstance(old, tuple):
             old = list(old)
