@@ -45,6 +45,7 @@ class Config:
     ast_position: str = ""  # the AST's position table: learned (paper) | sincos (fixed); "": the model's own
     ast_freq_stride: int = 0  # the AST's patch strides in mel bins / frames (16x16 patches); 0: the model's own
     ast_time_stride: int = 0
+    ast_source_grid: str = ""  # FREQxTIME patch grid of an AST checkpoint's position table its name does not tell
     pretrained: str = "none"  # none | imagenet
     init: str = ""  # start from this checkpoint: a published AST/PSLA file or one of ours (make teacher INIT=)
     drop_rate: float = 0.0

@@ -51,6 +51,18 @@ def _betas(v):
     return (len(v) == 2 and all(0 <= b < 1 for b in v)) or "must be two numbers in [0, 1)"
 
 
+def _grid(value: str):
+    from .models.ast_releases import parse_grid
+
+    if not value:
+        return True
+    try:
+        parse_grid(value)
+    except ValueError as error:
+        return str(error)
+    return True
+
+
 RULES: dict[str, typing.Callable] = {
     "fold": lambda v: v is None or 1 <= v <= 127 or "must be a fold number >= 1 (or null)",
     "select_on": _choice("val", "eval"),
@@ -60,6 +72,7 @@ RULES: dict[str, typing.Callable] = {
     "ast_position": _choice("", "learned", "sincos"),
     "ast_freq_stride": lambda v: 0 <= v <= 16 or "must be 1-16 (patches overlap below 16; 0: the model's own)",
     "ast_time_stride": lambda v: 0 <= v <= 16 or "must be 1-16 (patches overlap below 16; 0: the model's own)",
+    "ast_source_grid": _grid,
     "pretrained": _choice("none", "imagenet"),
     "drop_rate": lambda v: 0 <= v < 1 or "must be in [0, 1)",
     "n_mels": _positive, "target_length": _positive,

@@ -44,13 +44,22 @@ def test_ast_checkpoint_into_other_length_resizes_pos_embed(tmp_path):
     torch.save(ast_layout(source), tmp_path / "ast.pth")
     for length in (200, 600):  # shorter: centre cut, longer: interpolation
         target = create_model("ast_micro", num_classes=5, n_mels=64, target_length=length, time_stride=10).eval()
-        report = load_pretrained_checkpoint(target, tmp_path / "ast.pth")
+        report = load_pretrained_checkpoint(target, tmp_path / "ast.pth", source_grid=(4, 39))
         assert report.interpolated == {"v.pos_embed": f"4x39 -> 4x{(length - 16) // 10 + 1} patches"}
         assert target.v.pos_embed.shape == (1, 2 + target.grid[0] * target.grid[1], 96)
         assert torch.equal(target.v.pos_embed[:, :2], source.v.pos_embed[:, :2])  # token embeddings untouched
         assert torch.equal(target.v.blocks[0].attn.qkv.weight, source.v.blocks[0].attn.qkv.weight)
         with torch.no_grad():
             assert target(features(2, 64, length)).shape == (2, 5)
+
+
+def test_a_bare_ast_file_without_a_readable_grid_is_refused(tmp_path):
+    # the 4x39 table's grid is in neither the name nor the file: never guessed from the target model
+    source = create_model("ast_micro", num_classes=5, n_mels=64, target_length=400, time_stride=10)
+    torch.save(ast_layout(source), tmp_path / "renamed.pth")
+    target = create_model("ast_micro", num_classes=5, n_mels=64, target_length=200, time_stride=10)
+    with pytest.raises(CheckpointImportError, match=r"cannot tell the patch grid .*\(ast_source_grid=FREQxTIME\)"):
+        load_pretrained_checkpoint(target, tmp_path / "renamed.pth")
 
 
 def test_pos_embed_cut_keeps_the_centre_columns():
