@@ -174,3 +174,22 @@ def test_psla_checkpoint_needs_a_matching_head(tmp_path):
     with pytest.raises(PslaLayoutError, match="no efficientnet_pytorch counterpart"):
         load_pretrained_checkpoint(create_model("efficientnet_tiny", 6, pooling="psla_attention", **SHORT),
                                    tmp_path / "psla.pth")
+
+
+def test_fine_tuning_from_an_ast_release_recreates_the_whole_head(tmp_path):
+    # upstream's ASTModel(audioset_pretrain=True) builds a new mlp_head (LayerNorm and Linear) after loading
+    source = create_model("ast_micro", num_classes=5, n_mels=64, target_length=400)
+    with torch.no_grad():
+        source.mlp_head[0].weight.uniform_(0.5, 1.5)
+        source.mlp_head[0].bias.uniform_(-0.5, 0.5)
+    torch.save(ast_layout(source), tmp_path / "ast.pth")
+    tuned = create_model("ast_micro", num_classes=5, n_mels=64, target_length=400, checkpoint=tmp_path / "ast.pth",
+                         fine_tune=True)
+    fresh = nn.LayerNorm(source.v.embed_dim)
+    assert torch.equal(tuned.mlp_head[0].weight, fresh.weight) and torch.equal(tuned.mlp_head[0].bias, fresh.bias)
+    assert not torch.equal(tuned.mlp_head[1].weight, source.mlp_head[1].weight)
+    assert torch.equal(tuned.v.blocks[0].attn.qkv.weight, source.v.blocks[0].attn.qkv.weight)
+    assert {"mlp_head.0.weight", "mlp_head.1.weight"} <= set(tuned.import_report.left_at_init)
+    assert any("re-created for fine-tuning" in note for note in tuned.import_report.notes)
+    teacher = create_model("ast_micro", num_classes=5, n_mels=64, target_length=400, checkpoint=tmp_path / "ast.pth")
+    assert torch.equal(teacher.mlp_head[0].weight, source.mlp_head[0].weight)  # a teacher keeps its trained head

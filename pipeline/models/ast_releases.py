@@ -2,7 +2,7 @@
 
 Every release is named ``<dataset>_<fstride>_<tstride>_<score>.pth`` (the authors' own ensemble script
 reads the strides back from the name), was trained on 128 mel bins, and its position table is the patch
-grid of that geometry: 12 x 101 for the stride-10 AudioSet files (128 x 1024 input), 8 x 63 for
+grid of that geometry: 12 x 101 for the stride-10 AudioSet files (128 x 1024 input), 8 x 64 for
 ``audioset_16_16_0.4422.pth``, 12 x 12 for the speech-commands file (128 x 128). A state dict does not
 say its strides, so the name (or an explicit grid) is the only reliable source; the target model's
 own geometry never is.
