@@ -124,3 +124,15 @@ def test_weight_averaging_weights_as_upstream(first_twice):
 def test_ast_full_audioset_averages_epochs_1_to_5():
     config = load_config(ROOT / "configs" / "audioset_full.yaml", {"model": "ast_base"})
     assert (config.wa_start, config.wa_end, config.wa_first_twice, config.epochs) == (1, 5, False, 5)
+
+
+def test_a_run_saved_before_the_schedule_change_is_not_resumed_or_reused_silently():
+    # its config.yaml has no lr_schedule: lr_decay_start then named the first decayed epoch
+    from pipeline.config import config_to_dict
+    from pipeline.training.resume import recipe_differences
+
+    saved = {k: v for k, v in config_to_dict(Config()).items() if k != "lr_schedule"}
+    lines = recipe_differences(saved, config_to_dict(Config()), config_to_dict(Config()))
+    assert lines == ["lr_schedule: run has 'legacy', now 'upstream'"]
+    resumed = config_to_dict(Config(lr_schedule="legacy"))
+    assert recipe_differences(saved, resumed, config_to_dict(Config())) == []
