@@ -96,7 +96,7 @@ def test_the_grid_comes_from_the_file_for_every_n_mels(tmp_path):
 
 
 def test_a_stride_16_release_keeps_its_8x64_grid(tmp_path):
-    path, source, grid = release_file(tmp_path, "audioset_16_16_0.4422.pth", 16, 16)
+    path, source, _ = release_file(tmp_path, "audioset_16_16_0.4422.pth", 16, 16)
     same = create_model("ast_micro", num_classes=527, n_mels=128, target_length=1024, freq_stride=16, time_stride=16)
     assert not load_pretrained_checkpoint(same, path).interpolated
     assert torch.equal(same.v.pos_embed.detach(), source)
@@ -114,3 +114,28 @@ def test_a_name_that_contradicts_the_table_is_an_error(tmp_path):
     target = create_model("ast_micro", num_classes=527, n_mels=64, target_length=1024, freq_stride=10, time_stride=10)
     with pytest.raises(ValueError, match="1212 patches, but its name .* says 8x64"):
         load_pretrained_checkpoint(target, renamed)
+
+
+def test_a_stride_16_release_imports_as_a_teacher_with_its_own_strides(tmp_path):
+    from pipeline.checkpoints import load_checkpoint
+    from pipeline.stage_one.published import describe, import_published_teacher
+
+    path, source, _ = release_file(tmp_path, "audioset_16_16_0.4422.pth", 16, 16)
+    teacher = describe(path)
+    assert (teacher.model, teacher.ast_freq_stride, teacher.ast_time_stride, teacher.num_classes) == \
+        ("ast_base", 16, 16, 527)
+    labels = tmp_path / "class_labels_indices.csv"
+    labels.write_text("index,mid,display_name\n" + "".join(f'{i},/m/c{i},"class {i}"\n' for i in range(527)))
+    out = import_published_teacher(path, labels, tmp_path / "run", model="ast_micro")  # small stand-in for ast_base
+    saved = load_checkpoint(out / "checkpoints" / "final.pt")
+    assert saved["model_config"]["freq_stride"] == 16 and saved["model_config"]["time_stride"] == 16
+    assert torch.equal(saved["model"]["v.pos_embed"], source)  # its 8x64 table as it is, nothing resized
+    assert "resized" not in (out / "import_report.txt").read_text()
+
+
+def test_an_unlisted_file_takes_its_strides_and_grid_from_the_options():
+    from pipeline.stage_one.published import describe
+
+    teacher = describe("my_ast.pth", model="ast_base", overrides={"ast_freq_stride": 12, "ast_time_stride": 12,
+                                                                  "ast_source_grid": "10x85"})
+    assert (teacher.ast_freq_stride, teacher.ast_time_stride, teacher.ast_source_grid) == (12, 12, "10x85")

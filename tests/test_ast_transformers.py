@@ -23,8 +23,8 @@ from pipeline.models import create_model
 from .test_checkpoint_import import ast_layout
 
 transformers = pytest.importorskip("transformers")
-from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification  # noqa: E402
-from transformers.models.audio_spectrogram_transformer import (  # noqa: E402
+from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+from transformers.models.audio_spectrogram_transformer import (
     feature_extraction_audio_spectrogram_transformer as hf_features,
 )
 

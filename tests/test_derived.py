@@ -63,7 +63,7 @@ def upstream_reference(waves: list[np.ndarray], n_mels: int, target_length: int,
     """AST's get_norm_stats.py restated (no masks, no mixup here): each clip's mean removed, torchaudio's
     Kaldi fbank, zero-padded to target_length, batches in order; the mean of the batch means and of the
     batch (unbiased) standard deviations."""
-    import torchaudio.compliance.kaldi as kaldi
+    from torchaudio.compliance import kaldi
 
     feats = []
     for wave in waves:

@@ -118,8 +118,8 @@ def _source_grid(tokens: int, meta: dict, source_grid: tuple[int, int] | None, p
     elif "n_mels" in config and "target_length" in config and all(type(v) is int and v > 0 for v in geometry):
         grid, source = patch_grid(*geometry), "the checkpoint's model_config"
     elif release is not None:
-        grid, source = release.grid, f"its name (stride {release.freq_stride}x{release.time_stride} on " \
-                                     f"{release.n_mels}x{release.target_length})"
+        grid = release.grid
+        source = f"its name (stride {release.freq_stride}x{release.time_stride} on {release.n_mels}x{release.target_length})"
     else:
         return None
     if grid[0] * grid[1] != patches:
@@ -137,9 +137,7 @@ def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
     missing, mismatched = [], []
     unexpected = [f"unexpected {k}" for k in state if k not in model_state and not k.startswith(UNUSED_PREFIXES)]
     for key, target in model_state.items():
-        if key.startswith(fresh) and fresh:
-            report.left_at_init.append(key)
-        elif key in classifier and not classifier_fits:
+        if (fresh and key.startswith(fresh)) or (key in classifier and not classifier_fits):
             report.left_at_init.append(key)
         elif key not in state:
             # BatchNorm counters are absent from older checkpoints and carry no learned value
