@@ -109,17 +109,19 @@ class Config:
     max_clips: int = 0  # debug: cap the training clips (0: all)
     device: str = "auto"  # auto | cpu | cuda
 
-    def front_end(self, stats: dict | None = None) -> FrontEndConfig:
+    def front_end(self, stats: dict | None = None, dataset: str | None = None) -> FrontEndConfig:
         """Resolve the front end; explicit norm values win over the dataset's computed stats. With
-        neither, refuse: another dataset's statistics would silently shift every input."""
+        neither, refuse (naming ``dataset``, else the recipe's): another dataset's statistics would
+        silently shift every input."""
         stats = stats or {}
         mean = self.norm_mean if self.norm_mean is not None else stats.get("norm_mean")
         std = self.norm_std if self.norm_std is not None else stats.get("norm_std")
         if mean is None or std is None:
+            name = dataset or self.dataset
             raise MissingNormStats(
-                f"dataset {self.dataset!r}: no normalisation statistics (the recipe sets no norm_mean/norm_std and "
-                f"its dataset.json has none): run `make norm-stats DATASET={self.dataset}`, or set norm_mean= and "
-                f"norm_std= in the recipe")
+                f"dataset {name!r}: no normalisation statistics (the recipe sets no norm_mean/norm_std and its "
+                f"dataset.json has none): run `make norm-stats DATASET={name}`, or set norm_mean= and norm_std= in "
+                f"the recipe")
         return FrontEndConfig(
             n_mels=self.n_mels,
             target_length=self.target_length,
