@@ -126,13 +126,22 @@ def test_ast_full_audioset_averages_epochs_1_to_5():
     assert (config.wa_start, config.wa_end, config.wa_first_twice, config.epochs) == (1, 5, False, 5)
 
 
-def test_a_run_saved_before_the_schedule_change_is_not_resumed_or_reused_silently():
-    # its config.yaml has no lr_schedule: lr_decay_start then named the first decayed epoch
+def test_a_run_saved_before_the_schedule_change_is_compared_in_todays_meaning():
+    # its config.yaml has no lr_schedule: lr_decay_start then named the first decayed epoch, N then = N - 1 now
     from pipeline.config import config_to_dict
-    from pipeline.training.resume import recipe_differences
+    from pipeline.training.resume import in_current_meaning, recipe_differences
 
-    saved = {k: v for k, v in config_to_dict(Config()).items() if k != "lr_schedule"}
-    lines = recipe_differences(saved, config_to_dict(Config()), config_to_dict(Config()))
-    assert lines == ["lr_schedule: run has 'legacy', now 'upstream'"]
-    resumed = config_to_dict(Config(lr_schedule="legacy"))
-    assert recipe_differences(saved, resumed, config_to_dict(Config())) == []
+    defaults = config_to_dict(Config())
+    old_demo = {k: v for k, v in config_to_dict(Config(lr_decay_start=3)).items() if k != "lr_schedule"}
+    same_schedule = config_to_dict(Config(lr_decay_start=2))  # the demo's new value: trains identically
+    assert recipe_differences(in_current_meaning(old_demo), same_schedule, defaults) == []
+    old_fsd = {k: v for k, v in config_to_dict(Config(lr_decay_start=10)).items() if k != "lr_schedule"}
+    shifted = config_to_dict(Config(lr_decay_start=10))  # same number, now one more epoch at the full lr
+    assert recipe_differences(in_current_meaning(old_fsd), shifted, defaults) == [
+        "lr_decay_start: run has 9, now 10"]
+    for start in (0, 1, 3, 10):  # the conversion is exact: the same rate in every epoch
+        legacy = Config(lr_decay_start=start, lr_schedule="legacy", lr_decay_every=2)
+        converted = Config(**{**config_to_dict(legacy), **in_current_meaning(
+            {k: v for k, v in config_to_dict(legacy).items() if k != "lr_schedule"})})
+        assert [lr_factor(legacy, AFTER_WARMUP, e) for e in range(1, 30)] == \
+            [lr_factor(converted, AFTER_WARMUP, e) for e in range(1, 30)]
