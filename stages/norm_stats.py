@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from None
     print(f"{args.dataset}: norm_mean {stats['norm_mean']:.4f}, norm_std {stats['norm_std']:.4f} "
           f"({args.method}, {stats['n_mels']} mel bins, {stats['clips']} clips) -> {args.manifests}/{args.dataset}/dataset.json")
+    if config.norm_mean is not None or config.norm_std is not None:  # the recipe's published values win
+        print("note: the recipe sets norm_mean/norm_std (upstream's published statistics), which runs use; "
+              "ARGS=\"norm_mean=null norm_std=null\" makes a run use these instead")
 
 
 if __name__ == "__main__":
