@@ -55,7 +55,9 @@ class PublishedTeacher:
     ast_source_grid: str = ""  # FREQxTIME of the file's position table, for a file its name does not describe
 
 
-_AST_AUDIOSET = PublishedTeacher("ast_base", "token", 128, 1024, -4.2677, 4.5690, 2.0, 527, "audioset")
+# AST's statistics to the digit (ast src/run.py), as the AudioSet recipes carry them: stage two compares
+# a teacher's front end with the student's exactly
+_AST_AUDIOSET = PublishedTeacher("ast_base", "token", 128, 1024, -4.2677393, 4.5689974, 2.0, 527, "audioset")
 _PSLA_AUDIOSET = PublishedTeacher("efficientnet_b2", "attention", 128, 1056, -4.6476, 4.5699, 1.0, 527, "audioset")
 _PSLA_FSD50K = PublishedTeacher("efficientnet_b2", "attention", 128, 3000, -4.6476, 4.5699, 1.0, 200, "fsd50k")
 
@@ -105,7 +107,7 @@ def describe(path: str | Path, model: str | None = None, overrides: dict | None 
             f"{path}: not one of the known published checkpoints ({', '.join(sorted(PUBLISHED))}); pass MODEL=<registry "
             f"name> and its front end (ARGS=\"n_mels=.. target_length=.. norm_mean=.. norm_std=.. norm_divisor=..\")")
     fields = dict(known.__dict__) if known else {"model": model, "pooling": "", "n_mels": 128, "target_length": 1024,
-                                                 "norm_mean": -4.2677, "norm_std": 4.5690, "norm_divisor": 2.0,
+                                                 "norm_mean": -4.2677393, "norm_std": 4.5689974, "norm_divisor": 2.0,
                                                  "num_classes": 0, "trained_on": "unknown", "ast_freq_stride": 0,
                                                  "ast_time_stride": 0, "ast_source_grid": ""}
     if model:
