@@ -25,6 +25,8 @@ DATA_ROOT ?= $(if $(filter $(EMBEDDED),$(DATASET)),$(DATA_DIR)/$(DATASET),)
 FORMAT ?= $(if $(filter demo,$(DATASET)),fsd50k,$(if $(findstring audioset,$(DATASET)),audioset,$(if $(findstring esc50,$(DATASET)),esc50,$(if $(findstring fsd50k,$(DATASET)),fsd50k,$(DATASET)))))
 ## recipe YAML (used when it exists)
 CONFIG ?= configs/$(DATASET).yaml
+## norm-stats: upstream (AST's get_norm_stats.py: mean of per-batch means and stds of the training loader's features) | clean (pooled over clean, unpadded fbank)
+NORM_METHOD ?=
 ## model registry name (default: the recipe's model)
 MODEL ?=
 ## run name under runs/DATASET/ (default: from the model and KD mode)
@@ -130,9 +132,10 @@ manifests: install
 	$(PY) -m stages.manifests --dataset $(DATASET) --format $(FORMAT) $(call opt,--data-root,$(DATA_ROOT)) \
 		$(call opt,--labels,$(LABELS)) $(call opt,--segments,$(AUDIOSET_SEGMENTS)) --check $(CHECK)
 
-## fbank mean/std of DATASET's training clips into its dataset.json
+## fbank mean/std of DATASET's training clips into its dataset.json (NORM_METHOD)
 norm-stats: install
-	$(PY) -m stages.norm_stats --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG)))
+	$(PY) -m stages.norm_stats --dataset $(DATASET) $(call opt,--config,$(wildcard $(CONFIG))) \
+		$(call opt,--method,$(NORM_METHOD))
 
 ## optional: pack DATASET's audio into int16 HDF5 shards (loaders use them automatically)
 pack: install
@@ -188,7 +191,7 @@ demo: install
 	$(PY) -m stages.make_data --out $(DATA_DIR) --size $(SIZE) --seed $(SEED) --corpus-version $(CORPUS_VERSION)
 	$(PY) -m stages.manifests --dataset demo --format fsd50k --data-root $(DATA_DIR)/demo
 	$(PY) -m stages.manifests --dataset demo-esc50 --format esc50 --data-root $(DATA_DIR)/demo-esc50
-	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300
+	$(PY) -m stages.norm_stats --dataset demo --config configs/demo.yaml --max-clips 300 --method clean
 	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(or $(SEEDS),1) --jobs $(or $(JOBS),2) -- $(ARGS)
 
 # the test-only dependencies (requirements-test.txt) on top of the runtime ones

@@ -50,14 +50,14 @@ def ensure_demo_corpus() -> None:
     from pipeline.recipe import load_config
     from pipeline.synthetic_corpus import generate_corpus
     from pipeline.manifests.build import build_manifest
-    from pipeline.manifests.derived import compute_dataset_norm_stats
+    from pipeline.norm_stats import compute_dataset_norm_stats
 
     if Path("data_manifests", DATASET, "dataset.json").exists():
         return
     generate_corpus("data", size=1.0, seed=0, progress=False, workers=min(8, os.cpu_count() or 1))
     build_manifest(DATASET, "fsd50k", "data/demo")
-    compute_dataset_norm_stats(Path("data_manifests", DATASET), load_config("configs/demo.yaml").front_end(),
-                               max_clips=300)
+    compute_dataset_norm_stats(Path("data_manifests", DATASET), load_config("configs/demo.yaml"),
+                               max_clips=300, method="clean")
 
 
 def last_epoch_clips_per_s(run_dir: Path) -> float:

@@ -74,7 +74,7 @@ def save_random_teacher(run_dir: Path, model_name: str, num_classes: int, n_mels
     config = Config(model=model_name, n_mels=n_mels, target_length=target_length)
     mids, names = vocabulary(num_classes)
     state = {"model": model.state_dict(), "model_name": model.model_name, "model_config": model.model_config,
-             "config": config_to_dict(config), "front_end": dataclasses.asdict(config.front_end()),
+             "config": config_to_dict(config), "front_end": dataclasses.asdict(FrontEndConfig(n_mels=n_mels, target_length=target_length)),
              "vocabulary": {"mids": mids, "names": names}, "activation": "sigmoid", "dataset": "bench",
              "epoch": 0, "kind": "random-init", "metrics": {}}
     path = run_dir / "checkpoints" / "final.pt"

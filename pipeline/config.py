@@ -25,7 +25,7 @@ class FrontEndConfig:
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
     target_length: int = 1024  # frames after pad/cut (1024 = 10.24 s)
-    norm_mean: float = -4.2677  # AudioSet stats; recompute per dataset with `make norm-stats`
+    norm_mean: float = -4.2677  # AudioSet's (AST), rounded; a run resolves its own (Config.front_end)
     norm_std: float = 4.5690
     norm_divisor: float = 2.0  # AST divides by 2*std, PSLA by std
 
@@ -45,6 +45,7 @@ class Config:
     ast_position: str = ""  # the AST's position table: learned (paper) | sincos (fixed); "": the model's own
     ast_freq_stride: int = 0  # the AST's patch strides in mel bins / frames (16x16 patches); 0: the model's own
     ast_time_stride: int = 0
+    ast_source_grid: str = ""  # FREQxTIME patch grid of an AST checkpoint's position table its name does not tell
     pretrained: str = "none"  # none | imagenet
     init: str = ""  # start from this checkpoint: a published AST/PSLA file or one of ours (make teacher INIT=)
     drop_rate: float = 0.0
@@ -53,7 +54,7 @@ class Config:
     # front end
     n_mels: int = 128
     target_length: int = 1024
-    norm_mean: float | None = None  # None: take dataset.json stats, else AudioSet's
+    norm_mean: float | None = None  # None: take dataset.json's (make norm-stats); neither: refused
     norm_std: float | None = None
     norm_divisor: float = 2.0
     # augmentation
@@ -69,12 +70,19 @@ class Config:
     lr: float = 1e-4
     weight_decay: float = 5e-7
     betas: tuple[float, float] = (0.95, 0.999)
-    warmup_steps: int = 0
-    lr_decay_start: int = 5  # first epoch (1-based) at which the lr is multiplied by lr_decay
+    warmup_steps: int = 0  # steps of warm-up from the first one (global steps, 0-based)
+    warmup_every: int = 0  # 0: linear ramp; k: upstream's staircase, lr * (step // k) * k / warmup_steps
+    # upstream's lrscheduler_start: the first lr_decay_start epochs run at the full lr; the lr is multiplied
+    # by lr_decay at the end of epoch lr_decay_start and every lr_decay_every epochs after it
+    lr_decay_start: int = 5
+    # what lr_decay_start means: upstream (as above) | legacy (this project before issue 23: the first
+    # decayed epoch, one epoch earlier; only to resume or reproduce a run trained that way)
+    lr_schedule: str = "upstream"
     lr_decay_every: int = 1
     lr_decay: float = 0.5
     wa_start: int = 0  # weight averaging over epochs [wa_start, wa_end]; 0 disables
     wa_end: int = 0
+    wa_first_twice: bool = False  # PSLA's averaging: epoch wa_start counted twice (AST's: once)
     balanced_sampler: bool = False
     loss: str = "auto"  # auto | bce | ce  (auto: ce for single-label data, bce otherwise)
     amp: bool = True  # only takes effect on CUDA
@@ -101,11 +109,19 @@ class Config:
     max_clips: int = 0  # debug: cap the training clips (0: all)
     device: str = "auto"  # auto | cpu | cuda
 
-    def front_end(self, stats: dict | None = None) -> FrontEndConfig:
-        """Resolve the front end; explicit norm values win over the dataset's computed stats."""
+    def front_end(self, stats: dict | None = None, dataset: str | None = None) -> FrontEndConfig:
+        """Resolve the front end; explicit norm values win over the dataset's computed stats. With
+        neither, refuse (naming ``dataset``, else the recipe's): another dataset's statistics would
+        silently shift every input."""
         stats = stats or {}
-        mean = self.norm_mean if self.norm_mean is not None else stats.get("norm_mean", -4.2677)
-        std = self.norm_std if self.norm_std is not None else stats.get("norm_std", 4.5690)
+        mean = self.norm_mean if self.norm_mean is not None else stats.get("norm_mean")
+        std = self.norm_std if self.norm_std is not None else stats.get("norm_std")
+        if mean is None or std is None:
+            name = dataset or self.dataset
+            raise MissingNormStats(
+                f"dataset {name!r}: no normalisation statistics (the recipe sets no norm_mean/norm_std and its "
+                f"dataset.json has none): run `make norm-stats DATASET={name}`, or set norm_mean= and norm_std= in "
+                f"the recipe")
         return FrontEndConfig(
             n_mels=self.n_mels,
             target_length=self.target_length,
@@ -113,6 +129,16 @@ class Config:
             norm_std=float(std),
             norm_divisor=self.norm_divisor,
         )
+
+    def raw_front_end(self) -> FrontEndConfig:
+        """The recipe's fbank and length with no normalisation (mean 0, std 1, divisor 1): the features
+        normalisation statistics are computed from."""
+        return FrontEndConfig(n_mels=self.n_mels, target_length=self.target_length, norm_mean=0.0, norm_std=1.0,
+                              norm_divisor=1.0)
+
+
+class MissingNormStats(ValueError):
+    """Neither the recipe nor the dataset's dataset.json gives normalisation statistics."""
 
 
 def _coerce(text: str, annotation: typing.Any, key: str):

@@ -51,6 +51,18 @@ def _betas(v):
     return (len(v) == 2 and all(0 <= b < 1 for b in v)) or "must be two numbers in [0, 1)"
 
 
+def _grid(value: str):
+    from .models.ast_releases import parse_grid
+
+    if not value:
+        return True
+    try:
+        parse_grid(value)
+    except ValueError as error:
+        return str(error)
+    return True
+
+
 RULES: dict[str, typing.Callable] = {
     "fold": lambda v: v is None or 1 <= v <= 127 or "must be a fold number >= 1 (or null)",
     "select_on": _choice("val", "eval"),
@@ -60,6 +72,7 @@ RULES: dict[str, typing.Callable] = {
     "ast_position": _choice("", "learned", "sincos"),
     "ast_freq_stride": lambda v: 0 <= v <= 16 or "must be 1-16 (patches overlap below 16; 0: the model's own)",
     "ast_time_stride": lambda v: 0 <= v <= 16 or "must be 1-16 (patches overlap below 16; 0: the model's own)",
+    "ast_source_grid": _grid,
     "pretrained": _choice("none", "imagenet"),
     "drop_rate": lambda v: 0 <= v < 1 or "must be in [0, 1)",
     "n_mels": _positive, "target_length": _positive,
@@ -68,8 +81,8 @@ RULES: dict[str, typing.Callable] = {
     "mixup": _probability, "mixup_alpha": _positive,
     "freqm": _non_negative, "timem": _non_negative, "time_shift": _non_negative,
     "epochs": _positive, "patience": _non_negative, "batch_size": _positive, "lr": _positive, "weight_decay": _non_negative,
-    "betas": _betas, "warmup_steps": _non_negative, "lr_decay_start": _non_negative,
-    "lr_decay_every": _positive, "lr_decay": lambda v: 0 < v <= 1 or "must be in (0, 1]",
+    "betas": _betas, "warmup_steps": _non_negative, "warmup_every": _non_negative, "lr_decay_start": _non_negative,
+    "lr_decay_every": _positive, "lr_schedule": _choice("upstream", "legacy"), "lr_decay": lambda v: 0 < v <= 1 or "must be in (0, 1]",
     "wa_start": _non_negative, "wa_end": _non_negative,
     "loss": _choice("auto", "bce", "ce"),
     "kd": _choice("none", "clean", "replay", "online"), "kd_loss": _choice("auto", "kl", "bce"),
@@ -125,6 +138,11 @@ def config_problems(config: Config) -> list[str]:
     if config.wa_start and config.wa_end < config.wa_start:
         problems.append(f"wa_end={config.wa_end!r} must be >= wa_start={config.wa_start!r} (weight averaging "
                         f"runs over epochs wa_start..wa_end)")
+    if config.warmup_every and config.warmup_steps % config.warmup_every:
+        # upstream sets the rate only on multiples of warmup_every up to warmup_steps: any other length
+        # would leave the last stair below the full rate for good
+        problems.append(f"warmup_steps={config.warmup_steps!r} must be a multiple of warmup_every="
+                        f"{config.warmup_every!r} (the staircase reaches the full rate at warmup_steps)")
     return problems
 
 

@@ -44,7 +44,7 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
     train_clips, val_clips, eval_clips = splits_for(manifest, fold, config.select_on, config.seed)
     shares = partition(train_clips, k, config.seed)
     single_label = single_label_of(config, manifest)
-    front_end = config.front_end(manifest.stats())
+    front_end = config.front_end(manifest.stats(), manifest.name)
     members, oof_scores, oof_targets, member_summaries = [], [], [], []
     rank = distributed_context()[0]
     for index, held_out in enumerate(shares):

@@ -220,7 +220,7 @@ def train_student(dataset: str, config: Config, run: str, fold: int | None = Non
         fold_config = dataclasses.replace(config, fold=k)
         train_clips = splits_for(manifest, k, config.select_on, config.seed, config.max_clips)[0]
         sources[k] = kd_source(fold_config, manifest, folder, train_clips,
-                               fold_config.front_end(manifest.stats()), log)
+                               fold_config.front_end(manifest.stats(), manifest.name), log)
     return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
                         runs_root=runs_root, kd=sources, progress=progress)
 

@@ -226,7 +226,7 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
         activation = ACTIVATION_OF_KIND[kind]  # the prior in the form the student's KD term reads
         store = stores / f"cmkd-prior-{activation}{fold}.zarr"
         if not store_is_complete(store):
-            write_prior_store(manifest_dir, store, front_end_dict(config.front_end(manifest.stats())), activation,
+            write_prior_store(manifest_dir, store, front_end_dict(config.front_end(manifest.stats(), manifest.name)), activation,
                               fold=spec.fold)
         return str(store)
     views = spec.views if any(c.kd == "replay" and c.teacher == cell.teacher for c in cells) else 0

@@ -54,11 +54,12 @@ def _saved_config(run_dir: Path) -> dict | None:
 def recipe_changes(run_dir: Path, config: Config, ignore: set[str] = frozenset()) -> list[str]:
     """'key: run has X, now Y' for every difference between a finished run's saved recipe and
     ``config`` that changes what the run learns."""
-    from .training.resume import recipe_differences
+    from .training.resume import in_current_meaning, recipe_differences
 
     saved = _saved_config(run_dir)
     if saved is None:
         return []
+    saved = in_current_meaning(saved)
     current = config_to_dict(config)
     for key, unresolved in RESOLVED_BY_THE_RUN.items():
         if current.get(key) == unresolved:

@@ -39,7 +39,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     named = parse_overrides([o for o in args.overrides if o.strip()])
     front_end = {k: float(v) if "norm" in k else int(float(v)) for k, v in named.items()
-                 if k in ("n_mels", "target_length", "norm_mean", "norm_std", "norm_divisor")}
+                 if k in ("n_mels", "target_length", "norm_mean", "norm_std", "norm_divisor", "ast_freq_stride",
+                          "ast_time_stride")}
+    if named.get("ast_source_grid"):  # a published AST file renamed or unlisted: its position table's grid
+        front_end["ast_source_grid"] = named["ast_source_grid"]
     teacher = teacher_run_for(args.teacher, args.dataset, args.labels, args.model, front_end) if args.teacher \
         else latest_run(args.dataset)
     out = args.out or str(store_path(args.dataset, store_name(teacher, args.dataset)))

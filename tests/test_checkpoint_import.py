@@ -44,13 +44,22 @@ def test_ast_checkpoint_into_other_length_resizes_pos_embed(tmp_path):
     torch.save(ast_layout(source), tmp_path / "ast.pth")
     for length in (200, 600):  # shorter: centre cut, longer: interpolation
         target = create_model("ast_micro", num_classes=5, n_mels=64, target_length=length, time_stride=10).eval()
-        report = load_pretrained_checkpoint(target, tmp_path / "ast.pth")
+        report = load_pretrained_checkpoint(target, tmp_path / "ast.pth", source_grid=(4, 39))
         assert report.interpolated == {"v.pos_embed": f"4x39 -> 4x{(length - 16) // 10 + 1} patches"}
         assert target.v.pos_embed.shape == (1, 2 + target.grid[0] * target.grid[1], 96)
         assert torch.equal(target.v.pos_embed[:, :2], source.v.pos_embed[:, :2])  # token embeddings untouched
         assert torch.equal(target.v.blocks[0].attn.qkv.weight, source.v.blocks[0].attn.qkv.weight)
         with torch.no_grad():
             assert target(features(2, 64, length)).shape == (2, 5)
+
+
+def test_a_bare_ast_file_without_a_readable_grid_is_refused(tmp_path):
+    # the 4x39 table's grid is in neither the name nor the file: never guessed from the target model
+    source = create_model("ast_micro", num_classes=5, n_mels=64, target_length=400, time_stride=10)
+    torch.save(ast_layout(source), tmp_path / "renamed.pth")
+    target = create_model("ast_micro", num_classes=5, n_mels=64, target_length=200, time_stride=10)
+    with pytest.raises(CheckpointImportError, match=r"cannot tell the patch grid .*\(ast_source_grid=FREQxTIME\)"):
+        load_pretrained_checkpoint(target, tmp_path / "renamed.pth")
 
 
 def test_pos_embed_cut_keeps_the_centre_columns():
@@ -165,3 +174,22 @@ def test_psla_checkpoint_needs_a_matching_head(tmp_path):
     with pytest.raises(PslaLayoutError, match="no efficientnet_pytorch counterpart"):
         load_pretrained_checkpoint(create_model("efficientnet_tiny", 6, pooling="psla_attention", **SHORT),
                                    tmp_path / "psla.pth")
+
+
+def test_fine_tuning_from_an_ast_release_recreates_the_whole_head(tmp_path):
+    # upstream's ASTModel(audioset_pretrain=True) builds a new mlp_head (LayerNorm and Linear) after loading
+    source = create_model("ast_micro", num_classes=5, n_mels=64, target_length=400)
+    with torch.no_grad():
+        source.mlp_head[0].weight.uniform_(0.5, 1.5)
+        source.mlp_head[0].bias.uniform_(-0.5, 0.5)
+    torch.save(ast_layout(source), tmp_path / "ast.pth")
+    tuned = create_model("ast_micro", num_classes=5, n_mels=64, target_length=400, checkpoint=tmp_path / "ast.pth",
+                         fine_tune=True)
+    fresh = nn.LayerNorm(source.v.embed_dim)
+    assert torch.equal(tuned.mlp_head[0].weight, fresh.weight) and torch.equal(tuned.mlp_head[0].bias, fresh.bias)
+    assert not torch.equal(tuned.mlp_head[1].weight, source.mlp_head[1].weight)
+    assert torch.equal(tuned.v.blocks[0].attn.qkv.weight, source.v.blocks[0].attn.qkv.weight)
+    assert {"mlp_head.0.weight", "mlp_head.1.weight"} <= set(tuned.import_report.left_at_init)
+    assert any("re-created for fine-tuning" in note for note in tuned.import_report.notes)
+    teacher = create_model("ast_micro", num_classes=5, n_mels=64, target_length=400, checkpoint=tmp_path / "ast.pth")
+    assert torch.equal(teacher.mlp_head[0].weight, source.mlp_head[0].weight)  # a teacher keeps its trained head

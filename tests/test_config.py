@@ -33,7 +33,17 @@ def test_front_end_prefers_explicit_stats_then_dataset_stats():
     stats = {"norm_mean": -3.0, "norm_std": 2.0}
     assert Config().front_end(stats).norm_mean == -3.0
     assert apply_overrides(Config(), ["norm_mean=-1.0"]).front_end(stats).norm_mean == -1.0
-    assert Config(n_mels=64).front_end().n_mels == 64
+    assert Config(n_mels=64).front_end(stats).n_mels == 64
+
+
+def test_a_run_with_no_statistics_is_refused_with_the_command_to_make_them():
+    # no recipe values and no dataset.json stats: not another dataset's numbers in silence
+    from pipeline.config import MissingNormStats
+
+    with pytest.raises(MissingNormStats, match=r"dataset 'mine'.*run `make norm-stats DATASET=mine`"):
+        Config(dataset="mine").front_end({})
+    with pytest.raises(MissingNormStats):
+        Config(norm_mean=-4.0).front_end({})  # a mean without a std is no statistics either
 
 
 def test_shipped_recipes_load():

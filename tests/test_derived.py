@@ -44,10 +44,11 @@ def manifests(tmp_path) -> Path:
     return tmp_path / "manifests"
 
 
-def test_norm_stats_use_training_clips_and_config_mels(manifests, tmp_path):
+def test_clean_norm_stats_use_training_clips_and_config_mels(manifests, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("n_mels: 64\n")
-    norm_stats_stage.main(["--dataset", "tiny", "--manifests", str(manifests), "--config", str(recipe)])
+    norm_stats_stage.main(["--dataset", "tiny", "--manifests", str(manifests), "--config", str(recipe),
+                           "--method", "clean"])
     stats = json.loads((manifests / "tiny/dataset.json").read_text())["norm_stats"]
     manifest = load_manifest(manifests / "tiny")
     train = [c for c in manifest.clips if c.split == "train"]
@@ -56,6 +57,49 @@ def test_norm_stats_use_training_clips_and_config_mels(manifests, tmp_path):
     assert stats["norm_mean"] == pytest.approx(float(feats.mean()), abs=1e-4)
     assert stats["norm_std"] == pytest.approx(float(feats.std()), abs=1e-4)
     assert manifest.stats() == stats  # what Config.front_end(stats) consumes
+
+
+def upstream_reference(waves: list[np.ndarray], n_mels: int, target_length: int, batch: int) -> tuple[float, float]:
+    """AST's get_norm_stats.py restated (no masks, no mixup here): each clip's mean removed, torchaudio's
+    Kaldi fbank, zero-padded to target_length, batches in order; the mean of the batch means and of the
+    batch (unbiased) standard deviations."""
+    from torchaudio.compliance import kaldi
+
+    feats = []
+    for wave in waves:
+        signal = torch.from_numpy(wave.astype(np.float32))[None]
+        spec = kaldi.fbank(signal - signal.mean(), htk_compat=True, sample_frequency=16000, use_energy=False,
+                           window_type="hanning", num_mel_bins=n_mels, dither=0.0, frame_shift=10)
+        feats.append(torch.nn.ZeroPad2d((0, 0, 0, target_length - spec.shape[0]))(spec))
+    means, stds = [], []
+    for start in range(0, len(feats), batch):
+        block = torch.stack(feats[start:start + batch])
+        means.append(torch.mean(block).item())
+        stds.append(torch.std(block).item())
+    return float(np.mean(means)), float(np.mean(stds))
+
+
+def test_upstream_norm_stats_match_ast_get_norm_stats(manifests, tmp_path):
+    from pipeline.config import Config
+    from pipeline.norm_stats import loader_norm_stats
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("n_mels: 64\ntarget_length: 100\n")
+    norm_stats_stage.main(["--dataset", "tiny", "--manifests", str(manifests), "--config", str(recipe)])
+    stats = load_manifest(manifests / "tiny").stats()
+    manifest = load_manifest(manifests / "tiny")
+    train = [c for c in manifest.clips if c.split == "train"]
+    waves = [read_audio(manifest.audio_path(c)) for c in train]
+    mean, std = upstream_reference(waves, 64, 100, batch=1000)
+    assert stats["method"] == "upstream" and stats["clips"] == 4 and stats["target_length"] == 100
+    assert stats["norm_mean"] == pytest.approx(mean, abs=1e-4) and stats["norm_std"] == pytest.approx(std, abs=1e-4)
+    # several batches: the mean of per-batch values, not the pooled ones
+    config = Config(n_mels=64, target_length=100)
+    assert loader_norm_stats(manifest, train, config, progress=False, batch_size=3) == pytest.approx(
+        upstream_reference(waves, 64, 100, batch=3), abs=1e-4)
+    # the training loader's masks are part of it (upstream computes them on masked features)
+    masked = loader_norm_stats(manifest, train, Config(n_mels=64, target_length=100, timem=20), progress=False)
+    assert masked[0] != pytest.approx(mean, abs=1e-4)
 
 
 def test_norm_stats_sample_is_deterministic(manifests):

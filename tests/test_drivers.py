@@ -88,6 +88,25 @@ def test_unwritable_output_is_one_line_naming_the_path(project, capsys):
     assert_one_line_error(result, "runs")
 
 
+def test_a_dataset_without_statistics_is_refused_in_one_line(project, capsys):
+    # no norm_mean/norm_std in the recipe and none in dataset.json: not AudioSet's numbers in silence
+    import json
+
+    from stages import teacher
+    from stages.common import run_main
+
+    info_path = project / "data_manifests" / "tiny" / "dataset.json"
+    info = json.loads(info_path.read_text())
+    info.pop("norm_stats")
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(SystemExit) as caught:
+        run_main(teacher.main, ["--dataset", "tiny", "--", "model=efficientnet_tiny", "n_mels=32",
+                                "target_length=64", "epochs=1"])
+    result = subprocess.CompletedProcess("teacher", caught.value.code, "", capsys.readouterr().err)
+    assert_one_line_error(result, "dataset 'tiny'", "make norm-stats DATASET=tiny")
+    assert not (project / "runs" / "tiny").exists() or not any((project / "runs" / "tiny").rglob("*.pt"))
+
+
 def test_a_long_problem_list_keeps_one_error_line_and_lists_the_rest(project):
     from stages.common import error_line
     from pipeline.manifests import ManifestError

@@ -35,11 +35,12 @@ def test_epoch_order_is_keyed_by_seed_and_epoch():
 
 
 def test_lr_schedule_warmup_and_step_decay():
+    # lr_decay_start=3: epochs 1-3 at the full lr (upstream's lrscheduler_start), decays after epochs 3, 5, ...
     config = tiny_config(warmup_steps=10, lr_decay_start=3, lr_decay_every=2, lr_decay=0.5)
     assert lr_factor(config, 0, 1) == pytest.approx(0.1)
-    assert lr_factor(config, 100, 2) == 1.0
-    assert lr_factor(config, 100, 3) == 0.5 and lr_factor(config, 100, 4) == 0.5
-    assert lr_factor(config, 100, 5) == 0.25
+    assert lr_factor(config, 100, 3) == 1.0
+    assert lr_factor(config, 100, 4) == 0.5 and lr_factor(config, 100, 5) == 0.5
+    assert lr_factor(config, 100, 6) == 0.25
 
 
 def test_weight_averager_is_the_mean_of_epoch_weights():
@@ -170,7 +171,7 @@ def test_torchrun_cross_fitting_writes_one_partition(project):
 
 def test_early_stopping_ends_a_plateaued_run_and_keeps_the_best_weights(project):
     # lr ~0 after epoch 1: nothing improves after it, so patience 2 stops the 8-epoch run at epoch 3
-    config = tiny_config(epochs=8, patience=2, lr=1e-3, lr_decay_start=2, lr_decay=1e-30)
+    config = tiny_config(epochs=8, patience=2, lr=1e-3, lr_decay_start=1, lr_decay=1e-30)
     summary = run_training("tiny", config, "early")
     assert summary["stopped_early"] and summary["epochs_trained"] == 3
     assert summary["final_model"] == "best" and summary["best"]["epoch"] == 1
@@ -184,5 +185,5 @@ def test_early_stopping_ends_a_plateaued_run_and_keeps_the_best_weights(project)
 
 
 def test_patience_zero_runs_every_epoch(project):
-    summary = run_training("tiny", tiny_config(epochs=2, patience=0, lr_decay_start=2, lr_decay=1e-30), "full")
+    summary = run_training("tiny", tiny_config(epochs=2, patience=0, lr_decay_start=1, lr_decay=1e-30), "full")
     assert not summary["stopped_early"] and summary["epochs_trained"] == 2

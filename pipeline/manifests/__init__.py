@@ -3,7 +3,7 @@
 from .ast_json import prepare_ast_json
 from .audioset import prepare_audioset, scan_audioset
 from .build import FORMATS, build_manifest, prepare, summary_line
-from .derived import compute_dataset_norm_stats, pack_dataset, training_clips
+from .derived import pack_dataset, training_clips
 from .esc50 import prepare_esc50
 from .fsd50k import prepare_fsd50k
 from .records import (Clip, Label, Manifest, ManifestError, is_fold_based, load_manifest, manifest_hashes,
@@ -13,4 +13,4 @@ __all__ = ["Clip", "Label", "Manifest", "ManifestError", "is_fold_based", "load_
            "update_dataset_info", "write_manifest",
            "FORMATS", "prepare", "build_manifest", "summary_line",
            "prepare_fsd50k", "prepare_esc50", "prepare_audioset", "scan_audioset", "prepare_ast_json",
-           "compute_dataset_norm_stats", "pack_dataset", "training_clips"]
+           "pack_dataset", "training_clips"]

@@ -1,6 +1,6 @@
-"""Things computed once from a finished manifest: normalisation stats and packed HDF5 audio.
-
-Both are recorded in dataset.json so every later stage finds them through the manifest alone.
+"""Things computed once from a finished manifest: packed HDF5 audio (normalisation statistics:
+:mod:`pipeline.norm_stats`). Recorded in dataset.json so every later stage finds them through the
+manifest alone.
 """
 
 from __future__ import annotations
@@ -10,11 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import PACK_FORMAT, PACK_VERSION, pack_clips, read_audio
-from ..config import FrontEndConfig
-from ..features import compute_norm_stats
+from ..audio import PACK_FORMAT, PACK_VERSION, pack_clips
 from ..paths import PACKED_ROOT
-from ..progress import bar_options
 from .records import Clip, Manifest, load_manifest, manifest_hashes, update_dataset_info
 
 PACK_STAMP = "pack.json"
@@ -31,29 +28,12 @@ def training_clips(manifest: Manifest) -> list[Clip]:
     return [c for c in manifest.clips if c.split == "train"]
 
 
-def _sample(clips: list[Clip], max_clips: int, seed: int = 0) -> list[Clip]:
+def sample_clips(clips: list[Clip], max_clips: int, seed: int = 0) -> list[Clip]:
     """A fixed subset (same seed -> same clips), kept in manifest order."""
     if not max_clips or len(clips) <= max_clips:
         return clips
     chosen = np.random.default_rng(seed).choice(len(clips), size=max_clips, replace=False)
     return [clips[i] for i in sorted(chosen)]
-
-
-def compute_dataset_norm_stats(manifest_dir: str | Path, front_end: FrontEndConfig, max_clips: int = 0,
-                               progress: bool = True) -> dict:
-    """fbank mean/std over the training clips; stored as ``norm_stats`` in dataset.json and returned."""
-    from tqdm import tqdm
-
-    manifest = load_manifest(manifest_dir)
-    clips = _sample(training_clips(manifest), max_clips)
-    if not clips:
-        raise ValueError(f"{manifest.name}: no training clips (split 'train') to compute normalisation stats from")
-    waves = (read_audio(manifest.audio_path(c)) for c in tqdm(clips, unit="clip", desc="norm stats",
-                                                                 **bar_options(progress)))
-    mean, std = compute_norm_stats(waves, front_end)
-    stats = {"norm_mean": mean, "norm_std": std, "n_mels": front_end.n_mels, "clips": len(clips)}
-    update_dataset_info(manifest_dir, norm_stats=stats)
-    return stats
 
 
 def pack_dataset(manifest_dir: str | Path, packed_root: str | Path = PACKED_ROOT, shard_clips: int = 20000,

@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 from .ast import PREFIX_TOKENS, AudioSpectrogramTransformer, patch_grid
+from .ast_releases import ast_release
 from .psla_layout import is_psla_layout, translate_psla_state
 
 # the published AST checkpoints keep timm's 1000-class ImageNet heads although AST never calls them
 UNUSED_PREFIXES = ("v.head.", "v.head_dist.")
-AST_STANDARD_FREQ_PATCHES = 12  # every published AST checkpoint: 128 mel bins, frequency stride 10
 
 
 class CheckpointImportError(ValueError):
@@ -106,27 +106,30 @@ def _classifier_keys(model: nn.Module, model_state: dict) -> set[str]:
     return {k for k in model_state if k.startswith(tuple(prefixes))}
 
 
-def _source_grid(model: AudioSpectrogramTransformer, tokens: int, meta: dict,
-                 source_grid: tuple[int, int] | None) -> tuple[int, int]:
-    if source_grid is not None:
-        return tuple(source_grid)
+def _source_grid(tokens: int, meta: dict, source_grid: tuple[int, int] | None, path: str) -> tuple[int, int] | None:
+    """The patch grid of a checkpoint's position table, from the file alone: an explicit grid, our
+    checkpoints' recorded geometry, or a published AST file's name. None when none of them says."""
+    patches = tokens - PREFIX_TOKENS
     config = meta.get("model_config") or {}
     geometry = [config.get(k, 10) for k in ("n_mels", "target_length", "freq_stride", "time_stride")]
-    if "n_mels" in config and "target_length" in config and all(type(v) is int and v > 0 for v in geometry):
-        return patch_grid(config["n_mels"], config["target_length"], config.get("freq_stride", 10),
-                          config.get("time_stride", 10))
-    patches = tokens - PREFIX_TOKENS
-    # usually only target_length changed (https://github.com/YuanGongND/ast/issues/28), so the model's
-    # own frequency count comes first
-    for freq in (model.grid[0], AST_STANDARD_FREQ_PATCHES):
-        if patches % freq == 0:
-            return freq, patches // freq
-    raise CheckpointImportError(f"cannot tell the patch grid of a {patches}-patch positional embedding; "
-                                f"pass source_grid=(freq_patches, time_patches)")
+    release = ast_release(path)
+    if source_grid is not None:
+        grid, source = tuple(source_grid), "the given grid"
+    elif "n_mels" in config and "target_length" in config and all(type(v) is int and v > 0 for v in geometry):
+        grid, source = patch_grid(*geometry), "the checkpoint's model_config"
+    elif release is not None:
+        grid = release.grid
+        source = f"its name (stride {release.freq_stride}x{release.time_stride} on {release.n_mels}x{release.target_length})"
+    else:
+        return None
+    if grid[0] * grid[1] != patches:
+        raise CheckpointImportError(f"{path}: its position table holds {patches} patches, but {source} says "
+                                    f"{grid[0]}x{grid[1]} = {grid[0] * grid[1]}")
+    return grid
 
 
 def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
-           source_grid: tuple[int, int] | None) -> dict[str, torch.Tensor]:
+           source_grid: tuple[int, int] | None, fresh: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     model_state = model.state_dict()
     classifier = _classifier_keys(model, model_state)
     classifier_fits = all(k in state and state[k].shape == model_state[k].shape for k in classifier)
@@ -134,18 +137,26 @@ def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
     missing, mismatched = [], []
     unexpected = [f"unexpected {k}" for k in state if k not in model_state and not k.startswith(UNUSED_PREFIXES)]
     for key, target in model_state.items():
-        if key in classifier and not classifier_fits:
+        if (fresh and key.startswith(fresh)) or (key in classifier and not classifier_fits):
             report.left_at_init.append(key)
         elif key not in state:
             # BatchNorm counters are absent from older checkpoints and carry no learned value
             (report.left_at_init if key.endswith("num_batches_tracked") else missing).append(key)
-        elif state[key].shape == target.shape:
-            incoming[key] = state[key]
         elif (key == "v.pos_embed" and isinstance(model, AudioSpectrogramTransformer)
               and state[key].shape[2] == target.shape[2]):
-            grid = _source_grid(model, state[key].shape[1], meta, source_grid)
-            incoming[key] = model.resize_pos_embed(state[key], grid)
-            report.interpolated[key] = f"{grid[0]}x{grid[1]} -> {model.grid[0]}x{model.grid[1]} patches"
+            grid = _source_grid(state[key].shape[1], meta, source_grid, report.path)
+            if grid is None and state[key].shape != target.shape:
+                raise CheckpointImportError(
+                    f"{report.path}: cannot tell the patch grid of its {state[key].shape[1] - PREFIX_TOKENS}-patch "
+                    f"position table (the model needs {model.grid[0]}x{model.grid[1]}): give the file its published "
+                    f"name (<dataset>_<fstride>_<tstride>_<score>.pth) or pass the grid (ast_source_grid=FREQxTIME)")
+            if grid is None or tuple(grid) == tuple(model.grid):
+                incoming[key] = state[key]
+            else:
+                incoming[key] = model.resize_pos_embed(state[key], grid)
+                report.interpolated[key] = f"{grid[0]}x{grid[1]} -> {model.grid[0]}x{model.grid[1]} patches"
+        elif state[key].shape == target.shape:
+            incoming[key] = state[key]
         else:
             mismatched.append(f"{key}: checkpoint {tuple(state[key].shape)}, model {tuple(target.shape)}")
     if missing or mismatched or unexpected:
@@ -154,7 +165,7 @@ def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
         raise CheckpointImportError(
             f"{report.path} ({report.layout} layout) does not fit {getattr(model, 'model_name', type(model).__name__)}: "
             + "; ".join(listed) + (f"; and {more} more" if more > 0 else ""))
-    if classifier and not classifier_fits:
+    if classifier and not classifier_fits and not any(k.startswith(fresh) for k in classifier if fresh):
         shapes = {k: tuple(state[k].shape) for k in classifier if k in state}
         report.notes.append(f"classifier not loaded (checkpoint {shapes or 'has none'}, model "
                             f"{ {k: tuple(model_state[k].shape) for k in classifier} }): left at initialisation")
@@ -165,12 +176,18 @@ def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
     return incoming
 
 
+# fine-tuning from a published AST file starts from a new head, LayerNorm included, as upstream's
+# ASTModel(audioset_pretrain=True) does (it builds a fresh mlp_head after loading the release)
+AST_FINE_TUNE_FRESH = ("mlp_head.",)
+
+
 def load_pretrained_checkpoint(model: nn.Module, path: str | os.PathLike,
-                               source_grid: tuple[int, int] | None = None) -> ImportReport:
+                               source_grid: tuple[int, int] | None = None, fine_tune: bool = False) -> ImportReport:
     """Load an AST, PSLA or own checkpoint into ``model`` in place and report what happened.
 
-    ``source_grid`` (frequency patches, time patches) overrides the inferred patch grid of an AST
-    checkpoint's positional embedding; it is only needed for checkpoints trained with unusual inputs.
+    ``source_grid`` (frequency patches, time patches) gives the patch grid of an AST checkpoint's
+    position table when neither the file's name (a published release) nor its metadata says it.
+    ``fine_tune`` (INIT=): a published AST file's whole ``mlp_head`` stays at its initialisation.
     """
     state, meta, notes = read_state_dict(path)
     if is_psla_layout(state):
@@ -181,8 +198,14 @@ def load_pretrained_checkpoint(model: nn.Module, path: str | os.PathLike,
         # a bare state dict in the ViT naming is a published AST file; ours come wrapped with metadata
         layout = "ast" if not meta and any(k.startswith("v.") for k in state) else "ours"
         skipped = {}
+    fresh: tuple[str, ...] = ()
+    if fine_tune and layout == "ast":
+        fresh = AST_FINE_TUNE_FRESH
+        skipped.update({k: "re-created for fine-tuning, as upstream's AST does" for k in state if k.startswith(fresh)})
+        state = {k: v for k, v in state.items() if not k.startswith(fresh)}
+        notes.append("mlp_head (LayerNorm and Linear) re-created for fine-tuning, as upstream's AST does")
     report = ImportReport(path=str(path), layout=layout, notes=notes)
-    incoming = _match(model, state, meta, report, source_grid)
+    incoming = _match(model, state, meta, report, source_grid, fresh)
     report.skipped.update(skipped)
     merged = model.state_dict()
     merged.update(incoming)

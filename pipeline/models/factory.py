@@ -35,6 +35,8 @@ def create_model(
     pretrained: str = "none",
     drop_rate: float = 0.0,
     checkpoint: str | Path | None = None,
+    checkpoint_grid: tuple[int, int] | None = None,
+    fine_tune: bool = False,
     **options,
 ) -> nn.Module:
     """Build a registered model: features [batch, target_length, n_mels] -> pre-activation logits
@@ -42,8 +44,8 @@ def create_model(
 
     ``pretrained="imagenet"`` starts from timm's ImageNet weights (fails at once when they are not
     cached and the hub cannot be reached). ``checkpoint`` then loads a published AST/PSLA checkpoint or
-    one of ours on top (see :func:`pipeline.models.checkpoint_import.load_pretrained_checkpoint`); its
-    report is kept as ``model.import_report``. ``options`` are model-specific (``list`` them with
+    one of ours on top (see :func:`pipeline.models.checkpoint_import.load_pretrained_checkpoint`, which
+    takes ``checkpoint_grid`` and ``fine_tune``); its report is kept as ``model.import_report``. ``options`` are model-specific (``list`` them with
     ``model_entry(name).options()``). ``pooling=None`` gives the model its standard head.
     """
     entry = model_entry(name)
@@ -60,5 +62,5 @@ def create_model(
     model.model_config = {"num_classes": num_classes, "n_mels": n_mels, "target_length": target_length,
                           "pooling": pooling, "drop_rate": float(drop_rate), **known, **options}
     if checkpoint is not None:
-        model.import_report = load_pretrained_checkpoint(model, checkpoint)
+        model.import_report = load_pretrained_checkpoint(model, checkpoint, checkpoint_grid, fine_tune)
     return model

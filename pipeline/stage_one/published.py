@@ -18,7 +18,9 @@ fsd_mdl_best_single.pth,       efficientnet_b2 att  128     3000    -4.6476/4.56
 fsd_mdl_wa.pth
 =============================  ===================  ======  ======  ==============  =======  ========
 
-AST: https://github.com/YuanGongND/ast (full AudioSet, stride 10, weight averaging, 0.459 mAP).
+AST: https://github.com/YuanGongND/ast (full AudioSet, stride 10, weight averaging, 0.459 mAP). The
+other AST releases (``audioset_<f>_<t>_<mAP>.pth`` with strides 10-16, ``speechcommands_10_10_0.9812.pth``)
+are recognised by their names, which give their strides (``pipeline/models/ast_releases.py``).
 PSLA: https://github.com/YuanGongND/psla (EfficientNet-B2 with 4-head attention; AudioSet and
 FSD50K single and weight-averaged models). Other files: give MODEL and the front end explicitly.
 """
@@ -34,6 +36,7 @@ from ..manifests.audioset import read_class_labels
 from ..manifests.fsd50k import read_vocabulary
 from ..manifests.validate import Problems
 from ..checkpoints import save_checkpoint
+from ..models.ast_releases import ast_release, parse_grid
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,14 @@ class PublishedTeacher:
     norm_divisor: float
     num_classes: int
     trained_on: str
+    ast_freq_stride: int = 0  # an AST's patch strides (0: the model's own, 10); a release's come from its name
+    ast_time_stride: int = 0
+    ast_source_grid: str = ""  # FREQxTIME of the file's position table, for a file its name does not describe
 
 
-_AST_AUDIOSET = PublishedTeacher("ast_base", "token", 128, 1024, -4.2677, 4.5690, 2.0, 527, "audioset")
+# AST's statistics to the digit (ast src/run.py), as the AudioSet recipes carry them: stage two compares
+# a teacher's front end with the student's exactly
+_AST_AUDIOSET = PublishedTeacher("ast_base", "token", 128, 1024, -4.2677393, 4.5689974, 2.0, 527, "audioset")
 _PSLA_AUDIOSET = PublishedTeacher("efficientnet_b2", "attention", 128, 1056, -4.6476, 4.5699, 1.0, 527, "audioset")
 _PSLA_FSD50K = PublishedTeacher("efficientnet_b2", "attention", 128, 3000, -4.6476, 4.5699, 1.0, 200, "fsd50k")
 
@@ -80,16 +88,28 @@ def read_vocabulary_file(path: str | Path) -> tuple[list[str], list[str]]:
     return [label.mid for label in labels], [label.name for label in labels]
 
 
+def _ast_release_teacher(path: str | Path) -> PublishedTeacher | None:
+    """The other published AST files (audioset_16_16_0.4422.pth, speechcommands_10_10_0.9812.pth, ...):
+    geometry and statistics from the name (pipeline.models.ast_releases)."""
+    release = ast_release(path)
+    if release is None:
+        return None
+    return PublishedTeacher("ast_base", "token", release.n_mels, release.target_length, release.norm_mean,
+                            release.norm_std, 2.0, release.num_classes, release.dataset,
+                            release.freq_stride, release.time_stride)
+
+
 def describe(path: str | Path, model: str | None = None, overrides: dict | None = None) -> PublishedTeacher:
     """What a published file is, from its name, with explicit settings taking precedence."""
-    known = PUBLISHED.get(Path(path).name)
+    known = PUBLISHED.get(Path(path).name) or _ast_release_teacher(path)
     if known is None and not model:
         raise PublishedTeacherError(
             f"{path}: not one of the known published checkpoints ({', '.join(sorted(PUBLISHED))}); pass MODEL=<registry "
             f"name> and its front end (ARGS=\"n_mels=.. target_length=.. norm_mean=.. norm_std=.. norm_divisor=..\")")
     fields = dict(known.__dict__) if known else {"model": model, "pooling": "", "n_mels": 128, "target_length": 1024,
-                                                 "norm_mean": -4.2677, "norm_std": 4.5690, "norm_divisor": 2.0,
-                                                 "num_classes": 0, "trained_on": "unknown"}
+                                                 "norm_mean": -4.2677393, "norm_std": 4.5689974, "norm_divisor": 2.0,
+                                                 "num_classes": 0, "trained_on": "unknown", "ast_freq_stride": 0,
+                                                 "ast_time_stride": 0, "ast_source_grid": ""}
     if model:
         fields["model"] = model
     fields.update({k: v for k, v in (overrides or {}).items() if k in fields and v is not None})
@@ -106,8 +126,12 @@ def import_published_teacher(path: str | Path, vocabulary: str | Path, out_dir: 
     if teacher.num_classes and len(mids) != teacher.num_classes:
         raise PublishedTeacherError(f"{vocabulary}: {len(mids)} classes, but {Path(path).name} has "
                                     f"{teacher.num_classes} outputs ({teacher.trained_on} vocabulary expected)")
+    strides = {option: value for option, value in (("freq_stride", teacher.ast_freq_stride),
+                                                   ("time_stride", teacher.ast_time_stride)) if value}
     net = create_model(teacher.model, num_classes=len(mids), n_mels=teacher.n_mels,
-                       target_length=teacher.target_length, pooling=teacher.pooling or None, checkpoint=path)
+                       target_length=teacher.target_length, pooling=teacher.pooling or None, checkpoint=path,
+                       checkpoint_grid=parse_grid(teacher.ast_source_grid) if teacher.ast_source_grid else None,
+                       **strides)
     report = net.import_report
     if any("classifier not loaded" in note for note in report.notes):
         raise PublishedTeacherError(f"{path}: its classifier does not match {len(mids)} classes of {vocabulary}; "
@@ -116,6 +140,7 @@ def import_published_teacher(path: str | Path, vocabulary: str | Path, out_dir: 
                                norm_mean=teacher.norm_mean, norm_std=teacher.norm_std,
                                norm_divisor=teacher.norm_divisor)
     config = Config(model=teacher.model, n_mels=teacher.n_mels, target_length=teacher.target_length,
+                    ast_freq_stride=teacher.ast_freq_stride, ast_time_stride=teacher.ast_time_stride,
                     norm_mean=teacher.norm_mean, norm_std=teacher.norm_std, norm_divisor=teacher.norm_divisor,
                     dataset=teacher.trained_on, epochs=1)  # not trained here; a valid recipe for checks
     out = Path(out_dir)

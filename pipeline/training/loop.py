@@ -64,7 +64,14 @@ def pooling_for(config: Config) -> str | None:
 AST_BUILDER_OPTIONS = {"ast_position": "position", "ast_freq_stride": "freq_stride", "ast_time_stride": "time_stride"}
 # the recipe keys only one family reads (pooling_for, model_options_for); the grid does not compare the
 # other family's keys when it decides whether a finished run may be reused
-FAMILY_KEYS = {"ast": {"ast_pooling", *AST_BUILDER_OPTIONS}, "cnn": {"pooling"}}
+FAMILY_KEYS = {"ast": {"ast_pooling", "ast_source_grid", *AST_BUILDER_OPTIONS}, "cnn": {"pooling"}}
+
+
+def checkpoint_grid_for(config: Config) -> tuple[int, int] | None:
+    """INIT's position-table grid when the recipe gives it (ast_source_grid=FREQxTIME)."""
+    from ..models.ast_releases import parse_grid
+
+    return parse_grid(config.ast_source_grid) if config.ast_source_grid else None
 
 
 def model_options_for(config: Config) -> dict:
@@ -110,7 +117,8 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     model = create_model(config.model, num_classes=job.manifest.num_classes, n_mels=job.front_end.n_mels,
                          target_length=job.front_end.target_length, pooling=pooling_for(config),
                          pretrained=config.pretrained, drop_rate=config.drop_rate,
-                         checkpoint=config.init or None, **model_options_for(config)).to(device)
+                         checkpoint=config.init or None, checkpoint_grid=checkpoint_grid_for(config),
+                         fine_tune=True, **model_options_for(config)).to(device)
     if config.init and rank == 0 and not resume:
         print(model.import_report.summary())  # what of the published (or own) checkpoint was loaded
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,

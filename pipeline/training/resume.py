@@ -20,6 +20,18 @@ RESUMABLE_CHANGES = {
 }
 
 
+def in_current_meaning(saved: dict) -> dict:
+    """A saved recipe with its keys in today's meaning. Until issue 23 ``lr_decay_start`` named the
+    first decayed epoch (those recipes have no ``lr_schedule``): N then is N - 1 now, so a run trained
+    with the same schedule compares equal and one whose schedule the change shifted does not."""
+    if "lr_schedule" in saved:
+        return saved
+    start = saved.get("lr_decay_start", Config().lr_decay_start)
+    if isinstance(start, int) and start >= 1:
+        return {**saved, "lr_schedule": "upstream", "lr_decay_start": start - 1}
+    return {**saved, "lr_schedule": "legacy"}
+
+
 class ResumeMismatch(ValueError):
     """RESUME with a recipe (or front end) other than the one the run's checkpoint was trained with."""
 
@@ -44,7 +56,7 @@ def recipe_differences(saved: dict, current: dict, defaults: dict | None = None)
 def check_resume(ckpt: dict, config: Config, front_end, path: str | os.PathLike) -> None:
     """Refuse to resume ``path`` under a recipe other than its own, listing every difference. Only
     the keys in :data:`RESUMABLE_CHANGES` may change (``epochs`` only upwards)."""
-    saved = dict(ckpt.get("config") or {})
+    saved = in_current_meaning(dict(ckpt.get("config") or {}))
     current = config_to_dict(config)
     defaults = config_to_dict(Config())
     problems = [line for line in recipe_differences(saved, current, defaults)
@@ -55,6 +67,9 @@ def check_resume(ckpt: dict, config: Config, front_end, path: str | os.PathLike)
     front = vars(front_end) if not dataclasses.is_dataclass(front_end) else dataclasses.asdict(front_end)
     if ckpt.get("front_end"):
         problems += [f"front end {line}" for line in recipe_differences(ckpt["front_end"], front)]
+    if problems and "lr_schedule" not in (ckpt.get("config") or {}):
+        problems.append("(the run was saved when lr_decay_start named the first decayed epoch; its value is shown in "
+                        "today's meaning, upstream's lrscheduler_start: the epochs at the full lr)")
     if problems:
         allowed = ", ".join(RESUMABLE_CHANGES)
         raise ResumeMismatch(f"{path}: RESUME refused, the recipe differs from the one this run was trained with: "

@@ -108,7 +108,7 @@ def run_training(dataset: str, config: Config, run: str, fold: int | None = None
             summary.update(source.summary)
         summary["model_selection"] = selection_note(manifest, k, fold_config, val_clips)
         job = TrainJob(config=fold_config, manifest=manifest, train_clips=train_clips, val_clips=val_clips,
-                       eval_clips=eval_clips, front_end=fold_config.front_end(manifest.stats()), run_dir=fold_dir,
+                       eval_clips=eval_clips, front_end=fold_config.front_end(manifest.stats(), manifest.name), run_dir=fold_dir,
                        extra_summary=summary, kd=source)
         if not resume:
             (fold_dir / SKIPPED_FILE).unlink(missing_ok=True)
