@@ -25,6 +25,8 @@ COMMANDS = {
     "inspect": "stages.inspect_store",
     "student": "stages.student",
     "cmkd": "stages.cmkd",
+    "predict": "stages.predict",
+    "export": "stages.export",
     "bench": "stages.bench",
     "gpu-check": "stages.gpu_check",
 }
