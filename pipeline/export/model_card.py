@@ -75,7 +75,15 @@ def store_facts(path: str) -> dict:
     return {"digest": info.get("digest"), "teacher": info.get("teacher", {}), "manifest": info.get("manifest", {})}
 
 
-def card_facts(ckpt: dict, checkpoint_path: Path, parameters: int, manifests_root: Path = Path("data_manifests")) -> dict:
+def manifests_root_of(run: Path | None) -> Path:
+    """data_manifests/ of the project a run folder lives in (<project>/runs/...), else of the cwd."""
+    for folder in (run.resolve().parents if run else []):
+        if folder.name == "runs":
+            return folder.parent / "data_manifests"
+    return Path("data_manifests")
+
+
+def card_facts(ckpt: dict, checkpoint_path: Path, parameters: int) -> dict:
     """The facts the card states, gathered from the checkpoint, its run folder, its store and manifest."""
     from ..manifests import manifest_hashes
 
@@ -89,7 +97,7 @@ def card_facts(ckpt: dict, checkpoint_path: Path, parameters: int, manifests_roo
              "train_clips": summary.get("train_clips"), "eval_clips": summary.get("eval_clips"),
              "git_commit": (summary.get("provenance") or {}).get("git_commit"),
              "imported_from": ckpt.get("imported_from")}
-    manifest_dir = manifests_root / dataset
+    manifest_dir = manifests_root_of(run) / dataset
     facts["manifest_sha256"] = manifest_hashes(manifest_dir) if (manifest_dir / "clips.csv").is_file() else None
     kd = config.get("kd", "none")
     if kd != "none":
