@@ -153,3 +153,43 @@ def run(ctx: BenchContext, params: InferenceCostParams) -> Measured:
 def _torch_call(model: torch.nn.Module, features: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         return model(features).numpy()
+
+
+def gpu_inference_cost(device: str = "cuda", repeats: int = 10, batch: int = 32, pairs: tuple = FULL.pairs) -> dict:
+    """`make gpu-check`'s version: the same models and figures on a CUDA device under AMP (autocast
+    float16), timed with synchronisation; onnxruntime only where its CUDA provider is installed (the
+    pinned `onnxruntime` wheel is CPU-only, so it is reported as absent rather than timed on the CPU)."""
+    import onnxruntime
+
+    from .harness import repeat_timed
+
+    result = {"onnxruntime_providers": onnxruntime.get_available_providers()}
+    for student, teacher, mels, frames, classes, s_opts, t_opts in pairs:
+        size = f"{mels}x{frames}"
+        per_model = {}
+        for role, name, options in (("student", student, s_opts), ("teacher", teacher, t_opts)):
+            model = _model(name, mels, frames, classes, options).to(device)
+            info = {"model": name, "parameters": sum(p.numel() for p in model.parameters()),
+                    "macs": count_macs(model.cpu(), torch.randn(1, frames, mels))}
+            model.to(device)
+            for tag, size_b in (("latency_s", 1), ("throughput", batch)):
+                features = torch.randn(size_b, frames, mels, device=device)
+
+                def call(x=features, m=model):
+                    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+                        m(x)
+                    torch.cuda.synchronize()
+
+                seconds = median(repeat_timed(call, repeats, warmup=3))
+                info[f"torch_amp_{tag}"] = seconds if tag == "latency_s" else size_b / seconds
+            per_model[role] = info
+            del model
+            torch.cuda.empty_cache()
+        s, t = per_model["student"], per_model["teacher"]
+        result[size] = {**per_model, "ratios": {
+            "parameters": s["parameters"] / t["parameters"], "macs": s["macs"] / t["macs"],
+            "torch_amp_latency": s["torch_amp_latency_s"] / t["torch_amp_latency_s"],
+            "torch_amp_throughput": s["torch_amp_throughput"] / t["torch_amp_throughput"]}}
+    if "CUDAExecutionProvider" not in result["onnxruntime_providers"]:
+        result["onnxruntime"] = "not timed: this onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)"
+    return result
