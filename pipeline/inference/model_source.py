@@ -55,8 +55,8 @@ def _torch_forward(model: torch.nn.Module, device: str, amp: bool) -> Callable[[
 
 def load_tagger_model(checkpoint: str | Path, engine: str = "torch", device: str = "auto", labels: str | None = None,
                       model_name: str | None = None, amp: bool = False, threads: int = 0) -> TaggerModel:
-    from ..checkpoints import load_checkpoint, model_from_state, resolve_checkpoint
-    from ..models.checkpoint_import import load_weights_only
+    from ..checkpoints import model_from_state, resolve_checkpoint
+    from ..models.checkpoint_import import CheckpointImportError, load_weights_only
 
     if engine not in ENGINES:
         raise ValueError(f"ENGINE must be one of {ENGINES}, got {engine!r}")
@@ -81,7 +81,9 @@ def load_tagger_model(checkpoint: str | Path, engine: str = "torch", device: str
     resolved = resolve_checkpoint(path)
     content = load_weights_only(resolved)
     if isinstance(content, dict) and "model_name" in content:  # one of ours
-        ckpt = load_checkpoint(resolved)
+        if not isinstance(content.get("model"), dict):
+            raise CheckpointImportError(f"{resolved}: not a training checkpoint (a dict with a 'model' state dict)")
+        ckpt = content  # model name and config are checked against the registry below, before building
     else:
         from ..stage_one.published import PublishedTeacherError, published_state
 
