@@ -29,6 +29,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's and onnxruntime's default)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    missing = [name for name, value in (("CHECKPOINT", args.checkpoint), ("AUDIO", args.audio), ("OUT", args.out))
+               if not value.strip()]
+    if missing:  # make passes empty strings; an empty AUDIO would otherwise mean the current folder
+        raise SystemExit(f"error: {', '.join(missing)} must be given (make predict CHECKPOINT=... AUDIO=... OUT=...)")
     settings = PredictSettings(hop_seconds=args.hop, topk=args.topk, frames=args.frames, batch_size=args.batch)
     job = PredictJob(args.checkpoint, args.audio, args.out, settings, args.engine, args.device, args.labels, args.model,
                      args.threads, not args.no_progress)
