@@ -220,3 +220,8 @@ def test_windows_follow_the_rule_for_any_block_split():
         assert len(found) == window_count(total, window, hop)
         assert [w.start for w in found] == [k * hop for k in range(len(found))]
         assert all((w.samples == samples[w.start: w.start + window]).all() for w in found)
+
+
+def test_the_driver_refuses_empty_make_variables(capsys):
+    with pytest.raises(SystemExit, match="CHECKPOINT, AUDIO must be given"):
+        predict_driver.main(["--checkpoint", "", "--audio", " ", "--out", "t.csv"])
