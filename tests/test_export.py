@@ -151,3 +151,32 @@ def test_export_pins_are_the_extras():
     assert pinned == sorted(extras["export"] + extras["parquet"])
     assert "-r requirements-export.txt" in (ROOT / "requirements-test.txt").read_text()
     assert BundleError.__mro__[1] is ValueError  # the drivers' one-line error policy covers it
+
+
+def test_a_students_card_names_its_teacher_store_digest_and_kd_settings(tmp_path, monkeypatch):
+    """The digest on the card is the one `make verify` computes from the store's chunks, and the
+    teacher's checkpoint hash is the file's sha256 (hashlib, not the project's helper)."""
+    import hashlib
+
+    from pipeline.config import apply_overrides
+    from pipeline.distill import train_student
+    from pipeline.stage_one import StageOneJob, run_stage_one
+    from pipeline.store import check_store
+    from pipeline.training import run_training
+
+    from .conftest import make_tiny_dataset, tiny_config
+
+    make_tiny_dataset(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    run_training("tiny", tiny_config(model="ast_micro", epochs=1), "teacher", progress=False)
+    run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/tiny/t.zarr", scheduler="inline", chunk_clips=16),
+                  progress=False)
+    config = apply_overrides(tiny_config(epochs=1, tau=2.0, kd_lambda=0.3), ["logits=stores/tiny/t.zarr", "kd=clean"])
+    train_student("tiny", config, "student", progress=False)
+    export_model("runs/tiny/student", "exported", onnx=False, log=lambda line: None)
+    card = Path("exported/README.md").read_text()
+    teacher_sha = hashlib.sha256(Path("runs/tiny/teacher/checkpoints/final.pt").read_bytes()).hexdigest()
+    assert f"digest {check_store('stores/tiny/t.zarr').digest}" in card
+    assert f"teacher: ast_micro, checkpoint sha256 {teacher_sha}" in card
+    assert "mode clean, loss bce, lambda 0.3 (task weight), tau 2.0" in card and "knowledge-distillation" in card
+    assert not Path("exported/model.onnx").exists() and Path("exported/model.safetensors").is_file()
