@@ -7,6 +7,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 TEST_STAMP := .venv/.installed-test
+EXPORT_STAMP := .venv/.installed-export
 
 ## dataset name: data_manifests/<DATASET>/, configs/<DATASET>.yaml (demo, demo-esc50, fsd50k, esc50, audioset_balanced ...)
 DATASET ?= demo
@@ -41,7 +42,7 @@ ARGS ?=
 CROSSFIT ?=
 ## teacher run dir or checkpoint (teacher-logits: default the newest run; student: for KD=online)
 TEACHER ?=
-## teacher-logits: store path (default: stores/DATASET/<teacher run>.zarr)
+## teacher-logits: store path (default: stores/DATASET/<teacher run>.zarr); predict: the table (.csv, .parquet, .json); export: the folder
 OUT ?=
 ## teacher-logits: augmented views stored per clip for KD=replay (0: clean logits only)
 VIEWS ?= 0
@@ -49,7 +50,7 @@ VIEWS ?= 0
 SCHEDULER ?=
 ## teacher-logits: local cluster workers (default: one per core; on a GPU machine one per GPU)
 WORKERS ?=
-## teacher-logits: keep only the top-k logits per row (default: dense)
+## teacher-logits: keep only the top-k logits per row (default: dense); predict: labels listed per row (default 5)
 TOPK ?=
 ## teacher-logits: non-empty: replace a store built by another teacher
 OVERWRITE ?=
@@ -71,8 +72,16 @@ JOIN ?=
 DIGEST ?=
 ## student / inspect / verify: fsspec options for a remote LOGITS (s3://, gs://, hf://, http(s)://), a JSON object, e.g. '{"anon": true}'
 STORAGE_OPTIONS ?=
-## evaluate: run dir or .pt file (default: the newest finished run)
+## evaluate: run dir or .pt file (default: the newest finished run); export: run dir or .pt; predict: also an exported folder or a published file (with LABELS)
 CHECKPOINT ?=
+## predict: an audio file, a folder (recursive) or a manifest (data_manifests/<name>)
+AUDIO ?=
+## predict: seconds between window starts (default: half the model's input length)
+HOP ?=
+## predict: 1: also one row per window, in <OUT stem>.windows<ext>
+FRAMES ?=
+## predict: torch | onnx (onnxruntime; CHECKPOINT must be an exported folder)
+ENGINE ?= torch
 ## teacher: start from this checkpoint (a published AST/PSLA file such as audioset_10_10_0.4593.pth, or ours)
 INIT ?=
 ## seeds per cell (empty: 1 for demo and cmkd, 3 for families, which needs a spread)
@@ -85,7 +94,7 @@ DESIGN ?=
 DIRECTION ?=
 ## cmkd: comma-separated grid cells to run (default: all)
 CELLS ?=
-## manifests: label CSV (index,mid,display_name) for audioset / ast-json; teacher-logits: a published teacher's vocabulary
+## manifests: label CSV (index,mid,display_name) for audioset / ast-json; teacher-logits, predict: a published teacher's vocabulary
 LABELS ?=
 ## manifests: comma-separated AudioSet segment CSVs or AST json datafiles
 AUDIOSET_SEGMENTS ?=
@@ -97,7 +106,7 @@ opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
 storage_opt = $(if $(strip $(STORAGE_OPTIONS)),--storage-options '$(strip $(STORAGE_OPTIONS))',)
 jobs = $(or $(JOBS),$(if $(filter $(EMBEDDED),$(DATASET)),2,1))
 
-.PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd \
+.PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd predict export \
         demo families test test-all bench gpu-check clean help
 
 # the documented variables (a `## ` line right above their `?=`), for `make help` to show their values
@@ -177,6 +186,21 @@ student: install
 		$(call opt,--kd-loss,$(KD_LOSS)) $(call opt,--lambda,$(LAMBDA)) $(call opt,--tau,$(TAU)) \
 		$(call opt,--missing,$(MISSING)) $(call opt,--join,$(JOIN)) $(if $(RESUME),--resume,) $(storage_opt) -- $(ARGS)
 
+## tag recordings of any length with a model: CHECKPOINT, AUDIO, OUT (.csv/.parquet/.json), HOP, FRAMES, TOPK, ENGINE, LABELS
+predict: install $(EXPORT_STAMP)
+	$(PY) -m stages.predict --checkpoint "$(CHECKPOINT)" --audio "$(AUDIO)" --out "$(OUT)" $(call opt,--hop,$(HOP)) \
+		$(if $(filter-out 0,$(FRAMES)),--frames,) $(call opt,--topk,$(TOPK)) --engine $(ENGINE) $(call opt,--labels,$(LABELS)) \
+		$(call opt,--model,$(MODEL))
+
+## CHECKPOINT (run dir or .pt) into OUT: model.safetensors + config.json, model.onnx + front_end.json, model card README.md
+export: install $(EXPORT_STAMP)
+	$(PY) -m stages.export --checkpoint "$(CHECKPOINT)" --out "$(OUT)"
+
+# the export and inference extras (requirements-export.txt) on top of the runtime ones
+$(EXPORT_STAMP): $(VENV_STAMP) requirements-export.txt
+	.venv/bin/pip install --quiet -r requirements-export.txt
+	touch $(EXPORT_STAMP)
+
 ## the paper's grid (equal and short designs, controls) with SEEDS student seeds; report under reports/DATASET (DESIGN, DIRECTION, CELLS)
 cmkd: install
 	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(or $(SEEDS),1) --jobs $(jobs) $(call opt,--fold,$(FOLD)) $(call opt,--design,$(DESIGN)) \
@@ -195,7 +219,7 @@ demo: install
 	$(PY) -m stages.cmkd --dataset demo --small --design short --seeds $(or $(SEEDS),1) --jobs $(or $(JOBS),2) -- $(ARGS)
 
 # the test-only dependencies (requirements-test.txt) on top of the runtime ones
-$(TEST_STAMP): $(VENV_STAMP) requirements-test.txt
+$(TEST_STAMP): $(VENV_STAMP) requirements-test.txt requirements-export.txt
 	.venv/bin/pip install --quiet -r requirements-test.txt
 	touch $(TEST_STAMP)
 

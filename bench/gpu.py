@@ -7,7 +7,11 @@
 4. the DistributedDataParallel path: ``torchrun --nproc_per_node=1`` (NCCL) training one epoch;
 5. paper-size throughput (128 x 1024 input) of efficientnet_b2 and ast_base under AMP: a training
    step and an inference batch, timed with CUDA synchronisation;
-6. stage one at paper size over packed audio, efficientnet_b2 and ast_base teachers, VIEWS=0 and 4:
+6. inference cost under AMP: the student and teacher of the paper pair (efficientnet_b2, ast_base at
+   128 x 1024) and of the demo pair, parameters, counted MACs, batch-1 latency and batch-32 throughput,
+   and the student / teacher ratios (:func:`bench.inference.gpu_inference_cost`; `make bench`'s
+   ``inference_cost`` entry gives the CPU figures);
+7. stage one at paper size over packed audio, efficientnet_b2 and ast_base teachers, VIEWS=0 and 4:
    clips/s and the ratio to bare batched inference of the same teacher in the same run (goal >= 0.90),
    GPU utilisation sampled (:mod:`bench.gpu_stage_one`).
 
@@ -27,6 +31,7 @@ from pathlib import Path
 import torch
 
 from .gpu_stage_one import PaperStageOne, stage_one_vs_bare
+from .inference import gpu_inference_cost
 
 DATASET = "demo"
 DEVICE = "cuda"
@@ -144,7 +149,8 @@ def run_gpu_check(out: str | Path = "bench/gpu_check.json") -> dict:
              ("student_kd_amp_features_on_device", lambda: train_student(runs, store, "device")),
              ("torchrun_ddp", lambda: torchrun_epoch(runs)),
              ("efficientnet_b2_128x1024", lambda: paper_size_throughput("efficientnet_b2", 64)),
-             ("ast_base_128x1024", lambda: paper_size_throughput("ast_base", 32))]
+             ("ast_base_128x1024", lambda: paper_size_throughput("ast_base", 32)),
+             ("inference_cost_amp", lambda: gpu_inference_cost(DEVICE))]
     paper = Path("bench/tmp/gpu-check-stage-one")
     steps += [(f"stage_one_{name}_views{views}", lambda name=name, views=views, batch=batch: stage_one_vs_bare(
         paper, name, views, PaperStageOne(batch_size=batch), DEVICE, sample_utilisation))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import io, lookups, models, scale, sharing, stage_one, stage_two, store
+from . import inference, io, lookups, models, scale, sharing, stage_one, stage_two, store
 from .harness import (BenchContext, EntryResult, Measured, load_average, machine_info, read_previous,
                       results_document, entry_params, utc_now, write_results)
 
@@ -29,6 +29,8 @@ class Entry:
 
 ENTRIES = (
     Entry("models", "training and inference clips/s per model", models.run, models.FULL, models.QUICK),
+    Entry("inference_cost", "student vs teacher at inference: parameters, MACs, latency and throughput, PyTorch and "
+          "onnxruntime", inference.run, inference.FULL, inference.QUICK),
     Entry("stage_one_overhead", "stage one wall time / bare teacher forward", stage_one.run_overhead,
           stage_one.OVERHEAD_FULL, stage_one.OVERHEAD_QUICK),
     Entry("store_bytes", "bytes on disk per clip-view / (2 x classes), float16 with views", store.run_store_bytes,

@@ -33,6 +33,8 @@ COMMANDS = {
     "cmkd": "stages.cmkd",
     "families": "stages.families",
     "store": "pipeline.store.cli",
+    "predict": "stages.predict",
+    "export": "stages.export",
     "bench": "stages.bench",
     "gpu-check": "stages.gpu_check",
 }

@@ -1,5 +1,5 @@
-"""`make gpu-check`: AMP training, stage one on the GPU, a KD student epoch, torchrun/DDP and paper-size
-throughput, on the embedded corpus; results in bench/gpu_check.json (see bench/gpu.py)."""
+"""`make gpu-check`: AMP training, stage one on the GPU, a KD student epoch, torchrun/DDP, paper-size
+throughput and student/teacher inference cost, on the embedded corpus; results in bench/gpu_check.json (see bench/gpu.py)."""
 
 import argparse
 import json

@@ -99,6 +99,9 @@ def reaches(graph: dict[str, set[str]], module: str, prefix: str) -> list[str]:
     ("pipeline.kd_source", "pipeline.training"),
     ("pipeline.store", "pipeline.training"),
     ("pipeline.models", "pipeline.training"),
+    ("pipeline.export", "pipeline.inference"),  # an export is read by predict, never the reverse
+    ("pipeline.inference", "pipeline.training"),  # tagging needs a model and the front end, not the loop
+    ("pipeline.training", "pipeline.inference"),
     ("pipeline", "stages"),
     ("pipeline", "bench"),
 ])

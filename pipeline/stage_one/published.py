@@ -116,9 +116,10 @@ def describe(path: str | Path, model: str | None = None, overrides: dict | None 
     return PublishedTeacher(**fields)
 
 
-def import_published_teacher(path: str | Path, vocabulary: str | Path, out_dir: str | Path,
-                             model: str | None = None, overrides: dict | None = None) -> Path:
-    """Write ``out_dir/checkpoints/final.pt`` (this project's teacher format) from a published file."""
+def published_state(path: str | Path, vocabulary: str | Path, model: str | None = None,
+                    overrides: dict | None = None) -> tuple[dict, object]:
+    """(checkpoint dict in this project's teacher format, import report) of a published file, in
+    memory: what :func:`import_published_teacher` saves, and what ``predict`` tags with directly."""
     from ..models import create_model
 
     teacher = describe(path, model, overrides)
@@ -143,14 +144,21 @@ def import_published_teacher(path: str | Path, vocabulary: str | Path, out_dir: 
                     ast_freq_stride=teacher.ast_freq_stride, ast_time_stride=teacher.ast_time_stride,
                     norm_mean=teacher.norm_mean, norm_std=teacher.norm_std, norm_divisor=teacher.norm_divisor,
                     dataset=teacher.trained_on, epochs=1)  # not trained here; a valid recipe for checks
-    out = Path(out_dir)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     state = {"model": net.state_dict(), "model_name": net.model_name, "model_config": net.model_config,
              "config": config_to_dict(config), "front_end": vars(front_end),
              "vocabulary": {"mids": mids, "names": names}, "activation": "sigmoid", "dataset": teacher.trained_on,
              "epoch": 0, "kind": "imported", "metrics": {},
              "imported_from": {"file": Path(path).name, "sha256": sha256_file(path), "vocabulary": str(vocabulary),
                                "layout": report.layout, "tensors_loaded": len(report.loaded)}}
+    return state, report
+
+
+def import_published_teacher(path: str | Path, vocabulary: str | Path, out_dir: str | Path,
+                             model: str | None = None, overrides: dict | None = None) -> Path:
+    """Write ``out_dir/checkpoints/final.pt`` (this project's teacher format) from a published file."""
+    state, report = published_state(path, vocabulary, model, overrides)
+    out = Path(out_dir)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_checkpoint(state, out / "checkpoints" / "final.pt")
     (out / "import_report.txt").write_text(report.summary() + "\n")
     return out
