@@ -16,7 +16,8 @@ import pipeline.store.location as location
 from pipeline.store import LogitTable, StoreError, check_store
 from pipeline.store.cli import main
 from pipeline.store.ops import export
-from pipeline.store.remote import RemoteReadError, filesystem, open_pinned, set_storage_options
+from pipeline.store.pinned import open_pinned
+from pipeline.store.remote import RemoteReadError, filesystem, set_storage_options
 
 from .http_server import FlakyHandler, PlainHandler, RangeHandler, StaticServer
 from .store_helpers import fill_store, make_store

@@ -4,7 +4,7 @@ Writers: :func:`create_store` (client), :func:`write_chunk` (workers), :func:`ma
 :func:`finalize_store` (client), under a :class:`StoreLock`. Readers: :class:`LogitTable` for stage
 two, :func:`verify_store` and :func:`inspect`. The format is documented in docs/store-format.md and
 needs no project code to read: ``zarr.open_group(path, mode="r")``. Stores at URLs: see
-:mod:`pipeline.store.remote` (:func:`open_pinned` gives a location as bytes that cannot change
+:mod:`pipeline.store.pinned` (:func:`open_pinned` gives a location as bytes that cannot change
 between verification and training).
 """
 
@@ -18,7 +18,8 @@ from .describe import describe, inspect
 from .verify import Verification, check_store, verify_store
 from .views import arrays_to_view, views_to_arrays
 from .integrity import chunk_digest
-from .remote import RemoteReadError, open_pinned, set_storage_options
+from .pinned import open_pinned
+from .remote import RemoteReadError, set_storage_options
 from .writer import (chunk_plan, done_chunks, finalize_store, mark_chunk_done, read_failures,
                      store_is_complete, write_chunk)
 

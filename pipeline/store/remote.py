@@ -18,7 +18,7 @@ gcsfs, ``hf://`` with huggingface_hub's HfFileSystem: the install extras ``[s3]`
   refused as a transport error, never handed to zarr (where it would look like a checksum failure).
 - **Local copies** live under ``$CMKD_CACHE`` (default ``$XDG_CACHE_HOME/cmkd``, else
   ``~/.cache/cmkd``), in ``stores/<sha256 of the URL>/``; :func:`local_copy` makes one and
-  :func:`open_pinned` is "this location, as bytes that cannot change under the reader".
+  :func:`pipeline.store.pinned.open_pinned` builds "this location, as bytes that cannot change under the reader" on it.
 """
 
 from __future__ import annotations
@@ -278,31 +278,3 @@ def local_copy(location: str, notice: str = "") -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return folder / name
-
-
-def open_pinned(location, expected_digest: str | None = None) -> str:
-    """This location as bytes that cannot change between verification and training.
-
-    A remote store is downloaded once into the cache (:func:`local_copy`) and everything reads that
-    copy, so a server or CDN that later serves other bytes cannot reach the run; a local store is
-    returned as is. With `expected_digest`, the copy is verified in full (every chunk re-hashed)
-    against it first, and StoreError says why it is not the published store; a copy already in the
-    cache that verifies against it is used without downloading again.
-    """
-    from .location import is_remote
-    from .verify import check_store
-
-    if not is_remote(location):
-        path = str(location)
-    else:
-        name = str(location).rstrip("/").rsplit("/", 1)[-1] or "store.zarr"
-        earlier = copy_folder(str(location)) / name
-        if expected_digest and earlier.exists() and check_store(earlier, expected_digest).ok:
-            return str(earlier)  # a copy made before that still is the published store: no second download
-        path = local_copy(str(location), f"note: {location}: reading a local copy, {{folder}}")
-    if expected_digest:
-        result = check_store(path, expected_digest)
-        if not result.ok:
-            more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
-            raise StoreError(f"{location}: {result.problems[0]}{more}")
-    return str(path)
