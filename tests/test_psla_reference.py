@@ -38,15 +38,12 @@ def _threads():
     torch.set_num_threads(previous)
 
 
-def calibrated_b2(seed: int) -> EfficientNet:
-    """efficientnet_pytorch's B2 (PSLA's ``from_name``, no download) with random weights and batch-norm
-    statistics that are not the defaults: in one eval pass, each BatchNorm's running statistics are set
-    just before it runs from the input it actually gets, then perturbed per channel (mean by 5 % of a
-    standard deviation, variance by x0.8-1.25), so every layer stays in range and eps, the statistics and
-    the affine terms all count."""
-    torch.manual_seed(seed)
-    net = EfficientNet.from_name("efficientnet-b2", in_channels=1).eval()
-    generator = torch.Generator().manual_seed(seed + 1)
+def calibrate_batch_norms(net: torch.nn.Module, image: torch.Tensor, seed: int) -> None:
+    """Batch-norm statistics that are not the defaults: in one eval pass, each BatchNorm's running
+    statistics are set just before it runs from the input it actually gets, then perturbed per channel
+    (mean by 5 % of a standard deviation, variance by x0.8-1.25), so every layer stays in range and eps,
+    the statistics and the affine terms all count."""
+    generator = torch.Generator().manual_seed(seed)
 
     def set_statistics(bn, inputs):
         x = inputs[0]
@@ -59,10 +56,19 @@ def calibrated_b2(seed: int) -> EfficientNet:
         bn.num_batches_tracked.fill_(1234)
 
     hooks = [m.register_forward_pre_hook(set_statistics) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    net.eval()
     with torch.no_grad():
-        net.extract_features(torch.randn(4, 1, 128, 160, generator=generator))
+        net(image)
     for hook in hooks:
         hook.remove()
+
+
+def calibrated_b2(seed: int) -> EfficientNet:
+    """efficientnet_pytorch's B2 (PSLA's ``from_name``, no download) with random weights and calibrated,
+    perturbed batch-norm statistics."""
+    torch.manual_seed(seed)
+    net = EfficientNet.from_name("efficientnet-b2", in_channels=1)
+    calibrate_batch_norms(net, torch.randn(4, 1, 128, 160, generator=torch.Generator().manual_seed(seed)), seed + 1)
     return net
 
 
@@ -218,3 +224,60 @@ def test_the_old_import_differs_and_warns(tmp_path, backbones, capsys):
         assert float((torch.sigmoid(fixed(features).double()) - expected).abs().max()) < PROBABILITY_TOLERANCE
         assert float((torch.sigmoid(old(features).double()) - expected).abs().max()) > 1e-2
         assert float((torch.sigmoid(tf.eval()(features).double()) - expected).abs().max()) > PROBABILITY_TOLERANCE
+
+
+def by_module_order(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Key of ``theirs`` -> key of ``ours``, pairing the two state dicts in order: efficientnet_pytorch and
+    timm register an EfficientNet's tensors in the same order (stem, blocks, head), independently of
+    any name table in the project."""
+    assert len(theirs) == len(ours)
+    pairs = dict(zip(theirs, ours))
+    assert all(theirs[a].shape == ours[b].shape for a, b in pairs.items())
+    return pairs
+
+
+def test_psla_imagenet_start_is_efficientnet_pytorch_given_the_same_weights(monkeypatch, tmp_path):
+    """pretrained=imagenet for efficientnet_b2_psla: timm's TF-ported AutoAugment B2 weights
+    (tf_efficientnet_b2.aa_in1k, here random stand-ins in a local hub cache: nothing can be downloaded)
+    used with symmetric padding and BN eps 1e-3, and a new 1-channel stem. Given the same tensors,
+    efficientnet_pytorch's B2 with its stem replaced as ``from_pretrained(..., in_channels=1)`` does
+    computes the same features."""
+    import timm
+
+    from .test_models import fake_hub_cache
+
+    torch.manual_seed(4)
+    imagenet = timm.create_model("tf_efficientnet_b2")  # 3 channels, ImageNet classifier, as the hub file
+    calibrate_batch_norms(imagenet, torch.randn(2, 3, 128, 96, generator=torch.Generator().manual_seed(4)), 5)
+    fake_hub_cache(tmp_path, "timm/tf_efficientnet_b2.aa_in1k", imagenet)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ours = create_model("efficientnet_b2_psla", num_classes=5, n_mels=128, target_length=96, pretrained="imagenet")
+    ours.eval()
+    backbone = ours.backbone.state_dict()
+    for key, value in imagenet.state_dict().items():
+        if key.startswith(("classifier.", "conv_stem.")):
+            continue
+        assert torch.equal(backbone[key], value), key
+    stem = backbone["conv_stem.weight"]
+    assert stem.shape == (32, 1, 3, 3)
+    assert not torch.allclose(stem, imagenet.conv_stem.weight.sum(dim=1, keepdim=True))  # a new stem, not timm's RGB sum
+    bound = 1 / (9 ** 0.5)  # PyTorch's default Conv2d init, which efficientnet_pytorch's new stem gets
+    assert float(stem.abs().max()) <= bound and float(stem.std()) > bound / 4
+
+    # the architecture: efficientnet_pytorch's B2 with its stem swapped as from_pretrained(in_channels=1)
+    # does, given our tensors, computes our features. A random stem on statistics made for another one
+    # saturates, so the statistics are first re-calibrated (in ours; the reference gets the same tensors)
+    image = torch.randn(2, 1, 128, 96, generator=torch.Generator().manual_seed(6))
+    calibrate_batch_norms(ours.backbone, image, 8)  # on the image compared: every layer stays in range
+    reference = EfficientNet.from_name("efficientnet-b2")
+    reference._change_in_channels(1)
+    theirs = {k: v for k, v in reference.state_dict().items() if not k.startswith("_fc.")}
+    pairs = by_module_order(theirs, ours.backbone.state_dict())
+    reference.load_state_dict({a: ours.backbone.state_dict()[b] for a, b in pairs.items()}, strict=False)
+    reference.eval()
+    with torch.no_grad():
+        expected = reference.extract_features(image)
+        got = ours.backbone.forward_features(image)
+    assert float(expected.std()) > 0.1
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
