@@ -171,3 +171,24 @@ def test_init_from_a_psla_file_builds_psla_model_whatever_the_recipe_pooling(pro
     assert "warning: psla_b0.pth: n_mels=32" in console.err  # PSLA's 4-row frequency pooling needs 97-128 bins
     final = load_checkpoint("runs/tiny/init/checkpoints/final.pt")
     assert (final["model_name"], final["model_config"]["pooling"]) == ("efficientnet_b0_psla", "psla_attention")
+
+
+def test_make_teacher_logits_passes_model_options_and_refuses_unknown_ones(published, capsys):
+    """Through the driver `make teacher-logits TEACHER=<file> LABELS=<vocab> MODEL=.. ARGS=..` runs."""
+    from stages.common import run_main
+    from stages.teacher_logits import main
+
+    _, path, labels = published
+    front_end = [f"{k}={v}" for k, v in FRONT_END.items()]
+    base = ["--dataset", "tiny", "--teacher", str(path), "--labels", str(labels), "--model", "ast_micro",
+            "--scheduler", "inline", "--dtype", "float32", "--out", "stores/options.zarr"]
+    with pytest.raises(SystemExit) as stopped:
+        run_main(main, base + ["--", "heads=3", *front_end])
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert stopped.value.code == 2 and len(error) == 1
+    assert "heads: neither a recipe key nor an option of ast_micro" in error[0]
+    assert main(base + ["--", "pooling=token", "time_stride=10", *front_end]) == 0
+    ckpt = load_checkpoint("runs/tiny/imported/my_ast_release/checkpoints/final.pt")
+    assert ckpt["model_config"]["pooling"] == "token" and ckpt["imported_from"]["request"]["options"] == \
+        {"pooling": "token", "time_stride": "10"}
+    assert LogitTable.open("stores/options.zarr").teacher["model"] == "ast_micro"
