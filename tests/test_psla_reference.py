@@ -96,14 +96,18 @@ def psla_reference(net: EfficientNet, head: dict[str, torch.Tensor], features: t
     with torch.no_grad():
         feature_map = net.extract_features(features.transpose(1, 2).unsqueeze(1))
         sequence = feature_map[:, :, :4, :].mean(dim=2)
+        values = sequence.double()
+
+        def conv1x1(kind: str, h: int) -> torch.Tensor:  # [batch, classes, time]
+            weight, bias = head[f"attention.{kind}.{h}.weight"][:, :, 0, 0], head[f"attention.{kind}.{h}.bias"]
+            return torch.einsum("kc,bct->bkt", weight.double(), values) + bias[:, None].double()
+
         output = 0
         for h in range(HEADS):
-            def conv(kind):
-                weight = head[f"attention.{kind}.{h}.weight"][:, :, 0, 0].double()
-                return torch.einsum("kc,bct->bkt", weight, sequence.double()) + head[f"attention.{kind}.{h}.bias"][:, None].double()
-            attention = torch.sigmoid(conv("att")).clamp(EPS, 1 - EPS)
+            attention = torch.sigmoid(conv1x1("att", h)).clamp(EPS, 1 - EPS)
             attention = attention / attention.sum(dim=2, keepdim=True)
-            output = output + head["attention.head_weight"][h].double() * (attention * torch.sigmoid(conv("cla"))).sum(2)
+            pooled = (attention * torch.sigmoid(conv1x1("cla", h))).sum(dim=2)
+            output = output + head["attention.head_weight"][h].double() * pooled
     return sequence, output
 
 
