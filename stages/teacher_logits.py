@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from pipeline.augment import AugmentSettings
-from pipeline.config import parse_overrides
+from pipeline.config import Config, parse_overrides
 from pipeline.stage_one import StageOneJob, run_stage_one
-from pipeline.stage_one.published import teacher_run_for
+from pipeline.stage_one.published import FRONT_END_KEYS, split_published_args, teacher_run_for
 from pipeline.paths import run_dir, store_path, write_latest_store
 from pipeline.training.runner import latest_run
 
@@ -35,16 +35,19 @@ def main(argv=None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace a store built by another teacher")
     parser.add_argument("--labels", default=None,
                         help="a published teacher's vocabulary file (class_labels_indices.csv / vocabulary.csv)")
-    parser.add_argument("--model", default=None, help="registry name of a published file this project does not know")
+    parser.add_argument("--model", default=None,
+                        help="registry name of a published file this project does not know (its options in ARGS)")
     args = parser.parse_args(argv)
     named = parse_overrides([o for o in args.overrides if o.strip()])
-    front_end = {k: float(v) if "norm" in k else int(float(v)) for k, v in named.items()
-                 if k in ("n_mels", "target_length", "norm_mean", "norm_std", "norm_divisor", "ast_freq_stride",
-                          "ast_time_stride")}
+    front_end = {k: float(v) if "norm" in k else int(float(v)) for k, v in named.items() if k in FRONT_END_KEYS}
     if named.get("ast_source_grid"):  # a published AST file renamed or unlisted: its position table's grid
         front_end["ast_source_grid"] = named["ast_source_grid"]
-    teacher = teacher_run_for(args.teacher, args.dataset, args.labels, args.model, front_end) if args.teacher \
-        else latest_run(args.dataset)
+    # a published file's model options (pooling, attention_heads, strides: what the registry lists for
+    # its model) go to the import, checked there; the other keys stay recipe keys
+    options, named = split_published_args(args.teacher, args.model, named, set(Config.__dataclass_fields__))
+    args.overrides = [f"{k}={v}" for k, v in named.items()]
+    teacher = teacher_run_for(args.teacher, args.dataset, args.labels, args.model, front_end,
+                              options=options) if args.teacher else latest_run(args.dataset)
     out = args.out or str(store_path(args.dataset, store_name(teacher, args.dataset)))
     config = resolve_config(args)  # ARGS="mixup=0.5 freqm=24 seed=1" set the views' augmentation
     augment = AugmentSettings.from_config(config) if set(named) & AUGMENT_KEYS else None

@@ -147,15 +147,17 @@ def psla_layout(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_psla_checkpoint_round_trip(tmp_path):
-    source = create_model("efficientnet_b0", num_classes=6, pooling="psla_attention", tf_variant=True, **SHORT)
+    source = create_model("efficientnet_b0_psla", num_classes=6, **SHORT)
     source.train()
     with torch.no_grad():
         source(features(4))  # move the BatchNorm running statistics away from their defaults
     source.eval()
     torch.save(psla_layout(source), tmp_path / "psla.pth")
-    target = create_model("efficientnet_b0", num_classes=6, pooling="psla_attention", tf_variant=True, **SHORT).eval()
+    target = create_model("efficientnet_b0_psla", num_classes=6, **SHORT).eval()
     report = load_pretrained_checkpoint(target, tmp_path / "psla.pth")
     assert report.layout == "psla"
+    # 64 mel bins: a 2-row feature map where PSLA pools 4 rows; the only way this model differs from PSLA's
+    assert len(report.warnings) == 1 and "n_mels=64" in report.warnings[0]
     assert "effnet._fc.weight" in report.skipped
     assert not report.left_at_init
     assert "backbone.blocks.6.0.conv_pwl.weight" in report.loaded  # efficientnet_pytorch's _blocks.15

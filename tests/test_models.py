@@ -16,7 +16,8 @@ from pipeline.models import pretrained as pretrained_module
 from pipeline.models.ast import sincos_position_table
 from pipeline.models.pooling import AttentionPoolingHead
 
-ALL_MODELS = ["ast_base", "ast_micro", "ast_tiny", "efficientnet_b0", "efficientnet_b2", "efficientnet_tiny"]
+ALL_MODELS = ["ast_base", "ast_micro", "ast_tiny", "efficientnet_b0", "efficientnet_b0_psla", "efficientnet_b2",
+              "efficientnet_b2_psla", "efficientnet_tiny"]
 SHORT = {"n_mels": 64, "target_length": 100}
 
 

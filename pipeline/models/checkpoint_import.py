@@ -47,13 +47,25 @@ class ImportReport:
     left_at_init: list[str] = field(default_factory=list)  # model keys the checkpoint did not set
     interpolated: dict[str, str] = field(default_factory=dict)  # model key -> "source grid -> target grid"
     notes: list[str] = field(default_factory=list)
+    # the ways the built model computes something other than the checkpoint's own model: each one is
+    # printed as a `warning:` line, never only written to a report (a wrong teacher is silent otherwise)
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"{self.path} ({self.layout} layout): {len(self.loaded)} tensors loaded, "
-                 f"{len(self.skipped)} skipped, {len(self.left_at_init)} left at initialisation"]
+                 f"{len(self.skipped)} skipped, {len(self.left_at_init)} left at initialisation"
+                 + (f", {len(self.warnings)} warning(s)" if self.warnings else "")]
         lines += [f"  resized {key}: {how}" for key, how in self.interpolated.items()]
         lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"  warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
+
+    def print_warnings(self, file=None) -> None:
+        """Each warning as one `warning: <file>: ...` line on stderr."""
+        import sys
+
+        for warning in self.warnings:
+            print(f"warning: {Path(self.path).name}: {warning}", file=file or sys.stderr)
 
 
 # the one-line conversion of a trusted legacy checkpoint (docs/reliability.md): keep its tensors only
@@ -190,10 +202,10 @@ def load_pretrained_checkpoint(model: nn.Module, path: str | os.PathLike,
     ``fine_tune`` (INIT=): a published AST file's whole ``mlp_head`` stays at its initialisation.
     """
     state, meta, notes = read_state_dict(path)
+    warnings: list[str] = []
     if is_psla_layout(state):
         layout = "psla"
-        state, skipped, psla_notes = translate_psla_state(state, model)
-        notes += psla_notes
+        state, skipped, warnings = translate_psla_state(state, model)
     else:
         # a bare state dict in the ViT naming is a published AST file; ours come wrapped with metadata
         layout = "ast" if not meta and any(k.startswith("v.") for k in state) else "ours"
@@ -204,7 +216,7 @@ def load_pretrained_checkpoint(model: nn.Module, path: str | os.PathLike,
         skipped.update({k: "re-created for fine-tuning, as upstream's AST does" for k in state if k.startswith(fresh)})
         state = {k: v for k, v in state.items() if not k.startswith(fresh)}
         notes.append("mlp_head (LayerNorm and Linear) re-created for fine-tuning, as upstream's AST does")
-    report = ImportReport(path=str(path), layout=layout, notes=notes)
+    report = ImportReport(path=str(path), layout=layout, notes=notes, warnings=warnings)
     incoming = _match(model, state, meta, report, source_grid, fresh)
     report.skipped.update(skipped)
     merged = model.state_dict()

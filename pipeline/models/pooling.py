@@ -5,10 +5,10 @@
   for attention scores and one for class scores, learnable head weights starting at 1/heads), but
   kept in logit space: the attention is a softmax over time and the pooled values are class
   *logits*, so nothing squashes the output.
-- ``psla_attention``: PSLA's exact head (sigmoid attention normalised by its sum, sigmoid class
-  scores, weighted by head) followed by logit(p). Only useful for teachers imported from published
-  PSLA checkpoints: their weights were trained for this arithmetic, and sigmoid(our output) equals
-  the PSLA model's probability up to the 1e-7 clamp.
+- ``psla_attention``: PSLA's exact head (sigmoid attention clamped to [1e-7, 1 - 1e-7] and normalised
+  by its sum over time, sigmoid class scores, heads summed with their learned weights) followed by
+  logit(p): sigmoid(our output) equals the PSLA model's probability up to the 1e-7 clamp. The head of
+  ``efficientnet_*_psla``, of the FSD50K/AudioSet CNN recipes and of the imported PSLA teachers.
 
 All heads average the frequency axis first, which is what PSLA's AvgPool2d((4, 1)) does for
 128 mel bins, but works for any number of bins.

@@ -28,6 +28,7 @@ from ..losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
 from ..manifests import Clip, Manifest
 from ..metrics import METRIC_KEYS
 from ..models import create_model, model_entry
+from ..models.init_model import model_for_init
 from ..progress import bar_options
 from ..seeding import seed_everything, set_threads, worker_init
 from . import runlog
@@ -114,13 +115,21 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     single_label = single_label_of(config, job.manifest)
     if config.kd_loss == "auto":  # stage two's join normally resolved it (and warned); this is the rest
         config = job.config = dataclasses.replace(config, kd_loss=resolve_kd_loss("auto", single_label)[0])
+    # a published PSLA file fixes the architecture: its model and head, whatever the recipe's pooling says
+    init_model = model_for_init(config.model, config.pooling, config.init)
+    if init_model is not None:
+        config = job.config = dataclasses.replace(config, model=init_model.model, pooling=init_model.pooling)
+        if init_model.note and rank == 0 and not resume:
+            print(init_model.note)
     model = create_model(config.model, num_classes=job.manifest.num_classes, n_mels=job.front_end.n_mels,
                          target_length=job.front_end.target_length, pooling=pooling_for(config),
                          pretrained=config.pretrained, drop_rate=config.drop_rate,
                          checkpoint=config.init or None, checkpoint_grid=checkpoint_grid_for(config),
-                         fine_tune=True, **model_options_for(config)).to(device)
+                         fine_tune=True, **model_options_for(config),
+                         **(init_model.options if init_model else {})).to(device)
     if config.init and rank == 0 and not resume:
         print(model.import_report.summary())  # what of the published (or own) checkpoint was loaded
+        model.import_report.print_warnings()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                  betas=tuple(config.betas))
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and config.amp)
