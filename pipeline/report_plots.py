@@ -53,7 +53,8 @@ def forest_figure(spec: GridSpec, rows: list[Comparison], metric: str):
 
     designs = [d for d in spec.designs if any(r.cell.design == d for r in rows)] or list(spec.designs[:1])
     height = max(3.0, 1.6 + 0.42 * max((sum(r.cell.design == d for r in rows) for d in designs), default=1))
-    fig, axes = plt.subplots(1, len(designs), figsize=(7.5 * len(designs), height), squeeze=False)
+    fig, axes = plt.subplots(1, len(designs), figsize=(max(9.0, 7.5 * len(designs)), height), squeeze=False,
+                             sharex=True)  # one scale: the designs compare
     for ax, design in zip(axes[0], designs, strict=True):
         mine = [r for r in rows if r.cell.design == design]
         for y, row in enumerate(mine):
@@ -63,14 +64,15 @@ def forest_figure(spec: GridSpec, rows: list[Comparison], metric: str):
                 paired = getattr(row, attribute)
                 if not paired:
                     continue
-                ax.scatter(paired["diffs"], [y + offset] * len(paired["diffs"]), s=9, color=colour, alpha=0.45,
+                ax.scatter(paired["diffs"], [y + offset] * len(paired["diffs"]), s=16, color=colour, alpha=0.6,
                            zorder=2, linewidths=0)
                 interval = not math.isnan(paired["low"])
                 xerr = [[paired["mean"] - paired["low"]], [paired["high"] - paired["mean"]]] if interval else None
                 ax.errorbar(paired["mean"], y + offset, xerr=xerr, fmt=marker, color=colour, capsize=3, markersize=6,
                             markerfacecolor=colour if interval else "white", zorder=3)
-        ax.axvline(0.0, color="black", linewidth=0.9, zorder=1)
-        ax.set_yticks(range(len(mine)), [r.label + ("  [control]" if r.cell.control else "") for r in mine],
+        ax.axvline(0.0, color="black", linewidth=1.3, zorder=1)
+        ax.margins(x=0.1)  # zero stays off the frame even when every difference is on one side of it
+        ax.set_yticks(range(len(mine)), [r.label + ("" if "control" in r.label or not r.cell.control else " (control)") for r in mine],
                       fontsize=8)
         for tick, row in zip(ax.get_yticklabels(), mine, strict=True):
             if row.cell.control:
@@ -84,8 +86,8 @@ def forest_figure(spec: GridSpec, rows: list[Comparison], metric: str):
     handles = [Patch(color=colour, label=label) for _, label, colour, _, _ in ESTIMATES]
     handles.append(Patch(color=CONTROL_BAND, label="control row (prior or shuffled teacher)"))
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(f"CMKD grid on {spec.dataset} ({spec.cnn} / {spec.ast}): does KD move the student? "
-                 f"Right of 0 = the KD student scores higher", fontsize=10)
+    fig.suptitle(f"CMKD grid on {spec.dataset} ({spec.cnn} / {spec.ast})\n"
+                 f"right of 0: the KD student scores higher than the student it is paired with", fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
@@ -95,7 +97,7 @@ def plot_per_class(spec: GridSpec, results: dict, path: Path) -> None:
     pairs = [c for c in cells_for(spec) if c.group == "cross-model" and results.get(c.name) and results.get(c.teacher)]
     if not pairs:
         return
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4 * len(pairs), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4 * len(pairs), 4.4), squeeze=False, layout="constrained")
     for ax, cell in zip(axes[0], pairs):
         teacher = results[cell.teacher][0].get("per_class_ap") or []
         students = [results[cell.name][s].get("per_class_ap") or [] for s in sorted(results[cell.name])]
@@ -114,6 +116,5 @@ def plot_per_class(spec: GridSpec, results: dict, path: Path) -> None:
         ax.set_xlabel("teacher AP")
         ax.set_ylabel("KD student AP (mean over seeds)")
         ax.set_title(f"{cell.name}\nabove the diagonal: the student beats its teacher", fontsize=8)
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -19,11 +19,18 @@ from pipeline.manifests import Clip, Label, write_manifest
 
 torch.set_num_threads(1)
 
+# fixtures that put a real dataset on disk for a test that trains or runs a stage on it; the markers
+# themselves are declared in pyproject.toml ([tool.pytest.ini_options])
+END_TO_END_FIXTURES = {"project"}
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: multi-process fault injection; left out of `make test`, run by "
-                                       "`make test-all` (which CI runs)")
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the tiny project on disk (directly or through another fixture) runs the
+    pipeline end to end: it is marked ``e2e``, which `make test-fast` leaves out."""
+    for item in items:
+        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
 
 TINY_CLASSES = [("/t/low", "Low_tone"), ("/t/high", "High_tone"), ("/t/noise", "Noise_burst"),
                 ("/t/click", "Clicks")]
@@ -97,14 +104,15 @@ def run_killed_after_epoch(code: str, epoch: int, cwd: Path | None = None):
     import sys
 
     script = (
-        "import os, sys; sys.path.insert(0, %r); import torch; torch.set_num_threads(1)\n"
+        f"import os, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r}); import torch; "
+        "torch.set_num_threads(1)\n"
         "import pipeline.training.loop as loop\n"
         "real = loop.save_checkpoint\n"
         "def killing_save(state, path):\n"
         "    real(state, path)\n"
-        "    if str(path).endswith('last.pt') and state['epoch'] == %d: os.kill(os.getpid(), 9)\n"
+        f"    if str(path).endswith('last.pt') and state['epoch'] == {epoch:d}: os.kill(os.getpid(), 9)\n"
         "loop.save_checkpoint = killing_save\n"
-    ) % (str(Path(__file__).resolve().parents[1]), epoch)
+    )
     return subprocess.run([sys.executable, "-c", script + code], capture_output=True, text=True, cwd=cwd)
 
 

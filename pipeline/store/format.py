@@ -97,7 +97,7 @@ class Layout:
                 **({"shard_clips": self.shard_clips} if self.sharded else {})}
 
     @classmethod
-    def from_attrs(cls, attrs: dict) -> "Layout":
+    def from_attrs(cls, attrs: dict) -> Layout:
         try:
             layout = attrs["layout"]
             return cls(int(layout["n_clips"]), int(layout["num_classes"]), str(layout["dtype"]),

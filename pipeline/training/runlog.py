@@ -64,10 +64,14 @@ def run_title(run_dir: str | Path, config, dataset: str) -> str:
 def epoch_axis(ax, epochs) -> None:
     """Whole epochs only, with half an epoch of room each side: a one-epoch run's axis would otherwise
     read 0.945 ... 1.050."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
-    ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    first, last = int(min(epochs)), int(max(epochs))
+    ax.set_xlim(first - 0.5, last + 0.5)
+    if last - first < 15:  # MaxNLocator falls back to fractions on a span this short
+        ax.xaxis.set_major_locator(FixedLocator(list(range(first, last + 1))))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
 
 
@@ -107,7 +111,7 @@ def score_axis(values: list[float]) -> tuple[float, float]:
     A fixed 0-1 axis flattens a run that climbs from 0.10 to 0.15 into a straight line."""
     low, high = min(values), max(values)
     margin = max(0.1 * (high - low), 0.01)
-    return max(0.0, low - margin), min(1.0, high + margin)
+    return max(-margin, low - margin), min(1.0 + margin, high + margin)  # a score of 1.0 stays off the frame
 
 
 def square_limits(values: list[float]) -> tuple[float, float]:
@@ -115,7 +119,7 @@ def square_limits(values: list[float]) -> tuple[float, float]:
     the data's range with a margin, inside [0, 1]. Fixed 0-1 axes squeezed AP values of 0-0.4 into a corner."""
     low, high = min(values), max(values)
     margin = max(0.05 * (high - low), 0.01)
-    return max(0.0, low - margin), min(1.0, high + margin)
+    return max(-margin, low - margin), min(1.0 + margin, high + margin)  # a class at AP 1.0 stays off the frame
 
 
 class _LogLines:
