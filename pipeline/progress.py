@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from tqdm import tqdm
 
@@ -40,7 +41,7 @@ class ClipBar:
     14-step epoch showed the first step's rate, later epochs none). A batch counts once its step is done
     (the loop body ran), so the rate is of clips trained, not clips loaded."""
 
-    def __init__(self, batches: Iterable, total: int, size: Callable[[object], int], **options):
+    def __init__(self, batches: Iterable, total: int, size: Callable[[Any], int], **options):
         self.batches, self.size = batches, size
         self.bar = tqdm(total=total, unit="clip", **options)
 

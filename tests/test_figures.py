@@ -25,10 +25,20 @@ SPEC = GridSpec(dataset="tiny", cnn="efficientnet_tiny", ast="ast_micro", seeds=
 def grid_results(seeds: int) -> dict:
     """Per-seed eval scores of every cell of SPEC's grid, as the grid's summaries hold them."""
     rng = np.random.default_rng(3)
-    base = {"teacher/cnn": 0.60, "teacher/ast": 0.55, "short/cnn": 0.50, "short/ast": 0.45, "short/ast_to_cnn": 0.53,
-            "short/cnn_to_ast": 0.47, "short/prior_to_cnn": 0.44, "short/prior_to_ast": 0.40}
-    return {cell: {s: {"map": mean + 0.01 * float(rng.standard_normal())} for s in range(seeds)}
-            for cell, mean in base.items()}
+    base = {
+        "teacher/cnn": 0.60,
+        "teacher/ast": 0.55,
+        "short/cnn": 0.50,
+        "short/ast": 0.45,
+        "short/ast_to_cnn": 0.53,
+        "short/cnn_to_ast": 0.47,
+        "short/prior_to_cnn": 0.44,
+        "short/prior_to_ast": 0.40,
+    }
+    return {
+        cell: {s: {"map": mean + 0.01 * float(rng.standard_normal())} for s in range(seeds)}
+        for cell, mean in base.items()
+    }
 
 
 def drawn_estimates(ax) -> list[tuple[float, float, float, float]]:
@@ -89,11 +99,22 @@ def test_the_teacher_vs_student_scatter_fits_its_data(tmp_path, monkeypatch):
 
 
 def test_a_kd_students_curve_is_titled_with_its_teacher_and_lambda_and_one_epoch_reads_as_one():
-    student = load_config(None, {"model": "efficientnet_tiny", "kd": "clean", "kd_loss": "bce", "kd_lambda": "0.3",
-                                 "tau": "2", "logits": "stores/demo/cmkd-ast.zarr"})
+    student = load_config(
+        None,
+        {
+            "model": "efficientnet_tiny",
+            "kd": "clean",
+            "kd_loss": "bce",
+            "kd_lambda": "0.3",
+            "tau": "2",
+            "logits": "stores/demo/cmkd-ast.zarr",
+        },
+    )
     title = run_title("runs/demo/cmkd/short/ast_to_cnn/seed0", student, "demo")
-    assert title.splitlines() == ["cmkd/short/ast_to_cnn/seed0: efficientnet_tiny on demo",
-                                  "KD clean (bce) from cmkd-ast.zarr, \u03bb=0.3, \u03c4=2"]
+    assert title.splitlines() == [
+        "cmkd/short/ast_to_cnn/seed0: efficientnet_tiny on demo",
+        "KD clean (bce) from cmkd-ast.zarr, \u03bb=0.3, \u03c4=2",
+    ]
     teacher = load_config(None, {"model": "ast_micro"})
     assert run_title("runs/demo/cmkd/teacher/ast/seed0", teacher, "demo").endswith("supervised (no KD)")
     fig, ax = plt.subplots()

@@ -30,8 +30,16 @@ def test_a_training_run_writes_step_and_epoch_scalars_that_tensorboard_reads(pro
     summary = run_training("tiny", tiny_config(epochs=2, batch_size=8), "tb", progress=False)
     run = Path("runs/tiny/tb")
     series = scalars(run)
-    assert {"step/loss", "step/task_loss", "step/lr", "epoch/train_loss", "epoch/lr", "epoch/epoch", "val/map",
-            "val/accuracy"} <= set(series)
+    assert {
+        "step/loss",
+        "step/task_loss",
+        "step/lr",
+        "epoch/train_loss",
+        "epoch/lr",
+        "epoch/epoch",
+        "val/map",
+        "val/accuracy",
+    } <= set(series)
     assert "step/kd_loss" not in series and "epoch/kd_loss" not in series  # supervised: no KD term to show
     train_clips, batch = summary["train_clips"], 8
     sizes = [min(batch, train_clips - start) for start in range(0, train_clips, batch)]
@@ -41,7 +49,7 @@ def test_a_training_run_writes_step_and_epoch_scalars_that_tensorboard_reads(pro
     epoch_ends = [event.step for event in series["epoch/epoch"]]
     assert [event.value for event in series["epoch/epoch"]] == [1.0, 2.0] and epoch_ends == [len(sizes), 2 * len(sizes)]
     for epoch in (1, 2):
-        losses = [event.value for event in series["step/loss"]][(epoch - 1) * len(sizes): epoch * len(sizes)]
+        losses = [event.value for event in series["step/loss"]][(epoch - 1) * len(sizes) : epoch * len(sizes)]
         row = metrics[metrics["epoch"] == epoch].iloc[0]
         # the epoch's loss in metrics.csv is the clip-weighted mean of its steps' losses
         assert np.average(losses, weights=sizes) == pytest.approx(row["train_loss"], rel=1e-5)
@@ -72,9 +80,11 @@ def test_a_standalone_run_writes_train_log_with_one_line_per_progress_bar(projec
 def test_output_already_going_to_the_log_is_not_copied_twice(tmp_path):
     """A grid's run (pipeline.parallel_runs) points its stdout at train.log itself."""
     log = tmp_path / LOG_FILE
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
-            "from pipeline.training.runlog import run_log\n"
-            f"with run_log({str(tmp_path)!r}):\n    print('one line')\n")
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from pipeline.training.runlog import run_log\n"
+        f"with run_log({str(tmp_path)!r}):\n    print('one line')\n"
+    )
     with open(log, "a") as stdout:
         subprocess.run([sys.executable, "-c", code], stdout=stdout, check=True)
     assert log.read_text() == "one line\n"

@@ -145,7 +145,7 @@ def record_skipped(run_dir: Path, summary: dict) -> None:
 
 def fold_mean(summaries: dict) -> dict:
     """Mean over folds under the plain keys, with the per-fold values beside them."""
-    out = {key: float(np.mean([s[key] for s in summaries.values()])) for key in METRIC_KEYS}
+    out: dict = {key: float(np.mean([s[key] for s in summaries.values()])) for key in METRIC_KEYS}
     out["folds"] = {str(k): {key: s[key] for key in METRIC_KEYS} for k, s in summaries.items()}
     out["std_over_folds"] = {key: float(np.std([s[key] for s in summaries.values()])) for key in METRIC_KEYS}
     return out

@@ -20,11 +20,21 @@ import torch
 
 EVENTS_DIR = "tensorboard"
 STEP_TAGS = ("step/loss", "step/task_loss", "step/kd_loss")
-EPOCH_TAGS = {"train_loss": "epoch/train_loss", "task_loss": "epoch/task_loss", "kd_loss": "epoch/kd_loss",
-              "lr": "epoch/lr", "clips_per_s": "epoch/clips_per_s", "val_map": "val/map", "val_mauc": "val/mauc",
-              "val_dprime": "val/dprime", "val_accuracy": "val/accuracy"}
-MISSING_NOTE = ("note: tensorboard is not installed, so runs write no TensorBoard event files "
-                "(pip install 'cmkd-pipeline[tensorboard]' adds it)")
+EPOCH_TAGS = {
+    "train_loss": "epoch/train_loss",
+    "task_loss": "epoch/task_loss",
+    "kd_loss": "epoch/kd_loss",
+    "lr": "epoch/lr",
+    "clips_per_s": "epoch/clips_per_s",
+    "val_map": "val/map",
+    "val_mauc": "val/mauc",
+    "val_dprime": "val/dprime",
+    "val_accuracy": "val/accuracy",
+}
+MISSING_NOTE = (
+    "note: tensorboard is not installed, so runs write no TensorBoard event files "
+    "(pip install 'cmkd-pipeline[tensorboard]' adds it)"
+)
 _noted_missing = False  # the note is printed once per process, not once per run of a grid
 
 
