@@ -28,7 +28,7 @@ from ..manifests import Clip, Manifest
 from ..metrics import METRIC_KEYS
 from ..models import create_model, model_entry
 from ..progress import ClipBar, bar_options, batch_clips
-from ..seeding import seed_everything, set_threads, worker_init
+from ..seeding import pick_device, seed_everything, set_threads, worker_init
 from . import runlog
 from .resume import check_resume
 from .evaluate import EvalInputs, Evaluation, evaluate_clips, evaluate_model
@@ -76,12 +76,6 @@ def model_options_for(config: Config) -> dict:
     return {option: value for option, value in options.items() if value}
 
 
-def pick_device(config: Config) -> str:
-    if config.device != "auto":
-        return config.device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def distributed_context() -> tuple[int, int]:
     """(rank, world size) under torchrun, else (0, 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -98,7 +92,7 @@ def single_label_of(config: Config, manifest: Manifest) -> bool:
 def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     config, paths = job.config, RunPaths(job.run_dir).make()
     rank, world = distributed_context()
-    device = pick_device(config)
+    device = pick_device(config.device)
     if device == "cuda" and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
