@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .grid import GridSpec, cells_for
 from .training.runlog import square_limits
-
-if TYPE_CHECKING:
-    from .report import Comparison
 
 # the two differences each row shows: (attribute of Comparison, legend label, colour, marker, offset in the row)
 ESTIMATES = (("over_baseline", "KD − no-KD student", "#4f7cac", "o", -0.14),
@@ -39,7 +34,7 @@ def _pyplot():
     return plt
 
 
-def plot_grid(spec: GridSpec, rows: list[Comparison], path: Path, metric: str) -> None:
+def plot_grid(spec: GridSpec, rows: list, path: Path, metric: str) -> None:
     """cmkd.png: the forest plot of every design's KD cells (see the module docstring)."""
     plt = _pyplot()
     fig = forest_figure(spec, rows, metric)
@@ -47,7 +42,8 @@ def plot_grid(spec: GridSpec, rows: list[Comparison], path: Path, metric: str) -
     plt.close(fig)
 
 
-def forest_figure(spec: GridSpec, rows: list[Comparison], metric: str):
+def forest_figure(spec: GridSpec, rows: list, metric: str):
+    """``rows``: pipeline.report.Comparison values (not imported here: the report imports this module)."""
     plt = _pyplot()
     from matplotlib.patches import Patch
 
