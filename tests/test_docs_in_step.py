@@ -1,4 +1,5 @@
-"""Prose that states a fact of the code (the store format version, the pins, the tree) says what the code says."""
+"""Prose that states a fact of the code says what the code says: the store format version and the pins here,
+the README's layout block in tests/test_repository.py."""
 
 from __future__ import annotations
 
@@ -51,23 +52,3 @@ def test_pins_quoted_in_prose_and_extras_are_the_pinned_ones():
         for requirement in requirements:
             name, version = requirement.split("==")
             assert tests.get(name.lower()) == version, f"[{extra}] pins {requirement}, requirements-test.txt does not"
-
-
-def layout_block() -> list[str]:
-    """The fenced tree in the docs that starts at `pipeline/`: the layout a newcomer reads."""
-    for path in PROSE:
-        for block in re.findall(r"```\n(pipeline/ .*?)```", path.read_text(), re.DOTALL):
-            return block.splitlines()
-    raise AssertionError("no layout block (a fenced tree starting with `pipeline/`) in README.md or docs/")
-
-
-def test_the_layout_block_lists_what_is_in_the_tree_and_nothing_else():
-    lines = layout_block()
-    # pipeline/'s entries are indented under it; top-level entries start the line
-    listed = {line.split()[0] for line in lines if line.startswith("  ") and line.split()[0].endswith((".py", "/"))}
-    actual = {p.name + ("/" if p.is_dir() else "") for p in (ROOT / "pipeline").iterdir()
-              if (p.suffix == ".py" and p.name != "__init__.py") or (p.is_dir() and (p / "__init__.py").exists())}
-    assert listed == actual, f"missing from the layout: {sorted(actual - listed)}; gone: {sorted(listed - actual)}"
-    top = {line.split()[0].rstrip("/") for line in lines if line and not line.startswith(" ")}
-    missing = [name for name in top if not (ROOT / name).exists()]
-    assert not missing, f"the layout lists {missing}, which the repository does not hold"
