@@ -19,16 +19,29 @@ from pipeline.manifests import Clip, Label, write_manifest
 
 torch.set_num_threads(1)
 
-# fixtures that put a real dataset on disk for a test that trains or runs a stage on it; the markers
-# themselves are declared in pyproject.toml ([tool.pytest.ini_options])
-END_TO_END_FIXTURES = {"project"}
+# What `make test-fast` leaves out (marker `e2e`, declared with the others in pyproject.toml): tests that
+# need a real dataset on disk (the tiny project, the embedded corpus) and so train or run a stage on it ...
+END_TO_END_FIXTURES = {"project", "corpus"}
+# ... and tests that run real pieces at full weight without one: the bench harness, spawned processes,
+# paper-size models, checkpoint round trips, concurrent writers (each took over ~5 s in a measured run)
+END_TO_END_TESTS = (
+    "test_bench.py::", "test_parallel_runs.py::", "test_checkpoint_import.py::test_psla_checkpoint",
+    "test_checkpoint_import.py::test_ast_checkpoint", "test_checkpoint_import.py::test_checkpoint_of_another_size",
+    "test_checkpoint_import.py::test_own_checkpoint", "test_properties.py::test_store_reader_gives_back",
+    "test_distill.py::test_label_free_clips", "test_models.py::test_paper_size", "[ast_base]",
+    "test_models.py::test_each_model_gets_its_standard_head", "test_store.py::test_worker_processes_write",
+    "test_store_cli.py::test_every_command_has_help", "test_store_cli.py::test_ensemble", "test_store_cli.py::test_merge",
+    "test_corpus.py::test_earlier_versions", "test_corpus.py::test_rerun_with_same_knobs",
+    "test_security.py::test_documented_conversion", "test_training.py::test_fold_based_data",
+    "test_store_remote.py::test_a_sharded_store",
+)
 
 
 def pytest_collection_modifyitems(config, items):
-    """A test that needs the tiny project on disk (directly or through another fixture) runs the
-    pipeline end to end: it is marked ``e2e``, which `make test-fast` leaves out."""
+    """Mark the end-to-end tests ``e2e`` (see above): by the fixtures they need, or by name."""
     for item in items:
-        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())) or \
+                any(name in item.nodeid for name in END_TO_END_TESTS):
             item.add_marker(pytest.mark.e2e)
 
 

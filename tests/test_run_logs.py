@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -77,16 +76,14 @@ def test_a_standalone_run_writes_train_log_with_one_line_per_progress_bar(projec
     assert "epoch 2: loss" in shown.out  # the terminal still gets everything
 
 
-def test_output_already_going_to_the_log_is_not_copied_twice(tmp_path):
+def test_output_already_going_to_the_log_is_not_copied_twice(tmp_path, monkeypatch):
     """A grid's run (pipeline.parallel_runs) points its stdout at train.log itself."""
     log = tmp_path / LOG_FILE
-    code = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
-        "from pipeline.training.runlog import run_log\n"
-        f"with run_log({str(tmp_path)!r}):\n    print('one line')\n"
-    )
-    with open(log, "a") as stdout:
-        subprocess.run([sys.executable, "-c", code], stdout=stdout, check=True)
+    with open(log, "a", buffering=1) as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)  # as the spawned run's process has it
+        with run_log(tmp_path):
+            print("one line")
+        monkeypatch.undo()
     assert log.read_text() == "one line\n"
     with run_log(tmp_path), run_log(tmp_path / "nested"):  # a nested run's block adds no second copy
         print("two")
