@@ -107,7 +107,7 @@ storage_opt = $(if $(strip $(STORAGE_OPTIONS)),--storage-options '$(strip $(STOR
 jobs = $(or $(JOBS),$(if $(filter $(EMBEDDED),$(DATASET)),2,1))
 
 .PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd predict export \
-        demo families test test-all bench gpu-check clean help
+        demo families test test-fast test-all lint bench gpu-check clean help
 
 # the documented variables (a `## ` line right above their `?=`), for `make help` to show their values
 HELP_VARS = $(shell awk '/^## /{doc=1; next} doc && /^[A-Z_]+ \?=/{print $$1} {doc=0}' $(firstword $(MAKEFILE_LIST)))
@@ -227,9 +227,25 @@ $(TEST_STAMP): $(VENV_STAMP) requirements-test.txt requirements-export.txt
 test: install $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
+## the unit tier for the edit-test loop: no end-to-end runs on the tiny project (marker `e2e`) and no slow trials
+test-fast: install $(TEST_STAMP)
+	$(PY) -m pytest -q -m "not slow and not e2e" tests
+
 ## the whole suite, the slow fault-injection trials included (what CI runs)
 test-all: install $(TEST_STAMP)
 	$(PY) -m pytest -q tests
+
+# Files held to `ruff format` so far. TODO(after the other branches are merged): run `ruff format .` and
+# `ruff check --select I --fix .` once on the whole tree, add "I" to [tool.ruff.lint] select and drop "E501"
+# from its ignore list (pyproject.toml), then set FORMAT_CHECKED := . (both rewrite nearly every file, so they
+# wait until no branch is open against the old layout).
+FORMAT_CHECKED := pipeline/training/tracking.py tests/test_run_logs.py tests/test_figures.py
+
+## ruff check, ruff format --check (FORMAT_CHECKED) and mypy on pipeline/, as configured in pyproject.toml
+lint: install $(TEST_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check $(FORMAT_CHECKED)
+	$(PY) -m mypy
 
 ## speed, memory and size measurements into bench/results.json and bench/results.md
 bench: install

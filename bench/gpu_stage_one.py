@@ -87,7 +87,7 @@ def stage_one_vs_bare(root: Path, model_name: str, views: int, params: PaperStag
     inputs = params.clips * (1 + views)
     bare_inference_seconds(model, params.batch_size, params, device)  # warm-up (cudnn autotuning, allocator)
     stage, bare, samples = [], [], []
-    for repeat in range(params.repeats):
+    for _ in range(params.repeats):
         stop = threading.Event()
         sampler = threading.Thread(target=sample_utilisation, args=(samples, stop), daemon=True) \
             if sample_utilisation else None

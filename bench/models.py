@@ -71,7 +71,7 @@ def model_throughput(name: str, shape: tuple[int, int], batch: int, steps: int, 
     train_seconds = repeat_timed(train_step, steps, warmup=1)
     model.eval()
     infer_seconds = repeat_timed(infer, steps, warmup=1)
-    del model, optimizer
+    model = optimizer = None  # freed before the next model is built (the closures above hold them too)
     gc.collect()
     return {"train": train_seconds, "infer": infer_seconds}
 

@@ -78,13 +78,13 @@ def run_scale(ctx: BenchContext, params: ScaleParams) -> Measured:
         spec, _, _, _ = prepare(job)
         specs[label] = dataclasses.replace(spec, threads=ctx.threads)
         # the worker's one-off read of the manifest and partner pool, and its teacher load
-        first_task_s[label] = timed(lambda: compute_chunk(specs[label], 0, 0, params.computed))[0]
+        first_task_s[label] = timed(lambda spec=specs[label]: compute_chunk(spec, 0, 0, params.computed))[0]
     assert len(worker_source(specs["big"]).partners) == params.big_ids
     big, small = [], []
     for repeat in range(params.repeats):  # pairs, in alternating order
         order = (("big", big), ("small", small)) if repeat % 2 == 0 else (("small", small), ("big", big))
         for label, into in order:
-            into.append(timed(lambda: compute_chunk(specs[label], 0, 0, params.computed))[0])
+            into.append(timed(lambda spec=specs[label]: compute_chunk(spec, 0, 0, params.computed))[0])
     ratio = paired_ratio(big, small)
     submit = {label: _submission_cost(spec, params.computed) for label, spec in specs.items()}
     ids = tuple(c.clip_id for c in worker_source(specs["big"]).manifest.clips)

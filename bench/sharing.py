@@ -140,7 +140,7 @@ def run_fingerprint(ctx: BenchContext, params: FingerprintParams) -> Measured:
         per_clip = {}
         for name, fn in (("header", audio_info), ("decode", read_audio), ("fingerprint", audio_fingerprint)):
             fn(paths[0])  # warm-up (torchaudio's resampler kernel, page cache)
-            seconds = [timed(lambda p=p: fn(p))[0] for p in paths]
+            seconds = [timed(lambda p=p, fn=fn: fn(p))[0] for p in paths]
             timings[f"{name}_{rate}_s"] = seconds
             per_clip[name] = median(seconds)
         details[str(rate)] = {k: 1000 * v for k, v in per_clip.items()}

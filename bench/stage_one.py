@@ -100,7 +100,7 @@ def _overhead_of(ctx: BenchContext, params: OverheadParams, model_name: str, cli
     for repeat in range(repeats):  # pairs, in alternating order
         for side in ((engine_run, bare_run) if repeat % 2 == 0 else (bare_run, engine_run)):
             side()
-    del model
+    model = None  # freed before the next teacher is loaded (the closures above hold it too)
     return wall, engine_loop, bare, load_s
 
 
@@ -120,7 +120,7 @@ def run_overhead(ctx: BenchContext, params: OverheadParams) -> Measured:
                                   RATIO, Goal("<=", 1.10)))
             details[model_name] = {
                 "clips": clips, "ratio_all_in": ratio, "ratio_without_setup": per_clip,
-                "setup_s_median": median(w - l for w, l in zip(wall, loop)), "teacher_load_s": load_s,
+                "setup_s_median": median(w - inner for w, inner in zip(wall, loop)), "teacher_load_s": load_s,
                 "bare_clips_per_s": clips / median(bare), "stage_one_clips_per_s": clips / median(wall)}
     finally:
         torch.set_num_threads(ctx.threads)

@@ -10,7 +10,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from . import inference, io, lookups, models, scale, sharing, stage_one, stage_two, store
 from .harness import (BenchContext, EntryResult, Measured, load_average, machine_info, read_previous,

@@ -32,7 +32,7 @@ class AugmentSettings:
     n_time_masks: int = 1
 
     @classmethod
-    def from_config(cls, config: Config) -> "AugmentSettings":
+    def from_config(cls, config: Config) -> AugmentSettings:
         return cls(config.mixup, config.mixup_alpha, config.freqm, config.timem, config.time_shift)
 
     @property

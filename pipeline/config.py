@@ -240,7 +240,7 @@ class RunPaths:
         self.checkpoints = self.root / "checkpoints"
         self.plots = self.root / "plots"
 
-    def make(self) -> "RunPaths":
+    def make(self) -> RunPaths:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.plots.mkdir(parents=True, exist_ok=True)
         return self

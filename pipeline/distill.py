@@ -204,12 +204,21 @@ def train_student(dataset: str, config: Config, run: str, fold: int | None = Non
     """Stage two: one student run. ``kd=none`` (``make student LOGITS=none``) is the no-KD student of the
     same recipe and the same code path, which is what the grid's no-KD cells run. Every fold's source
     is built and checked before the first fold trains."""
-    from .config_check import check_config
-    from .training import fold_runs, is_finished, run_training, splits_for
+    from .training import run_training
+    from .training.runlog import run_log
 
     if config.kd == "none":
         return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
                             runs_root=runs_root, progress=progress)
+    with run_log(run_dir(dataset, run, runs_root)):  # the join's coverage lines belong in the run's log
+        return _train_student(dataset, config, run, fold, resume, manifests_root, runs_root, progress, log)
+
+
+def _train_student(dataset: str, config: Config, run: str, fold: int | None, resume: bool,
+                   manifests_root: str | Path, runs_root: str | Path, progress: bool, log) -> dict:
+    from .config_check import check_config
+    from .training import fold_runs, is_finished, run_training, splits_for
+
     check_config(config)
     folder = manifest_dir(dataset, manifests_root)
     manifest = load_manifest(folder)

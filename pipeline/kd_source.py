@@ -9,12 +9,17 @@ training. numpy only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .views import IDENTITY, View
+
+if TYPE_CHECKING:  # names for the type checker only: at run time this record imports numpy alone
+    from .losses import KDLoss
+    from .store import LogitTable
 
 KD_MODES = ("clean", "replay", "online")
 
@@ -36,7 +41,7 @@ class StoreRows:
     """A store's rows joined to one training split. mode: clean | replay."""
 
     mode: str
-    table: object  # pipeline.store.LogitTable
+    table: LogitTable
     rows: np.ndarray  # store row per dataset clip (-1: not in the store, or not valid)
     class_map: np.ndarray | None = None  # store class index per manifest class, when they differ
     clean_views: np.ndarray | None = None  # [clip, view] True: stored partner unavailable, replay the clean clip
@@ -82,9 +87,9 @@ class KDSource:
     there only), and what the run's summary records about it."""
 
     mode: str
-    loss: object  # pipeline.losses.KDLoss, kind resolved
+    loss: KDLoss  # kind resolved
     store: StoreRows | None = None
-    online_teacher: object = None  # torch.nn.Module, frozen
+    online_teacher: Any = None  # a frozen torch.nn.Module (Any: this record does not import torch)
     summary: dict = field(default_factory=dict)
 
     def __post_init__(self):

@@ -86,7 +86,7 @@ class KDLoss:
             raise ValueError(f"kd_lambda must be in [0, 1], got {self.kd_lambda}")
 
     @classmethod
-    def from_config(cls, config, kind: str) -> "KDLoss":
+    def from_config(cls, config, kind: str) -> KDLoss:
         """The settings of a run's recipe, with ``kind`` already resolved (never ``auto``)."""
         return cls(kind, config.tau, config.tau_student, config.tau_squared, config.kd_lambda)
 

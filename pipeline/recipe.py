@@ -70,7 +70,7 @@ class Recipe:
     path: str = ""
 
     @classmethod
-    def load(cls, path: str | Path | None) -> "Recipe":
+    def load(cls, path: str | Path | None) -> Recipe:
         if path is None:
             return cls()
         where = str(path)

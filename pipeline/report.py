@@ -1,4 +1,5 @@
-"""The CMKD grid report: reports/<dataset>/cmkd.md, cmkd.png and (per class) cmkd-per-class.png.
+"""The CMKD grid report: reports/<dataset>/cmkd.md, cmkd.png (the paired differences with their intervals)
+and (per class) cmkd-per-class.png.
 
 Every KD row is compared, seed by seed, with the no-KD student of the same seed and with the prior
 control of the same seed (:func:`pipeline.metrics.paired_difference`: mean, std and a 95 % t
@@ -9,6 +10,7 @@ control, whose targets carry no knowledge of the clips, is called knowledge.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,23 +85,42 @@ def _group_values(results: dict, cell: str, group: str, groups: dict, seeds: lis
     return [] if any(math.isnan(v) for v in values) else values  # a group some run left unscored: n/a
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One KD cell's two paired differences, as the main table prints them and the figure draws them."""
+
+    cell: Cell
+    label: str
+    over_baseline: dict | None  # KD student − no-KD student, per seed (paired_difference), None: no pair
+    over_prior: dict | None  # KD student − prior-control student, per seed; None for the prior control itself
+
+
+def comparisons(spec: GridSpec, results: dict, key: str) -> list[Comparison]:
+    """Every KD cell (controls included) with its paired differences, in the grid's order."""
+    seeds = list(range(spec.seeds))
+    names = {c.name for c in cells_for(spec)}
+    out = []
+    for cell in cells_for(spec):
+        if cell.is_teacher or cell.kd == "none":
+            continue
+        prior = f"{cell.design}/prior_to_{cell.model}"
+        over_prior = _paired(results, cell.name, prior, key, seeds) if prior in names and prior != cell.name else None
+        out.append(Comparison(cell, _label(cell), _paired(results, cell.name, cell.baseline, key, seeds), over_prior))
+    return out
+
+
 def main_table(spec: GridSpec, results: dict, key: str) -> list[str]:
     metric = METRIC_NAMES[key]
     seeds = list(range(spec.seeds))
     lines = [f"| design | pair | teacher {metric} | no-KD student | KD student | KD − no-KD (paired, 95 % CI) "
              f"| KD − prior control (paired, 95 % CI) | student − teacher | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
-    names = {c.name for c in cells_for(spec)}
-    for cell in cells_for(spec):
-        if cell.is_teacher or cell.kd == "none":
-            continue
+    for row in comparisons(spec, results, key):
+        cell, over_base, over_prior = row.cell, row.over_baseline, row.over_prior
         teacher = _values(results, cell.teacher, key, [0]) if cell.teacher and not cell.control else []
         student = _values(results, cell.name, key, seeds)
-        prior = f"{cell.design}/prior_to_{cell.model}"
-        over_base = _paired(results, cell.name, cell.baseline, key, seeds)
-        over_prior = _paired(results, cell.name, prior, key, seeds) if prior in names and prior != cell.name else None
         beats = f"{np.mean(student) - teacher[0]:+.4f}" if (teacher and student) else "n/a"
-        lines.append(f"| {cell.design} | {_label(cell)} | {_fmt(teacher)} | "
+        lines.append(f"| {cell.design} | {row.label} | {_fmt(teacher)} | "
                      f"{_fmt(_values(results, cell.baseline, key, seeds))} | {_fmt(student)} | {_fmt_paired(over_base)} "
                      f"| {_fmt_paired(over_prior)} | {beats} | "
                      f"{'control' if cell.control == 'prior' else verdict(over_base, over_prior)} |")
@@ -178,7 +199,7 @@ def write_report(spec: GridSpec, results: dict, out_dir: str | Path, seconds: fl
     path.write_text("\n".join(lines) + "\n")
     from .report_plots import plot_grid, plot_per_class
 
-    plot_grid(spec, results, out_dir / "cmkd.png", key, metric)
+    plot_grid(spec, comparisons(spec, results, key), out_dir / "cmkd.png", metric)
     plot_per_class(spec, results, out_dir / "cmkd-per-class.png")
     return path
 

@@ -1,4 +1,4 @@
-"""The one place seeds and threads are set, so CPU runs are reproducible."""
+"""The one place seeds, threads and the device are set, so CPU runs are reproducible."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     # warn_only: a few CPU kernels have no deterministic variant; the ones we use do
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def pick_device(requested: str = "auto") -> str:
+    """The device a run (training or stage one) uses: ``auto`` is the GPU when there is one, else the CPU;
+    anything else (``cpu``, ``cuda``, ``cuda:1``) as given."""
+    if requested != "auto":
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def set_threads(threads: int = 0) -> int:

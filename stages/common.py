@@ -8,7 +8,8 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
+from collections.abc import Callable
 
 from pipeline.config import Config, parse_overrides
 from pipeline.recipe import load_config

@@ -19,11 +19,31 @@ from pipeline.manifests import Clip, Label, update_dataset_info, write_manifest
 
 torch.set_num_threads(1)
 
+# What `make test-fast` leaves out (marker `e2e`, declared with the others in pyproject.toml): tests that
+# need a real dataset on disk (the tiny project, the embedded corpus) and so train or run a stage on it ...
+END_TO_END_FIXTURES = {"project", "corpus"}
+# ... and tests that run real pieces at full weight without one: the bench harness, spawned processes,
+# paper-size models, checkpoint round trips, concurrent writers (each took over ~5 s in a measured run)
+END_TO_END_TESTS = (
+    "test_bench.py::", "test_parallel_runs.py::", "test_checkpoint_import.py::test_psla_checkpoint",
+    "test_checkpoint_import.py::test_ast_checkpoint", "test_checkpoint_import.py::test_checkpoint_of_another_size",
+    "test_checkpoint_import.py::test_own_checkpoint", "test_properties.py::test_store_reader_gives_back",
+    "test_distill.py::test_label_free_clips", "test_models.py::test_paper_size", "[ast_base]",
+    "test_models.py::test_each_model_gets_its_standard_head", "test_store.py::test_worker_processes_write",
+    "test_store_cli.py::test_every_command_has_help", "test_store_cli.py::test_ensemble", "test_store_cli.py::test_merge",
+    "test_corpus.py::test_earlier_versions", "test_corpus.py::test_rerun_with_same_knobs",
+    "test_security.py::test_documented_conversion", "test_training.py::test_fold_based_data",
+    "test_store_remote.py::test_a_sharded_store",
+)
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: multi-process fault injection; left out of `make test`, run by "
-                                       "`make test-all` (which CI runs)")
+def pytest_collection_modifyitems(config, items):
+    """Mark the end-to-end tests ``e2e`` (see above): by the fixtures they need, or by name."""
+    for item in items:
+        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())) or \
+                any(name in item.nodeid for name in END_TO_END_TESTS):
+            item.add_marker(pytest.mark.e2e)
+
 
 TINY_CLASSES = [("/t/low", "Low_tone"), ("/t/high", "High_tone"), ("/t/noise", "Noise_burst"),
                 ("/t/click", "Clicks")]
@@ -100,14 +120,15 @@ def run_killed_after_epoch(code: str, epoch: int, cwd: Path | None = None):
     import sys
 
     script = (
-        "import os, sys; sys.path.insert(0, %r); import torch; torch.set_num_threads(1)\n"
+        f"import os, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r}); import torch; "
+        "torch.set_num_threads(1)\n"
         "import pipeline.training.loop as loop\n"
         "real = loop.save_checkpoint\n"
         "def killing_save(state, path):\n"
         "    real(state, path)\n"
-        "    if str(path).endswith('last.pt') and state['epoch'] == %d: os.kill(os.getpid(), 9)\n"
+        f"    if str(path).endswith('last.pt') and state['epoch'] == {epoch:d}: os.kill(os.getpid(), 9)\n"
         "loop.save_checkpoint = killing_save\n"
-    ) % (str(Path(__file__).resolve().parents[1]), epoch)
+    )
     return subprocess.run([sys.executable, "-c", script + code], capture_output=True, text=True, cwd=cwd)
 
 

@@ -108,7 +108,7 @@ class StaticServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> "StaticServer":
+    def __enter__(self) -> StaticServer:
         RangeHandler.log.clear()
         RangeHandler.ranged.clear()
         self.thread.start()

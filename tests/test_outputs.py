@@ -96,10 +96,10 @@ def test_a_kd_run_records_its_store_by_path_and_content_hash(tmp_path):
     assert provenance(online)["teacher"] == str((tmp_path / "teacher").resolve()) and "store" not in provenance(online)
 
 
-def test_score_axis_follows_the_data_inside_zero_one():
+def test_score_axis_follows_the_data_with_a_margin():
     assert score_axis([0.10, 0.12, 0.15]) == pytest.approx((0.09, 0.16))  # not 0-1: the climb is visible
     assert score_axis([0.2, 0.6]) == pytest.approx((0.16, 0.64))  # a tenth of the range either side
-    assert score_axis([0.0, 1.0]) == (0.0, 1.0)
+    assert score_axis([0.0, 1.0]) == pytest.approx((-0.1, 1.1))  # a score of 0 or 1 is not drawn on the frame
     assert score_axis([0.5, 0.5]) == pytest.approx((0.49, 0.51))  # a flat curve still gets a band
 
 

@@ -45,3 +45,17 @@ def test_a_closed_or_plain_stream_counts_as_a_log():
     closed.close()
     assert "mininterval" in bar_options(True, closed)
     assert "mininterval" in bar_options(True, object())
+
+
+def test_a_training_bar_counts_clips_so_tqdms_own_rate_reads_clips_per_second():
+    import torch
+
+    from pipeline.progress import ClipBar, batch_clips
+
+    stream = io.StringIO()
+    batches = [{"index": torch.arange(n)} for n in (8, 8, 6)]  # 22 clips in three batches
+    bar = ClipBar(batches, 22, batch_clips, file=stream, mininterval=0)
+    seen = [batch_clips(batch) for batch in bar]
+    assert seen == [8, 8, 6]
+    final = stream.getvalue().split("\r")[-1]
+    assert "22/22" in final and "clip/s" in final  # tqdm's rate, in clips, on the closing line

@@ -187,12 +187,12 @@ def test_efficientat_style_pickled_index_is_never_unpickled(project, teacher_sto
     """EfficientAT ships logits as .npy plus a pickled filename->row map. This project imports neither
     format: offered where a store or a checkpoint is expected, or planted in the shared logit cache
     that DataLoader workers map, the pickle is refused and never runs."""
-    from pipeline.store import LogitTable
+    from pipeline.store import LogitTable, StoreError
 
     marker = project / "marker"
     index = project / "index.pkl"
     index.write_bytes(pickle.dumps({"a.wav": 0, "payload": Hostile(marker)}))
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError, match="no Zarr store here"):
         LogitTable.open(index)
     with pytest.raises(CheckpointImportError):
         load_checkpoint(index)

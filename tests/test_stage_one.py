@@ -62,7 +62,7 @@ def test_two_dask_workers_equal_one_worker(teacher):
 def test_resume_after_sigkill_is_bit_identical(teacher):
     run_stage_one(job("stores/whole.zarr", views=2), progress=False)
     script = (
-        "import os, sys; sys.path.insert(0, %r)\n"
+        f"import os, sys; sys.path.insert(0, {str(REPO)!r})\n"
         "import torch; torch.set_num_threads(1)\n"
         "import pipeline.stage_one.run as s\n"
         "from pipeline.stage_one import StageOneJob, run_stage_one\n"
@@ -76,7 +76,7 @@ def test_resume_after_sigkill_is_bit_identical(teacher):
         "store.mark_chunk_done = dying\n"
         "run_stage_one(StageOneJob(dataset='tiny', teacher='runs/tiny/teacher', out='stores/killed.zarr',"
         " scheduler='inline', chunk_clips=5, views=2), progress=False)\n"
-    ) % str(REPO)
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == -9, result.stderr[-2000:]
     summary = run_stage_one(job("stores/killed.zarr", views=2), progress=False)

@@ -36,8 +36,8 @@ def store_digest(path: str | Path) -> str:
 @contextmanager
 def lock_held_elsewhere(store: str):
     """Another live process holds the store's lock for the duration of the block."""
-    code = ("import sys; sys.path.insert(0, %r); from pipeline.store import StoreLock; "
-            "StoreLock(sys.argv[1]).acquire(); print('held', flush=True); sys.stdin.read()") % str(REPO)
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from pipeline.store import StoreLock; "
+            "StoreLock(sys.argv[1]).acquire(); print('held', flush=True); sys.stdin.read()")
     holder = subprocess.Popen([sys.executable, "-c", code, store], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -124,8 +124,8 @@ def test_overwrite_race_leaves_one_consistent_store(teachers):
 
 def test_stale_lock_of_a_killed_writer_is_taken_over(teachers):
     a, _ = teachers
-    code = ("import os, sys; sys.path.insert(0, %r); from pipeline.store import StoreLock; "
-            "StoreLock('stores/st.zarr').acquire(); os.kill(os.getpid(), 9)") % str(REPO)
+    code = (f"import os, sys; sys.path.insert(0, {str(REPO)!r}); from pipeline.store import StoreLock; "
+            "StoreLock('stores/st.zarr').acquire(); os.kill(os.getpid(), 9)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == -9
     stale = json.loads(lock_path("stores/st.zarr").read_text())
     assert stale["pid"] != os.getpid()

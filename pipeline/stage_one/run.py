@@ -23,6 +23,7 @@ from ..config_check import check_config
 from ..features import front_end_dict
 from ..manifests import load_manifest, manifest_hashes
 from ..progress import bar_options
+from ..seeding import pick_device
 from ..checkpoints import model_from_state
 from .compute import ChunkSpec, compute_chunk, default_decode_threads, prime_teachers
 from .teachers import load_members, load_teacher_set, teacher_provenance
@@ -76,7 +77,7 @@ def prepare(job: StageOneJob):
                  views=job.views, view_seed=job.view_seed, dtype=job.dtype, topk=job.topk,
                  chunk_clips=job.chunk_clips, overwrite=job.overwrite,
                  fingerprints=[c.fingerprint for c in manifest.clips])
-    device = job.device if job.device != "auto" else ("cuda" if _cuda() else "cpu")
+    device = pick_device(job.device)
     layout = store_layout(job.out)
     spec = ChunkSpec(store_path=str(Path(job.out).resolve()), manifest_dir=str(manifest_dir.resolve()),
                      teacher=str(Path(job.teacher).resolve()), front_end=dataclasses.asdict(front_end),
@@ -116,12 +117,6 @@ def _teacher_fold(manifest, teacher_config: Config, job: StageOneJob) -> int | N
         raise ValueError(f"{job.teacher}: {manifest.name} is fold-based; point TEACHER at one fold's run "
                          f"(e.g. runs/{manifest.name}/<run>/fold1)")
     return teacher_config.fold
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def run_stage_one(job: StageOneJob, progress: bool = True) -> dict:

@@ -1,4 +1,5 @@
-"""The stage-one logit store (format "cmkd-logits" 1.3, Zarr v3): the one owner of the format.
+"""The stage-one logit store (format "cmkd-logits", Zarr v3; the version is ``format.FORMAT_VERSION``): the one
+owner of the format.
 
 Writers: :func:`create_store` (client), :func:`write_chunk` (workers), :func:`mark_chunk_done` and
 :func:`finalize_store` (client), under a :class:`StoreLock`. Readers: :class:`LogitTable` for stage

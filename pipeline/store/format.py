@@ -106,7 +106,7 @@ class Layout:
                 **({"text_bytes": self.widths} if self.text_bytes else {})}
 
     @classmethod
-    def from_attrs(cls, attrs: dict) -> "Layout":
+    def from_attrs(cls, attrs: dict) -> Layout:
         try:
             layout = attrs["layout"]
             return cls(int(layout["n_clips"]), int(layout["num_classes"]), str(layout["dtype"]),

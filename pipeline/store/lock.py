@@ -114,7 +114,7 @@ class StoreLock:
         aside.unlink(missing_ok=True)
         self.took_over = holder
 
-    def acquire(self) -> "StoreLock":
+    def acquire(self) -> StoreLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             if self._try_create():
@@ -144,7 +144,7 @@ class StoreLock:
             _HELD.discard(self.path.resolve())
         self._held = False
 
-    def __enter__(self) -> "StoreLock":
+    def __enter__(self) -> StoreLock:
         return self.acquire()
 
     def __exit__(self, *exc_info) -> None:

@@ -105,7 +105,7 @@ class LogitTable:
 
     @classmethod
     def open(cls, path: str | os.PathLike, clip_ids=None, load_views: bool = True,
-             verify: bool = True) -> "LogitTable":
+             verify: bool = True) -> LogitTable:
         """Load the store (or only the rows of `clip_ids`; unknown ids are simply absent).
 
         verify=True (the default) refuses an unfinished store and a store whose digest differs from
@@ -225,7 +225,7 @@ class LogitTable:
         self._require_views()
         return np.asarray(self._arrays["view_partner_code"][np.asarray(rows, dtype=np.int64)])
 
-    def rejoin(self, index: dict[str, int], partner_alias: dict[str, str] | None = None) -> "LogitTable":
+    def rejoin(self, index: dict[str, int], partner_alias: dict[str, str] | None = None) -> LogitTable:
         """Look clips up by another lab's names: `index` maps their clip ids to rows of this table, and
         replayed views name partners by `partner_alias` (store id -> their id). Returns self."""
         self.index = dict(index)
@@ -273,7 +273,7 @@ class LogitTable:
         return isinstance(shas, list) and len(shas) > 1
 
     # -- sharing with DataLoader workers -----------------------------------------------------------
-    def share(self, cache_dir: str | os.PathLike | None = None) -> "LogitTable":
+    def share(self, cache_dir: str | os.PathLike | None = None) -> LogitTable:
         """Move the arrays to .npy files and memory-map them; returns self.
 
         Spawned DataLoader workers unpickle a shared table by reopening the same files with

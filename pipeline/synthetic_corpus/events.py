@@ -13,7 +13,7 @@ small depth is nearly a steady tone, a percussive hit is a short noise burst.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import FrontEndConfig
-from ..data import ClipDataset
 from ..manifests import Clip, Manifest
 from ..metrics import evaluate_predictions
 from ..progress import bar_options

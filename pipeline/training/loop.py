@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..augment import AugmentSettings
 from ..checkpoints import load_checkpoint, save_checkpoint
@@ -29,13 +28,14 @@ from ..manifests import Clip, Manifest
 from ..metrics import METRIC_KEYS
 from ..models import create_model, model_entry
 from ..models.init_model import model_for_init
-from ..progress import bar_options
-from ..seeding import seed_everything, set_threads, worker_init
+from ..progress import ClipBar, bar_options, batch_clips
+from ..seeding import pick_device, seed_everything, set_threads, worker_init
 from . import runlog
 from .resume import check_resume
 from .evaluate import EvalInputs, Evaluation, evaluate_clips, evaluate_model
 from .outputs import write_run_outputs
 from .schedule import WeightAverager, set_lr
+from .tracking import open_tracker
 
 
 @dataclass
@@ -84,12 +84,6 @@ def model_options_for(config: Config) -> dict:
     return {option: value for option, value in options.items() if value}
 
 
-def pick_device(config: Config) -> str:
-    if config.device != "auto":
-        return config.device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def distributed_context() -> tuple[int, int]:
     """(rank, world size) under torchrun, else (0, 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -106,7 +100,7 @@ def single_label_of(config: Config, manifest: Manifest) -> bool:
 def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     config, paths = job.config, RunPaths(job.run_dir).make()
     rank, world = distributed_context()
-    device = pick_device(config)
+    device = pick_device(config.device)
     if device == "cuda" and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
@@ -150,6 +144,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
         (paths.root / "metrics.csv").unlink(missing_ok=True)
     if rank == 0:
         save_config(config, paths.root / "config.yaml")
+    tracker = open_tracker(paths.root, rank == 0, kd=job.kd is not None, resumed_step=step)
     kd = job.kd
     if kd is not None and kd.online_teacher is not None:
         kd.online_teacher.to(device).eval()
@@ -174,19 +169,20 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
         sampler.set_epoch(epoch)
         train_model.train()
         sums, seen, started = torch.zeros(3, dtype=torch.float64, device=device), 0, time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", **bar_options(progress and rank == 0))
+        bar = ClipBar(loader, len(sampler), batch_clips, desc=f"epoch {epoch}/{config.epochs}",
+                      **bar_options(progress and rank == 0))
         for batch in bar:
             lr = set_lr(optimizer, config, step, epoch)
             batch = features_on_device({k: v.to(device, non_blocking=True) for k, v in batch.items()}, job.front_end)
             total, parts = train_step(train_model, optimizer, scaler, batch, kd, single_label)
             step += 1
+            tracker.step(step, lr, total, parts)
             count = batch["features"].shape[0]
             seen += count
             # summed on the device: no host sync per step (the bar's loss is read every 50 steps)
             sums += torch.stack([total.detach(), parts["task"], parts["kd"]]).double() * count
             if step % 50 == 1:  # refresh=False: shown at the bar's next redraw, no extra log line per batch
-                bar.set_postfix(loss=f"{float(total.detach()):.4f}", clips_s=f"{seen / (time.time() - started):.1f}",
-                                refresh=False)
+                bar.set_postfix(loss=f"{float(total.detach()):.4f}", refresh=False)
         sums = dict(zip(("total", "task", "kd"), sums.tolist()))
         seconds = time.time() - started
         averager.update(model, epoch)
@@ -198,11 +194,12 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
             if score > best["metric"]:
                 best = {"metric": float(score), "epoch": epoch}
                 save_checkpoint({**state, "epoch": epoch, "metrics": {"val": val}}, paths.checkpoints / "best.pt")
-            runlog.append_metrics(paths.root / "metrics.csv", {
-                "epoch": epoch, "train_loss": sums["total"] / seen, "task_loss": sums["task"] / seen,
-                "kd_loss": sums["kd"] / seen, "lr": lr, "val_map": val["map"], "val_mauc": val["mauc"],
-                "val_dprime": val["dprime"], "val_accuracy": val["accuracy"], "seconds": seconds,
-                "clips_per_s": seen / seconds})
+            row = {"epoch": epoch, "train_loss": sums["total"] / seen, "task_loss": sums["task"] / seen,
+                   "kd_loss": sums["kd"] / seen, "lr": lr, "val_map": val["map"], "val_mauc": val["mauc"],
+                   "val_dprime": val["dprime"], "val_accuracy": val["accuracy"], "seconds": seconds,
+                   "clips_per_s": seen / seconds}
+            runlog.append_metrics(paths.root / "metrics.csv", row)
+            tracker.epoch(step, row)
             save_checkpoint({**state, "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
                              "best": best, "torch_rng": torch.get_rng_state(), **averager.to_checkpoint()}, last_path)
             if progress:
@@ -214,6 +211,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
                 print(f"early stop after epoch {epoch}: no better val score for {config.patience} epochs "
                       f"(best {best['metric']:.4f} at epoch {best['epoch']})")
             break
+    tracker.close()
     if rank != 0:
         return {}
     return _finish(job, model, averager, best, single_label, device, progress, stopped_early)
@@ -317,5 +315,5 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
                **(job.extra_summary or {})}
     runlog.write_summary(paths.root / "summary.json", summary)
     runlog.plot_curves(paths.root / "metrics.csv", paths.plots / "training_curve.png",
-                       title=f"{config.model} on {job.manifest.name}")
+                       title=runlog.run_title(job.run_dir, config, job.manifest.name))
     return write_run_outputs(paths, config, job.manifest, final, summary, progress)

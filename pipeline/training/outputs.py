@@ -30,7 +30,7 @@ from ..config import Config, RunPaths
 from ..manifests import Manifest
 from ..metrics import per_class_ap
 from .evaluate import Evaluation
-from .runlog import write_summary
+from .runlog import run_title, square_limits, write_summary
 
 PREDICTIONS_FILE = "eval_predictions.parquet"
 OLD_PREDICTIONS_FILE = "eval_predictions.csv.gz"  # runs before Parquet; CSV drops the clip ids' type
@@ -47,7 +47,7 @@ def write_run_outputs(paths: RunPaths, config: Config, manifest: Manifest, evalu
     write_predictions(paths.root / PREDICTIONS_FILE, evaluation, manifest.mids)
     record = provenance(config)
     table = per_class_table(evaluation, manifest)
-    title = f"{config.model} on {manifest.name}"
+    title = run_title(paths.root, config, manifest.name)
     teacher_table = teacher_per_class(record)
     if teacher_table is not None:
         table = table.merge(teacher_table, on="mid", how="left")
@@ -126,7 +126,7 @@ def plot_per_class_ap(table: pd.DataFrame, out_png: Path, title: str = "") -> No
         ax.axhline(mean_ap, color="tab:red", linestyle="--", label=f"mAP {mean_ap:.3f}")
         ax.set_xlabel("class rank"), ax.set_ylabel("average precision")
     ax.legend(loc="lower right")
-    ax.set_title(title + f" ({len(scored)} classes scored, {len(table) - len(scored)} without positives)",
+    ax.set_title(title + f"\n{len(scored)} classes scored, {len(table) - len(scored)} without positives",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
@@ -156,14 +156,15 @@ def plot_teacher_vs_student(table: pd.DataFrame, out_png: Path, title: str = "")
     both = table.dropna(subset=["ap", "teacher_ap"])
     if both.empty:
         return
-    fig, ax = plt.subplots(figsize=(4.8, 4.8))
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="student = teacher")
+    fig, ax = plt.subplots(figsize=(5.2, 5.6))
+    low, high = square_limits(both["teacher_ap"].tolist() + both["ap"].tolist())
+    ax.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--", label="student = teacher")
     ax.scatter(both["teacher_ap"], both["ap"], s=14, color="tab:blue")
     better = int((both["ap"] > both["teacher_ap"]).sum())
     ax.set_xlabel("teacher AP per class"), ax.set_ylabel("student AP per class")
-    ax.set_xlim(0, 1), ax.set_ylim(0, 1), ax.set_aspect("equal")
+    ax.set_xlim(low, high), ax.set_ylim(low, high), ax.set_aspect("equal")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(f"{title}: student above teacher on {better} of {len(both)} classes", fontsize=9)
+    ax.set_title(f"{title}\nstudent above teacher on {better} of {len(both)} classes", fontsize=8)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)

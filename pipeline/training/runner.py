@@ -20,7 +20,7 @@ from ..manifests import Manifest, load_manifest
 from ..metrics import METRIC_KEYS
 from ..paths import MANIFESTS_ROOT, RUNS_ROOT, is_crossfit_run, manifest_dir, run_dir as run_dir_for
 from .loop import TrainJob, distributed_context, train
-from .runlog import write_summary
+from .runlog import run_log, write_summary
 
 
 # share of the training clips held out for model selection when the data has no val split
@@ -86,7 +86,15 @@ def run_training(dataset: str, config: Config, run: str, fold: int | None = None
                  kd: dict[int | None, KDSource] | None = None, progress: bool = True) -> dict:
     """Train one model (or one per fold). ``kd`` maps each fold to train (None: the one model of
     split-based data) to its teacher (stage two, :func:`pipeline.distill.train_student`); without it
-    the training is supervised. Under torchrun the ranks other than 0 return an empty dict."""
+    the training is supervised. Under torchrun the ranks other than 0 return an empty dict. What the
+    run prints goes to ``<run>/train.log`` too (:func:`runlog.run_log`)."""
+    with run_log(run_dir_for(dataset, run, runs_root)):
+        return _run_training(dataset, config, run, fold, resume, manifests_root, runs_root, kd, progress)
+
+
+def _run_training(dataset: str, config: Config, run: str, fold: int | None, resume: bool,
+                  manifests_root: str | Path, runs_root: str | Path, kd: dict[int | None, KDSource] | None,
+                  progress: bool) -> dict:
     check_config(config)
     manifest = load_manifest(manifest_dir(dataset, manifests_root))
     run_dir = run_dir_for(dataset, run, runs_root)
@@ -137,7 +145,7 @@ def record_skipped(run_dir: Path, summary: dict) -> None:
 
 def fold_mean(summaries: dict) -> dict:
     """Mean over folds under the plain keys, with the per-fold values beside them."""
-    out = {key: float(np.mean([s[key] for s in summaries.values()])) for key in METRIC_KEYS}
+    out: dict = {key: float(np.mean([s[key] for s in summaries.values()])) for key in METRIC_KEYS}
     out["folds"] = {str(k): {key: s[key] for key in METRIC_KEYS} for k, s in summaries.items()}
     out["std_over_folds"] = {key: float(np.std([s[key] for s in summaries.values()])) for key in METRIC_KEYS}
     return out
