@@ -21,7 +21,7 @@ DATA_DIR ?= data
 EMBEDDED := demo demo-esc50
 ## the dataset's folder (the embedded corpora: DATA_DIR/DATASET; a real dataset needs it)
 DATA_ROOT ?= $(if $(filter $(EMBEDDED),$(DATASET)),$(DATA_DIR)/$(DATASET),)
-## metadata layout: fsd50k | esc50 | audioset | ast-json (default: from DATASET)
+## metadata layout: fsd50k | esc50 | audioset | audioset-hdf5 (PaSST/EfficientAT mp3 or PANNs waveform HDF5 files) | ast-json (default: from DATASET)
 FORMAT ?= $(if $(filter demo,$(DATASET)),fsd50k,$(if $(findstring audioset,$(DATASET)),audioset,$(if $(findstring esc50,$(DATASET)),esc50,$(if $(findstring fsd50k,$(DATASET)),fsd50k,$(DATASET)))))
 ## recipe YAML (used when it exists)
 CONFIG ?= configs/$(DATASET).yaml
@@ -63,7 +63,7 @@ LAMBDA ?=
 TAU ?=
 ## student: clips without teacher logits: error | mask (default: error)
 MISSING ?=
-## student: join store rows by clip id (audio fingerprint checked) or by fingerprint (renamed copies): id | fingerprint
+## student: join store rows by clip id (audio fingerprint checked), by fingerprint (renamed copies), or by id across encodings (mp3 vs WAV): id | fingerprint | recording
 JOIN ?=
 ## verify: the store digest a lab published, to check a received copy against
 DIGEST ?=

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import PACK_FORMAT, PACK_VERSION, pack_clips, read_audio
+from ..audio import PACK_FORMAT, PACK_VERSION, pack_clips
+from ..audio_hdf5 import HDF5Rows
+from ..audio_source import read_clip_audio
 from ..config import FrontEndConfig
 from ..features import compute_norm_stats
 from ..paths import PACKED_ROOT
@@ -48,7 +50,8 @@ def compute_dataset_norm_stats(manifest_dir: str | Path, front_end: FrontEndConf
     clips = _sample(training_clips(manifest), max_clips)
     if not clips:
         raise ValueError(f"{manifest.name}: no training clips (split 'train') to compute normalisation stats from")
-    waves = (read_audio(manifest.audio_path(c)) for c in tqdm(clips, unit="clip", desc="norm stats",
+    rows = HDF5Rows(manifest.data_root)
+    waves = (read_clip_audio(manifest.data_root, c.path, rows) for c in tqdm(clips, unit="clip", desc="norm stats",
                                                                  **bar_options(progress)))
     mean, std = compute_norm_stats(waves, front_end)
     stats = {"norm_mean": mean, "norm_std": std, "n_mels": front_end.n_mels, "clips": len(clips)}
@@ -77,6 +80,8 @@ def pack_dataset(manifest_dir: str | Path, packed_root: str | Path = PACKED_ROOT
             stale.unlink()
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
-    shards = pack_clips(manifest.clips, manifest.data_root, out_dir, shard_clips, progress)
+    rows = HDF5Rows(manifest.data_root)
+    shards = pack_clips(manifest.clips, manifest.data_root, out_dir, shard_clips, progress,
+                        read=lambda clip: read_clip_audio(manifest.data_root, clip.path, rows))
     update_dataset_info(manifest_dir, packed=[str(p) for p in shards])
     return shards
