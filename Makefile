@@ -43,8 +43,26 @@ TEACHER ?=
 OUT ?=
 ## teacher-logits: augmented views stored per clip for KD=replay (0: clean logits only)
 VIEWS ?= 0
-## teacher-logits: dask scheduler address (default: a local cluster; 'inline': no cluster)
+## teacher-logits, cmkd: dask scheduler address, or slurm (SLURM jobs, CLUSTER_*), local, or inline (teacher-logits: no cluster); cmkd default: local processes
 SCHEDULER ?=
+## SCHEDULER=slurm: batch jobs to start
+CLUSTER_JOBS ?= 1
+## SCHEDULER=slurm: CPU cores per job
+CLUSTER_CORES ?= 1
+## SCHEDULER=slurm: memory per job
+CLUSTER_MEMORY ?= 4GB
+## SCHEDULER=slurm: GPUs per job (one dask worker each)
+CLUSTER_GPUS ?= 0
+## SCHEDULER=slurm: wall time per job
+CLUSTER_WALLTIME ?= 01:00:00
+## SCHEDULER=slurm: partition
+CLUSTER_QUEUE ?=
+## SCHEDULER=slurm: account
+CLUSTER_ACCOUNT ?=
+## SCHEDULER=slurm: address the dask scheduler listens on (default: this host's)
+CLUSTER_HOST ?=
+## SCHEDULER=slurm: network interface for scheduler and workers (e.g. ib0)
+CLUSTER_INTERFACE ?=
 ## teacher-logits: local cluster workers (default: one per core; on a GPU machine one per GPU)
 WORKERS ?=
 ## teacher-logits: keep only the top-k logits per row (default: dense)
@@ -89,6 +107,10 @@ AUDIOSET_SEGMENTS ?=
 CHECK ?= full
 
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
+cluster_opts = --cluster-jobs $(CLUSTER_JOBS) --cluster-cores $(CLUSTER_CORES) --cluster-memory $(CLUSTER_MEMORY) \
+	--cluster-gpus $(CLUSTER_GPUS) --cluster-walltime $(CLUSTER_WALLTIME) $(call opt,--cluster-queue,$(CLUSTER_QUEUE)) \
+	$(call opt,--cluster-account,$(CLUSTER_ACCOUNT)) $(call opt,--cluster-host,$(CLUSTER_HOST)) \
+	$(call opt,--cluster-interface,$(CLUSTER_INTERFACE))
 jobs = $(or $(JOBS),$(if $(filter $(EMBEDDED),$(DATASET)),2,1))
 
 .PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd \
@@ -149,7 +171,7 @@ teacher-logits: install
 	$(PY) -m stages.teacher_logits --dataset $(DATASET) $(call opt,--teacher,$(TEACHER)) $(call opt,--out,$(OUT)) \
 		--views $(VIEWS) $(call opt,--scheduler,$(SCHEDULER)) $(call opt,--workers,$(WORKERS)) \
 		$(call opt,--topk,$(TOPK)) $(call opt,--labels,$(LABELS)) $(call opt,--model,$(MODEL)) \
-		$(if $(OVERWRITE),--overwrite,) -- $(ARGS)
+		$(if $(OVERWRITE),--overwrite,) $(cluster_opts) -- $(ARGS)
 
 ## what a store holds: coverage, provenance, front end, soft targets vs the class prior (LOGITS, FOLD, TAU)
 inspect: install
