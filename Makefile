@@ -194,7 +194,8 @@ student: install
 ## the paper's grid (equal and short designs, controls) with SEEDS student seeds; report under reports/DATASET (DESIGN, DIRECTION, CELLS)
 cmkd: install
 	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(or $(SEEDS),1) --jobs $(jobs) $(call opt,--fold,$(FOLD)) $(call opt,--design,$(DESIGN)) \
-		$(call opt,--direction,$(DIRECTION)) $(call opt,--only,$(CELLS)) -- $(ARGS)
+		$(call opt,--direction,$(DIRECTION)) $(call opt,--only,$(CELLS)) $(call opt,--scheduler,$(SCHEDULER)) \
+		$(cluster_opts) -- $(ARGS)
 
 ## the corpus's design check: CNN and AST at the teacher budget, no KD, AP per class group over SEEDS (default 3)
 families: install
