@@ -192,3 +192,38 @@ def test_a_store_of_one_layout_joins_the_other_by_id_and_a_same_audio_copy_by_fi
     assert [table.clip_ids[r] for r in across.rows] == ids(panns)
     same_audio = match_clips(_store_for(tmp_path / "b.zarr", panns), ids(wavs), prints(wavs), "recording")
     assert (same_audio.rows >= 0).all() and same_audio.other_encoding == []
+
+
+@pytest.mark.slow  # a training with two DataLoader processes and stage one: a minute on two shared cores
+def test_both_stages_train_and_label_straight_from_the_hdf5_rows(tmp_path, labels, segments, monkeypatch):
+    """Stage two's DataLoader (two forked workers) trains from mp3 rows; stage one labels every row, and its
+    logits equal the teacher run on the same audio read from ordinary files."""
+    import torch
+    import zarr
+
+    from pipeline.audio import read_audio
+    from pipeline.checkpoints import model_from_checkpoint
+    from pipeline.config import FrontEndConfig
+    from pipeline.features import wave_to_features
+    from pipeline.stage_one import StageOneJob, run_stage_one
+    from pipeline.training import run_training
+
+    from .conftest import tiny_config
+
+    monkeypatch.chdir(tmp_path)
+    hdf = tmp_path / "hdf"
+    files.write_mp3_layout(hdf)
+    manifest = build_manifest("as_mp3", "audioset-hdf5", hdf, "data_manifests", labels, segments, progress=False)
+    summary = run_training("as_mp3", tiny_config(epochs=1, batch_size=2, num_workers=2), "teacher", progress=False)
+    assert summary["eval_clips"] == 2 and 0.0 <= summary["map"] <= 1.0  # evaluated on the eval file's rows
+    run_stage_one(StageOneJob(dataset="as_mp3", teacher="runs/as_mp3/teacher", out="stores/t.zarr",
+                              scheduler="inline", chunk_clips=4, dtype="float32"), progress=False)
+    group = zarr.open_group("stores/t.zarr", mode="r")
+    assert list(group["clip_id"][:]) == [c.clip_id for c in manifest.clips]
+    model, _, ckpt = model_from_checkpoint("runs/as_mp3/teacher")
+    reference = extract_rows(hdf, tmp_path / "as_files")
+    waves = [read_audio(reference / Path(parse_locator(c.path)[2]).name) for c in manifest.clips]
+    with torch.no_grad():
+        expected = torch.stack([model(wave_to_features(w, FrontEndConfig(**ckpt["front_end"]))[None])[0]
+                                for w in waves]).numpy()
+    assert np.allclose(group["logits"][:], expected, atol=1e-4)
