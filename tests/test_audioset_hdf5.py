@@ -227,3 +227,31 @@ def test_both_stages_train_and_label_straight_from_the_hdf5_rows(tmp_path, label
         expected = torch.stack([model(wave_to_features(w, FrontEndConfig(**ckpt["front_end"]))[None])[0]
                                 for w in waves]).numpy()
     assert np.allclose(group["logits"][:], expected, atol=1e-4)
+
+
+def test_stage_two_joins_a_store_of_the_other_layout_with_join_recording_and_says_how(tmp_path, labels, segments):
+    from pipeline.config import FrontEndConfig
+    from pipeline.distill import DistillError, attach_store
+
+    from .conftest import tiny_config
+    from .store_helpers import fill_store
+
+    mp3 = build_manifest("lab_a", "audioset-hdf5", files.write_mp3_layout(tmp_path / "a")["eval"].parent,
+                         tmp_path / "m", labels, segments, progress=False)
+    panns = build_manifest("lab_b", "audioset-hdf5", files.write_waveform_layout(tmp_path / "b")["eval"].parent,
+                           tmp_path / "m", labels, segments, progress=False)
+    store = tmp_path / "lab_a.zarr"
+    _store_for(store, mp3)
+    fill_store(store)
+    train = panns.select("train")
+    for join in ("id", "recording"):
+        config = tiny_config(kd="clean", logits=str(store), join=join)
+        if join == "id":
+            with pytest.raises(DistillError, match=r"5 train clips have the store's clip id but other audio.*"
+                                                   r"JOIN=recording"):
+                attach_store(config, panns, tmp_path / "m" / "lab_b", train, FrontEndConfig())
+            continue
+        rows, coverage, _ = attach_store(config, panns, tmp_path / "m" / "lab_b", train, FrontEndConfig())
+        assert (rows.rows >= 0).all()
+        assert coverage.line().endswith("joined by id (JOIN=recording): 0 with the store's audio fingerprint, "
+                                        "5 another encoding of the recording")
