@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .harness import RATIO, BenchContext, Figure, Measured, interleaved, median, paired_ratio
+from .harness import (
+    RATIO,
+    BenchContext,
+    Figure,
+    Measured,
+    interleaved,
+    median,
+    paired_ratio,
+)
 from .synthetic import synth_wave
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .cluster import TRAIN_RESOURCE, ClusterError
 from .parallel_runs import LOG_FILE, RunJob, check_order, execute

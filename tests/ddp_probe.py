@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # torchrun runs this file by path
 
-import pipeline.training.loop as loop  # noqa: E402
+from pipeline.training import loop
 
 out, argv = Path(sys.argv[1]), sys.argv[2:]
 rank = int(os.environ.get("RANK", "0"))
@@ -35,7 +35,7 @@ create_model = loop.create_model
 loop.EpochSampler = RecordingSampler
 loop.create_model = recording_create_model
 
-from stages.student import main  # noqa: E402
+from stages.student import main
 
 main(argv)
 out.mkdir(parents=True, exist_ok=True)

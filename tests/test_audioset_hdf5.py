@@ -14,7 +14,7 @@ import soundfile as sf
 
 from pipeline.audio_hdf5 import parse_locator
 from pipeline.audio_source import AudioSource
-from pipeline.manifests import ManifestError, build_manifest, load_manifest, prepare
+from pipeline.manifests import ManifestError, build_manifest, prepare
 from pipeline.manifests.audioset_hdf5 import normalised_clip_id, youtube_id_and_start
 from pipeline.store import LogitTable, create_store
 from pipeline.store.matching import match_clips
@@ -182,8 +182,8 @@ def test_a_store_of_one_layout_joins_the_other_by_id_and_a_same_audio_copy_by_fi
                            tmp_path / "m", labels, segments, progress=False)
     wavs = build_manifest("lab_c", "audioset", extract_rows(tmp_path / "b", tmp_path / "c"), tmp_path / "m", labels,
                           segments, progress=False)
-    ids = lambda m: [c.clip_id for c in m.clips]  # noqa: E731
-    prints = lambda m: [c.fingerprint for c in m.clips]  # noqa: E731
+    ids = lambda m: [c.clip_id for c in m.clips]
+    prints = lambda m: [c.fingerprint for c in m.clips]
     table = _store_for(tmp_path / "a.zarr", mp3)
     strict = match_clips(table, ids(panns), prints(panns), "id")  # mp3 and waveforms never share samples
     assert len(strict.audio_differs) == len(files.CLIPS) and (strict.rows < 0).all()

@@ -19,13 +19,22 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from ..audio import PACK_FORMAT, AudioError, fingerprint_samples, to_mono_16k
-from ..audio_hdf5 import (HDF5_SUFFIXES, decoded_name, header_of, layout_of, row_data, row_locator, samples_from,
-                          waveform_rate)
+from ..audio_hdf5 import (
+    HDF5_SUFFIXES,
+    decoded_name,
+    header_of,
+    layout_of,
+    row_data,
+    row_locator,
+    samples_from,
+    waveform_rate,
+)
 from ..progress import bar_options
 from .audioset import LABELS_FILE, Segment, _find_one, read_class_labels, read_segments
 from .records import Clip, Label
@@ -110,6 +119,10 @@ def _probe(data: np.ndarray, layout: str, rate: int | None, source: str, check: 
         return samples.shape[0] / sample_rate, sample_rate, samples.shape[1], fingerprint_samples(wave)
     except AudioError as error:
         return str(error).removeprefix(f"{source}: ")
+
+
+def _probe_row(handle, layout: str, rate: int | None, relative: str, check: str, row: int):
+    return _probe(row_data(handle, layout, row), layout, rate, f"{relative} row {row}", check)
 
 
 def scan_audioset_hdf5(data_root: str | Path, labels_csv: str | Path | None = None,
@@ -201,8 +214,7 @@ def scan_audioset_hdf5(data_root: str | Path, labels_csv: str | Path | None = No
                     first_seen[clip_id] = where
                     scan.without_start += start is None
                     rows.append((row, name, clip_id, clip_mids))
-                probes = pool.map(lambda item: _probe(row_data(handle, layout, item[0]), layout, rate,
-                                                      f"{relative} row {item[0]}", check), rows)
+                probes = pool.map(partial(_probe_row, handle, layout, rate, relative, check), [r[0] for r in rows])
                 for (row, name, clip_id, clip_mids), probe in zip(
                         rows, tqdm(probes, total=len(rows), unit="clip", desc=f"{relative} ({check} check)",
                                    **bar_options(progress and len(rows) >= 1000))):
