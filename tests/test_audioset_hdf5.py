@@ -14,7 +14,7 @@ import soundfile as sf
 
 from pipeline.audio_hdf5 import parse_locator
 from pipeline.audio_source import AudioSource
-from pipeline.manifests import ManifestError, build_manifest, prepare
+from pipeline.manifests import ManifestError, build_manifest, load_manifest, prepare
 from pipeline.manifests.audioset_hdf5 import normalised_clip_id, youtube_id_and_start
 from pipeline.store import LogitTable, create_store
 from pipeline.store.matching import match_clips
@@ -255,3 +255,22 @@ def test_stage_two_joins_a_store_of_the_other_layout_with_join_recording_and_say
         assert (rows.rows >= 0).all()
         assert coverage.line().endswith("joined by id (JOIN=recording): 0 with the store's audio fingerprint, "
                                         "5 another encoding of the recording")
+
+
+def test_make_manifests_and_make_pack_take_the_hdf5_files(tmp_path, labels, segments, capsys):
+    from pipeline.audio import float_to_int16
+    from pipeline.manifests import pack_dataset
+    from stages.manifests import main
+
+    files.write_waveform_layout(tmp_path / "hdf", blank_rows=1)
+    main(["--dataset", "as_wave", "--format", "audioset-hdf5", "--data-root", str(tmp_path / "hdf"), "--labels",
+          str(labels), "--segments", ",".join(map(str, segments)), "--out-root", str(tmp_path / "m")])
+    line = capsys.readouterr().out
+    assert "as_wave: 7 clips, 11 classes (train 5, eval 2), 3 empty HDF5 rows skipped" in line
+    assert "audio fully decoded and checked" in line
+    pack_dataset(tmp_path / "m" / "as_wave", tmp_path / "packed", progress=False)
+    manifest = load_manifest(tmp_path / "m" / "as_wave")
+    packed, rows = AudioSource(manifest), AudioSource(manifest)
+    rows.packed = None  # the same clips read from the PANNs rows instead of the shard
+    for clip in manifest.clips:
+        assert np.array_equal(packed.read(clip), float_to_int16(rows.read(clip)) / np.float32(32768.0))
