@@ -53,3 +53,30 @@ def test_stage_one_through_slurm_writes_the_local_clusters_store(project, slurm)
     assert list(local["clip_id"][:]) == list(remote["clip_id"][:])
     logs = list((project / "logs" / "slurm").glob("*.err")) + list((project / "logs" / "slurm").glob("*.out"))
     assert logs and any("dask" in p.read_text(errors="replace").lower() for p in logs)  # a real batch job ran
+
+
+def test_the_grid_through_slurm_equals_the_local_process_grid(project, slurm):
+    """make cmkd SCHEDULER=slurm: each cell a dask task on a SLURM job's worker (its DataLoader worker
+    included: the job's dask worker is not daemonic); every cell's numbers equal the local-process grid's."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from pipeline.grid import GridSpec, run_grid
+
+    from .conftest import tiny_recipe
+
+    recipe = tiny_recipe(teacher_epochs=1, num_workers=1)
+    cells = {"dataset": "tiny", "cnn": "efficientnet_tiny", "ast": "ast_micro", "seeds": 1, "small": True,
+             "designs": ("short",), "only": ("short/ast_to_cnn",)}
+    resources = ClusterResources(jobs=1, cores=1, memory="2GB", walltime="00:30:00", queue="debug",
+                                 host="127.0.0.1", worker_timeout_s=180)
+    on_slurm = run_grid(GridSpec(scheduler="slurm", cluster=resources, **cells), recipe, progress=False)
+    shutil.move("runs/tiny/cmkd", "runs/tiny/cmkd-slurm")
+    shutil.move("stores/tiny", "stores/tiny-slurm")
+    local = run_grid(GridSpec(jobs=1, **cells), recipe, progress=False)
+    assert set(on_slurm) == set(local) and len(local) >= 3
+    for cell, runs in local.items():
+        assert on_slurm[cell][0]["per_class_ap"] == runs[0]["per_class_ap"], cell
+    summary = json.loads(Path("runs/tiny/cmkd-slurm/short/ast_to_cnn/seed0/summary.json").read_text())
+    assert summary["map"] == local["short/ast_to_cnn"][0]["map"]
