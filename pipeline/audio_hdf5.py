@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -135,24 +136,30 @@ class HDF5Rows:
         self.data_root = Path(data_root)
         self._handles: dict[str, tuple[object, str]] = {}
         self._pid = os.getpid()
+        self._lock = threading.Lock()  # stage one's decode threads open files through one reader
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_handles"] = {}
+        state["_handles"], state["_lock"] = {}, None
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def _open(self, file: str):
         import h5py
 
-        if self._pid != os.getpid():
-            self._handles, self._pid = {}, os.getpid()
-        if file not in self._handles:
-            path = self.data_root / file
-            if not path.is_file():
-                raise AudioError(f"{path}: file not found")
-            handle = h5py.File(path, "r")
-            self._handles[file] = (handle, layout_of(handle, str(path)))
-        return self._handles[file]
+        if self._pid != os.getpid():  # a fresh lock too: one held by another thread at the fork stays held
+            self._handles, self._pid, self._lock = {}, os.getpid(), threading.Lock()
+        with self._lock:
+            if file not in self._handles:
+                path = self.data_root / file
+                if not path.is_file():
+                    raise AudioError(f"{path}: file not found")
+                handle = h5py.File(path, "r")
+                self._handles[file] = (handle, layout_of(handle, str(path)))
+            return self._handles[file]
 
     def read(self, locator: str) -> np.ndarray:
         """float32 mono 16 kHz samples of one row, as read_audio gives them for a file."""

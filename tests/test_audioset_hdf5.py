@@ -154,6 +154,12 @@ def test_stage_readers_decode_rows_in_forked_workers_with_their_own_handles(tmp_
     with multiprocessing.get_context("fork").Pool(2) as pool:
         halves = pool.map(_read_all, [(source, manifest.clips[:4]), (source, manifest.clips[4:])])
     assert all(np.array_equal(a, b) for a, b in zip(halves[0] + halves[1], parent))
+    from concurrent.futures import ThreadPoolExecutor
+
+    fresh = AudioSource(manifest)  # threads of one process share its handles (stage one's decode threads)
+    with ThreadPoolExecutor(4) as threads:
+        together = list(threads.map(fresh.read, manifest.clips * 3))
+    assert all(np.array_equal(a, b) for a, b in zip(together, parent * 3))
 
 
 def test_a_rewritten_file_is_refused_rather_than_read_at_the_old_row(tmp_path, labels, segments):
