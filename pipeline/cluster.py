@@ -48,7 +48,7 @@ def start_slurm_cluster(resources: ClusterResources, log_dir: str = "logs/slurm"
         raise ClusterError("SCHEDULER=slurm needs dask-jobqueue: pip install -e '.[slurm]'") from None
     if resources.cores < resources.processes:
         raise ClusterError(f"CLUSTER_CORES={resources.cores} is fewer than the {resources.processes} workers per job")
-    os.makedirs(log_dir, exist_ok=True)
+    os.makedirs(log_dir, exist_ok=True)  # the job scripts' output (ignored by git)
     # the workers import this very pipeline (its package folder) and see this working folder's files
     code = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     extra = [f"--gres=gpu:{resources.gpus}"] if resources.gpus else []
