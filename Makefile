@@ -22,7 +22,7 @@ DATA_DIR ?= data
 EMBEDDED := demo demo-esc50
 ## the dataset's folder (the embedded corpora: DATA_DIR/DATASET; a real dataset needs it)
 DATA_ROOT ?= $(if $(filter $(EMBEDDED),$(DATASET)),$(DATA_DIR)/$(DATASET),)
-## metadata layout: fsd50k | esc50 | audioset | ast-json (default: from DATASET)
+## metadata layout: fsd50k | esc50 | audioset | audioset-hdf5 (PaSST/EfficientAT mp3 or PANNs waveform HDF5 files) | ast-json (default: from DATASET)
 FORMAT ?= $(if $(filter demo,$(DATASET)),fsd50k,$(if $(findstring audioset,$(DATASET)),audioset,$(if $(findstring esc50,$(DATASET)),esc50,$(if $(findstring fsd50k,$(DATASET)),fsd50k,$(DATASET)))))
 ## recipe YAML (used when it exists)
 CONFIG ?= configs/$(DATASET).yaml
@@ -46,8 +46,26 @@ TEACHER ?=
 OUT ?=
 ## teacher-logits: augmented views stored per clip for KD=replay (0: clean logits only)
 VIEWS ?= 0
-## teacher-logits: dask scheduler address (default: a local cluster; 'inline': no cluster)
+## teacher-logits, cmkd: dask scheduler address, or slurm (SLURM jobs, CLUSTER_*), local, or inline (teacher-logits: no cluster); cmkd default: local processes
 SCHEDULER ?=
+## SCHEDULER=slurm: batch jobs to start
+CLUSTER_JOBS ?= 1
+## SCHEDULER=slurm: CPU cores per job
+CLUSTER_CORES ?= 1
+## SCHEDULER=slurm: memory per job
+CLUSTER_MEMORY ?= 4GB
+## SCHEDULER=slurm: GPUs per job (one dask worker each)
+CLUSTER_GPUS ?= 0
+## SCHEDULER=slurm: wall time per job
+CLUSTER_WALLTIME ?= 01:00:00
+## SCHEDULER=slurm: partition
+CLUSTER_QUEUE ?=
+## SCHEDULER=slurm: account
+CLUSTER_ACCOUNT ?=
+## SCHEDULER=slurm: address the dask scheduler listens on (default: this host's)
+CLUSTER_HOST ?=
+## SCHEDULER=slurm: network interface for scheduler and workers (e.g. ib0)
+CLUSTER_INTERFACE ?=
 ## teacher-logits: local cluster workers (default: one per core; on a GPU machine one per GPU)
 WORKERS ?=
 ## teacher-logits: keep only the top-k logits per row (default: dense); predict: labels listed per row (default 5)
@@ -66,7 +84,7 @@ LAMBDA ?=
 TAU ?=
 ## student: clips without teacher logits: error | mask (default: error)
 MISSING ?=
-## student: join store rows by clip id (audio fingerprint checked) or by fingerprint (renamed copies): id | fingerprint
+## student: join store rows by clip id (audio fingerprint checked), by fingerprint (renamed copies), or by id across encodings (mp3 vs WAV): id | fingerprint | recording
 JOIN ?=
 ## verify: the store digest a lab published, to check a received copy against
 DIGEST ?=
@@ -104,6 +122,10 @@ CHECK ?= full
 opt = $(if $(strip $(2)),$(1) "$(strip $(2))",)
 # JSON holds double quotes: passed in single quotes
 storage_opt = $(if $(strip $(STORAGE_OPTIONS)),--storage-options '$(strip $(STORAGE_OPTIONS))',)
+cluster_opts = --cluster-jobs $(CLUSTER_JOBS) --cluster-cores $(CLUSTER_CORES) --cluster-memory $(CLUSTER_MEMORY) \
+	--cluster-gpus $(CLUSTER_GPUS) --cluster-walltime $(CLUSTER_WALLTIME) $(call opt,--cluster-queue,$(CLUSTER_QUEUE)) \
+	$(call opt,--cluster-account,$(CLUSTER_ACCOUNT)) $(call opt,--cluster-host,$(CLUSTER_HOST)) \
+	$(call opt,--cluster-interface,$(CLUSTER_INTERFACE))
 jobs = $(or $(JOBS),$(if $(filter $(EMBEDDED),$(DATASET)),2,1))
 
 .PHONY: install data manifests norm-stats pack teacher evaluate teacher-logits inspect verify student cmkd predict export \
@@ -165,7 +187,7 @@ teacher-logits: install
 	$(PY) -m stages.teacher_logits --dataset $(DATASET) $(call opt,--teacher,$(TEACHER)) $(call opt,--out,$(OUT)) \
 		--views $(VIEWS) $(call opt,--scheduler,$(SCHEDULER)) $(call opt,--workers,$(WORKERS)) \
 		$(call opt,--topk,$(TOPK)) $(call opt,--labels,$(LABELS)) $(call opt,--model,$(MODEL)) \
-		$(if $(OVERWRITE),--overwrite,) -- $(ARGS)
+		$(if $(OVERWRITE),--overwrite,) $(cluster_opts) -- $(ARGS)
 
 ## what a store holds: coverage, provenance, front end, soft targets vs the class prior (LOGITS, FOLD, TAU)
 inspect: install
@@ -204,7 +226,8 @@ $(EXPORT_STAMP): $(VENV_STAMP) requirements-export.txt
 ## the paper's grid (equal and short designs, controls) with SEEDS student seeds; report under reports/DATASET (DESIGN, DIRECTION, CELLS)
 cmkd: install
 	$(PY) -m stages.cmkd --dataset $(DATASET) --seeds $(or $(SEEDS),1) --jobs $(jobs) $(call opt,--fold,$(FOLD)) $(call opt,--design,$(DESIGN)) \
-		$(call opt,--direction,$(DIRECTION)) $(call opt,--only,$(CELLS)) -- $(ARGS)
+		$(call opt,--direction,$(DIRECTION)) $(call opt,--only,$(CELLS)) $(call opt,--scheduler,$(SCHEDULER)) \
+		$(cluster_opts) -- $(ARGS)
 
 ## the corpus's design check: CNN and AST at the teacher budget, no KD, AP per class group over SEEDS (default 3)
 families: install

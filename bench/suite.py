@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from . import inference, io, lookups, models, scale, sharing, stage_one, stage_two, store
+from . import audioset_io, inference, io, lookups, models, scale, sharing, stage_one, stage_two, store
 from .harness import (BenchContext, EntryResult, Measured, load_average, machine_info, read_previous,
                       results_document, entry_params, utc_now, write_results)
 
@@ -53,6 +53,8 @@ ENTRIES = (
     Entry("logit_lookups", "AudioSet-scale store: lookups/s and memory per DataLoader worker", lookups.run,
           lookups.LOOKUP_FULL, lookups.LOOKUP_QUICK, fresh_process=True),
     Entry("packed_vs_wav", "packed HDF5 vs per-file WAV reading", io.run, io.PACKED_FULL, io.PACKED_QUICK),
+    Entry("audioset_decode", "decode clips/s per core: mp3-in-HDF5 vs packed int16 vs WAV", audioset_io.run,
+          audioset_io.DECODE_FULL, audioset_io.DECODE_QUICK),
     Entry("verify_throughput", "full store verification, MB/s", sharing.run_verify, sharing.VERIFY_FULL,
           sharing.VERIFY_QUICK),
     Entry("verified_read_cost", "verifying a store on open / one cached-KD epoch", sharing.run_verified_read,

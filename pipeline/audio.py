@@ -249,24 +249,10 @@ class PackedAudio:
         return samples.astype(np.float32) / 32768.0
 
 
-class AudioSource:
-    """A dataset's clips as waveforms: from its packed HDF5 shards when it has them, else from each
-    clip's file. Both stages read audio through this (training's dataset and stage one's tasks)."""
-
-    def __init__(self, manifest):
-        self.data_root = Path(manifest.data_root)
-        shards = manifest.info.get("packed") or []
-        self.packed = PackedAudio(shards) if shards else None
-
-    def read(self, clip) -> np.ndarray:
-        if self.packed is not None and clip.clip_id in self.packed:
-            return self.packed.read(clip.clip_id)
-        return read_audio(self.data_root / clip.path)
-
-
 def pack_clips(clips, data_root: str | os.PathLike, out_dir: str | os.PathLike, shard_clips: int = 20000,
-               progress: bool = True) -> list[Path]:
-    """Pack clips (objects with .clip_id and .path) into int16 HDF5 shards under out_dir.
+               progress: bool = True, read=None) -> list[Path]:
+    """Pack clips (objects with .clip_id and .path) into int16 HDF5 shards under out_dir; ``read(clip)``
+    gives a clip's waveform (default: :func:`read_audio` of the file under data_root).
 
     Written shard by shard to a temporary name and renamed, so an interrupted pack keeps its
     finished shards and a rerun skips them.
@@ -291,7 +277,8 @@ def pack_clips(clips, data_root: str | os.PathLike, out_dir: str | os.PathLike, 
         tmp = shard.with_suffix(".h5.tmp")
         waves, ids = [], []
         for clip in part:
-            waves.append(float_to_int16(read_audio(Path(data_root) / clip.path)))
+            wave = read(clip) if read is not None else read_audio(Path(data_root) / clip.path)
+            waves.append(float_to_int16(wave))
             ids.append(clip.clip_id)
             bar.update(1)
         lengths = np.array([len(w) for w in waves], dtype=np.int64)

@@ -96,7 +96,8 @@ class Config:
     missing: str = "error"  # error | mask
     vocab_remap: bool = False  # map a store's classes to the manifest's by mid when orders differ
     logits: str = ""  # path of a stage-one store
-    join: str = "id"  # id | fingerprint: join store rows to clips by clip_id (audio checked) or by audio content
+    join: str = "id"  # id | fingerprint | recording: by clip_id (audio checked), by audio content, or by clip_id
+    # accepting another encoding of the same recording (the fingerprints then only count identical audio)
     verify: bool = True  # re-hash every store chunk read and refuse unfinished stores; false: warn and read as is
     teacher: str = ""  # run dir or checkpoint for kd=online
     # run

@@ -87,7 +87,7 @@ RULES: dict[str, typing.Callable] = {
     "loss": _choice("auto", "bce", "ce"),
     "kd": _choice("none", "clean", "replay", "online"), "kd_loss": _choice("auto", "kl", "bce"),
     "kd_lambda": _probability, "tau": _positive,
-    "missing": _choice("error", "mask"), "join": _choice("id", "fingerprint"),
+    "missing": _choice("error", "mask"), "join": _choice("id", "fingerprint", "recording"),
     "num_workers": _non_negative, "features_on": _choice("worker", "device"), "threads": _non_negative,
     "eval_batch_size": _positive, "eval_cache_mb": _non_negative,
     "max_clips": _non_negative, "seed": _non_negative,

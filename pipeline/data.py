@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .audio import SAMPLE_RATE, AudioError, AudioSource
+from .audio import SAMPLE_RATE, AudioError
+from .audio_source import AudioSource
 from .augment import IDENTITY, AugmentSettings, View, draw_view, render_view
 from .config import FrontEndConfig
 from .kd_source import StoreRows, TeacherRead

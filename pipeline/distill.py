@@ -40,10 +40,14 @@ class Coverage:
     by_content: int = 0  # joined by audio fingerprint under another store id (JOIN=fingerprint)
     audio_checked: bool = True  # False: store or manifest without fingerprints
     clean_views: int = 0  # KD=replay views whose mixup partner is unavailable: clean clip instead
+    other_encoding: int | None = None  # JOIN=recording: joined by id with other audio (another encoding)
 
     def line(self) -> str:
         audio = (f"audio: {len(self.audio_differs)} differ from the store's, {self.by_content} joined by content"
                  if self.audio_checked else "audio not checked (no fingerprints in the store or the manifest)")
+        if self.other_encoding is not None and self.audio_checked:
+            audio = (f"joined by id (JOIN=recording): {self.with_logits - self.other_encoding} with the store's audio "
+                     f"fingerprint, {self.other_encoding} another encoding of the recording")
         return (f"coverage: {self.with_logits}/{self.train_clips} train clips have teacher logits "
                 f"({100.0 * self.with_logits / max(self.train_clips, 1):.1f}%), {len(self.missing)} missing, "
                 f"{self.unlabelled} unlabelled (KD only); {audio}"
@@ -122,11 +126,15 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
                         [c.clip_id for c, ok in zip(train_clips, valid) if not ok and c.clip_id not in differs],
                         [c for c in match.audio_differs if c in train_ids],
                         sum(1 for c in match.by_content if c in train_ids), match.audio_checked)
+    if config.join == "recording":
+        joined = {c.clip_id for c, ok in zip(train_clips, valid) if ok}
+        coverage.other_encoding = sum(1 for c in match.other_encoding if c in joined)
     if coverage.audio_differs and config.missing == "error":
         raise DistillError(f"{source}: {len(coverage.audio_differs)} train clips have the store's clip id but other "
                            f"audio (fingerprints differ; first: {', '.join(coverage.audio_differs[:20])}); the "
                            "store was built from another copy: pass MISSING=mask to train them without KD, or "
-                           "JOIN=fingerprint to join by content")
+                           "JOIN=fingerprint to join by content, or JOIN=recording when the other copy holds "
+                           "another encoding of the same recordings (AudioSet as mp3 vs WAV)")
     if coverage.missing and config.missing == "error":
         shown = ", ".join(coverage.missing[:20])
         raise DistillError(f"{source}: {len(coverage.missing)} train clips have no valid teacher logits "

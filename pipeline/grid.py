@@ -35,6 +35,7 @@ from . import paths
 from .augment import AugmentSettings
 from .config import Config, apply_overrides
 from . import grid_reuse
+from .cluster import ClusterResources
 from .parallel_runs import RunJob, run_jobs
 from .paths import grid_run_dir, store_dir
 from .recipe import Recipe
@@ -85,6 +86,10 @@ class GridSpec:
     fold: int | None = None  # fold-based data: train on the other folds, evaluate on this one
     overrides: list[str] = field(default_factory=list)
     jobs: int = 1  # runs side by side within a phase (make JOBS=); results do not depend on it
+    # "" local processes (parallel_runs); "local" a dask LocalCluster of `jobs` workers; "slurm" SLURM jobs
+    # (`cluster`); else a dask scheduler address whose workers declare --resources train=1
+    scheduler: str = ""
+    cluster: ClusterResources = field(default_factory=ClusterResources)
 
     def model_name(self, family: str) -> str:
         return self.cnn if family == "cnn" else self.ast
@@ -315,8 +320,20 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     training_teachers = {cell.name for cell, _ in todo if cell.is_teacher}
     by_label = {_label(cell, seed): cell for cell, seed in todo}
     jobs = [_job(spec, recipe, cell, seed, training_teachers) for cell, seed in todo]
-    run_jobs(jobs, spec.jobs, progress,
-             prepare=lambda job: _wire_teacher(spec, by_label[job.label], cells, job, progress))
+    wire = lambda job: _wire_teacher(spec, by_label[job.label], cells, job, progress)  # noqa: E731
+    if spec.scheduler:
+        from .cluster import open_client
+        from .cluster_runs import run_jobs_on_cluster
+
+        client, cluster = open_client(spec.scheduler, spec.cluster, spec.jobs, train_slots=True)
+        try:
+            run_jobs_on_cluster(jobs, client, progress, prepare=wire)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        run_jobs(jobs, spec.jobs, progress, prepare=wire)
     results: dict[str, dict[int, dict]] = {}
     for seed in range(spec.seeds):
         for cell in cells:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import read_audio
+from .audio_hdf5 import HDF5Rows
+from .audio_source import read_clip_audio
 from .config import Config
 from .features import compute_norm_stats
 from .manifests import Clip, Manifest, load_manifest, training_clips
@@ -42,8 +43,9 @@ def compute_dataset_norm_stats(manifest_dir: str | Path, config: Config, max_cli
     if not clips:
         raise ValueError(f"{manifest.name}: no training clips (split 'train') to compute normalisation stats from")
     if method == "clean":
-        waves = (read_audio(manifest.audio_path(c)) for c in tqdm(clips, unit="clip", desc="norm stats",
-                                                                     **bar_options(progress)))
+        rows = HDF5Rows(manifest.data_root)  # clips may be rows of AudioSet HDF5 files
+        waves = (read_clip_audio(manifest.data_root, c.path, rows)
+                 for c in tqdm(clips, unit="clip", desc="norm stats", **bar_options(progress)))
         mean, std = compute_norm_stats(waves, config.raw_front_end())
     else:
         mean, std = loader_norm_stats(manifest, clips, config, progress)

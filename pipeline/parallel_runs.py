@@ -106,7 +106,7 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "(empty log)"
 
 
-def _check_order(jobs: list[RunJob]) -> None:
+def check_order(jobs: list[RunJob]) -> None:
     seen = set()
     for job in jobs:
         missing = [label for label in job.after if label not in seen]
@@ -122,7 +122,7 @@ def run_jobs(jobs: list[RunJob], parallel: int = 1, progress: bool = True,
     have stopped if any failed."""
     if parallel < 1:
         raise ValueError(f"parallel runs must be at least 1, got {parallel}")
-    _check_order(jobs)
+    check_order(jobs)
     prepare = prepare or (lambda job: job)
     if parallel == 1:
         started = time.time()

@@ -13,7 +13,7 @@ from pipeline.recipe import Recipe
 from pipeline.report import table_text, write_report
 from pipeline.training import splits_for
 
-from .common import add_jobs_argument, base_parser, default_recipe, run_main
+from .common import add_cluster_arguments, add_jobs_argument, base_parser, cluster_resources, default_recipe, run_main
 
 
 def main(argv=None) -> int:
@@ -29,6 +29,10 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", help="comma-separated cells to run (their teachers and baselines are added)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: the evaluation fold")
     add_jobs_argument(parser)
+    parser.add_argument("--scheduler", default="",
+                        help="run the cells as dask tasks: 'local' (a LocalCluster of --jobs workers), 'slurm' "
+                             "(SLURM jobs, --cluster-*), or a scheduler address; default: local processes")
+    add_cluster_arguments(parser)
     args = parser.parse_args(argv)
     recipe = Recipe.load(args.config or default_recipe(args.dataset))
     base = recipe.resolve("student", [o for o in args.overrides if o.strip()])
@@ -38,7 +42,8 @@ def main(argv=None) -> int:
                     seeds=args.seeds, small=args.small, direction=args.direction, fold=args.fold,
                     designs=DESIGNS if args.design == "both" else (args.design,),
                     only=tuple(c for c in args.only.split(",") if c),
-                    overrides=[o for o in args.overrides if o.strip()], jobs=args.jobs)
+                    overrides=[o for o in args.overrides if o.strip()], jobs=args.jobs,
+                    scheduler=args.scheduler, cluster=cluster_resources(args))
     manifest = load_manifest(manifest_dir(args.dataset))
     train_clips = len(splits_for(manifest, args.fold)[0])
     set_aside_stale_grid(spec, recipe)  # before the estimate, so it counts only the runs that will be reused

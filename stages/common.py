@@ -44,6 +44,28 @@ def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
                         help="grid runs side by side, each in its own process (make JOBS=; results do not depend on it)")
 
 
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """SCHEDULER=slurm: what each batch job asks for (make CLUSTER_JOBS, CLUSTER_CORES, ...)."""
+    group = parser.add_argument_group("SLURM jobs (SCHEDULER=slurm)")
+    group.add_argument("--cluster-jobs", type=int, default=1, help="batch jobs to start (CLUSTER_JOBS)")
+    group.add_argument("--cluster-cores", type=int, default=1, help="CPU cores per job (CLUSTER_CORES)")
+    group.add_argument("--cluster-memory", default="4GB", help="memory per job, e.g. 32GB (CLUSTER_MEMORY)")
+    group.add_argument("--cluster-gpus", type=int, default=0, help="GPUs per job, one worker each (CLUSTER_GPUS)")
+    group.add_argument("--cluster-walltime", default="01:00:00", help="per job, HH:MM:SS (CLUSTER_WALLTIME)")
+    group.add_argument("--cluster-queue", default="", help="partition (CLUSTER_QUEUE)")
+    group.add_argument("--cluster-account", default="", help="account (CLUSTER_ACCOUNT)")
+    group.add_argument("--cluster-host", default="", help="address the scheduler listens on (CLUSTER_HOST)")
+    group.add_argument("--cluster-interface", default="", help="network interface, e.g. ib0 (CLUSTER_INTERFACE)")
+
+
+def cluster_resources(args):
+    from pipeline.cluster import ClusterResources
+
+    return ClusterResources(jobs=args.cluster_jobs, cores=args.cluster_cores, memory=args.cluster_memory,
+                            gpus=args.cluster_gpus, walltime=args.cluster_walltime, queue=args.cluster_queue,
+                            account=args.cluster_account, host=args.cluster_host, interface=args.cluster_interface)
+
+
 def resolve_config(args, role: str = "student", **named) -> Config:
     """Recipe (its family section for the model, and its teacher section for role="teacher"), then
     named options (--model, --fold ...), then key=value overrides: later wins."""

@@ -25,8 +25,9 @@ def main(argv=None) -> int:
     parser.add_argument("--missing", default=None, choices=("error", "mask"),
                         help="train clips without teacher logits: error stops listing them, mask trains them "
                              "with zero KD weight (default: the recipe's, else error)")
-    parser.add_argument("--join", default=None, choices=("id", "fingerprint"),
-                        help="join store rows by clip id (audio checked) or by audio fingerprint (renamed copies)")
+    parser.add_argument("--join", default=None, choices=("id", "fingerprint", "recording"),
+                        help="join store rows by clip id (audio checked), by audio fingerprint (renamed copies), or "
+                             "by clip id accepting another encoding of the recording (mp3 vs WAV AudioSet copies)")
     # torchrun reads a bare --run as an abbreviation of its own --run-path; --run-name passes through
     parser.add_argument("--run", "--run-name", dest="run", default=None,
                         help="run name (default: <model>-kd-<kd>, or the model name without KD)")

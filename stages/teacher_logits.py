@@ -9,7 +9,7 @@ from pipeline.stage_one.published import FRONT_END_KEYS, split_published_args, t
 from pipeline.paths import run_dir, store_path, write_latest_store
 from pipeline.training.runner import latest_run
 
-from .common import base_parser, resolve_config, run_main
+from .common import add_cluster_arguments, base_parser, cluster_resources, resolve_config, run_main
 
 
 # the keys that set the views' augmentation; any other ARGS key (batch_size, ...) leaves the teacher's own
@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", default=None, help="run dir / checkpoint (default: newest finished run)")
     parser.add_argument("--out", default=None, help="store path (default stores/<dataset>/<teacher run>.zarr)")
     parser.add_argument("--views", type=int, default=0, help="augmented views per clip (0: clean logits only)")
-    parser.add_argument("--scheduler", default="", help="dask scheduler address, or 'inline' for no cluster")
+    parser.add_argument("--scheduler", default="",
+                        help="dask scheduler address, 'slurm' for SLURM jobs (--cluster-*), or 'inline' for no cluster")
     parser.add_argument("--workers", type=int, default=0, help="local cluster workers (default: one per core)")
     parser.add_argument("--topk", type=int, default=0, help="compact mode: keep the top-k logits per row")
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"],
@@ -37,6 +38,7 @@ def main(argv=None) -> int:
                         help="a published teacher's vocabulary file (class_labels_indices.csv / vocabulary.csv)")
     parser.add_argument("--model", default=None,
                         help="registry name of a published file this project does not know (its options in ARGS)")
+    add_cluster_arguments(parser)
     args = parser.parse_args(argv)
     named = parse_overrides([o for o in args.overrides if o.strip()])
     front_end = {k: float(v) if "norm" in k else int(float(v)) for k, v in named.items() if k in FRONT_END_KEYS}
@@ -56,7 +58,7 @@ def main(argv=None) -> int:
     job = StageOneJob(dataset=args.dataset, teacher=teacher, out=out, views=args.views, view_seed=config.seed,
                       augment=augment, scheduler=args.scheduler, workers=args.workers, topk=args.topk,
                       dtype=args.dtype, overwrite=args.overwrite, vocab_remap=config.vocab_remap,
-                      batch_size=batch_size)
+                      batch_size=batch_size, cluster=cluster_resources(args))
     summary = run_stage_one(job)
     write_latest_store(args.dataset, out)
     print(f"{out}: {summary['clips']} clips ({summary['computed_clips']} computed now), "

@@ -14,7 +14,7 @@ from bench.harness import Goal, entry_params, interleaved, paired_ratio
 from bench.stage_two import CACHED_QUICK
 
 CHEAP = ["store_bytes", "stage_one_scale", "front_end_batched", "topk_error", "cached_kd_step", "logit_lookups",
-         "packed_vs_wav", "verify_throughput", "verified_read_cost", "fingerprint_cost"]
+         "packed_vs_wav", "audioset_decode", "verify_throughput", "verified_read_cost", "fingerprint_cost"]
 TINY = {
     "store_bytes": {"clips": 60, "classes": 30},
     "topk_error": {"rows": 64, "classes": 60},
@@ -22,6 +22,7 @@ TINY = {
                        "repeats": 2, "warmup": 1},
     "logit_lookups": {"rows": 3000, "classes": 40, "chunk_clips": 1000, "batches": 20},
     "packed_vs_wav": {"clips": 5, "clip_seconds": 1.0, "repeats": 1},
+    "audioset_decode": {"clips": 3, "clip_seconds": 1.0, "repeats": 1},
     "verify_throughput": {"clips": 300, "classes": 30, "repeats": 1},
     "verified_read_cost": {"clips": 200, "classes": 30, "n_mels": 32, "target_length": 100, "batch": 2,
                            "step_repeats": 1, "open_repeats": 1},

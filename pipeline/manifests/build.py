@@ -7,13 +7,14 @@ from pathlib import Path
 from ..paths import MANIFESTS_ROOT
 from .ast_json import prepare_ast_json
 from .audioset import missing_segments_csv, prepare_audioset, scan_audioset
+from .audioset_hdf5 import scan_audioset_hdf5
 from .esc50 import prepare_esc50
 from .fsd50k import prepare_fsd50k
 from .records import Clip, Label, Manifest, ManifestError, _atomic_write, is_fold_based, load_manifest, write_manifest
 
-FORMATS = ("fsd50k", "esc50", "audioset", "ast-json")
+FORMATS = ("fsd50k", "esc50", "audioset", "audioset-hdf5", "ast-json")
 # Formats whose metadata lives in files the user names, rather than at fixed places under DATA_ROOT.
-TAKES_FILES = ("audioset", "ast-json")
+TAKES_FILES = ("audioset", "audioset-hdf5", "ast-json")
 MISSING_FILE = "missing_segments.csv"
 
 
@@ -40,6 +41,9 @@ def prepare(fmt: str, data_root: str | Path, labels_csv: str | Path | None = Non
         return prepare_esc50(data_root, progress, check)
     if fmt == "ast-json":
         return prepare_ast_json(data_root, labels_csv, segments, progress, check)
+    if fmt == "audioset-hdf5":
+        scan = scan_audioset_hdf5(data_root, labels_csv, segments, progress, check)
+        return scan.labels, scan.clips
     return prepare_audioset(data_root, labels_csv, segments, progress, check)
 
 
@@ -77,6 +81,11 @@ def build_manifest(dataset: str, fmt: str, data_root: str | Path, out_root: str 
         labels, clips = scan.labels, scan.clips
         extra = {"segment_files": scan.segment_files, "missing": len(scan.missing), "missing_segments": MISSING_FILE}
         missing_text = missing_segments_csv(scan.missing)
+    elif fmt == "audioset-hdf5":
+        _check_inputs(fmt, Path(data_root), labels_csv, segments)
+        hdf5 = scan_audioset_hdf5(data_root, labels_csv, segments, progress, check)
+        labels, clips = hdf5.labels, hdf5.clips
+        extra = {"hdf5_files": hdf5.layouts, "empty_rows": hdf5.empty_rows, "ids_without_start": hdf5.without_start}
     else:
         labels, clips = prepare(fmt, data_root, labels_csv, segments, progress, check)
     if not clips:
@@ -100,6 +109,11 @@ def summary_line(manifest: Manifest, out_dir: str | Path) -> str:
         line += f", {counts['unlabelled']} unlabelled"
     if "missing" in manifest.info:
         line += f", {manifest.info['missing']} segments without audio (see {MISSING_FILE})"
+    if manifest.info.get("empty_rows"):
+        line += f", {manifest.info['empty_rows']} empty HDF5 rows skipped (no audio_name)"
+    if manifest.info.get("ids_without_start"):
+        line += (f", {manifest.info['ids_without_start']} clip ids without a start time (pass AUDIOSET_SEGMENTS "
+                 "to join WAV copies)")
     if manifest.info.get("audio_check") == "header":
         line += ("; audio checked by header only (CHECK=header): NaN/inf and out-of-range samples were not looked "
                  "for")

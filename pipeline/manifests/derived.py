@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import PACK_FORMAT, PACK_VERSION, pack_clips
+from ..audio_hdf5 import HDF5Rows
+from ..audio_source import read_clip_audio
 from ..paths import PACKED_ROOT
 from .records import Clip, Manifest, load_manifest, manifest_hashes, update_dataset_info
 
@@ -57,6 +59,8 @@ def pack_dataset(manifest_dir: str | Path, packed_root: str | Path = PACKED_ROOT
             stale.unlink()
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
-    shards = pack_clips(manifest.clips, manifest.data_root, out_dir, shard_clips, progress)
+    rows = HDF5Rows(manifest.data_root)
+    shards = pack_clips(manifest.clips, manifest.data_root, out_dir, shard_clips, progress,
+                        read=lambda clip: read_clip_audio(manifest.data_root, clip.path, rows))
     update_dataset_info(manifest_dir, packed=[str(p) for p in shards])
     return shards

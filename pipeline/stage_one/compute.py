@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..audio import AudioSource
+from ..audio_source import AudioSource
 from ..augment import AugmentSettings, draw_view
 from ..config import FrontEndConfig
 from ..manifests import load_manifest

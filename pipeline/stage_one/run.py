@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -25,6 +25,7 @@ from ..manifests import load_manifest, manifest_hashes
 from ..progress import bar_options
 from ..seeding import pick_device
 from ..checkpoints import model_from_state
+from ..cluster import ClusterResources, open_client
 from .compute import ChunkSpec, compute_chunk, default_decode_threads, prime_teachers
 from .teachers import load_members, load_teacher_set, teacher_provenance
 
@@ -37,7 +38,8 @@ class StageOneJob:
     views: int = 0
     view_seed: int = 0
     augment: AugmentSettings | None = None  # None: the teacher's own training augmentation
-    scheduler: str = ""  # "" local cluster, "inline" in this process, else a dask scheduler address
+    scheduler: str = ""  # "" local cluster, "inline" in this process, "slurm" SLURM jobs, else a scheduler address
+    cluster: ClusterResources = field(default_factory=ClusterResources)  # SCHEDULER=slurm: each job's resources
     workers: int = 0  # local cluster size (0: one per core)
     topk: int = 0
     dtype: str = "float16"
@@ -77,7 +79,9 @@ def prepare(job: StageOneJob):
                  views=job.views, view_seed=job.view_seed, dtype=job.dtype, topk=job.topk,
                  chunk_clips=job.chunk_clips, overwrite=job.overwrite,
                  fingerprints=[c.fingerprint for c in manifest.clips])
-    device = pick_device(job.device)
+    # SLURM jobs with GPUs: the workers' device, whatever the submitting login node has
+    slurm_gpus = job.device == "auto" and job.scheduler == "slurm" and job.cluster.gpus > 0
+    device = "cuda" if slurm_gpus else pick_device(job.device)
     layout = store_layout(job.out)
     spec = ChunkSpec(store_path=str(Path(job.out).resolve()), manifest_dir=str(manifest_dir.resolve()),
                      teacher=str(Path(job.teacher).resolve()), front_end=dataclasses.asdict(front_end),
@@ -175,21 +179,10 @@ def local_workers(device: str) -> int:
 
 
 def start_local_cluster(workers: int):
-    """The LocalCluster stage one starts: `workers` processes x 1 thread each, so torch intra-op
-    threads x workers never oversubscribe the cores.
+    """The LocalCluster stage one starts (:func:`pipeline.cluster.local_cluster`)."""
+    from ..cluster import local_cluster
 
-    dask exports MALLOC_TRIM_THRESHOLD_ to its workers; setting it freezes glibc's mmap threshold at
-    128 KiB, so every activation tensor is mmapped and page-faulted afresh (stage one ran ~2.5x slower
-    per chunk, `make bench` dask_vs_inline). The workers get dask's other settings unchanged.
-    """
-    import dask
-    from distributed import LocalCluster
-
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
-    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                            silence_logs=40)
+    return local_cluster(workers)
 
 
 def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
@@ -204,7 +197,8 @@ def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
     from distributed import Client, as_completed
 
     if job.scheduler:
-        client, cluster = Client(job.scheduler), None
+        client, cluster = (open_client("slurm", job.cluster, 0) if job.scheduler == "slurm"
+                           else (Client(job.scheduler), None))
         if spec.device == "cuda":  # each remote GPU worker decodes on the cores its job was given
             spec = dataclasses.replace(spec, decode_threads=-1)
     else:

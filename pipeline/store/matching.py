@@ -6,6 +6,9 @@ the teacher heard other audio. By content (JOIN=fingerprint), a clip joins the s
 fingerprint whatever either lab named it, which is how renamed copies find their logits.
 Replayed views name their mixup partner by the store's clip id; :func:`replay_partners` says
 which partners the receiving manifest has (by the same rule) and how they are called there.
+By recording (JOIN=recording), a clip joins the store row with its id whatever audio either side holds:
+another lab's encoding of the same recording (AudioSet as mp3 in HDF5 against PANNs' 32 kHz waveforms)
+never has the same samples, so the fingerprint can only say how many rows hold identical audio.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-JOINS = ("id", "fingerprint")
+JOINS = ("id", "fingerprint", "recording")
 
 
 @dataclass
@@ -23,6 +26,7 @@ class ClipMatch:
     audio_differs: list[str] = field(default_factory=list)  # id in the store, other audio
     by_content: list[str] = field(default_factory=list)  # joined by fingerprint under another store id
     audio_checked: bool = True  # False: one side has no fingerprints, ids joined unchecked
+    other_encoding: list[str] = field(default_factory=list)  # JOIN=recording: joined by id, fingerprints differ
 
 
 def _same_audio(mine: str, theirs: str) -> bool:
@@ -49,6 +53,10 @@ def match_clips(table, clip_ids: list[str], fingerprints: list[str], join: str =
     for i, (clip_id, fingerprint) in enumerate(zip(clip_ids, fingerprints)):
         row = int(rows[i])
         if row >= 0 and _same_audio(fingerprint, stored[row]):
+            continue
+        if join == "recording":
+            if row >= 0:
+                match.other_encoding.append(clip_id)
             continue
         if join == "fingerprint" and fingerprint in by_print:
             match.rows[i] = by_print[fingerprint]
@@ -80,7 +88,7 @@ def replay_partners(table, rows: np.ndarray, manifest_clips, join: str = "id") -
             continue  # no mixup in this view
         store_row = store_row_of.get(name, -1)
         theirs = stored[store_row] if (stored and store_row >= 0) else ""
-        if name in by_id and _same_audio(by_id[name], theirs):
+        if name in by_id and (join == "recording" or _same_audio(by_id[name], theirs)):
             alias[name] = name
         elif join == "fingerprint" and theirs in by_print:
             alias[name] = by_print[theirs]
