@@ -245,3 +245,54 @@ def test_a_teacher_recipe_with_impossible_values_is_refused_by_stage_one(project
     with pytest.raises(ConfigError, match="mixup=5.0 must be in"):
         run_stage_one(StageOneJob("tiny", "runs/tiny/t", "stores/s.zarr", scheduler="inline"), progress=False)
     assert not Path("stores/s.zarr").exists()
+
+
+def _not_checkpoints(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Files offered as checkpoints that are none: the reason each must get."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"empty": (folder / "empty.pt", "not a checkpoint: empty"),
+             "random": (folder / "random.pt", "not a PyTorch file"),
+             "text": (folder / "notes.pt", "not a PyTorch file: it is text"),
+             "npy": (folder / "array.pt", "not a PyTorch file: a NumPy"),
+             "foreign zip": (folder / "other.pt", "not a PyTorch file: a zip archive without"),
+             "truncated": (folder / "half.pt", "not a PyTorch file: a broken or truncated zip")}
+    files["empty"][0].write_bytes(b"")
+    files["random"][0].write_bytes(bytes([0x13]) + np.random.default_rng(0).bytes(499))
+    files["text"][0].write_text("model weights are on the release page\n")
+    np.save(folder / "array.npy", np.zeros(3))
+    (folder / "array.npy").rename(files["npy"][0])
+    with zipfile.ZipFile(files["foreign zip"][0], "w") as archive:
+        archive.writestr("readme.txt", "not torch")
+    model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
+    torch.save({"model": model.state_dict()}, folder / "whole.pt")
+    whole = (folder / "whole.pt").read_bytes()
+    files["truncated"][0].write_bytes(whole[: len(whole) // 2])
+    return files
+
+
+def test_files_that_are_no_checkpoint_get_a_true_reason_never_unpickling_advice(tmp_path):
+    """An empty, text, random, NumPy, foreign-zip or truncated file is named for what it is; before,
+    the empty file raised IndexError inside the error handler and the others were told to unpickle."""
+    for kind, (path, reason) in _not_checkpoints(tmp_path).items():
+        for load in (model_from_checkpoint,
+                     lambda p: create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64,
+                                            checkpoint=p)):
+            with pytest.raises(CheckpointImportError) as caught:
+                load(path)
+            message = str(caught.value)
+            assert not isinstance(caught.value, UnsafeCheckpoint), kind
+            assert reason in message and str(path) in message and "\n" not in message, (kind, message)
+            assert "weights_only=False" not in message and "convert" not in message, kind
+
+
+def test_evaluate_on_an_empty_checkpoint_is_one_error_line(project):
+    from .test_drivers import assert_one_line_error, run
+
+    files = _not_checkpoints(project / "offered")
+    for kind in ("empty", "text"):
+        path, reason = files[kind]
+        line = assert_one_line_error(run(project, "stages.evaluate", "--dataset", "tiny", "--checkpoint", str(path)),
+                                     str(path))
+        assert reason in line, line
