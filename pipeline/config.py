@@ -134,19 +134,27 @@ def _coerce(text: str, annotation: typing.Any, key: str):
             raise ValueError(f"override {key}={text!r}: expected true or false")
         return value
     if base is int:
+        # digits only: 1.5 is not a count, and neither is 1e9 or 2.0 (a float notation; accepting it made
+        # epochs=1e9 one billion epochs while batch_size=1.5 was refused)
         try:
-            number = float(text)
+            return int(text.strip())
         except ValueError:
-            raise ValueError(f"override {key}={text!r}: expected an integer") from None
-        if not number.is_integer():
-            raise ValueError(f"override {key}={text!r}: expected an integer")
-        return int(number)
+            raise ValueError(f"override {key}={text!r}: expected an integer written in digits"
+                             + (" (no exponent or decimal point)" if _is_number(text) else "")) from None
     if base is float:
         try:
             return float(text)  # float() reads 1e-3, which YAML 1.1 would leave a string
         except ValueError:
             raise ValueError(f"override {key}={text!r}: expected a number") from None
     return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_overrides(overrides: dict | list[str] | None) -> dict[str, str]:

@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import fields
 
-from .config import Config
+from .config import Config, FrontEndConfig
 
 
 class ConfigError(ValueError):
@@ -134,3 +134,31 @@ def check_config(config: Config, source: str = "config") -> Config:
     if problems:
         raise ConfigError(f"{source}: {len(problems)} bad key(s): " + "; ".join(problems))
     return config
+
+
+FRONT_END_RULES: dict[str, typing.Callable] = {
+    "sample_rate": _positive, "n_mels": _positive, "target_length": _positive, "frame_length_ms": _positive,
+    "frame_shift_ms": _positive, "norm_std": _positive, "norm_divisor": _positive,
+}
+
+
+def front_end_from(values: object, source: str) -> FrontEndConfig:
+    """A received front end (a checkpoint's ``front_end``) as a FrontEndConfig, every value type- and
+    range-checked like a recipe key first: a string mean used to surface as a TypeError mid-run."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: front_end must be a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(FrontEndConfig)
+    known = {f.name for f in fields(FrontEndConfig)}
+    problems = [f"unknown key {key!r}" for key in values if key not in known]
+    for key, value in values.items():
+        if key not in known:
+            continue
+        wrong = _type_problem(value, hints[key])
+        if wrong is None and key in FRONT_END_RULES:
+            verdict = FRONT_END_RULES[key](value)
+            wrong = None if verdict is True else verdict
+        if wrong:
+            problems.append(f"{key}={value!r} {wrong}")
+    if problems:
+        raise ConfigError(f"{source}: front_end: {len(problems)} bad key(s): " + "; ".join(problems))
+    return FrontEndConfig(**values)

@@ -296,3 +296,31 @@ def test_evaluate_on_an_empty_checkpoint_is_one_error_line(project):
         line = assert_one_line_error(run(project, "stages.evaluate", "--dataset", "tiny", "--checkpoint", str(path)),
                                      str(path))
         assert reason in line, line
+
+
+@pytest.mark.parametrize("front_end, problem", [({"norm_mean": "-4.2"}, "norm_mean='-4.2' must be a number"),
+                                                ({"n_mels": 64.5}, "n_mels=64.5 must be an integer"),
+                                                ({"sample_rate": 0}, "sample_rate=0 must be > 0"),
+                                                ({"shell": "rm"}, "unknown key 'shell'")])
+def test_a_received_front_end_is_type_checked_like_recipe_keys(tmp_path, front_end, problem):
+    """A string mean in a checkpoint's front_end surfaced as a TypeError traceback mid-run."""
+    model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
+    path = tmp_path / "final.pt"
+    torch.save({"model": model.state_dict(), "model_name": "efficientnet_tiny", "model_config": model.model_config,
+                "front_end": {"sample_rate": 16000, "n_mels": 32, "target_length": 64, **front_end},
+                "vocabulary": {"mids": ["/a", "/b", "/c", "/d"], "names": ["a", "b", "c", "d"]}}, path)
+    with pytest.raises(ValueError, match="front_end") as caught:
+        load_checkpoint(path)
+    assert str(path) in str(caught.value) and problem in str(caught.value)
+
+
+def test_a_junk_checkpoint_vocabulary_is_refused(tmp_path):
+    model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
+    path = tmp_path / "final.pt"
+    for vocabulary, problem in (({"mids": ["/tmp/x"] * 4, "names": ["x"] * 4}, "lists '/tmp/x' 4 times"),
+                                ({"mids": ["/a", "/b"], "names": ["a", "b"]}, "2 classes but the model outputs 4"),
+                                ({"mids": [1, 2, 3, 4], "names": ["a"] * 4}, "non-empty list of class ids")):
+        torch.save({"model": model.state_dict(), "model_name": "efficientnet_tiny", "model_config": model.model_config,
+                    "vocabulary": vocabulary}, path)
+        with pytest.raises(CheckpointImportError, match=problem):
+            load_checkpoint(path)

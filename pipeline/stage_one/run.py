@@ -61,9 +61,11 @@ def prepare(job: StageOneJob):
     teacher_config = check_config(config_from_dict(first["config"]), source=f"{teachers.checkpoints[0]} (recipe)")
     front_end = FrontEndConfig(**first["front_end"])
     augment = job.augment or AugmentSettings.from_config(teacher_config)
-    partner_fold = _teacher_fold(manifest, teacher_config, job)
     vocabulary = first["vocabulary"]
+    # the vocabulary first: a teacher of another dataset is refused for what it is (another label set),
+    # not for the fold layout that follows from it
     check_vocabulary(vocabulary.get("mids", []), manifest, job)
+    partner_fold = _teacher_fold(manifest, teacher_config, job)
     attrs = {
         "teacher": teacher_provenance(teachers, loaded),
         "front_end": front_end_dict(front_end),

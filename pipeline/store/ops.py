@@ -8,6 +8,7 @@ operation, each input's location and digest, and the options.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zipfile
@@ -164,7 +165,10 @@ def ensemble(locations: list, out, weights: list[float] | None = None, space: st
     if space not in ("logits", "probs"):
         raise ValueError(f"--space must be logits or probs, got {space!r}")
     weights = [1.0] * len(locations) if not weights else [float(w) for w in weights]
-    if len(weights) != len(locations) or min(weights) < 0 or sum(weights) <= 0:
+    # checked before anything is opened or written: NaN passed `min(weights) < 0` and surfaced late,
+    # naming output rows, with an unfinished store left behind
+    if (len(weights) != len(locations) or not all(math.isfinite(w) for w in weights) or min(weights) < 0
+            or sum(weights) <= 0):
         raise ValueError(f"--weights needs {len(locations)} non-negative numbers with a positive sum, got {weights}")
     weights = [w / sum(weights) for w in weights]
     sources = [Source(location) for location in locations]
