@@ -212,3 +212,39 @@ def test_make_args_batch_size_sets_stage_ones_forward_batch_not_the_views(teache
     assert seen["job"].batch_size == 64 and seen["job"].augment is None
     driver.main(["--dataset", "tiny", "--teacher", teacher, "--", "mixup=0.3"])
     assert seen["job"].batch_size == 0 and seen["job"].augment.mixup == 0.3
+
+
+def test_audio_changed_after_the_manifest_is_a_failure_in_stage_one_and_skipped_in_training(teacher):
+    """A WAV cut short with its header intact (it still declares every frame), and one replaced by
+    another clip's audio, after `make manifests`: stage one used to compute valid logits from the
+    0.94 s that remained and store them under the manifest's fingerprint of the intact file."""
+    import dataclasses
+
+    from pipeline.distill import train_student
+    from pipeline.manifests import load_manifest
+    from pipeline.store import LogitTable
+    from pipeline.store.writer import read_failures
+
+    manifest = load_manifest("data_manifests/tiny")
+    cut, replaced = manifest.clips[3], manifest.clips[7]
+    wav = manifest.audio_path(cut).read_bytes()
+    manifest.audio_path(cut).write_bytes(wav[: 44 + (len(wav) - 44) // 3])  # the header declares 3x more
+    manifest.audio_path(replaced).write_bytes(manifest.audio_path(manifest.clips[11]).read_bytes())
+    summary = run_stage_one(job("stores/s.zarr"), progress=False)
+    assert summary["failures"] == 2
+    table = LogitTable.open("stores/s.zarr")
+    rows = table.rows([cut.clip_id, replaced.clip_id])
+    assert not table.valid_rows(rows).any() and np.isnan(table.logits_for(rows)).all()
+    group = zarr.open_group("stores/s.zarr", mode="r")
+    failures = {clip: error for clip, error, _ in read_failures(group)}
+    assert "truncated: the header declares" in failures[cut.clip_id]
+    assert "audio differs from its manifest row" in failures[replaced.clip_id]
+    assert str(Path.cwd()) not in "".join(failures.values())  # no absolute path of this machine is published
+
+    config = dataclasses.replace(tiny_config(epochs=1), kd="clean", logits="stores/s.zarr", missing="mask")
+    result = train_student("tiny", config, "student", progress=False)
+    skipped = Path(result["skipped_clips"]["log"]).read_text()
+    train_ids = {c.clip_id for c in manifest.select("train")}
+    expected = {cut.clip_id, replaced.clip_id} & train_ids
+    assert result["skipped_clips"]["count"] == len(expected) >= 1
+    assert all(clip in skipped for clip in expected)
