@@ -65,7 +65,7 @@ TAU ?=
 MISSING ?=
 ## student: join store rows by clip id (audio fingerprint checked) or by fingerprint (renamed copies): id | fingerprint
 JOIN ?=
-## verify: the store digest a lab published, to check a received copy against
+## verify, student, inspect: the store digest a lab published; a store that does not reproduce it is refused
 DIGEST ?=
 ## evaluate: run dir or .pt file (default: the newest finished run)
 CHECKPOINT ?=
@@ -151,10 +151,10 @@ teacher-logits: install
 		$(call opt,--topk,$(TOPK)) $(call opt,--labels,$(LABELS)) $(call opt,--model,$(MODEL)) \
 		$(if $(OVERWRITE),--overwrite,) -- $(ARGS)
 
-## what a store holds: coverage, provenance, front end, soft targets vs the class prior (LOGITS, FOLD, TAU)
+## what a store holds: coverage, provenance, front end, soft targets vs the class prior (LOGITS, DIGEST, FOLD, TAU)
 inspect: install
 	$(PY) -m stages.inspect_store $(call opt,--dataset,$(DATASET)) $(call opt,--store,$(LOGITS)) \
-		$(call opt,--fold,$(FOLD)) $(call opt,--tau,$(TAU))
+		$(call opt,--fold,$(FOLD)) $(call opt,--tau,$(TAU)) $(call opt,--digest,$(DIGEST))
 
 ## every chunk of a store re-hashed, coverage against DATASET's manifest; DIGEST=<hex> checks a received copy
 verify: install
@@ -167,7 +167,8 @@ student: install
 		$(call opt,--model,$(MODEL)) $(call opt,--run,$(RUN)) $(call opt,--fold,$(FOLD)) \
 		$(call opt,--logits,$(LOGITS)) $(call opt,--teacher,$(TEACHER)) $(call opt,--kd,$(KD)) \
 		$(call opt,--kd-loss,$(KD_LOSS)) $(call opt,--lambda,$(LAMBDA)) $(call opt,--tau,$(TAU)) \
-		$(call opt,--missing,$(MISSING)) $(call opt,--join,$(JOIN)) $(if $(RESUME),--resume,) -- $(ARGS)
+		$(call opt,--missing,$(MISSING)) $(call opt,--join,$(JOIN)) $(call opt,--digest,$(DIGEST)) \
+		$(if $(RESUME),--resume,) -- $(ARGS)
 
 ## the paper's grid (equal and short designs, controls) with SEEDS student seeds; report under reports/DATASET (DESIGN, DIRECTION, CELLS)
 cmkd: install

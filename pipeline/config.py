@@ -88,6 +88,7 @@ class Config:
     missing: str = "error"  # error | mask
     vocab_remap: bool = False  # map a store's classes to the manifest's by mid when orders differ
     logits: str = ""  # path of a stage-one store
+    digest: str = ""  # the published store digest LOGITS must reproduce (DIGEST=; comma-separated for per-fold stores)
     join: str = "id"  # id | fingerprint: join store rows to clips by clip_id (audio checked) or by audio content
     verify: bool = True  # re-hash every store chunk read and refuse unfinished stores; false: warn and read as is
     teacher: str = ""  # run dir or checkpoint for kd=online

@@ -47,6 +47,12 @@ def _device(v):
         "must be auto, cpu, cuda or cuda:N"
 
 
+def _digests(v):
+    parts = [d.strip() for d in v.split(",") if d.strip()]
+    return all(len(d) == 64 and all(c in "0123456789abcdefABCDEF" for c in d) for d in parts) or \
+        "must be store digests (64 hexadecimal digits each, comma-separated)"
+
+
 def _betas(v):
     return (len(v) == 2 and all(0 <= b < 1 for b in v)) or "must be two numbers in [0, 1)"
 
@@ -74,7 +80,7 @@ RULES: dict[str, typing.Callable] = {
     "loss": _choice("auto", "bce", "ce"),
     "kd": _choice("none", "clean", "replay", "online"), "kd_loss": _choice("auto", "kl", "bce"),
     "kd_lambda": _probability, "tau": _positive,
-    "missing": _choice("error", "mask"), "join": _choice("id", "fingerprint"),
+    "missing": _choice("error", "mask"), "join": _choice("id", "fingerprint"), "digest": _digests,
     "num_workers": _non_negative, "features_on": _choice("worker", "device"), "threads": _non_negative,
     "eval_batch_size": _positive, "eval_cache_mb": _non_negative,
     "max_clips": _non_negative, "seed": _non_negative,

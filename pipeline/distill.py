@@ -99,7 +99,8 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
     if not source:
         raise DistillError(f"KD={config.kd} needs LOGITS=<store> (no {store_dir(manifest.name) / LATEST_FILE} yet: "
                            f"run `make teacher-logits DATASET={manifest.name}` first)")
-    table = LogitTable.open(source, load_views=config.kd == "replay", verify=config.verify)
+    table = LogitTable.open(source, load_views=config.kd == "replay", verify=config.verify,
+                            expected_digest=config.digest or None)
     class_map = class_map_for(table.vocabulary_mids, manifest, config.vocab_remap, source)
     notes = check_front_end(table.front_end, front_end, config.kd, source)
     if config.kd == "replay" and table.num_views == 0:
@@ -190,6 +191,10 @@ def kd_source(config: Config, manifest: Manifest, manifest_dir: Path, train_clip
     return KDSource(config.kd, loss, store=store,
                     summary={"kd": config.kd, "logits": config.logits, "kd_loss": loss.kind,
                              "store_digest": store.table.digest,
+                             # what vouches for it: the published digest given (DIGEST=), the one the store
+                             # records about itself, or nothing (verify=false)
+                             "store_digest_checked": ("pinned" if store.table.pinned else
+                                                      "recorded" if store.table.verified else "not verified"),
                              "coverage": coverage.with_logits / max(coverage.train_clips, 1),
                              "missing": len(coverage.missing)})
 
@@ -211,6 +216,9 @@ def train_student(dataset: str, config: Config, run: str, fold: int | None = Non
     from .config_check import check_config
     from .training import fold_runs, is_finished, run_training, splits_for
 
+    if config.digest and config.kd in ("none", "online"):
+        raise DistillError(f"DIGEST pins a logit store, and KD={config.kd} reads none: pass LOGITS=<store> "
+                           "(or leave DIGEST out)")
     if config.kd == "none":
         return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
                             runs_root=runs_root, progress=progress)

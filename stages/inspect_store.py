@@ -19,11 +19,13 @@ def main(argv=None) -> int:
     parser.add_argument("--store", default=None, help="store path (default: the dataset's latest store)")
     parser.add_argument("--fold", type=int, default=None, help="fold-based data: the teacher's evaluation fold")
     parser.add_argument("--tau", type=float, default=1.0, help="temperature the diagnostics apply to the targets")
+    parser.add_argument("--digest", default=None, help="the digest its publisher gave: a store that does not "
+                        "reproduce it is reported as a problem")
     args = parser.parse_args(argv)
     path = args.store or latest_store(args.dataset)
     if not path:
         parser.error(f"no store given and none recorded for {args.dataset}: pass LOGITS=<path.zarr>")
-    verification = check_store(path)  # "completed" says what the writer recorded; the checksums say what is there
+    verification = check_store(path, args.digest)  # "completed" says what the writer recorded; the checksums say what is there
     print(inspect(path, verification))
     if not verification.ok:
         print(f"\nWARNING: {len(verification.problems)} integrity problem(s): do not train from this store as it is")
@@ -33,7 +35,7 @@ def main(argv=None) -> int:
     folder = manifest_dir(args.dataset)
     if (folder / "dataset.json").exists():
         manifest = load_manifest(folder)
-        table = LogitTable.open(path, load_views=False)
+        table = LogitTable.open(path, load_views=False, expected_digest=args.digest)
         if table.vocabulary_mids != manifest.mids:
             print(f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)")
         else:

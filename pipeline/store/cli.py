@@ -34,9 +34,12 @@ def cmd_inspect(args) -> int:
     from .describe import describe, format_description
     from .verify import check_store
 
-    verification = check_store(args.store) if args.verify else None
+    verification = check_store(args.store, args.digest) if args.verify or args.digest else None
     info = describe(args.store, verification)
     print(json.dumps(info, indent=2, default=str) if args.json else format_description(info))
+    if verification is not None and not args.json:
+        for problem in verification.problems:
+            print(f"problem    {problem}")
     return 0 if verification is None or verification.ok else 1
 
 
@@ -83,7 +86,7 @@ def cmd_verify(args) -> int:
 def cmd_export(args) -> int:
     from .ops import export
 
-    digest = export(args.store, args.out)
+    digest = export(args.store, args.out, args.digest)
     print(f"exported   {args.store} -> {args.out}\ndigest     {digest}  (publish this beside the file)")
     return 0
 
@@ -96,13 +99,14 @@ def _report(out: str, completed: dict) -> int:
 def cmd_ensemble(args) -> int:
     from .ops import ensemble
 
-    return _report(args.out, ensemble(args.stores, args.out, args.weights, args.space, args.clips, args.vocab_remap))
+    return _report(args.out, ensemble(args.stores, args.out, args.weights, args.space, args.clips, args.vocab_remap,
+                                      args.digest))
 
 
 def cmd_merge(args) -> int:
     from .ops import merge
 
-    return _report(args.out, merge(args.stores, args.out))
+    return _report(args.out, merge(args.stores, args.out, args.digest))
 
 
 def cmd_subset(args) -> int:
@@ -110,7 +114,7 @@ def cmd_subset(args) -> int:
 
     clips = read_clip_list(args.clips) if args.clips else None
     splits = [s for s in args.split.split(",") if s] if args.split else None
-    return _report(args.out, subset(args.store, args.out, splits, clips))
+    return _report(args.out, subset(args.store, args.out, splits, clips, args.digest))
 
 
 def cmd_import(args) -> int:
@@ -136,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="directory, .zarr.zip or http(s):// URL")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--verify", action="store_true", help="also re-hash every chunk (then it says 'verified')")
+    p.add_argument("--digest", help="the digest the publisher gave: verify, and fail unless this copy reproduces it")
     p.set_defaults(run=cmd_inspect)
 
     p = commands.add_parser("verify", help="re-hash every chunk; name bad chunks and their clips")
@@ -148,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("export", help="verify and write one .zarr.zip to publish")
     p.add_argument("store")
     p.add_argument("out", help="OUT.zarr.zip")
+    p.add_argument("--digest", help="the digest the store must reproduce (refused otherwise)")
     p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("ensemble", help="a teacher made of several stores (e.g. CNN + AST)")
@@ -159,10 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="same: refuse different clip sets; intersection: keep the clips all stores have")
     p.add_argument("--vocab-remap", action="store_true",
                    help="map stores whose classes are the first's in another order by mid (else refused)")
+    p.add_argument("--digest", action="append", help="a published digest per input store, in order (repeat it)")
     p.set_defaults(run=cmd_ensemble)
 
     p = commands.add_parser("merge", help="one store from stores of different shards or splits of one dataset")
     p.add_argument("stores", nargs="+", help="STORE... OUT (the last is the output directory)")
+    p.add_argument("--digest", action="append", help="a published digest per input store, in order (repeat it)")
     p.set_defaults(run=cmd_merge)
 
     p = commands.add_parser("subset", help="a store of some splits or clips")
@@ -171,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--split", help="comma-separated splits, e.g. train,val")
     group.add_argument("--clips", help="a file with one clip id per line")
+    p.add_argument("--digest", help="the digest the input store must reproduce (refused otherwise)")
     p.set_defaults(run=cmd_subset)
 
     p = commands.add_parser("import", help="a store from a peer's release (EfficientAT .npy + index, CED HDF5)")

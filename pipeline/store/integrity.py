@@ -198,3 +198,23 @@ def digest_problem(group, attrs: dict) -> tuple[str, str]:
         return digest, (f"store digest {digest[:16]} differs from the one recorded at completion "
                         f"{str(recorded)[:16]}: attrs, checksums or the failure table were edited afterwards")
     return digest, ""
+
+
+def pinned_digests(pinned: str | None) -> list[str]:
+    """The digests a user pinned (DIGEST=<hex>, comma-separated for per-fold stores), checked to be
+    whole sha256 hex strings: a prefix would pin less than it seems."""
+    wanted = [d.strip().lower() for d in (pinned or "").split(",") if d.strip()]
+    bad = [d for d in wanted if len(d) != 64 or any(c not in "0123456789abcdef" for c in d)]
+    if bad:
+        raise StoreError(f"DIGEST {bad[0]!r} is not a store digest (64 hexadecimal digits, as `export` and `verify` "
+                         "print it)")
+    return wanted
+
+
+def pin_problem(digest: str, pinned: str | None) -> str:
+    """"" when nothing is pinned or the store's digest is a pinned one; else the refusal."""
+    wanted = pinned_digests(pinned)
+    if not wanted or digest in wanted:
+        return ""
+    shown = wanted[0] if len(wanted) == 1 else f"one of {', '.join(w[:16] for w in wanted)}"
+    return f"store digest {digest} is not the published {shown}: this is not the store that was published"

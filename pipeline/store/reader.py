@@ -18,7 +18,8 @@ from pipeline.views import View
 
 from .cache import share_arrays
 from .format import VIEW_PARAM_ARRAYS, Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
-from .integrity import checksum_names, compare_chunk, completion_problem, digest_problem, iter_chunks, store_digest
+from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, iter_chunks, pin_problem,
+                        pinned_digests, store_digest)
 from .location import identity, is_local_dir
 from .topk import rebuild_dense
 from .views import arrays_to_view
@@ -101,21 +102,30 @@ class LogitTable:
         self._shared: dict[str, str] = {}
         self.digest = ""  # the store digest; checked against the recorded one when verified
         self.verified = False
+        self.pinned = False  # the digest was checked against one the user gave (DIGEST=)
         self.fingerprints: list[str] = []  # audio fingerprint per loaded row ("" unknown; none in 1.0 stores)
 
     @classmethod
     def open(cls, path: str | os.PathLike, clip_ids=None, load_views: bool = True,
-             verify: bool = True) -> "LogitTable":
+             verify: bool = True, expected_digest: str | None = None) -> "LogitTable":
         """Load the store (or only the rows of `clip_ids`; unknown ids are simply absent).
 
         verify=True (the default) refuses an unfinished store and a store whose digest differs from
         the one recorded at completion, and re-hashes every chunk it reads (once per process); the
         error names the store, the chunk and its clips. verify=False reads as is, with a warning.
+        ``expected_digest`` (a published digest, comma-separated for several) pins the store: its
+        digest must be one of them, and every chunk read must hash to the checksums that digest
+        covers, so the rows loaded are the published rows (this implies verify=True).
         """
+        pinned_digests(expected_digest)  # a malformed pin is refused before anything is read
+        verify = verify or bool(expected_digest)
         group, layout = open_store(path)
         attrs = group.attrs.asdict()
         if verify:
             digest = _check_store_level(group, layout, attrs, path)
+            pinned = pin_problem(digest, expected_digest)
+            if pinned:
+                raise StoreError(f"{path}: {pinned}")
         else:
             digest = store_digest(group, attrs)
             print(f"warning: {path}: verify=false: reading without checking chunk checksums or completion; "
@@ -144,7 +154,7 @@ class LogitTable:
         complete = bool(np.asarray(group["chunk_done"][:]).all())
         table = cls(Path(path) if is_local_dir(path) else path, attrs, layout, loaded_ids, arrays, partner_names,
                     complete)
-        table.digest, table.verified = digest, verify
+        table.digest, table.verified, table.pinned = digest, verify, bool(expected_digest)
         if "fingerprint" in group:
             stored = read_strings(group["fingerprint"])
             table.fingerprints = stored if rows is None else [stored[row] for row in rows]

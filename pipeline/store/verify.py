@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .format import SCORE_ARRAYS, Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
-from .integrity import checksum_names, compare_chunk, iter_chunks, completion_problem, digest_problem, recorded_digest
+from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, iter_chunks, pin_problem,
+                        recorded_digest)
 from .location import is_local_dir
 from .writer import read_failures
 
@@ -149,9 +150,9 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
         if leftovers:
             problems.append(f"{len(leftovers)} partial files left by interrupted writes (safe to delete): "
                             f"{leftovers[:5]}")
-    if expected_digest and expected_digest.lower() != result.digest:
-        problems.append(f"store digest {result.digest} is not the published {expected_digest.lower()}: "
-                        "this is not the store that was published")
+    pinned = pin_problem(result.digest, expected_digest)
+    if pinned:
+        problems.append(pinned)
     result.problems = problems
     result.seconds = time.perf_counter() - started
     return result
