@@ -40,13 +40,15 @@ class Coverage:
     by_content: int = 0  # joined by audio fingerprint under another store id (JOIN=fingerprint)
     audio_checked: bool = True  # False: store or manifest without fingerprints
     clean_views: int = 0  # KD=replay views whose mixup partner is unavailable: clean clip instead
+    bad_values: list[str] = field(default_factory=list)  # valid rows holding NaN/inf or float16-saturated logits
 
     def line(self) -> str:
         audio = (f"audio: {len(self.audio_differs)} differ from the store's, {self.by_content} joined by content"
                  if self.audio_checked else "audio not checked (no fingerprints in the store or the manifest)")
         return (f"coverage: {self.with_logits}/{self.train_clips} train clips have teacher logits "
                 f"({100.0 * self.with_logits / max(self.train_clips, 1):.1f}%), {len(self.missing)} missing, "
-                f"{self.unlabelled} unlabelled (KD only); {audio}"
+                f"{self.unlabelled} unlabelled (KD only); "
+                f"{len(self.bad_values)} with non-finite or saturated logits; {audio}"
                 + (f"; {self.clean_views} replay views without their partner use the clean clip"
                    if self.clean_views else ""))
 
@@ -122,11 +124,22 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
     valid = np.zeros(len(train_clips), dtype=bool)
     present = rows >= 0
     valid[present] = table.valid_rows(rows[present])
+    # verify's row check, on the rows this run trains from: a valid row holding NaN/inf or float16's
+    # limit is no teacher output (it used to be masked silently, or trained on as 65504)
+    bad = np.zeros(len(train_clips), dtype=bool)
+    bad[valid] = table.bad_values(rows[valid])
+    valid &= ~bad
     train_ids = {c.clip_id for c in train_clips}
     coverage = Coverage(len(train_clips), int(valid.sum()), sum(1 for c in train_clips if not c.labels),
-                        [c.clip_id for c, ok in zip(train_clips, valid) if not ok and c.clip_id not in differs],
+                        [c.clip_id for c, ok, wrong in zip(train_clips, valid, bad)
+                         if not ok and not wrong and c.clip_id not in differs],
                         [c for c in match.audio_differs if c in train_ids],
-                        sum(1 for c in match.by_content if c in train_ids), match.audio_checked)
+                        sum(1 for c in match.by_content if c in train_ids), match.audio_checked,
+                        bad_values=[c.clip_id for c, wrong in zip(train_clips, bad) if wrong])
+    if coverage.bad_values and config.missing == "error":
+        raise DistillError(f"{source}: {len(coverage.bad_values)} train clips marked valid hold non-finite or "
+                           f"float16-saturated logits (first: {', '.join(coverage.bad_values[:20])}); run `verify` "
+                           "on the store, or pass MISSING=mask to train them without KD")
     if coverage.audio_differs and config.missing == "error":
         raise DistillError(f"{source}: {len(coverage.audio_differs)} train clips have the store's clip id but other "
                            f"audio (fingerprints differ; first: {', '.join(coverage.audio_differs[:20])}); the "

@@ -76,6 +76,15 @@ def _load_rows(group, layout: Layout, attrs: dict, names: list[str], rows: np.nd
     return out
 
 
+def _unusable(values: np.ndarray) -> np.ndarray:
+    """Per row: not every value finite, or some value at float16's saturation limit."""
+    finite = np.isfinite(values)
+    return ~finite.all(axis=-1) | (np.where(finite, np.abs(values), 0) >= FLOAT16_LIMIT).any(axis=-1)
+
+
+FLOAT16_LIMIT = float(np.finfo(np.float16).max)
+
+
 class _PartnerLookup:
     """[row, k] -> partner clip_id, from int32 codes into one list of names (not a string per cell)."""
 
@@ -202,6 +211,23 @@ class LogitTable:
     def logits_for(self, rows) -> np.ndarray:
         """float32 [len(rows), C] clean-clip logits; NaN rows for missing (-1) or failed clips."""
         return self._dense("", rows, None)
+
+    def bad_values(self, rows, block: int = 1 << 16) -> np.ndarray:
+        """True where a row marked valid holds logits no teacher gives: NaN/inf, or values at float16's
+        limit (65504, what an overflowing teacher saturates to): verify's row check, per row, in blocks
+        so a large store is never widened to float32 whole. Views count too, when loaded: a view is
+        NaN as a whole (its mixup partner was unreadable) or finite."""
+        rows = np.asarray(rows, dtype=np.int64)
+        bad = np.zeros(len(rows), dtype=bool)
+        views = self.layout.views if "view_partner_code" in self._arrays else 0
+        for lo in range(0, len(rows), block):
+            part = rows[lo:lo + block]
+            bad[lo:lo + block] = _unusable(self.logits_for(part))
+            for k in range(views):
+                values = self.view_logits_for(part, np.full(len(part), k))
+                whole_nan = np.isnan(values).all(axis=-1)
+                bad[lo:lo + block] |= _unusable(values) & ~whole_nan
+        return bad & self.usable(rows)
 
     def _require_views(self) -> None:
         if self.layout.views == 0:

@@ -53,6 +53,10 @@ def _schema_problems(group, layout: Layout, minor: int) -> list[str]:
     return problems
 
 
+FLOAT16_LIMIT = float(np.finfo(np.float16).max)
+LOGIT_SCORES = SCORE_ARRAYS  # every one holds scores (top-k fill values too)
+
+
 def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
     """Valid rows must be finite and failed rows NaN: masking is never silent filling.
 
@@ -67,6 +71,10 @@ def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
         whole = np.isfinite(per_view).all(axis=-1) | (name.startswith("view_") & np.isnan(per_view).all(axis=-1))
         if not whole.all():
             problems.append(f"chunk {chunk_index}: {name} has non-finite values in valid rows")
+        finite = per_view[np.isfinite(per_view)]
+        if name in LOGIT_SCORES and finite.size and np.abs(finite).max() >= FLOAT16_LIMIT:
+            problems.append(f"chunk {chunk_index}: {name} has values at float16's limit ({FLOAT16_LIMIT:g}) in valid "
+                            "rows: the teacher overflowed, these are no logits")
         if not np.isnan(named[name][~valid]).all():
             problems.append(f"chunk {chunk_index}: {name} has numbers in failed rows (expected NaN)")
     return problems
