@@ -75,6 +75,8 @@ def cmd_verify(args) -> int:
     megabytes = result.bytes_checked / 1e6
     print(f"checked    {result.chunks_checked} chunks, {megabytes:.1f} MB in {result.seconds:.2f} s")
     print(f"digest     {result.digest or '(not computed)'}" + ("  (matches --digest)" if args.digest and result.ok else ""))
+    for note in result.notes:
+        print(f"note       {note}")
     if args.manifest and result.ok:
         problems += _manifest_problems(args.store, args.manifest)
     for problem in problems:

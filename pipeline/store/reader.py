@@ -18,8 +18,8 @@ from pipeline.views import View
 
 from .cache import share_arrays
 from .format import VIEW_PARAM_ARRAYS, Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
-from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, iter_chunks, pin_problem,
-                        pinned_digests, store_digest)
+from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, format_contradictions,
+                        iter_chunks, pin_problem, pinned_digests, store_digest)
 from .location import identity, is_local_dir
 from .topk import rebuild_dense
 from .views import arrays_to_view
@@ -35,6 +35,8 @@ def _check_store_level(group, layout: Layout, attrs: dict, path) -> str:
         digest, problem = digest_problem(group, attrs)
     if not problem and strings_sha256(attrs["vocabulary"]["mids"]) != attrs["vocabulary"]["sha256"]:
         problem = "vocabulary mids do not match vocabulary.sha256"
+    if not problem:
+        problem = "; ".join(format_contradictions(group, layout, attrs))
     if problem:
         raise StoreError(f"{path}: {problem} ({OPT_OUT})")
     return digest

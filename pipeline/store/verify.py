@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .format import SCORE_ARRAYS, Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
-from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, iter_chunks, pin_problem,
-                        recorded_digest)
+from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, format_contradictions,
+                        iter_chunks, pin_problem, recorded_digest, uncovered_note)
 from .location import is_local_dir
 from .writer import read_failures
 
@@ -88,6 +88,7 @@ class Verification:
     problems: list[str] = field(default_factory=list)
     digest: str = ""
     recorded_digest: str | None = None
+    notes: list[str] = field(default_factory=list)  # what the checks could not cover (old formats)
     chunks_checked: int = 0
     bytes_checked: int = 0
     seconds: float = 0.0
@@ -127,6 +128,9 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
         result.problems = problems
         return result
     problems += _attr_problems(group, layout, attrs)
+    problems += format_contradictions(group, layout, attrs)
+    note = uncovered_note(attrs)
+    result.notes = [note] if note else []
     try:
         result.digest, problem = digest_problem(group, attrs)
         done = np.asarray(group["chunk_done"][:])
