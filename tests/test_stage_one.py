@@ -248,3 +248,29 @@ def test_audio_changed_after_the_manifest_is_a_failure_in_stage_one_and_skipped_
     expected = {cut.clip_id, replaced.clip_id} & train_ids
     assert result["skipped_clips"]["count"] == len(expected) >= 1
     assert all(clip in skipped for clip in expected)
+
+
+def test_a_store_carries_no_absolute_path_of_the_writers_machine(teacher, project, monkeypatch):
+    """The teacher lives in another user's folder and a clip fails: the store's attrs and failure
+    texts name the run folder, paths inside it and file names (with their hashes), never the
+    writer's folder layout (it used to publish the checkpoint's absolute path)."""
+    import json
+    import shutil
+
+    from pipeline.manifests import load_manifest
+    from pipeline.store.writer import read_failures
+
+    manifest = load_manifest("data_manifests/tiny")
+    manifest.audio_path(manifest.clips[2]).write_bytes(b"not audio")
+    home = project / "home" / "alice-secret"
+    shutil.move("runs/tiny/teacher", home / "teacher")
+    (project / "work").mkdir()
+    shutil.move("data_manifests", project / "work" / "data_manifests")
+    monkeypatch.chdir(project / "work")
+    run_stage_one(job("stores/s.zarr", teacher=str(home / "teacher")), progress=False)
+    group = zarr.open_group("stores/s.zarr", mode="r")
+    published = json.dumps(group.attrs.asdict()) + "".join(error for _, error, _ in read_failures(group))
+    assert "alice-secret" not in published and str(project) not in published
+    teacher_attrs = group.attrs["teacher"]
+    assert teacher_attrs["run"] == "teacher" and teacher_attrs["members"][0]["checkpoint"].startswith("teacher/")
+    assert len(teacher_attrs["checkpoint_sha256"]) == 64

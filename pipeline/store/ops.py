@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .create import _identity, create_store
-from .format import COLUMN_ARRAYS, ArraySpec, StoreError, create_array, open_store
+from .format import COLUMN_ARRAYS, ArraySpec, StoreError, create_array, open_store, public_location
 from .integrity import chunk_digest
 from .location import consolidate, open_group_at
 from .lock import StoreLock
@@ -56,7 +56,7 @@ class Source:
         self.failures = {clip: error for clip, error, _ in read_failures(group)}
 
     def record(self) -> dict:
-        return {"location": self.location, "digest": self.digest}
+        return {"location": public_location(self.location), "digest": self.digest}
 
     def row_digest(self, row: int) -> str:
         return chunk_digest([(name, array[row:row + 1]) for name, array in self.arrays.items()])
