@@ -86,7 +86,7 @@ TAU ?=
 MISSING ?=
 ## student: join store rows by clip id (audio fingerprint checked), by fingerprint (renamed copies), or by id across encodings (mp3 vs WAV): id | fingerprint | recording
 JOIN ?=
-## verify: the store digest a lab published, to check a received copy against
+## verify, student, inspect: the store digest a lab published; a store that does not reproduce it is refused
 DIGEST ?=
 ## student / inspect / verify: fsspec options for a remote LOGITS (s3://, gs://, hf://, http(s)://), a JSON object, e.g. '{"anon": true}'
 STORAGE_OPTIONS ?=
@@ -189,10 +189,10 @@ teacher-logits: install
 		$(call opt,--topk,$(TOPK)) $(call opt,--labels,$(LABELS)) $(call opt,--model,$(MODEL)) \
 		$(if $(OVERWRITE),--overwrite,) $(cluster_opts) -- $(ARGS)
 
-## what a store holds: coverage, provenance, front end, soft targets vs the class prior (LOGITS, FOLD, TAU)
+## what a store holds: coverage, provenance, front end, soft targets vs the class prior (LOGITS, DIGEST, FOLD, TAU)
 inspect: install
 	$(PY) -m stages.inspect_store $(call opt,--dataset,$(DATASET)) $(call opt,--store,$(LOGITS)) \
-		$(call opt,--fold,$(FOLD)) $(call opt,--tau,$(TAU)) $(storage_opt)
+		$(call opt,--fold,$(FOLD)) $(call opt,--tau,$(TAU)) $(call opt,--digest,$(DIGEST)) $(storage_opt)
 
 ## every chunk of a store re-hashed, coverage against DATASET's manifest; DIGEST=<hex> checks a received copy
 verify: install
@@ -206,7 +206,8 @@ student: install
 		$(call opt,--model,$(MODEL)) $(call opt,--run,$(RUN)) $(call opt,--fold,$(FOLD)) \
 		$(call opt,--logits,$(LOGITS)) $(call opt,--teacher,$(TEACHER)) $(call opt,--kd,$(KD)) \
 		$(call opt,--kd-loss,$(KD_LOSS)) $(call opt,--lambda,$(LAMBDA)) $(call opt,--tau,$(TAU)) \
-		$(call opt,--missing,$(MISSING)) $(call opt,--join,$(JOIN)) $(if $(RESUME),--resume,) $(storage_opt) -- $(ARGS)
+		$(call opt,--missing,$(MISSING)) $(call opt,--join,$(JOIN)) $(call opt,--digest,$(DIGEST)) \
+		$(if $(RESUME),--resume,) $(storage_opt) -- $(ARGS)
 
 ## tag recordings of any length with a model: CHECKPOINT, AUDIO, OUT (.csv/.parquet/.json), HOP, FRAMES, TOPK, ENGINE, LABELS
 predict: install $(EXPORT_STAMP)

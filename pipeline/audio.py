@@ -43,11 +43,18 @@ def _require_file(path: str | os.PathLike) -> None:
         raise AudioError(f"{path}: file not found")
 
 
+class AudioChanged(AudioError):
+    """A clip whose decoded audio no longer matches the fingerprint its manifest row recorded."""
+
+
 def read_audio(path: str | os.PathLike) -> np.ndarray:
     """Read any PCM or float file as float32 in [-1, 1], mono, 16 kHz.
 
     soundfile scales every integer subtype (16/24/32-bit PCM) to [-1, 1) when asked for float32, and
     passes float files through: reading float PCM as int is the classic "near-random mAP" bug.
+    The checks `make manifests` makes run here too, on the samples just decoded (a file can change
+    after its manifest): a WAV holding fewer frames than its header declares, NaN/inf samples, and
+    float samples far outside [-1, 1] are AudioErrors, never a shorter or louder clip.
     """
     path = str(path)
     _require_file(path)
@@ -55,6 +62,15 @@ def read_audio(path: str | os.PathLike) -> np.ndarray:
         samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: not readable as audio ({error})") from None
+    declared = declared_wav_frames(path)
+    if declared is not None and declared > len(samples):
+        raise AudioError(f"{path}: truncated: the header declares {declared} frames ({declared / sample_rate:.2f} s), "
+                         f"the file holds {len(samples)} ({len(samples) / sample_rate:.2f} s)")
+    if samples.size and np.isfinite(samples).all():
+        peak = float(np.abs(samples).max())
+        if peak > FLOAT_PEAK_LIMIT:
+            raise AudioError(f"{path}: samples reach {peak:.4g}, far outside [-1, 1] (integer PCM values stored "
+                             f"as float?); rescale the file")
     return to_mono_16k(samples, sample_rate, source=path)
 
 

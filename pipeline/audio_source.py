@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import PackedAudio, read_audio
+from .audio import SAMPLE_RATE, AudioChanged, PackedAudio, fingerprint_samples, read_audio
 from .audio_hdf5 import HDF5Rows, parse_locator
 
 
@@ -23,9 +23,21 @@ class AudioSource:
         self.rows = HDF5Rows(self.data_root)
 
     def read(self, clip) -> np.ndarray:
+        """The clip's waveform, checked against the fingerprint its manifest row recorded (when it has
+        one): the hash of the samples just decoded, so a file replaced, cut or re-encoded after
+        `make manifests` is an AudioChanged error, never another signal under the clip's name."""
         if self.packed is not None and clip.clip_id in self.packed:
-            return self.packed.read(clip.clip_id)
-        return read_clip_audio(self.data_root, clip.path, self.rows)
+            wave, where = self.packed.read(clip.clip_id), f"clip {clip.clip_id} (packed audio)"
+        else:
+            wave, where = read_clip_audio(self.data_root, clip.path, self.rows), str(self.data_root / clip.path)
+        expected = getattr(clip, "fingerprint", "")
+        if expected:
+            found = fingerprint_samples(wave)
+            if found != expected:
+                raise AudioChanged(f"{where}: audio differs from its manifest row (fingerprint {found[:12]}, "
+                                   f"manifest {expected[:12]}, {len(wave) / SAMPLE_RATE:.2f} s decoded): the file "
+                                   "changed after `make manifests`; rebuild the manifest")
+        return wave
 
 
 def read_clip_audio(data_root: str | os.PathLike, path: str, rows: HDF5Rows | None = None) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .config import config_from_dict
+from .config_check import front_end_from
 from .manifests import sha256_file as file_sha256  # noqa: F401  (re-exported for provenance)
 
 
@@ -56,7 +57,34 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             validate_model_config(ckpt.get("model_name"), ckpt.get("model_config", {}), source=str(path))
         except ValueError as error:
             raise CheckpointImportError(str(error)) from None
+    if "front_end" in ckpt:
+        front_end_from(ckpt["front_end"], str(path))
+    if "vocabulary" in ckpt:
+        checkpoint_mids(ckpt, str(path))
     return ckpt
+
+
+def checkpoint_mids(ckpt: dict, source: str) -> list[str]:
+    """The checkpoint's class ids (its output columns, in order), checked: distinct strings, one per
+    output of the model, with a name each. A vocabulary of 20 copies of one path is no vocabulary."""
+    from .models.checkpoint_import import CheckpointImportError
+
+    vocabulary = ckpt.get("vocabulary")
+    mids = vocabulary.get("mids") if isinstance(vocabulary, dict) else None
+    names = vocabulary.get("names", mids) if isinstance(vocabulary, dict) else None
+    if not isinstance(mids, list) or not mids or not all(isinstance(m, str) and m for m in mids):
+        raise CheckpointImportError(f"{source}: vocabulary.mids must be a non-empty list of class ids (strings)")
+    if not isinstance(names, list) or len(names) != len(mids):
+        raise CheckpointImportError(f"{source}: vocabulary.names must list one name per mid ({len(mids)})")
+    repeated = sorted({m for m in mids if mids.count(m) > 1}) if len(set(mids)) != len(mids) else []
+    if repeated:
+        raise CheckpointImportError(f"{source}: vocabulary lists {repeated[0]!r} {mids.count(repeated[0])} times"
+                                    + (f" (and {len(repeated) - 1} other repeated ids)" if len(repeated) > 1 else "")
+                                    + "; a class id names one output column")
+    classes = (ckpt.get("model_config") or {}).get("num_classes")
+    if isinstance(classes, int) and classes != len(mids):
+        raise CheckpointImportError(f"{source}: vocabulary has {len(mids)} classes but the model outputs {classes}")
+    return list(mids)
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

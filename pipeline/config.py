@@ -96,6 +96,7 @@ class Config:
     missing: str = "error"  # error | mask
     vocab_remap: bool = False  # map a store's classes to the manifest's by mid when orders differ
     logits: str = ""  # path of a stage-one store
+    digest: str = ""  # the published store digest LOGITS must reproduce (DIGEST=; comma-separated for per-fold stores)
     join: str = "id"  # id | fingerprint | recording: by clip_id (audio checked), by audio content, or by clip_id
     # accepting another encoding of the same recording (the fingerprints then only count identical audio)
     verify: bool = True  # re-hash every store chunk read and refuse unfinished stores; false: warn and read as is
@@ -161,19 +162,27 @@ def _coerce(text: str, annotation: typing.Any, key: str):
             raise ValueError(f"override {key}={text!r}: expected true or false")
         return value
     if base is int:
+        # digits only: 1.5 is not a count, and neither is 1e9 or 2.0 (a float notation; accepting it made
+        # epochs=1e9 one billion epochs while batch_size=1.5 was refused)
         try:
-            number = float(text)
+            return int(text.strip())
         except ValueError:
-            raise ValueError(f"override {key}={text!r}: expected an integer") from None
-        if not number.is_integer():
-            raise ValueError(f"override {key}={text!r}: expected an integer")
-        return int(number)
+            raise ValueError(f"override {key}={text!r}: expected an integer written in digits"
+                             + (" (no exponent or decimal point)" if _is_number(text) else "")) from None
     if base is float:
         try:
             return float(text)  # float() reads 1e-3, which YAML 1.1 would leave a string
         except ValueError:
             raise ValueError(f"override {key}={text!r}: expected a number") from None
     return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_overrides(overrides: dict | list[str] | None) -> dict[str, str]:

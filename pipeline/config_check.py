@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import fields
 
-from .config import Config
+from .config import Config, FrontEndConfig
 
 
 class ConfigError(ValueError):
@@ -45,6 +45,12 @@ def _model(v):
 def _device(v):
     return v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()) or \
         "must be auto, cpu, cuda or cuda:N"
+
+
+def _digests(v):
+    parts = [d.strip() for d in v.split(",") if d.strip()]
+    return all(len(d) == 64 and all(c in "0123456789abcdefABCDEF" for c in d) for d in parts) or \
+        "must be store digests (64 hexadecimal digits each, comma-separated)"
 
 
 def _betas(v):
@@ -87,7 +93,7 @@ RULES: dict[str, typing.Callable] = {
     "loss": _choice("auto", "bce", "ce"),
     "kd": _choice("none", "clean", "replay", "online"), "kd_loss": _choice("auto", "kl", "bce"),
     "kd_lambda": _probability, "tau": _positive,
-    "missing": _choice("error", "mask"), "join": _choice("id", "fingerprint", "recording"),
+    "missing": _choice("error", "mask"), "join": _choice("id", "fingerprint", "recording"), "digest": _digests,
     "num_workers": _non_negative, "features_on": _choice("worker", "device"), "threads": _non_negative,
     "eval_batch_size": _positive, "eval_cache_mb": _non_negative,
     "max_clips": _non_negative, "seed": _non_negative,
@@ -152,3 +158,31 @@ def check_config(config: Config, source: str = "config") -> Config:
     if problems:
         raise ConfigError(f"{source}: {len(problems)} bad key(s): " + "; ".join(problems))
     return config
+
+
+FRONT_END_RULES: dict[str, typing.Callable] = {
+    "sample_rate": _positive, "n_mels": _positive, "target_length": _positive, "frame_length_ms": _positive,
+    "frame_shift_ms": _positive, "norm_std": _positive, "norm_divisor": _positive,
+}
+
+
+def front_end_from(values: object, source: str) -> FrontEndConfig:
+    """A received front end (a checkpoint's ``front_end``) as a FrontEndConfig, every value type- and
+    range-checked like a recipe key first: a string mean used to surface as a TypeError mid-run."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: front_end must be a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(FrontEndConfig)
+    known = {f.name for f in fields(FrontEndConfig)}
+    problems = [f"unknown key {key!r}" for key in values if key not in known]
+    for key, value in values.items():
+        if key not in known:
+            continue
+        wrong = _type_problem(value, hints[key])
+        if wrong is None and key in FRONT_END_RULES:
+            verdict = FRONT_END_RULES[key](value)
+            wrong = None if verdict is True else verdict
+        if wrong:
+            problems.append(f"{key}={value!r} {wrong}")
+    if problems:
+        raise ConfigError(f"{source}: front_end: {len(problems)} bad key(s): " + "; ".join(problems))
+    return FrontEndConfig(**values)

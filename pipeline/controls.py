@@ -24,7 +24,7 @@ import numpy as np
 
 from .manifests import Manifest, load_manifest, manifest_hashes
 from .store import LogitTable, StoreLock, create_store, finalize_store, mark_chunk_done, write_chunk
-from .store.format import open_store, sha256_hex
+from .store.format import open_store, public_location, sha256_hex
 
 PRIOR_FLOOR = 1e-4  # keeps log p finite for a class absent from the train split
 
@@ -112,7 +112,7 @@ def write_shuffled_store(manifest_dir: str | Path, source_store: str | Path, out
     source = shuffled_rows([c.split for c in manifest.clips], valid, seed)
     teacher = dict(table.teacher)
     attrs = {"teacher": {**teacher, "control": "shuffled", "permutation_seed": int(seed),
-                         "source_store": str(source_store),
+                         "source_store": public_location(source_store),
                          "checkpoint_sha256": sha256_hex(f"{teacher.get('checkpoint_sha256')}:shuffled:{seed}".encode()),
                          "description": "a real teacher's logits assigned to other clips of the same split "
                                         "(a control, not a model)"},

@@ -41,6 +41,7 @@ class Coverage:
     audio_checked: bool = True  # False: store or manifest without fingerprints
     clean_views: int = 0  # KD=replay views whose mixup partner is unavailable: clean clip instead
     other_encoding: int | None = None  # JOIN=recording: joined by id with other audio (another encoding)
+    bad_values: list[str] = field(default_factory=list)  # valid rows holding NaN/inf or float16-saturated logits
 
     def line(self) -> str:
         audio = (f"audio: {len(self.audio_differs)} differ from the store's, {self.by_content} joined by content"
@@ -50,7 +51,8 @@ class Coverage:
                      f"fingerprint, {self.other_encoding} another encoding of the recording")
         return (f"coverage: {self.with_logits}/{self.train_clips} train clips have teacher logits "
                 f"({100.0 * self.with_logits / max(self.train_clips, 1):.1f}%), {len(self.missing)} missing, "
-                f"{self.unlabelled} unlabelled (KD only); {audio}"
+                f"{self.unlabelled} unlabelled (KD only); "
+                f"{len(self.bad_values)} with non-finite or saturated logits; {audio}"
                 + (f"; {self.clean_views} replay views without their partner use the clean clip"
                    if self.clean_views else ""))
 
@@ -59,14 +61,18 @@ def class_map_for(teacher_mids: list[str], manifest: Manifest, remap: bool, sour
     """None when the vocabularies are identical; else teacher index per manifest class (remap=True)."""
     if list(teacher_mids) == manifest.mids:
         return None
+    if len(set(teacher_mids)) != len(teacher_mids):
+        repeated = next(mid for mid in teacher_mids if list(teacher_mids).count(mid) > 1)
+        raise DistillError(f"{source}: the teacher's vocabulary lists {repeated!r} "
+                           f"{list(teacher_mids).count(repeated)} times; it cannot be mapped to {manifest.name}'s")
     position = {mid: i for i, mid in enumerate(teacher_mids)}
     absent = [mid for mid in manifest.mids if mid not in position]
     same_set = not absent and len(teacher_mids) == len(manifest.mids)
     what = "the same classes in another order" if same_set else f"{len(absent)} of the manifest's classes absent"
     if not remap or absent:
         raise DistillError(
-            f"{source}: the teacher's vocabulary ({len(teacher_mids)} classes) differs from {manifest.name}'s "
-            f"({len(manifest.mids)} classes): {what}"
+            f"{source}: the teacher's vocabulary ({len(teacher_mids)} classes, e.g. {list(teacher_mids)[:3]}) differs "
+            f"from {manifest.name}'s ({len(manifest.mids)} classes): {what}"
             + (f", e.g. {absent[:5]}" if absent else "")
             + ("" if absent else "; pass vocab_remap=true to map classes by mid"))
     return np.array([position[mid] for mid in manifest.mids])
@@ -99,7 +105,8 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
     if not source:
         raise DistillError(f"KD={config.kd} needs LOGITS=<store> (no {store_dir(manifest.name) / LATEST_FILE} yet: "
                            f"run `make teacher-logits DATASET={manifest.name}` first)")
-    table = LogitTable.open(source, load_views=config.kd == "replay", verify=config.verify)
+    table = LogitTable.open(source, load_views=config.kd == "replay", verify=config.verify,
+                            expected_digest=config.digest or None)
     class_map = class_map_for(table.vocabulary_mids, manifest, config.vocab_remap, source)
     notes = check_front_end(table.front_end, front_end, config.kd, source)
     if config.kd == "replay" and table.num_views == 0:
@@ -121,14 +128,25 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
     valid = np.zeros(len(train_clips), dtype=bool)
     present = rows >= 0
     valid[present] = table.valid_rows(rows[present])
+    # verify's row check, on the rows this run trains from: a valid row holding NaN/inf or float16's
+    # limit is no teacher output (it used to be masked silently, or trained on as 65504)
+    bad = np.zeros(len(train_clips), dtype=bool)
+    bad[valid] = table.bad_values(rows[valid])
+    valid &= ~bad
     train_ids = {c.clip_id for c in train_clips}
     coverage = Coverage(len(train_clips), int(valid.sum()), sum(1 for c in train_clips if not c.labels),
-                        [c.clip_id for c, ok in zip(train_clips, valid) if not ok and c.clip_id not in differs],
+                        [c.clip_id for c, ok, wrong in zip(train_clips, valid, bad)
+                         if not ok and not wrong and c.clip_id not in differs],
                         [c for c in match.audio_differs if c in train_ids],
-                        sum(1 for c in match.by_content if c in train_ids), match.audio_checked)
+                        sum(1 for c in match.by_content if c in train_ids), match.audio_checked,
+                        bad_values=[c.clip_id for c, wrong in zip(train_clips, bad) if wrong])
     if config.join == "recording":
         joined = {c.clip_id for c, ok in zip(train_clips, valid) if ok}
         coverage.other_encoding = sum(1 for c in match.other_encoding if c in joined)
+    if coverage.bad_values and config.missing == "error":
+        raise DistillError(f"{source}: {len(coverage.bad_values)} train clips marked valid hold non-finite or "
+                           f"float16-saturated logits (first: {', '.join(coverage.bad_values[:20])}); run `verify` "
+                           "on the store, or pass MISSING=mask to train them without KD")
     if coverage.audio_differs and config.missing == "error":
         raise DistillError(f"{source}: {len(coverage.audio_differs)} train clips have the store's clip id but other "
                            f"audio (fingerprints differ; first: {', '.join(coverage.audio_differs[:20])}); the "
@@ -194,6 +212,10 @@ def kd_source(config: Config, manifest: Manifest, manifest_dir: Path, train_clip
     return KDSource(config.kd, loss, store=store,
                     summary={"kd": config.kd, "logits": config.logits, "kd_loss": loss.kind,
                              "store_digest": store.table.digest,
+                             # what vouches for it: the published digest given (DIGEST=), the one the store
+                             # records about itself, or nothing (verify=false)
+                             "store_digest_checked": ("pinned" if store.table.pinned else
+                                                      "recorded" if store.table.verified else "not verified"),
                              "coverage": coverage.with_logits / max(coverage.train_clips, 1),
                              "missing": len(coverage.missing)})
 
@@ -215,6 +237,9 @@ def train_student(dataset: str, config: Config, run: str, fold: int | None = Non
     from .training import run_training
     from .training.runlog import run_log
 
+    if config.digest and config.kd in ("none", "online"):
+        raise DistillError(f"DIGEST pins a logit store, and KD={config.kd} reads none: pass LOGITS=<store> "
+                           "(or leave DIGEST out)")
     if config.kd == "none":
         return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
                             runs_root=runs_root, progress=progress)

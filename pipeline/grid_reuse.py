@@ -19,11 +19,10 @@ import json
 import shutil
 from pathlib import Path
 
-import yaml
-
 from . import paths
 from .config import Config, config_to_dict
 from .paths import store_dir
+from .recipe import read_yaml
 
 GRID_DATA_FILE = "grid-data.json"
 NOT_COMPARED = {"num_workers", "threads", "features_on", "eval_batch_size", "eval_cache_mb", "device", "fold"}
@@ -47,7 +46,7 @@ def _saved_config(run_dir: Path) -> dict | None:
     for candidate in (run_dir / "config.yaml", *sorted(run_dir.glob("fold*/config.yaml")),
                       *sorted(run_dir.glob("member*/config.yaml"))):
         if candidate.exists():
-            return yaml.safe_load(candidate.read_text()) or {}
+            return read_yaml(candidate) or {}
     return None
 
 

@@ -35,6 +35,20 @@ FAMILIES = ("cnn", "ast")
 ROLES = ("teacher", "student")
 
 
+def read_yaml(path: str | Path):
+    """A YAML file read with safe_load (tags such as ``!!python/object/apply`` are refused, never run);
+    a parse or tag error names the file and the line, in one line."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        problem = getattr(error, "problem", None) or (lines[0] if lines else type(error).__name__)
+        context = getattr(error, "context", None)
+        raise ValueError(f"{path}:{where}: not a valid recipe: {' '.join(filter(None, [context, problem]))}") from None
+
+
 def model_family(model: str) -> str:
     """The registry's family of a model name ("cnn" or "ast")."""
     from .models import model_entry
@@ -74,7 +88,7 @@ class Recipe:
         if path is None:
             return cls()
         where = str(path)
-        data = yaml.safe_load(Path(path).read_text())
+        data = read_yaml(path)
         base, nested = _flat_section(data, where, (*FAMILIES, "teacher"))
         families = {name: _flat_section(nested[name], f"{where}: {name}", ())[0]
                     for name in FAMILIES if name in nested}

@@ -1,9 +1,14 @@
-"""`make evaluate`: re-evaluate a checkpoint (run dir or .pt file) on a dataset's eval split."""
+"""`make evaluate`: re-evaluate a checkpoint (run dir or .pt file) on a dataset's eval split.
+
+The checkpoint's output columns are matched to the dataset's classes by mid (as stage one does): the
+same classes in another order, or a superset, are scored column by column; a vocabulary lacking any
+of the dataset's classes is refused, naming both."""
 
 import json
 
 from pipeline.config import FrontEndConfig
-from pipeline.checkpoints import model_from_checkpoint
+from pipeline.checkpoints import checkpoint_mids, model_from_checkpoint
+from pipeline.distill import class_map_for
 from pipeline.manifests import load_manifest
 from pipeline.paths import manifest_dir
 from pipeline.training import splits_for
@@ -23,10 +28,13 @@ def main(argv=None) -> int:
     manifest = load_manifest(manifest_dir(args.dataset))
     fold = args.fold if args.fold is not None else config.fold
     _, _, eval_clips = splits_for(manifest, fold)
+    class_map = class_map_for(checkpoint_mids(ckpt, ckpt["path"]), manifest, True, ckpt["path"])
     front_end = FrontEndConfig(**ckpt["front_end"])  # score with the front end the model trained on
     metrics = evaluate_model(model, manifest, eval_clips, front_end, single_label_of(config, manifest),
-                             batch_size=config.eval_batch_size)
-    print(json.dumps({"checkpoint": ckpt["path"], "dataset": args.dataset, **metrics}, indent=2, default=float))
+                             batch_size=config.eval_batch_size, class_map=class_map)
+    vocabulary = "the dataset's" if class_map is None else "mapped to the dataset's by mid"
+    print(json.dumps({"checkpoint": ckpt["path"], "dataset": args.dataset, "vocabulary": vocabulary, **metrics},
+                     indent=2, default=float))
     return 0
 
 

@@ -23,6 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tau", type=float, default=1.0, help="temperature the diagnostics apply to the targets")
     parser.add_argument("--json", action="store_true", help="print the description as JSON (no diagnostics)")
     add_storage_options_argument(parser)
+    parser.add_argument("--digest", default=None, help="the digest its publisher gave: a store that does not "
+                        "reproduce it is reported as a problem")
     args = parser.parse_args(argv)
     apply_storage_options(args)
     path = args.store or args.store_path or latest_store(args.dataset)
@@ -30,7 +32,7 @@ def main(argv=None) -> int:
         parser.error(f"no store given and none recorded for {args.dataset}: pass LOGITS=<path.zarr>")
     # verification always: "completed" says what the writer recorded; the checksums say what is there
     return cmd_inspect(argparse.Namespace(store=path, json=args.json, verify=True, dataset=args.dataset,
-                                          fold=args.fold, tau=args.tau))
+                                          fold=args.fold, tau=args.tau, digest=args.digest))
 
 
 if __name__ == "__main__":

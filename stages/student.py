@@ -13,6 +13,9 @@ def main(argv=None) -> int:
     parser.add_argument("--logits", default=None, help="stage-one store (.zarr, .zarr.zip or a URL: http(s)://, s3://, gs://, hf://; "
                         "'{fold}' is filled in per fold); "
                         "default: the latest store of the dataset; 'none': no store")
+    parser.add_argument("--digest", default=None,
+                        help="the store digest its publisher gave: refuse any store that does not reproduce it "
+                             "(comma-separated for per-fold stores); the summary records the digest checked")
     parser.add_argument("--teacher", default=None, help="teacher run dir or checkpoint for --kd online")
     parser.add_argument("--kd", default=None, choices=("none", "clean", "replay", "online"),
                         help="clean: cached logits of the clean clip; replay: stored augmented views rebuilt "
@@ -41,10 +44,11 @@ def main(argv=None) -> int:
     kd, logits = choose_kd_source(args.logits, args.kd, args.dataset)
     config = resolve_config(args, model=args.model, fold=args.fold, kd=kd, kd_loss=args.kd_loss,
                             kd_lambda=args.kd_lambda, tau=args.tau, missing=args.missing, join=args.join,
-                            logits=logits, teacher=args.teacher)
+                            logits=logits, digest=args.digest, teacher=args.teacher)
     run = args.run or (f"{config.model}-kd-{config.kd}" if config.kd != "none" else config.model)
 
-    print(f"student {config.model}: KD={config.kd}" + (f" from {config.logits}" if config.logits else ""))
+    print(f"student {config.model}: KD={config.kd}" + (f" from {config.logits}" if config.logits else "")
+          + (" (digest pinned)" if config.digest else ""))
     summary = train_student(args.dataset, config, run, fold=args.fold, resume=args.resume)
     if not summary:
         return 0  # a rank other than 0 under torchrun: rank 0 reports

@@ -151,3 +151,20 @@ def test_one_decode_gives_the_checks_and_the_same_fingerprint_as_reading_the_fil
     assert (rate, count) == (sample_rate, channels) and duration == pytest.approx(1.3, abs=1e-4)
     assert fingerprint == audio_fingerprint(path) and check_audio(path) == (duration, rate, count)
     assert probe_audio(path, "header") == (duration, rate, count, "")
+
+
+def test_read_audio_makes_the_manifest_checks_on_what_it_decodes(tmp_path):
+    """Every reader (stage one, training, norm stats, pack) now refuses what `make manifests` refuses."""
+    import soundfile as sf
+
+    from pipeline.audio import AudioError, read_audio, write_wav
+
+    wave = 0.3 * np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
+    write_wav(tmp_path / "cut.wav", wave)
+    data = (tmp_path / "cut.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: 44 + 6000])  # header intact: it still declares 16000 frames
+    with pytest.raises(AudioError, match="cut.wav: truncated: the header declares 16000 frames"):
+        read_audio(tmp_path / "cut.wav")
+    sf.write(str(tmp_path / "loud.wav"), wave * 3000, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="loud.wav: samples reach 900"):
+        read_audio(tmp_path / "loud.wav")

@@ -51,3 +51,26 @@ def test_shipped_recipes_load():
 
     for recipe in Path(__file__).resolve().parents[1].glob("configs/*.yaml"):
         load_config(recipe)
+
+
+@pytest.mark.parametrize("text", ["1e9", "2.0", "1.5"])
+def test_integer_keys_take_digits_only(text):
+    """epochs=1e9 was one billion epochs while batch_size=1.5 was refused: an integer key now takes
+    an integer written in digits, and every float notation is refused the same way."""
+    for key in ("epochs", "batch_size"):
+        with pytest.raises(ValueError, match=f"override {key}='{text}': expected an integer written in digits"):
+            apply_overrides(Config(), [f"{key}={text}"])
+    assert apply_overrides(Config(), ["epochs=12", "batch_size=+4"]).epochs == 12
+
+
+def test_a_recipe_with_a_float_integer_or_a_python_tag_is_refused_naming_the_file(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("epochs: 1e9\n")  # YAML 1.1 reads this as a string
+    with pytest.raises(ValueError, match=f"{recipe}: override epochs='1e9'"):
+        load_config(recipe)
+    marker = tmp_path / "marker"
+    recipe.write_text(f"epochs: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ValueError) as caught:
+        load_config(recipe)
+    assert str(caught.value).startswith(f"{recipe}: line 1: not a valid recipe: could not determine a constructor")
+    assert not marker.exists()

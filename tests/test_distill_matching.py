@@ -118,3 +118,56 @@ def test_verify_false_reads_an_unfinished_store_with_a_warning(store, capsys):
         attach(store, original, Path("data_manifests/tiny"), "kd=clean", "missing=mask")
     attach(store, original, Path("data_manifests/tiny"), "kd=clean", "missing=mask", "verify=false")
     assert "verify=false: reading without checking" in capsys.readouterr().err
+
+
+def _store_with_bad_rows(path: str, bad: dict[str, float]) -> None:
+    """A finished store of the tiny manifest whose valid rows `bad` hold one value each (NaN, inf or
+    float16's limit), written in stored form the way a forger who recomputes the checksums would."""
+    from pipeline.store import create_store, finalize_store, mark_chunk_done
+    from pipeline.store.format import open_store
+    from pipeline.store.writer import write_stored_chunk
+
+    manifest = load_manifest("data_manifests/tiny")
+    create_store(path, clip_ids=[c.clip_id for c in manifest.clips], splits=[c.split for c in manifest.clips],
+                 folds=[0] * len(manifest.clips), vocabulary_mids=manifest.mids,
+                 vocabulary_names=[label.name for label in manifest.labels], activation="sigmoid",
+                 attrs={"teacher": {"model": "x", "checkpoint_sha256": "e" * 64},
+                        "front_end": {"sample_rate": 16000},
+                        "manifest": {"name": "tiny", "sha256": {"clips.csv": "0" * 64}},
+                        "views": {"count": 0, "seed": 0}},
+                 fingerprints=[c.fingerprint for c in manifest.clips], chunk_clips=8)
+    _, layout = open_store(path)
+    logits = np.random.default_rng(0).standard_normal((len(manifest.clips), 4)).astype(np.float16)
+    for row, clip in enumerate(manifest.clips):
+        if clip.clip_id in bad:
+            logits[row] = bad[clip.clip_id]
+    for chunk in range(layout.n_chunks):
+        start, stop = layout.chunk_bounds(chunk)
+        sha = write_stored_chunk(path, chunk, {"valid": np.ones(stop - start, dtype=bool),
+                                               "teacher_index": np.zeros(stop - start, dtype=np.int16),
+                                               "logits": logits[start:stop]})
+        mark_chunk_done(path, chunk, sha)
+    finalize_store(path, {})
+
+
+def test_valid_rows_with_non_finite_or_saturated_logits_are_reported_and_refused(project):
+    """Stage two runs verify's row check: NaN/inf rows of valid clips were masked silently and
+    float16-saturated ones (65504 everywhere) trained, under "coverage 100%"."""
+    from pipeline.store import verify_store
+
+    train = [c.clip_id for c in load_manifest("data_manifests/tiny").select("train")]
+    bad = {train[1]: float("nan"), train[4]: float("inf"), train[6]: 65504.0}
+    _store_with_bad_rows("stores/bad.zarr", bad)
+    problems = " ".join(verify_store("stores/bad.zarr"))
+    assert "non-finite values in valid rows" in problems and "float16's limit (65504)" in problems
+    with pytest.raises(DistillError, match="3 train clips marked valid hold non-finite or float16-saturated") as caught:
+        attach_store(config_for("stores/bad.zarr"), *lab_b("same", load_manifest("data_manifests/tiny").clips),
+                     load_manifest("data_manifests/tiny").select("train"), tiny_config().front_end())
+    assert all(clip in str(caught.value) for clip in bad)
+    manifest, folder = lab_b("same2", load_manifest("data_manifests/tiny").clips)
+    rows, coverage, _ = attach_store(config_for("stores/bad.zarr", "missing=mask"), manifest, folder,
+                                     manifest.select("train"), tiny_config().front_end())
+    assert sorted(coverage.bad_values) == sorted(bad) and coverage.missing == []
+    assert "3 with non-finite or saturated logits" in coverage.line()
+    assert coverage.with_logits == len(train) - 3
+    assert (rows.rows[[train.index(c) for c in bad]] == -1).all()  # trained without KD

@@ -314,6 +314,18 @@ def test_esc50_bad_input_names_the_row(tmp_path, rows, expected):
     assert expected in problems_of(excinfo)
 
 
+def test_an_unknown_esc50_category_is_reported_against_the_known_ones(tmp_path):
+    """A typo category with a new target used to become a 51st class, silently."""
+    rows = [*ESC_ROWS, ("4-4-A-50.wav", "4", "50", "dgo")]
+    with pytest.raises(ManifestError) as excinfo:
+        prepare_esc50(make_esc50(tmp_path / "typo", rows), progress=False)
+    assert ("esc50.csv row 5: category 'dgo' (target 50) is not one of ESC-50's 50 categories (closest: 'dog')"
+            in problems_of(excinfo))
+    own = [("1-1-A-0.wav", "1", "0", "steady_tone"), ("2-2-A-1.wav", "2", "1", "up_chirp")]
+    labels, _ = prepare_esc50(make_esc50(tmp_path / "own", own), progress=False)  # ESC-50's layout, own classes
+    assert [label.name for label in labels] == ["steady_tone", "up_chirp"]
+
+
 def test_symlink_out_of_data_root_is_refused(tmp_path):
     root = make_esc50(tmp_path / "esc", [ESC_ROWS[0]])
     outside = tone(tmp_path / "elsewhere/real.wav")

@@ -57,6 +57,7 @@ MALFORMED = st.sampled_from([
     "1-1-A-0.wav,1,0,dog,False,1,A",  # duplicate clip
     "1-9-A-0.wav,1,0,dog,False,1,A",  # no audio file
     b"1-9-A-0.wav,1,0,d\xe9og,False,1,A",  # not UTF-8
+    "1-9-A-50.wav,1,50,dgo,False,1,A",  # a typo category under a new target
 ])
 
 

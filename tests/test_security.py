@@ -245,3 +245,82 @@ def test_a_teacher_recipe_with_impossible_values_is_refused_by_stage_one(project
     with pytest.raises(ConfigError, match="mixup=5.0 must be in"):
         run_stage_one(StageOneJob("tiny", "runs/tiny/t", "stores/s.zarr", scheduler="inline"), progress=False)
     assert not Path("stores/s.zarr").exists()
+
+
+def _not_checkpoints(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Files offered as checkpoints that are none: the reason each must get."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"empty": (folder / "empty.pt", "not a checkpoint: empty"),
+             "random": (folder / "random.pt", "not a PyTorch file"),
+             "text": (folder / "notes.pt", "not a PyTorch file: it is text"),
+             "npy": (folder / "array.pt", "not a PyTorch file: a NumPy"),
+             "foreign zip": (folder / "other.pt", "not a PyTorch file: a zip archive without"),
+             "truncated": (folder / "half.pt", "not a PyTorch file: a broken or truncated zip")}
+    files["empty"][0].write_bytes(b"")
+    files["random"][0].write_bytes(bytes([0x13]) + np.random.default_rng(0).bytes(499))
+    files["text"][0].write_text("model weights are on the release page\n")
+    np.save(folder / "array.npy", np.zeros(3))
+    (folder / "array.npy").rename(files["npy"][0])
+    with zipfile.ZipFile(files["foreign zip"][0], "w") as archive:
+        archive.writestr("readme.txt", "not torch")
+    model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
+    torch.save({"model": model.state_dict()}, folder / "whole.pt")
+    whole = (folder / "whole.pt").read_bytes()
+    files["truncated"][0].write_bytes(whole[: len(whole) // 2])
+    return files
+
+
+def test_files_that_are_no_checkpoint_get_a_true_reason_never_unpickling_advice(tmp_path):
+    """An empty, text, random, NumPy, foreign-zip or truncated file is named for what it is; before,
+    the empty file raised IndexError inside the error handler and the others were told to unpickle."""
+    for kind, (path, reason) in _not_checkpoints(tmp_path).items():
+        for load in (model_from_checkpoint,
+                     lambda p: create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64,
+                                            checkpoint=p)):
+            with pytest.raises(CheckpointImportError) as caught:
+                load(path)
+            message = str(caught.value)
+            assert not isinstance(caught.value, UnsafeCheckpoint), kind
+            assert reason in message and str(path) in message and "\n" not in message, (kind, message)
+            assert "weights_only=False" not in message and "convert" not in message, kind
+
+
+def test_evaluate_on_an_empty_checkpoint_is_one_error_line(project):
+    from .test_drivers import assert_one_line_error, run
+
+    files = _not_checkpoints(project / "offered")
+    for kind in ("empty", "text"):
+        path, reason = files[kind]
+        line = assert_one_line_error(run(project, "stages.evaluate", "--dataset", "tiny", "--checkpoint", str(path)),
+                                     str(path))
+        assert reason in line, line
+
+
+@pytest.mark.parametrize("front_end, problem", [({"norm_mean": "-4.2"}, "norm_mean='-4.2' must be a number"),
+                                                ({"n_mels": 64.5}, "n_mels=64.5 must be an integer"),
+                                                ({"sample_rate": 0}, "sample_rate=0 must be > 0"),
+                                                ({"shell": "rm"}, "unknown key 'shell'")])
+def test_a_received_front_end_is_type_checked_like_recipe_keys(tmp_path, front_end, problem):
+    """A string mean in a checkpoint's front_end surfaced as a TypeError traceback mid-run."""
+    model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
+    path = tmp_path / "final.pt"
+    torch.save({"model": model.state_dict(), "model_name": "efficientnet_tiny", "model_config": model.model_config,
+                "front_end": {"sample_rate": 16000, "n_mels": 32, "target_length": 64, **front_end},
+                "vocabulary": {"mids": ["/a", "/b", "/c", "/d"], "names": ["a", "b", "c", "d"]}}, path)
+    with pytest.raises(ValueError, match="front_end") as caught:
+        load_checkpoint(path)
+    assert str(path) in str(caught.value) and problem in str(caught.value)
+
+
+def test_a_junk_checkpoint_vocabulary_is_refused(tmp_path):
+    model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
+    path = tmp_path / "final.pt"
+    for vocabulary, problem in (({"mids": ["/tmp/x"] * 4, "names": ["x"] * 4}, "lists '/tmp/x' 4 times"),
+                                ({"mids": ["/a", "/b"], "names": ["a", "b"]}, "2 classes but the model outputs 4"),
+                                ({"mids": [1, 2, 3, 4], "names": ["a"] * 4}, "non-empty list of class ids")):
+        torch.save({"model": model.state_dict(), "model_name": "efficientnet_tiny", "model_config": model.model_config,
+                    "vocabulary": vocabulary}, path)
+        with pytest.raises(CheckpointImportError, match=problem):
+            load_checkpoint(path)

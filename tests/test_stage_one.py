@@ -212,3 +212,80 @@ def test_make_args_batch_size_sets_stage_ones_forward_batch_not_the_views(teache
     assert seen["job"].batch_size == 64 and seen["job"].augment is None
     driver.main(["--dataset", "tiny", "--teacher", teacher, "--", "mixup=0.3"])
     assert seen["job"].batch_size == 0 and seen["job"].augment.mixup == 0.3
+
+
+def test_audio_changed_after_the_manifest_is_a_failure_in_stage_one_and_skipped_in_training(teacher):
+    """A WAV cut short with its header intact (it still declares every frame), and one replaced by
+    another clip's audio, after `make manifests`: stage one used to compute valid logits from the
+    0.94 s that remained and store them under the manifest's fingerprint of the intact file."""
+    import dataclasses
+
+    from pipeline.distill import train_student
+    from pipeline.manifests import load_manifest
+    from pipeline.store import LogitTable
+    from pipeline.store.writer import read_failures
+
+    manifest = load_manifest("data_manifests/tiny")
+    cut, replaced = manifest.clips[3], manifest.clips[7]
+    wav = manifest.audio_path(cut).read_bytes()
+    manifest.audio_path(cut).write_bytes(wav[: 44 + (len(wav) - 44) // 3])  # the header declares 3x more
+    manifest.audio_path(replaced).write_bytes(manifest.audio_path(manifest.clips[11]).read_bytes())
+    summary = run_stage_one(job("stores/s.zarr"), progress=False)
+    assert summary["failures"] == 2
+    table = LogitTable.open("stores/s.zarr")
+    rows = table.rows([cut.clip_id, replaced.clip_id])
+    assert not table.valid_rows(rows).any() and np.isnan(table.logits_for(rows)).all()
+    group = zarr.open_group("stores/s.zarr", mode="r")
+    failures = {clip: error for clip, error, _ in read_failures(group)}
+    assert "truncated: the header declares" in failures[cut.clip_id]
+    assert "audio differs from its manifest row" in failures[replaced.clip_id]
+    assert str(Path.cwd()) not in "".join(failures.values())  # no absolute path of this machine is published
+
+    config = dataclasses.replace(tiny_config(epochs=1), kd="clean", logits="stores/s.zarr", missing="mask")
+    result = train_student("tiny", config, "student", progress=False)
+    skipped = Path(result["skipped_clips"]["log"]).read_text()
+    train_ids = {c.clip_id for c in manifest.select("train")}
+    expected = {cut.clip_id, replaced.clip_id} & train_ids
+    assert result["skipped_clips"]["count"] == len(expected) >= 1
+    assert all(clip in skipped for clip in expected)
+
+
+def test_a_store_carries_no_absolute_path_of_the_writers_machine(teacher, project, monkeypatch):
+    """The teacher lives in another user's folder and a clip fails: the store's attrs and failure
+    texts name the run folder, paths inside it and file names (with their hashes), never the
+    writer's folder layout (it used to publish the checkpoint's absolute path)."""
+    import json
+    import shutil
+
+    from pipeline.manifests import load_manifest
+    from pipeline.store.writer import read_failures
+
+    manifest = load_manifest("data_manifests/tiny")
+    manifest.audio_path(manifest.clips[2]).write_bytes(b"not audio")
+    home = project / "home" / "alice-secret"
+    shutil.move("runs/tiny/teacher", home / "teacher")
+    (project / "work").mkdir()
+    shutil.move("data_manifests", project / "work" / "data_manifests")
+    monkeypatch.chdir(project / "work")
+    run_stage_one(job("stores/s.zarr", teacher=str(home / "teacher")), progress=False)
+    group = zarr.open_group("stores/s.zarr", mode="r")
+    published = json.dumps(group.attrs.asdict()) + "".join(error for _, error, _ in read_failures(group))
+    assert "alice-secret" not in published and str(project) not in published
+    teacher_attrs = group.attrs["teacher"]
+    assert teacher_attrs["run"] == "teacher" and teacher_attrs["members"][0]["checkpoint"].startswith("teacher/")
+    assert len(teacher_attrs["checkpoint_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_inline_and_local_cluster_engines_give_bit_identical_stores(teacher):
+    """The inline engine ran torch with every core's thread, a cluster worker with one: reductions
+    split by thread count moved the last bits of every row (3e-8 here; 7.6e-6 in 5 of 320 demo rows)."""
+    from pipeline.store.format import read_strings
+
+    run_stage_one(job("stores/inline.zarr", views=2, dtype="float32"), progress=False)
+    run_stage_one(job("stores/cluster.zarr", views=2, dtype="float32", scheduler="", workers=2), progress=False)
+    inline, cluster = zarr.open_group("stores/inline.zarr", mode="r"), zarr.open_group("stores/cluster.zarr", mode="r")
+    assert read_strings(inline["chunk_sha256"]) == read_strings(cluster["chunk_sha256"])
+    for name in ("logits", "view_logits", "valid"):
+        assert np.array_equal(inline[name][:], cluster[name][:], equal_nan=True), name
+    assert inline.attrs["completed"]["engine"] == "inline" and cluster.attrs["completed"]["engine"] == "local-cluster"

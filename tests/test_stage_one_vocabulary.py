@@ -67,3 +67,19 @@ def test_teacher_missing_some_dataset_classes_is_refused(teacher, project):
     with pytest.raises(ValueError, match="2 of the manifest's classes absent"):
         run_stage_one(StageOneJob("partial", teacher, "stores/p.zarr", scheduler="inline", vocab_remap=True),
                       progress=False)
+
+
+def test_teacher_of_another_dataset_on_fold_based_data_is_refused_for_its_vocabulary(teacher, project):
+    """The reverse pairing (a multi-label teacher offered to an ESC-50-layout dataset): the refusal
+    names the vocabulary mismatch; before, the fold check spoke first ("point TEACHER at one fold's run")."""
+    from .conftest import make_tiny_dataset
+
+    folds = load_manifest(make_tiny_dataset(project, name="folds", fold_based=True))
+    rename = {mid: f"/esc/{i}" for i, mid in enumerate(folds.mids)}
+    clips = [dataclasses.replace(c, labels=tuple(rename[m] for m in c.labels)) for c in folds.clips]
+    labels = [Label(i, rename[mid], mid.upper()) for i, mid in enumerate(folds.mids)]
+    write_manifest(project / "data_manifests" / "folds", "folds", project, "esc50", labels, clips)
+    with pytest.raises(ValueError, match="shares no class with folds") as caught:
+        run_stage_one(StageOneJob("folds", teacher, "stores/f.zarr", scheduler="inline"), progress=False)
+    assert "fold" not in str(caught.value).split("shares no class with folds")[1]
+    assert not Path("stores/f.zarr").exists()

@@ -221,3 +221,12 @@ def test_import_with_a_manifest_marks_clips_the_release_lacks(tmp_path, capsys, 
     np.testing.assert_allclose(rebuilt[[1, 2, 4, 5]], 0.5 / 4, atol=2e-3)  # CED's fill: min(top-k) / (C - k)
     assert check_store("ced.zarr").ok
     assert read_failures(zarr.open_group("ced.zarr", mode="r")) == [("Y3", "not in the release", 0)]
+
+
+@pytest.mark.parametrize("weights", ["nan,1", "inf,1", "1,-1"])
+def test_ensemble_weights_are_checked_before_anything_is_written(store, tmp_path, capsys, weights):
+    second = make_store(tmp_path / "b.zarr", attrs=provenance(checkpoint="b" * 64))
+    fill_store(second)
+    code, _, err = run(capsys, "ensemble", store, second, tmp_path / "e.zarr", "--weights", weights)
+    assert code == 1 and "--weights needs 2 non-negative numbers" in err, err
+    assert not (tmp_path / "e.zarr").exists()  # before: NaN was refused late, naming rows, leaving a half store

@@ -210,3 +210,33 @@ def test_a_flipped_byte_in_a_shard_file_names_the_one_chunk_it_hit(tmp_path):
     assert len(problems) == 1 and problems[0].startswith("chunk 0 (clips clip000, clip001, clip002, clip003): "
                                                          "array 'logits' does not decode")
     assert LogitTable.open(path, clip_ids=["clip004", "clip009"]).clip_ids == ["clip004", "clip009"]
+
+
+def test_verify_and_inspect_say_what_a_1_0_stores_checksums_do_not_cover(tmp_path, capsys):
+    from pipeline.store.cli import main
+
+    old = tmp_path / "old.zarr"
+    shutil.copytree(FIXTURES / "store-v1.0.zarr", old)
+    assert check_store(old).notes[0].startswith("format 1.0: chunk checksums cover valid, teacher_index")
+    for command in ("verify", "inspect"):
+        assert main([command, str(old)]) == 0
+        out = capsys.readouterr().out
+        assert "note       format 1.0:" in out and "split and fold by nothing" in out, (command, out)
+
+
+def test_a_store_relabelled_as_format_1_0_is_flagged_and_refused(store, capsys):
+    """A current store relabelled 1.0 with its recorded digest removed read as a 1.0 store, silently:
+    its columns and attrs then fell outside every checksum."""
+    from pipeline.store.cli import main
+
+    group = zarr.open_group(str(store), mode="r+")
+    completed = dict(group.attrs["completed"])
+    completed.pop("digest")
+    group.attrs.update({"version": "1.0", "completed": completed})
+    problems = verify_store(store)
+    assert any("format version 1.0 contradicts the store's contents: it holds a 'fingerprint' array" in p
+               for p in problems), problems
+    with pytest.raises(StoreError, match="contradicts the store's contents"):
+        LogitTable.open(store)
+    assert main(["inspect", str(store)]) == 0
+    assert "WARNING    format version 1.0 contradicts" in capsys.readouterr().out

@@ -78,19 +78,71 @@ class UnsafeCheckpoint(CheckpointImportError):
     """The file holds pickled Python objects that only a full (code-running) unpickle could read."""
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6: a zip holding <name>/data.pkl and tensor files
+PICKLE_PROTOCOL_2_PLUS = 0x80  # the first byte of a pickle of protocol >= 2 (torch's legacy format too)
+
+
+def _not_a_checkpoint(path: str | os.PathLike) -> str:
+    """Why a file cannot be a torch checkpoint at all, from its first bytes ("" when it may be one).
+
+    Only a real pickle can hold Python objects; an empty, truncated, text or random file must never
+    be answered with advice to unpickle it in full."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        return "not a checkpoint: empty (0 bytes)"
+    if head.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            return f"not a PyTorch file: a broken or truncated zip archive ({_first_line(error)})"
+        if not any(name.endswith("/data.pkl") or name == "data.pkl" for name in names):
+            return f"not a PyTorch file: a zip archive without torch's data.pkl (holds {names[:3]})"
+        return ""
+    if head[0] == PICKLE_PROTOCOL_2_PLUS:
+        return ""
+    if head.startswith(b"\x93NUMPY"):
+        return "not a PyTorch file: a NumPy .npy array"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "not a PyTorch file: it is text"
+    return f"not a PyTorch file: neither torch's zip format nor a pickle (starts with {head[:8].hex()})"
+
+
+def _first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type name (some raise with none)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:160] if lines else type(error).__name__
+
+
 def load_weights_only(path: str | os.PathLike) -> object:
     """``torch.load(weights_only=True)``, the only way this project reads a .pt file: tensors and plain
-    containers load, anything else (a class, a callable) is refused and never executed."""
+    containers load, anything else (a class, a callable) is refused and never executed. A file that is
+    not a checkpoint at all (empty, text, random bytes, another zip) is named as such first."""
+    try:
+        reason = _not_a_checkpoint(path)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise CheckpointImportError(f"{path}: not readable ({_first_line(error)})") from None
+    if reason:
+        raise CheckpointImportError(f"{path}: {reason}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as error:
+        if "weights only load failed" not in str(error).lower():  # a pickle broken off, not a refused object
+            raise CheckpointImportError(f"{path}: not a readable checkpoint: a damaged pickle "
+                                        f"({_first_line(error)})") from None
         raise UnsafeCheckpoint(
             f"{path}: refused: it holds Python objects beyond tensors and plain values, and loading them could run "
             f"code; if you trust the file, convert it once with {CONVERT_COMMAND}") from None
     except FileNotFoundError:
         raise
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CheckpointImportError(f"{path}: not a readable torch checkpoint ({str(error).splitlines()[0][:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise CheckpointImportError(f"{path}: not a readable checkpoint, truncated or damaged "
+                                    f"({_first_line(error)})") from None
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, list[str]]:

@@ -126,10 +126,20 @@ class _InlinePool:
 
 
 def _read(audio: AudioSource, clip):
+    """(wave, None), or (None, why) for a clip that cannot be read or whose audio no longer matches
+    its manifest row (AudioSource.read checks the fingerprint of the samples it decoded)."""
     try:
         return audio.read(clip), None
     except Exception as error:  # any unreadable clip: recorded and masked, never filled
-        return None, f"{type(error).__name__}: {error}"
+        return None, f"{type(error).__name__}: {_without_root(str(error), audio.data_root)}"
+
+
+def _without_root(text: str, root) -> str:
+    """Failure texts travel inside a published store: paths relative to the data root, never the
+    writer's own folder layout (user names included)."""
+    for prefix in {str(root), str(root.resolve())}:
+        text = text.replace(prefix.rstrip("/") + "/", "")
+    return text
 
 
 def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> dict:

@@ -64,9 +64,11 @@ def prepare(job: StageOneJob):
     teacher_config = check_config(config_from_dict(first["config"]), source=f"{teachers.checkpoints[0]} (recipe)")
     front_end = FrontEndConfig(**first["front_end"])
     augment = job.augment or AugmentSettings.from_config(teacher_config)
-    partner_fold = _teacher_fold(manifest, teacher_config, job)
     vocabulary = first["vocabulary"]
+    # the vocabulary first: a teacher of another dataset is refused for what it is (another label set),
+    # not for the fold layout that follows from it
     check_vocabulary(vocabulary.get("mids", []), manifest, job)
+    partner_fold = _teacher_fold(manifest, teacher_config, job)
     attrs = {
         "teacher": teacher_provenance(teachers, loaded),
         "front_end": front_end_dict(front_end),
@@ -165,6 +167,9 @@ def _run_locked(job: StageOneJob, progress: bool) -> dict:
     return summary
 
 
+CPU_THREADS = 1  # torch threads per stage-one process on a CPU, whatever the engine (ChunkSpec.threads)
+
+
 def _engine_name(job: StageOneJob) -> str:
     return "inline" if job.scheduler == "inline" else (job.scheduler or "local-cluster")
 
@@ -188,8 +193,12 @@ def start_local_cluster(workers: int):
 def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
     """Yield chunk results as they finish: in this process, or as dask tasks."""
     if job.scheduler == "inline":
-        # one process: every core's torch thread on a CPU; on a GPU the cores decode ahead of the device
-        spec = dataclasses.replace(spec, threads=max(os.cpu_count() or 1, 1),
+        # on a CPU one torch thread, as each cluster worker has: torch splits a convolution's or matmul's
+        # reduction by thread count, so two threads moved the last bits of logits (3e-8 in every row of
+        # the tiny test store; 7.6e-6 in 5 of 320 demo rows) and the two engines' digests differed. A
+        # store must not depend on the engine that computed it, and a resume may switch engines. On a
+        # GPU the model runs on the device and the cores decode ahead of it.
+        spec = dataclasses.replace(spec, threads=CPU_THREADS if spec.device == "cpu" else max(os.cpu_count() or 1, 1),
                                    decode_threads=default_decode_threads(1) if spec.device == "cuda" else 0)
         for index, start, stop in todo:
             yield compute_chunk(spec, index, start, stop)

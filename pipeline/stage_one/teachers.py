@@ -56,20 +56,48 @@ def load_members(teachers: TeacherSet) -> dict[str, dict]:
     return {path: load_checkpoint(path) for path in teachers.checkpoints}
 
 
+# recipe keys that hold paths of the machine that trained the teacher
+PATH_KEYS = ("init", "logits", "teacher")
+
+
+def public_path(path: str | Path, base: str | Path | None = None) -> str:
+    """A path as a published store may show it: relative to the project folder (runs/<dataset>/<run>/...)
+    when inside it, else relative to ``base`` (the teacher's run folder), else the file name alone. A
+    store travels between labs; the writer's folder layout (and the user names in it) stays home, and
+    the sha256 beside it identifies the file."""
+    path = Path(path).resolve()
+    roots = [(Path.cwd().resolve(), "")]
+    if base is not None:
+        roots.append((Path(base).resolve(), Path(base).resolve().name + "/"))
+    for root, prefix in roots:
+        try:
+            return prefix + path.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return path.name
+
+
 def teacher_provenance(teachers: TeacherSet, loaded: dict[str, dict] | None = None) -> dict:
-    """The store's `teacher` attrs: registry name, checkpoint hashes, training config, eval metrics."""
+    """The store's `teacher` attrs: registry name, checkpoint hashes, training config, eval metrics;
+    paths only relative to the teacher's run folder, or as file names."""
     loaded = loaded or load_members(teachers)
+    base = teachers.run_dir if teachers.run_dir and Path(teachers.run_dir).is_dir() else None
     members = []
     for ckpt_path in teachers.checkpoints:
         ckpt = loaded[ckpt_path]
-        members.append({"checkpoint": ckpt_path, "sha256": file_sha256(ckpt_path), "model": ckpt["model_name"],
-                        "model_config": ckpt["model_config"], "metrics": ckpt.get("metrics", {})})
+        members.append({"checkpoint": public_path(ckpt_path, base), "sha256": file_sha256(ckpt_path),
+                        "model": ckpt["model_name"], "model_config": ckpt["model_config"],
+                        "metrics": ckpt.get("metrics", {})})
     first = loaded[teachers.checkpoints[0]]
+    config = dict(first["config"]) if isinstance(first.get("config"), dict) else first.get("config")
+    if isinstance(config, dict):
+        config.update({key: public_path(config[key]) for key in PATH_KEYS
+                       if isinstance(config.get(key), str) and config[key]})
     out = {
         "model": first["model_name"],
-        "run": teachers.run_dir,
+        "run": public_path(teachers.run_dir) if teachers.run_dir else "",
         "checkpoint_sha256": [m["sha256"] for m in members] if teachers.cross_fitted else members[0]["sha256"],
-        "training_config": first["config"],
+        "training_config": config,
         "eval_metrics": first.get("metrics", {}).get("eval", {}),
         "dataset": first.get("dataset", ""),
         "cross_fitted": teachers.cross_fitted,

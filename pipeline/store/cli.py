@@ -40,7 +40,8 @@ def cmd_inspect(args) -> int:
     from .verify import check_store
 
     dataset = getattr(args, "dataset", None)
-    verification = check_store(args.store) if (args.verify or dataset) else None
+    digest = getattr(args, "digest", None)
+    verification = check_store(args.store, digest) if (args.verify or dataset or digest) else None
     info = describe(args.store, verification)
     print(json.dumps(info, indent=2, default=str) if args.json else format_description(info))
     if verification is not None and not verification.ok:
@@ -48,13 +49,16 @@ def cmd_inspect(args) -> int:
             print(f"\nWARNING: {len(verification.problems)} integrity problem(s): do not train from this store as it is")
             for problem in verification.problems[:5]:
                 print(f"  {problem}")
+        elif not args.json:
+            for problem in verification.problems:
+                print(f"problem    {problem}")
         return 1
     if dataset and not args.json:
-        _soft_target_report(args.store, dataset, getattr(args, "fold", None), getattr(args, "tau", 1.0))
+        _soft_target_report(args.store, dataset, getattr(args, "fold", None), getattr(args, "tau", 1.0), digest)
     return 0
 
 
-def _soft_target_report(store, dataset: str, fold: int | None, tau: float) -> None:
+def _soft_target_report(store, dataset: str, fold: int | None, tau: float, digest: str | None = None) -> None:
     from pipeline.diagnostics import format_diagnostics, soft_target_diagnostics
     from pipeline.manifests import load_manifest
     from pipeline.paths import manifest_dir
@@ -65,7 +69,7 @@ def _soft_target_report(store, dataset: str, fold: int | None, tau: float) -> No
     if not (folder / "dataset.json").exists():
         return
     manifest = load_manifest(folder)
-    table = LogitTable.open(store, load_views=False)
+    table = LogitTable.open(store, load_views=False, expected_digest=digest)
     if table.vocabulary_mids != manifest.mids:
         print(f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)")
     else:
@@ -105,6 +109,8 @@ def cmd_verify(args) -> int:
     megabytes = result.bytes_checked / 1e6
     print(f"checked    {result.chunks_checked} chunks, {megabytes:.1f} MB in {result.seconds:.2f} s")
     print(f"digest     {result.digest or '(not computed)'}" + ("  (matches --digest)" if args.digest and result.ok else ""))
+    for note in result.notes:
+        print(f"note       {note}")
     if args.manifest and result.ok:
         problems += _manifest_problems(args.store, args.manifest)
     for problem in problems:
@@ -116,7 +122,7 @@ def cmd_verify(args) -> int:
 def cmd_export(args) -> int:
     from .ops import export
 
-    digest = export(args.store, args.out)
+    digest = export(args.store, args.out, args.digest)
     print(f"exported   {args.store} -> {args.out}\ndigest     {digest}  (publish this beside the file)")
     return 0
 
@@ -139,13 +145,14 @@ def _report(out: str, completed: dict) -> int:
 def cmd_ensemble(args) -> int:
     from .ops import ensemble
 
-    return _report(args.out, ensemble(args.stores, args.out, args.weights, args.space, args.clips, args.vocab_remap))
+    return _report(args.out, ensemble(args.stores, args.out, args.weights, args.space, args.clips, args.vocab_remap,
+                                      args.digest))
 
 
 def cmd_merge(args) -> int:
     from .ops import merge
 
-    return _report(args.out, merge(args.stores, args.out))
+    return _report(args.out, merge(args.stores, args.out, args.digest))
 
 
 def cmd_subset(args) -> int:
@@ -153,7 +160,7 @@ def cmd_subset(args) -> int:
 
     clips = read_clip_list(args.clips) if args.clips else None
     splits = [s for s in args.split.split(",") if s] if args.split else None
-    return _report(args.out, subset(args.store, args.out, splits, clips))
+    return _report(args.out, subset(args.store, args.out, splits, clips, args.digest))
 
 
 def cmd_import(args) -> int:
@@ -192,6 +199,7 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
                    "(a name under data_manifests/; implies --verify)")
     p.add_argument("--fold", type=int, default=None, help="with --dataset, fold-based data: the teacher's eval fold")
     p.add_argument("--tau", type=float, default=1.0, help="with --dataset: temperature applied to the targets")
+    p.add_argument("--digest", help="the digest the publisher gave: verify, and fail unless this copy reproduces it")
     p.set_defaults(run=cmd_inspect)
 
     p = commands.add_parser("verify", help="re-hash every chunk; name bad chunks and their clips")
@@ -204,6 +212,7 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
     p = commands.add_parser("export", help="verify and write one .zarr.zip to publish")
     p.add_argument("store")
     p.add_argument("out", help="OUT.zarr.zip")
+    p.add_argument("--digest", help="the digest the store must reproduce (refused otherwise)")
     p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("publish", help="a folder to upload as is: the .zarr.zip, a dataset card README.md "
@@ -225,10 +234,12 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
                    help="same: refuse different clip sets; intersection: keep the clips all stores have")
     p.add_argument("--vocab-remap", action="store_true",
                    help="map stores whose classes are the first's in another order by mid (else refused)")
+    p.add_argument("--digest", action="append", help="a published digest per input store, in order (repeat it)")
     p.set_defaults(run=cmd_ensemble)
 
     p = commands.add_parser("merge", help="one store from stores of different shards or splits of one dataset")
     p.add_argument("stores", nargs="+", help="STORE... OUT (the last is the output directory)")
+    p.add_argument("--digest", action="append", help="a published digest per input store, in order (repeat it)")
     p.set_defaults(run=cmd_merge)
 
     p = commands.add_parser("subset", help="a store of some splits or clips")
@@ -237,6 +248,7 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--split", help="comma-separated splits, e.g. train,val")
     group.add_argument("--clips", help="a file with one clip id per line")
+    p.add_argument("--digest", help="the digest the input store must reproduce (refused otherwise)")
     p.set_defaults(run=cmd_subset)
 
     p = commands.add_parser("import", help="a store from a peer's release (EfficientAT .npy + index, CED HDF5)")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .format import LOGIT_ARRAYS, open_store, read_strings
-from .integrity import completion_problem, store_digest
+from .integrity import completion_problem, format_contradictions, store_digest, uncovered_note
 from .location import is_local_dir, is_zip
 from .writer import read_failures
 
@@ -62,6 +62,8 @@ def describe(location, verification=None) -> dict:
     }
     if verification is not None:
         info["problems"] = verification.problems
+    info["checksums_cover"] = uncovered_note(attrs) or "every per-clip array, the attrs and the failure table (digest)"
+    info["format_contradictions"] = format_contradictions(group, layout, attrs)
     if is_local_dir(location) or is_zip(location):
         path = Path(location)
         info["disk_bytes"] = _disk_bytes(path) if path.is_dir() else path.stat().st_size
@@ -128,6 +130,9 @@ def format_description(info: dict) -> str:
                             else "")
                          + (f" files {', '.join(detail['files'])}" if detail.get("files") else ""))
     lines.append(f"completed  {info['completed']}" if info["completed"] else f"completed  no: {info['unfinished']}")
+    if info["checksums_cover"].startswith("format"):
+        lines.append(f"note       {info['checksums_cover']}")
+    lines += [f"WARNING    {line}" for line in info["format_contradictions"]]
     software = info.get("software") or {}
     lines.append(f"software   cmkd-pipeline {software.get('version')} ({software.get('git_commit')})")
     if info["verified"] is None:

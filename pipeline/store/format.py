@@ -251,6 +251,20 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> tuple[zarr.Group, La
     return group, Layout.from_attrs(attrs)
 
 
+def public_location(location) -> str:
+    """A store's location as attrs record it (derived stores name their inputs): a URL as is, a local
+    path relative to the current folder when inside it, else the file name (the digest beside it
+    identifies the store): no writer's folder layout travels with a published store."""
+    text = str(location)
+    if "://" in text:
+        return text
+    path = Path(text).resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

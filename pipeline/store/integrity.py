@@ -218,3 +218,50 @@ def digest_problem(group, attrs: dict) -> tuple[str, str]:
         return digest, (f"store digest {digest[:16]} differs from the one recorded at completion "
                         f"{str(recorded)[:16]}: attrs, checksums or the failure table were edited afterwards")
     return digest, ""
+
+
+def pinned_digests(pinned: str | None) -> list[str]:
+    """The digests a user pinned (DIGEST=<hex>, comma-separated for per-fold stores), checked to be
+    whole sha256 hex strings: a prefix would pin less than it seems."""
+    wanted = [d.strip().lower() for d in (pinned or "").split(",") if d.strip()]
+    bad = [d for d in wanted if len(d) != 64 or any(c not in "0123456789abcdef" for c in d)]
+    if bad:
+        raise StoreError(f"DIGEST {bad[0]!r} is not a store digest (64 hexadecimal digits, as `export` and `verify` "
+                         "print it)")
+    return wanted
+
+
+def pin_problem(digest: str, pinned: str | None) -> str:
+    """"" when nothing is pinned or the store's digest is a pinned one; else the refusal."""
+    wanted = pinned_digests(pinned)
+    if not wanted or digest in wanted:
+        return ""
+    shown = wanted[0] if len(wanted) == 1 else f"one of {', '.join(w[:16] for w in wanted)}"
+    return f"store digest {digest} is not the published {shown}: this is not the store that was published"
+
+
+def uncovered_note(attrs: dict) -> str:
+    """What an old format's checksums leave unchecked ("" for 1.1 and later): said by verify and inspect."""
+    if version_minor(attrs) >= 1:
+        return ""
+    return ("format 1.0: chunk checksums cover valid, teacher_index and the logits/views only; clip_id is covered "
+            "by clips.sha256 alone, split and fold by nothing, and no digest was recorded, so the attrs and "
+            "these columns are vouched for only by a digest its publisher gave (--digest / DIGEST=)")
+
+
+def format_contradictions(group, layout: Layout, attrs: dict) -> list[str]:
+    """A version label that its contents contradict: e.g. a 1.2 store relabelled 1.0 (whose weaker
+    checksum definition would then leave its columns and attrs unchecked)."""
+    minor, version = version_minor(attrs), attrs.get("version")
+    found = []
+    if minor < 1:
+        if "fingerprint" in group:
+            found.append("it holds a 'fingerprint' array (format 1.1 and later)")
+        if recorded_digest(attrs) is not None:
+            found.append("it records completed.digest (format 1.1 and later)")
+    if minor < 2 and layout.sharded:
+        found.append(f"its arrays are sharded ({layout.shard_clips} rows per file, format 1.2)")
+    if not found:
+        return []
+    return [f"format version {version} contradicts the store's contents: {'; '.join(found)}; it was relabelled "
+            "after writing (a relabelled store's checksums cover less than its writer's did)"]

@@ -8,6 +8,7 @@ operation, each input's location and digest, and the options.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zipfile
@@ -17,7 +18,7 @@ import numpy as np
 
 from .create import _identity, create_store
 from .encodings import utf8_width
-from .format import COLUMN_ARRAYS, ArraySpec, StoreError, create_array, open_store
+from .format import COLUMN_ARRAYS, ArraySpec, StoreError, create_array, open_store, public_location
 from .integrity import chunk_digest
 from .location import consolidate, open_group_at
 from .lock import StoreLock
@@ -29,9 +30,10 @@ MERGE_FIELDS = ("teacher checkpoint_sha256", "front_end", "vocabulary sha256", "
                 "views seed", "views settings", "views max_masks", "dtype", "topk")
 
 
-def verified(location) -> str:
-    """The digest of a store that passes every check; StoreError (first problem and a count) otherwise."""
-    result = check_store(location)
+def verified(location, digest: str | None = None) -> str:
+    """The digest of a store that passes every check (and reproduces ``digest``, the published one, when
+    given); StoreError (first problem and a count) otherwise."""
+    result = check_store(location, digest)
     if not result.ok:
         more = f" (and {len(result.problems) - 1} more problems)" if len(result.problems) > 1 else ""
         raise StoreError(f"{location}: does not verify: {result.problems[0]}{more}; run verify for the full list")
@@ -41,9 +43,9 @@ def verified(location) -> str:
 class Source:
     """A verified input store held in memory: every per-clip array in stored form, by row."""
 
-    def __init__(self, location):
+    def __init__(self, location, digest: str | None = None):
         self.location = str(location)
-        self.digest = verified(location)
+        self.digest = verified(location, digest)
         group, self.layout = open_store(location)
         self.attrs = group.attrs.asdict()
         names = [*COLUMN_ARRAYS, *(spec.name for spec in self.layout.chunk_array_specs())]
@@ -55,7 +57,7 @@ class Source:
         self.failures = {clip: error for clip, error, _ in read_failures(group)}
 
     def record(self) -> dict:
-        return {"location": self.location, "digest": self.digest}
+        return {"location": public_location(self.location), "digest": self.digest}
 
     def row_digest(self, row: int) -> str:
         return chunk_digest([(name, array[row:row + 1]) for name, array in self.arrays.items()])
@@ -93,10 +95,11 @@ def _copy_rows(out, clip_rows: list[tuple[Source, int]], summary: dict) -> dict:
         return finalize_store(out, summary)
 
 
-def subset(location, out, splits: list[str] | None = None, clip_ids: list[str] | None = None) -> dict:
+def subset(location, out, splits: list[str] | None = None, clip_ids: list[str] | None = None,
+           digest: str | None = None) -> dict:
     if not splits and not clip_ids:
         raise ValueError("subset needs --split or --clips")
-    source = Source(location)
+    source = Source(location, digest)
     if clip_ids is not None:
         unknown = [c for c in clip_ids if c not in source.row_of]
         if unknown:
@@ -111,11 +114,20 @@ def subset(location, out, splits: list[str] | None = None, clip_ids: list[str] |
     return _copy_rows(out, [(source, row) for row in rows], {"op": "subset"})
 
 
-def merge(locations: list, out) -> dict:
+def _pins(locations: list, digests: list[str] | None) -> list[str | None]:
+    """One published digest per input store (``--digest`` given once per store, in order), or none."""
+    if not digests:
+        return [None] * len(locations)
+    if len(digests) != len(locations):
+        raise ValueError(f"--digest given {len(digests)} times for {len(locations)} stores: give one per store, in order")
+    return list(digests)
+
+
+def merge(locations: list, out, digests: list[str] | None = None) -> dict:
     """One store from stores of different shards or splits of one dataset, same teacher and layout."""
     if len(locations) < 2:
         raise ValueError("merge needs at least two stores")
-    sources = [Source(location) for location in locations]
+    sources = [Source(location, pin) for location, pin in zip(locations, _pins(locations, digests))]
     first = sources[0]
     reference = _identity(first.attrs)
     for source in sources[1:]:
@@ -154,7 +166,7 @@ def _activate(logits: np.ndarray, activation: str) -> np.ndarray:
 
 
 def ensemble(locations: list, out, weights: list[float] | None = None, space: str = "logits",
-             clips: str = "same", vocab_remap: bool = False) -> dict:
+             clips: str = "same", vocab_remap: bool = False, digests: list[str] | None = None) -> dict:
     """A teacher made of several (e.g. a CNN and an AST): the weighted mean of their logits or probabilities.
 
     Refuses different clip sets unless `clips="intersection"`, other activations, and vocabularies that
@@ -167,11 +179,15 @@ def ensemble(locations: list, out, weights: list[float] | None = None, space: st
     if space not in ("logits", "probs"):
         raise ValueError(f"--space must be logits or probs, got {space!r}")
     weights = [1.0] * len(locations) if not weights else [float(w) for w in weights]
-    if len(weights) != len(locations) or min(weights) < 0 or sum(weights) <= 0:
+    # checked before anything is opened or written: NaN passed `min(weights) < 0` and surfaced late,
+    # naming output rows, with an unfinished store left behind
+    if (len(weights) != len(locations) or not all(math.isfinite(w) for w in weights) or min(weights) < 0
+            or sum(weights) <= 0):
         raise ValueError(f"--weights needs {len(locations)} non-negative numbers with a positive sum, got {weights}")
     weights = [w / sum(weights) for w in weights]
-    sources = [Source(location) for location in locations]
-    tables = [LogitTable.open(location, load_views=False) for location in locations]
+    pins = _pins(locations, digests)
+    sources = [Source(location, pin) for location, pin in zip(locations, pins)]
+    tables = [LogitTable.open(location, load_views=False, expected_digest=pin) for location, pin in zip(locations, pins)]
     first = sources[0]
     mids = first.attrs["vocabulary"]["mids"]
     orders = []  # per member: its class index for each of the first store's classes
@@ -228,13 +244,13 @@ def _with_teacher(source: Source, teacher: dict) -> Source:
     return clone
 
 
-def export(location, out) -> str:
+def export(location, out, pinned: str | None = None) -> str:
     """Verify, copy into a fresh directory (consolidated), zip it (stored, the chunks are compressed); returns
     the digest, which the zip reproduces."""
     out = Path(out)
     if not out.name.endswith(".zip"):
         raise ValueError(f"{out}: the export must be a .zarr.zip file")
-    digest = verified(location)
+    digest = verified(location, pinned)
     source = open_group_at(location)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as scratch:
         copy = Path(scratch) / "store.zarr"

@@ -18,7 +18,8 @@ from pipeline.views import View
 
 from .cache import share_arrays
 from .format import VIEW_PARAM_ARRAYS, Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
-from .integrity import checksum_names, compare_chunk, completion_problem, digest_problem, iter_chunks, store_digest
+from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, format_contradictions,
+                        iter_chunks, pin_problem, pinned_digests, store_digest)
 from .location import identity, is_local_dir
 from .topk import rebuild_dense
 from .views import arrays_to_view
@@ -34,6 +35,8 @@ def _check_store_level(group, layout: Layout, attrs: dict, path) -> str:
         digest, problem = digest_problem(group, attrs)
     if not problem and strings_sha256(attrs["vocabulary"]["mids"]) != attrs["vocabulary"]["sha256"]:
         problem = "vocabulary mids do not match vocabulary.sha256"
+    if not problem:
+        problem = "; ".join(format_contradictions(group, layout, attrs))
     if problem:
         raise StoreError(f"{path}: {problem} ({OPT_OUT})")
     return digest
@@ -75,6 +78,15 @@ def _load_rows(group, layout: Layout, attrs: dict, names: list[str], rows: np.nd
     return out
 
 
+def _unusable(values: np.ndarray) -> np.ndarray:
+    """Per row: not every value finite, or some value at float16's saturation limit."""
+    finite = np.isfinite(values)
+    return ~finite.all(axis=-1) | (np.where(finite, np.abs(values), 0) >= FLOAT16_LIMIT).any(axis=-1)
+
+
+FLOAT16_LIMIT = float(np.finfo(np.float16).max)
+
+
 class _PartnerLookup:
     """[row, k] -> partner clip_id, from int32 codes into one list of names (not a string per cell)."""
 
@@ -101,21 +113,30 @@ class LogitTable:
         self._shared: dict[str, str] = {}
         self.digest = ""  # the store digest; checked against the recorded one when verified
         self.verified = False
+        self.pinned = False  # the digest was checked against one the user gave (DIGEST=)
         self.fingerprints: list[str] = []  # audio fingerprint per loaded row ("" unknown; none in 1.0 stores)
 
     @classmethod
     def open(cls, path: str | os.PathLike, clip_ids=None, load_views: bool = True,
-             verify: bool = True) -> LogitTable:
+             verify: bool = True, expected_digest: str | None = None) -> LogitTable:
         """Load the store (or only the rows of `clip_ids`; unknown ids are simply absent).
 
         verify=True (the default) refuses an unfinished store and a store whose digest differs from
         the one recorded at completion, and re-hashes every chunk it reads (once per process); the
         error names the store, the chunk and its clips. verify=False reads as is, with a warning.
+        ``expected_digest`` (a published digest, comma-separated for several) pins the store: its
+        digest must be one of them, and every chunk read must hash to the checksums that digest
+        covers, so the rows loaded are the published rows (this implies verify=True).
         """
+        pinned_digests(expected_digest)  # a malformed pin is refused before anything is read
+        verify = verify or bool(expected_digest)
         group, layout = open_store(path)
         attrs = group.attrs.asdict()
         if verify:
             digest = _check_store_level(group, layout, attrs, path)
+            pinned = pin_problem(digest, expected_digest)
+            if pinned:
+                raise StoreError(f"{path}: {pinned}")
         else:
             digest = store_digest(group, attrs)
             print(f"warning: {path}: verify=false: reading without checking chunk checksums or completion; "
@@ -144,7 +165,7 @@ class LogitTable:
         complete = bool(np.asarray(group["chunk_done"][:]).all())
         table = cls(Path(path) if is_local_dir(path) else path, attrs, layout, loaded_ids, arrays, partner_names,
                     complete)
-        table.digest, table.verified = digest, verify
+        table.digest, table.verified, table.pinned = digest, verify, bool(expected_digest)
         if "fingerprint" in group:
             stored = read_strings(group["fingerprint"])
             table.fingerprints = stored if rows is None else [stored[row] for row in rows]
@@ -192,6 +213,23 @@ class LogitTable:
     def logits_for(self, rows) -> np.ndarray:
         """float32 [len(rows), C] clean-clip logits; NaN rows for missing (-1) or failed clips."""
         return self._dense("", rows, None)
+
+    def bad_values(self, rows, block: int = 1 << 16) -> np.ndarray:
+        """True where a row marked valid holds logits no teacher gives: NaN/inf, or values at float16's
+        limit (65504, what an overflowing teacher saturates to): verify's row check, per row, in blocks
+        so a large store is never widened to float32 whole. Views count too, when loaded: a view is
+        NaN as a whole (its mixup partner was unreadable) or finite."""
+        rows = np.asarray(rows, dtype=np.int64)
+        bad = np.zeros(len(rows), dtype=bool)
+        views = self.layout.views if "view_partner_code" in self._arrays else 0
+        for lo in range(0, len(rows), block):
+            part = rows[lo:lo + block]
+            bad[lo:lo + block] = _unusable(self.logits_for(part))
+            for k in range(views):
+                values = self.view_logits_for(part, np.full(len(part), k))
+                whole_nan = np.isnan(values).all(axis=-1)
+                bad[lo:lo + block] |= _unusable(values) & ~whole_nan
+        return bad & self.usable(rows)
 
     def _require_views(self) -> None:
         if self.layout.views == 0:

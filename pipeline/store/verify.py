@@ -13,7 +13,8 @@ import numpy as np
 from .remote import RemoteReadError
 from .encodings import decode_utf8, twin_problems
 from .format import SCORE_ARRAYS, Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
-from .integrity import checksum_names, compare_chunk, iter_chunks, completion_problem, digest_problem, recorded_digest
+from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, format_contradictions,
+                        iter_chunks, pin_problem, recorded_digest, uncovered_note)
 from .location import is_local_dir
 from .writer import read_failures
 
@@ -54,6 +55,10 @@ def _schema_problems(group, layout: Layout, minor: int) -> list[str]:
     return problems
 
 
+FLOAT16_LIMIT = float(np.finfo(np.float16).max)
+LOGIT_SCORES = SCORE_ARRAYS  # every one holds scores (top-k fill values too)
+
+
 def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
     """Valid rows must be finite and failed rows NaN: masking is never silent filling.
 
@@ -68,6 +73,10 @@ def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
         whole = np.isfinite(per_view).all(axis=-1) | (name.startswith("view_") & np.isnan(per_view).all(axis=-1))
         if not whole.all():
             problems.append(f"chunk {chunk_index}: {name} has non-finite values in valid rows")
+        finite = per_view[np.isfinite(per_view)]
+        if name in LOGIT_SCORES and finite.size and np.abs(finite).max() >= FLOAT16_LIMIT:
+            problems.append(f"chunk {chunk_index}: {name} has values at float16's limit ({FLOAT16_LIMIT:g}) in valid "
+                            "rows: the teacher overflowed, these are no logits")
         if not np.isnan(named[name][~valid]).all():
             problems.append(f"chunk {chunk_index}: {name} has numbers in failed rows (expected NaN)")
     return problems
@@ -81,6 +90,7 @@ class Verification:
     problems: list[str] = field(default_factory=list)
     digest: str = ""
     recorded_digest: str | None = None
+    notes: list[str] = field(default_factory=list)  # what the checks could not cover (old formats)
     chunks_checked: int = 0
     bytes_checked: int = 0
     seconds: float = 0.0
@@ -147,6 +157,9 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
         result.problems = problems
         return result
     problems += _attr_problems(group, layout, attrs)
+    problems += format_contradictions(group, layout, attrs)
+    note = uncovered_note(attrs)
+    result.notes = [note] if note else []
     try:
         result.digest, problem = digest_problem(group, attrs)
         done = np.asarray(group["chunk_done"][:])
@@ -181,9 +194,9 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
         if leftovers:
             problems.append(f"{len(leftovers)} partial files left by interrupted writes (safe to delete): "
                             f"{leftovers[:5]}")
-    if expected_digest and expected_digest.lower() != result.digest:
-        problems.append(f"store digest {result.digest} is not the published {expected_digest.lower()}: "
-                        "this is not the store that was published")
+    pinned = pin_problem(result.digest, expected_digest)
+    if pinned:
+        problems.append(pinned)
     result.problems = problems
     result.seconds = time.perf_counter() - started
     return result

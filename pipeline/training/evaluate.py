@@ -58,11 +58,13 @@ class EvalInputs:
 def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
             batch_size: int = 32, num_workers: int = 0, device: str = "cpu", desc: str = "eval",
             progress: bool = True, return_kept: bool = False, features_on: str = "worker",
-            inputs: EvalInputs | None = None):
+            inputs: EvalInputs | None = None, class_map: np.ndarray | None = None):
     """(logits [N, C], targets [N, C]) in clip order, without clips whose audio could not be read;
     with ``return_kept`` also the [len(clips)] mask of the clips that were scored. `num_workers`
     DataLoader processes decode (and, features_on=worker, render) the clips; ``inputs`` (built for
-    these clips) reuses batches an earlier call kept."""
+    these clips) reuses batches an earlier call kept. ``class_map`` (the model's output column of each
+    of the manifest's classes, from :func:`pipeline.distill.class_map_for`) scores a model whose
+    vocabulary is the manifest's in another order, or a superset of it."""
     from ..device_features import features_on_device
 
     if inputs is None:
@@ -76,7 +78,8 @@ def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front
         with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
             logits = model(batch_on_device["features"])
         keep = batch["skipped"].numpy() == 0  # unreadable audio is left out of the scores, not scored as silence
-        outputs.append(logits.float().cpu().numpy()[keep])
+        scores = logits.float().cpu().numpy()
+        outputs.append((scores if class_map is None else scores[:, class_map])[keep])
         targets.append(batch["target"].numpy()[keep])
         kept.append(keep)
     if return_kept:

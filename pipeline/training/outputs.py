@@ -199,10 +199,16 @@ def store_identity(path: str | Path) -> dict:
     run folder of the teacher that wrote it."""
     from ..store.format import CHUNK_CHECKSUMS, open_store, read_strings, strings_sha256
 
+    from ..paths import RUNS_ROOT
+
     group, _ = open_store(path)
+    run = str((group.attrs.get("teacher") or {}).get("run", "") or "")
+    dataset = str((group.attrs.get("manifest") or {}).get("name", "") or "")
+    if run and dataset and Path(run).name == run:  # a store names its teacher's run folder, not its path
+        run = str(Path(RUNS_ROOT) / dataset / run)
     return {"path": str(Path(path).resolve()),
             "content_sha256": strings_sha256(read_strings(group[CHUNK_CHECKSUMS])),
-            "teacher_run": (group.attrs.get("teacher") or {}).get("run", "")}
+            "teacher_run": run}
 
 
 def resolved(pattern: str, config: Config) -> str:
