@@ -35,20 +35,27 @@ def test_every_mention_of_the_current_store_format_names_the_codes_version():
             assert version == FORMAT_VERSION, f"{path.relative_to(ROOT)} says {FORMAT_ID} {version}"
 
 
+# extras whose package no test installs (no GCS emulator runs here): pinned in pyproject.toml only
+UNTESTED_EXTRA_PINS = {"gcsfs"}
+
+
 def test_pins_quoted_in_prose_and_extras_are_the_pinned_ones():
     runtime = pins(ROOT / "requirements.txt")
-    tests = pins(ROOT / "requirements-test.txt")
-    readme = (ROOT / "README.md").read_text()
-    why = readme.split("## Why these pins", 1)[1].split("\n## ", 1)[0]
+    installed = {**runtime, **pins(ROOT / "requirements-test.txt"), **pins(ROOT / "requirements-export.txt")}
+    page = (ROOT / "docs" / "installation.md").read_text()
+    why = page.split("## Why these pins", 1)[1].split("\n## ", 1)[0]
     quoted = re.findall(r"\b([a-z][a-z0-9_-]+)(?:/[a-z]+)? (\d+\.\d+\.\d+)\b", why)
     assert len(quoted) >= 8  # the section names the stack's versions
     for name, version in quoted:
         if name in runtime:  # other versions there are the measured alternatives that lost
-            assert version == runtime[name] or name == "torch", f"README pins {name} {version}, not {runtime[name]}"
+            assert version == runtime[name] or name == "torch", f"docs pin {name} {version}, not {runtime[name]}"
     for name in ("torch", "torchaudio", "torchvision"):
         assert f"{name} {runtime[name]}" in why
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for extra, requirements in extras.items():
         for requirement in requirements:
-            name, version = requirement.split("==")
-            assert tests.get(name.lower()) == version, f"[{extra}] pins {requirement}, requirements-test.txt does not"
+            name, version = re.sub(r"\[.*\]", "", requirement).split("==")
+            if name.lower() in UNTESTED_EXTRA_PINS:
+                assert name.lower() not in installed
+                continue
+            assert installed.get(name.lower()) == version, f"[{extra}] pins {requirement}, the requirements files do not"

@@ -135,13 +135,28 @@ class _LogLines:
         self.pending += text
         while "\n" in self.pending:
             line, self.pending = self.pending.split("\n", 1)
-            self.log.write(line.rsplit("\r", 1)[-1] + "\n")
+            self._copy(line.rsplit("\r", 1)[-1] + "\n")
         self.pending = self.pending.rsplit("\r", 1)[-1]
         return len(text)
 
+    def _copy(self, line: str) -> None:
+        """The log is a copy: when it cannot be written (a full disk), the run goes on without it, says so
+        once, and the next write that matters (a checkpoint) reports the full disk by name."""
+        if self.log is None:
+            return
+        try:
+            self.log.write(line)
+        except OSError as error:
+            name, self.log = getattr(self.log, "name", LOG_FILE), None
+            self.stream.write(f"warning: {name}: no longer written ({error.strerror or error}); the run goes on\n")
+
     def flush(self) -> None:
         self.stream.flush()
-        self.log.flush()
+        if self.log is not None:
+            try:
+                self.log.flush()
+            except OSError:
+                self.log = None
 
     def __getattr__(self, name):  # isatty, fileno, encoding ...: the terminal's (bars choose their style by it)
         return getattr(self.stream, name)
@@ -171,14 +186,21 @@ def run_log(run_dir: str | Path) -> Iterator[None]:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     out, err = sys.stdout, sys.stderr
-    with open(path, "a", buffering=1) as log:
-        sys.stdout, sys.stderr, _logging_to = _LogLines(out, log), _LogLines(err, log), path
-        try:
-            yield
-        except BaseException:
-            import traceback
+    log = open(path, "a", buffering=1)
+    sys.stdout, sys.stderr, _logging_to = _LogLines(out, log), _LogLines(err, log), path
+    try:
+        yield
+    except BaseException:
+        import traceback
 
+        try:
             traceback.print_exc(file=log)  # the error is in the log too, not only on the terminal
-            raise
-        finally:
-            sys.stdout, sys.stderr, _logging_to = out, err, None
+        except OSError:
+            pass  # a full disk: the error itself still reaches the terminal
+        raise
+    finally:
+        sys.stdout, sys.stderr, _logging_to = out, err, None
+        try:
+            log.close()
+        except OSError:
+            pass  # what could not be flushed is lost from the copy only; the run's own error stands
