@@ -72,6 +72,8 @@ WORKERS ?=
 TOPK ?=
 ## teacher-logits: non-empty: replace a store built by another teacher
 OVERWRITE ?=
+## teacher-logits: a clip whose audio no longer matches its manifest row: fail (recorded, masked) | error (stop)
+CHANGED_AUDIO ?= fail
 ## student / inspect: the store (.zarr; default: the dataset's latest)
 LOGITS ?=
 ## student: KD mode none | clean | replay | online (default: clean when a store exists)
@@ -187,7 +189,7 @@ teacher-logits: install
 	$(PY) -m stages.teacher_logits --dataset $(DATASET) $(call opt,--teacher,$(TEACHER)) $(call opt,--out,$(OUT)) \
 		--views $(VIEWS) $(call opt,--scheduler,$(SCHEDULER)) $(call opt,--workers,$(WORKERS)) \
 		$(call opt,--topk,$(TOPK)) $(call opt,--labels,$(LABELS)) $(call opt,--model,$(MODEL)) \
-		$(if $(OVERWRITE),--overwrite,) $(cluster_opts) -- $(ARGS)
+		--changed-audio $(CHANGED_AUDIO) $(if $(OVERWRITE),--overwrite,) $(cluster_opts) -- $(ARGS)
 
 ## what a store holds: coverage, provenance, front end, soft targets vs the class prior (LOGITS, DIGEST, FOLD, TAU)
 inspect: install

@@ -65,6 +65,7 @@ def _overhead_of(ctx: BenchContext, params: OverheadParams, model_name: str, cli
     from pipeline.audio import read_audio
     from pipeline.config import FrontEndConfig
     from pipeline.stage_one import run_stage_one
+    from pipeline.stage_one.run import CPU_THREADS
     from pipeline.features import wave_to_features
     from pipeline.checkpoints import model_from_checkpoint
 
@@ -80,8 +81,9 @@ def _overhead_of(ctx: BenchContext, params: OverheadParams, model_name: str, cli
             for batch in batches:
                 model(batch)
 
-    # the inline engine runs with one thread per core; the bare forward must get the same
-    torch.set_num_threads(os.cpu_count() or 1)
+    # the inline engine runs a CPU teacher with CPU_THREADS torch threads (as each cluster worker does, so
+    # both engines give the same bits); the bare forward must get the same
+    torch.set_num_threads(CPU_THREADS)
     # warm-up: the engine caches the loaded teacher per process, as a long run would
     run_stage_one(stage_one_job(project, "warm", "inline", params.batch_size), progress=False)
     with torch.no_grad():
@@ -105,6 +107,8 @@ def _overhead_of(ctx: BenchContext, params: OverheadParams, model_name: str, cli
 
 
 def run_overhead(ctx: BenchContext, params: OverheadParams) -> Measured:
+    from pipeline.stage_one.run import CPU_THREADS
+
     figures, timings, details = [], {}, {}
     try:
         for model_name, clips, repeats in params.teachers:
@@ -127,7 +131,7 @@ def run_overhead(ctx: BenchContext, params: OverheadParams) -> Measured:
     note = (f"Wall time of run_stage_one(scheduler='inline') over {params.clip_seconds:g}-s generated WAVs "
             f"(16 kHz) into a fresh float16 store (overwrite), divided by the bare teacher forward "
             f"(model(batch) under no_grad, batch {params.batch_size}, features precomputed) on the same clips, "
-            f"{os.cpu_count()} threads on both sides (the inline engine's setting), median of the per-pair ratios "
+            f"{CPU_THREADS} torch thread(s) on both sides (the inline engine's CPU setting), median of the per-pair ratios "
             "over interleaved (stage one, bare) pairs (count per teacher in params). The stage-one time "
             "includes store creation, provenance hashing of the checkpoint, "
             "audio read, fbank, batching, store write with checksum, chunk bookkeeping and finalize; it excludes "

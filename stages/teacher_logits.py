@@ -39,6 +39,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None,
                         help="registry name of a published file this project does not know (its options in ARGS)")
     add_cluster_arguments(parser)
+    parser.add_argument("--changed-audio", default="fail", choices=("fail", "error"),
+                        help="a clip whose audio no longer matches its manifest row: fail (a recorded failure, "
+                             "masked) or error (stop with one line; finished chunks are kept)")
     args = parser.parse_args(argv)
     named = parse_overrides([o for o in args.overrides if o.strip()])
     front_end = {k: float(v) if "norm" in k else int(float(v)) for k, v in named.items() if k in FRONT_END_KEYS}
@@ -58,7 +61,7 @@ def main(argv=None) -> int:
     job = StageOneJob(dataset=args.dataset, teacher=teacher, out=out, views=args.views, view_seed=config.seed,
                       augment=augment, scheduler=args.scheduler, workers=args.workers, topk=args.topk,
                       dtype=args.dtype, overwrite=args.overwrite, vocab_remap=config.vocab_remap,
-                      batch_size=batch_size, cluster=cluster_resources(args))
+                      batch_size=batch_size, cluster=cluster_resources(args), changed_audio=args.changed_audio)
     summary = run_stage_one(job)
     write_latest_store(args.dataset, out)
     print(f"{out}: {summary['clips']} clips ({summary['computed_clips']} computed now), "

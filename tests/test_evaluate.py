@@ -86,9 +86,9 @@ def test_evaluate_maps_the_checkpoints_vocabulary_by_mid(project, capsys):
 
 
 def test_evaluate_refuses_a_vocabulary_that_lacks_the_datasets_classes(project):
-    from .test_drivers import assert_one_line_error, run
-
     from pipeline.training import run_training
+
+    from .test_drivers import assert_one_line_error, run
 
     run_training("tiny", tiny_config(epochs=1), "t", progress=False)
     ckpt = torch.load(project / "runs/tiny/t/checkpoints/final.pt", weights_only=True)

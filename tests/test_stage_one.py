@@ -289,3 +289,21 @@ def test_inline_and_local_cluster_engines_give_bit_identical_stores(teacher):
     for name in ("logits", "view_logits", "valid"):
         assert np.array_equal(inline[name][:], cluster[name][:], equal_nan=True), name
     assert inline.attrs["completed"]["engine"] == "inline" and cluster.attrs["completed"]["engine"] == "local-cluster"
+
+
+def test_changed_audio_is_one_error_line_under_the_error_policy(teacher):
+    """CHANGED_AUDIO=error: stage one stops at the first clip whose audio no longer matches its
+    manifest row, naming it, and keeps the chunks it finished."""
+    from pipeline.audio import AudioChanged
+    from pipeline.manifests import load_manifest
+    from pipeline.store.writer import done_chunks
+
+    manifest = load_manifest("data_manifests/tiny")
+    replaced = manifest.clips[7]  # chunk 1 of 5-clip chunks
+    manifest.audio_path(replaced).write_bytes(manifest.audio_path(manifest.clips[11]).read_bytes())
+    with pytest.raises(AudioChanged) as caught:
+        run_stage_one(job("stores/e.zarr", changed_audio="error"), progress=False)
+    message = str(caught.value)
+    assert f"clip {replaced.clip_id}" in message and "audio differs from its manifest row" in message
+    assert "\n" not in message and "CHANGED_AUDIO=error" in message
+    assert 1 in done_chunks("stores/e.zarr")  # the chunk holding it is recorded, with its failure

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..audio import AudioChanged
 from ..augment import AugmentSettings
 from ..config import Config, FrontEndConfig, config_from_dict
 from ..config_check import check_config
@@ -49,6 +50,7 @@ class StageOneJob:
     manifests_root: str = "data_manifests"
     device: str = "auto"
     vocab_remap: bool = False  # a teacher whose classes differ from the dataset's in order (or as a superset)
+    changed_audio: str = "fail"  # a clip whose audio no longer matches its manifest row: fail (recorded, masked) | error
 
 
 def prepare(job: StageOneJob):
@@ -149,8 +151,15 @@ def _run_locked(job: StageOneJob, progress: bool) -> dict:
         failures: list = []
         if done:
             print(f"resuming: {len(done)}/{len(plan)} chunks already done")
+        if job.changed_audio not in CHANGED_AUDIO:
+            raise ValueError(f"changed_audio must be one of {CHANGED_AUDIO}, got {job.changed_audio!r}")
         for result in _results(job, spec, todo):
             mark_chunk_done(job.out, result["chunk"], result["sha256"], result["failures"])
+            changed = [(clip, why) for clip, why in result["failures"] if why.startswith(AudioChanged.__name__)]
+            if changed and job.changed_audio == "error":
+                # the chunk is recorded (nothing finished is lost); the run stops at the first such clip
+                raise AudioChanged(f"{changed[0][1].split(': ', 1)[1]} (clip {changed[0][0]}; CHANGED_AUDIO=error "
+                                   f"stops here, {len(done_chunks(job.out))}/{len(plan)} chunks kept)")
             failures.extend(result["failures"])
             bar.update(result["clips"])
             bar.set_postfix(clips_s=f"{bar.n / max(time.time() - started, 1e-9):.1f}", failures=len(failures),
@@ -167,6 +176,7 @@ def _run_locked(job: StageOneJob, progress: bool) -> dict:
     return summary
 
 
+CHANGED_AUDIO = ("fail", "error")
 CPU_THREADS = 1  # torch threads per stage-one process on a CPU, whatever the engine (ChunkSpec.threads)
 
 

@@ -263,5 +263,5 @@ def format_contradictions(group, layout: Layout, attrs: dict) -> list[str]:
         found.append(f"its arrays are sharded ({layout.shard_clips} rows per file, format 1.2)")
     if not found:
         return []
-    return [f"format version {version} contradicts the store's contents: {'; '.join(found)}; it was relabelled "
-            "after writing (a relabelled store's checksums cover less than its writer's did)"]
+    return [(f"format version {version} contradicts the store's contents: {'; '.join(found)}; it was relabelled "
+             "after writing (a relabelled store's checksums cover less than its writer's did)")]

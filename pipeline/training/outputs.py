@@ -197,9 +197,8 @@ def store_identity(path: str | Path) -> dict:
     """A store's absolute path, a hash of its content (the sha256 of its per-chunk checksums, each
     covering every array of one chunk: equal hashes mean equal logits, views and clip rows) and the
     run folder of the teacher that wrote it."""
-    from ..store.format import CHUNK_CHECKSUMS, open_store, read_strings, strings_sha256
-
     from ..paths import RUNS_ROOT
+    from ..store.format import CHUNK_CHECKSUMS, open_store, read_strings, strings_sha256
 
     group, _ = open_store(path)
     run = str((group.attrs.get("teacher") or {}).get("run", "") or "")
