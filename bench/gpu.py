@@ -55,7 +55,7 @@ def ensure_demo_corpus() -> None:
     from pipeline.recipe import load_config
     from pipeline.synthetic_corpus import generate_corpus
     from pipeline.manifests.build import build_manifest
-    from pipeline.norm_stats import compute_dataset_norm_stats
+    from pipeline.training.norm_stats import compute_dataset_norm_stats
 
     if Path("data_manifests", DATASET, "dataset.json").exists():
         return
@@ -95,7 +95,7 @@ def stage_one(runs: Path, store: str) -> dict:
 
 
 def train_student(runs: Path, store: str, features_on: str = "worker") -> dict:
-    from pipeline.distill import train_student as run_student
+    from pipeline.stage_two.run import train_student as run_student
     from pipeline.recipe import load_config
 
     config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=1", "kd=clean", f"logits={store}",

@@ -1,9 +1,9 @@
 """Entries `cached_kd_step` and `online_vs_cached`: what cached teacher logits cost a training step,
 and how much of an online teacher's cost they remove.
 
-Every side runs the real stage-two code: items of :class:`pipeline.data.ClipDataset` (audio read,
+Every side runs the real stage-two code: items of :class:`pipeline.training.dataset.ClipDataset` (audio read,
 the clip's view, features and, for cached KD, the store lookup of
-:meth:`pipeline.kd_source.StoreRows.read` against a real :class:`pipeline.store.LogitTable`),
+:meth:`pipeline.training.kd_source.StoreRows.read` against a real :class:`pipeline.store.LogitTable`),
 collated as the DataLoader collates them, then :func:`pipeline.training.loop.train_step` (the loop's
 own step: forward, KD targets, CMKD loss, backward, Adam). Data loading runs inline inside the timed
 step (the DataLoader's workers would overlap it in a real run), so every side pays for the same
@@ -26,7 +26,7 @@ from .synthetic import simulated_logits, write_bench_manifest, write_clips, writ
 class BenchData:
     """A generated training set, its stage-one store, and the datasets stage two builds from them."""
 
-    plain: object  # pipeline.data.ClipDataset without KD
+    plain: object  # pipeline.training.dataset.ClipDataset without KD
     cached: object  # the same clips with the store's rows (KD=clean)
     table: object  # pipeline.store.LogitTable
 
@@ -43,9 +43,9 @@ def bench_data(ctx: BenchContext, name: str, clips: int, classes: int, n_mels: i
     float16 store of simulated logits, opened and joined as stage two opens and joins it. The store
     holds `table_rows` rows (at least the clips), the manifest's clips at random rows among them."""
     from pipeline.config import FrontEndConfig
-    from pipeline.data import ClipDataset
+    from pipeline.training.dataset import ClipDataset
     from pipeline.features import samples_for_frames
-    from pipeline.kd_source import StoreRows
+    from pipeline.training.kd_source import StoreRows
     from pipeline.manifests import load_manifest
     from pipeline.store import LogitTable
 
@@ -67,8 +67,8 @@ def bench_data(ctx: BenchContext, name: str, clips: int, classes: int, n_mels: i
 
 def kd_source(table_or_teacher, kd_loss: str, kd_lambda: float = 0.5):
     """Stage two's KDSource over a LogitTable's rows (the cached side) or a frozen model (online)."""
-    from pipeline.kd_source import KDSource
-    from pipeline.losses import KDLoss
+    from pipeline.training.kd_source import KDSource
+    from pipeline.training.losses import KDLoss
 
     loss = KDLoss(kd_loss, kd_lambda=kd_lambda)
     if isinstance(table_or_teacher, torch.nn.Module):

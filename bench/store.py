@@ -122,7 +122,7 @@ def _batch_errors(teacher: np.ndarray, rebuilt: np.ndarray, student: np.ndarray,
     """Per batch: relative error of the KD loss and of its gradient w.r.t. the student's logits."""
     import torch
 
-    from pipeline.losses import KDLoss, kd_loss, kd_targets
+    from pipeline.training.losses import KDLoss, kd_loss, kd_targets
 
     settings = KDLoss(kind, params.tau)
     loss_errors, grad_errors = [], []

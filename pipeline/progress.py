@@ -58,5 +58,5 @@ class ClipBar:
 
 
 def batch_clips(batch: dict) -> int:
-    """Clips in a collated batch of :class:`pipeline.data.ClipDataset` items."""
+    """Clips in a collated batch of :class:`pipeline.training.dataset.ClipDataset` items."""
     return int(batch["index"].shape[0])

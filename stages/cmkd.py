@@ -5,12 +5,12 @@ logits, temperature) with n seeds, and its report under reports/<dataset>/."""
 import time
 
 from pipeline.config_check import check_config
-from pipeline.grid import (DESIGNS, GridSpec, estimate_seconds, estimated_trainings, grid_diagnostics, run_grid,
+from pipeline.experiments.grid import (DESIGNS, GridSpec, estimate_seconds, estimated_trainings, grid_diagnostics, run_grid,
                            set_aside_stale_grid)
 from pipeline.manifests import load_manifest
 from pipeline.paths import manifest_dir, report_dir
 from pipeline.recipe import Recipe
-from pipeline.report import table_text, write_report
+from pipeline.experiments.report import table_text, write_report
 from pipeline.training import splits_for
 
 from .common import add_cluster_arguments, add_jobs_argument, base_parser, cluster_resources, default_recipe, run_main

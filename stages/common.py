@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import os
 import sys
@@ -70,9 +71,12 @@ def resolve_config(args, role: str = "student", **named) -> Config:
     """Recipe (its family section for the model, and its teacher section for role="teacher"), then
     named options (--model, --fold ...), then key=value overrides: later wins."""
     path = args.config or default_recipe(args.dataset)
-    pairs = {k: str(v) for k, v in named.items() if v not in (None, "")}
-    pairs.update(parse_overrides([o for o in args.overrides if o.strip()]))
-    return check_config(load_config(path, pairs, role=role), source=f"{path or 'default recipe'} with ARGS")
+    text = parse_overrides([o for o in args.overrides if o.strip()])  # ARGS: strings, typed by the recipe's keys
+    # named options arrive typed from argparse and stay typed; the model also picks the recipe's family section
+    typed = {k: v for k, v in named.items() if v not in (None, "") and k not in text}
+    family = {"model": str(typed.pop("model"))} if "model" in typed else {}
+    config = dataclasses.replace(load_config(path, {**family, **text}, role=role), **typed)
+    return check_config(config, source=f"{path or 'default recipe'} with ARGS")
 
 
 def recipe_folders() -> list[Path]:

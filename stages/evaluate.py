@@ -8,7 +8,7 @@ import json
 
 from pipeline.config import FrontEndConfig
 from pipeline.checkpoints import checkpoint_mids, model_from_checkpoint
-from pipeline.distill import class_map_for
+from pipeline.manifests.vocabulary import class_map_for
 from pipeline.manifests import load_manifest
 from pipeline.paths import manifest_dir
 from pipeline.training import splits_for

@@ -6,11 +6,11 @@ import time
 
 from pipeline.synthetic_corpus import class_groups
 from pipeline.config_check import check_config
-from pipeline.grid import GridSpec, run_grid
+from pipeline.experiments.grid import GridSpec, run_grid
 from pipeline.manifests import load_manifest
 from pipeline.paths import manifest_dir, report_dir
 from pipeline.recipe import Recipe
-from pipeline.report import family_table
+from pipeline.experiments.report import family_table
 
 from .common import add_jobs_argument, base_parser, default_recipe, run_main
 

@@ -2,11 +2,12 @@
 its soft targets carry against the dataset's labels (teacher mAP on train vs held-out clips, mean
 targets vs the class prior).
 
-The same command as `python -m pipeline.store inspect STORE --dataset DATASET` (and `cmkd store
-inspect`): this driver only picks the dataset's latest store when none is given."""
+`python -m pipeline.store inspect --verify STORE` (`cmkd store inspect`) prints the same description;
+this driver picks the dataset's latest store when none is given and adds the soft-target scores."""
 
 import argparse
 
+from pipeline.experiments.diagnostics import soft_target_report
 from pipeline.paths import latest_store
 from pipeline.store.cli import cmd_inspect
 
@@ -31,8 +32,12 @@ def main(argv=None) -> int:
     if not path:
         parser.error(f"no store given and none recorded for {args.dataset}: pass LOGITS=<path.zarr>")
     # verification always: "completed" says what the writer recorded; the checksums say what is there
-    return cmd_inspect(argparse.Namespace(store=path, json=args.json, verify=True, dataset=args.dataset,
-                                          fold=args.fold, tau=args.tau, digest=args.digest))
+    status = cmd_inspect(argparse.Namespace(store=path, json=args.json, verify=True, digest=args.digest))
+    report = soft_target_report(path, args.dataset, fold=args.fold, tau=args.tau, digest=args.digest) \
+        if status == 0 and not args.json else ""
+    if report:
+        print(report)
+    return status
 
 
 if __name__ == "__main__":

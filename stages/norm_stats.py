@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.recipe import load_config
-from pipeline.norm_stats import NORM_METHODS, compute_dataset_norm_stats
+from pipeline.training.norm_stats import NORM_METHODS, compute_dataset_norm_stats
 from pipeline.paths import MANIFESTS_ROOT
 from stages.common import default_recipe
 

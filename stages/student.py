@@ -1,7 +1,7 @@
 """`make student`: train a student from audio plus a teacher's cached logits (CMKD stage two)."""
 
-from pipeline.distill import choose_kd_source, train_student
-from pipeline.losses import KD_KINDS
+from pipeline.stage_two.run import choose_kd_source, train_student
+from pipeline.training.losses import KD_KINDS
 from pipeline.paths import run_dir
 
 from .common import add_storage_options_argument, apply_storage_options, base_parser, resolve_config, run_main

@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     config = resolve_config(args, role="teacher", model=args.model, fold=args.fold, init=args.init)
     run = args.run or config.model
     if args.crossfit:
-        from pipeline.crossfit import run_crossfit
+        from pipeline.training.crossfit import run_crossfit
 
         summary = run_crossfit(args.dataset, config, run, k=args.crossfit, fold=args.fold, resume=args.resume)
     else:

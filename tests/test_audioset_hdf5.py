@@ -237,7 +237,7 @@ def test_both_stages_train_and_label_straight_from_the_hdf5_rows(tmp_path, label
 
 def test_stage_two_joins_a_store_of_the_other_layout_with_join_recording_and_says_how(tmp_path, labels, segments):
     from pipeline.config import FrontEndConfig
-    from pipeline.distill import DistillError, attach_store
+    from pipeline.stage_two.run import DistillError, attach_store
 
     from .conftest import tiny_config
     from .store_helpers import fill_store

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.cluster import ClusterError
-from pipeline.cluster_runs import check_train_slots
-from pipeline.grid import GridSpec, run_grid
-from pipeline.parallel_runs import LOG_FILE
+from pipeline.experiments.cluster_runs import check_train_slots
+from pipeline.experiments.grid import GridSpec, run_grid
+from pipeline.experiments.parallel_runs import LOG_FILE
 
 from .conftest import tiny_recipe
 

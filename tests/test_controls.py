@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.controls import label_prior, prior_logits, shuffled_rows, write_prior_store, write_shuffled_store
-from pipeline.diagnostics import format_diagnostics, soft_target_diagnostics
+from pipeline.experiments.controls import label_prior, prior_logits, shuffled_rows, write_prior_store, write_shuffled_store
+from pipeline.experiments.diagnostics import format_diagnostics, soft_target_diagnostics
 from pipeline.manifests import load_manifest
 from pipeline.store import LogitTable, StoreLock, create_store, finalize_store, mark_chunk_done, verify_store, write_chunk
 from pipeline.store.format import open_store
@@ -115,7 +115,7 @@ def test_make_inspect_prints_the_diagnostics_and_the_prior_warning(project, caps
 
 
 def test_gradient_balance_by_hand():
-    from pipeline.diagnostics import gradient_balance
+    from pipeline.experiments.diagnostics import gradient_balance
 
     labels = np.array([[1.0, 0.0]])
     teacher = np.array([[0.9, 0.1]])

@@ -6,8 +6,8 @@ import pytest
 import zarr
 
 from pipeline.config import apply_overrides
-from pipeline.crossfit import partition, run_crossfit
-from pipeline.distill import train_student
+from pipeline.training.crossfit import partition, run_crossfit
+from pipeline.stage_two.run import train_student
 from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.manifests import Clip, load_manifest
 

@@ -81,7 +81,7 @@ def upstream_reference(waves: list[np.ndarray], n_mels: int, target_length: int,
 
 def test_upstream_norm_stats_match_ast_get_norm_stats(manifests, tmp_path):
     from pipeline.config import Config
-    from pipeline.norm_stats import loader_norm_stats
+    from pipeline.training.norm_stats import loader_norm_stats
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("n_mels: 64\ntarget_length: 100\n")

@@ -9,9 +9,9 @@ from torch.utils.data import DataLoader
 
 from pipeline.augment import AugmentSettings
 from pipeline.config import apply_overrides
-from pipeline.data import ClipDataset
-from pipeline.device_features import WaveDataset, dataset_class, features_on_device
-from pipeline.distill import attach_store
+from pipeline.training.dataset import ClipDataset
+from pipeline.training.device_features import WaveDataset, dataset_class, features_on_device
+from pipeline.stage_two.run import attach_store
 from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.manifests import load_manifest
 from pipeline.checkpoints import model_from_checkpoint
@@ -68,7 +68,7 @@ def test_replayed_views_rendered_on_the_device_reproduce_the_stored_logits(proje
 def test_a_kd_student_trains_with_features_on_the_device_and_persistent_workers(project):
     run_training("tiny", tiny_config(epochs=1), "teacher", progress=False)
     run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/c.zarr", scheduler="inline"), progress=False)
-    from pipeline.distill import train_student
+    from pipeline.stage_two.run import train_student
 
     results = {}
     for where in ("worker", "device"):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.controls import write_prior_store, write_shuffled_store
-from pipeline.distill import train_student
+from pipeline.experiments.controls import write_prior_store, write_shuffled_store
+from pipeline.stage_two.run import train_student
 from pipeline.features import front_end_dict
 from pipeline.manifests import load_manifest
 from pipeline.store import StoreError, check_store

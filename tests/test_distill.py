@@ -8,8 +8,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.config import apply_overrides
-from pipeline.data import ClipDataset
-from pipeline.distill import DistillError, attach_store, class_map_for, train_student
+from pipeline.training.dataset import ClipDataset
+from pipeline.manifests.vocabulary import VocabularyMismatch, class_map_for
+from pipeline.stage_two.run import DistillError, attach_store, train_student
 from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.manifests import load_manifest
 from pipeline.checkpoints import model_from_checkpoint
@@ -65,10 +66,10 @@ def test_vocabulary_mismatch_is_refused_or_remapped(project):
     manifest = load_manifest("data_manifests/tiny")
     assert class_map_for(manifest.mids, manifest, False, "s") is None
     shuffled = manifest.mids[::-1]
-    with pytest.raises(DistillError, match="another order"):
+    with pytest.raises(VocabularyMismatch, match="another order"):
         class_map_for(shuffled, manifest, False, "s")
     assert list(class_map_for(shuffled, manifest, True, "s")) == [3, 2, 1, 0]
-    with pytest.raises(DistillError, match="absent"):
+    with pytest.raises(VocabularyMismatch, match="absent"):
         class_map_for(manifest.mids[:3] + ["/x/other"], manifest, True, "s")
 
 
@@ -137,7 +138,7 @@ def test_a_killed_student_resumes_to_the_same_weights(store):
     train_student("tiny", config, "whole", progress=False)
     result = run_killed_after_epoch(
         "from pathlib import Path\nfrom tests.test_distill import kd_config\nfrom pipeline.config import apply_overrides\n"
-        "from pipeline.distill import train_student\n"
+        "from pipeline.stage_two.run import train_student\n"
         f"train_student('tiny', apply_overrides(kd_config({store!r}, epochs=3), ['kd=replay']), 'killed',"
         " progress=False)\n", 1)
     assert result.returncode == -9, result.stderr[-2000:]
@@ -148,7 +149,7 @@ def test_a_killed_student_resumes_to_the_same_weights(store):
 
 
 def test_what_make_student_reads_from_logits_and_kd(tmp_path):
-    from pipeline.distill import choose_kd_source
+    from pipeline.stage_two.run import choose_kd_source
 
     stores = tmp_path / "stores"
     assert choose_kd_source(None, None, "demo", stores) == ("none", "")  # no store yet: the no-KD student
@@ -178,7 +179,7 @@ def test_logits_none_gives_the_no_kd_student_of_the_same_recipe(store):
 
 def test_explicit_kd_loss_against_the_label_type_warns(store, capsys):
     from pipeline.config import apply_overrides
-    from pipeline.distill import train_student
+    from pipeline.stage_two.run import train_student
 
     config = apply_overrides(tiny_config(epochs=1), {"kd": "clean", "logits": str(store), "kd_loss": "kl"})
     summary = train_student("tiny", config, "kl-student", progress=False)

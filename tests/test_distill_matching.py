@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.audio import audio_fingerprint, write_wav
 from pipeline.config import apply_overrides
-from pipeline.data import ClipDataset
-from pipeline.distill import DistillError, attach_store
+from pipeline.training.dataset import ClipDataset
+from pipeline.stage_two.run import DistillError, attach_store
 from pipeline.manifests import load_manifest, write_manifest
 
 from .conftest import tiny_config

@@ -159,7 +159,7 @@ def test_a_students_card_names_its_teacher_store_digest_and_kd_settings(tmp_path
     import hashlib
 
     from pipeline.config import apply_overrides
-    from pipeline.distill import train_student
+    from pipeline.stage_two.run import train_student
     from pipeline.stage_one import StageOneJob, run_stage_one
     from pipeline.store import check_store
     from pipeline.training import run_training

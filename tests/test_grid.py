@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.grid import GridSpec, cell_config, cells_for, estimated_trainings, run_grid
-from pipeline.report import table_text, verdict, write_report
+from pipeline.experiments.grid import GridSpec, cell_config, cells_for, estimated_trainings, run_grid
+from pipeline.experiments.report import table_text, verdict, write_report
 
 from .conftest import tiny_recipe
 
@@ -94,7 +94,7 @@ def test_full_grid_runs_once_with_every_mode(project):
     assert results["short/ast_to_cnn_online"][0]["kd"] == "online"
     assert results["teacher/ast_crossfit"][0]["cross_fitted"] == 2
     assert results["short/shuffled_ast_to_cnn"][0]["logits"].endswith("cmkd-shuffled-ast.zarr")
-    from pipeline.grid import grid_diagnostics
+    from pipeline.experiments.grid import grid_diagnostics
     from pipeline.manifests import load_manifest
 
     diagnostics, groups = grid_diagnostics(spec, results, load_manifest("data_manifests/tiny"))
@@ -116,8 +116,8 @@ def test_a_grid_that_adds_replay_builds_a_store_with_views(project):
 def test_a_grid_trained_on_other_data_is_set_aside_not_reused(project):
     """Finished cells are reused only while the manifest is the one they were trained on (a new
     corpus version must not pick up the old version's teachers); the old runs and stores are kept."""
-    from pipeline.grid import set_aside_stale_grid
-    from pipeline.grid_reuse import GRID_DATA_FILE
+    from pipeline.experiments.grid import set_aside_stale_grid
+    from pipeline.experiments.grid_reuse import GRID_DATA_FILE
 
     spec = GridSpec(**TINY, seeds=1, small=True, designs=("short",))
     assert set_aside_stale_grid(spec) is None  # first grid: nothing to move, the data is recorded
@@ -143,7 +143,7 @@ def test_a_grid_trained_on_other_data_is_set_aside_not_reused(project):
 
 
 def test_family_table_pairs_the_families_by_seed_per_class_group():
-    from pipeline.report import family_table
+    from pipeline.experiments.report import family_table
 
     groups = {"local": [0, 1], "temporal": [2]}
     # per-class AP per seed: the CNN better on local, the AST better on temporal, by far more than the spread
@@ -160,7 +160,7 @@ def test_family_table_pairs_the_families_by_seed_per_class_group():
 
 
 def test_group_table_covers_every_kd_cell_and_teacher_table_says_na_for_unscored_groups():
-    from pipeline.report import group_table, teacher_lines
+    from pipeline.experiments.report import group_table, teacher_lines
 
     spec = GridSpec(**TINY, seeds=1, designs=("short",), direction="cnn_to_ast",
                     only=("short/cnn_to_ast_online", "short/cnn_to_ast_crossfit"))
@@ -201,7 +201,7 @@ def test_a_changed_recipe_retrains_what_it_changes_and_keeps_the_rest(project):
 def test_a_cell_killed_part_way_continues_from_its_last_epoch(project, capsys):
     from .conftest import run_killed_after_epoch
 
-    code = ("from tests.conftest import tiny_recipe\nfrom pipeline.grid import GridSpec, run_grid\n"
+    code = ("from tests.conftest import tiny_recipe\nfrom pipeline.experiments.grid import GridSpec, run_grid\n"
             "run_grid(GridSpec(dataset='tiny', cnn='efficientnet_tiny', ast='ast_micro', seeds=1, small=True, "
             "designs=('short',), only=('short/cnn',)), tiny_recipe(epochs=2), progress=False)\n")
     killed = run_killed_after_epoch(code, 1, cwd=project)
@@ -221,7 +221,7 @@ def test_a_cross_fitted_teacher_killed_part_way_keeps_its_finished_epochs(projec
     from .conftest import run_killed_after_epoch
 
     cells = "('short/ast_to_cnn_crossfit',)"
-    code = ("from tests.conftest import tiny_recipe\nfrom pipeline.grid import GridSpec, run_grid\n"
+    code = ("from tests.conftest import tiny_recipe\nfrom pipeline.experiments.grid import GridSpec, run_grid\n"
             "run_grid(GridSpec(dataset='tiny', cnn='efficientnet_tiny', ast='ast_micro', seeds=1, crossfit=2, "
             f"designs=('short',), only={cells}), tiny_recipe(teacher_epochs=2), progress=False)\n")
     killed = run_killed_after_epoch(code, 2, cwd=project)

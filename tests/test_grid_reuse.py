@@ -1,9 +1,9 @@
-"""pipeline/grid_reuse.py: which differences between a finished run's saved recipe and today's count."""
+"""pipeline/experiments/grid_reuse.py: which differences between a finished run's saved recipe and today's count."""
 
 import yaml
 
 from pipeline.config import config_to_dict
-from pipeline.grid_reuse import recipe_changes
+from pipeline.experiments.grid_reuse import recipe_changes
 from pipeline.recipe import load_config
 
 

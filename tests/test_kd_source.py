@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.kd_source import KDSource, StoreRows
-from pipeline.losses import KDLoss
+from pipeline.training.kd_source import KDSource, StoreRows
+from pipeline.training.losses import KDLoss
 from pipeline.views import IDENTITY, View
 
 MIDS = ["/m/a", "/m/b", "/m/c"]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pipeline.losses import KDLoss, cmkd_loss, kd_loss, kd_targets, task_loss
+from pipeline.training.losses import KDLoss, cmkd_loss, kd_loss, kd_targets, task_loss
 
 TEACHER = [1.0, 2.0, 3.0]
 STUDENT = [0.5, 0.0, -0.5]
@@ -224,7 +224,7 @@ def test_bad_arguments_raise():
 
 
 def test_kd_loss_follows_the_label_type_and_warns_on_a_mismatch():
-    from pipeline.losses import resolve_kd_loss
+    from pipeline.training.losses import resolve_kd_loss
 
     assert resolve_kd_loss("auto", single_label=False) == ("bce", [])
     assert resolve_kd_loss("auto", single_label=True) == ("kl", [])

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.grid import GridSpec, run_grid
-from pipeline.parallel_runs import LOG_FILE, RunJob, run_jobs
+from pipeline.experiments.grid import GridSpec, run_grid
+from pipeline.experiments.parallel_runs import LOG_FILE, RunJob, run_jobs
 
 from .conftest import tiny_config, tiny_recipe
 
@@ -87,7 +87,7 @@ def test_a_run_stops_when_its_grid_is_killed(tmp_path):
 
 
 def _sleep_as_a_run(parent_pid: int) -> None:
-    from pipeline.parallel_runs import exit_with_parent
+    from pipeline.experiments.parallel_runs import exit_with_parent
 
     exit_with_parent(parent_pid, poll_s=0.1)
     time.sleep(60)

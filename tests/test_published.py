@@ -73,7 +73,7 @@ def test_a_published_file_becomes_a_stage_one_teacher(published):
     assert table.teacher["model"] == "ast_micro" and table.vocabulary_mids == load_manifest("data_manifests/tiny").mids
     # the stored logits are the released model's own outputs on this project's front end
     from pipeline.config import FrontEndConfig
-    from pipeline.data import ClipDataset
+    from pipeline.training.dataset import ClipDataset
 
     manifest = load_manifest("data_manifests/tiny")
     features = ClipDataset(manifest, manifest.clips[:3], FrontEndConfig(**FRONT_END))

@@ -77,7 +77,7 @@ def test_a_standalone_run_writes_train_log_with_one_line_per_progress_bar(projec
 
 
 def test_output_already_going_to_the_log_is_not_copied_twice(tmp_path, monkeypatch):
-    """A grid's run (pipeline.parallel_runs) points its stdout at train.log itself."""
+    """A grid's run (pipeline.experiments.parallel_runs) points its stdout at train.log itself."""
     log = tmp_path / LOG_FILE
     with open(log, "a", buffering=1) as stdout:
         monkeypatch.setattr(sys, "stdout", stdout)  # as the spawned run's process has it

@@ -158,7 +158,7 @@ def test_store_attrs_pointing_at_hostile_files_are_never_loaded(project, teacher
     import zarr
 
     from pipeline.config import apply_overrides
-    from pipeline.distill import attach_store
+    from pipeline.stage_two.run import attach_store
     from pipeline.manifests import load_manifest
 
     marker = project / "marker"

@@ -62,7 +62,7 @@ def test_the_grid_through_slurm_equals_the_local_process_grid(project, slurm):
     import shutil
     from pathlib import Path
 
-    from pipeline.grid import GridSpec, run_grid
+    from pipeline.experiments.grid import GridSpec, run_grid
 
     from .conftest import tiny_recipe
 

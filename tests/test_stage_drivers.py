@@ -68,12 +68,12 @@ def test_student_on_a_non_zero_rank_reports_nothing(folder, monkeypatch, capsys)
 
 @pytest.mark.parametrize("crossfit", [0, 3])
 def test_teacher_runs_the_cross_fitting_trainer_only_when_asked(folder, monkeypatch, crossfit):
-    import pipeline.crossfit
+    import pipeline.training.crossfit
     from stages import teacher
 
     plain, crossed = Recorder(SUMMARY), Recorder(SUMMARY)
     monkeypatch.setattr(teacher, "run_training", plain)
-    monkeypatch.setattr(pipeline.crossfit, "run_crossfit", crossed)
+    monkeypatch.setattr(pipeline.training.crossfit, "run_crossfit", crossed)
     args = ["--dataset", "d", "--model", "efficientnet_tiny", "--fold", "1"]
     assert teacher.main(args + (["--crossfit", str(crossfit)] if crossfit else [])) == 0
     used, unused = (crossed, plain) if crossfit else (plain, crossed)

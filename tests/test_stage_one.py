@@ -220,7 +220,7 @@ def test_audio_changed_after_the_manifest_is_a_failure_in_stage_one_and_skipped_
     0.94 s that remained and store them under the manifest's fingerprint of the intact file."""
     import dataclasses
 
-    from pipeline.distill import train_student
+    from pipeline.stage_two.run import train_student
     from pipeline.manifests import load_manifest
     from pipeline.store import LogitTable
     from pipeline.store.writer import read_failures

@@ -120,7 +120,7 @@ def test_students_from_a_local_store_and_from_its_zip_on_a_server_without_range_
     through a local copy with one notice, never a checksum error, and trains the same student."""
     import pipeline.store.location as location
     from pipeline.config import apply_overrides
-    from pipeline.distill import train_student
+    from pipeline.stage_two.run import train_student
     from pipeline.store.ops import export
 
     from .http_server import PlainHandler, StaticServer

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data import ClipDataset, balanced_weights, epoch_order
+from pipeline.training.dataset import ClipDataset, balanced_weights, epoch_order
 from pipeline.manifests import Clip, load_manifest
 from pipeline.checkpoints import load_checkpoint
 from pipeline.training import run_training
@@ -120,7 +120,7 @@ def test_fold_based_data_runs_each_fold_and_averages(tmp_path, monkeypatch):
 
 
 def test_ranks_get_equal_disjoint_shares_of_the_epoch():
-    from pipeline.data import EpochSampler
+    from pipeline.training.dataset import EpochSampler
 
     shares = []
     for rank in range(3):

@@ -1,5 +1,5 @@
 """Things computed once from a finished manifest: packed HDF5 audio (normalisation statistics:
-:mod:`pipeline.norm_stats`). Recorded in dataset.json so every later stage finds them through the
+:mod:`pipeline.training.norm_stats`). Recorded in dataset.json so every later stage finds them through the
 manifest alone.
 """
 

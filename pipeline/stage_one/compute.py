@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,21 +110,6 @@ def shard_lock(spec: ChunkSpec, start: int):
     return Lock(f"cmkd-store-file:{spec.store_path}:{start // spec.shard_clips}")
 
 
-class _InlinePool:
-    """The executor interface, run at submit time: decoding without prefetch, in the calling thread."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def submit(self, fn, *args):
-        future = Future()
-        future.set_result(fn(*args))
-        return future
-
-
 def _read(audio: AudioSource, clip):
     """(wave, None), or (None, why) for a clip that cannot be read or whose audio no longer matches
     its manifest row (AudioSource.read checks the fingerprint of the samples it decoded)."""
@@ -140,6 +125,31 @@ def _without_root(text: str, root) -> str:
     for prefix in {str(root), str(root.resolve())}:
         text = text.replace(prefix.rstrip("/") + "/", "")
     return text
+
+
+def decoded_blocks(blocks: list[range], clips, all_views, source: WorkerSource, threads: int):
+    """Yield each block's ``(rows, reads, partner reads)``, every read a ``(wave, error)`` pair (each
+    mixup partner decoded once per block). With ``threads`` > 0 the next block decodes on a thread pool
+    while the caller computes this one (the device never waits for audio it could have had); with 0
+    everything decodes in the calling thread, one block at a time."""
+    def partners_of(rows: range) -> list[str]:
+        return list(dict.fromkeys(v.partner for row in rows for v in all_views[row] if v.partner))
+
+    if threads <= 0:
+        for rows in blocks:
+            yield (rows, [_read(source.audio, clips[row]) for row in rows],
+                   {p: _read(source.audio, source.by_id[p]) for p in partners_of(rows)})
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        def submit(rows: range):
+            return ([pool.submit(_read, source.audio, clips[row]) for row in rows],
+                    {p: pool.submit(_read, source.audio, source.by_id[p]) for p in partners_of(rows)})
+
+        ahead = submit(blocks[0]) if blocks else None
+        for number, rows in enumerate(blocks):
+            reads, partner_reads = ahead
+            ahead = submit(blocks[number + 1]) if number + 1 < len(blocks) else None
+            yield rows, [r.result() for r in reads], {p: r.result() for p, r in partner_reads.items()}
 
 
 def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> dict:
@@ -163,42 +173,26 @@ def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> d
     per_block = max(1, spec.batch_size // (1 + spec.views))  # about one forward batch of inputs per block
     blocks = [range(lo, min(lo + per_block, len(clips))) for lo in range(0, len(clips), per_block)]
     threads = _worker_cores() if spec.decode_threads < 0 else spec.decode_threads
-    with (ThreadPoolExecutor(threads) if threads > 0 else _InlinePool()) as pool:
-        def submit(rows: range):
-            """Decode a block's clips and its views' partners (each partner once per block)."""
-            reads = [pool.submit(_read, source.audio, clips[row]) for row in rows]
-            partner_reads = {}
-            for row in rows:
-                for view in all_views[row]:
-                    if view.partner and view.partner not in partner_reads:
-                        partner_reads[view.partner] = pool.submit(_read, source.audio, source.by_id[view.partner])
-            return reads, partner_reads
-
-        pending = submit(blocks[0]) if blocks else ([], {})
-        for number, rows in enumerate(blocks):
-            (reads, partner_reads), pending = pending, (submit(blocks[number + 1]) if number + 1 < len(blocks)
-                                                        else ([], {}))
-            block = Block([], [], [], [], [])
-            for row, read in zip(rows, reads):
-                wave, error = read.result()
-                if wave is None:
-                    failures.append((clips[row].clip_id, error))
-                    continue
-                valid[row] = True
-                block.rows.append(row)
-                block.waves.append(wave)
-                block.views.append(all_views[row])
-                block.members.append(members[row])
-                # an unreadable partner leaves its view NaN: stage two masks that view alone
-                block.partners.append([partner_reads[v.partner].result()[0] if v.partner else None
-                                       for v in all_views[row]])
-            if not block.rows:
+    for rows, reads, partner_reads in decoded_blocks(blocks, clips, all_views, source, threads):
+        block = Block([], [], [], [], [])
+        for row, (wave, error) in zip(rows, reads):
+            if wave is None:
+                failures.append((clips[row].clip_id, error))
                 continue
-            for row, k, values in compute_block(block, models, front_end, device, spec.batch_size):
-                if k < 0:
-                    logits[row] = values
-                else:
-                    view_logits[row, k] = values
+            valid[row] = True
+            block.rows.append(row)
+            block.waves.append(wave)
+            block.views.append(all_views[row])
+            block.members.append(members[row])
+            # an unreadable partner leaves its view NaN: stage two masks that view alone
+            block.partners.append([partner_reads[v.partner][0] if v.partner else None for v in all_views[row]])
+        if not block.rows:
+            continue
+        for row, k, values in compute_block(block, models, front_end, device, spec.batch_size):
+            if k < 0:
+                logits[row] = values
+            else:
+                view_logits[row, k] = values
     view_arrays = views_to_arrays(all_views) if spec.views else None
     with shard_lock(spec, start):
         checksum = write_chunk(spec.store_path, chunk_index, logits, valid,

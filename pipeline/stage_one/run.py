@@ -107,7 +107,7 @@ def check_vocabulary(teacher_mids: list[str], manifest, job: StageOneJob) -> Non
     """A store is only worth writing if stage two can use it: every class of the dataset must be one
     of the teacher's (by mid), and any other order or extra classes need vocab_remap, the flag stage
     two then maps them with. Refused before the store is touched (and before LATEST moves)."""
-    from ..distill import class_map_for
+    from ..manifests.vocabulary import class_map_for
 
     if not set(teacher_mids) & set(manifest.mids):
         raise ValueError(f"{job.teacher}: the teacher's vocabulary ({len(teacher_mids)} classes, e.g. "

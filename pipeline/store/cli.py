@@ -34,47 +34,23 @@ def _manifest_dir(dataset: str):
 
 def cmd_inspect(args) -> int:
     """The one `inspect` (`cmkd inspect`, `make inspect` and `python -m pipeline.store inspect` run it):
-    the store's description; with --verify or --dataset every chunk re-hashed first; with --dataset
-    also what its soft targets carry against that dataset's labels."""
+    the store's description; with --verify or --digest every chunk re-hashed first. `make inspect`
+    then scores the soft targets against a dataset's labels (stages/inspect_store.py): that needs the
+    training side, which this package never imports."""
     from .describe import describe, format_description
     from .verify import check_store
 
-    dataset = getattr(args, "dataset", None)
     digest = getattr(args, "digest", None)
-    verification = check_store(args.store, digest) if (args.verify or dataset or digest) else None
+    verification = check_store(args.store, digest) if (args.verify or digest) else None
     info = describe(args.store, verification)
     print(json.dumps(info, indent=2, default=str) if args.json else format_description(info))
     if verification is not None and not verification.ok:
-        if dataset and not args.json:
+        if not args.json:
             print(f"\nWARNING: {len(verification.problems)} integrity problem(s): do not train from this store as it is")
-            for problem in verification.problems[:5]:
-                print(f"  {problem}")
-        elif not args.json:
             for problem in verification.problems:
                 print(f"problem    {problem}")
         return 1
-    if dataset and not args.json:
-        _soft_target_report(args.store, dataset, getattr(args, "fold", None), getattr(args, "tau", 1.0), digest)
     return 0
-
-
-def _soft_target_report(store, dataset: str, fold: int | None, tau: float, digest: str | None = None) -> None:
-    from pipeline.diagnostics import format_diagnostics, soft_target_diagnostics
-    from pipeline.manifests import load_manifest
-    from pipeline.paths import manifest_dir
-
-    from .reader import LogitTable
-
-    folder = manifest_dir(dataset)
-    if not (folder / "dataset.json").exists():
-        return
-    manifest = load_manifest(folder)
-    table = LogitTable.open(store, load_views=False, expected_digest=digest)
-    if table.vocabulary_mids != manifest.mids:
-        print(f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)")
-    else:
-        print(f"\nsoft targets against {manifest.name}'s labels:")
-        print(format_diagnostics(soft_target_diagnostics(table, manifest, fold=fold, tau=tau)))
 
 
 def _manifest_problems(store, dataset: str) -> list[str]:
@@ -195,10 +171,6 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
     p.add_argument("store", help=STORE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--verify", action="store_true", help="also re-hash every chunk (then it says 'verified')")
-    p.add_argument("--dataset", default=None, help="also score the soft targets against this dataset's labels "
-                   "(a name under data_manifests/; implies --verify)")
-    p.add_argument("--fold", type=int, default=None, help="with --dataset, fold-based data: the teacher's eval fold")
-    p.add_argument("--tau", type=float, default=1.0, help="with --dataset: temperature applied to the targets")
     p.add_argument("--digest", help="the digest the publisher gave: verify, and fail unless this copy reproduces it")
     p.set_defaults(run=cmd_inspect)
 

@@ -2,6 +2,6 @@
 :mod:`pipeline.checkpoints`)."""
 
 from .loop import TrainJob, train
-from .runner import fold_runs, is_finished, run_training, splits_for
+from .runner import FoldSplit, fold_runs, fold_splits, is_finished, run_training, splits_for
 
-__all__ = ["TrainJob", "fold_runs", "is_finished", "run_training", "splits_for", "train"]
+__all__ = ["FoldSplit", "TrainJob", "fold_runs", "fold_splits", "is_finished", "run_training", "splits_for", "train"]

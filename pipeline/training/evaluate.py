@@ -26,7 +26,7 @@ class EvalInputs:
 
     def __init__(self, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig, batch_size: int = 32,
                  num_workers: int = 0, features_on: str = "worker", pin_memory: bool = False, keep_mb: float = 0):
-        from ..device_features import dataset_class
+        from .device_features import dataset_class
 
         self.clips = clips
         self.dataset = dataset_class(features_on)(manifest, clips, front_end)
@@ -63,9 +63,9 @@ def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front
     with ``return_kept`` also the [len(clips)] mask of the clips that were scored. `num_workers`
     DataLoader processes decode (and, features_on=worker, render) the clips; ``inputs`` (built for
     these clips) reuses batches an earlier call kept. ``class_map`` (the model's output column of each
-    of the manifest's classes, from :func:`pipeline.distill.class_map_for`) scores a model whose
+    of the manifest's classes, from :func:`pipeline.manifests.vocabulary.class_map_for`) scores a model whose
     vocabulary is the manifest's in another order, or a superset of it."""
-    from ..device_features import features_on_device
+    from .device_features import features_on_device
 
     if inputs is None:
         inputs = EvalInputs(manifest, clips, front_end, batch_size, num_workers, features_on, device.startswith("cuda"))

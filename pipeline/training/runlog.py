@@ -166,7 +166,7 @@ _logging_to: Path | None = None  # the train.log this process already copies its
 
 
 def _already_written(path: Path) -> bool:
-    """True when this process's stdout already goes into ``path`` (a grid's run: pipeline.parallel_runs
+    """True when this process's stdout already goes into ``path`` (a grid's run: pipeline.experiments.parallel_runs
     points the child's stdout at the same train.log)."""
     try:
         return path.exists() and os.path.samestat(os.fstat(sys.stdout.fileno()), path.stat())

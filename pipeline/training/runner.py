@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..config import Config
 from ..config_check import check_config
-from ..data import SKIPPED_FILE, read_skipped
-from ..kd_source import KDSource
-from ..manifests import Manifest, load_manifest
+from .dataset import SKIPPED_FILE, read_skipped
+from .kd_source import KDSource
+from ..manifests import Clip, Manifest, load_manifest
 from ..metrics import METRIC_KEYS
 from ..paths import MANIFESTS_ROOT, RUNS_ROOT, is_crossfit_run, manifest_dir, run_dir as run_dir_for
 from .loop import TrainJob, distributed_context, train
@@ -67,6 +68,24 @@ def selection_note(manifest: Manifest, fold: int | None, config: Config, val_cli
             f"clips, seed {config.seed}); the data has no val split")
 
 
+@dataclass(frozen=True)
+class FoldSplit:
+    """One model a run trains: its fold (None: the one model of split-based data), its folder, and the
+    clips it trains on, selects on and is scored on. Stage two builds these once, joins its store to
+    ``train``, and hands the same lists to :func:`run_training`."""
+    fold: int | None
+    run_dir: Path
+    train: list[Clip]
+    val: list[Clip]
+    eval: list[Clip]
+
+
+def fold_splits(manifest: Manifest, run_dir: Path, fold: int | None, config: Config) -> list[FoldSplit]:
+    """A :class:`FoldSplit` per model of the run (:func:`fold_runs`), split by :func:`splits_for`."""
+    return [FoldSplit(k, fold_dir, *splits_for(manifest, k, config.select_on, config.seed, config.max_clips))
+            for k, fold_dir in fold_runs(manifest, run_dir, fold)]
+
+
 def fold_runs(manifest: Manifest, run_dir: Path, fold: int | None) -> list[tuple[int | None, Path]]:
     """(fold, directory) of every model one run trains: the given fold, each fold of fold-based
     data in turn (under ``fold<k>/``), or the one model of split-based data."""
@@ -83,41 +102,42 @@ def is_finished(run_dir: Path) -> bool:
 
 def run_training(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
                  manifests_root: str | Path = MANIFESTS_ROOT, runs_root: str | Path = RUNS_ROOT,
-                 kd: dict[int | None, KDSource] | None = None, progress: bool = True) -> dict:
+                 kd: dict[int | None, KDSource] | None = None, progress: bool = True,
+                 planned: tuple[Manifest, list[FoldSplit]] | None = None) -> dict:
     """Train one model (or one per fold). ``kd`` maps each fold to train (None: the one model of
-    split-based data) to its teacher (stage two, :func:`pipeline.distill.train_student`); without it
-    the training is supervised. Under torchrun the ranks other than 0 return an empty dict. What the
-    run prints goes to ``<run>/train.log`` too (:func:`runlog.run_log`)."""
+    split-based data) to its teacher, and ``planned`` gives the manifest and the splits that teacher
+    was joined to (stage two, :func:`pipeline.stage_two.run.train_student`); without them the training
+    is supervised and the splits are made here. Under torchrun the ranks other than 0 return an empty
+    dict. What the run prints goes to ``<run>/train.log`` too (:func:`runlog.run_log`)."""
     with run_log(run_dir_for(dataset, run, runs_root)):
-        return _run_training(dataset, config, run, fold, resume, manifests_root, runs_root, kd, progress)
+        check_config(config)
+        if planned is None:
+            manifest = load_manifest(manifest_dir(dataset, manifests_root))
+            planned = manifest, fold_splits(manifest, run_dir_for(dataset, run, runs_root), fold, config)
+        return _train_folds(config, *planned, resume, kd, progress, run_dir_for(dataset, run, runs_root))
 
 
-def _run_training(dataset: str, config: Config, run: str, fold: int | None, resume: bool,
-                  manifests_root: str | Path, runs_root: str | Path, kd: dict[int | None, KDSource] | None,
-                  progress: bool) -> dict:
-    check_config(config)
-    manifest = load_manifest(manifest_dir(dataset, manifests_root))
-    run_dir = run_dir_for(dataset, run, runs_root)
+def _train_folds(config: Config, manifest: Manifest, splits: list[FoldSplit], resume: bool,
+                 kd: dict[int | None, KDSource] | None, progress: bool, run_dir: Path) -> dict:
     summaries = {}
-    for k, fold_dir in fold_runs(manifest, run_dir, fold):
+    for split in splits:
+        k, fold_dir = split.fold, split.run_dir
         if resume and is_finished(fold_dir):
             summaries[k] = json.loads((fold_dir / "summary.json").read_text())
             print(f"{fold_dir} already finished; skipping")
             continue
         fold_config = dataclasses.replace(config, fold=k)
-        train_clips, val_clips, eval_clips = splits_for(manifest, k, config.select_on, config.seed, config.max_clips)
         summary = {}
         source = None if kd is None else kd.get(k)
         if kd is not None:
-            if source is None or (source.store is not None and len(source.store.rows) != len(train_clips)):
-                raise ValueError(f"{fold_dir}: stage two built no KD source for fold {k}'s {len(train_clips)} "
-                                 "training clips")
+            if source is None:
+                raise ValueError(f"{fold_dir}: stage two built no KD source for fold {k}")
             fold_config = dataclasses.replace(fold_config, kd_loss=source.loss.kind)  # resolved by the join
             summary.update(source.summary)
-        summary["model_selection"] = selection_note(manifest, k, fold_config, val_clips)
-        job = TrainJob(config=fold_config, manifest=manifest, train_clips=train_clips, val_clips=val_clips,
-                       eval_clips=eval_clips, front_end=fold_config.front_end(manifest.stats(), manifest.name), run_dir=fold_dir,
-                       extra_summary=summary, kd=source)
+        summary["model_selection"] = selection_note(manifest, k, fold_config, split.val)
+        job = TrainJob(config=fold_config, manifest=manifest, train_clips=split.train, val_clips=split.val,
+                       eval_clips=split.eval, front_end=fold_config.front_end(manifest.stats(), manifest.name),
+                       run_dir=fold_dir, extra_summary=summary, kd=source)
         if not resume:
             (fold_dir / SKIPPED_FILE).unlink(missing_ok=True)
         summaries[k] = train(job, resume=resume, progress=progress)

@@ -19,10 +19,10 @@ import json
 import shutil
 from pathlib import Path
 
-from . import paths
-from .config import Config, config_to_dict
-from .paths import store_dir
-from .recipe import read_yaml
+from .. import paths
+from ..config import Config, config_to_dict
+from ..paths import store_dir
+from ..recipe import read_yaml
 
 GRID_DATA_FILE = "grid-data.json"
 NOT_COMPARED = {"num_workers", "threads", "features_on", "eval_batch_size", "eval_cache_mb", "device", "fold"}
@@ -31,8 +31,8 @@ RESOLVED_BY_THE_RUN = {"kd_loss": "auto"}  # a run saves what "auto" became (fro
 
 
 def _other_family_keys(model: str | None) -> set[str]:
-    from .models import model_entry
-    from .training.loop import FAMILY_KEYS
+    from ..models import model_entry
+    from ..training.loop import FAMILY_KEYS
 
     try:
         family = model_entry(model).family
@@ -53,7 +53,7 @@ def _saved_config(run_dir: Path) -> dict | None:
 def recipe_changes(run_dir: Path, config: Config, ignore: set[str] = frozenset()) -> list[str]:
     """'key: run has X, now Y' for every difference between a finished run's saved recipe and
     ``config`` that changes what the run learns."""
-    from .training.resume import in_current_meaning, recipe_differences
+    from ..training.resume import in_current_meaning, recipe_differences
 
     saved = _saved_config(run_dir)
     if saved is None:
@@ -88,7 +88,7 @@ def set_aside_stale_grid(dataset: str, teachers: dict[str, tuple[Path, Config]] 
     """Move the grid's runs and stores aside when the data changed, or when a finished teacher of
     ``teachers`` ({cell: (run dir, the config it would get now)}) has another recipe. Returns the
     folder the old runs went to, if any."""
-    from .manifests import manifest_hashes
+    from ..manifests import manifest_hashes
 
     root = paths.run_dir(dataset, paths.GRID_FOLDER)
     current = manifest_hashes(paths.manifest_dir(dataset))

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .augment import apply_views, mix_waves, view_tensors
-from .config import FrontEndConfig
-from .data import ClipDataset
-from .features import fbank_batch, normalise, samples_for_frames
+from ..augment import apply_views, mix_waves, view_tensors
+from ..config import FrontEndConfig
+from .dataset import ClipDataset
+from ..features import fbank_batch, normalise, samples_for_frames
 
 FEATURES_ON = ("worker", "device")
 
@@ -34,7 +34,7 @@ def centred_window(wave: np.ndarray, cfg: FrontEndConfig) -> tuple[torch.Tensor,
 
 
 class WaveDataset(ClipDataset):
-    """:class:`pipeline.data.ClipDataset` whose items hold the centred waveform and the view's
+    """:class:`pipeline.training.dataset.ClipDataset` whose items hold the centred waveform and the view's
     shift and masks instead of features (everything else, targets and KD fields, unchanged)."""
 
     def model_input(self, wave: np.ndarray, partner_wave: np.ndarray | None, view) -> dict:

@@ -1,6 +1,6 @@
 """Stage two: join a teacher's cached logits (or a live teacher) to a training set, then train.
 
-:func:`kd_source` builds the one value training receives (:class:`pipeline.kd_source.KDSource`);
+:func:`kd_source` builds the one value training receives (:class:`pipeline.training.kd_source.KDSource`);
 :func:`train_student` builds it for every fold a run trains and hands it to
 :func:`pipeline.training.run_training`. Training knows the record, never this module.
 
@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, FrontEndConfig
-from .features import front_end_dict
-from .kd_source import KDSource, StoreRows
-from .losses import KDLoss, resolve_kd_loss, single_label_task
-from .manifests import Clip, Manifest, load_manifest, manifest_hashes
-from .paths import LATEST_FILE, MANIFESTS_ROOT, RUNS_ROOT, STORES_ROOT, latest_store, manifest_dir, run_dir, store_dir
+from ..config import Config, FrontEndConfig
+from ..features import front_end_dict
+from ..training.kd_source import KDSource, StoreRows
+from ..training.losses import KDLoss, resolve_kd_loss, single_label_task
+from ..manifests.vocabulary import class_map_for
+from ..manifests import Clip, Manifest, load_manifest, manifest_hashes
+from ..paths import LATEST_FILE, MANIFESTS_ROOT, RUNS_ROOT, STORES_ROOT, latest_store, manifest_dir, run_dir, store_dir
 
 
 class DistillError(ValueError):
@@ -57,27 +58,6 @@ class Coverage:
                    if self.clean_views else ""))
 
 
-def class_map_for(teacher_mids: list[str], manifest: Manifest, remap: bool, source: str) -> np.ndarray | None:
-    """None when the vocabularies are identical; else teacher index per manifest class (remap=True)."""
-    if list(teacher_mids) == manifest.mids:
-        return None
-    if len(set(teacher_mids)) != len(teacher_mids):
-        repeated = next(mid for mid in teacher_mids if list(teacher_mids).count(mid) > 1)
-        raise DistillError(f"{source}: the teacher's vocabulary lists {repeated!r} "
-                           f"{list(teacher_mids).count(repeated)} times; it cannot be mapped to {manifest.name}'s")
-    position = {mid: i for i, mid in enumerate(teacher_mids)}
-    absent = [mid for mid in manifest.mids if mid not in position]
-    same_set = not absent and len(teacher_mids) == len(manifest.mids)
-    what = "the same classes in another order" if same_set else f"{len(absent)} of the manifest's classes absent"
-    if not remap or absent:
-        raise DistillError(
-            f"{source}: the teacher's vocabulary ({len(teacher_mids)} classes, e.g. {list(teacher_mids)[:3]}) differs "
-            f"from {manifest.name}'s ({len(manifest.mids)} classes): {what}"
-            + (f", e.g. {absent[:5]}" if absent else "")
-            + ("" if absent else "; pass vocab_remap=true to map classes by mid"))
-    return np.array([position[mid] for mid in manifest.mids])
-
-
 def check_front_end(store_front_end: dict, student: FrontEndConfig, mode: str, source: str) -> list[str]:
     """Replay rebuilds the teacher's exact input, so every field must match; clean logits only need
     the same audio (sample rate). Returns warnings for the differences that are allowed."""
@@ -97,8 +77,8 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
                  front_end: FrontEndConfig, num_workers: int = 0) -> tuple[StoreRows, Coverage, list[str]]:
     """The store named by the (per-fold) config joined to `train_clips`, checked; with its coverage
     and the notes to print. Raises DistillError for what cannot teach this student."""
-    from .store import LogitTable
-    from .store.matching import match_clips, replay_partners
+    from ..store import LogitTable
+    from ..store.matching import match_clips, replay_partners
 
     # fold-based data: one store per fold's teacher, e.g. LOGITS=stores/esc50/ast-fold{fold}.zarr
     source = config.logits.format(fold=config.fold) if "{fold}" in config.logits else config.logits
@@ -178,7 +158,7 @@ def attach_store(config: Config, manifest: Manifest, manifest_dir: Path, train_c
 def attach_online_teacher(config: Config, manifest: Manifest, front_end: FrontEndConfig):
     """KD=online: (the frozen teacher, its output activation); the teacher runs on the student's own
     batch (the paper's method)."""
-    from .checkpoints import model_from_checkpoint
+    from ..checkpoints import model_from_checkpoint
 
     if not config.teacher:
         raise DistillError("KD=online needs TEACHER=<run dir or checkpoint>")
@@ -234,8 +214,8 @@ def train_student(dataset: str, config: Config, run: str, fold: int | None = Non
     """Stage two: one student run. ``kd=none`` (``make student LOGITS=none``) is the no-KD student of the
     same recipe and the same code path, which is what the grid's no-KD cells run. Every fold's source
     is built and checked before the first fold trains."""
-    from .training import run_training
-    from .training.runlog import run_log
+    from ..training import run_training
+    from ..training.runlog import run_log
 
     if config.digest and config.kd in ("none", "online"):
         raise DistillError(f"DIGEST pins a logit store, and KD={config.kd} reads none: pass LOGITS=<store> "
@@ -249,22 +229,23 @@ def train_student(dataset: str, config: Config, run: str, fold: int | None = Non
 
 def _train_student(dataset: str, config: Config, run: str, fold: int | None, resume: bool,
                    manifests_root: str | Path, runs_root: str | Path, progress: bool, log) -> dict:
-    from .config_check import check_config
-    from .training import fold_runs, is_finished, run_training, splits_for
+    from ..config_check import check_config
+    from ..training import fold_splits, is_finished, run_training
 
     check_config(config)
     folder = manifest_dir(dataset, manifests_root)
     manifest = load_manifest(folder)
+    splits = fold_splits(manifest, run_dir(dataset, run, runs_root), fold, config)
     sources = {}
-    for k, fold_dir in fold_runs(manifest, run_dir(dataset, run, runs_root), fold):
-        if resume and is_finished(fold_dir):
+    for split in splits:
+        if resume and is_finished(split.run_dir):
             continue
-        fold_config = dataclasses.replace(config, fold=k)
-        train_clips = splits_for(manifest, k, config.select_on, config.seed, config.max_clips)[0]
-        sources[k] = kd_source(fold_config, manifest, folder, train_clips,
-                               fold_config.front_end(manifest.stats(), manifest.name), log)
+        fold_config = dataclasses.replace(config, fold=split.fold)
+        sources[split.fold] = kd_source(fold_config, manifest, folder, split.train,
+                                        fold_config.front_end(manifest.stats(), manifest.name), log)
+    # the training runs on exactly the splits the store was joined to
     return run_training(dataset, config, run, fold=fold, resume=resume, manifests_root=manifests_root,
-                        runs_root=runs_root, kd=sources, progress=progress)
+                        runs_root=runs_root, kd=sources, progress=progress, planned=(manifest, splits))
 
 
 def choose_kd_source(logits: str | None, kd: str | None, dataset: str,

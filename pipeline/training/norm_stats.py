@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_hdf5 import HDF5Rows
-from .audio_source import read_clip_audio
-from .config import Config
-from .features import compute_norm_stats
-from .manifests import Clip, Manifest, load_manifest, training_clips
-from .manifests.derived import sample_clips
-from .manifests.records import update_dataset_info
-from .progress import bar_options
+from ..audio_hdf5 import HDF5Rows
+from ..audio_source import read_clip_audio
+from ..config import Config
+from ..features import compute_norm_stats
+from ..manifests import Clip, Manifest, load_manifest, training_clips
+from ..manifests.derived import sample_clips
+from ..manifests.records import update_dataset_info
+from ..progress import bar_options
 
 NORM_METHODS = ("upstream", "clean")
 UPSTREAM_BATCH = 1000  # the loader batch of AST's get_norm_stats.py
@@ -64,8 +64,8 @@ def loader_norm_stats(manifest: Manifest, clips: list[Clip], config: Config, pro
     import torch
     from tqdm import tqdm
 
-    from .augment import AugmentSettings
-    from .data import ClipDataset
+    from ..augment import AugmentSettings
+    from .dataset import ClipDataset
 
     dataset = ClipDataset(manifest, clips, config.raw_front_end(), AugmentSettings.from_config(config),
                           seed=config.seed, partners=clips)

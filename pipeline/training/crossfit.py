@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
-from .manifests import Clip, load_manifest
-from .metrics import METRIC_KEYS, evaluate_predictions
-from .paths import MANIFESTS_ROOT, RUNS_ROOT, run_dir as run_dir_for, write_crossfit
-from .checkpoints import model_from_checkpoint
-from .training.evaluate import predict
-from .training.loop import TrainJob, distributed_context, single_label_of, train
-from .training.runlog import write_summary
-from .training.runner import splits_for
+from ..config import Config
+from ..manifests import Clip, load_manifest
+from ..metrics import METRIC_KEYS, evaluate_predictions
+from ..paths import MANIFESTS_ROOT, RUNS_ROOT, run_dir as run_dir_for, write_crossfit
+from ..checkpoints import model_from_checkpoint
+from .evaluate import predict
+from .loop import TrainJob, distributed_context, single_label_of, train
+from .runlog import write_summary
+from .runner import splits_for
 
 
 def partition(clips: list[Clip], k: int, seed: int) -> list[list[str]]:

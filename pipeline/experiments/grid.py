@@ -12,7 +12,7 @@ Designs (the report labels every row with its design):
 
 Controls, distilled with exactly the same settings as the real teachers: ``prior`` (the train
 split's label prior for every clip) and ``shuffled`` (a real teacher's logits on the wrong clips),
-see :mod:`pipeline.controls`. KD gain over no-KD mixes knowledge with regularisation; only the gain
+see :mod:`pipeline.experiments.controls`. KD gain over no-KD mixes knowledge with regularisation; only the gain
 over the prior control is knowledge.
 
 Every cell is an ordinary run (``runs/<dataset>/cmkd/<cell>/seed<s>``) made by the same trainer and
@@ -31,14 +31,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths
-from .augment import AugmentSettings
-from .config import Config, apply_overrides
+from .. import paths
+from ..augment import AugmentSettings
+from ..config import Config, apply_overrides
 from . import grid_reuse
-from .cluster import ClusterResources
+from ..cluster import ClusterResources
 from .parallel_runs import RunJob, run_jobs
-from .paths import grid_run_dir, store_dir
-from .recipe import Recipe
+from ..paths import grid_run_dir, store_dir
+from ..recipe import Recipe
 
 DESIGNS = ("short", "equal")
 
@@ -184,8 +184,8 @@ def estimate_seconds(spec: GridSpec, recipe: Recipe, train_clips: int, steps: in
     only; data loading overlaps it in worker processes)."""
     import torch
 
-    from .models import create_model
-    from .seeding import set_threads
+    from ..models import create_model
+    from ..seeding import set_threads
 
     seconds_per_clip = {}
     for family in ("cnn", "ast"):
@@ -216,11 +216,11 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
     cell learns from it; the name says so, so adding replay later never reuses a view-less store), or a
     control made from it."""
     from .controls import write_prior_store, write_shuffled_store
-    from .stage_one import StageOneJob, run_stage_one
-    from .features import front_end_dict
-    from .losses import ACTIVATION_OF_KIND, resolve_kd_loss, single_label_task
-    from .manifests import load_manifest
-    from .store import store_is_complete
+    from ..stage_one import StageOneJob, run_stage_one
+    from ..features import front_end_dict
+    from ..training.losses import ACTIVATION_OF_KIND, resolve_kd_loss, single_label_task
+    from ..manifests import load_manifest
+    from ..store import store_is_complete
 
     stores = store_dir(spec.dataset)
     fold = f"-fold{spec.fold}" if spec.fold is not None else ""
@@ -251,7 +251,7 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
 
 def set_aside_stale_grid(spec: GridSpec, recipe: Recipe | None = None) -> Path | None:
     """The grid's runs and stores, moved aside when the data or (with ``recipe``) a finished teacher's
-    recipe changed (:mod:`pipeline.grid_reuse`). Returns the folder the old runs went to, if any."""
+    recipe changed (:mod:`pipeline.experiments.grid_reuse`). Returns the folder the old runs went to, if any."""
     teachers = None
     if recipe is not None:
         teachers = {cell.name: (run_dir(spec, cell, 0), cell_config(spec, recipe, cell, 0))
@@ -310,7 +310,7 @@ def _wire_teacher(spec: GridSpec, cell: Cell, cells: list[Cell], job: RunJob, pr
 
 def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     """Run every cell for every seed; returns {cell: {seed: summary}} (teachers: every seed maps to
-    their one run). ``spec.jobs`` runs share the machine (:mod:`pipeline.parallel_runs`); a KD
+    their one run). ``spec.jobs`` runs share the machine (:mod:`pipeline.experiments.parallel_runs`); a KD
     student starts once its teacher has finished, the others at once."""
     set_aside_stale_grid(spec, recipe)
     cells = cells_for(spec)
@@ -322,7 +322,7 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     jobs = [_job(spec, recipe, cell, seed, training_teachers) for cell, seed in todo]
     wire = lambda job: _wire_teacher(spec, by_label[job.label], cells, job, progress)  # noqa: E731
     if spec.scheduler:
-        from .cluster import open_client
+        from ..cluster import open_client
         from .cluster_runs import run_jobs_on_cluster
 
         client, cluster = open_client(spec.scheduler, spec.cluster, spec.jobs, train_slots=True)
@@ -346,9 +346,9 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
 def grid_diagnostics(spec: GridSpec, results: dict, manifest) -> tuple[dict[str, str], dict[str, list[int]]]:
     """({store: formatted soft-target diagnostics} for every store the grid's KD cells read,
     {class group: vocabulary indices} when the vocabulary is the embedded corpus's, else {})."""
-    from .synthetic_corpus import class_groups
+    from ..synthetic_corpus import class_groups
     from .diagnostics import format_diagnostics, soft_target_diagnostics
-    from .store import LogitTable
+    from ..store import LogitTable
 
     stores = sorted({summary["logits"] for runs in results.values() for summary in runs.values()
                      if summary.get("logits")})

@@ -2,7 +2,7 @@
 
 ``cmkd.png``: a forest plot per design, one row per KD cell: the paired difference of its eval score
 from the no-KD student and from the prior-control student of the same seed, each a mean with its 95 %
-t interval (the numbers of the report's main table, from :func:`pipeline.report.comparisons`) and a
+t interval (the numbers of the report's main table, from :func:`pipeline.experiments.report.comparisons`) and a
 small dot per seed; a line at zero, so an interval that crosses it is visibly no call. Control rows
 (prior and shuffled teachers) sit on a grey band.
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .grid import GridSpec, cells_for
-from .training.runlog import square_limits
+from ..training.runlog import square_limits
 
 # the two differences each row shows: (attribute of Comparison, legend label, colour, marker, offset in the row)
 ESTIMATES = (("over_baseline", "KD − no-KD student", "#4f7cac", "o", -0.14),
@@ -43,7 +43,7 @@ def plot_grid(spec: GridSpec, rows: list, path: Path, metric: str) -> None:
 
 
 def forest_figure(spec: GridSpec, rows: list, metric: str):
-    """``rows``: pipeline.report.Comparison values (not imported here: the report imports this module)."""
+    """``rows``: pipeline.experiments.report.Comparison values (not imported here: the report imports this module)."""
     plt = _pyplot()
     from matplotlib.patches import Patch
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from .controls import label_prior, prior_logits
-from .data import multi_hot
-from .manifests import Manifest
-from .metrics import evaluate_predictions
+from ..training.dataset import multi_hot
+from ..manifests import Manifest
+from ..metrics import evaluate_predictions
 
 DEFAULT_MARGIN = 0.1
 
@@ -147,3 +147,22 @@ def format_diagnostics(d: dict) -> str:
     if d.get("warning"):
         lines.append("warning: " + d["warning"])
     return "\n".join(lines)
+
+
+def soft_target_report(store, dataset: str, fold: int | None = None, tau: float = 1.0,
+                       digest: str | None = None) -> str:
+    """`make inspect`'s second half: what the store's soft targets carry against DATASET's labels (an
+    empty string when the dataset has no manifest here)."""
+    from ..manifests import load_manifest
+    from ..paths import manifest_dir
+    from ..store import LogitTable
+
+    folder = manifest_dir(dataset)
+    if not (folder / "dataset.json").exists():
+        return ""
+    manifest = load_manifest(folder)
+    table = LogitTable.open(store, load_views=False, expected_digest=digest)
+    if table.vocabulary_mids != manifest.mids:
+        return f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)"
+    return (f"\nsoft targets against {manifest.name}'s labels:\n"
+            + format_diagnostics(soft_target_diagnostics(table, manifest, fold=fold, tau=tau)))

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifests import Manifest, load_manifest, manifest_hashes
-from .store import LogitTable, StoreLock, create_store, finalize_store, mark_chunk_done, write_chunk
-from .store.format import open_store, public_location, sha256_hex
+from ..manifests import Manifest, load_manifest, manifest_hashes
+from ..store import LogitTable, StoreLock, create_store, finalize_store, mark_chunk_done, write_chunk
+from ..store.format import open_store, public_location, sha256_hex
 
 PRIOR_FLOOR = 1e-4  # keeps log p finite for a class absent from the train split
 
 
 def label_prior(manifest: Manifest, fold: int | None = None) -> np.ndarray:
     """Share of labelled train clips carrying each class (vocabulary order)."""
-    from .data import multi_hot
+    from ..training.dataset import multi_hot
 
     index = {mid: i for i, mid in enumerate(manifest.mids)}
     labelled = [c for c in manifest.select("train", fold) if c.labels]

@@ -1,8 +1,8 @@
 """What stage two hands the training loop: where the teacher's knowledge comes from, and its loss.
 
-:mod:`pipeline.distill` builds a :class:`KDSource` (it joins the store to the manifest and checks
-it); :mod:`pipeline.data` asks its :class:`StoreRows` for one clip's teacher logits, and the loop
-turns them into targets with :func:`pipeline.losses.kd_targets`, the one place a KD target is made.
+:mod:`pipeline.stage_two.run` builds a :class:`KDSource` (it joins the store to the manifest and checks
+it); :mod:`pipeline.training.dataset` asks its :class:`StoreRows` for one clip's teacher logits, and the loop
+turns them into targets with :func:`pipeline.training.losses.kd_targets`, the one place a KD target is made.
 This record sits below both, so training never imports the join and the join never reaches into
 training. numpy only.
 """
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .views import IDENTITY, View
+from ..views import IDENTITY, View
 
 if TYPE_CHECKING:  # names for the type checker only: at run time this record imports numpy alone
     from .losses import KDLoss
-    from .store import LogitTable
+    from ..store import LogitTable
 
 KD_MODES = ("clean", "replay", "online")
 
@@ -83,7 +83,7 @@ class StoreRows:
 @dataclass
 class KDSource:
     """One student run's teacher: cached logits (`store`) or a frozen model run on each batch
-    (`online_teacher`, KD=online), the loss settings (a :class:`pipeline.losses.KDLoss`, tau held
+    (`online_teacher`, KD=online), the loss settings (a :class:`pipeline.training.losses.KDLoss`, tau held
     there only), and what the run's summary records about it."""
 
     mode: str

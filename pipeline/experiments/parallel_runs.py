@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
 
-from .config import Config
+from ..config import Config
 
 KINDS = ("train", "crossfit", "student")  # supervised run, k cross-fitted members, stage-two student
 LOG_FILE = "train.log"
@@ -55,9 +55,9 @@ class RunJob:
 
 def execute(job: RunJob, progress: bool = True) -> dict:
     """Run one job in this process; returns its summary."""
-    from .crossfit import run_crossfit
-    from .distill import train_student
-    from .training import run_training
+    from ..training.crossfit import run_crossfit
+    from ..stage_two.run import train_student
+    from ..training import run_training
 
     if job.kind == "crossfit":
         return run_crossfit(job.dataset, job.config, job.run, job.crossfit, fold=job.fold, resume=job.resume,

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .audio import SAMPLE_RATE, AudioError
-from .audio_source import AudioSource
-from .augment import IDENTITY, AugmentSettings, View, draw_view, render_view
-from .config import FrontEndConfig
+from ..audio import SAMPLE_RATE, AudioError
+from ..audio_source import AudioSource
+from ..augment import IDENTITY, AugmentSettings, View, draw_view, render_view
+from ..config import FrontEndConfig
 from .kd_source import StoreRows, TeacherRead
-from .manifests import Clip, Manifest
+from ..manifests import Clip, Manifest
 
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class ClipDataset(Dataset):
 
     def model_input(self, wave: np.ndarray, partner_wave: np.ndarray | None, view: View) -> dict:
         """The item's model input: features rendered here, in the DataLoader worker
-        (pipeline.device_features.WaveDataset leaves them to the device)."""
+        (pipeline.training.device_features.WaveDataset leaves them to the device)."""
         return {"features": render_view(wave, partner_wave, view, self.front_end)}
 
     def _target(self, clip: Clip) -> np.ndarray:
@@ -146,7 +146,7 @@ class ClipDataset(Dataset):
             "lam": torch.tensor(view.lam if view.partner else 1.0, dtype=torch.float32),
             "skipped": torch.tensor(1.0 if skipped else 0.0),
         }
-        if teacher is not None:  # the raw logits; the loop makes the target (pipeline.losses.kd_targets)
+        if teacher is not None:  # the raw logits; the loop makes the target (pipeline.training.losses.kd_targets)
             item.update({
                 "teacher_logits": torch.from_numpy(teacher.logits),
                 "partner_logits": torch.from_numpy(teacher.partner_logits),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .grid import Cell, GridSpec, cells_for
-from .metrics import mean_and_spread, paired_difference
+from ..metrics import mean_and_spread, paired_difference
 
 METRIC_NAMES = {"map": "mAP", "accuracy": "accuracy"}
 

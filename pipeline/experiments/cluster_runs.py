@@ -2,7 +2,7 @@
 declares one ``train`` slot (:mod:`pipeline.cluster`), so a SLURM job with two GPUs trains two cells at once
 and never more.
 
-The order rules are :func:`pipeline.parallel_runs.run_jobs`'s: a run starts once the runs it waits for
+The order rules are :func:`pipeline.experiments.parallel_runs.run_jobs`'s: a run starts once the runs it waits for
 finished, ``prepare`` runs here first (the grid writes the store a student reads), a failure is named after
 the others stop, and runs waiting for a failed one are not started. A run seeds itself and sets its own
 threads, so its result does not depend on the worker it landed on (a test compares a LocalCluster grid with
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .cluster import TRAIN_RESOURCE, ClusterError
+from ..cluster import TRAIN_RESOURCE, ClusterError
 from .parallel_runs import LOG_FILE, RunJob, check_order, execute
 
 
