@@ -10,5 +10,16 @@ owns timing, result records and the two files (bench/results.json, bench/results
 from .harness import BenchContext, EntryResult, Figure, Goal, Measured, markdown
 from .suite import ENTRIES, Entry, entry_names, run_bench, select_entries
 
-__all__ = ["ENTRIES", "BenchContext", "Entry", "EntryResult", "Figure", "Goal", "Measured", "entry_names",
-           "markdown", "run_bench", "select_entries"]
+__all__ = [
+    "ENTRIES",
+    "BenchContext",
+    "Entry",
+    "EntryResult",
+    "Figure",
+    "Goal",
+    "Measured",
+    "entry_names",
+    "markdown",
+    "run_bench",
+    "select_entries",
+]

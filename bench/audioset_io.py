@@ -78,24 +78,37 @@ def run(ctx: BenchContext, params: DecodeParams) -> Measured:
     mp3_rows = [row_locator("balanced_train_segments_mp3.hdf", i, f"{n}.mp3") for i, n in enumerate(names)]
     wave_rows = [row_locator("balanced_train.h5", i, f"{n}.wav") for i, n in enumerate(names)]
     order = rng.permutation(params.clips)
-    calls = {"mp3_hdf5": lambda: [rows.read(mp3_rows[i]) for i in order],
-             "panns_int16_hdf5": lambda: [rows.read(wave_rows[i]) for i in order],
-             "packed_int16": lambda: [packed.read(names[i]) for i in order],
-             "wav": lambda: [read_audio(root / refs[i].path) for i in order]}
+    calls = {
+        "mp3_hdf5": lambda: [rows.read(mp3_rows[i]) for i in order],
+        "panns_int16_hdf5": lambda: [rows.read(wave_rows[i]) for i in order],
+        "packed_int16": lambda: [packed.read(names[i]) for i in order],
+        "wav": lambda: [read_audio(root / refs[i].path) for i in order],
+    }
     seconds = interleaved(calls, params.repeats, warmup=1)
     per_s = {name: params.clips / median(s) for name, s in seconds.items()}
-    figures = [Figure("mp3-in-HDF5 decode / packed int16 shard read, s per clip", paired_ratio(seconds["mp3_hdf5"],
-                      seconds["packed_int16"]), RATIO),
-               Figure("mp3-in-HDF5 decode / 32 kHz WAV read, s per clip", paired_ratio(seconds["mp3_hdf5"],
-                      seconds["wav"]), RATIO),
-               Figure("PANNs int16 HDF5 row / 32 kHz WAV read, s per clip", paired_ratio(seconds["panns_int16_hdf5"],
-                      seconds["wav"]), RATIO)]
+    figures = [
+        Figure(
+            "mp3-in-HDF5 decode / packed int16 shard read, s per clip",
+            paired_ratio(seconds["mp3_hdf5"], seconds["packed_int16"]),
+            RATIO,
+        ),
+        Figure(
+            "mp3-in-HDF5 decode / 32 kHz WAV read, s per clip", paired_ratio(seconds["mp3_hdf5"], seconds["wav"]), RATIO
+        ),
+        Figure(
+            "PANNs int16 HDF5 row / 32 kHz WAV read, s per clip",
+            paired_ratio(seconds["panns_int16_hdf5"], seconds["wav"]),
+            RATIO,
+        ),
+    ]
     details = {f"{name}_clips_per_s_one_core": value for name, value in per_s.items()}
     details["mp3_kb_per_clip"] = (root / "balanced_train_segments_mp3.hdf").stat().st_size / params.clips / 1024
-    note = (f"{params.clips} generated {params.clip_seconds:g}-s clips at {params.sample_rate} Hz, stored four ways: "
-            "mp3 bytes in an HDF5 file in PaSST's layout (libsndfile's mp3 encoder at its default quality), "
-            "int16 rows in PANNs' layout, our int16 16 kHz packed shard, and 16-bit WAVs. Each read gives the float32 "
-            "mono 16 kHz waveform (the HDF5 and WAV paths resample 32 -> 16 kHz with torchaudio; the packed shard "
-            "is already at 16 kHz). One torch thread, one process, page cache warm; median of "
-            f"{params.repeats} interleaved passes; ratio = seconds per pass of the first / the second.")
+    note = (
+        f"{params.clips} generated {params.clip_seconds:g}-s clips at {params.sample_rate} Hz, stored four ways: "
+        "mp3 bytes in an HDF5 file in PaSST's layout (libsndfile's mp3 encoder at its default quality), "
+        "int16 rows in PANNs' layout, our int16 16 kHz packed shard, and 16-bit WAVs. Each read gives the float32 "
+        "mono 16 kHz waveform (the HDF5 and WAV paths resample 32 -> 16 kHz with torchaudio; the packed shard "
+        "is already at 16 kHz). One torch thread, one process, page cache warm; median of "
+        f"{params.repeats} interleaved passes; ratio = seconds per pass of the first / the second."
+    )
     return Measured(figures, {f"{k}_pass_s": v for k, v in seconds.items()}, details, note)

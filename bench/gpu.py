@@ -41,8 +41,12 @@ GPU_OVERRIDES = [f"device={DEVICE}", "amp=true", "num_workers=8", "batch_size=64
 def sample_utilisation(samples: list, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-                                  "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5)
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
             util, memory = out.stdout.split(",")[:2]
             samples.append((float(util), float(memory)))
         except (OSError, ValueError, subprocess.SubprocessError):
@@ -52,17 +56,18 @@ def sample_utilisation(samples: list, stop: threading.Event) -> None:
 
 def ensure_demo_corpus() -> None:
     """A fresh GPU machine has no data/: generate the corpus, its manifest and norm stats (~30 s)."""
+    from pipeline.manifests.build import build_manifest
     from pipeline.recipe import load_config
     from pipeline.synthetic_corpus import generate_corpus
-    from pipeline.manifests.build import build_manifest
     from pipeline.training.norm_stats import compute_dataset_norm_stats
 
     if Path("data_manifests", DATASET, "dataset.json").exists():
         return
     generate_corpus("data", size=1.0, seed=0, progress=False, workers=min(8, os.cpu_count() or 1))
     build_manifest(DATASET, "fsd50k", "data/demo")
-    compute_dataset_norm_stats(Path("data_manifests", DATASET), load_config("configs/demo.yaml"),
-                               max_clips=300, method="clean")
+    compute_dataset_norm_stats(
+        Path("data_manifests", DATASET), load_config("configs/demo.yaml"), max_clips=300, method="clean"
+    )
 
 
 def last_epoch_clips_per_s(run_dir: Path) -> float:
@@ -78,28 +83,45 @@ def train_teacher(runs: Path) -> dict:
     config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=2", "model=efficientnet_tiny"])
     started = time.time()
     summary = run_training(DATASET, config, "gpu-check/teacher", progress=False)
-    return {"seconds": time.time() - started, "eval_map": summary["map"],
-            "train_clips_per_s": last_epoch_clips_per_s(runs / "gpu-check/teacher")}
+    return {
+        "seconds": time.time() - started,
+        "eval_map": summary["map"],
+        "train_clips_per_s": last_epoch_clips_per_s(runs / "gpu-check/teacher"),
+    }
 
 
 def stage_one(runs: Path, store: str) -> dict:
     from pipeline.stage_one import StageOneJob, run_stage_one
     from pipeline.store import verify_store
 
-    job = StageOneJob(dataset=DATASET, teacher=str(runs / "gpu-check/teacher"), out=store, workers=1,
-                      device=DEVICE, batch_size=64, overwrite=True)
+    job = StageOneJob(
+        dataset=DATASET,
+        teacher=str(runs / "gpu-check/teacher"),
+        out=store,
+        workers=1,
+        device=DEVICE,
+        batch_size=64,
+        overwrite=True,
+    )
     summary = run_stage_one(job)
     problems = verify_store(store)
-    return {"seconds": summary["seconds"], "clips": summary["clips"], "clips_per_s": summary["clips"] / summary["seconds"],
-            "failures": summary["failures"], "engine": summary["engine"], "verify_problems": len(problems)}
+    return {
+        "seconds": summary["seconds"],
+        "clips": summary["clips"],
+        "clips_per_s": summary["clips"] / summary["seconds"],
+        "failures": summary["failures"],
+        "engine": summary["engine"],
+        "verify_problems": len(problems),
+    }
 
 
 def train_student(runs: Path, store: str, features_on: str = "worker") -> dict:
-    from pipeline.stage_two.run import train_student as run_student
     from pipeline.recipe import load_config
+    from pipeline.stage_two.run import train_student as run_student
 
-    config = load_config("configs/demo.yaml", [*GPU_OVERRIDES, "epochs=1", "kd=clean", f"logits={store}",
-                                               f"features_on={features_on}"])
+    config = load_config(
+        "configs/demo.yaml", [*GPU_OVERRIDES, "epochs=1", "kd=clean", f"logits={store}", f"features_on={features_on}"]
+    )
     samples, stop = [], threading.Event()
     sampler = threading.Thread(target=sample_utilisation, args=(samples, stop), daemon=True)
     sampler.start()
@@ -107,17 +129,35 @@ def train_student(runs: Path, store: str, features_on: str = "worker") -> dict:
     run = f"gpu-check/student-{features_on}"
     run_student(DATASET, config, run, progress=False)
     stop.set()
-    return {"seconds": time.time() - started, "features_on": features_on,
-            "train_clips_per_s": last_epoch_clips_per_s(runs / run),
-            "gpu_util_mean": sum(s[0] for s in samples) / max(len(samples), 1),
-            "gpu_util_max": max((s[0] for s in samples), default=0.0),
-            "gpu_mem_mb_max": max((s[1] for s in samples), default=0.0)}
+    return {
+        "seconds": time.time() - started,
+        "features_on": features_on,
+        "train_clips_per_s": last_epoch_clips_per_s(runs / run),
+        "gpu_util_mean": sum(s[0] for s in samples) / max(len(samples), 1),
+        "gpu_util_max": max((s[0] for s in samples), default=0.0),
+        "gpu_mem_mb_max": max((s[1] for s in samples), default=0.0),
+    }
 
 
 def torchrun_epoch(runs: Path) -> dict:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m",
-               "stages.teacher", "--dataset", DATASET, "--config", "configs/demo.yaml", "--run-name", "gpu-check/ddp",
-               "--", *GPU_OVERRIDES, "epochs=1"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=1",
+        "-m",
+        "stages.teacher",
+        "--dataset",
+        DATASET,
+        "--config",
+        "configs/demo.yaml",
+        "--run-name",
+        "gpu-check/ddp",
+        "--",
+        *GPU_OVERRIDES,
+        "epochs=1",
+    ]
     started = time.time()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
@@ -144,17 +184,27 @@ def run_gpu_check(out: str | Path = "bench/gpu_check.json") -> dict:
     ensure_demo_corpus()
     runs, store = Path("runs", DATASET), f"stores/{DATASET}/gpu-check.zarr"
     result = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda}
-    steps = [("teacher_amp", lambda: train_teacher(runs)), ("stage_one", lambda: stage_one(runs, store)),
-             ("student_kd_amp", lambda: train_student(runs, store)),
-             ("student_kd_amp_features_on_device", lambda: train_student(runs, store, "device")),
-             ("torchrun_ddp", lambda: torchrun_epoch(runs)),
-             ("efficientnet_b2_128x1024", lambda: paper_size_throughput("efficientnet_b2", 64)),
-             ("ast_base_128x1024", lambda: paper_size_throughput("ast_base", 32)),
-             ("inference_cost_amp", lambda: gpu_inference_cost(DEVICE))]
+    steps = [
+        ("teacher_amp", lambda: train_teacher(runs)),
+        ("stage_one", lambda: stage_one(runs, store)),
+        ("student_kd_amp", lambda: train_student(runs, store)),
+        ("student_kd_amp_features_on_device", lambda: train_student(runs, store, "device")),
+        ("torchrun_ddp", lambda: torchrun_epoch(runs)),
+        ("efficientnet_b2_128x1024", lambda: paper_size_throughput("efficientnet_b2", 64)),
+        ("ast_base_128x1024", lambda: paper_size_throughput("ast_base", 32)),
+        ("inference_cost_amp", lambda: gpu_inference_cost(DEVICE)),
+    ]
     paper = Path("bench/tmp/gpu-check-stage-one")
-    steps += [(f"stage_one_{name}_views{views}", lambda name=name, views=views, batch=batch: stage_one_vs_bare(
-        paper, name, views, PaperStageOne(batch_size=batch), DEVICE, sample_utilisation))
-        for name, batch in (("efficientnet_b2", 256), ("ast_base", 64)) for views in (0, 4)]
+    steps += [
+        (
+            f"stage_one_{name}_views{views}",
+            lambda name=name, views=views, batch=batch: stage_one_vs_bare(
+                paper, name, views, PaperStageOne(batch_size=batch), DEVICE, sample_utilisation
+            ),
+        )
+        for name, batch in (("efficientnet_b2", 256), ("ast_base", 64))
+        for views in (0, 4)
+    ]
     for name, step in steps:
         print(f"gpu-check: {name} ...", flush=True)
         try:

@@ -63,13 +63,14 @@ def bare_inference_seconds(model: torch.nn.Module, inputs: int, params: PaperSta
     return time.perf_counter() - started
 
 
-def stage_one_vs_bare(root: Path, model_name: str, views: int, params: PaperStageOne, device: str,
-                      sample_utilisation=None) -> dict:
+def stage_one_vs_bare(
+    root: Path, model_name: str, views: int, params: PaperStageOne, device: str, sample_utilisation=None
+) -> dict:
     """clips/s of stage one, of bare inference on the same inputs, their ratio, and GPU utilisation."""
     from pipeline.augment import AugmentSettings
+    from pipeline.checkpoints import model_from_checkpoint
     from pipeline.stage_one import StageOneJob, run_stage_one
     from pipeline.store import verify_store
-    from pipeline.checkpoints import model_from_checkpoint
 
     dataset = packed_project(root, params)
     teacher = root / "runs" / model_name
@@ -80,17 +81,29 @@ def stage_one_vs_bare(root: Path, model_name: str, views: int, params: PaperStag
     out = root / "stores" / f"{model_name}-v{views}.zarr"
 
     def job() -> StageOneJob:
-        return StageOneJob(dataset=dataset, teacher=str(teacher), out=str(out), views=views, augment=augment,
-                           scheduler="inline", batch_size=params.batch_size, overwrite=True,
-                           manifests_root=str(root / "data_manifests"), device=device)
+        return StageOneJob(
+            dataset=dataset,
+            teacher=str(teacher),
+            out=str(out),
+            views=views,
+            augment=augment,
+            scheduler="inline",
+            batch_size=params.batch_size,
+            overwrite=True,
+            manifests_root=str(root / "data_manifests"),
+            device=device,
+        )
 
     inputs = params.clips * (1 + views)
     bare_inference_seconds(model, params.batch_size, params, device)  # warm-up (cudnn autotuning, allocator)
     stage, bare, samples = [], [], []
     for _ in range(params.repeats):
         stop = threading.Event()
-        sampler = threading.Thread(target=sample_utilisation, args=(samples, stop), daemon=True) \
-            if sample_utilisation else None
+        sampler = (
+            threading.Thread(target=sample_utilisation, args=(samples, stop), daemon=True)
+            if sample_utilisation
+            else None
+        )
         if sampler:
             sampler.start()
         summary = run_stage_one(job(), progress=False)
@@ -102,11 +115,23 @@ def stage_one_vs_bare(root: Path, model_name: str, views: int, params: PaperStag
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     ratio = median(b / s for b, s in zip(bare, stage))
-    return {"model": model_name, "views": views, "clips": params.clips, "inputs": inputs,
-            "batch_size": params.batch_size, "packed_audio": True, "cpu_cores": os.cpu_count(),
-            "stage_one_s": stage, "bare_inference_s": bare,
-            "stage_one_clips_per_s": params.clips / median(stage), "bare_inputs_per_s": inputs / median(bare),
-            "ratio_to_bare": ratio, "goal": f">= {GOAL}", "meets_goal": ratio >= GOAL,
-            "gpu_util_mean": sum(s[0] for s in samples) / len(samples) if samples else None,
-            "gpu_util_max": max((s[0] for s in samples), default=None),
-            "failures": summary["failures"], "verify_problems": len(problems)}
+    return {
+        "model": model_name,
+        "views": views,
+        "clips": params.clips,
+        "inputs": inputs,
+        "batch_size": params.batch_size,
+        "packed_audio": True,
+        "cpu_cores": os.cpu_count(),
+        "stage_one_s": stage,
+        "bare_inference_s": bare,
+        "stage_one_clips_per_s": params.clips / median(stage),
+        "bare_inputs_per_s": inputs / median(bare),
+        "ratio_to_bare": ratio,
+        "goal": f">= {GOAL}",
+        "meets_goal": ratio >= GOAL,
+        "gpu_util_mean": sum(s[0] for s in samples) / len(samples) if samples else None,
+        "gpu_util_max": max((s[0] for s in samples), default=None),
+        "failures": summary["failures"],
+        "verify_problems": len(problems),
+    }

@@ -15,10 +15,10 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable
 
 RESULTS_FORMAT = "cmkd-bench"
 RESULTS_VERSION = 1
@@ -57,8 +57,13 @@ class Figure:
         return None if self.goal is None else self.goal.met(self.value)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "value": _finite_or_none(self.value), "unit": self.unit,
-                "goal": asdict(self.goal) if self.goal else None, "ok": self.ok}
+        return {
+            "label": self.label,
+            "value": _finite_or_none(self.value),
+            "unit": self.unit,
+            "goal": asdict(self.goal) if self.goal else None,
+            "ok": self.ok,
+        }
 
 
 @dataclass
@@ -90,12 +95,20 @@ class EntryResult:
         return all(verdicts) if verdicts else None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "title": self.title, "date": self.date, "seconds": round(self.seconds, 3),
-                "load_average_before_after": [_finite_or_none(round(x, 2)) for x in self.load_average],
-                "ok": self.ok, "error": self.error or None, "params": self.params,
-                "figures": [f.to_dict() for f in self.measured.figures],
-                "timings": {k: [round(float(s), 6) for s in v] for k, v in self.measured.timings.items()},
-                "details": self.measured.details, "note": self.measured.note}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "date": self.date,
+            "seconds": round(self.seconds, 3),
+            "load_average_before_after": [_finite_or_none(round(x, 2)) for x in self.load_average],
+            "ok": self.ok,
+            "error": self.error or None,
+            "params": self.params,
+            "figures": [f.to_dict() for f in self.measured.figures],
+            "timings": {k: [round(float(s), 6) for s in v] for k, v in self.measured.timings.items()},
+            "details": self.measured.details,
+            "note": self.measured.note,
+        }
 
 
 @dataclass
@@ -114,6 +127,7 @@ class BenchContext:
 
 
 # -- timing -----------------------------------------------------------------------------------------
+
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
     """(seconds, result) of one call, on the monotonic high-resolution clock."""
@@ -141,7 +155,7 @@ def interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: in
     seconds: dict[str, list[float]] = {name: [] for name in calls}
     names = list(calls)
     for repeat in range(repeats):
-        for name in (names if repeat % 2 == 0 else names[::-1]):
+        for name in names if repeat % 2 == 0 else names[::-1]:
             seconds[name].append(timed(calls[name])[0])
     return seconds
 
@@ -174,6 +188,7 @@ def entry_params(full, quick, use_quick: bool, overrides: dict | None = None):
 
 # -- machine and files ------------------------------------------------------------------------------
 
+
 def load_average() -> float:
     """The 1-minute load average (NaN where the OS has none): how shared the machine was."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -200,12 +215,21 @@ def machine_info(threads: int) -> dict:
     import zarr
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return {"date": utc_now(), "cpu_count": os.cpu_count(), "cpu_model": _cpu_model(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "zarr": zarr.__version__, "threads": threads, "torch_threads": torch.get_num_threads(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(libgomp default)"),
-            "load_average_at_start": [round(x, 2) for x in load]}
+    return {
+        "date": utc_now(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "zarr": zarr.__version__,
+        "threads": threads,
+        "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(libgomp default)"),
+        "load_average_at_start": [round(x, 2) for x in load],
+    }
 
 
 def _finite_or_none(value: float):
@@ -226,8 +250,9 @@ def format_value(value: float | None, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def results_document(results: list[EntryResult], machine: dict, run: dict, order: list[str],
-                     previous: dict | None = None) -> dict:
+def results_document(
+    results: list[EntryResult], machine: dict, run: dict, order: list[str], previous: dict | None = None
+) -> dict:
     """The JSON document, entries in suite order; entries of an earlier file are kept when this run
     measured only some of them (--only)."""
     entries = {r.name: r.to_dict() for r in results}
@@ -236,8 +261,14 @@ def results_document(results: list[EntryResult], machine: dict, run: dict, order
         entries = {**kept, **entries}
     ordered = sorted(entries.values(), key=lambda e: order.index(e["name"]) if e["name"] in order else len(order))
     verdicts = [e["ok"] for e in ordered if e["ok"] is not None]
-    return {"format": RESULTS_FORMAT, "version": RESULTS_VERSION, "machine": machine, "run": run,
-            "all_goals_met": all(verdicts) if verdicts else None, "entries": ordered}
+    return {
+        "format": RESULTS_FORMAT,
+        "version": RESULTS_VERSION,
+        "machine": machine,
+        "run": run,
+        "all_goals_met": all(verdicts) if verdicts else None,
+        "entries": ordered,
+    }
 
 
 def markdown(document: dict) -> str:
@@ -263,8 +294,10 @@ def markdown(document: dict) -> str:
         for figure in entry["figures"]:
             goal = Goal(**figure["goal"]) if figure["goal"] else None
             ok = {True: "yes", False: "**no**", None: ""}[figure["ok"]]
-            lines.append(f"| {entry['name']}: {figure['label']} | {format_value(figure['value'], figure['unit'])} | "
-                         f"{goal.text(figure['unit']) if goal else ''} | {ok} |")
+            lines.append(
+                f"| {entry['name']}: {figure['label']} | {format_value(figure['value'], figure['unit'])} | "
+                f"{goal.text(figure['unit']) if goal else ''} | {ok} |"
+            )
         if entry["note"]:
             notes.append(f"- **{entry['name']}** ({entry['seconds']:.0f} s, {entry['date']}): {entry['note']}")
     if notes:

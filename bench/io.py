@@ -57,16 +57,26 @@ def run(ctx: BenchContext, params: PackedParams) -> Measured:
     ratio = paired_ratio(seconds["wav"], seconds["packed"])
     wav_bytes = sum(p.stat().st_size for p in wavs)
     packed_bytes = sum(s.stat().st_size for s in shards)
-    details = {"wav_clips_per_s": params.clips / median(seconds["wav"]),
-               "packed_clips_per_s": params.clips / median(seconds["packed"]), "pack_s": pack_s,
-               "wav_mb": wav_bytes / 2**20, "packed_mb": packed_bytes / 2**20}
-    note = (f"{params.clips} generated {params.clip_seconds:g}-s clips written as {params.sample_rate} Hz 16-bit "
-            "WAVs, read in one random order by read_audio (soundfile decode + resample to 16 kHz mono float32) "
-            "vs PackedAudio.read from the int16 16 kHz HDF5 shard that pack_clips wrote "
-            f"({pack_s:.1f} s to pack). Both give the same float32 16 kHz waveform. Page cache warm for both "
-            f"(a warm-up pass read everything first): on a cold disk the packed file's "
-            f"{packed_bytes / 2**20:.0f} MB against {wav_bytes / 2**20:.0f} MB of WAVs and one file instead of "
-            f"{params.clips} would widen the gap. Median of {params.repeats} interleaved passes, "
-            "ratio = WAV seconds / packed seconds.")
-    return Measured([Figure("packed HDF5 / per-file WAV, clips/s", ratio, RATIO, Goal(">=", 3.0))],
-                    {f"{k}_pass_s": v for k, v in seconds.items()}, details, note)
+    details = {
+        "wav_clips_per_s": params.clips / median(seconds["wav"]),
+        "packed_clips_per_s": params.clips / median(seconds["packed"]),
+        "pack_s": pack_s,
+        "wav_mb": wav_bytes / 2**20,
+        "packed_mb": packed_bytes / 2**20,
+    }
+    note = (
+        f"{params.clips} generated {params.clip_seconds:g}-s clips written as {params.sample_rate} Hz 16-bit "
+        "WAVs, read in one random order by read_audio (soundfile decode + resample to 16 kHz mono float32) "
+        "vs PackedAudio.read from the int16 16 kHz HDF5 shard that pack_clips wrote "
+        f"({pack_s:.1f} s to pack). Both give the same float32 16 kHz waveform. Page cache warm for both "
+        f"(a warm-up pass read everything first): on a cold disk the packed file's "
+        f"{packed_bytes / 2**20:.0f} MB against {wav_bytes / 2**20:.0f} MB of WAVs and one file instead of "
+        f"{params.clips} would widen the gap. Median of {params.repeats} interleaved passes, "
+        "ratio = WAV seconds / packed seconds."
+    )
+    return Measured(
+        [Figure("packed HDF5 / per-file WAV, clips/s", ratio, RATIO, Goal(">=", 3.0))],
+        {f"{k}_pass_s": v for k, v in seconds.items()},
+        details,
+        note,
+    )

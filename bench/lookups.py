@@ -60,8 +60,12 @@ def process_memory(pid: int) -> dict[str, float]:
     private dirty pages are memory the process truly owns: a copy of the table would land there.
     """
     info = psutil.Process(pid).memory_full_info()
-    memory = {"rss_mb": info.rss / MB, "pss_mb": getattr(info, "pss", float("nan")) / MB,
-              "uss_mb": info.uss / MB, "private_dirty_mb": float("nan")}
+    memory = {
+        "rss_mb": info.rss / MB,
+        "pss_mb": getattr(info, "pss", float("nan")) / MB,
+        "uss_mb": info.uss / MB,
+        "private_dirty_mb": float("nan"),
+    }
     rollup = Path(f"/proc/{pid}/smaps_rollup")
     if rollup.exists():
         for line in rollup.read_text().splitlines():
@@ -97,8 +101,14 @@ def run(ctx: BenchContext, params: LookupParams) -> Measured:
 
     dataset = RandomRowBatches(table, params.batches, params.batch_rows)
     in_process_s = timed(lambda: [dataset[i] for i in range(params.batches)])[0]
-    loader = DataLoader(dataset, batch_size=None, num_workers=params.workers, multiprocessing_context="fork",
-                        persistent_workers=True, prefetch_factor=4)
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=params.workers,
+        multiprocessing_context="fork",
+        persistent_workers=True,
+        prefetch_factor=4,
+    )
     iterator = iter(loader)
     pids = {next(iterator)[1]}  # the first batch pays the fork; time the steady state after it
     started = time.perf_counter()
@@ -109,35 +119,63 @@ def run(ctx: BenchContext, params: LookupParams) -> Measured:
     del iterator, loader
     rows_per_s = (params.batches - 1) * params.batch_rows / loader_s
     worst = {key: max(w[key] for w in workers.values()) for key in ("rss_mb", "pss_mb", "uss_mb", "private_dirty_mb")}
-    figures = [Figure(f"random rows/s, batches of {params.batch_rows}, {params.workers} workers", rows_per_s, "rows/s"),
-               Figure("random rows/s in the main process (no workers)",
-                      params.batches * params.batch_rows / in_process_s, "rows/s"),
-               Figure("worker USS (max over workers)", worst["uss_mb"], "MB"),
-               Figure("worker PSS (max over workers)", worst["pss_mb"], "MB"),
-               Figure("worker RSS (max over workers)", worst["rss_mb"], "MB"),
-               # at quick sizes the interpreter's own memory outweighs a ~100 MB table: no verdict there
-               Figure("worker private dirty memory / table size", worst["private_dirty_mb"] / table_mb, RATIO,
-                      None if ctx.quick else Goal("<=", 0.25))]
-    details = {"rows": params.rows, "classes": params.classes, "table_mb": table_mb, "write_s": write_s,
-               "open_s": open_s, "share_s": share_s, "main_rss_mb": {"before_open": before_mb,
-                                                                      "after_open": opened_mb,
-                                                                      "after_share": shared_mb},
-               "pickled_table_mb": pickled_mb, "workers": workers, "loader_s": loader_s,
-               "in_process_s": in_process_s}
-    note = (f"{params.rows:,} x {params.classes} float16 store ({table_mb:,.0f} MB of logits) written with "
-            f"create_store + write_chunk in chunks of {params.chunk_clips:,} rows ({write_s:.0f} s). "
-            f"LogitTable.open took {open_s:.1f} s and share() {share_s:.1f} s (main process RSS {opened_mb:,.0f} MB "
-            f"after open, {shared_mb:,.0f} MB after share). {params.workers} forked DataLoader workers then drew "
-            f"{params.batches} batches of {params.batch_rows} random rows (logits_for, float32 out), timed after "
-            "the first batch; the gap to the in-process rate is the DataLoader's per-batch inter-process "
-            "transfer, which a real loader pays once per batch of audio anyway. Worker memory is read with "
-            "psutil memory_full_info while the workers are alive: RSS counts every page of the memory-mapped "
-            ".npy file a worker has mapped (the kernel maps neighbours of each touched page too), PSS splits "
-            "those shared page-cache pages between the processes mapping them, USS is what only this worker "
-            "maps; Private_Dirty (/proc/<pid>/smaps_rollup) is memory a worker "
-            "owns, where a private copy would show up; it is compared with the table size (goal at full size: "
-            "a quarter at most; a copy would be >= 1; quick mode reports it without a verdict). A pickled "
-            f"shared table (what a spawned worker receives) is {pickled_mb:.0f} MB: file names plus the clip-id "
-            "index, not the logits.")
-    return Measured(figures, {"loader_s": [loader_s], "in_process_s": [in_process_s], "open_s": [open_s],
-                              "share_s": [share_s], "write_s": [write_s]}, details, note)
+    figures = [
+        Figure(f"random rows/s, batches of {params.batch_rows}, {params.workers} workers", rows_per_s, "rows/s"),
+        Figure(
+            "random rows/s in the main process (no workers)",
+            params.batches * params.batch_rows / in_process_s,
+            "rows/s",
+        ),
+        Figure("worker USS (max over workers)", worst["uss_mb"], "MB"),
+        Figure("worker PSS (max over workers)", worst["pss_mb"], "MB"),
+        Figure("worker RSS (max over workers)", worst["rss_mb"], "MB"),
+        # at quick sizes the interpreter's own memory outweighs a ~100 MB table: no verdict there
+        Figure(
+            "worker private dirty memory / table size",
+            worst["private_dirty_mb"] / table_mb,
+            RATIO,
+            None if ctx.quick else Goal("<=", 0.25),
+        ),
+    ]
+    details = {
+        "rows": params.rows,
+        "classes": params.classes,
+        "table_mb": table_mb,
+        "write_s": write_s,
+        "open_s": open_s,
+        "share_s": share_s,
+        "main_rss_mb": {"before_open": before_mb, "after_open": opened_mb, "after_share": shared_mb},
+        "pickled_table_mb": pickled_mb,
+        "workers": workers,
+        "loader_s": loader_s,
+        "in_process_s": in_process_s,
+    }
+    note = (
+        f"{params.rows:,} x {params.classes} float16 store ({table_mb:,.0f} MB of logits) written with "
+        f"create_store + write_chunk in chunks of {params.chunk_clips:,} rows ({write_s:.0f} s). "
+        f"LogitTable.open took {open_s:.1f} s and share() {share_s:.1f} s (main process RSS {opened_mb:,.0f} MB "
+        f"after open, {shared_mb:,.0f} MB after share). {params.workers} forked DataLoader workers then drew "
+        f"{params.batches} batches of {params.batch_rows} random rows (logits_for, float32 out), timed after "
+        "the first batch; the gap to the in-process rate is the DataLoader's per-batch inter-process "
+        "transfer, which a real loader pays once per batch of audio anyway. Worker memory is read with "
+        "psutil memory_full_info while the workers are alive: RSS counts every page of the memory-mapped "
+        ".npy file a worker has mapped (the kernel maps neighbours of each touched page too), PSS splits "
+        "those shared page-cache pages between the processes mapping them, USS is what only this worker "
+        "maps; Private_Dirty (/proc/<pid>/smaps_rollup) is memory a worker "
+        "owns, where a private copy would show up; it is compared with the table size (goal at full size: "
+        "a quarter at most; a copy would be >= 1; quick mode reports it without a verdict). A pickled "
+        f"shared table (what a spawned worker receives) is {pickled_mb:.0f} MB: file names plus the clip-id "
+        "index, not the logits."
+    )
+    return Measured(
+        figures,
+        {
+            "loader_s": [loader_s],
+            "in_process_s": [in_process_s],
+            "open_s": [open_s],
+            "share_s": [share_s],
+            "write_s": [write_s],
+        },
+        details,
+        note,
+    )

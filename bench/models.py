@@ -29,12 +29,19 @@ class ModelSpeedParams:
 
 
 FULL = ModelSpeedParams()
-QUICK = ModelSpeedParams(paper_models=("efficientnet_b2",), paper_batch=1, paper_steps=1,
-                         cpu_models=("efficientnet_tiny", "ast_micro"), cpu_batch=4, cpu_steps=2)
+QUICK = ModelSpeedParams(
+    paper_models=("efficientnet_b2",),
+    paper_batch=1,
+    paper_steps=1,
+    cpu_models=("efficientnet_tiny", "ast_micro"),
+    cpu_batch=4,
+    cpu_steps=2,
+)
 
 
-def model_throughput(name: str, shape: tuple[int, int], batch: int, steps: int, num_classes: int,
-                     device: str = "cpu") -> dict[str, list[float]]:
+def model_throughput(
+    name: str, shape: tuple[int, int], batch: int, steps: int, num_classes: int, device: str = "cpu"
+) -> dict[str, list[float]]:
     """Seconds per training step and per inference batch; on CUDA under AMP (autocast + GradScaler,
     as the trainer runs there) and synchronised after each call, so a step's time is the GPU's."""
     from pipeline.models import create_model
@@ -89,9 +96,11 @@ def run(ctx: BenchContext, params: ModelSpeedParams) -> Measured:
             rate = batch / median(seconds[mode])
             figures.append(Figure(f"{name} {size} {mode}", rate, "clips/s"))
             details[f"{name}_{size}_{mode}_clips_per_s"] = rate
-    note = (f"Random-init models and random features ({params.num_classes} classes); training = forward + "
-            "BCE + backward + Adam step, inference = eval-mode forward without gradients; clips/s = batch / "
-            f"median step time after one warm-up step (paper size: batch {params.paper_batch}, "
-            f"{params.paper_steps} timed steps; CPU size: batch {params.cpu_batch}, {params.cpu_steps} steps), "
-            f"{torch.get_num_threads()} torch threads.")
+    note = (
+        f"Random-init models and random features ({params.num_classes} classes); training = forward + "
+        "BCE + backward + Adam step, inference = eval-mode forward without gradients; clips/s = batch / "
+        f"median step time after one warm-up step (paper size: batch {params.paper_batch}, "
+        f"{params.paper_steps} timed steps; CPU size: batch {params.cpu_batch}, {params.cpu_steps} steps), "
+        f"{torch.get_num_threads()} torch threads."
+    )
     return Measured(figures, timings, details, note)

@@ -41,18 +41,32 @@ SCALE_FULL = ScaleParams()
 SCALE_QUICK = ScaleParams(big_ids=20_000, small_ids=200, computed=4, views=2, repeats=1, batch_size=12)
 
 
-def write_id_manifest(root: Path, name: str, wavs: list[Path], total_ids: int, num_classes: int,
-                      seconds: float) -> None:
+def write_id_manifest(
+    root: Path, name: str, wavs: list[Path], total_ids: int, num_classes: int, seconds: float
+) -> None:
     """`total_ids` training clips: the first len(wavs) are the real ones, the others reuse their files
     under other ids (only a mixup partner ever reads them)."""
     from pipeline.manifests import Clip, Label, write_manifest
 
     mids, names = vocabulary(num_classes)
     labels = [Label(i, mid, label) for i, (mid, label) in enumerate(zip(mids, names))]
-    clips = [Clip(wav.stem, str(wav.relative_to(root)), (mids[i % num_classes],), "train", None, seconds, 16000, 1)
-             for i, wav in enumerate(wavs)]
-    clips += [Clip(f"sim{i:07d}", str(wavs[i % len(wavs)].relative_to(root)), (mids[i % num_classes],), "train",
-                   None, seconds, 16000, 1) for i in range(total_ids - len(wavs))]
+    clips = [
+        Clip(wav.stem, str(wav.relative_to(root)), (mids[i % num_classes],), "train", None, seconds, 16000, 1)
+        for i, wav in enumerate(wavs)
+    ]
+    clips += [
+        Clip(
+            f"sim{i:07d}",
+            str(wavs[i % len(wavs)].relative_to(root)),
+            (mids[i % num_classes],),
+            "train",
+            None,
+            seconds,
+            16000,
+            1,
+        )
+        for i in range(total_ids - len(wavs))
+    ]
     write_manifest(root / "data_manifests" / name, name, root, "fsd50k", labels, clips)
 
 
@@ -71,10 +85,19 @@ def run_scale(ctx: BenchContext, params: ScaleParams) -> Measured:
     for label, ids in (("big", params.big_ids), ("small", params.small_ids)):
         ctx.log(f"  {ids:,}-id manifest")
         write_id_manifest(root, label, wavs, ids, params.num_classes, params.clip_seconds)
-        job = StageOneJob(dataset=label, teacher=str(teacher), out=str(root / "stores" / f"{label}.zarr"),
-                          views=params.views, augment=augment, scheduler="inline", chunk_clips=params.computed,
-                          batch_size=params.batch_size, overwrite=True, manifests_root=str(root / "data_manifests"),
-                          device="cpu")
+        job = StageOneJob(
+            dataset=label,
+            teacher=str(teacher),
+            out=str(root / "stores" / f"{label}.zarr"),
+            views=params.views,
+            augment=augment,
+            scheduler="inline",
+            chunk_clips=params.computed,
+            batch_size=params.batch_size,
+            overwrite=True,
+            manifests_root=str(root / "data_manifests"),
+            device="cpu",
+        )
         spec, _, _, _ = prepare(job)
         specs[label] = dataclasses.replace(spec, threads=ctx.threads)
         # the worker's one-off read of the manifest and partner pool, and its teacher load
@@ -90,26 +113,37 @@ def run_scale(ctx: BenchContext, params: ScaleParams) -> Measured:
     ids = tuple(c.clip_id for c in worker_source(specs["big"]).manifest.clips)
     pool_in_task_bytes = len(pickle.dumps(ids))  # what a task would carry if the pool travelled with it
     figures = [
-        Figure(f"time per computed clip, {params.big_ids:,}-id / {params.small_ids:,}-id manifest", ratio, RATIO,
-               Goal("<=", 1.05)),
+        Figure(
+            f"time per computed clip, {params.big_ids:,}-id / {params.small_ids:,}-id manifest",
+            ratio,
+            RATIO,
+            Goal("<=", 1.05),
+        ),
         Figure("per-task submission cost, pickled task (200k-id manifest)", submit["big"]["seconds"] * 1e3, "ms"),
-        Figure("pickled task size (200k-id manifest)", submit["big"]["bytes"], "bytes")]
-    details = {"computed_clips": params.computed, "views": params.views,
-               "ms_per_computed_clip_big": median(big) / params.computed * 1e3,
-               "ms_per_computed_clip_small": median(small) / params.computed * 1e3,
-               "first_task_s": first_task_s, "submission": submit,
-               "partner_pool_pickled_bytes_if_carried_per_task": pool_in_task_bytes}
-    note = (f"The same {params.computed} generated {params.clip_seconds:g}-s WAVs computed as one work unit "
-            f"(compute_chunk, the dask task body: decode, batched front end, {params.views} views with mixup 0.5 "
-            f"drawn from the whole manifest as partner pool, random-init {params.model} teacher "
-            f"{params.n_mels}x{params.target_length}, float16 store write with checksum) in a {params.big_ids:,}-id "
-            f"and a {params.small_ids:,}-id manifest, {ctx.threads} torch threads, median of the per-pair ratios over "
-            f"{params.repeats} interleaved pairs after one warm-up task each (that first task also reads the "
-            f"manifest and partner pool once per worker process: {first_task_s['big']:.2f} s vs "
-            f"{first_task_s['small']:.2f} s, in details). Submission cost: pickle.dumps of one task's arguments "
-            f"(spec, chunk, start, stop), median of 200, {submit['big']['bytes']} bytes at {params.big_ids:,} ids and "
-            f"{submit['small']['bytes']} at {params.small_ids:,}; the partner pool itself would pickle to "
-            f"{pool_in_task_bytes / 1e6:.1f} MB per task if it travelled with the spec.")
+        Figure("pickled task size (200k-id manifest)", submit["big"]["bytes"], "bytes"),
+    ]
+    details = {
+        "computed_clips": params.computed,
+        "views": params.views,
+        "ms_per_computed_clip_big": median(big) / params.computed * 1e3,
+        "ms_per_computed_clip_small": median(small) / params.computed * 1e3,
+        "first_task_s": first_task_s,
+        "submission": submit,
+        "partner_pool_pickled_bytes_if_carried_per_task": pool_in_task_bytes,
+    }
+    note = (
+        f"The same {params.computed} generated {params.clip_seconds:g}-s WAVs computed as one work unit "
+        f"(compute_chunk, the dask task body: decode, batched front end, {params.views} views with mixup 0.5 "
+        f"drawn from the whole manifest as partner pool, random-init {params.model} teacher "
+        f"{params.n_mels}x{params.target_length}, float16 store write with checksum) in a {params.big_ids:,}-id "
+        f"and a {params.small_ids:,}-id manifest, {ctx.threads} torch threads, median of the per-pair ratios over "
+        f"{params.repeats} interleaved pairs after one warm-up task each (that first task also reads the "
+        f"manifest and partner pool once per worker process: {first_task_s['big']:.2f} s vs "
+        f"{first_task_s['small']:.2f} s, in details). Submission cost: pickle.dumps of one task's arguments "
+        f"(spec, chunk, start, stop), median of 200, {submit['big']['bytes']} bytes at {params.big_ids:,} ids and "
+        f"{submit['small']['bytes']} at {params.small_ids:,}; the partner pool itself would pickle to "
+        f"{pool_in_task_bytes / 1e6:.1f} MB per task if it travelled with the spec."
+    )
     return Measured(figures, {"big_s": big, "small_s": small}, details, note)
 
 
@@ -122,6 +156,7 @@ def _submission_cost(spec, rows: int) -> dict:
 
 
 # -- front_end_batched -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FrontEndParams:
@@ -141,15 +176,17 @@ FRONT_END_QUICK = FrontEndParams(clips=4, views=2, repeats=1)
 def run_front_end(ctx: BenchContext, params: FrontEndParams) -> Measured:
     from pipeline.augment import View, apply_views, render_view, view_tensors
     from pipeline.config import FrontEndConfig
-    from pipeline.stage_one.batches import CPU_FRONT_END_ROWS, front_end
     from pipeline.features import wave_to_features
+    from pipeline.stage_one.batches import CPU_FRONT_END_ROWS, front_end
 
     cfg = FrontEndConfig(n_mels=params.n_mels, target_length=params.target_length)
     rng = np.random.default_rng(0)
     waves = [synth_wave(params.clip_seconds, 16000, rng) for _ in range(params.clips)]
     # views without mixup (shift and masks only): the per-clip path renders each from the audio again
-    views = [View(seed=0, view_index=k, time_shift=3 * k - 5, freq_masks=((10 + k, 12),), time_masks=((50 * k, 40),))
-             for k in range(params.views)]
+    views = [
+        View(seed=0, view_index=k, time_shift=3 * k - 5, freq_masks=((10 + k, 12),), time_masks=((50 * k, 40),))
+        for k in range(params.views)
+    ]
     device = torch.device("cpu")
 
     def per_clip_clean():
@@ -164,8 +201,9 @@ def run_front_end(ctx: BenchContext, params: FrontEndParams) -> Measured:
     def batched_views():
         clean = front_end(waves, cfg, device)
         arrays = view_tensors([v for _ in waves for v in views])
-        return clean, apply_views(clean.repeat_interleave(len(views), 0), arrays["time_shift"],
-                                  arrays["freq_masks"], arrays["time_masks"])
+        return clean, apply_views(
+            clean.repeat_interleave(len(views), 0), arrays["time_shift"], arrays["freq_masks"], arrays["time_masks"]
+        )
 
     torch.set_num_threads(params.threads)
     try:
@@ -173,30 +211,44 @@ def run_front_end(ctx: BenchContext, params: FrontEndParams) -> Measured:
             fn()  # warm-up
         timings = {name: [] for name in ("per_clip", "batched", "per_clip_views", "batched_views")}
         for repeat in range(params.repeats):
-            pairs = [("per_clip", per_clip_clean), ("batched", batched_clean), ("per_clip_views", per_clip_views),
-                     ("batched_views", batched_views)]
-            for name, fn in (pairs if repeat % 2 == 0 else pairs[::-1]):
+            pairs = [
+                ("per_clip", per_clip_clean),
+                ("batched", batched_clean),
+                ("per_clip_views", per_clip_views),
+                ("batched_views", batched_views),
+            ]
+            for name, fn in pairs if repeat % 2 == 0 else pairs[::-1]:
                 timings[name].append(timed(fn)[0])
         check = float((batched_clean() - torch.stack(per_clip_clean())).abs().max())
     finally:
         torch.set_num_threads(ctx.threads)
     speed_up = paired_ratio(timings["per_clip"], timings["batched"])
     views_speed_up = paired_ratio(timings["per_clip_views"], timings["batched_views"])
-    figures = [Figure(f"front end per clip / batched, clean clips at {params.n_mels}x{params.target_length}, CPU",
-                      speed_up, RATIO),
-               Figure(f"same, clean + {params.views} views without mixup (batched: fbank once, views reuse it)",
-                      views_speed_up, RATIO)]
-    details = {"ms_per_clip_per_clip_path": median(timings["per_clip"]) / params.clips * 1e3,
-               "ms_per_clip_batched": median(timings["batched"]) / params.clips * 1e3,
-               "ms_per_clip_views_per_clip_path": median(timings["per_clip_views"]) / params.clips * 1e3,
-               "ms_per_clip_views_batched": median(timings["batched_views"]) / params.clips * 1e3,
-               "max_abs_difference": check, "rows_per_cpu_pass": CPU_FRONT_END_ROWS}
-    note = (f"{params.clips} generated {params.clip_seconds:g}-s clips (16 kHz) to normalised "
-            f"{params.n_mels}x{params.target_length} features on the CPU with {params.threads} torch thread (a dask "
-            "worker's budget). Per clip: pipeline.features.wave_to_features (torchaudio's Kaldi fbank) and, for "
-            "views, augment.render_view per view; batched: pipeline.stage_one.batches.front_end (fbank_batch over "
-            f"{CPU_FRONT_END_ROWS} rows per pass on a CPU) and apply_views on the clean features. Median of per-repeat "
-            f"ratios over {params.repeats} interleaved repeats; the largest difference between the two paths' "
-            f"features was {check:.2e}. On a GPU the batched path runs on the teacher's device; not measured here.")
+    figures = [
+        Figure(
+            f"front end per clip / batched, clean clips at {params.n_mels}x{params.target_length}, CPU", speed_up, RATIO
+        ),
+        Figure(
+            f"same, clean + {params.views} views without mixup (batched: fbank once, views reuse it)",
+            views_speed_up,
+            RATIO,
+        ),
+    ]
+    details = {
+        "ms_per_clip_per_clip_path": median(timings["per_clip"]) / params.clips * 1e3,
+        "ms_per_clip_batched": median(timings["batched"]) / params.clips * 1e3,
+        "ms_per_clip_views_per_clip_path": median(timings["per_clip_views"]) / params.clips * 1e3,
+        "ms_per_clip_views_batched": median(timings["batched_views"]) / params.clips * 1e3,
+        "max_abs_difference": check,
+        "rows_per_cpu_pass": CPU_FRONT_END_ROWS,
+    }
+    note = (
+        f"{params.clips} generated {params.clip_seconds:g}-s clips (16 kHz) to normalised "
+        f"{params.n_mels}x{params.target_length} features on the CPU with {params.threads} torch thread (a dask "
+        "worker's budget). Per clip: pipeline.features.wave_to_features (torchaudio's Kaldi fbank) and, for "
+        "views, augment.render_view per view; batched: pipeline.stage_one.batches.front_end (fbank_batch over "
+        f"{CPU_FRONT_END_ROWS} rows per pass on a CPU) and apply_views on the clean features. Median of per-repeat "
+        f"ratios over {params.repeats} interleaved repeats; the largest difference between the two paths' "
+        f"features was {check:.2e}. On a GPU the batched path runs on the teacher's device; not measured here."
+    )
     return Measured(figures, timings, details, note)
-

@@ -29,6 +29,7 @@ def _fresh_verified_open(path):
 
 # -- verify_throughput ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class VerifyParams:
     clips: int = 40000
@@ -50,15 +51,22 @@ def run_verify(ctx: BenchContext, params: VerifyParams) -> Measured:
     seconds = [r.seconds for r in results]
     megabytes = results[0].bytes_checked / 1e6
     throughput = megabytes / median(seconds)
-    note = (f"`python -m pipeline.store verify` (check_store) of a complete float16 dense store, "
-            f"{params.clips} clips x {params.classes} classes ({megabytes:.1f} MB of numeric array data once "
-            "decoded), warm page cache: decode every chunk (zstd, crc32c), sha256 of every checksummed array, "
-            f"row checks, digest; median of {params.repeats} runs. MB/s counts decoded numeric bytes.")
-    return Measured([Figure("full verification, decoded MB/s", throughput, "MB/s")],
-                    timings={"verify_s": seconds}, details={"megabytes": megabytes, "clips": params.clips}, note=note)
+    note = (
+        f"`python -m pipeline.store verify` (check_store) of a complete float16 dense store, "
+        f"{params.clips} clips x {params.classes} classes ({megabytes:.1f} MB of numeric array data once "
+        "decoded), warm page cache: decode every chunk (zstd, crc32c), sha256 of every checksummed array, "
+        f"row checks, digest; median of {params.repeats} runs. MB/s counts decoded numeric bytes."
+    )
+    return Measured(
+        [Figure("full verification, decoded MB/s", throughput, "MB/s")],
+        timings={"verify_s": seconds},
+        details={"megabytes": megabytes, "clips": params.clips},
+        note=note,
+    )
 
 
 # -- verified_read_cost ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class VerifiedReadParams:
@@ -80,37 +88,58 @@ def run_verified_read(ctx: BenchContext, params: VerifiedReadParams) -> Measured
     import torch
 
     from pipeline.store import LogitTable
+
     from .stage_two import Student, bench_data, kd_source
 
     path, _ = _simulated_store(ctx, "verified_read_cost", params.clips, params.classes)
-    opens = interleaved({"verified": lambda: _fresh_verified_open(path),
-                         "unverified": lambda: LogitTable.open(path, load_views=False, verify=False)},
-                        params.open_repeats)
+    opens = interleaved(
+        {
+            "verified": lambda: _fresh_verified_open(path),
+            "unverified": lambda: LogitTable.open(path, load_views=False, verify=False),
+        },
+        params.open_repeats,
+    )
     extra = [v - u for v, u in zip(opens["verified"], opens["unverified"])]
-    data = bench_data(ctx, "verified_read_step", params.batch, params.classes, params.n_mels, params.target_length,
-                      table_rows=params.clips)
+    data = bench_data(
+        ctx,
+        "verified_read_step",
+        params.batch,
+        params.classes,
+        params.n_mels,
+        params.target_length,
+        table_rows=params.clips,
+    )
     student = Student(params.model, params.classes, params.n_mels, params.target_length)
     kd = kd_source(data.cached.kd, "bce")
-    steps = interleaved({"cached": lambda: student.step(data.batch(range(params.batch), kd=True), kd)},
-                        params.step_repeats)["cached"]
+    steps = interleaved(
+        {"cached": lambda: student.step(data.batch(range(params.batch), kd=True), kd)}, params.step_repeats
+    )["cached"]
     epoch_s = median(steps) * -(-params.clips // params.batch)
     share = max(median(extra), 0.0) / epoch_s
-    note = (f"Verification cost = LogitTable.open(verify=True) - LogitTable.open(verify=False) of a complete "
-            f"{params.clips}-clip float16 store of {params.classes} classes (median of {params.open_repeats} "
-            "interleaved pairs, warm page cache, the once-per-process record cleared before each verified open). "
-            f"Epoch = median cached-KD training step ({params.model} at {params.n_mels}x{params.target_length}, "
-            f"batch {params.batch}, {torch.get_num_threads()} threads: ClipDataset items with KD=clean from a "
-            f"{params.clips}-row LogitTable, collated, then the loop's train_step with bce KD) x "
-            f"{-(-params.clips // params.batch)} steps, extrapolated from {params.step_repeats} steps; data "
-            "loading inline (DataLoader workers would overlap it).")
-    return Measured([Figure("verified open, extra seconds / one cached-KD epoch", share, "fraction",
-                            Goal("<=", 0.02))],
-                    timings={"open_verified_s": opens["verified"], "open_unverified_s": opens["unverified"],
-                             "cached_step_s": steps},
-                    details={"verify_extra_s": median(extra), "epoch_s_extrapolated": epoch_s}, note=note)
+    note = (
+        f"Verification cost = LogitTable.open(verify=True) - LogitTable.open(verify=False) of a complete "
+        f"{params.clips}-clip float16 store of {params.classes} classes (median of {params.open_repeats} "
+        "interleaved pairs, warm page cache, the once-per-process record cleared before each verified open). "
+        f"Epoch = median cached-KD training step ({params.model} at {params.n_mels}x{params.target_length}, "
+        f"batch {params.batch}, {torch.get_num_threads()} threads: ClipDataset items with KD=clean from a "
+        f"{params.clips}-row LogitTable, collated, then the loop's train_step with bce KD) x "
+        f"{-(-params.clips // params.batch)} steps, extrapolated from {params.step_repeats} steps; data "
+        "loading inline (DataLoader workers would overlap it)."
+    )
+    return Measured(
+        [Figure("verified open, extra seconds / one cached-KD epoch", share, "fraction", Goal("<=", 0.02))],
+        timings={
+            "open_verified_s": opens["verified"],
+            "open_unverified_s": opens["unverified"],
+            "cached_step_s": steps,
+        },
+        details={"verify_extra_s": median(extra), "epoch_s_extrapolated": epoch_s},
+        note=note,
+    )
 
 
 # -- fingerprint_cost ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FingerprintParams:
@@ -144,13 +173,21 @@ def run_fingerprint(ctx: BenchContext, params: FingerprintParams) -> Measured:
             timings[f"{name}_{rate}_s"] = seconds
             per_clip[name] = median(seconds)
         details[str(rate)] = {k: 1000 * v for k, v in per_clip.items()}
-        figures.append(Figure(f"fingerprint, {params.seconds:g}-s {rate} Hz 16-bit WAV, ms per clip",
-                              1000 * per_clip["fingerprint"], "ms"))
-        figures.append(Figure(f"fingerprint / decode alone ({rate} Hz)",
-                              per_clip["fingerprint"] / per_clip["decode"], RATIO))
-    note = (f"Per clip, median over {params.clips} generated {params.seconds:g}-s 16-bit WAV files per rate, warm "
-            "page cache: `header` is audio_info (what validation read before), `decode` read_audio (soundfile, "
-            "mono, resample to 16 kHz with torchaudio), `fingerprint` audio_fingerprint (decode, int16, sha256). "
-            "Validation probes files in 8 threads, so wall time per manifest divides by the cores that decode "
-            "in parallel. details: ms per clip for each step.")
+        figures.append(
+            Figure(
+                f"fingerprint, {params.seconds:g}-s {rate} Hz 16-bit WAV, ms per clip",
+                1000 * per_clip["fingerprint"],
+                "ms",
+            )
+        )
+        figures.append(
+            Figure(f"fingerprint / decode alone ({rate} Hz)", per_clip["fingerprint"] / per_clip["decode"], RATIO)
+        )
+    note = (
+        f"Per clip, median over {params.clips} generated {params.seconds:g}-s 16-bit WAV files per rate, warm "
+        "page cache: `header` is audio_info (what validation read before), `decode` read_audio (soundfile, "
+        "mono, resample to 16 kHz with torchaudio), `fingerprint` audio_fingerprint (decode, int16, sha256). "
+        "Validation probes files in 8 threads, so wall time per manifest divides by the cores that decode "
+        "in parallel. details: ms per clip for each step."
+    )
     return Measured(figures, timings=timings, details=details, note=note)

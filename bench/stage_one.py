@@ -23,8 +23,16 @@ class BenchProject:
     teacher: Path  # run directory holding checkpoints/final.pt
 
 
-def make_project(root: Path, model_name: str, clips: int, seconds: float, n_mels: int, target_length: int,
-                 num_classes: int, warm_clips: int) -> BenchProject:
+def make_project(
+    root: Path,
+    model_name: str,
+    clips: int,
+    seconds: float,
+    n_mels: int,
+    target_length: int,
+    num_classes: int,
+    warm_clips: int,
+) -> BenchProject:
     """Datasets "main" (all clips) and "warm" (the first warm_clips), and a teacher run directory."""
     wavs = write_clips(root / "audio", clips, seconds)
     write_bench_manifest(root, "main", wavs, num_classes, seconds, 16000)
@@ -34,17 +42,33 @@ def make_project(root: Path, model_name: str, clips: int, seconds: float, n_mels
     return BenchProject(root, wavs, teacher)
 
 
-def stage_one_job(project: BenchProject, dataset: str, scheduler: str, batch_size: int,
-                  chunk_clips: int | None = None, workers: int = 0):
+def stage_one_job(
+    project: BenchProject,
+    dataset: str,
+    scheduler: str,
+    batch_size: int,
+    chunk_clips: int | None = None,
+    workers: int = 0,
+):
     from pipeline.stage_one import StageOneJob
 
     out = project.root / "stores" / f"{dataset}.zarr"
-    return StageOneJob(dataset=dataset, teacher=str(project.teacher), out=str(out),
-                       scheduler=scheduler, workers=workers, batch_size=batch_size, chunk_clips=chunk_clips,
-                       overwrite=True, manifests_root=str(project.root / "data_manifests"), device="cpu")
+    return StageOneJob(
+        dataset=dataset,
+        teacher=str(project.teacher),
+        out=str(out),
+        scheduler=scheduler,
+        workers=workers,
+        batch_size=batch_size,
+        chunk_clips=chunk_clips,
+        overwrite=True,
+        manifests_root=str(project.root / "data_manifests"),
+        device="cpu",
+    )
 
 
 # -- stage_one_overhead -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OverheadParams:
@@ -63,14 +87,22 @@ OVERHEAD_QUICK = OverheadParams(teachers=(("efficientnet_b2", 4, 1),), batch_siz
 
 def _overhead_of(ctx: BenchContext, params: OverheadParams, model_name: str, clips: int, repeats: int):
     from pipeline.audio import read_audio
+    from pipeline.checkpoints import model_from_checkpoint
     from pipeline.config import FrontEndConfig
+    from pipeline.features import wave_to_features
     from pipeline.stage_one import run_stage_one
     from pipeline.stage_one.run import CPU_THREADS
-    from pipeline.features import wave_to_features
-    from pipeline.checkpoints import model_from_checkpoint
 
-    project = make_project(ctx.folder(f"overhead_{model_name}"), model_name, clips, params.clip_seconds,
-                           params.n_mels, params.target_length, params.num_classes, warm_clips=2)
+    project = make_project(
+        ctx.folder(f"overhead_{model_name}"),
+        model_name,
+        clips,
+        params.clip_seconds,
+        params.n_mels,
+        params.target_length,
+        params.num_classes,
+        warm_clips=2,
+    )
     load_s, (model, _, ckpt) = timed(lambda: model_from_checkpoint(project.teacher))
     front_end = FrontEndConfig(**ckpt["front_end"])
     features = [wave_to_features(read_audio(p), front_end) for p in project.wavs]
@@ -91,8 +123,9 @@ def _overhead_of(ctx: BenchContext, params: OverheadParams, model_name: str, cli
     wall, engine_loop, bare = [], [], []
 
     def engine_run():
-        seconds, summary = timed(lambda: run_stage_one(stage_one_job(project, "main", "inline", params.batch_size),
-                                                       progress=False))
+        seconds, summary = timed(
+            lambda: run_stage_one(stage_one_job(project, "main", "inline", params.batch_size), progress=False)
+        )
         wall.append(seconds)
         engine_loop.append(float(summary["seconds"]))  # the run's own clock starts after its setup
 
@@ -100,7 +133,7 @@ def _overhead_of(ctx: BenchContext, params: OverheadParams, model_name: str, cli
         bare.append(timed(bare_forward)[0])
 
     for repeat in range(repeats):  # pairs, in alternating order
-        for side in ((engine_run, bare_run) if repeat % 2 == 0 else (bare_run, engine_run)):
+        for side in (engine_run, bare_run) if repeat % 2 == 0 else (bare_run, engine_run):
             side()
     model = None  # freed before the next teacher is loaded (the closures above hold it too)
     return wall, engine_loop, bare, load_s
@@ -114,37 +147,60 @@ def run_overhead(ctx: BenchContext, params: OverheadParams) -> Measured:
         for model_name, clips, repeats in params.teachers:
             ctx.log(f"  {model_name}: {clips} clips of {params.clip_seconds:g} s")
             wall, loop, bare, load_s = _overhead_of(ctx, params, model_name, clips, repeats)
-            timings.update({f"{model_name}_stage_one_wall_s": wall, f"{model_name}_stage_one_loop_s": loop,
-                            f"{model_name}_bare_forward_s": bare})
+            timings.update(
+                {
+                    f"{model_name}_stage_one_wall_s": wall,
+                    f"{model_name}_stage_one_loop_s": loop,
+                    f"{model_name}_bare_forward_s": bare,
+                }
+            )
             ratio, per_clip = paired_ratio(wall, bare), paired_ratio(loop, bare)
-            figures.append(Figure(f"{model_name} stage one / bare forward, whole {clips}-clip run", ratio, RATIO,
-                                  Goal("<=", 1.10)))
+            figures.append(
+                Figure(f"{model_name} stage one / bare forward, whole {clips}-clip run", ratio, RATIO, Goal("<=", 1.10))
+            )
             # the per-run setup does not grow with the dataset; this is what a long run converges to
-            figures.append(Figure(f"{model_name} same, per-clip work only (run minus its fixed setup)", per_clip,
-                                  RATIO, Goal("<=", 1.10)))
+            figures.append(
+                Figure(
+                    f"{model_name} same, per-clip work only (run minus its fixed setup)",
+                    per_clip,
+                    RATIO,
+                    Goal("<=", 1.10),
+                )
+            )
             details[model_name] = {
-                "clips": clips, "ratio_all_in": ratio, "ratio_without_setup": per_clip,
-                "setup_s_median": median(w - inner for w, inner in zip(wall, loop)), "teacher_load_s": load_s,
-                "bare_clips_per_s": clips / median(bare), "stage_one_clips_per_s": clips / median(wall)}
+                "clips": clips,
+                "ratio_all_in": ratio,
+                "ratio_without_setup": per_clip,
+                "setup_s_median": median(w - inner for w, inner in zip(wall, loop)),
+                "teacher_load_s": load_s,
+                "bare_clips_per_s": clips / median(bare),
+                "stage_one_clips_per_s": clips / median(wall),
+            }
     finally:
         torch.set_num_threads(ctx.threads)
-    note = (f"Wall time of run_stage_one(scheduler='inline') over {params.clip_seconds:g}-s generated WAVs "
-            f"(16 kHz) into a fresh float16 store (overwrite), divided by the bare teacher forward "
-            f"(model(batch) under no_grad, batch {params.batch_size}, features precomputed) on the same clips, "
-            f"{CPU_THREADS} torch thread(s) on both sides (the inline engine's CPU setting), median of the per-pair ratios "
-            "over interleaved (stage one, bare) pairs (count per teacher in params). The stage-one time "
-            "includes store creation, provenance hashing of the checkpoint, "
-            "audio read, fbank, batching, store write with checksum, chunk bookkeeping and finalize; it excludes "
-            "the one-time teacher load (a warm-up run on 2 clips loaded it into the engine's per-process cache; "
-            "the load time is in details). Teachers are random-init checkpoints in the pipeline's format; "
-            "the second figure drops the per-run fixed setup (store creation, one load of the teacher "
-            "checkpoint and its sha256 for provenance), which a dataset-sized run amortises: "
-            + "; ".join(f"{name} {d['setup_s_median']:.2f} s setup, {d['ratio_without_setup']:.3f}x without it"
-                        for name, d in details.items()) + ".")
+    note = (
+        f"Wall time of run_stage_one(scheduler='inline') over {params.clip_seconds:g}-s generated WAVs "
+        f"(16 kHz) into a fresh float16 store (overwrite), divided by the bare teacher forward "
+        f"(model(batch) under no_grad, batch {params.batch_size}, features precomputed) on the same clips, "
+        f"{CPU_THREADS} torch thread(s) on both sides (the inline engine's CPU setting), median of the per-pair ratios "
+        "over interleaved (stage one, bare) pairs (count per teacher in params). The stage-one time "
+        "includes store creation, provenance hashing of the checkpoint, "
+        "audio read, fbank, batching, store write with checksum, chunk bookkeeping and finalize; it excludes "
+        "the one-time teacher load (a warm-up run on 2 clips loaded it into the engine's per-process cache; "
+        "the load time is in details). Teachers are random-init checkpoints in the pipeline's format; "
+        "the second figure drops the per-run fixed setup (store creation, one load of the teacher "
+        "checkpoint and its sha256 for provenance), which a dataset-sized run amortises: "
+        + "; ".join(
+            f"{name} {d['setup_s_median']:.2f} s setup, {d['ratio_without_setup']:.3f}x without it"
+            for name, d in details.items()
+        )
+        + "."
+    )
     return Measured(figures, timings, details, note)
 
 
 # -- dask_vs_inline -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DaskParams:
@@ -168,16 +224,27 @@ def run_dask(ctx: BenchContext, params: DaskParams) -> Measured:
     from pipeline.stage_one import run_stage_one
     from pipeline.stage_one.run import start_local_cluster
 
-    project = make_project(ctx.folder("dask"), params.model, params.clips, params.clip_seconds, params.n_mels,
-                           params.target_length, params.num_classes, warm_clips=2)
+    project = make_project(
+        ctx.folder("dask"),
+        params.model,
+        params.clips,
+        params.clip_seconds,
+        params.n_mels,
+        params.target_length,
+        params.num_classes,
+        warm_clips=2,
+    )
     inline_job = stage_one_job(project, "main", "inline", params.batch_size, params.chunk_clips)
     try:
-        cold_s = timed(lambda: run_stage_one(stage_one_job(project, "main", "", params.batch_size, params.chunk_clips,
-                                                           workers=params.workers), progress=False))[0]
+        cold_s = timed(
+            lambda: run_stage_one(
+                stage_one_job(project, "main", "", params.batch_size, params.chunk_clips, workers=params.workers),
+                progress=False,
+            )
+        )[0]
         cluster = start_local_cluster(params.workers)  # the very cluster the engine would start
         try:
-            dask_job = stage_one_job(project, "main", cluster.scheduler_address, params.batch_size,
-                                     params.chunk_clips)
+            dask_job = stage_one_job(project, "main", cluster.scheduler_address, params.batch_size, params.chunk_clips)
             run_stage_one(dask_job, progress=False)  # warm-up: each worker loads the teacher once
             run_stage_one(inline_job, progress=False)
             inline, dask = [], []
@@ -190,17 +257,30 @@ def run_dask(ctx: BenchContext, params: DaskParams) -> Measured:
         torch.set_num_threads(ctx.threads)
     warm_ratio = paired_ratio(inline, dask)  # throughput ratio = inverse time ratio
     cold_ratio = median(inline) / cold_s
-    figures = [Figure(f"dask {params.workers}x1 thread / inline {os.cpu_count()} threads, clips/s (cluster running)",
-                      warm_ratio, RATIO, Goal(">=", 0.95)),
-               Figure("same, one cold run including cluster start-up", cold_ratio, RATIO)]
-    details = {"clips": params.clips, "inline_clips_per_s": params.clips / median(inline),
-               "dask_clips_per_s": params.clips / median(dask), "cold_run_s": cold_s,
-               "startup_s_estimate": cold_s - median(dask), "tasks": -(-params.clips // params.chunk_clips)}
-    note = (f"Stage one of a random-init {params.model} teacher ({params.n_mels}x{params.target_length}) over "
-            f"{params.clips} generated {params.clip_seconds:g}-s WAVs, {params.chunk_clips} clips per chunk "
-            f"(= per dask task), float16 store rewritten each run. Inline: one process, {os.cpu_count()} torch "
-            f"threads. Dask: LocalCluster of {params.workers} worker processes x 1 thread. The goal figure is "
-            "measured on a cluster that is already running and whose workers already loaded the teacher once "
-            f"(start-up excluded; median of {params.repeats} interleaved pairs); the second figure is one cold "
-            "run that starts its own cluster (start-up included, as a one-off `make teacher-logits` pays it).")
+    figures = [
+        Figure(
+            f"dask {params.workers}x1 thread / inline {os.cpu_count()} threads, clips/s (cluster running)",
+            warm_ratio,
+            RATIO,
+            Goal(">=", 0.95),
+        ),
+        Figure("same, one cold run including cluster start-up", cold_ratio, RATIO),
+    ]
+    details = {
+        "clips": params.clips,
+        "inline_clips_per_s": params.clips / median(inline),
+        "dask_clips_per_s": params.clips / median(dask),
+        "cold_run_s": cold_s,
+        "startup_s_estimate": cold_s - median(dask),
+        "tasks": -(-params.clips // params.chunk_clips),
+    }
+    note = (
+        f"Stage one of a random-init {params.model} teacher ({params.n_mels}x{params.target_length}) over "
+        f"{params.clips} generated {params.clip_seconds:g}-s WAVs, {params.chunk_clips} clips per chunk "
+        f"(= per dask task), float16 store rewritten each run. Inline: one process, {os.cpu_count()} torch "
+        f"threads. Dask: LocalCluster of {params.workers} worker processes x 1 thread. The goal figure is "
+        "measured on a cluster that is already running and whose workers already loaded the teacher once "
+        f"(start-up excluded; median of {params.repeats} interleaved pairs); the second figure is one cold "
+        "run that starts its own cluster (start-up included, as a one-off `make teacher-logits` pays it)."
+    )
     return Measured(figures, {"inline_s": inline, "dask_warm_s": dask, "dask_cold_s": [cold_s]}, details, note)

@@ -37,17 +37,18 @@ class BenchData:
         return default_collate([dataset[int(i)] for i in indices])
 
 
-def bench_data(ctx: BenchContext, name: str, clips: int, classes: int, n_mels: int, target_length: int,
-               table_rows: int = 0) -> BenchData:
+def bench_data(
+    ctx: BenchContext, name: str, clips: int, classes: int, n_mels: int, target_length: int, table_rows: int = 0
+) -> BenchData:
     """`clips` generated WAVs exactly target_length frames long, a manifest over them and a complete
     float16 store of simulated logits, opened and joined as stage two opens and joins it. The store
     holds `table_rows` rows (at least the clips), the manifest's clips at random rows among them."""
     from pipeline.config import FrontEndConfig
-    from pipeline.training.dataset import ClipDataset
     from pipeline.features import samples_for_frames
-    from pipeline.training.kd_source import StoreRows
     from pipeline.manifests import load_manifest
     from pipeline.store import LogitTable
+    from pipeline.training.dataset import ClipDataset
+    from pipeline.training.kd_source import StoreRows
 
     root = Path(ctx.folder(name))
     front_end = FrontEndConfig(n_mels=n_mels, target_length=target_length)
@@ -61,8 +62,11 @@ def bench_data(ctx: BenchContext, name: str, clips: int, classes: int, n_mels: i
     logits = simulated_logits(len(stored), classes, seed=5)
     table = LogitTable.open(write_simulated_store(root / "teacher.zarr", stored, classes, lambda a, b: logits[a:b]))
     rows = np.where(table.usable(table.rows(ids)), table.rows(ids), -1)
-    return BenchData(ClipDataset(manifest, manifest.clips, front_end),
-                     ClipDataset(manifest, manifest.clips, front_end, kd=StoreRows("clean", table, rows)), table)
+    return BenchData(
+        ClipDataset(manifest, manifest.clips, front_end),
+        ClipDataset(manifest, manifest.clips, front_end, kd=StoreRows("clean", table, rows)),
+        table,
+    )
 
 
 def kd_source(table_or_teacher, kd_loss: str, kd_lambda: float = 0.5):
@@ -96,6 +100,7 @@ class Student:
 
 # -- cached_kd_step ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CachedStepParams:
     model: str = "efficientnet_b0"
@@ -114,36 +119,52 @@ CACHED_QUICK = CachedStepParams(model="efficientnet_tiny", batch=4, table_rows=2
 
 
 def run_cached_step(ctx: BenchContext, params: CachedStepParams) -> Measured:
-    data = bench_data(ctx, "cached_kd_step", params.batch, params.classes, params.n_mels, params.target_length,
-                      params.table_rows)
+    data = bench_data(
+        ctx, "cached_kd_step", params.batch, params.classes, params.n_mels, params.target_length, params.table_rows
+    )
     picked = range(params.batch)
     student = Student(params.model, params.classes, params.n_mels, params.target_length)
     kd = kd_source(data.cached.kd, params.kd_loss)
 
-    seconds = interleaved({"cached": lambda: student.step(data.batch(picked, kd=True), kd),
-                           "plain": lambda: student.step(data.batch(picked, kd=False))}, params.repeats,
-                          params.warmup)
+    seconds = interleaved(
+        {
+            "cached": lambda: student.step(data.batch(picked, kd=True), kd),
+            "plain": lambda: student.step(data.batch(picked, kd=False)),
+        },
+        params.repeats,
+        params.warmup,
+    )
     from pipeline.views import IDENTITY
 
-    lookup = repeat_timed(lambda: [data.cached.kd.read(i, 1, lambda: IDENTITY) for i in picked], repeats=50,
-                          warmup=5)
+    lookup = repeat_timed(lambda: [data.cached.kd.read(i, 1, lambda: IDENTITY) for i in picked], repeats=50, warmup=5)
     ratio = paired_ratio(seconds["cached"], seconds["plain"])
-    details = {"plain_step_s": median(seconds["plain"]), "cached_step_s": median(seconds["cached"]),
-               "lookup_ms": 1000 * median(lookup), "table_rows": params.table_rows}
-    note = (f"{params.model} student at {params.n_mels}x{params.target_length}, batch {params.batch}, "
-            f"{params.classes} classes, {torch.get_num_threads()} threads. Plain step: {params.batch} "
-            "ClipDataset items (WAV read, features) collated, then the training loop's own train_step "
-            "(forward, BCE task loss, backward, Adam). Cached step: the same ClipDataset items with KD=clean, "
-            f"each looking its teacher logits up in a {params.table_rows}-row float16 LogitTable "
-            "(StoreRows.read), then train_step with the KD targets (kd_targets, "
-            f"{params.kd_loss}) and lambda 0.5. Data loading is inline and common to both sides; median of "
-            f"{params.repeats} interleaved pairs after {params.warmup} warm-up pairs. The store lookups of one "
-            f"batch alone take {1000 * median(lookup):.2f} ms.")
-    return Measured([Figure("cached-KD step / plain supervised step", ratio, RATIO, Goal("<=", 1.03))],
-                    {f"{k}_step_s": v for k, v in seconds.items()} | {"lookup_s": lookup}, details, note)
+    details = {
+        "plain_step_s": median(seconds["plain"]),
+        "cached_step_s": median(seconds["cached"]),
+        "lookup_ms": 1000 * median(lookup),
+        "table_rows": params.table_rows,
+    }
+    note = (
+        f"{params.model} student at {params.n_mels}x{params.target_length}, batch {params.batch}, "
+        f"{params.classes} classes, {torch.get_num_threads()} threads. Plain step: {params.batch} "
+        "ClipDataset items (WAV read, features) collated, then the training loop's own train_step "
+        "(forward, BCE task loss, backward, Adam). Cached step: the same ClipDataset items with KD=clean, "
+        f"each looking its teacher logits up in a {params.table_rows}-row float16 LogitTable "
+        "(StoreRows.read), then train_step with the KD targets (kd_targets, "
+        f"{params.kd_loss}) and lambda 0.5. Data loading is inline and common to both sides; median of "
+        f"{params.repeats} interleaved pairs after {params.warmup} warm-up pairs. The store lookups of one "
+        f"batch alone take {1000 * median(lookup):.2f} ms."
+    )
+    return Measured(
+        [Figure("cached-KD step / plain supervised step", ratio, RATIO, Goal("<=", 1.03))],
+        {f"{k}_step_s": v for k, v in seconds.items()} | {"lookup_s": lookup},
+        details,
+        note,
+    )
 
 
 # -- online_vs_cached ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OnlineParams:
@@ -159,19 +180,22 @@ class OnlineParams:
 
 
 ONLINE_FULL = OnlineParams()
-ONLINE_QUICK = OnlineParams(teacher="ast_tiny", student="efficientnet_tiny", n_mels=64, target_length=400,
-                            clips=4, batch=2, repeats=1)
+ONLINE_QUICK = OnlineParams(
+    teacher="ast_tiny", student="efficientnet_tiny", n_mels=64, target_length=400, clips=4, batch=2, repeats=1
+)
 
 
 def run_online(ctx: BenchContext, params: OnlineParams) -> Measured:
     from pipeline.models import create_model
 
     data = bench_data(ctx, "online_vs_cached", params.clips, params.classes, params.n_mels, params.target_length)
-    batches = [list(range(start, min(start + params.batch, params.clips)))
-               for start in range(0, params.clips, params.batch)]
+    batches = [
+        list(range(start, min(start + params.batch, params.clips))) for start in range(0, params.clips, params.batch)
+    ]
     student = Student(params.student, params.classes, params.n_mels, params.target_length)
-    teacher = create_model(params.teacher, num_classes=params.classes, n_mels=params.n_mels,
-                           target_length=params.target_length).eval()
+    teacher = create_model(
+        params.teacher, num_classes=params.classes, n_mels=params.n_mels, target_length=params.target_length
+    ).eval()
     teacher.requires_grad_(False)
     cached_kd, online_kd = kd_source(data.cached.kd, params.kd_loss), kd_source(teacher, params.kd_loss)
 
@@ -192,18 +216,26 @@ def run_online(ctx: BenchContext, params: OnlineParams) -> Measured:
     seconds = interleaved({"plain": plain, "cached": cached, "online": online}, params.repeats, warmup=0)
     removed = [1.0 - (c - p) / (o - p) for p, c, o in zip(seconds["plain"], seconds["cached"], seconds["online"])]
     saved = [(o - c) / o for c, o in zip(seconds["cached"], seconds["online"])]
-    figures = [Figure("teacher cost removed by the cache, 1 - (cached - plain) / (online - plain)", median(removed),
-                      "fraction", Goal(">=", 0.90)),
-               Figure("online-KD epoch / cached-KD epoch", paired_ratio(seconds["online"], seconds["cached"]), RATIO),
-               Figure("epoch time saved, (online - cached) / online", median(saved), "fraction")]
+    figures = [
+        Figure(
+            "teacher cost removed by the cache, 1 - (cached - plain) / (online - plain)",
+            median(removed),
+            "fraction",
+            Goal(">=", 0.90),
+        ),
+        Figure("online-KD epoch / cached-KD epoch", paired_ratio(seconds["online"], seconds["cached"]), RATIO),
+        Figure("epoch time saved, (online - cached) / online", median(saved), "fraction"),
+    ]
     details = {k: median(v) for k, v in seconds.items()} | {"clips": params.clips, "batch": params.batch}
-    note = (f"{params.teacher} teacher -> {params.student} student at {params.n_mels}x{params.target_length}, "
-            f"{params.clips} clips in batches of {params.batch}, {params.classes} classes, "
-            f"{torch.get_num_threads()} threads. An epoch is every batch's ClipDataset items (WAV read, "
-            "features), collated, then the training loop's train_step; `online` runs the frozen random-init "
-            "teacher on the student's batch inside train_step (KD=online, the paper's setup), `cached` reads "
-            "the teacher's logits from the LogitTable in each item (KD=clean), `plain` has no KD. The cache's "
-            "share of the teacher's cost removed is 1 - (cached - plain) / (online - plain): 1 means KD from "
-            f"the store costs nothing over plain training. Median over {params.repeats} interleaved repeats "
-            "after one warm-up batch of each kind.")
+    note = (
+        f"{params.teacher} teacher -> {params.student} student at {params.n_mels}x{params.target_length}, "
+        f"{params.clips} clips in batches of {params.batch}, {params.classes} classes, "
+        f"{torch.get_num_threads()} threads. An epoch is every batch's ClipDataset items (WAV read, "
+        "features), collated, then the training loop's train_step; `online` runs the frozen random-init "
+        "teacher on the student's batch inside train_step (KD=online, the paper's setup), `cached` reads "
+        "the teacher's logits from the LogitTable in each item (KD=clean), `plain` has no KD. The cache's "
+        "share of the teacher's cost removed is 1 - (cached - plain) / (online - plain): 1 means KD from "
+        f"the store costs nothing over plain training. Median over {params.repeats} interleaved repeats "
+        "after one warm-up batch of each kind."
+    )
     return Measured(figures, {f"{k}_epoch_s": v for k, v in seconds.items()}, details, note)

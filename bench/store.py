@@ -11,8 +11,16 @@ import numpy as np
 from .harness import RATIO, BenchContext, Figure, Goal, Measured
 from .synthetic import simulated_logits, write_simulated_store
 
-LOGIT_ARRAYS = ("logits", "view_logits", "topk_values", "topk_indices", "topk_fill", "view_topk_values",
-                "view_topk_indices", "view_topk_fill")
+LOGIT_ARRAYS = (
+    "logits",
+    "view_logits",
+    "topk_values",
+    "topk_indices",
+    "topk_fill",
+    "view_topk_values",
+    "view_topk_indices",
+    "view_topk_fill",
+)
 
 
 def bytes_on_disk(folder: Path) -> tuple[int, dict[str, int]]:
@@ -40,6 +48,7 @@ def _uncompressed_numeric_bytes(path: Path) -> int:
 
 # -- store_bytes ----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class StoreBytesParams:
     clips: int = 2000
@@ -61,47 +70,66 @@ def run_store_bytes(ctx: BenchContext, params: StoreBytesParams) -> Measured:
     settings = AugmentSettings(mixup=0.5, mixup_alpha=10.0, freqm=48, timem=192)
     logits = simulated_logits(params.clips, params.classes, seed=1)
     view_logits = simulated_logits(params.clips * params.views, params.classes, seed=2).reshape(
-        params.clips, params.views, params.classes)
+        params.clips, params.views, params.classes
+    )
 
     def chunk_views(start: int, stop: int):
-        views = [[draw_view(0, clip_id, k, clip_ids, settings, 128, 1024) for k in range(params.views)]
-                 for clip_id in clip_ids[start:stop]]
+        views = [
+            [draw_view(0, clip_id, k, clip_ids, settings, 128, 1024) for k in range(params.views)]
+            for clip_id in clip_ids[start:stop]
+        ]
         return view_logits[start:stop], views_to_arrays(views)
 
     path = ctx.folder("store_bytes") / "views.zarr"
-    write_simulated_store(path, clip_ids, params.classes, lambda a, b: logits[a:b], views=params.views,
-                          chunk_views=chunk_views, dtype=params.dtype)
+    write_simulated_store(
+        path,
+        clip_ids,
+        params.classes,
+        lambda a, b: logits[a:b],
+        views=params.views,
+        chunk_views=chunk_views,
+        dtype=params.dtype,
+    )
     total, per_array = bytes_on_disk(path)
     clip_views = params.clips * (1 + params.views)
     itemsize = np.dtype(params.dtype).itemsize
     ideal = clip_views * itemsize * params.classes
     logit_bytes = sum(size for name, size in per_array.items() if name in LOGIT_ARRAYS)
-    view_param_bytes = sum(size for name, size in per_array.items() if name.startswith("view_")
-                           and name not in LOGIT_ARRAYS)
+    view_param_bytes = sum(
+        size for name, size in per_array.items() if name.startswith("view_") and name not in LOGIT_ARRAYS
+    )
     other_bytes = total - logit_bytes - view_param_bytes
     ratio = total / ideal
     raw = _uncompressed_numeric_bytes(path)
-    details = {"total_bytes": total, "ideal_bytes": ideal, "clip_views": clip_views,
-               "bytes_per_clip_view": total / clip_views, "logit_arrays_ratio": logit_bytes / ideal,
-               "view_parameter_bytes_per_clip": view_param_bytes / params.clips,
-               "other_bytes_per_clip": other_bytes / params.clips, "bytes_per_array": per_array,
-               "uncompressed_numeric_ratio": raw / ideal}
-    note = (f"{params.clips} clips x {params.classes} classes, {params.views} views, {params.dtype}, written "
-            "with the store's own writer (default chunking and zarr's default zstd compression) from simulated "
-            "AudioSet-like logits, views drawn with mixup 0.5 / freqm 48 / timem 192. Measured: every file under "
-            f"the store directory / (clips x (1 + views) x {itemsize} x classes). Of the total, the logit arrays "
-            f"alone are {logit_bytes / ideal:.3f}x the dense size (zstd on these simulated float16 logits; "
-            "noisier logits compress less), "
-            f"the per-view parameters (partner id, lambda, shift, masks) add "
-            f"{view_param_bytes / params.clips:.0f} B per clip and clip ids, splits, bookkeeping and zarr.json "
-            f"metadata {other_bytes / params.clips:.0f} B per clip; those fixed costs weigh less as the class "
-            "count grows (527 for AudioSet). Without compression the numeric arrays alone would be "
-            f"{raw / ideal:.3f}x.")
-    return Measured([Figure("bytes per clip-view / (2 x classes)", ratio, RATIO, Goal("<=", 1.05))],
-                    {}, details, note)
+    details = {
+        "total_bytes": total,
+        "ideal_bytes": ideal,
+        "clip_views": clip_views,
+        "bytes_per_clip_view": total / clip_views,
+        "logit_arrays_ratio": logit_bytes / ideal,
+        "view_parameter_bytes_per_clip": view_param_bytes / params.clips,
+        "other_bytes_per_clip": other_bytes / params.clips,
+        "bytes_per_array": per_array,
+        "uncompressed_numeric_ratio": raw / ideal,
+    }
+    note = (
+        f"{params.clips} clips x {params.classes} classes, {params.views} views, {params.dtype}, written "
+        "with the store's own writer (default chunking and zarr's default zstd compression) from simulated "
+        "AudioSet-like logits, views drawn with mixup 0.5 / freqm 48 / timem 192. Measured: every file under "
+        f"the store directory / (clips x (1 + views) x {itemsize} x classes). Of the total, the logit arrays "
+        f"alone are {logit_bytes / ideal:.3f}x the dense size (zstd on these simulated float16 logits; "
+        "noisier logits compress less), "
+        f"the per-view parameters (partner id, lambda, shift, masks) add "
+        f"{view_param_bytes / params.clips:.0f} B per clip and clip ids, splits, bookkeeping and zarr.json "
+        f"metadata {other_bytes / params.clips:.0f} B per clip; those fixed costs weigh less as the class "
+        "count grows (527 for AudioSet). Without compression the numeric arrays alone would be "
+        f"{raw / ideal:.3f}x."
+    )
+    return Measured([Figure("bytes per clip-view / (2 x classes)", ratio, RATIO, Goal("<=", 1.05))], {}, details, note)
 
 
 # -- topk_error ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class TopkParams:
@@ -117,8 +145,9 @@ TOPK_FULL = TopkParams()
 TOPK_QUICK = TopkParams(rows=512)
 
 
-def _batch_errors(teacher: np.ndarray, rebuilt: np.ndarray, student: np.ndarray, kind: str,
-                  params: TopkParams) -> tuple[list[float], list[float]]:
+def _batch_errors(
+    teacher: np.ndarray, rebuilt: np.ndarray, student: np.ndarray, kind: str, params: TopkParams
+) -> tuple[list[float], list[float]]:
     """Per batch: relative error of the KD loss and of its gradient w.r.t. the student's logits."""
     import torch
 
@@ -155,19 +184,24 @@ def run_topk(ctx: BenchContext, params: TopkParams) -> Measured:
         loss_errors, grad_errors = _batch_errors(teacher, rebuilt, student, kind, params)
         label = f"{kind} loss, {activation}-fill store"
         figures.append(Figure(f"{label}: KD loss, mean relative error", float(np.mean(loss_errors)), "relative error"))
-        figures.append(Figure(f"{label}: KD gradient, mean relative error", float(np.mean(grad_errors)),
-                              "relative error"))
-        details[f"{kind}_{activation}"] = {"loss_rel_error_mean": float(np.mean(loss_errors)),
-                                           "loss_rel_error_max": float(np.max(loss_errors)),
-                                           "grad_rel_error_mean": float(np.mean(grad_errors)),
-                                           "grad_rel_error_max": float(np.max(grad_errors))}
-    note = (f"TOPK={params.k} vs dense on {params.rows} simulated AudioSet-like rows ({params.classes} classes, "
-            "1-4 active classes per clip, the rest at sigmoid probabilities around 0.1-1 %), float16 as stored; "
-            f"student logits = teacher + N(0, {params.student_noise:g}). Per batch of {params.batch}: the KD loss "
-            f"(tau {params.tau:g}) from rebuilt vs dense teacher logits, |L_topk - L_dense| / L_dense, and the "
-            "relative L2 error of its gradient w.r.t. the student logits (what training actually follows); means "
-            "over batches, maxima in details. A multi-label store uses the sigmoid fill rule whatever the KD "
-            "loss; the softmax rule (single-label stores) is shown for `kl`. No goal: the figures say how much "
-            "the compact store changes the KD signal on logits with this many weak classes, so users can judge "
-            "TOPK against the dense store's size.")
+        figures.append(
+            Figure(f"{label}: KD gradient, mean relative error", float(np.mean(grad_errors)), "relative error")
+        )
+        details[f"{kind}_{activation}"] = {
+            "loss_rel_error_mean": float(np.mean(loss_errors)),
+            "loss_rel_error_max": float(np.max(loss_errors)),
+            "grad_rel_error_mean": float(np.mean(grad_errors)),
+            "grad_rel_error_max": float(np.max(grad_errors)),
+        }
+    note = (
+        f"TOPK={params.k} vs dense on {params.rows} simulated AudioSet-like rows ({params.classes} classes, "
+        "1-4 active classes per clip, the rest at sigmoid probabilities around 0.1-1 %), float16 as stored; "
+        f"student logits = teacher + N(0, {params.student_noise:g}). Per batch of {params.batch}: the KD loss "
+        f"(tau {params.tau:g}) from rebuilt vs dense teacher logits, |L_topk - L_dense| / L_dense, and the "
+        "relative L2 error of its gradient w.r.t. the student logits (what training actually follows); means "
+        "over batches, maxima in details. A multi-label store uses the sigmoid fill rule whatever the KD "
+        "loss; the softmax rule (single-label stores) is shown for `kl`. No goal: the figures say how much "
+        "the compact store changes the KD signal on logits with this many weak classes, so users can judge "
+        "TOPK against the dense store's size."
+    )
     return Measured(figures, {}, details, note)

@@ -9,8 +9,8 @@ because speed and size do not depend on whether a model was trained.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -47,8 +47,9 @@ def vocabulary(num_classes: int) -> tuple[list[str], list[str]]:
     return [f"/bench/c{i:04d}" for i in range(num_classes)], [f"class_{i}" for i in range(num_classes)]
 
 
-def write_bench_manifest(root: Path, name: str, wavs: list[Path], num_classes: int, seconds: float,
-                         sample_rate: int, seed: int = 0) -> Path:
+def write_bench_manifest(
+    root: Path, name: str, wavs: list[Path], num_classes: int, seconds: float, sample_rate: int, seed: int = 0
+) -> Path:
     """A training-split manifest over `wavs` (which must lie under root) with one to three labels each."""
     rng = np.random.default_rng(seed)
     mids, names = vocabulary(num_classes)
@@ -56,27 +57,47 @@ def write_bench_manifest(root: Path, name: str, wavs: list[Path], num_classes: i
     clips = []
     for wav in wavs:
         picked = rng.choice(num_classes, size=int(rng.integers(1, 4)), replace=False)
-        clips.append(Clip(wav.stem, str(wav.relative_to(root)), tuple(mids[i] for i in sorted(picked)), "train",
-                          None, seconds, sample_rate, 1))
+        clips.append(
+            Clip(
+                wav.stem,
+                str(wav.relative_to(root)),
+                tuple(mids[i] for i in sorted(picked)),
+                "train",
+                None,
+                seconds,
+                sample_rate,
+                1,
+            )
+        )
     return write_manifest(root / "data_manifests" / name, name, root, "fsd50k", labels, clips)
 
 
-def save_random_teacher(run_dir: Path, model_name: str, num_classes: int, n_mels: int, target_length: int,
-                        seed: int = 0) -> Path:
+def save_random_teacher(
+    run_dir: Path, model_name: str, num_classes: int, n_mels: int, target_length: int, seed: int = 0
+) -> Path:
     """A random-init model saved as runs/<run>/checkpoints/final.pt with every key stage one reads."""
     import torch
 
-    from pipeline.models import create_model
     from pipeline.checkpoints import save_checkpoint
+    from pipeline.models import create_model
 
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=num_classes, n_mels=n_mels, target_length=target_length)
     config = Config(model=model_name, n_mels=n_mels, target_length=target_length)
     mids, names = vocabulary(num_classes)
-    state = {"model": model.state_dict(), "model_name": model.model_name, "model_config": model.model_config,
-             "config": config_to_dict(config), "front_end": dataclasses.asdict(FrontEndConfig(n_mels=n_mels, target_length=target_length)),
-             "vocabulary": {"mids": mids, "names": names}, "activation": "sigmoid", "dataset": "bench",
-             "epoch": 0, "kind": "random-init", "metrics": {}}
+    state = {
+        "model": model.state_dict(),
+        "model_name": model.model_name,
+        "model_config": model.model_config,
+        "config": config_to_dict(config),
+        "front_end": dataclasses.asdict(FrontEndConfig(n_mels=n_mels, target_length=target_length)),
+        "vocabulary": {"mids": mids, "names": names},
+        "activation": "sigmoid",
+        "dataset": "bench",
+        "epoch": 0,
+        "kind": "random-init",
+        "metrics": {},
+    }
     path = run_dir / "checkpoints" / "final.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(state, path)
@@ -101,15 +122,23 @@ def simulated_logits(rows: int, num_classes: int, seed: int) -> np.ndarray:
 
 def simulated_attrs(num_classes: int) -> dict:
     """Provenance a store requires, marked as simulated."""
-    return {"teacher": {"model": "simulated", "checkpoint_sha256": SIMULATED_SHA},
-            "manifest": {"name": "bench", "sha256": {"clips.csv": SIMULATED_SHA, "labels.csv": SIMULATED_SHA}},
-            "front_end": front_end_dict(FrontEndConfig())}
+    return {
+        "teacher": {"model": "simulated", "checkpoint_sha256": SIMULATED_SHA},
+        "manifest": {"name": "bench", "sha256": {"clips.csv": SIMULATED_SHA, "labels.csv": SIMULATED_SHA}},
+        "front_end": front_end_dict(FrontEndConfig()),
+    }
 
 
-def write_simulated_store(path: Path, clip_ids: list[str], num_classes: int,
-                          chunk_logits: Callable[[int, int], np.ndarray], views: int = 0,
-                          chunk_views: Callable[[int, int], tuple[np.ndarray, dict]] | None = None,
-                          chunk_clips: int | None = None, dtype: str = "float16") -> Path:
+def write_simulated_store(
+    path: Path,
+    clip_ids: list[str],
+    num_classes: int,
+    chunk_logits: Callable[[int, int], np.ndarray],
+    views: int = 0,
+    chunk_views: Callable[[int, int], tuple[np.ndarray, dict]] | None = None,
+    chunk_clips: int | None = None,
+    dtype: str = "float16",
+) -> Path:
     """A complete store written through create_store / write_chunk / mark_chunk_done / finalize_store.
 
     chunk_logits(start, stop) gives rows start:stop; with views, chunk_views(start, stop) gives
@@ -119,13 +148,31 @@ def write_simulated_store(path: Path, clip_ids: list[str], num_classes: int,
 
     mids, names = vocabulary(num_classes)
     n = len(clip_ids)
-    create_store(path, clip_ids=clip_ids, splits=["train"] * n, folds=[0] * n, vocabulary_mids=mids,
-                 vocabulary_names=names, activation="sigmoid", attrs=simulated_attrs(num_classes), views=views,
-                 view_seed=0, dtype=dtype, chunk_clips=chunk_clips, overwrite=True)
+    create_store(
+        path,
+        clip_ids=clip_ids,
+        splits=["train"] * n,
+        folds=[0] * n,
+        vocabulary_mids=mids,
+        vocabulary_names=names,
+        activation="sigmoid",
+        attrs=simulated_attrs(num_classes),
+        views=views,
+        view_seed=0,
+        dtype=dtype,
+        chunk_clips=chunk_clips,
+        overwrite=True,
+    )
     for index, start, stop in chunk_plan(path):
         view_logits, view_arrays = chunk_views(start, stop) if views else (None, None)
-        checksum = write_chunk(path, index, chunk_logits(start, stop), np.ones(stop - start, dtype=bool),
-                               view_logits=view_logits, view_arrays=view_arrays)
+        checksum = write_chunk(
+            path,
+            index,
+            chunk_logits(start, stop),
+            np.ones(stop - start, dtype=bool),
+            view_logits=view_logits,
+            view_arrays=view_arrays,
+        )
         mark_chunk_done(path, index, checksum)
     finalize_store(path, {"simulated": True})
     return path

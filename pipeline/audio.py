@@ -64,13 +64,17 @@ def read_audio(path: str | os.PathLike) -> np.ndarray:
         raise AudioError(f"{path}: not readable as audio ({error})") from None
     declared = declared_wav_frames(path)
     if declared is not None and declared > len(samples):
-        raise AudioError(f"{path}: truncated: the header declares {declared} frames ({declared / sample_rate:.2f} s), "
-                         f"the file holds {len(samples)} ({len(samples) / sample_rate:.2f} s)")
+        raise AudioError(
+            f"{path}: truncated: the header declares {declared} frames ({declared / sample_rate:.2f} s), "
+            f"the file holds {len(samples)} ({len(samples) / sample_rate:.2f} s)"
+        )
     if samples.size and np.isfinite(samples).all():
         peak = float(np.abs(samples).max())
         if peak > FLOAT_PEAK_LIMIT:
-            raise AudioError(f"{path}: samples reach {peak:.4g}, far outside [-1, 1] (integer PCM values stored "
-                             f"as float?); rescale the file")
+            raise AudioError(
+                f"{path}: samples reach {peak:.4g}, far outside [-1, 1] (integer PCM values stored "
+                f"as float?); rescale the file"
+            )
     return to_mono_16k(samples, sample_rate, source=path)
 
 
@@ -164,8 +168,10 @@ def _checked_header(path: str | os.PathLike, check: str) -> tuple[float, int, in
     frames = round(duration * sample_rate)
     declared = declared_wav_frames(path)
     if declared is not None and declared > frames:
-        raise AudioError(f"{path}: truncated: the header declares {declared} frames ({declared / sample_rate:.2f} s), "
-                         f"the file holds {frames} ({duration:.2f} s)")
+        raise AudioError(
+            f"{path}: truncated: the header declares {declared} frames ({declared / sample_rate:.2f} s), "
+            f"the file holds {frames} ({duration:.2f} s)"
+        )
     return duration, sample_rate, channels
 
 
@@ -187,11 +193,15 @@ def _decode_checked(path: str | os.PathLike, sample_rate: int, duration: float) 
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(f"{path}: decoding failed after {readable / sample_rate:.2f} s ({error})") from None
     if readable < frames:
-        raise AudioError(f"{path}: truncated: the header declares {frames} frames ({duration:.2f} s), only "
-                         f"{readable} decode ({readable / sample_rate:.2f} s)")
+        raise AudioError(
+            f"{path}: truncated: the header declares {frames} frames ({duration:.2f} s), only "
+            f"{readable} decode ({readable / sample_rate:.2f} s)"
+        )
     if peak > FLOAT_PEAK_LIMIT:
-        raise AudioError(f"{path}: samples reach {peak:.4g}, far outside [-1, 1] (integer PCM values stored as "
-                         f"float?); rescale the file")
+        raise AudioError(
+            f"{path}: samples reach {peak:.4g}, far outside [-1, 1] (integer PCM values stored as "
+            f"float?); rescale the file"
+        )
     return np.concatenate(blocks)
 
 
@@ -265,8 +275,14 @@ class PackedAudio:
         return samples.astype(np.float32) / 32768.0
 
 
-def pack_clips(clips, data_root: str | os.PathLike, out_dir: str | os.PathLike, shard_clips: int = 20000,
-               progress: bool = True, read=None) -> list[Path]:
+def pack_clips(
+    clips,
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    shard_clips: int = 20000,
+    progress: bool = True,
+    read=None,
+) -> list[Path]:
     """Pack clips (objects with .clip_id and .path) into int16 HDF5 shards under out_dir; ``read(clip)``
     gives a clip's waveform (default: :func:`read_audio` of the file under data_root).
 

@@ -48,8 +48,10 @@ def layout_of(handle, source: str) -> str:
     for layout, names in LAYOUTS.items():
         if all(name in handle for name in names):
             return layout
-    raise AudioError(f"{source}: neither AudioSet HDF5 layout (datasets audio_name + mp3 + target, or "
-                     f"audio_name + waveform + target); found {sorted(handle.keys())}")
+    raise AudioError(
+        f"{source}: neither AudioSet HDF5 layout (datasets audio_name + mp3 + target, or "
+        f"audio_name + waveform + target); found {sorted(handle.keys())}"
+    )
 
 
 def decoded_name(raw) -> str:
@@ -71,8 +73,10 @@ def _decode_mp3(data: np.ndarray, source: str) -> tuple[np.ndarray, int]:
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{source}: mp3 not decodable ({error})") from None
     if 0 < len(samples) < declared:
-        raise AudioError(f"{source}: truncated: the mp3 header declares {declared} frames ({declared / sample_rate:.2f} "
-                         f"s), only {len(samples)} decode ({len(samples) / sample_rate:.2f} s)")
+        raise AudioError(
+            f"{source}: truncated: the mp3 header declares {declared} frames ({declared / sample_rate:.2f} "
+            f"s), only {len(samples)} decode ({len(samples) / sample_rate:.2f} s)"
+        )
     return samples, sample_rate
 
 
@@ -173,8 +177,10 @@ class HDF5Rows:
             raise AudioError(f"{source}: the file has only {len(handle['audio_name'])} rows")
         stored = decoded_name(handle["audio_name"][row])
         if stored != name:
-            raise AudioError(f"{source}: holds {stored!r}, the manifest expects {name!r} (was the file rewritten? "
-                             "rebuild the manifest)")
+            raise AudioError(
+                f"{source}: holds {stored!r}, the manifest expects {name!r} (was the file rewritten? "
+                "rebuild the manifest)"
+            )
         rate = waveform_rate(handle, source) if layout == "waveform" else None
         samples, sample_rate = samples_from(row_data(handle, layout, row), layout, rate, source)
         return to_mono_16k(samples, sample_rate, source=source)

@@ -34,9 +34,11 @@ class AudioSource:
         if expected:
             found = fingerprint_samples(wave)
             if found != expected:
-                raise AudioChanged(f"{where}: audio differs from its manifest row (fingerprint {found[:12]}, "
-                                   f"manifest {expected[:12]}, {len(wave) / SAMPLE_RATE:.2f} s decoded): the file "
-                                   "changed after `make manifests`; rebuild the manifest")
+                raise AudioChanged(
+                    f"{where}: audio differs from its manifest row (fingerprint {found[:12]}, "
+                    f"manifest {expected[:12]}, {len(wave) / SAMPLE_RATE:.2f} s decoded): the file "
+                    "changed after `make manifests`; rebuild the manifest"
+                )
         return wave
 
 

@@ -46,8 +46,15 @@ def view_rng(seed: int, clip_id: str, view_index: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(key[:8], "little"))
 
 
-def draw_view(seed: int, clip_id: str, view_index: int, partners: list[str], settings: AugmentSettings,
-              n_mels: int, target_length: int) -> View:
+def draw_view(
+    seed: int,
+    clip_id: str,
+    view_index: int,
+    partners: list[str],
+    settings: AugmentSettings,
+    n_mels: int,
+    target_length: int,
+) -> View:
     """Draw one view; `partners` is the ordered pool mixup partners come from (the training clips)."""
     rng = view_rng(seed, clip_id, view_index)
     # draw every value unconditionally so each setting's draws stay the same when another changes
@@ -66,8 +73,15 @@ def draw_view(seed: int, clip_id: str, view_index: int, partners: list[str], set
     partner = partners[partner_pick] if (do_mix and partners) else ""
     if partner == clip_id:  # mixing a clip with itself is a no-op; record it as no mixup
         partner = ""
-    return View(seed=seed, view_index=view_index, partner=partner, lam=round(lam, 6) if partner else 1.0,
-                time_shift=shift, freq_masks=tuple(freq_masks), time_masks=tuple(time_masks))
+    return View(
+        seed=seed,
+        view_index=view_index,
+        partner=partner,
+        lam=round(lam, 6) if partner else 1.0,
+        time_shift=shift,
+        freq_masks=tuple(freq_masks),
+        time_masks=tuple(time_masks),
+    )
 
 
 def mix_waves(wave: np.ndarray, partner: np.ndarray, lam: float) -> np.ndarray:
@@ -83,15 +97,19 @@ def view_tensors(views: list[View], device: torch.device | str = "cpu") -> dict[
     """Views as the batched front end takes them: lam [B] (float64), time_shift [B], and mask slots
     [B, M, 2] with start -1 for unused slots (the store's encoding)."""
     slots = max([MAX_MASKS] + [max(len(v.freq_masks), len(v.time_masks)) for v in views])
-    masks = {"freq_masks": torch.full((len(views), slots, 2), -1, dtype=torch.long),
-             "time_masks": torch.full((len(views), slots, 2), -1, dtype=torch.long)}
+    masks = {
+        "freq_masks": torch.full((len(views), slots, 2), -1, dtype=torch.long),
+        "time_masks": torch.full((len(views), slots, 2), -1, dtype=torch.long),
+    }
     for row, view in enumerate(views):
         for name, pairs in (("freq_masks", view.freq_masks), ("time_masks", view.time_masks)):
             if pairs:
                 masks[name][row, : len(pairs)] = torch.tensor(pairs, dtype=torch.long)
-    return {"lam": torch.tensor([v.lam if v.partner else 1.0 for v in views], dtype=torch.float64, device=device),
-            "time_shift": torch.tensor([v.time_shift for v in views], dtype=torch.long, device=device),
-            **{name: value.to(device) for name, value in masks.items()}}
+    return {
+        "lam": torch.tensor([v.lam if v.partner else 1.0 for v in views], dtype=torch.float64, device=device),
+        "time_shift": torch.tensor([v.time_shift for v in views], dtype=torch.long, device=device),
+        **{name: value.to(device) for name, value in masks.items()},
+    }
 
 
 def _band_hits(masks: torch.Tensor, size: int) -> torch.Tensor:
@@ -101,8 +119,9 @@ def _band_hits(masks: torch.Tensor, size: int) -> torch.Tensor:
     return ((position >= start) & (position < start + width) & (start >= 0)).any(dim=1)
 
 
-def apply_views(features: torch.Tensor, time_shift: torch.Tensor, freq_masks: torch.Tensor,
-                time_masks: torch.Tensor) -> torch.Tensor:
+def apply_views(
+    features: torch.Tensor, time_shift: torch.Tensor, freq_masks: torch.Tensor, time_masks: torch.Tensor
+) -> torch.Tensor:
     """Each view's circular time shift, then its SpecAugment masks zeroed (zero = the dataset mean),
     on normalised features [B, frames, mels]: the one implementation the per-clip and batched paths use.
 
@@ -112,16 +131,17 @@ def apply_views(features: torch.Tensor, time_shift: torch.Tensor, freq_masks: to
     frames, mels = features.shape[1], features.shape[2]
     source = (torch.arange(frames, device=features.device)[None, :] - time_shift.to(features.device)[:, None]) % frames
     shifted = torch.gather(features, 1, source[:, :, None].expand(-1, -1, mels))  # = torch.roll per row
-    hidden = _band_hits(freq_masks.to(features.device), mels)[:, None, :] | \
-        _band_hits(time_masks.to(features.device), frames)[:, :, None]
+    hidden = (
+        _band_hits(freq_masks.to(features.device), mels)[:, None, :]
+        | _band_hits(time_masks.to(features.device), frames)[:, :, None]
+    )
     return shifted.masked_fill(hidden, 0.0)
 
 
 def apply_masks(features: torch.Tensor, view: View) -> torch.Tensor:
     """One view's masks on normalised features [frames, mels] (no shift)."""
     arrays = view_tensors([view])
-    return apply_views(features[None], torch.zeros(1, dtype=torch.long), arrays["freq_masks"],
-                       arrays["time_masks"])[0]
+    return apply_views(features[None], torch.zeros(1, dtype=torch.long), arrays["freq_masks"], arrays["time_masks"])[0]
 
 
 def render_view(wave: np.ndarray, partner_wave: np.ndarray | None, view: View, cfg: FrontEndConfig) -> torch.Tensor:
@@ -146,8 +166,13 @@ def mix_batch(waves: torch.Tensor, partner_waves: torch.Tensor, lam: torch.Tenso
     return torch.where((lam < 1.0)[:, None], mixed, waves)
 
 
-def render_batch(waves: torch.Tensor, lengths: torch.Tensor, cfg: FrontEndConfig, views: dict | None = None,
-                 partner_waves: torch.Tensor | None = None) -> torch.Tensor:
+def render_batch(
+    waves: torch.Tensor,
+    lengths: torch.Tensor,
+    cfg: FrontEndConfig,
+    views: dict | None = None,
+    partner_waves: torch.Tensor | None = None,
+) -> torch.Tensor:
     """:func:`render_view` for a padded batch [B, samples] on the waves' device: mix (when views and
     partner_waves are given) -> fbank -> pad/cut -> normalise -> shift -> mask, [B, frames, mels]."""
     if views is not None and partner_waves is not None:

@@ -20,7 +20,6 @@ from .config import config_from_dict
 from .config_check import front_end_from
 from .manifests import sha256_file as file_sha256  # noqa: F401  (re-exported for provenance)
 
-
 # less free space than this after a failed save means the disk filled up
 FULL_DISK_BYTES = 1 << 20
 
@@ -78,9 +77,11 @@ def checkpoint_mids(ckpt: dict, source: str) -> list[str]:
         raise CheckpointImportError(f"{source}: vocabulary.names must list one name per mid ({len(mids)})")
     repeated = sorted({m for m in mids if mids.count(m) > 1}) if len(set(mids)) != len(mids) else []
     if repeated:
-        raise CheckpointImportError(f"{source}: vocabulary lists {repeated[0]!r} {mids.count(repeated[0])} times"
-                                    + (f" (and {len(repeated) - 1} other repeated ids)" if len(repeated) > 1 else "")
-                                    + "; a class id names one output column")
+        raise CheckpointImportError(
+            f"{source}: vocabulary lists {repeated[0]!r} {mids.count(repeated[0])} times"
+            + (f" (and {len(repeated) - 1} other repeated ids)" if len(repeated) > 1 else "")
+            + "; a class id names one output column"
+        )
     classes = (ckpt.get("model_config") or {}).get("num_classes")
     if isinstance(classes, int) and classes != len(mids):
         raise CheckpointImportError(f"{source}: vocabulary has {len(mids)} classes but the model outputs {classes}")
@@ -111,10 +112,11 @@ def model_from_checkpoint(path: str | os.PathLike):
 def model_from_state(ckpt: dict):
     """The model of an already loaded checkpoint dict, in eval mode."""
     from .models import create_model
-
     from .models.registry import validate_model_config
 
-    name, config = validate_model_config(ckpt["model_name"], ckpt["model_config"], source=ckpt.get("path", "checkpoint"))
+    name, config = validate_model_config(
+        ckpt["model_name"], ckpt["model_config"], source=ckpt.get("path", "checkpoint")
+    )
     model = create_model(name, **config)
     model.load_state_dict(ckpt["model"])
     return model.eval()

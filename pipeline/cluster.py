@@ -52,13 +52,22 @@ def start_slurm_cluster(resources: ClusterResources, log_dir: str = "logs/slurm"
     # the workers import this very pipeline (its package folder) and see this working folder's files
     code = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     extra = [f"--gres=gpu:{resources.gpus}"] if resources.gpus else []
-    options = dict(cores=resources.cores, processes=resources.processes, memory=resources.memory,
-                   walltime=resources.walltime, python=sys.executable, log_directory=log_dir,
-                   job_extra_directives=extra,
-                   job_script_prologue=[f"cd {os.getcwd()}", f"export PYTHONPATH={code}:{os.getcwd()}",
-                                        # a daemonic worker may not start processes (a training's DataLoader)
-                                        "export DASK_DISTRIBUTED__WORKER__DAEMON=False"],
-                   worker_extra_args=["--resources", f"{TRAIN_RESOURCE}=1"])
+    options = dict(
+        cores=resources.cores,
+        processes=resources.processes,
+        memory=resources.memory,
+        walltime=resources.walltime,
+        python=sys.executable,
+        log_directory=log_dir,
+        job_extra_directives=extra,
+        job_script_prologue=[
+            f"cd {os.getcwd()}",
+            f"export PYTHONPATH={code}:{os.getcwd()}",
+            # a daemonic worker may not start processes (a training's DataLoader)
+            "export DASK_DISTRIBUTED__WORKER__DAEMON=False",
+        ],
+        worker_extra_args=["--resources", f"{TRAIN_RESOURCE}=1"],
+    )
     if resources.queue:
         options["queue"] = resources.queue
     if resources.account:
@@ -103,8 +112,14 @@ def local_cluster(workers: int, train_slots: bool = False):
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     # a daemonic worker may not start processes: a training's DataLoader workers need that
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, "distributed.worker.daemon": False}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                            silence_logs=40, resources={TRAIN_RESOURCE: 1} if train_slots else None)
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+            resources={TRAIN_RESOURCE: 1} if train_slots else None,
+        )
 
 
 def open_client(scheduler: str, resources: ClusterResources, local_workers: int, train_slots: bool = False):

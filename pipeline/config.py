@@ -104,7 +104,9 @@ class Config:
     # run
     seed: int = 0
     num_workers: int = 0
-    features_on: str = "worker"  # worker: DataLoader workers render features | device: the batched front end on the model's device
+    features_on: str = (
+        "worker"  # worker: DataLoader workers render features | device: the batched front end on the model's device
+    )
     threads: int = 0  # torch intra-op threads; 0: all cores
     eval_batch_size: int = 32
     eval_cache_mb: int = 1024  # validation / eval input kept in memory between passes up to this size; 0: re-read
@@ -123,7 +125,8 @@ class Config:
             raise MissingNormStats(
                 f"dataset {name!r}: no normalisation statistics (the recipe sets no norm_mean/norm_std and its "
                 f"dataset.json has none): run `make norm-stats DATASET={name}`, or set norm_mean= and norm_std= in "
-                f"the recipe")
+                f"the recipe"
+            )
         return FrontEndConfig(
             n_mels=self.n_mels,
             target_length=self.target_length,
@@ -135,8 +138,9 @@ class Config:
     def raw_front_end(self) -> FrontEndConfig:
         """The recipe's fbank and length with no normalisation (mean 0, std 1, divisor 1): the features
         normalisation statistics are computed from."""
-        return FrontEndConfig(n_mels=self.n_mels, target_length=self.target_length, norm_mean=0.0, norm_std=1.0,
-                              norm_divisor=1.0)
+        return FrontEndConfig(
+            n_mels=self.n_mels, target_length=self.target_length, norm_mean=0.0, norm_std=1.0, norm_divisor=1.0
+        )
 
 
 class MissingNormStats(ValueError):
@@ -167,8 +171,10 @@ def _coerce(text: str, annotation: typing.Any, key: str):
         try:
             return int(text.strip())
         except ValueError:
-            raise ValueError(f"override {key}={text!r}: expected an integer written in digits"
-                             + (" (no exponent or decimal point)" if _is_number(text) else "")) from None
+            raise ValueError(
+                f"override {key}={text!r}: expected an integer written in digits"
+                + (" (no exponent or decimal point)" if _is_number(text) else "")
+            ) from None
     if base is float:
         try:
             return float(text)  # float() reads 1e-3, which YAML 1.1 would leave a string

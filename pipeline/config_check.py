@@ -43,14 +43,19 @@ def _model(v):
 
 
 def _device(v):
-    return v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()) or \
-        "must be auto, cpu, cuda or cuda:N"
+    return (
+        v in ("auto", "cpu", "cuda")
+        or (v.startswith("cuda:") and v[5:].isdigit())
+        or "must be auto, cpu, cuda or cuda:N"
+    )
 
 
 def _digests(v):
     parts = [d.strip() for d in v.split(",") if d.strip()]
-    return all(len(d) == 64 and all(c in "0123456789abcdefABCDEF" for c in d) for d in parts) or \
-        "must be store digests (64 hexadecimal digits each, comma-separated)"
+    return (
+        all(len(d) == 64 and all(c in "0123456789abcdefABCDEF" for c in d) for d in parts)
+        or "must be store digests (64 hexadecimal digits each, comma-separated)"
+    )
 
 
 def _betas(v):
@@ -72,7 +77,9 @@ def _grid(value: str):
 RULES: dict[str, typing.Callable] = {
     "fold": lambda v: v is None or 1 <= v <= 127 or "must be a fold number >= 1 (or null)",
     "select_on": _choice("val", "eval"),
-    "model": _model, "cnn_model": _model, "ast_model": _model,
+    "model": _model,
+    "cnn_model": _model,
+    "ast_model": _model,
     "pooling": _choice("mean", "attention", "psla_attention"),
     "ast_pooling": _choice("", "token", "max"),
     "ast_position": _choice("", "learned", "sincos"),
@@ -81,22 +88,44 @@ RULES: dict[str, typing.Callable] = {
     "ast_source_grid": _grid,
     "pretrained": _choice("none", "imagenet"),
     "drop_rate": lambda v: 0 <= v < 1 or "must be in [0, 1)",
-    "n_mels": _positive, "target_length": _positive,
+    "n_mels": _positive,
+    "target_length": _positive,
     "norm_std": lambda v: v is None or v > 0 or "must be > 0 (or null)",
     "norm_divisor": _positive,
-    "mixup": _probability, "mixup_alpha": _positive,
-    "freqm": _non_negative, "timem": _non_negative, "time_shift": _non_negative,
-    "epochs": _positive, "patience": _non_negative, "batch_size": _positive, "lr": _positive, "weight_decay": _non_negative,
-    "betas": _betas, "warmup_steps": _non_negative, "warmup_every": _non_negative, "lr_decay_start": _non_negative,
-    "lr_decay_every": _positive, "lr_schedule": _choice("upstream", "legacy"), "lr_decay": lambda v: 0 < v <= 1 or "must be in (0, 1]",
-    "wa_start": _non_negative, "wa_end": _non_negative,
+    "mixup": _probability,
+    "mixup_alpha": _positive,
+    "freqm": _non_negative,
+    "timem": _non_negative,
+    "time_shift": _non_negative,
+    "epochs": _positive,
+    "patience": _non_negative,
+    "batch_size": _positive,
+    "lr": _positive,
+    "weight_decay": _non_negative,
+    "betas": _betas,
+    "warmup_steps": _non_negative,
+    "warmup_every": _non_negative,
+    "lr_decay_start": _non_negative,
+    "lr_decay_every": _positive,
+    "lr_schedule": _choice("upstream", "legacy"),
+    "lr_decay": lambda v: 0 < v <= 1 or "must be in (0, 1]",
+    "wa_start": _non_negative,
+    "wa_end": _non_negative,
     "loss": _choice("auto", "bce", "ce"),
-    "kd": _choice("none", "clean", "replay", "online"), "kd_loss": _choice("auto", "kl", "bce"),
-    "kd_lambda": _probability, "tau": _positive,
-    "missing": _choice("error", "mask"), "join": _choice("id", "fingerprint", "recording"), "digest": _digests,
-    "num_workers": _non_negative, "features_on": _choice("worker", "device"), "threads": _non_negative,
-    "eval_batch_size": _positive, "eval_cache_mb": _non_negative,
-    "max_clips": _non_negative, "seed": _non_negative,
+    "kd": _choice("none", "clean", "replay", "online"),
+    "kd_loss": _choice("auto", "kl", "bce"),
+    "kd_lambda": _probability,
+    "tau": _positive,
+    "missing": _choice("error", "mask"),
+    "join": _choice("id", "fingerprint", "recording"),
+    "digest": _digests,
+    "num_workers": _non_negative,
+    "features_on": _choice("worker", "device"),
+    "threads": _non_negative,
+    "eval_batch_size": _positive,
+    "eval_cache_mb": _non_negative,
+    "max_clips": _non_negative,
+    "seed": _non_negative,
     "device": _device,
 }
 
@@ -121,8 +150,9 @@ def _type_problem(value, annotation) -> str | None:
     if annotation is str:
         return None if isinstance(value, str) else "must be a string"
     if origin is tuple or annotation is tuple:
-        ok = isinstance(value, (tuple, list)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                      and math.isfinite(v) for v in value)
+        ok = isinstance(value, (tuple, list)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        )
         return None if ok else "must be numbers separated by commas"
     if origin is dict or annotation is dict:
         return None if isinstance(value, dict) else "must be a mapping"
@@ -142,13 +172,17 @@ def config_problems(config: Config) -> list[str]:
         if wrong:
             problems.append(f"{f.name}={value!r} {wrong}")
     if config.wa_start and config.wa_end < config.wa_start:
-        problems.append(f"wa_end={config.wa_end!r} must be >= wa_start={config.wa_start!r} (weight averaging "
-                        f"runs over epochs wa_start..wa_end)")
+        problems.append(
+            f"wa_end={config.wa_end!r} must be >= wa_start={config.wa_start!r} (weight averaging "
+            f"runs over epochs wa_start..wa_end)"
+        )
     if config.warmup_every and config.warmup_steps % config.warmup_every:
         # upstream sets the rate only on multiples of warmup_every up to warmup_steps: any other length
         # would leave the last stair below the full rate for good
-        problems.append(f"warmup_steps={config.warmup_steps!r} must be a multiple of warmup_every="
-                        f"{config.warmup_every!r} (the staircase reaches the full rate at warmup_steps)")
+        problems.append(
+            f"warmup_steps={config.warmup_steps!r} must be a multiple of warmup_every="
+            f"{config.warmup_every!r} (the staircase reaches the full rate at warmup_steps)"
+        )
     return problems
 
 
@@ -161,8 +195,13 @@ def check_config(config: Config, source: str = "config") -> Config:
 
 
 FRONT_END_RULES: dict[str, typing.Callable] = {
-    "sample_rate": _positive, "n_mels": _positive, "target_length": _positive, "frame_length_ms": _positive,
-    "frame_shift_ms": _positive, "norm_std": _positive, "norm_divisor": _positive,
+    "sample_rate": _positive,
+    "n_mels": _positive,
+    "target_length": _positive,
+    "frame_length_ms": _positive,
+    "frame_shift_ms": _positive,
+    "norm_std": _positive,
+    "norm_divisor": _positive,
 }
 
 

@@ -29,9 +29,7 @@ def _check_inputs(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, 
     if scores.ndim != 2:
         raise ValueError(f"scores must be a 2-D [clips, classes] array, got shape {scores.shape}")
     if targets.shape != scores.shape:
-        raise ValueError(
-            f"targets shape {targets.shape} does not match scores shape {scores.shape}"
-        )
+        raise ValueError(f"targets shape {targets.shape} does not match scores shape {scores.shape}")
     if scores.shape[0] == 0:
         raise ValueError("cannot evaluate an empty set of clips")
     bad_scores = ~np.isfinite(scores)
@@ -171,8 +169,15 @@ def paired_difference(a_values: list[float], b_values: list[float], confidence: 
     n = len(diffs)
     mean = fmean(diffs)
     if n < 2:
-        return {"n": 1, "mean": mean, "std": math.nan, "low": math.nan, "high": math.nan, "diffs": diffs,
-                "verdict": "one seed: no call"}
+        return {
+            "n": 1,
+            "mean": mean,
+            "std": math.nan,
+            "low": math.nan,
+            "high": math.nan,
+            "diffs": diffs,
+            "verdict": "one seed: no call",
+        }
     std = stdev(diffs)
     half = float(t.ppf(0.5 + confidence / 2.0, n - 1)) * std / math.sqrt(n)
     low, high = mean - half, mean + half

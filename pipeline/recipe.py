@@ -90,20 +90,23 @@ class Recipe:
         where = str(path)
         data = read_yaml(path)
         base, nested = _flat_section(data, where, (*FAMILIES, "teacher"))
-        families = {name: _flat_section(nested[name], f"{where}: {name}", ())[0]
-                    for name in FAMILIES if name in nested}
+        families = {name: _flat_section(nested[name], f"{where}: {name}", ())[0] for name in FAMILIES if name in nested}
         teacher, teacher_nested = _flat_section(nested.get("teacher"), f"{where}: teacher", FAMILIES)
-        teacher_families = {name: _flat_section(section, f"{where}: teacher.{name}", ())[0]
-                            for name, section in teacher_nested.items()}
+        teacher_families = {
+            name: _flat_section(section, f"{where}: teacher.{name}", ())[0] for name, section in teacher_nested.items()
+        }
         recipe = cls(base, families, teacher, teacher_families, where)
         recipe.check_keys()
         return recipe
 
     def check_keys(self) -> None:
         """Every key of every section must be a Config field (a typo is an error, not ignored)."""
-        sections = {"": self.base, "teacher": self.teacher,
-                    **{name: keys for name, keys in self.families.items()},
-                    **{f"teacher.{name}": keys for name, keys in self.teacher_families.items()}}
+        sections = {
+            "": self.base,
+            "teacher": self.teacher,
+            **{name: keys for name, keys in self.families.items()},
+            **{f"teacher.{name}": keys for name, keys in self.teacher_families.items()},
+        }
         for name, keys in sections.items():
             try:
                 apply_overrides(Config(), keys)

@@ -23,11 +23,15 @@ def main(argv=None) -> int:
     for entry in document["entries"]:
         for figure in entry["figures"]:
             verdict = {True: "ok", False: "MISSED", None: ""}[figure["ok"]]
-            print(f"{entry['name']:>20}  {format_value(figure['value'], figure['unit']):>16}  {verdict:6}  "
-                  f"{figure['label']}")
+            print(
+                f"{entry['name']:>20}  {format_value(figure['value'], figure['unit']):>16}  {verdict:6}  "
+                f"{figure['label']}"
+            )
     failed = [e["name"] for e in document["entries"] if e["error"]]
-    print(f"total {document['run']['total_seconds']:.0f} s; all goals met: {document['all_goals_met']}; "
-          f"written {args.out} and {os.path.splitext(args.out)[0]}.md")
+    print(
+        f"total {document['run']['total_seconds']:.0f} s; all goals met: {document['all_goals_met']}; "
+        f"written {args.out} and {os.path.splitext(args.out)[0]}.md"
+    )
     if failed:
         print(f"entries that raised: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -40,9 +40,9 @@ COMMANDS = {
 }
 SUMMARIES = {  # commands whose module is not a driver of their own
     "verify": "Re-hash every chunk of a store, check a published digest (--digest) and coverage of a manifest "
-              "(--manifest); the same as `cmkd store verify`.",
+    "(--manifest); the same as `cmkd store verify`.",
     "store": "The store command line: inspect, verify, export, publish, ensemble, merge, subset, import "
-             "(`cmkd store --help`; also `python -m pipeline.store`).",
+    "(`cmkd store --help`; also `python -m pipeline.store`).",
 }
 
 
@@ -72,9 +72,11 @@ def command_list(width: int = 100) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cmkd", description=__doc__.splitlines()[0].split(": ", 1)[1],
+        prog="cmkd",
+        description=__doc__.splitlines()[0].split(": ", 1)[1],
         epilog="commands:\n" + command_list() + "\n\n`cmkd <command> --help` shows the options of one command.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=list(COMMANDS), metavar="command", help="one of the commands below")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="options passed to the command's driver")
     return parser

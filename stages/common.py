@@ -8,13 +8,13 @@ import errno
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
-from collections.abc import Callable
 
 from pipeline.config import Config, parse_overrides
-from pipeline.recipe import load_config
 from pipeline.config_check import check_config
+from pipeline.recipe import load_config
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -28,9 +28,13 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 def add_storage_options_argument(parser: argparse.ArgumentParser) -> None:
     """`--storage-options JSON` (make STORAGE_OPTIONS=): fsspec options for a store at a URL; applied by
     :func:`apply_storage_options` once the arguments are parsed."""
-    parser.add_argument("--storage-options", metavar="JSON", default=None,
-                        help="fsspec options for a remote store (s3://, gs://, hf://, http(s)://), a JSON object "
-                             "such as '{\"anon\": true}' (make STORAGE_OPTIONS=; also CMKD_STORAGE_OPTIONS)")
+    parser.add_argument(
+        "--storage-options",
+        metavar="JSON",
+        default=None,
+        help="fsspec options for a remote store (s3://, gs://, hf://, http(s)://), a JSON object "
+        "such as '{\"anon\": true}' (make STORAGE_OPTIONS=; also CMKD_STORAGE_OPTIONS)",
+    )
 
 
 def apply_storage_options(args) -> None:
@@ -41,8 +45,12 @@ def apply_storage_options(args) -> None:
 
 def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
     """The grid drivers' `JOBS`: runs side by side (results do not depend on it)."""
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="grid runs side by side, each in its own process (make JOBS=; results do not depend on it)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="grid runs side by side, each in its own process (make JOBS=; results do not depend on it)",
+    )
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,9 +70,17 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 def cluster_resources(args):
     from pipeline.cluster import ClusterResources
 
-    return ClusterResources(jobs=args.cluster_jobs, cores=args.cluster_cores, memory=args.cluster_memory,
-                            gpus=args.cluster_gpus, walltime=args.cluster_walltime, queue=args.cluster_queue,
-                            account=args.cluster_account, host=args.cluster_host, interface=args.cluster_interface)
+    return ClusterResources(
+        jobs=args.cluster_jobs,
+        cores=args.cluster_cores,
+        memory=args.cluster_memory,
+        gpus=args.cluster_gpus,
+        walltime=args.cluster_walltime,
+        queue=args.cluster_queue,
+        account=args.cluster_account,
+        host=args.cluster_host,
+        interface=args.cluster_interface,
+    )
 
 
 def resolve_config(args, role: str = "student", **named) -> Config:
@@ -91,15 +107,15 @@ def recipe_folders() -> list[Path]:
 
 
 def default_recipe(dataset: str) -> str | None:
-    names = [n for n in (dataset, dataset.split("_")[0], "audioset_balanced" if dataset.startswith("audioset") else "")
-             if n]
+    names = [
+        n for n in (dataset, dataset.split("_")[0], "audioset_balanced" if dataset.startswith("audioset") else "") if n
+    ]
     for folder in recipe_folders():
         for name in names:
             path = folder / f"{name}.yaml"
             if path.exists():
                 return str(path)
     return None
-
 
 
 # errors a user can fix from the message: bad inputs, bad config, a refused store or checkpoint,
@@ -127,7 +143,7 @@ def error_line(error: BaseException) -> tuple[str, list[str]]:
     if len(lines) <= SHOWN_PROBLEMS + 1:
         return _joined(lines), []
     head = _joined(lines[: SHOWN_PROBLEMS + 1])
-    return f"{head}; and {len(lines) - SHOWN_PROBLEMS - 1} more lines (listed below)", lines[SHOWN_PROBLEMS + 1:]
+    return f"{head}; and {len(lines) - SHOWN_PROBLEMS - 1} more lines (listed below)", lines[SHOWN_PROBLEMS + 1 :]
 
 
 def _joined(lines: list[str]) -> str:

@@ -6,10 +6,10 @@ of the dataset's classes is refused, naming both."""
 
 import json
 
-from pipeline.config import FrontEndConfig
 from pipeline.checkpoints import checkpoint_mids, model_from_checkpoint
-from pipeline.manifests.vocabulary import class_map_for
+from pipeline.config import FrontEndConfig
 from pipeline.manifests import load_manifest
+from pipeline.manifests.vocabulary import class_map_for
 from pipeline.paths import manifest_dir
 from pipeline.training import splits_for
 from pipeline.training.evaluate import evaluate_model
@@ -30,11 +30,23 @@ def main(argv=None) -> int:
     _, _, eval_clips = splits_for(manifest, fold)
     class_map = class_map_for(checkpoint_mids(ckpt, ckpt["path"]), manifest, True, ckpt["path"])
     front_end = FrontEndConfig(**ckpt["front_end"])  # score with the front end the model trained on
-    metrics = evaluate_model(model, manifest, eval_clips, front_end, single_label_of(config, manifest),
-                             batch_size=config.eval_batch_size, class_map=class_map)
+    metrics = evaluate_model(
+        model,
+        manifest,
+        eval_clips,
+        front_end,
+        single_label_of(config, manifest),
+        batch_size=config.eval_batch_size,
+        class_map=class_map,
+    )
     vocabulary = "the dataset's" if class_map is None else "mapped to the dataset's by mid"
-    print(json.dumps({"checkpoint": ckpt["path"], "dataset": args.dataset, "vocabulary": vocabulary, **metrics},
-                     indent=2, default=float))
+    print(
+        json.dumps(
+            {"checkpoint": ckpt["path"], "dataset": args.dataset, "vocabulary": vocabulary, **metrics},
+            indent=2,
+            default=float,
+        )
+    )
     return 0
 
 

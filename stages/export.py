@@ -20,7 +20,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-onnx", action="store_true", help="safetensors, config and card only")
     args = parser.parse_args(argv)
     if not args.checkpoint.strip() or not args.out.strip():
-        raise SystemExit("error: CHECKPOINT and OUT must be given (make export CHECKPOINT=<run dir or .pt> OUT=<folder>)")
+        raise SystemExit(
+            "error: CHECKPOINT and OUT must be given (make export CHECKPOINT=<run dir or .pt> OUT=<folder>)"
+        )
     result = export_model(args.checkpoint, args.out, onnx=not args.no_onnx)
     print(json.dumps(result, indent=2))
     return 0

@@ -4,13 +4,13 @@ group by more than the seed spread), measured before and independently of any KD
 
 import time
 
-from pipeline.synthetic_corpus import class_groups
 from pipeline.config_check import check_config
 from pipeline.experiments.grid import GridSpec, run_grid
+from pipeline.experiments.report import family_table
 from pipeline.manifests import load_manifest
 from pipeline.paths import manifest_dir, report_dir
 from pipeline.recipe import Recipe
-from pipeline.experiments.report import family_table
+from pipeline.synthetic_corpus import class_groups
 
 from .common import add_jobs_argument, base_parser, default_recipe, run_main
 
@@ -25,9 +25,16 @@ def main(argv=None) -> int:
     base = recipe.resolve("student", overrides)
     check_config(recipe.resolve("teacher", overrides), source="the recipe with ARGS")  # before hours of training
     # the grid's equal-design no-KD cells are exactly this: its teachers (seed 0) plus more seeds
-    spec = GridSpec(dataset=args.dataset, cnn=base.cnn_model, ast=base.ast_model, seeds=args.seeds,
-                    designs=("equal",), only=("equal/cnn", "equal/ast"), overrides=overrides,
-                    jobs=args.jobs)
+    spec = GridSpec(
+        dataset=args.dataset,
+        cnn=base.cnn_model,
+        ast=base.ast_model,
+        seeds=args.seeds,
+        designs=("equal",),
+        only=("equal/cnn", "equal/ast"),
+        overrides=overrides,
+        jobs=args.jobs,
+    )
     manifest = load_manifest(manifest_dir(args.dataset))
     groups = class_groups(manifest.mids)
     if not groups:
@@ -35,9 +42,13 @@ def main(argv=None) -> int:
     started = time.time()
     results = run_grid(spec, recipe)
     key = "accuracy" if manifest.single_label else "map"
-    lines = [f"# Families on `{args.dataset}`: {spec.cnn} vs {spec.ast}, teacher budget, no KD", "",
-             f"{args.seeds} seed(s); eval AP, mean ± sample std over seeds; {(time.time() - started) / 60:.1f} min.",
-             "", *family_table(results, groups, key, list(range(args.seeds)))]
+    lines = [
+        f"# Families on `{args.dataset}`: {spec.cnn} vs {spec.ast}, teacher budget, no KD",
+        "",
+        f"{args.seeds} seed(s); eval AP, mean ± sample std over seeds; {(time.time() - started) / 60:.1f} min.",
+        "",
+        *family_table(results, groups, key, list(range(args.seeds))),
+    ]
     out = report_dir(args.dataset) / "families.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

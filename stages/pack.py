@@ -1,6 +1,6 @@
 """Pack a dataset's audio into int16 HDF5 shards (packed/<dataset>/audio_*.h5); reruns resume.
 
-    python -m stages.pack --dataset fsd50k
+python -m stages.pack --dataset fsd50k
 """
 
 from __future__ import annotations

@@ -18,10 +18,15 @@ RATE = 32000
 SECONDS = 2  # the real rows hold 10 s; a few seconds keep the tests fast
 
 # (YouTube id, start, labels, file role); ids are 11 characters, some begin with '-' or 'Y' like real ones
-CLIPS = [("--4gqARaEJE", 0.0, [0, 3], "balanced_train"), ("YxlGt805lTA", 30.0, [1], "balanced_train"),
-         ("-0SdAVK79lg", 30.0, [2, 10], "balanced_train"), ("0ABcdEfGh_i", 10.0, [4], "unbalanced_train"),
-         ("zzZz-1234_5", 0.0, [5, 6], "unbalanced_train"), ("eVal0000001", 20.0, [7], "eval"),
-         ("eVal0000002", 0.0, [8, 9], "eval")]
+CLIPS = [
+    ("--4gqARaEJE", 0.0, [0, 3], "balanced_train"),
+    ("YxlGt805lTA", 30.0, [1], "balanced_train"),
+    ("-0SdAVK79lg", 30.0, [2, 10], "balanced_train"),
+    ("0ABcdEfGh_i", 10.0, [4], "unbalanced_train"),
+    ("zzZz-1234_5", 0.0, [5, 6], "unbalanced_train"),
+    ("eVal0000001", 20.0, [7], "eval"),
+    ("eVal0000002", 0.0, [8, 9], "eval"),
+]
 
 
 def wave(index: int) -> np.ndarray:
@@ -99,7 +104,9 @@ def write_waveform_layout(folder: Path, clips=CLIPS, dtype=np.int16, blank_rows:
             for n, (i, (ytid, _, labels, _)) in enumerate(rows):
                 hf["audio_name"][n] = f"Y{ytid}.wav".encode()
                 samples = wave(i)
-                hf["waveform"][n] = (np.clip(samples, -1, 1) * 32767.0).astype(np.int16) if dtype == np.int16 else samples
+                hf["waveform"][n] = (
+                    (np.clip(samples, -1, 1) * 32767.0).astype(np.int16) if dtype == np.int16 else samples
+                )
                 hf["target"][n] = multi_hot(labels)
         files[role] = path
     return files

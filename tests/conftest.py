@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from pipeline.audio import audio_fingerprint, write_wav
-from pipeline.recipe import load_config
 from pipeline.manifests import Clip, Label, update_dataset_info, write_manifest
+from pipeline.recipe import load_config
 
 torch.set_num_threads(1)
 
@@ -25,14 +25,25 @@ END_TO_END_FIXTURES = {"project", "corpus"}
 # ... and tests that run real pieces at full weight without one: the bench harness, spawned processes,
 # paper-size models, checkpoint round trips, concurrent writers (each took over ~5 s in a measured run)
 END_TO_END_TESTS = (
-    "test_bench.py::", "test_parallel_runs.py::", "test_checkpoint_import.py::test_psla_checkpoint",
-    "test_checkpoint_import.py::test_ast_checkpoint", "test_checkpoint_import.py::test_checkpoint_of_another_size",
-    "test_checkpoint_import.py::test_own_checkpoint", "test_properties.py::test_store_reader_gives_back",
-    "test_distill.py::test_label_free_clips", "test_models.py::test_paper_size", "[ast_base]",
-    "test_models.py::test_each_model_gets_its_standard_head", "test_store.py::test_worker_processes_write",
-    "test_store_cli.py::test_every_command_has_help", "test_store_cli.py::test_ensemble", "test_store_cli.py::test_merge",
-    "test_corpus.py::test_earlier_versions", "test_corpus.py::test_rerun_with_same_knobs",
-    "test_security.py::test_documented_conversion", "test_training.py::test_fold_based_data",
+    "test_bench.py::",
+    "test_parallel_runs.py::",
+    "test_checkpoint_import.py::test_psla_checkpoint",
+    "test_checkpoint_import.py::test_ast_checkpoint",
+    "test_checkpoint_import.py::test_checkpoint_of_another_size",
+    "test_checkpoint_import.py::test_own_checkpoint",
+    "test_properties.py::test_store_reader_gives_back",
+    "test_distill.py::test_label_free_clips",
+    "test_models.py::test_paper_size",
+    "[ast_base]",
+    "test_models.py::test_each_model_gets_its_standard_head",
+    "test_store.py::test_worker_processes_write",
+    "test_store_cli.py::test_every_command_has_help",
+    "test_store_cli.py::test_ensemble",
+    "test_store_cli.py::test_merge",
+    "test_corpus.py::test_earlier_versions",
+    "test_corpus.py::test_rerun_with_same_knobs",
+    "test_security.py::test_documented_conversion",
+    "test_training.py::test_fold_based_data",
     "test_store_remote.py::test_a_sharded_store",
 )
 
@@ -40,13 +51,13 @@ END_TO_END_TESTS = (
 def pytest_collection_modifyitems(config, items):
     """Mark the end-to-end tests ``e2e`` (see above): by the fixtures they need, or by name."""
     for item in items:
-        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())) or \
-                any(name in item.nodeid for name in END_TO_END_TESTS):
+        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())) or any(
+            name in item.nodeid for name in END_TO_END_TESTS
+        ):
             item.add_marker(pytest.mark.e2e)
 
 
-TINY_CLASSES = [("/t/low", "Low_tone"), ("/t/high", "High_tone"), ("/t/noise", "Noise_burst"),
-                ("/t/click", "Clicks")]
+TINY_CLASSES = [("/t/low", "Low_tone"), ("/t/high", "High_tone"), ("/t/noise", "Noise_burst"), ("/t/click", "Clicks")]
 
 
 def synth(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -62,8 +73,15 @@ def synth(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
     return wave
 
 
-def make_tiny_dataset(root: Path, name: str = "tiny", n_train: int = 24, n_eval: int = 8, seed: int = 0,
-                      fold_based: bool = False, unlabelled: int = 0) -> Path:
+def make_tiny_dataset(
+    root: Path,
+    name: str = "tiny",
+    n_train: int = 24,
+    n_eval: int = 8,
+    seed: int = 0,
+    fold_based: bool = False,
+    unlabelled: int = 0,
+) -> Path:
     """Write WAVs and a manifest under root/; returns the manifest directory."""
     rng = np.random.default_rng(seed)
     audio_dir = root / "audio" / name
@@ -80,8 +98,19 @@ def make_tiny_dataset(root: Path, name: str = "tiny", n_train: int = 24, n_eval:
             mids = []
         split = "" if fold_based else ("train" if i < n_train or not mids else "eval")
         fold = (i % 4) + 1 if fold_based else None
-        clips.append(Clip(f"c{i:03d}", f"audio/{name}/c{i:03d}.wav", tuple(mids), split, fold, seconds, 16000, 1,
-                          audio_fingerprint(path)))
+        clips.append(
+            Clip(
+                f"c{i:03d}",
+                f"audio/{name}/c{i:03d}.wav",
+                tuple(mids),
+                split,
+                fold,
+                seconds,
+                16000,
+                1,
+                audio_fingerprint(path),
+            )
+        )
     labels = [Label(i, mid, label) for i, (mid, label) in enumerate(TINY_CLASSES)]
     out = root / "data_manifests" / name
     write_manifest(out, name, root, "esc50" if fold_based else "fsd50k", labels, clips)
@@ -92,9 +121,19 @@ def make_tiny_dataset(root: Path, name: str = "tiny", n_train: int = 24, n_eval:
 
 
 def tiny_config(**overrides):
-    base = {"model": "efficientnet_tiny", "n_mels": 32, "target_length": 64, "epochs": 2, "batch_size": 8,
-            "lr": 1e-3, "lr_decay_start": 100, "eval_batch_size": 16, "threads": 1, "norm_mean": -6.0,
-            "norm_std": 4.0}
+    base = {
+        "model": "efficientnet_tiny",
+        "n_mels": 32,
+        "target_length": 64,
+        "epochs": 2,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "lr_decay_start": 100,
+        "eval_batch_size": 16,
+        "threads": 1,
+        "norm_mean": -6.0,
+        "norm_std": 4.0,
+    }
     base.update(overrides)
     return load_config(None, {k: str(v) for k, v in base.items()})
 
@@ -136,8 +175,20 @@ def tiny_recipe(teacher_epochs: int = 2, **overrides):
     """A Recipe for the tiny dataset: 1-epoch students, `teacher_epochs` for teachers."""
     from pipeline.recipe import Recipe
 
-    base = {"model": "efficientnet_tiny", "n_mels": 32, "target_length": 64, "epochs": 1, "batch_size": 8,
-            "lr": 1e-3, "lr_decay_start": 100, "eval_batch_size": 16, "threads": 1, "norm_mean": -6.0,
-            "norm_std": 4.0, "cnn_model": "efficientnet_tiny", "ast_model": "ast_micro"}
+    base = {
+        "model": "efficientnet_tiny",
+        "n_mels": 32,
+        "target_length": 64,
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "lr_decay_start": 100,
+        "eval_batch_size": 16,
+        "threads": 1,
+        "norm_mean": -6.0,
+        "norm_std": 4.0,
+        "cnn_model": "efficientnet_tiny",
+        "ast_model": "ast_micro",
+    }
     base.update(overrides)
     return Recipe(base={k: str(v) for k, v in base.items()}, teacher={"epochs": str(teacher_epochs)})

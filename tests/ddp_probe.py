@@ -35,7 +35,7 @@ create_model = loop.create_model
 loop.EpochSampler = RecordingSampler
 loop.create_model = recording_create_model
 
-from stages.student import main
+from stages.student import main  # noqa: E402  (after the patches above, which it must see)
 
 main(argv)
 out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ def install(kind: str, kill_at: int, counts: dict[str, int]) -> None:
             if name == kind and counts[name] == kill_at:
                 os.kill(os.getpid(), 9)  # before the event: it never happens
             return real(*args, **kwargs)
+
         return wrapper
 
     batches.forward = counted("forward", batches.forward)
@@ -58,6 +59,10 @@ if __name__ == "__main__":
     install(kind, kill_at, counts)
     from pipeline.stage_one import StageOneJob, run_stage_one
 
-    run_stage_one(StageOneJob(dataset="tiny", teacher="runs/tiny/teacher", out=store, scheduler="inline",
-                              chunk_clips=5, views=views), progress=False)
+    run_stage_one(
+        StageOneJob(
+            dataset="tiny", teacher="runs/tiny/teacher", out=store, scheduler="inline", chunk_clips=5, views=views
+        ),
+        progress=False,
+    )
     print(json.dumps(counts))

@@ -37,7 +37,7 @@ class RangeHandler(SimpleHTTPRequestHandler):
                 end = min(int(match.group(2)) if match.group(2) else len(data) - 1, len(data) - 1)
             else:  # suffix range: the last n bytes
                 start, end = max(len(data) - int(match.group(2) or 0), 0), len(data) - 1
-            body = data[start:end + 1]
+            body = data[start : end + 1]
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
         else:

@@ -53,29 +53,58 @@ class LocalSlurm:
         key = d / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
-        self.conf.write_text("\n".join([
-            "ClusterName=cmkdtest", "SlurmctldHost=localhost(127.0.0.1)", "SlurmUser=root", "SlurmdUser=root",
-            f"SlurmctldPort={_free_port()}", f"SlurmdPort={_free_port()}",
-            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={d / 'munge.sock'}",
-            f"StateSaveLocation={d / 'state'}", f"SlurmdSpoolDir={d / 'spool'}",
-            f"SlurmctldPidFile={d / 'slurmctld.pid'}", f"SlurmdPidFile={d / 'slurmd.pid'}",
-            f"SlurmctldLogFile={d / 'slurmctld.log'}", f"SlurmdLogFile={d / 'slurmd.log'}",
-            "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core", "ReturnToService=2", "MpiDefault=none", "JobCompType=jobcomp/none",
-            "AccountingStorageType=accounting_storage/none", "SchedulerType=sched/builtin",
-            f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} CPUs={os.cpu_count()} "
-            f"RealMemory={_memory_mb()} State=UNKNOWN",
-            f"PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP", ""]))
+        self.conf.write_text(
+            "\n".join(
+                [
+                    "ClusterName=cmkdtest",
+                    "SlurmctldHost=localhost(127.0.0.1)",
+                    "SlurmUser=root",
+                    "SlurmdUser=root",
+                    f"SlurmctldPort={_free_port()}",
+                    f"SlurmdPort={_free_port()}",
+                    "AuthType=auth/munge",
+                    "CredType=cred/munge",
+                    f"AuthInfo=socket={d / 'munge.sock'}",
+                    f"StateSaveLocation={d / 'state'}",
+                    f"SlurmdSpoolDir={d / 'spool'}",
+                    f"SlurmctldPidFile={d / 'slurmctld.pid'}",
+                    f"SlurmdPidFile={d / 'slurmd.pid'}",
+                    f"SlurmctldLogFile={d / 'slurmctld.log'}",
+                    f"SlurmdLogFile={d / 'slurmd.log'}",
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_Core",
+                    "ReturnToService=2",
+                    "MpiDefault=none",
+                    "JobCompType=jobcomp/none",
+                    "AccountingStorageType=accounting_storage/none",
+                    "SchedulerType=sched/builtin",
+                    f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} CPUs={os.cpu_count()} "
+                    f"RealMemory={_memory_mb()} State=UNKNOWN",
+                    f"PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP",
+                    "",
+                ]
+            )
+        )
 
     def start(self) -> str | None:
         """Start the three daemons; None when the node is idle, else the exact error (and everything is stopped)."""
         self.write_config()
         d = self.folder
-        steps = [(_program("munged"), f"--key-file={d / 'munge.key'}", f"--socket={d / 'munge.sock'}",
-                  f"--pid-file={d / 'munged.pid'}", f"--log-file={d / 'munged.log'}", f"--seed-file={d / 'munge.seed'}",
-                  "--force"),
-                 (_program("slurmctld"), "-f", str(self.conf)),
-                 (_program("slurmd"), "-f", str(self.conf), "-N", NODE)]
+        steps = [
+            (
+                _program("munged"),
+                f"--key-file={d / 'munge.key'}",
+                f"--socket={d / 'munge.sock'}",
+                f"--pid-file={d / 'munged.pid'}",
+                f"--log-file={d / 'munged.log'}",
+                f"--seed-file={d / 'munge.seed'}",
+                "--force",
+            ),
+            (_program("slurmctld"), "-f", str(self.conf)),
+            (_program("slurmd"), "-f", str(self.conf), "-N", NODE),
+        ]
         for command in steps:
             result = self._run(*command)
             if result.returncode != 0:

@@ -28,11 +28,11 @@ def reference_resize(pos_embed: torch.Tensor, source: tuple[int, int], target: t
     prefix, table = pos_embed[:, :2], pos_embed[:, 2:]
     grid = table.transpose(1, 2).reshape(1, pos_embed.shape[2], f0, t0)
     if t1 <= t0:
-        grid = grid[:, :, :, t0 // 2 - t1 // 2: t0 // 2 - t1 // 2 + t1]
+        grid = grid[:, :, :, t0 // 2 - t1 // 2 : t0 // 2 - t1 // 2 + t1]
     else:
         grid = F.interpolate(grid, size=(f0, t1), mode="bilinear")
     if f1 <= f0:
-        grid = grid[:, :, f0 // 2 - f1 // 2: f0 // 2 - f1 // 2 + f1, :]
+        grid = grid[:, :, f0 // 2 - f1 // 2 : f0 // 2 - f1 // 2 + f1, :]
     else:
         grid = F.interpolate(grid, size=(f1, t1), mode="bilinear")
     return torch.cat([prefix, grid.reshape(1, pos_embed.shape[2], f1 * t1).transpose(1, 2)], dim=1)
@@ -56,26 +56,38 @@ def test_resize_matches_upstreams_procedure_for_every_n_mels(target_length, stri
 def test_resize_grows_both_axes_like_upstream():
     source = table((8, 64), seed=1)
     for target in [(12, 101), (9, 200), (20, 63), (8, 64)]:
-        assert torch.allclose(resize_pos_embed(source, (8, 64), target), reference_resize(source, (8, 64), target),
-                              atol=1e-6)
+        assert torch.allclose(
+            resize_pos_embed(source, (8, 64), target), reference_resize(source, (8, 64), target), atol=1e-6
+        )
 
 
 def release_file(tmp_path, name: str, freq_stride: int, time_stride: int):
     """A small AST saved in the published layout under a published name, with the geometry the name says."""
     release = ast_release(name)
-    model = create_model("ast_micro", num_classes=527, n_mels=release.n_mels, target_length=release.target_length,
-                         freq_stride=freq_stride, time_stride=time_stride)
+    model = create_model(
+        "ast_micro",
+        num_classes=527,
+        n_mels=release.n_mels,
+        target_length=release.target_length,
+        freq_stride=freq_stride,
+        time_stride=time_stride,
+    )
     path = tmp_path / name
     torch.save(ast_layout(model), path)
     return path, model.v.pos_embed.detach().clone(), release.grid
 
 
-@pytest.mark.parametrize("name, grid", [("audioset_10_10_0.4593.pth", (12, 101)),
-                                        ("audioset_10_10_0.4495.pth", (12, 101)),
-                                        ("audioset_12_12_0.4467.pth", (10, 85)),
-                                        ("audioset_14_14_0.4431.pth", (9, 73)),
-                                        ("audioset_16_16_0.4422.pth", (8, 64)),
-                                        ("speechcommands_10_10_0.9812.pth", (12, 12))])
+@pytest.mark.parametrize(
+    "name, grid",
+    [
+        ("audioset_10_10_0.4593.pth", (12, 101)),
+        ("audioset_10_10_0.4495.pth", (12, 101)),
+        ("audioset_12_12_0.4467.pth", (10, 85)),
+        ("audioset_14_14_0.4431.pth", (9, 73)),
+        ("audioset_16_16_0.4422.pth", (8, 64)),
+        ("speechcommands_10_10_0.9812.pth", (12, 12)),
+    ],
+)
 def test_release_names_give_their_grids(name, grid):
     assert ast_release(name).grid == grid
     assert ast_release("my_copy.pth") is None
@@ -86,8 +98,9 @@ def test_the_grid_comes_from_the_file_for_every_n_mels(tmp_path):
     1x1212 / 2x606 / 4x303 ... a guess from the target's own frequency count would give."""
     path, source, grid = release_file(tmp_path, "audioset_10_10_0.4593.pth", 10, 10)
     for n_mels in range(16, 129):
-        target = create_model("ast_micro", num_classes=527, n_mels=n_mels, target_length=1024, freq_stride=10,
-                              time_stride=10)
+        target = create_model(
+            "ast_micro", num_classes=527, n_mels=n_mels, target_length=1024, freq_stride=10, time_stride=10
+        )
         report = load_pretrained_checkpoint(target, path)
         wanted = reference_resize(source, grid, target.grid)
         assert torch.allclose(target.v.pos_embed.detach(), wanted, atol=1e-6), n_mels
@@ -122,8 +135,12 @@ def test_a_stride_16_release_imports_as_a_teacher_with_its_own_strides(tmp_path)
 
     path, source, _ = release_file(tmp_path, "audioset_16_16_0.4422.pth", 16, 16)
     teacher = describe(path)
-    assert (teacher.model, teacher.ast_freq_stride, teacher.ast_time_stride, teacher.num_classes) == \
-        ("ast_base", 16, 16, 527)
+    assert (teacher.model, teacher.ast_freq_stride, teacher.ast_time_stride, teacher.num_classes) == (
+        "ast_base",
+        16,
+        16,
+        527,
+    )
     labels = tmp_path / "class_labels_indices.csv"
     labels.write_text("index,mid,display_name\n" + "".join(f'{i},/m/c{i},"class {i}"\n' for i in range(527)))
     out = import_published_teacher(path, labels, tmp_path / "run", model="ast_micro")  # small stand-in for ast_base
@@ -136,6 +153,9 @@ def test_a_stride_16_release_imports_as_a_teacher_with_its_own_strides(tmp_path)
 def test_an_unlisted_file_takes_its_strides_and_grid_from_the_options():
     from pipeline.stage_one.published import describe
 
-    teacher = describe("my_ast.pth", model="ast_base", overrides={"ast_freq_stride": 12, "ast_time_stride": 12,
-                                                                  "ast_source_grid": "10x85"})
+    teacher = describe(
+        "my_ast.pth",
+        model="ast_base",
+        overrides={"ast_freq_stride": 12, "ast_time_stride": 12, "ast_source_grid": "10x85"},
+    )
     assert (teacher.ast_freq_stride, teacher.ast_time_stride, teacher.ast_source_grid) == (12, 12, "10x85")

@@ -23,8 +23,8 @@ from pipeline.models import create_model
 from .test_checkpoint_import import ast_layout
 
 transformers = pytest.importorskip("transformers")
-from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
-from transformers.models.audio_spectrogram_transformer import (
+from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification  # noqa: E402
+from transformers.models.audio_spectrogram_transformer import (  # noqa: E402
     feature_extraction_audio_spectrogram_transformer as hf_features,
 )
 
@@ -36,13 +36,22 @@ def published_to_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch
     """The published AST key names -> transformers 5's, the fused qkv split into q, k, v."""
     prefix = "audio_spectrogram_transformer."
     out = {}
-    plain = {"v.cls_token": "embeddings.cls_token", "v.dist_token": "embeddings.distillation_token",
-             "v.pos_embed": "embeddings.position_embeddings",
-             "v.patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
-             "v.patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
-             "v.norm.weight": "layernorm.weight", "v.norm.bias": "layernorm.bias"}
-    per_block = {"norm1": "layernorm_before", "norm2": "layernorm_after", "attn.proj": "attention.o_proj",
-                 "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
+    plain = {
+        "v.cls_token": "embeddings.cls_token",
+        "v.dist_token": "embeddings.distillation_token",
+        "v.pos_embed": "embeddings.position_embeddings",
+        "v.patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
+        "v.patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
+        "v.norm.weight": "layernorm.weight",
+        "v.norm.bias": "layernorm.bias",
+    }
+    per_block = {
+        "norm1": "layernorm_before",
+        "norm2": "layernorm_after",
+        "attn.proj": "attention.o_proj",
+        "mlp.fc1": "mlp.fc1",
+        "mlp.fc2": "mlp.fc2",
+    }
     for key, value in state.items():
         key = key.removeprefix("module.")
         if key.startswith(("v.head.", "v.head_dist.")):
@@ -66,10 +75,23 @@ def published_to_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch
 
 
 def transformers_ast(state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    config = ASTConfig(hidden_size=WIDTH, num_hidden_layers=DEPTH, num_attention_heads=HEADS,
-                       intermediate_size=4 * WIDTH, hidden_act="gelu", hidden_dropout_prob=0.0,
-                       attention_probs_dropout_prob=0.0, layer_norm_eps=1e-6, patch_size=16, qkv_bias=True,
-                       frequency_stride=10, time_stride=10, max_length=1024, num_mel_bins=128, num_labels=CLASSES)
+    config = ASTConfig(
+        hidden_size=WIDTH,
+        num_hidden_layers=DEPTH,
+        num_attention_heads=HEADS,
+        intermediate_size=4 * WIDTH,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        layer_norm_eps=1e-6,
+        patch_size=16,
+        qkv_bias=True,
+        frequency_stride=10,
+        time_stride=10,
+        max_length=1024,
+        num_mel_bins=128,
+        num_labels=CLASSES,
+    )
     model = ASTForAudioClassification(config).eval()
     # AST's blocks use timm's LayerNorm eps 1e-6, its mlp_head torch's default 1e-5; transformers has one eps
     model.classifier.layernorm.eps = 1e-5
@@ -82,8 +104,15 @@ def release_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """A random AST at the release geometry (128 mel bins, 1024 frames, stride 10: 12 x 101 patches)
     in the published layout, with non-trivial norms so every parameter matters."""
     torch.manual_seed(seed)
-    model = create_model("ast_micro", num_classes=CLASSES, n_mels=128, target_length=1024, pooling="token",
-                         freq_stride=10, time_stride=10)
+    model = create_model(
+        "ast_micro",
+        num_classes=CLASSES,
+        n_mels=128,
+        target_length=1024,
+        pooling="token",
+        freq_stride=10,
+        time_stride=10,
+    )
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "norm" in name or name.startswith("mlp_head.0"):
@@ -101,8 +130,9 @@ def clip(seconds: float, seed: int) -> np.ndarray:
 def extractor(numpy_path: bool, monkeypatch) -> ASTFeatureExtractor:
     if numpy_path:  # transformers' own filterbank instead of torchaudio's
         monkeypatch.setattr(hf_features, "is_speech_available", lambda: False)
-    return ASTFeatureExtractor(feature_size=1, sampling_rate=16000, num_mel_bins=128, max_length=1024,
-                               do_normalize=True, mean=MEAN, std=STD)
+    return ASTFeatureExtractor(
+        feature_size=1, sampling_rate=16000, num_mel_bins=128, max_length=1024, do_normalize=True, mean=MEAN, std=STD
+    )
 
 
 def centred(wave: np.ndarray) -> np.ndarray:
@@ -114,9 +144,12 @@ def centred(wave: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("seconds", [3.0, 12.0])  # padded and cut to 1024 frames
 def test_front_end_is_transformers_torchaudio_path_exactly(seconds, monkeypatch):
     wave = clip(seconds, seed=int(seconds))
-    reference = extractor(False, monkeypatch)(centred(wave), sampling_rate=16000, return_tensors="pt")["input_values"][0]
-    ours = wave_to_features(wave, FrontEndConfig(n_mels=128, target_length=1024, norm_mean=MEAN, norm_std=STD,
-                                                 norm_divisor=2.0))
+    reference = extractor(False, monkeypatch)(centred(wave), sampling_rate=16000, return_tensors="pt")["input_values"][
+        0
+    ]
+    ours = wave_to_features(
+        wave, FrontEndConfig(n_mels=128, target_length=1024, norm_mean=MEAN, norm_std=STD, norm_divisor=2.0)
+    )
     assert ours.shape == reference.shape == (1024, 128)
     assert torch.equal(ours, reference.float())
 
@@ -127,8 +160,9 @@ def test_front_end_matches_transformers_numpy_filterbank(seconds, monkeypatch):
     # (normalised units, i.e. x 9.14 in log-mel), the largest differences in the lowest mel bins
     wave = clip(seconds, seed=int(seconds))
     reference = extractor(True, monkeypatch)(centred(wave), sampling_rate=16000, return_tensors="pt")["input_values"][0]
-    ours = wave_to_features(wave, FrontEndConfig(n_mels=128, target_length=1024, norm_mean=MEAN, norm_std=STD,
-                                                 norm_divisor=2.0))
+    ours = wave_to_features(
+        wave, FrontEndConfig(n_mels=128, target_length=1024, norm_mean=MEAN, norm_std=STD, norm_divisor=2.0)
+    )
     difference = (ours - reference.float()).abs()
     assert float(difference.max()) < 1e-4 and float(difference.mean()) < 1e-6
 
@@ -137,8 +171,16 @@ def test_release_import_matches_transformers_ast(tmp_path, monkeypatch):
     state = release_state()
     path = tmp_path / "audioset_10_10_0.4593.pth"  # the release's name: its 12 x 101 grid comes from it
     torch.save(state, path)
-    ours = create_model("ast_micro", num_classes=CLASSES, n_mels=128, target_length=1024, pooling="token",
-                        freq_stride=10, time_stride=10, checkpoint=path).eval()
+    ours = create_model(
+        "ast_micro",
+        num_classes=CLASSES,
+        n_mels=128,
+        target_length=1024,
+        pooling="token",
+        freq_stride=10,
+        time_stride=10,
+        checkpoint=path,
+    ).eval()
     assert ours.import_report.layout == "ast" and not ours.import_report.interpolated
     reference = transformers_ast(state)
     hf = extractor(True, monkeypatch)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
-import re
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,9 @@ def peak_hz(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     return float(np.fft.rfftfreq(len(wave), 1 / sample_rate)[spectrum.argmax()])
 
 
-@pytest.mark.parametrize("subtype, tolerance", [("PCM_16", 2 / 32768), ("PCM_24", 1e-6), ("PCM_32", 1e-6),
-                                                ("FLOAT", 1e-7), ("DOUBLE", 1e-7)])
+@pytest.mark.parametrize(
+    "subtype, tolerance", [("PCM_16", 2 / 32768), ("PCM_24", 1e-6), ("PCM_32", 1e-6), ("FLOAT", 1e-7), ("DOUBLE", 1e-7)]
+)
 def test_every_sample_format_reads_as_the_same_float_wave(tmp_path, subtype, tolerance):
     """Float WAVs read as integers (or integers left unscaled) gave near-random mAP in the parent code."""
     wave = sine()
@@ -53,8 +54,9 @@ def test_resampling_to_16k_keeps_length_and_pitch(tmp_path, sample_rate, freq):
     assert np.abs(wave).max() == pytest.approx(0.5, abs=0.02)
 
 
-@pytest.mark.parametrize("bad, reason", [("nan", "audio contains NaN"), ("inf", "audio contains NaN or infinite"),
-                                         ("empty", "empty audio")])
+@pytest.mark.parametrize(
+    "bad, reason", [("nan", "audio contains NaN"), ("inf", "audio contains NaN or infinite"), ("empty", "empty audio")]
+)
 def test_non_finite_or_empty_audio_is_refused_naming_the_file(tmp_path, bad, reason):
     wave = {"nan": np.array([0.1, np.nan, 0.2] * 100), "inf": np.array([0.1, np.inf] * 100), "empty": np.zeros(0)}[bad]
     path = tmp_path / f"{bad}.wav"
@@ -116,8 +118,9 @@ def test_packed_audio_survives_pickling_and_forked_workers(packed):
         def __getitem__(self, i):
             return torch.from_numpy(audio.read(self.ids[i]))
 
-    loader = torch.utils.data.DataLoader(Dataset(), batch_size=None, num_workers=1,
-                                         multiprocessing_context=multiprocessing.get_context("fork"))
+    loader = torch.utils.data.DataLoader(
+        Dataset(), batch_size=None, num_workers=1, multiprocessing_context=multiprocessing.get_context("fork")
+    )
     for clip_id, wave in zip(Dataset.ids, loader):
         np.testing.assert_array_equal(wave.numpy(), audio.read(clip_id))
 
@@ -135,10 +138,18 @@ def test_fingerprint_follows_the_samples_not_the_container(tmp_path):
     assert fingerprint_samples(louder) != first and len(first) == 32
 
 
-@pytest.mark.parametrize("sample_rate, channels, subtype, fmt", [
-    (16000, 1, "PCM_16", "WAV"), (44100, 2, "PCM_24", "FLAC"), (22050, 1, "FLOAT", "WAV"), (48000, 2, "PCM_16", "WAV")])
-def test_one_decode_gives_the_checks_and_the_same_fingerprint_as_reading_the_file(tmp_path, sample_rate, channels,
-                                                                                   subtype, fmt):
+@pytest.mark.parametrize(
+    "sample_rate, channels, subtype, fmt",
+    [
+        (16000, 1, "PCM_16", "WAV"),
+        (44100, 2, "PCM_24", "FLAC"),
+        (22050, 1, "FLOAT", "WAV"),
+        (48000, 2, "PCM_16", "WAV"),
+    ],
+)
+def test_one_decode_gives_the_checks_and_the_same_fingerprint_as_reading_the_file(
+    tmp_path, sample_rate, channels, subtype, fmt
+):
     """The manifest's full check fingerprints the samples it has just checked: they must be exactly the
     samples every reader gets (read_audio: any rate and channel count, resampled to 16 kHz mono)."""
     from pipeline.audio import audio_fingerprint, check_audio, probe_audio

@@ -57,8 +57,9 @@ def extract_rows(hdf_folder: Path, out: Path) -> Path:
 
 
 @pytest.mark.parametrize("layout", ["mp3", "int16", "float32"])
-def test_hdf5_rows_give_the_ids_labels_checks_and_fingerprints_of_the_same_audio_as_files(tmp_path, labels, segments,
-                                                                                       layout):
+def test_hdf5_rows_give_the_ids_labels_checks_and_fingerprints_of_the_same_audio_as_files(
+    tmp_path, labels, segments, layout
+):
     hdf = tmp_path / "hdf"
     if layout == "mp3":
         files.write_mp3_layout(hdf)
@@ -72,8 +73,12 @@ def test_hdf5_rows_give_the_ids_labels_checks_and_fingerprints_of_the_same_audio
     assert set(mine) == set(theirs) == {f"{y}_{s:.3f}" for y, s, _, _ in files.CLIPS}
     for clip_id, clip in mine.items():
         ref = theirs[clip_id]
-        assert (clip.labels, clip.split, clip.sample_rate, clip.channels) == (ref.labels, ref.split, ref.sample_rate,
-                                                                             ref.channels)
+        assert (clip.labels, clip.split, clip.sample_rate, clip.channels) == (
+            ref.labels,
+            ref.split,
+            ref.sample_rate,
+            ref.channels,
+        )
         assert clip.fingerprint == ref.fingerprint and len(clip.fingerprint) == 32
         assert clip.duration_s == pytest.approx(ref.duration_s)
     # the original name is kept in the path, the split comes from the file name
@@ -94,8 +99,9 @@ def test_the_id_rule():
 
 def test_without_segment_lists_ids_are_youtube_ids_and_the_summary_says_so(tmp_path, labels):
     files.write_mp3_layout(tmp_path / "hdf")
-    manifest = build_manifest("as_mp3", "audioset-hdf5", tmp_path / "hdf", tmp_path / "manifests", labels,
-                              progress=False)
+    manifest = build_manifest(
+        "as_mp3", "audioset-hdf5", tmp_path / "hdf", tmp_path / "manifests", labels, progress=False
+    )
     assert {c.clip_id for c in manifest.clips} == {y for y, _, _, _ in files.CLIPS}
     assert manifest.info["ids_without_start"] == len(files.CLIPS)
     assert manifest.info["hdf5_files"]["unbalanced_train_segments_mp3.hdf"] == "mp3"
@@ -114,24 +120,32 @@ def test_bad_rows_are_reported_by_file_and_row(tmp_path, labels, segments):
         prepare("audioset-hdf5", hdf, labels, segments, progress=False)
     text = str(caught.value)
     assert "balanced_train_segments_mp3.hdf row 1: audio YYxlGt805lTA.mp3:" in text
-    assert ("unbalanced_train_segments_mp3.hdf row 2: duplicate clip id '--4gqARaEJE_0.000' (00/Y--4gqARaEJE.mp3; "
-            "first at balanced_train_segments_mp3.hdf row 0)") in text
-    assert "eval_segments_mp3.hdf row 0: YeVal0000001.mp3: target holds ['/m/a1'], eval_segments.csv row 4 lists " \
-           "['/m/a7']" in text
+    assert (
+        "unbalanced_train_segments_mp3.hdf row 2: duplicate clip id '--4gqARaEJE_0.000' (00/Y--4gqARaEJE.mp3; "
+        "first at balanced_train_segments_mp3.hdf row 0)"
+    ) in text
+    assert (
+        "eval_segments_mp3.hdf row 0: YeVal0000001.mp3: target holds ['/m/a1'], eval_segments.csv row 4 lists "
+        "['/m/a7']" in text
+    )
 
 
 def test_a_vocabulary_of_another_width_is_refused_by_file(tmp_path, segments):
     files.write_mp3_layout(tmp_path / "hdf")
     labels = files.write_labels(tmp_path / "labels.csv", files.MIDS + [f"/m/x{i}" for i in range(8)])
-    with pytest.raises(ManifestError, match=r"balanced_train_segments_mp3.hdf: target holds 2 bytes per clip; "
-                                            r"19 classes \(LABELS\) pack into 3"):
+    with pytest.raises(
+        ManifestError,
+        match=r"balanced_train_segments_mp3.hdf: target holds 2 bytes per clip; "
+        r"19 classes \(LABELS\) pack into 3",
+    ):
         prepare("audioset-hdf5", tmp_path / "hdf", labels, None, progress=False)
 
 
 def test_panns_blank_rows_are_skipped_and_counted(tmp_path, labels, segments):
     files.write_waveform_layout(tmp_path / "hdf", blank_rows=2)
-    manifest = build_manifest("as_wave", "audioset-hdf5", tmp_path / "hdf", tmp_path / "m", labels, segments,
-                              progress=False)
+    manifest = build_manifest(
+        "as_wave", "audioset-hdf5", tmp_path / "hdf", tmp_path / "m", labels, segments, progress=False
+    )
     assert manifest.info["empty_rows"] == 2 * 3 and len(manifest.clips) == len(files.CLIPS)
 
 
@@ -173,23 +187,55 @@ def test_a_rewritten_file_is_refused_rather_than_read_at_the_old_row(tmp_path, l
 
 
 def _store_for(path, manifest):
-    create_store(path, clip_ids=[c.clip_id for c in manifest.clips], splits=[c.split for c in manifest.clips],
-                 folds=[None] * len(manifest.clips), vocabulary_mids=manifest.mids,
-                 vocabulary_names=[label.name for label in manifest.labels], activation="sigmoid",
-                 attrs=provenance(), fingerprints=[c.fingerprint for c in manifest.clips])
+    create_store(
+        path,
+        clip_ids=[c.clip_id for c in manifest.clips],
+        splits=[c.split for c in manifest.clips],
+        folds=[None] * len(manifest.clips),
+        vocabulary_mids=manifest.mids,
+        vocabulary_names=[label.name for label in manifest.labels],
+        activation="sigmoid",
+        attrs=provenance(),
+        fingerprints=[c.fingerprint for c in manifest.clips],
+    )
     return LogitTable.open(path, load_views=False, verify=False)
 
 
-def test_a_store_of_one_layout_joins_the_other_by_id_and_a_same_audio_copy_by_fingerprint(tmp_path, labels,
-                                                                                           segments):
-    mp3 = build_manifest("lab_a", "audioset-hdf5", files.write_mp3_layout(tmp_path / "a")["eval"].parent,
-                         tmp_path / "m", labels, segments, progress=False)
-    panns = build_manifest("lab_b", "audioset-hdf5", files.write_waveform_layout(tmp_path / "b")["eval"].parent,
-                           tmp_path / "m", labels, segments, progress=False)
-    wavs = build_manifest("lab_c", "audioset", extract_rows(tmp_path / "b", tmp_path / "c"), tmp_path / "m", labels,
-                          segments, progress=False)
-    ids = lambda m: [c.clip_id for c in m.clips]
-    prints = lambda m: [c.fingerprint for c in m.clips]
+def test_a_store_of_one_layout_joins_the_other_by_id_and_a_same_audio_copy_by_fingerprint(tmp_path, labels, segments):
+    mp3 = build_manifest(
+        "lab_a",
+        "audioset-hdf5",
+        files.write_mp3_layout(tmp_path / "a")["eval"].parent,
+        tmp_path / "m",
+        labels,
+        segments,
+        progress=False,
+    )
+    panns = build_manifest(
+        "lab_b",
+        "audioset-hdf5",
+        files.write_waveform_layout(tmp_path / "b")["eval"].parent,
+        tmp_path / "m",
+        labels,
+        segments,
+        progress=False,
+    )
+    wavs = build_manifest(
+        "lab_c",
+        "audioset",
+        extract_rows(tmp_path / "b", tmp_path / "c"),
+        tmp_path / "m",
+        labels,
+        segments,
+        progress=False,
+    )
+
+    def ids(m):
+        return [c.clip_id for c in m.clips]
+
+    def prints(m):
+        return [c.fingerprint for c in m.clips]
+
     table = _store_for(tmp_path / "a.zarr", mp3)
     strict = match_clips(table, ids(panns), prints(panns), "id")  # mp3 and waveforms never share samples
     assert len(strict.audio_differs) == len(files.CLIPS) and (strict.rows < 0).all()
@@ -222,16 +268,26 @@ def test_both_stages_train_and_label_straight_from_the_hdf5_rows(tmp_path, label
     manifest = build_manifest("as_mp3", "audioset-hdf5", hdf, "data_manifests", labels, segments, progress=False)
     summary = run_training("as_mp3", tiny_config(epochs=1, batch_size=2, num_workers=2), "teacher", progress=False)
     assert summary["eval_clips"] == 2 and 0.0 <= summary["map"] <= 1.0  # evaluated on the eval file's rows
-    run_stage_one(StageOneJob(dataset="as_mp3", teacher="runs/as_mp3/teacher", out="stores/t.zarr",
-                              scheduler="inline", chunk_clips=4, dtype="float32"), progress=False)
+    run_stage_one(
+        StageOneJob(
+            dataset="as_mp3",
+            teacher="runs/as_mp3/teacher",
+            out="stores/t.zarr",
+            scheduler="inline",
+            chunk_clips=4,
+            dtype="float32",
+        ),
+        progress=False,
+    )
     group = zarr.open_group("stores/t.zarr", mode="r")
     assert list(group["clip_id"][:]) == [c.clip_id for c in manifest.clips]
     model, _, ckpt = model_from_checkpoint("runs/as_mp3/teacher")
     reference = extract_rows(hdf, tmp_path / "as_files")
     waves = [read_audio(reference / Path(parse_locator(c.path)[2]).name) for c in manifest.clips]
     with torch.no_grad():
-        expected = torch.stack([model(wave_to_features(w, FrontEndConfig(**ckpt["front_end"]))[None])[0]
-                                for w in waves]).numpy()
+        expected = torch.stack(
+            [model(wave_to_features(w, FrontEndConfig(**ckpt["front_end"]))[None])[0] for w in waves]
+        ).numpy()
     assert np.allclose(group["logits"][:], expected, atol=1e-4)
 
 
@@ -242,10 +298,24 @@ def test_stage_two_joins_a_store_of_the_other_layout_with_join_recording_and_say
     from .conftest import tiny_config
     from .store_helpers import fill_store
 
-    mp3 = build_manifest("lab_a", "audioset-hdf5", files.write_mp3_layout(tmp_path / "a")["eval"].parent,
-                         tmp_path / "m", labels, segments, progress=False)
-    panns = build_manifest("lab_b", "audioset-hdf5", files.write_waveform_layout(tmp_path / "b")["eval"].parent,
-                           tmp_path / "m", labels, segments, progress=False)
+    mp3 = build_manifest(
+        "lab_a",
+        "audioset-hdf5",
+        files.write_mp3_layout(tmp_path / "a")["eval"].parent,
+        tmp_path / "m",
+        labels,
+        segments,
+        progress=False,
+    )
+    panns = build_manifest(
+        "lab_b",
+        "audioset-hdf5",
+        files.write_waveform_layout(tmp_path / "b")["eval"].parent,
+        tmp_path / "m",
+        labels,
+        segments,
+        progress=False,
+    )
     store = tmp_path / "lab_a.zarr"
     _store_for(store, mp3)
     fill_store(store)
@@ -253,14 +323,18 @@ def test_stage_two_joins_a_store_of_the_other_layout_with_join_recording_and_say
     for join in ("id", "recording"):
         config = tiny_config(kd="clean", logits=str(store), join=join)
         if join == "id":
-            with pytest.raises(DistillError, match=r"5 train clips have the store's clip id but other audio.*"
-                                                   r"JOIN=recording"):
+            with pytest.raises(
+                DistillError,
+                match=r"5 train clips have the store's clip id but other audio.*"
+                r"JOIN=recording",
+            ):
                 attach_store(config, panns, tmp_path / "m" / "lab_b", train, FrontEndConfig())
             continue
         rows, coverage, _ = attach_store(config, panns, tmp_path / "m" / "lab_b", train, FrontEndConfig())
         assert (rows.rows >= 0).all()
-        assert coverage.line().endswith("joined by id (JOIN=recording): 0 with the store's audio fingerprint, "
-                                        "5 another encoding of the recording")
+        assert coverage.line().endswith(
+            "joined by id (JOIN=recording): 0 with the store's audio fingerprint, 5 another encoding of the recording"
+        )
 
 
 def test_make_manifests_and_make_pack_take_the_hdf5_files(tmp_path, labels, segments, capsys):
@@ -269,8 +343,22 @@ def test_make_manifests_and_make_pack_take_the_hdf5_files(tmp_path, labels, segm
     from stages.manifests import main
 
     files.write_waveform_layout(tmp_path / "hdf", blank_rows=1)
-    main(["--dataset", "as_wave", "--format", "audioset-hdf5", "--data-root", str(tmp_path / "hdf"), "--labels",
-          str(labels), "--segments", ",".join(map(str, segments)), "--out-root", str(tmp_path / "m")])
+    main(
+        [
+            "--dataset",
+            "as_wave",
+            "--format",
+            "audioset-hdf5",
+            "--data-root",
+            str(tmp_path / "hdf"),
+            "--labels",
+            str(labels),
+            "--segments",
+            ",".join(map(str, segments)),
+            "--out-root",
+            str(tmp_path / "m"),
+        ]
+    )
     line = capsys.readouterr().out
     assert "as_wave: 7 clips, 11 classes (train 5, eval 2), 3 empty HDF5 rows skipped" in line
     assert "audio fully decoded and checked" in line

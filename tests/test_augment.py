@@ -95,8 +95,9 @@ def test_a_view_without_mixup_reuses_the_clean_features_bit_for_bit():
     wave = np.random.default_rng(1).standard_normal(12000).astype(np.float32)
     view = View(seed=0, view_index=2, time_shift=-4, freq_masks=((3, 5),), time_masks=((10, 7), (50, 2)))
     arrays = view_tensors([view])
-    reused = apply_views(wave_to_features(wave, cfg)[None], arrays["time_shift"], arrays["freq_masks"],
-                         arrays["time_masks"])[0]
+    reused = apply_views(
+        wave_to_features(wave, cfg)[None], arrays["time_shift"], arrays["freq_masks"], arrays["time_masks"]
+    )[0]
     assert torch.equal(reused, render_view(wave, None, view, cfg))
     manual = torch.roll(wave_to_features(wave, cfg), -4, dims=0)
     manual[:, 3:8] = 0.0

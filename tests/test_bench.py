@@ -13,22 +13,55 @@ from bench import entry_names, run_bench
 from bench.harness import Goal, entry_params, interleaved, paired_ratio
 from bench.stage_two import CACHED_QUICK
 
-CHEAP = ["store_bytes", "stage_one_scale", "front_end_batched", "topk_error", "cached_kd_step", "logit_lookups",
-         "packed_vs_wav", "audioset_decode", "verify_throughput", "verified_read_cost", "fingerprint_cost"]
+CHEAP = [
+    "store_bytes",
+    "stage_one_scale",
+    "front_end_batched",
+    "topk_error",
+    "cached_kd_step",
+    "logit_lookups",
+    "packed_vs_wav",
+    "audioset_decode",
+    "verify_throughput",
+    "verified_read_cost",
+    "fingerprint_cost",
+]
 TINY = {
     "store_bytes": {"clips": 60, "classes": 30},
     "topk_error": {"rows": 64, "classes": 60},
-    "cached_kd_step": {"n_mels": 32, "target_length": 100, "batch": 2, "classes": 10, "table_rows": 20,
-                       "repeats": 2, "warmup": 1},
+    "cached_kd_step": {
+        "n_mels": 32,
+        "target_length": 100,
+        "batch": 2,
+        "classes": 10,
+        "table_rows": 20,
+        "repeats": 2,
+        "warmup": 1,
+    },
     "logit_lookups": {"rows": 3000, "classes": 40, "chunk_clips": 1000, "batches": 20},
     "packed_vs_wav": {"clips": 5, "clip_seconds": 1.0, "repeats": 1},
     "audioset_decode": {"clips": 3, "clip_seconds": 1.0, "repeats": 1},
     "verify_throughput": {"clips": 300, "classes": 30, "repeats": 1},
-    "verified_read_cost": {"clips": 200, "classes": 30, "n_mels": 32, "target_length": 100, "batch": 2,
-                           "step_repeats": 1, "open_repeats": 1},
+    "verified_read_cost": {
+        "clips": 200,
+        "classes": 30,
+        "n_mels": 32,
+        "target_length": 100,
+        "batch": 2,
+        "step_repeats": 1,
+        "open_repeats": 1,
+    },
     "fingerprint_cost": {"clips": 2, "seconds": 1.0},
-    "stage_one_scale": {"big_ids": 3000, "small_ids": 100, "computed": 3, "views": 2, "n_mels": 32,
-                        "target_length": 100, "clip_seconds": 1.0, "num_classes": 10},
+    "stage_one_scale": {
+        "big_ids": 3000,
+        "small_ids": 100,
+        "computed": 3,
+        "views": 2,
+        "n_mels": 32,
+        "target_length": 100,
+        "clip_seconds": 1.0,
+        "num_classes": 10,
+    },
     "front_end_batched": {"clips": 2, "clip_seconds": 1.0, "n_mels": 32, "target_length": 100, "views": 2},
 }
 
@@ -37,8 +70,9 @@ TINY = {
 def smoke(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     out = folder / "results.json"
-    document = run_bench(only=CHEAP, quick=True, out=out, threads=1, scratch=folder / "scratch", overrides=TINY,
-                         log=lambda line: None)
+    document = run_bench(
+        only=CHEAP, quick=True, out=out, threads=1, scratch=folder / "scratch", overrides=TINY, log=lambda line: None
+    )
     return folder, out, document
 
 
@@ -90,8 +124,15 @@ def test_only_reruns_one_entry_and_keeps_the_others(smoke, tmp_path):
     copy = tmp_path / "results.json"
     copy.write_text(out.read_text())
     before = {e["name"]: e for e in json.loads(copy.read_text())["entries"]}
-    document = run_bench(only=["topk_error"], quick=True, out=copy, threads=1, scratch=tmp_path / "s",
-                         overrides={"topk_error": TINY["topk_error"]}, log=lambda line: None)
+    document = run_bench(
+        only=["topk_error"],
+        quick=True,
+        out=copy,
+        threads=1,
+        scratch=tmp_path / "s",
+        overrides={"topk_error": TINY["topk_error"]},
+        log=lambda line: None,
+    )
     after = {e["name"]: e for e in document["entries"]}
     assert set(after) == set(before)
     assert after["store_bytes"] == before["store_bytes"]
@@ -126,9 +167,14 @@ def test_interleaving_alternates_order_and_ratios_pair_repeats():
 
 def test_a_failing_entry_is_recorded_and_the_others_still_run(tmp_path):
     out = tmp_path / "results.json"
-    document = run_bench(only=["store_bytes", "topk_error"], quick=True, out=out, threads=1,
-                         overrides={"store_bytes": TINY["store_bytes"], "topk_error": {**TINY["topk_error"], "k": 0}},
-                         log=lambda line: None)
+    document = run_bench(
+        only=["store_bytes", "topk_error"],
+        quick=True,
+        out=out,
+        threads=1,
+        overrides={"store_bytes": TINY["store_bytes"], "topk_error": {**TINY["topk_error"], "k": 0}},
+        log=lambda line: None,
+    )
     by_name = {e["name"]: e for e in document["entries"]}
     assert "topk must be in" in by_name["topk_error"]["error"] and by_name["topk_error"]["ok"] is False
     assert by_name["store_bytes"]["error"] is None and by_name["store_bytes"]["figures"]
@@ -141,8 +187,17 @@ def test_gpu_checks_stage_one_step_runs_at_cpu_size(tmp_path):
     runs stage one with views and bare inference of the same teacher, and reports their ratio."""
     from bench.gpu_stage_one import PaperStageOne, stage_one_vs_bare
 
-    params = PaperStageOne(clips=4, clip_seconds=1.0, n_mels=32, target_length=100, num_classes=10, batch_size=4,
-                           repeats=1, freqm=4, timem=8)
+    params = PaperStageOne(
+        clips=4,
+        clip_seconds=1.0,
+        n_mels=32,
+        target_length=100,
+        num_classes=10,
+        batch_size=4,
+        repeats=1,
+        freqm=4,
+        timem=8,
+    )
     result = stage_one_vs_bare(tmp_path, "efficientnet_tiny", 2, params, "cpu")
     assert result["inputs"] == 12 and result["failures"] == 0 and result["verify_problems"] == 0
     assert result["ratio_to_bare"] > 0 and result["stage_one_clips_per_s"] > 0 and result["gpu_util_mean"] is None

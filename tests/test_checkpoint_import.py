@@ -14,8 +14,8 @@ from pipeline.models.psla_layout import PslaLayoutError
 
 from .test_models import SHORT, features
 
-
 # ---------------------------------------------------------------- checkpoint import: AST layout
+
 
 def ast_layout(model: nn.Module) -> dict[str, torch.Tensor]:
     """Our AST state dict renamed the way the published AST checkpoints store it (DataParallel prefix,
@@ -67,7 +67,7 @@ def test_pos_embed_cut_keeps_the_centre_columns():
     pos_embed = torch.cat([torch.full((1, 2), -1.0), grid.reshape(1, -1)], dim=1).unsqueeze(-1)
     resized = resize_pos_embed(pos_embed, (12, 101), (12, 50))
     start = 101 // 2 - 50 // 2
-    assert torch.equal(resized[0, 2:, 0].reshape(12, 50), grid[0, :, start:start + 50])
+    assert torch.equal(resized[0, 2:, 0].reshape(12, 50), grid[0, :, start : start + 50])
     assert torch.equal(resized[0, :2, 0], torch.tensor([-1.0, -1.0]))
 
 
@@ -96,8 +96,10 @@ def test_checkpoint_of_another_size_fails_listing_keys(tmp_path):
 
 def test_own_checkpoint_uses_its_model_config_for_the_grid(tmp_path):
     source = create_model("ast_micro", num_classes=3, n_mels=64, target_length=300)
-    torch.save({"model": source.state_dict(), "model_name": source.model_name,
-                "model_config": source.model_config}, tmp_path / "final.pt")
+    torch.save(
+        {"model": source.state_dict(), "model_name": source.model_name, "model_config": source.model_config},
+        tmp_path / "final.pt",
+    )
     same = create_model("ast_micro", num_classes=3, n_mels=64, target_length=300).eval()
     report = load_pretrained_checkpoint(same, tmp_path / "final.pt")
     assert report.layout == "ours" and not report.interpolated
@@ -113,9 +115,19 @@ def test_own_checkpoint_uses_its_model_config_for_the_grid(tmp_path):
 # ---------------------------------------------------------------- checkpoint import: PSLA layout
 
 B0_REPEATS = (1, 2, 2, 3, 3, 4, 1)  # EfficientNet-B0 blocks per stage; the first block has no expansion
-EFFNET_PYTORCH_BLOCK = {"separable": ["_depthwise_conv", "_bn1", "_se_reduce", "_se_expand", "_project_conv", "_bn2"],
-                        "inverted": ["_expand_conv", "_bn0", "_depthwise_conv", "_bn1", "_se_reduce", "_se_expand",
-                                     "_project_conv", "_bn2"]}
+EFFNET_PYTORCH_BLOCK = {
+    "separable": ["_depthwise_conv", "_bn1", "_se_reduce", "_se_expand", "_project_conv", "_bn2"],
+    "inverted": [
+        "_expand_conv",
+        "_bn0",
+        "_depthwise_conv",
+        "_bn1",
+        "_se_reduce",
+        "_se_expand",
+        "_project_conv",
+        "_bn2",
+    ],
+}
 
 
 def psla_layout(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -169,13 +181,15 @@ def test_psla_checkpoint_needs_a_matching_head(tmp_path):
     source = create_model("efficientnet_b0", num_classes=6, pooling="psla_attention", **SHORT)
     torch.save(psla_layout(source), tmp_path / "psla.pth")
     with pytest.raises(PslaLayoutError, match="attention_heads=4"):
-        load_pretrained_checkpoint(create_model("efficientnet_b0", 6, pooling="attention", attention_heads=2,
-                                                **SHORT), tmp_path / "psla.pth")
+        load_pretrained_checkpoint(
+            create_model("efficientnet_b0", 6, pooling="attention", attention_heads=2, **SHORT), tmp_path / "psla.pth"
+        )
     with pytest.raises(PslaLayoutError, match="pooling=psla_attention"):
         load_pretrained_checkpoint(create_model("efficientnet_b0", 6, **SHORT), tmp_path / "psla.pth")
     with pytest.raises(PslaLayoutError, match="no efficientnet_pytorch counterpart"):
-        load_pretrained_checkpoint(create_model("efficientnet_tiny", 6, pooling="psla_attention", **SHORT),
-                                   tmp_path / "psla.pth")
+        load_pretrained_checkpoint(
+            create_model("efficientnet_tiny", 6, pooling="psla_attention", **SHORT), tmp_path / "psla.pth"
+        )
 
 
 def test_fine_tuning_from_an_ast_release_recreates_the_whole_head(tmp_path):
@@ -185,8 +199,9 @@ def test_fine_tuning_from_an_ast_release_recreates_the_whole_head(tmp_path):
         source.mlp_head[0].weight.uniform_(0.5, 1.5)
         source.mlp_head[0].bias.uniform_(-0.5, 0.5)
     torch.save(ast_layout(source), tmp_path / "ast.pth")
-    tuned = create_model("ast_micro", num_classes=5, n_mels=64, target_length=400, checkpoint=tmp_path / "ast.pth",
-                         fine_tune=True)
+    tuned = create_model(
+        "ast_micro", num_classes=5, n_mels=64, target_length=400, checkpoint=tmp_path / "ast.pth", fine_tune=True
+    )
     fresh = nn.LayerNorm(source.v.embed_dim)
     assert torch.equal(tuned.mlp_head[0].weight, fresh.weight) and torch.equal(tuned.mlp_head[0].bias, fresh.bias)
     assert not torch.equal(tuned.mlp_head[1].weight, source.mlp_head[1].weight)

@@ -7,10 +7,10 @@ import importlib
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 import pipeline
@@ -24,8 +24,20 @@ def test_help_lists_every_command_with_its_description(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for name in ("data", "manifests", "norm-stats", "pack", "teacher", "evaluate", "teacher-logits", "inspect",
-                 "student", "cmkd", "bench", "gpu-check"):
+    for name in (
+        "data",
+        "manifests",
+        "norm-stats",
+        "pack",
+        "teacher",
+        "evaluate",
+        "teacher-logits",
+        "inspect",
+        "student",
+        "cmkd",
+        "bench",
+        "gpu-check",
+    ):
         assert re.search(rf"^  {re.escape(name)} +\S", out, re.MULTILINE), name
     assert "Train a student from audio plus a teacher's cached logits" in out
 
@@ -70,6 +82,7 @@ def test_listing_commands_does_not_load_torch():
 
 # ------------------------------------------------------------------------------------ packaging
 
+
 def requirement_names(lines) -> dict[str, str]:
     """{'torch': 'torch==2.11.0', ...} from requirement strings (comments and blanks dropped)."""
     out = {}
@@ -85,8 +98,9 @@ def test_pyproject_dependencies_match_requirements_txt():
     runtime = requirement_names(project["dependencies"])
     testing = requirement_names(project["optional-dependencies"]["test"])
     pinned = requirement_names((ROOT / "requirements.txt").read_text().splitlines())
-    test_pins = requirement_names(line for line in (ROOT / "requirements-test.txt").read_text().splitlines()
-                                  if not line.startswith("-r"))
+    test_pins = requirement_names(
+        line for line in (ROOT / "requirements-test.txt").read_text().splitlines() if not line.startswith("-r")
+    )
     assert runtime == pinned and testing == test_pins  # same packages, same pins
     assert "pytest" not in runtime and "hypothesis" not in runtime
 
@@ -114,6 +128,7 @@ def test_citation_names_the_paper():
 
 # ------------------------------------------------------------------------------------ driver options
 
+
 class _Parsed(Exception):
     def __init__(self, parser):
         self.parser = parser
@@ -121,6 +136,7 @@ class _Parsed(Exception):
 
 def driver_parser(module: str, monkeypatch) -> argparse.ArgumentParser:
     """The parser a driver builds inside main(), caught at parse time (nothing runs)."""
+
     def capture(self, args=None, namespace=None):
         raise _Parsed(self)
 
@@ -131,8 +147,11 @@ def driver_parser(module: str, monkeypatch) -> argparse.ArgumentParser:
 
 
 def options_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    return {action.option_strings[0] if action.option_strings else action.dest: action
-            for action in parser._actions if not isinstance(action, argparse._HelpAction)}
+    return {
+        action.option_strings[0] if action.option_strings else action.dest: action
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction)
+    }
 
 
 @pytest.mark.parametrize("command", sorted(cli.COMMANDS))

@@ -31,14 +31,21 @@ def test_a_grid_through_a_dask_local_cluster_equals_the_local_process_grid(proje
         assert on_dask[cell][0]["per_class_ap"] == runs[0]["per_class_ap"], cell
     for name in ("short/ast_to_cnn/seed0", "teacher/ast/seed0"):
         first = json.loads(Path(f"runs/tiny/cmkd-dask/{name}/summary.json").read_text())
-        assert first["per_class_ap"] == json.loads(Path(f"runs/tiny/cmkd/{name}/summary.json").read_text())["per_class_ap"]
+        assert (
+            first["per_class_ap"] == json.loads(Path(f"runs/tiny/cmkd/{name}/summary.json").read_text())["per_class_ap"]
+        )
 
 
 def test_workers_without_a_train_slot_are_refused_rather_than_waited_for():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        with pytest.raises(ClusterError, match=r"declares the resource 'train': start them with .*--resources "
-                                               r"train=1"):
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        with pytest.raises(
+            ClusterError,
+            match=r"declares the resource 'train': start them with .*--resources "
+            r"train=1",
+        ):
             check_train_slots(client)

@@ -30,8 +30,15 @@ def test_an_expected_error_is_one_line_and_exit_2_and_debug_shows_the_traceback(
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "missing.yaml" in result.stderr and "Traceback" not in result.stderr
-    debug = run_cmkd("teacher", "--dataset", "nowhere", "--config", str(tmp_path / "missing.yaml"), cwd=tmp_path,
-                     env={"CMKD_DEBUG": "1"})
+    debug = run_cmkd(
+        "teacher",
+        "--dataset",
+        "nowhere",
+        "--config",
+        str(tmp_path / "missing.yaml"),
+        cwd=tmp_path,
+        env={"CMKD_DEBUG": "1"},
+    )
     assert debug.returncode == 2 and "Traceback (most recent call last)" in debug.stderr
 
 

@@ -5,8 +5,9 @@ from pipeline.recipe import load_config
 
 
 def test_overrides_are_typed():
-    config = apply_overrides(Config(), ["lr=1e-3", "epochs=3", "balanced_sampler=true", "fold=2", "model=ast_tiny",
-                                        "betas=0.9,0.98"])
+    config = apply_overrides(
+        Config(), ["lr=1e-3", "epochs=3", "balanced_sampler=true", "fold=2", "model=ast_tiny", "betas=0.9,0.98"]
+    )
     assert config.lr == 1e-3 and isinstance(config.lr, float)
     assert config.epochs == 3 and config.balanced_sampler is True and config.fold == 2
     assert config.model == "ast_tiny" and config.betas == (0.9, 0.98)

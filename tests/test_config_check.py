@@ -19,15 +19,24 @@ def test_defaults_and_the_shipped_recipes_pass():
 
 
 def test_out_of_range_values_are_listed_together():
-    config = apply_overrides(Config(), ["batch_size=-4", "epochs=0", "mixup=2", "lr=0", "kd=offline",
-                                        "model=resnet", "betas=0.9,1.5", "device=tpu"])
+    config = apply_overrides(
+        Config(),
+        ["batch_size=-4", "epochs=0", "mixup=2", "lr=0", "kd=offline", "model=resnet", "betas=0.9,1.5", "device=tpu"],
+    )
     with pytest.raises(ConfigError) as caught:
         check_config(config, source="configs/demo.yaml with ARGS")
     message = str(caught.value)
     assert message.startswith("configs/demo.yaml with ARGS: 8 bad key(s): ")
-    for part in ("batch_size=-4 must be > 0", "epochs=0 must be > 0", "mixup=2.0 must be in [0, 1]",
-                 "lr=0.0 must be > 0", "kd='offline' must be one of", "model='resnet' must be a registered model",
-                 "betas=(0.9, 1.5) must be two numbers", "device='tpu' must be"):
+    for part in (
+        "batch_size=-4 must be > 0",
+        "epochs=0 must be > 0",
+        "mixup=2.0 must be in [0, 1]",
+        "lr=0.0 must be > 0",
+        "kd='offline' must be one of",
+        "model='resnet' must be a registered model",
+        "betas=(0.9, 1.5) must be two numbers",
+        "device='tpu' must be",
+    ):
         assert part in message
     assert "\n" not in message
 
@@ -35,8 +44,13 @@ def test_out_of_range_values_are_listed_together():
 def test_wrong_types_set_in_code_are_caught():
     config = dataclasses.replace(Config(), epochs=2.5, amp="yes", lr=float("nan"), fold=True, tau="1")
     problems = " ".join(config_problems(config))
-    for part in ("epochs=2.5 must be an integer", "amp='yes' must be true or false", "lr=nan must be finite",
-                 "fold=True must be an integer", "tau='1' must be a number"):
+    for part in (
+        "epochs=2.5 must be an integer",
+        "amp='yes' must be true or false",
+        "lr=nan must be finite",
+        "fold=True must be an integer",
+        "tau='1' must be a number",
+    ):
         assert part in problems
 
 

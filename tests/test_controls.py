@@ -3,10 +3,24 @@
 import numpy as np
 import pytest
 
-from pipeline.experiments.controls import label_prior, prior_logits, shuffled_rows, write_prior_store, write_shuffled_store
+from pipeline.experiments.controls import (
+    label_prior,
+    prior_logits,
+    shuffled_rows,
+    write_prior_store,
+    write_shuffled_store,
+)
 from pipeline.experiments.diagnostics import format_diagnostics, soft_target_diagnostics
 from pipeline.manifests import load_manifest
-from pipeline.store import LogitTable, StoreLock, create_store, finalize_store, mark_chunk_done, verify_store, write_chunk
+from pipeline.store import (
+    LogitTable,
+    StoreLock,
+    create_store,
+    finalize_store,
+    mark_chunk_done,
+    verify_store,
+    write_chunk,
+)
 from pipeline.store.format import open_store
 
 FRONT_END = {"sample_rate": 16000, "fbank": {"n_mels": 32}, "target_length": 64, "norm": {"mean": -6.0}}
@@ -66,13 +80,24 @@ def test_shuffled_rows_move_every_row_within_its_split():
 
 
 def _teacher_store(path, manifest, logits):
-    attrs = {"teacher": {"checkpoint_sha256": "a" * 64, "model": "oracle"}, "front_end": FRONT_END,
-             "manifest": {"name": manifest.name, "sha256": {"clips.csv": "b" * 64}}, "views": {"count": 0}}
+    attrs = {
+        "teacher": {"checkpoint_sha256": "a" * 64, "model": "oracle"},
+        "front_end": FRONT_END,
+        "manifest": {"name": manifest.name, "sha256": {"clips.csv": "b" * 64}},
+        "views": {"count": 0},
+    }
     with StoreLock(path):
-        create_store(path, clip_ids=[c.clip_id for c in manifest.clips], splits=[c.split for c in manifest.clips],
-                     folds=[0] * len(manifest.clips), vocabulary_mids=manifest.mids,
-                     vocabulary_names=[label.name for label in manifest.labels], activation="sigmoid", attrs=attrs,
-                     chunk_clips=8)
+        create_store(
+            path,
+            clip_ids=[c.clip_id for c in manifest.clips],
+            splits=[c.split for c in manifest.clips],
+            folds=[0] * len(manifest.clips),
+            vocabulary_mids=manifest.mids,
+            vocabulary_names=[label.name for label in manifest.labels],
+            activation="sigmoid",
+            attrs=attrs,
+            chunk_clips=8,
+        )
         _, layout = open_store(path)
         for chunk in range(layout.n_chunks):
             start, stop = layout.chunk_bounds(chunk)

@@ -11,9 +11,23 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.synthetic_corpus import (ALL_CLASSES, DEFAULT_VERSION, LOCAL, TEMPORAL, VERSIONS, class_by_label, class_groups,
-                             corpus_version, generate_corpus, generate_fsd50k_layout, is_current, read_stamp,
-                             render_multilabel_clip, render_single_class_clip, synthesise_event)
+from pipeline.synthetic_corpus import (
+    ALL_CLASSES,
+    DEFAULT_VERSION,
+    LOCAL,
+    TEMPORAL,
+    VERSIONS,
+    class_by_label,
+    class_groups,
+    corpus_version,
+    generate_corpus,
+    generate_fsd50k_layout,
+    is_current,
+    read_stamp,
+    render_multilabel_clip,
+    render_single_class_clip,
+    synthesise_event,
+)
 from pipeline.synthetic_corpus import classes as classes_module
 from pipeline.synthetic_corpus.clips import clip_rng
 from pipeline.synthetic_corpus.relations import GAP_S, RELATION_EDGE_MARGIN_S, STEP_GAP_S
@@ -57,11 +71,15 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ---------------------------------------------------------------------------------- FSD50K layout
+
 
 def test_fsd50k_layout_has_the_official_files_headers_and_quoting(corpus):
     truth = _truth(corpus)
@@ -122,6 +140,7 @@ def test_fsd50k_wavs_are_16k_mono_pcm16_within_the_versions_length_range(corpus)
 
 # ---------------------------------------------------------------------------------- ESC-50 layout
 
+
 def test_esc50_layout_names_folds_and_targets(corpus):
     root = corpus / "demo-esc50"
     with open(root / "meta" / "esc50.csv", newline="") as f:
@@ -155,6 +174,7 @@ def test_esc50_meta_matches_the_official_format(corpus):
 
 # ---------------------------------------------------------------------------- determinism, reruns
 
+
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not(corpus, tmp_path):
     version = _version(corpus).number
     generate_corpus(tmp_path / "again", size=SIZE, seed=0, progress=False, workers=2, version=version)
@@ -163,13 +183,16 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(corpus, tmp_p
     other = _digests(tmp_path / "other")
     ours = _digests(corpus)
     assert other["demo/FSD50K.ground_truth/dev.csv"] != ours["demo/FSD50K.ground_truth/dev.csv"]
-    assert not set(v for k, v in other.items() if k.endswith(".wav")) & set(v for k, v in ours.items()
-                                                                          if k.endswith(".wav"))
+    assert not set(v for k, v in other.items() if k.endswith(".wav")) & set(
+        v for k, v in ours.items() if k.endswith(".wav")
+    )
 
 
 # SIZE 0.02, seed 0; each taken from the generator before the next version existed
-EARLIER_VERSION_DIGESTS = {1: "2411ac3c234dc4be7642abab99d6ca4ff3c78219187b545c8f8173601591ac2b",
-                           2: "ed5072aa0c854598742bb5eab8eaabcac754cb1a01d5411a965e6ac4a8516d12"}
+EARLIER_VERSION_DIGESTS = {
+    1: "2411ac3c234dc4be7642abab99d6ca4ff3c78219187b545c8f8173601591ac2b",
+    2: "ed5072aa0c854598742bb5eab8eaabcac754cb1a01d5411a965e6ac4a8516d12",
+}
 
 
 @pytest.mark.parametrize("number", sorted(EARLIER_VERSION_DIGESTS))
@@ -208,11 +231,14 @@ def test_bad_knobs_are_rejected_with_a_clear_message(tmp_path):
 
 # ---------------------------------------------------------------------------------- class design
 
+
 def test_class_table_documents_every_class_kind_and_version():
     doc = classes_module.__doc__
     for sound_class in ALL_CLASSES:
         versions = "".join(str(n) for n, v in sorted(VERSIONS.items()) if sound_class in v.classes)
-        assert re.search(rf"^{sound_class.label}\s+{sound_class.kind}\s+{versions}\s", doc, re.MULTILINE), sound_class.label
+        assert re.search(rf"^{sound_class.label}\s+{sound_class.kind}\s+{versions}\s", doc, re.MULTILINE), (
+            sound_class.label
+        )
     for version in VERSIONS.values():
         kinds = [c.kind for c in version.classes]
         assert set(kinds) == {LOCAL, TEMPORAL} and min(kinds.count(LOCAL), kinds.count(TEMPORAL)) >= 8
@@ -220,7 +246,9 @@ def test_class_table_documents_every_class_kind_and_version():
         assert len(version.esc_labels) == 16 and version.esc10_labels <= set(version.esc_labels)
         esc_kinds = [class_by_label(label).kind for label in version.esc_labels]
         assert esc_kinds.count(LOCAL) == esc_kinds.count(TEMPORAL) == 8
-    assert len({c.mid for c in ALL_CLASSES}) == len(ALL_CLASSES) and all(c.mid.startswith("/x/demo_") for c in ALL_CLASSES)
+    assert len({c.mid for c in ALL_CLASSES}) == len(ALL_CLASSES) and all(
+        c.mid.startswith("/x/demo_") for c in ALL_CLASSES
+    )
     with pytest.raises(ValueError, match="corpus version"):
         corpus_version(7)
 
@@ -229,8 +257,16 @@ def test_version_one_is_unchanged_and_both_versions_share_the_local_classes():
     """CORPUS_VERSION=1 must give the earlier corpus: same vocabulary order and ESC-50 targets."""
     v1, v2 = VERSIONS[1], VERSIONS[2]
     assert [c.label for c in v1.vocabulary][:4] == ["Accelerating_beeps", "Click_buzz", "Crackle", "Decelerating_beeps"]
-    assert v1.esc_labels[8:] == ("Slow_beeps", "Fast_beeps", "Accelerating_beeps", "Decelerating_beeps",
-                                 "Low_then_high", "High_then_low", "Long_short", "Short_long")
+    assert v1.esc_labels[8:] == (
+        "Slow_beeps",
+        "Fast_beeps",
+        "Accelerating_beeps",
+        "Decelerating_beeps",
+        "Low_then_high",
+        "High_then_low",
+        "Long_short",
+        "Short_long",
+    )
     assert [c for c in v1.classes if c.kind == LOCAL] == [c for c in v2.classes if c.kind == LOCAL]
     assert not {c.label for c in v1.classes if c.kind == TEMPORAL} & {c.label for c in v2.classes if c.kind == TEMPORAL}
     groups = class_groups([c.mid for c in v2.vocabulary])
@@ -336,6 +372,6 @@ def test_multilabel_clips_mix_one_to_three_distinct_events_over_noise(number):
         assert 0.2 < np.max(np.abs(clip.wave)) < 1.0
         for event in clip.events:
             assert 0.0 <= event.onset_s and event.onset_s + event.duration_s <= clip.duration_s + 1e-9
-        quietest = min(np.sqrt(np.mean(clip.wave[i:i + 1600] ** 2)) for i in range(0, len(clip.wave) - 1600, 1600))
+        quietest = min(np.sqrt(np.mean(clip.wave[i : i + 1600] ** 2)) for i in range(0, len(clip.wave) - 1600, 1600))
         assert quietest > 0  # background noise everywhere, never digital silence
     assert counts == {1, 2, 3}

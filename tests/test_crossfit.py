@@ -6,10 +6,10 @@ import pytest
 import zarr
 
 from pipeline.config import apply_overrides
-from pipeline.training.crossfit import partition, run_crossfit
-from pipeline.stage_two.run import train_student
-from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.manifests import Clip, load_manifest
+from pipeline.stage_one import StageOneJob, run_stage_one
+from pipeline.stage_two.run import train_student
+from pipeline.training.crossfit import partition, run_crossfit
 
 from .conftest import tiny_config
 
@@ -41,7 +41,7 @@ def test_cross_fitted_store_labels_each_clip_with_the_teacher_that_held_it_out(p
     manifest = load_manifest("data_manifests/tiny")
     train_ids = {c.clip_id for c in manifest.select("train")}
     for member, entry in enumerate(info["members"]):
-        member_config = (Path("runs/tiny/xfit") / entry["run_dir"] / "summary.json")
+        member_config = Path("runs/tiny/xfit") / entry["run_dir"] / "summary.json"
         assert member_config.exists()
         trained_on = train_ids - set(entry["held_out"])
         labelled_by_member = {cid for cid, t in zip(clip_ids, teacher_index) if t == member}

@@ -23,23 +23,59 @@ from .conftest import tiny_config
 
 pytestmark = pytest.mark.slow
 PROBE = Path(__file__).with_name("ddp_probe.py")
-RECIPE = ["epochs=2", "n_mels=32", "target_length=64", "threads=1", "norm_mean=-6.0", "norm_std=4.0", "lr=1e-3",
-          "lr_decay_start=100", "eval_batch_size=16", "num_workers=0", "mixup=0.5", "freqm=4", "timem=8",
-          "seed=3"]
+RECIPE = [
+    "epochs=2",
+    "n_mels=32",
+    "target_length=64",
+    "threads=1",
+    "norm_mean=-6.0",
+    "norm_std=4.0",
+    "lr=1e-3",
+    "lr_decay_start=100",
+    "eval_batch_size=16",
+    "num_workers=0",
+    "mixup=0.5",
+    "freqm=4",
+    "timem=8",
+    "seed=3",
+]
 
 
 def student(ranks: int, batch: int, run: str, out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
-               str(PROBE), str(out), "--dataset", "tiny", "--model", "ast_micro", "--logits", "stores/t.zarr",
-               "--kd", "clean", "--run-name", run, "--", f"batch_size={batch}", *RECIPE]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={ranks}",
+        str(PROBE),
+        str(out),
+        "--dataset",
+        "tiny",
+        "--model",
+        "ast_micro",
+        "--logits",
+        "stores/t.zarr",
+        "--kd",
+        "clean",
+        "--run-name",
+        run,
+        "--",
+        f"batch_size={batch}",
+        *RECIPE,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_two_ranks_see_every_clip_once_stay_identical_and_match_one_rank(project):
     run_training("tiny", tiny_config(epochs=1), "teacher", progress=False)
-    run_stage_one(StageOneJob(dataset="tiny", teacher="runs/tiny/teacher", out="stores/t.zarr", scheduler="inline",
-                              chunk_clips=8), progress=False)
+    run_stage_one(
+        StageOneJob(
+            dataset="tiny", teacher="runs/tiny/teacher", out="stores/t.zarr", scheduler="inline", chunk_clips=8
+        ),
+        progress=False,
+    )
     two = student(2, 4, "ddp2", project / "two")
     assert two.returncode == 0, two.stderr[-3000:]
     one = student(1, 8, "ddp1", project / "one")  # the same global batch: 2 ranks x 4
@@ -55,9 +91,9 @@ def test_two_ranks_see_every_clip_once_stay_identical_and_match_one_rank(project
         assert sum(1 for n in seen.values() if n == 2) == padded
         # step s of the two ranks together holds the clips of the one-rank run's step s
         for step in range(0, len(orders[0][epoch]["indices"]), 4):
-            together = orders[0][epoch]["indices"][step:step + 4] + orders[1][epoch]["indices"][step:step + 4]
+            together = orders[0][epoch]["indices"][step : step + 4] + orders[1][epoch]["indices"][step : step + 4]
             if padded == 0:
-                assert sorted(together) == sorted(single[epoch]["indices"][2 * step:2 * step + 8])
+                assert sorted(together) == sorted(single[epoch]["indices"][2 * step : 2 * step + 8])
 
     rank0, rank1 = (torch.load(project / "two" / f"rank{r}.pt") for r in (0, 1))
     assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)  # DDP keeps the ranks identical

@@ -47,8 +47,9 @@ def manifests(tmp_path) -> Path:
 def test_clean_norm_stats_use_training_clips_and_config_mels(manifests, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("n_mels: 64\n")
-    norm_stats_stage.main(["--dataset", "tiny", "--manifests", str(manifests), "--config", str(recipe),
-                           "--method", "clean"])
+    norm_stats_stage.main(
+        ["--dataset", "tiny", "--manifests", str(manifests), "--config", str(recipe), "--method", "clean"]
+    )
     stats = json.loads((manifests / "tiny/dataset.json").read_text())["norm_stats"]
     manifest = load_manifest(manifests / "tiny")
     train = [c for c in manifest.clips if c.split == "train"]
@@ -68,12 +69,20 @@ def upstream_reference(waves: list[np.ndarray], n_mels: int, target_length: int,
     feats = []
     for wave in waves:
         signal = torch.from_numpy(wave.astype(np.float32))[None]
-        spec = kaldi.fbank(signal - signal.mean(), htk_compat=True, sample_frequency=16000, use_energy=False,
-                           window_type="hanning", num_mel_bins=n_mels, dither=0.0, frame_shift=10)
+        spec = kaldi.fbank(
+            signal - signal.mean(),
+            htk_compat=True,
+            sample_frequency=16000,
+            use_energy=False,
+            window_type="hanning",
+            num_mel_bins=n_mels,
+            dither=0.0,
+            frame_shift=10,
+        )
         feats.append(torch.nn.ZeroPad2d((0, 0, 0, target_length - spec.shape[0]))(spec))
     means, stds = [], []
     for start in range(0, len(feats), batch):
-        block = torch.stack(feats[start:start + batch])
+        block = torch.stack(feats[start : start + batch])
         means.append(torch.mean(block).item())
         stds.append(torch.std(block).item())
     return float(np.mean(means)), float(np.mean(stds))
@@ -96,7 +105,8 @@ def test_upstream_norm_stats_match_ast_get_norm_stats(manifests, tmp_path):
     # several batches: the mean of per-batch values, not the pooled ones
     config = Config(n_mels=64, target_length=100)
     assert loader_norm_stats(manifest, train, config, progress=False, batch_size=3) == pytest.approx(
-        upstream_reference(waves, 64, 100, batch=3), abs=1e-4)
+        upstream_reference(waves, 64, 100, batch=3), abs=1e-4
+    )
     # the training loader's masks are part of it (upstream computes them on masked features)
     masked = loader_norm_stats(manifest, train, Config(n_mels=64, target_length=100, timem=20), progress=False)
     assert masked[0] != pytest.approx(mean, abs=1e-4)
@@ -151,8 +161,15 @@ def test_rebuilding_the_same_clips_keeps_derived_results(tmp_path):
     clips = [Clip("x", "x.wav", ("/m/a",), "train", None, 0.1, 16000, 1)]
     labels = [Label(0, "/m/a", "A")]
     write_manifest(tmp_path / "m", "m", root, "fsd50k", labels, clips)
-    (tmp_path / "m/dataset.json").write_text(json.dumps({
-        **json.loads((tmp_path / "m/dataset.json").read_text()), "norm_stats": {"norm_mean": 1.0}, "packed": ["p.h5"]}))
+    (tmp_path / "m/dataset.json").write_text(
+        json.dumps(
+            {
+                **json.loads((tmp_path / "m/dataset.json").read_text()),
+                "norm_stats": {"norm_mean": 1.0},
+                "packed": ["p.h5"],
+            }
+        )
+    )
     write_manifest(tmp_path / "m", "m", root, "fsd50k", labels, clips)
     info = load_manifest(tmp_path / "m").info
     assert info["norm_stats"] == {"norm_mean": 1.0} and info["packed"] == ["p.h5"]

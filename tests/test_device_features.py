@@ -8,14 +8,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.augment import AugmentSettings
+from pipeline.checkpoints import model_from_checkpoint
 from pipeline.config import apply_overrides
+from pipeline.manifests import load_manifest
+from pipeline.stage_one import StageOneJob, run_stage_one
+from pipeline.stage_two.run import attach_store
+from pipeline.training import run_training
 from pipeline.training.dataset import ClipDataset
 from pipeline.training.device_features import WaveDataset, dataset_class, features_on_device
-from pipeline.stage_two.run import attach_store
-from pipeline.stage_one import StageOneJob, run_stage_one
-from pipeline.manifests import load_manifest
-from pipeline.checkpoints import model_from_checkpoint
-from pipeline.training import run_training
 
 from .conftest import tiny_config
 
@@ -48,10 +48,15 @@ def test_device_features_equal_worker_features_with_mixup_shift_and_masks(projec
 
 def test_replayed_views_rendered_on_the_device_reproduce_the_stored_logits(project):
     run_training("tiny", tiny_config(epochs=1, mixup=0.5, freqm=4, timem=8), "teacher", progress=False)
-    run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/s.zarr", views=2, scheduler="inline",
-                              chunk_clips=8, dtype="float32"), progress=False)
-    config = apply_overrides(tiny_config(mixup=0.5, freqm=4, timem=8), ["logits=stores/s.zarr", "kd=replay",
-                                                                          "features_on=device"])
+    run_stage_one(
+        StageOneJob(
+            "tiny", "runs/tiny/teacher", "stores/s.zarr", views=2, scheduler="inline", chunk_clips=8, dtype="float32"
+        ),
+        progress=False,
+    )
+    config = apply_overrides(
+        tiny_config(mixup=0.5, freqm=4, timem=8), ["logits=stores/s.zarr", "kd=replay", "features_on=device"]
+    )
     manifest = load_manifest("data_manifests/tiny")
     train = manifest.select("train")
     kd, _, _ = attach_store(config, manifest, Path("data_manifests/tiny"), train, config.front_end())
@@ -72,8 +77,10 @@ def test_a_kd_student_trains_with_features_on_the_device_and_persistent_workers(
 
     results = {}
     for where in ("worker", "device"):
-        config = apply_overrides(tiny_config(epochs=2, mixup=0.5), ["logits=stores/c.zarr", "kd=clean",
-                                                                    f"features_on={where}", "num_workers=2"])
+        config = apply_overrides(
+            tiny_config(epochs=2, mixup=0.5),
+            ["logits=stores/c.zarr", "kd=clean", f"features_on={where}", "num_workers=2"],
+        )
         results[where] = train_student("tiny", config, f"student-{where}", progress=False)
     # the same clips, views and steps: the two runs differ by float rounding of the features only
     assert abs(results["worker"]["map"] - results["device"]["map"]) < 0.05

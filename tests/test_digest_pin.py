@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.experiments.controls import write_prior_store, write_shuffled_store
-from pipeline.stage_two.run import train_student
 from pipeline.features import front_end_dict
 from pipeline.manifests import load_manifest
+from pipeline.stage_two.run import train_student
 from pipeline.store import StoreError, check_store
 from pipeline.store.cli import main as store_main
 
@@ -59,25 +59,54 @@ def test_a_swapped_store_is_refused_by_student_inspect_verify_and_the_store_comm
     # without the pin the swapped store trains: its own recorded digest is consistent (the N21 case)
     assert check_store("stores/pub.zarr").ok
 
-    line = assert_one_line_error(run(project, "stages.student", "--dataset", "tiny", "--logits", "stores/pub.zarr",
-                                     "--digest", published, "--", "model=efficientnet_tiny", "epochs=1"),
-                                 "stores/pub.zarr")
+    line = assert_one_line_error(
+        run(
+            project,
+            "stages.student",
+            "--dataset",
+            "tiny",
+            "--logits",
+            "stores/pub.zarr",
+            "--digest",
+            published,
+            "--",
+            "model=efficientnet_tiny",
+            "epochs=1",
+        ),
+        "stores/pub.zarr",
+    )
     assert f"is not the published {published}" in line
-    for argv in (["verify", "stores/pub.zarr", "--digest", published],
-                 ["inspect", "stores/pub.zarr", "--digest", published],
-                 ["subset", "stores/pub.zarr", "stores/sub.zarr", "--split", "train", "--digest", published],
-                 ["export", "stores/pub.zarr", "stores/pub.zarr.zip", "--digest", published]):
+    for argv in (
+        ["verify", "stores/pub.zarr", "--digest", published],
+        ["inspect", "stores/pub.zarr", "--digest", published],
+        ["subset", "stores/pub.zarr", "stores/sub.zarr", "--split", "train", "--digest", published],
+        ["export", "stores/pub.zarr", "stores/pub.zarr.zip", "--digest", published],
+    ):
         assert store_main(argv) == 1, argv
         out, err = capsys.readouterr()
         assert f"is not the published {published}" in out + err, (argv, out, err)
     assert not Path("stores/sub.zarr").exists() and not Path("stores/pub.zarr.zip").exists()
-    result = run(project, "stages.inspect_store", "--dataset", "tiny", "--store", "stores/pub.zarr",
-                 "--digest", published)
+    result = run(
+        project, "stages.inspect_store", "--dataset", "tiny", "--store", "stores/pub.zarr", "--digest", published
+    )
     assert result.returncode == 1 and f"is not the published {published}" in result.stdout
 
 
 def test_a_malformed_digest_is_refused_before_anything_is_read(published, project):
-    line = assert_one_line_error(run(project, "stages.student", "--dataset", "tiny", "--logits", "stores/pub.zarr",
-                                     "--digest", published[:16], "--", "model=efficientnet_tiny", "epochs=1"),
-                                 "digest")
+    line = assert_one_line_error(
+        run(
+            project,
+            "stages.student",
+            "--dataset",
+            "tiny",
+            "--logits",
+            "stores/pub.zarr",
+            "--digest",
+            published[:16],
+            "--",
+            "model=efficientnet_tiny",
+            "epochs=1",
+        ),
+        "digest",
+    )
     assert "64 hexadecimal digits" in line

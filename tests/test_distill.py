@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.config import apply_overrides
-from pipeline.training.dataset import ClipDataset
-from pipeline.manifests.vocabulary import VocabularyMismatch, class_map_for
-from pipeline.stage_two.run import DistillError, attach_store, train_student
-from pipeline.stage_one import StageOneJob, run_stage_one
-from pipeline.manifests import load_manifest
 from pipeline.checkpoints import model_from_checkpoint
+from pipeline.config import apply_overrides
+from pipeline.manifests import load_manifest
+from pipeline.manifests.vocabulary import VocabularyMismatch, class_map_for
+from pipeline.stage_one import StageOneJob, run_stage_one
+from pipeline.stage_two.run import DistillError, attach_store, train_student
 from pipeline.training import run_training
+from pipeline.training.dataset import ClipDataset
 
 from .conftest import run_killed_after_epoch, tiny_config
 
@@ -22,8 +22,12 @@ from .conftest import run_killed_after_epoch, tiny_config
 @pytest.fixture
 def store(project):
     run_training("tiny", tiny_config(epochs=1, mixup=0.5, freqm=4, timem=8), "teacher", progress=False)
-    run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/s.zarr", views=2, scheduler="inline",
-                              chunk_clips=8, dtype="float32"), progress=False)
+    run_stage_one(
+        StageOneJob(
+            "tiny", "runs/tiny/teacher", "stores/s.zarr", views=2, scheduler="inline", chunk_clips=8, dtype="float32"
+        ),
+        progress=False,
+    )
     return "stores/s.zarr"
 
 
@@ -140,7 +144,9 @@ def test_a_killed_student_resumes_to_the_same_weights(store):
         "from pathlib import Path\nfrom tests.test_distill import kd_config\nfrom pipeline.config import apply_overrides\n"
         "from pipeline.stage_two.run import train_student\n"
         f"train_student('tiny', apply_overrides(kd_config({store!r}, epochs=3), ['kd=replay']), 'killed',"
-        " progress=False)\n", 1)
+        " progress=False)\n",
+        1,
+    )
     assert result.returncode == -9, result.stderr[-2000:]
     train_student("tiny", config, "killed", resume=True, progress=False)
     whole = load_checkpoint("runs/tiny/whole/checkpoints/final.pt")["model"]
@@ -168,9 +174,28 @@ def test_what_make_student_reads_from_logits_and_kd(tmp_path):
 def test_logits_none_gives_the_no_kd_student_of_the_same_recipe(store):
     from stages import student
 
-    assert student.main(["--dataset", "tiny", "--logits", "none", "--run", "nokd", "--", "model=efficientnet_tiny",
-                         "n_mels=32", "target_length=64", "epochs=1", "batch_size=8", "threads=1",
-                         "norm_mean=-6", "norm_std=4"]) == 0
+    assert (
+        student.main(
+            [
+                "--dataset",
+                "tiny",
+                "--logits",
+                "none",
+                "--run",
+                "nokd",
+                "--",
+                "model=efficientnet_tiny",
+                "n_mels=32",
+                "target_length=64",
+                "epochs=1",
+                "batch_size=8",
+                "threads=1",
+                "norm_mean=-6",
+                "norm_std=4",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(Path("runs/tiny/nokd/summary.json").read_text())
     assert "kd" not in summary and "logits" not in summary
     config = Path("runs/tiny/nokd/config.yaml").read_text()

@@ -8,9 +8,9 @@ import pytest
 
 from pipeline.audio import audio_fingerprint, write_wav
 from pipeline.config import apply_overrides
-from pipeline.training.dataset import ClipDataset
-from pipeline.stage_two.run import DistillError, attach_store
 from pipeline.manifests import load_manifest, write_manifest
+from pipeline.stage_two.run import DistillError, attach_store
+from pipeline.training.dataset import ClipDataset
 
 from .conftest import tiny_config
 from .test_distill import store  # noqa: F401  (the fixture: a one-epoch teacher's store with 2 views)
@@ -37,8 +37,10 @@ def test_same_id_other_audio_is_an_error_or_masked(store):
     original = load_manifest("data_manifests/tiny")
     other = Path("audio/tiny/other.wav")
     write_wav(other, (0.1 * np.random.default_rng(9).standard_normal(16000)).astype(np.float32))
-    clips = [dataclasses.replace(c, path=str(other), fingerprint=audio_fingerprint(other)) if c.clip_id == "c001" else c
-             for c in original.clips]
+    clips = [
+        dataclasses.replace(c, path=str(other), fingerprint=audio_fingerprint(other)) if c.clip_id == "c001" else c
+        for c in original.clips
+    ]
     manifest, folder = lab_b("tinyb", clips)
     with pytest.raises(DistillError, match=r"1 train clips have the store's clip id but other audio .*first: c001\)"):
         attach(store, manifest, folder, "kd=clean")
@@ -128,14 +130,23 @@ def _store_with_bad_rows(path: str, bad: dict[str, float]) -> None:
     from pipeline.store.writer import write_stored_chunk
 
     manifest = load_manifest("data_manifests/tiny")
-    create_store(path, clip_ids=[c.clip_id for c in manifest.clips], splits=[c.split for c in manifest.clips],
-                 folds=[0] * len(manifest.clips), vocabulary_mids=manifest.mids,
-                 vocabulary_names=[label.name for label in manifest.labels], activation="sigmoid",
-                 attrs={"teacher": {"model": "x", "checkpoint_sha256": "e" * 64},
-                        "front_end": {"sample_rate": 16000},
-                        "manifest": {"name": "tiny", "sha256": {"clips.csv": "0" * 64}},
-                        "views": {"count": 0, "seed": 0}},
-                 fingerprints=[c.fingerprint for c in manifest.clips], chunk_clips=8)
+    create_store(
+        path,
+        clip_ids=[c.clip_id for c in manifest.clips],
+        splits=[c.split for c in manifest.clips],
+        folds=[0] * len(manifest.clips),
+        vocabulary_mids=manifest.mids,
+        vocabulary_names=[label.name for label in manifest.labels],
+        activation="sigmoid",
+        attrs={
+            "teacher": {"model": "x", "checkpoint_sha256": "e" * 64},
+            "front_end": {"sample_rate": 16000},
+            "manifest": {"name": "tiny", "sha256": {"clips.csv": "0" * 64}},
+            "views": {"count": 0, "seed": 0},
+        },
+        fingerprints=[c.fingerprint for c in manifest.clips],
+        chunk_clips=8,
+    )
     _, layout = open_store(path)
     logits = np.random.default_rng(0).standard_normal((len(manifest.clips), 4)).astype(np.float16)
     for row, clip in enumerate(manifest.clips):
@@ -143,9 +154,15 @@ def _store_with_bad_rows(path: str, bad: dict[str, float]) -> None:
             logits[row] = bad[clip.clip_id]
     for chunk in range(layout.n_chunks):
         start, stop = layout.chunk_bounds(chunk)
-        sha = write_stored_chunk(path, chunk, {"valid": np.ones(stop - start, dtype=bool),
-                                               "teacher_index": np.zeros(stop - start, dtype=np.int16),
-                                               "logits": logits[start:stop]})
+        sha = write_stored_chunk(
+            path,
+            chunk,
+            {
+                "valid": np.ones(stop - start, dtype=bool),
+                "teacher_index": np.zeros(stop - start, dtype=np.int16),
+                "logits": logits[start:stop],
+            },
+        )
         mark_chunk_done(path, chunk, sha)
     finalize_store(path, {})
 
@@ -161,12 +178,21 @@ def test_valid_rows_with_non_finite_or_saturated_logits_are_reported_and_refused
     problems = " ".join(verify_store("stores/bad.zarr"))
     assert "non-finite values in valid rows" in problems and "float16's limit (65504)" in problems
     with pytest.raises(DistillError, match="3 train clips marked valid hold non-finite or float16-saturated") as caught:
-        attach_store(config_for("stores/bad.zarr"), *lab_b("same", load_manifest("data_manifests/tiny").clips),
-                     load_manifest("data_manifests/tiny").select("train"), tiny_config().front_end())
+        attach_store(
+            config_for("stores/bad.zarr"),
+            *lab_b("same", load_manifest("data_manifests/tiny").clips),
+            load_manifest("data_manifests/tiny").select("train"),
+            tiny_config().front_end(),
+        )
     assert all(clip in str(caught.value) for clip in bad)
     manifest, folder = lab_b("same2", load_manifest("data_manifests/tiny").clips)
-    rows, coverage, _ = attach_store(config_for("stores/bad.zarr", "missing=mask"), manifest, folder,
-                                     manifest.select("train"), tiny_config().front_end())
+    rows, coverage, _ = attach_store(
+        config_for("stores/bad.zarr", "missing=mask"),
+        manifest,
+        folder,
+        manifest.select("train"),
+        tiny_config().front_end(),
+    )
     assert sorted(coverage.bad_values) == sorted(bad) and coverage.missing == []
     assert "3 with non-finite or saturated logits" in coverage.line()
     assert coverage.with_logits == len(train) - 3

@@ -4,8 +4,9 @@ the README's layout block in tests/test_repository.py."""
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from pipeline.store.format import FORMAT_ID, FORMAT_VERSION
 
@@ -58,4 +59,6 @@ def test_pins_quoted_in_prose_and_extras_are_the_pinned_ones():
             if name.lower() in UNTESTED_EXTRA_PINS:
                 assert name.lower() not in installed
                 continue
-            assert installed.get(name.lower()) == version, f"[{extra}] pins {requirement}, the requirements files do not"
+            assert installed.get(name.lower()) == version, (
+                f"[{extra}] pins {requirement}, the requirements files do not"
+            )

@@ -18,8 +18,9 @@ def run(project: Path, *args: str, debug: bool = False) -> subprocess.CompletedP
     env.pop("CMKD_DEBUG", None)
     if debug:
         env["CMKD_DEBUG"] = "1"
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=project, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=project, env=env, timeout=300
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *names: str) -> str:
@@ -33,18 +34,26 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *names: str) -> s
 
 
 CASES = {
-    "teacher bad ARGS": (("stages.teacher", "--dataset", "tiny", "--", "batch_size=-4", "epochs=0"),
-                         ("batch_size=-4", "epochs=0")),
+    "teacher bad ARGS": (
+        ("stages.teacher", "--dataset", "tiny", "--", "batch_size=-4", "epochs=0"),
+        ("batch_size=-4", "epochs=0"),
+    ),
     "teacher unknown key": (("stages.teacher", "--dataset", "tiny", "--", "lrr=1"), ("lrr",)),
     "teacher missing manifest": (("stages.teacher", "--dataset", "nothere"), ("nothere",)),
-    "teacher-logits no teacher": (("stages.teacher_logits", "--dataset", "tiny", "--teacher", "runs/none"),
-                                  ("runs/none",)),
-    "student missing store": (("stages.student", "--dataset", "tiny", "--logits", "stores/none.zarr"),
-                              ("stores/none.zarr",)),
+    "teacher-logits no teacher": (
+        ("stages.teacher_logits", "--dataset", "tiny", "--teacher", "runs/none"),
+        ("runs/none",),
+    ),
+    "student missing store": (
+        ("stages.student", "--dataset", "tiny", "--logits", "stores/none.zarr"),
+        ("stores/none.zarr",),
+    ),
     "evaluate missing checkpoint": (("stages.evaluate", "--dataset", "tiny", "--checkpoint", "x.pt"), ("x.pt",)),
     "inspect not a store": (("stages.inspect_store", "--store", "audio"), ("audio",)),
-    "manifests bad root": (("stages.manifests", "--dataset", "d", "--format", "fsd50k", "--data-root", "nowhere"),
-                           ("nowhere",)),
+    "manifests bad root": (
+        ("stages.manifests", "--dataset", "d", "--format", "fsd50k", "--data-root", "nowhere"),
+        ("nowhere",),
+    ),
     "norm-stats missing manifest": (("stages.norm_stats", "--dataset", "nothere"), ("nothere",)),
     "pack missing manifest": (("stages.pack", "--dataset", "nothere"), ("nothere",)),
     "cmkd bad ARGS": (("stages.cmkd", "--dataset", "tiny", "--", "mixup=2"), ("mixup=2",)),
@@ -82,8 +91,10 @@ def test_unwritable_output_is_one_line_naming_the_path(project, capsys):
 
     (project / "runs").write_text("a file where the runs folder should be")
     with pytest.raises(SystemExit) as caught:
-        run_main(teacher.main, ["--dataset", "tiny", "--", "model=efficientnet_tiny", "n_mels=32",
-                                "target_length=64", "epochs=1"])
+        run_main(
+            teacher.main,
+            ["--dataset", "tiny", "--", "model=efficientnet_tiny", "n_mels=32", "target_length=64", "epochs=1"],
+        )
     result = subprocess.CompletedProcess("teacher", caught.value.code, "", capsys.readouterr().err)
     assert_one_line_error(result, "runs")
 
@@ -100,16 +111,18 @@ def test_a_dataset_without_statistics_is_refused_in_one_line(project, capsys):
     info.pop("norm_stats")
     info_path.write_text(json.dumps(info))
     with pytest.raises(SystemExit) as caught:
-        run_main(teacher.main, ["--dataset", "tiny", "--", "model=efficientnet_tiny", "n_mels=32",
-                                "target_length=64", "epochs=1"])
+        run_main(
+            teacher.main,
+            ["--dataset", "tiny", "--", "model=efficientnet_tiny", "n_mels=32", "target_length=64", "epochs=1"],
+        )
     result = subprocess.CompletedProcess("teacher", caught.value.code, "", capsys.readouterr().err)
     assert_one_line_error(result, "dataset 'tiny'", "make norm-stats DATASET=tiny")
     assert not (project / "runs" / "tiny").exists() or not any((project / "runs" / "tiny").rglob("*.pt"))
 
 
 def test_a_long_problem_list_keeps_one_error_line_and_lists_the_rest(project):
-    from stages.common import error_line
     from pipeline.manifests import ManifestError
+    from stages.common import error_line
 
     line, rest = error_line(ManifestError("dev.csv", [f"dev.csv row {i}: bad" for i in range(2, 40)]))
     assert "\n" not in line and line.startswith("dev.csv: 38 problem(s): dev.csv row 2: bad; dev.csv row 3")

@@ -64,8 +64,11 @@ def test_evaluate_maps_the_checkpoints_vocabulary_by_mid(project, capsys):
     final = project / "runs/tiny/t/checkpoints/final.pt"
     ckpt = torch.load(final, weights_only=True)
     order = [2, 0, 3, 1]
-    permuted = {**ckpt, "model": dict(ckpt["model"]),
-                "vocabulary": {key: [values[i] for i in order] for key, values in ckpt["vocabulary"].items()}}
+    permuted = {
+        **ckpt,
+        "model": dict(ckpt["model"]),
+        "vocabulary": {key: [values[i] for i in order] for key, values in ckpt["vocabulary"].items()},
+    }
     for key in ("head.classifier.weight", "head.classifier.bias"):
         permuted["model"][key] = ckpt["model"][key][order].clone()
     torch.save(permuted, project / "permuted.pt")
@@ -80,8 +83,9 @@ def test_evaluate_maps_the_checkpoints_vocabulary_by_mid(project, capsys):
     model, _, _ = model_from_checkpoint(project / "permuted.pt")
     manifest = load_manifest("data_manifests/tiny")
     clips = [c for c in manifest.clips if c.split == "eval"]
-    unmapped = evaluate_model(model, manifest, clips, FrontEndConfig(**ckpt["front_end"]), False, batch_size=16,
-                              progress=False)
+    unmapped = evaluate_model(
+        model, manifest, clips, FrontEndConfig(**ckpt["front_end"]), False, batch_size=16, progress=False
+    )
     assert unmapped["map"] != plain["map"]
 
 
@@ -92,8 +96,10 @@ def test_evaluate_refuses_a_vocabulary_that_lacks_the_datasets_classes(project):
 
     run_training("tiny", tiny_config(epochs=1), "t", progress=False)
     ckpt = torch.load(project / "runs/tiny/t/checkpoints/final.pt", weights_only=True)
-    for name, mids, problem in (("junk.pt", ["/home/lab/x.wav"] * 4, "lists '/home/lab/x.wav' 4 times"),
-                                ("other.pt", ["/x/a", "/x/b", "/x/c", "/x/d"], "differs from tiny's")):
+    for name, mids, problem in (
+        ("junk.pt", ["/home/lab/x.wav"] * 4, "lists '/home/lab/x.wav' 4 times"),
+        ("other.pt", ["/x/a", "/x/b", "/x/c", "/x/d"], "differs from tiny's"),
+    ):
         torch.save({**ckpt, "vocabulary": {"mids": mids, "names": list(mids)}}, project / name)
         line = assert_one_line_error(run(project, "stages.evaluate", "--dataset", "tiny", "--checkpoint", name), name)
         assert problem in line, line

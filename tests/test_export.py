@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import onnx
 import onnxruntime
 import pandas as pd
 import pytest
+import tomllib
 import torch
 import yaml
 
@@ -35,16 +35,29 @@ MIDS = [f"/t/{i}" for i in range(5)]
 # each family: the CNN with its mean head (the attention head is the trained student's, exported in the
 # last test under export_model's own 1e-4 check), the AST with the paper's token readout and the demo's
 # overlapping patches and fixed position table. One export costs ~10 s (torch.export), hence not more.
-FAMILIES = [("efficientnet_tiny", {"pooling": "mean"}),
-            ("ast_micro", {"pooling": "token", "position": "sincos", "freq_stride": 8, "time_stride": 12})]
+FAMILIES = [
+    ("efficientnet_tiny", {"pooling": "mean"}),
+    ("ast_micro", {"pooling": "token", "position": "sincos", "freq_stride": 8, "time_stride": 12}),
+]
 
 
 def checkpoint_of(model: torch.nn.Module, path: Path, activation: str = "sigmoid") -> Path:
     """A checkpoint in the training loop's layout (what `make export` receives)."""
-    save_checkpoint({"model": model.state_dict(), "model_name": model.model_name, "model_config": model.model_config,
-                     "config": config_to_dict(Config(model=model.model_name, n_mels=32, target_length=64)),
-                     "front_end": vars(FRONT), "vocabulary": {"mids": MIDS, "names": [m.upper() for m in MIDS]},
-                     "activation": activation, "dataset": "tiny", "epoch": 1, "metrics": {}}, path)
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": model.model_name,
+            "model_config": model.model_config,
+            "config": config_to_dict(Config(model=model.model_name, n_mels=32, target_length=64)),
+            "front_end": vars(FRONT),
+            "vocabulary": {"mids": MIDS, "names": [m.upper() for m in MIDS]},
+            "activation": activation,
+            "dataset": "tiny",
+            "epoch": 1,
+            "metrics": {},
+        },
+        path,
+    )
     return path
 
 
@@ -99,9 +112,11 @@ def test_safetensors_and_config_rebuild_the_model_without_pickle(exported):
 
 def test_a_received_config_naming_code_or_files_is_refused(exported, tmp_path):
     _, folder, _ = exported
-    for field, value, message in (("model_name", "os.system", "unknown model"),
-                                  ("model_config", {"checkpoint": "/etc/passwd"}, "refused"),
-                                  ("front_end", {"norm_std": "1; rm -rf"}, "finite number")):
+    for field, value, message in (
+        ("model_name", "os.system", "unknown model"),
+        ("model_config", {"checkpoint": "/etc/passwd"}, "refused"),
+        ("front_end", {"norm_std": "1; rm -rf"}, "finite number"),
+    ):
         copy = tmp_path / field
         copy.mkdir()
         config = json.loads((folder / "config.json").read_text())
@@ -132,8 +147,10 @@ def test_predict_through_onnxruntime_gives_the_torch_top_k(student, tmp_path):  
     tables = {}
     for engine, source in (("torch", student), ("onnx", tmp_path / "exported")):
         out = tmp_path / f"{engine}.csv"
-        run_predict(PredictJob(str(source), str(folder), str(out), PredictSettings(topk=4), engine=engine,
-                               progress=False), log=lambda line: None)
+        run_predict(
+            PredictJob(str(source), str(folder), str(out), PredictSettings(topk=4), engine=engine, progress=False),
+            log=lambda line: None,
+        )
         tables[engine] = pd.read_csv(out, dtype={"id": str})
     top = [f"top{k}_mid" for k in range(1, 5)]
     assert tables["onnx"][top].equals(tables["torch"][top])
@@ -159,8 +176,8 @@ def test_a_students_card_names_its_teacher_store_digest_and_kd_settings(tmp_path
     import hashlib
 
     from pipeline.config import apply_overrides
-    from pipeline.stage_two.run import train_student
     from pipeline.stage_one import StageOneJob, run_stage_one
+    from pipeline.stage_two.run import train_student
     from pipeline.store import check_store
     from pipeline.training import run_training
 
@@ -169,8 +186,10 @@ def test_a_students_card_names_its_teacher_store_digest_and_kd_settings(tmp_path
     make_tiny_dataset(tmp_path)
     monkeypatch.chdir(tmp_path)
     run_training("tiny", tiny_config(model="ast_micro", epochs=1), "teacher", progress=False)
-    run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/tiny/t.zarr", scheduler="inline", chunk_clips=16),
-                  progress=False)
+    run_stage_one(
+        StageOneJob("tiny", "runs/tiny/teacher", "stores/tiny/t.zarr", scheduler="inline", chunk_clips=16),
+        progress=False,
+    )
     config = apply_overrides(tiny_config(epochs=1, tau=2.0, kd_lambda=0.3), ["logits=stores/tiny/t.zarr", "kd=clean"])
     train_student("tiny", config, "student", progress=False)
     export_model("runs/tiny/student", "exported", onnx=False, log=lambda line: None)

@@ -35,14 +35,29 @@ def teacher(project):
 
 
 def job(out, **kw):
-    return StageOneJob(**{"dataset": "tiny", "teacher": "runs/tiny/teacher", "out": out, "scheduler": "inline",
-                          "chunk_clips": 5, "views": 2, **kw})
+    return StageOneJob(
+        **{
+            "dataset": "tiny",
+            "teacher": "runs/tiny/teacher",
+            "out": out,
+            "scheduler": "inline",
+            "chunk_clips": 5,
+            "views": 2,
+            **kw,
+        }
+    )
 
 
 def hooked_run(project: Path, kind: str, kill_at: int, store: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "tests.fault_hooks", kind, str(kill_at), store, "2"],
-                          capture_output=True, text=True, cwd=project, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.fault_hooks", kind, str(kill_at), store, "2"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env,
+        timeout=300,
+    )
 
 
 def arrays_of(path: str | Path) -> dict[str, np.ndarray]:
@@ -71,8 +86,11 @@ def test_sigkill_at_seeded_random_moments_resumes_to_the_uninterrupted_store(tea
     assert len(done_chunks("stores/reference.zarr")) == 7  # a multi-chunk store
     reference = arrays_of("stores/reference.zarr")
     rng = random.Random(KILL_SEED)
-    moments = [(kind, at) for kind in KINDS  # every kind of moment, at distinct seeded random counts
-               for at in sorted(rng.sample(range(1, counts[kind] + 1), min(KILL_TRIALS_PER_KIND, counts[kind])))]
+    moments = [
+        (kind, at)
+        for kind in KINDS  # every kind of moment, at distinct seeded random counts
+        for at in sorted(rng.sample(range(1, counts[kind] + 1), min(KILL_TRIALS_PER_KIND, counts[kind])))
+    ]
     trials = []
     for trial, (kind, kill_at) in enumerate(moments):
         store = f"stores/killed{trial}.zarr"
@@ -89,6 +107,7 @@ def test_sigkill_at_seeded_random_moments_resumes_to_the_uninterrupted_store(tea
 @pytest.mark.slow
 def test_killed_dask_worker_is_replaced_and_the_store_completes(teacher, project, monkeypatch):
     import pipeline.stage_one.run as stage_one
+
     from .fault_hooks import dying_compute_chunk
 
     marker = project / "worker-killed"
@@ -181,9 +200,26 @@ def test_disk_full_while_creating_the_store_is_redone_after_freeing_space(teache
 def test_unwritable_output_is_one_error_line_and_moves_nothing(teacher, project, small_disk):
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "stages.teacher_logits", "--dataset", "tiny", "--teacher", teacher,
-                             "--out", str(small_disk / "s.zarr"), "--scheduler", "inline"], capture_output=True,
-                            text=True, cwd=project, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.teacher_logits",
+            "--dataset",
+            "tiny",
+            "--teacher",
+            teacher,
+            "--out",
+            str(small_disk / "s.zarr"),
+            "--scheduler",
+            "inline",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.startswith(f"error: {small_disk}") and "Read-only file system" in result.stderr
     assert not (project / "stores/tiny/LATEST").exists()

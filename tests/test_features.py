@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from pipeline.config import FrontEndConfig
-from pipeline.features import (compute_norm_stats, fbank, front_end_dict, normalise, pad_or_cut, samples_for_frames,
-                               wave_to_features)
+from pipeline.features import (
+    compute_norm_stats,
+    fbank,
+    front_end_dict,
+    normalise,
+    pad_or_cut,
+    samples_for_frames,
+    wave_to_features,
+)
 
 torch.set_num_threads(1)
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from pipeline.experiments.grid import GridSpec
-from pipeline.recipe import load_config
 from pipeline.experiments.report import comparisons, main_table
 from pipeline.experiments.report_plots import forest_figure
+from pipeline.recipe import load_config
 from pipeline.training.outputs import plot_teacher_vs_student
 from pipeline.training.runlog import epoch_axis, run_title, square_limits
 

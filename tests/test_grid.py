@@ -54,11 +54,25 @@ def test_equal_design_students_get_the_teacher_budget_and_seed0_baseline_is_the_
 def test_full_grid_lists_the_papers_comparisons_and_controls():
     names = {c.name for c in cells_for(GridSpec())}
     for design in ("short", "equal"):
-        assert {f"{design}/cnn_to_cnn", f"{design}/ast_to_ast", f"{design}/prior_to_cnn",
-                f"{design}/shuffled_ast_to_cnn", f"{design}/shuffled_cnn_to_ast"} <= names
-    assert {"short/ast_to_cnn_replay", "short/ast_to_cnn_online", "short/ast_to_cnn_crossfit",
-            "short/ast_to_cnn_tau", "teacher/ast_crossfit"} <= names
-    assert {c.kd for c in cells_for(GridSpec()) if c.name.startswith("short/ast_to_cnn")} == {"clean", "replay", "online"}
+        assert {
+            f"{design}/cnn_to_cnn",
+            f"{design}/ast_to_ast",
+            f"{design}/prior_to_cnn",
+            f"{design}/shuffled_ast_to_cnn",
+            f"{design}/shuffled_cnn_to_ast",
+        } <= names
+    assert {
+        "short/ast_to_cnn_replay",
+        "short/ast_to_cnn_online",
+        "short/ast_to_cnn_crossfit",
+        "short/ast_to_cnn_tau",
+        "teacher/ast_crossfit",
+    } <= names
+    assert {c.kd for c in cells_for(GridSpec()) if c.name.startswith("short/ast_to_cnn")} == {
+        "clean",
+        "replay",
+        "online",
+    }
 
 
 def test_cell_configs_pick_family_role_and_seed():
@@ -75,14 +89,17 @@ def test_cell_configs_pick_family_role_and_seed():
     assert (equal.model, equal.epochs, equal.seed) == ("ast_micro", 18, 1)
 
 
-@pytest.mark.parametrize("base, prior, expected", [
-    ({"verdict": "helps"}, {"verdict": "helps"}, "knowledge helps"),
-    ({"verdict": "helps"}, {"verdict": "no effect"}, "helps, but not beyond the prior control"),
-    ({"verdict": "no effect"}, {"verdict": "helps"}, "knowledge helps (vs prior only)"),
-    ({"verdict": "hurts"}, {"verdict": "no effect"}, "KD hurts"),
-    ({"verdict": "no effect"}, {"verdict": "no effect"}, "no effect"),
-    ({"verdict": "one seed: no call"}, None, "one seed: no call"),
-])
+@pytest.mark.parametrize(
+    "base, prior, expected",
+    [
+        ({"verdict": "helps"}, {"verdict": "helps"}, "knowledge helps"),
+        ({"verdict": "helps"}, {"verdict": "no effect"}, "helps, but not beyond the prior control"),
+        ({"verdict": "no effect"}, {"verdict": "helps"}, "knowledge helps (vs prior only)"),
+        ({"verdict": "hurts"}, {"verdict": "no effect"}, "KD hurts"),
+        ({"verdict": "no effect"}, {"verdict": "no effect"}, "no effect"),
+        ({"verdict": "one seed: no call"}, None, "one seed: no call"),
+    ],
+)
 def test_verdicts_read_the_paired_intervals(base, prior, expected):
     assert verdict(base, prior) == expected
 
@@ -162,19 +179,34 @@ def test_family_table_pairs_the_families_by_seed_per_class_group():
 def test_group_table_covers_every_kd_cell_and_teacher_table_says_na_for_unscored_groups():
     from pipeline.experiments.report import group_table, teacher_lines
 
-    spec = GridSpec(**TINY, seeds=1, designs=("short",), direction="cnn_to_ast",
-                    only=("short/cnn_to_ast_online", "short/cnn_to_ast_crossfit"))
+    spec = GridSpec(
+        **TINY,
+        seeds=1,
+        designs=("short",),
+        direction="cnn_to_ast",
+        only=("short/cnn_to_ast_online", "short/cnn_to_ast_crossfit"),
+    )
     groups = {"local": [0], "temporal": [1]}
     run = {"map": 0.5, "per_class_ap": [0.6, 0.4], "model": "m", "epochs_trained": 4}
-    results = {name: {0: run} for name in ("teacher/cnn", "short/ast", "short/cnn_to_ast_online",
-                                            "short/cnn_to_ast_crossfit")}
-    results["teacher/cnn_crossfit"] = {0: {"map": 0.4, "per_class_ap": [0.7, None], "model": "m",
-                                           "epochs_trained": "4/4/4", "out_of_fold": {"map": 0.3}}}
+    results = {
+        name: {0: run} for name in ("teacher/cnn", "short/ast", "short/cnn_to_ast_online", "short/cnn_to_ast_crossfit")
+    }
+    results["teacher/cnn_crossfit"] = {
+        0: {
+            "map": 0.4,
+            "per_class_ap": [0.7, None],
+            "model": "m",
+            "epochs_trained": "4/4/4",
+            "out_of_fold": {"map": 0.3},
+        }
+    }
     rows = group_table(spec, results, groups)[2:]
     assert {row.split("|")[2].strip() for row in rows} == {"cnn -> ast (online)", "cnn_crossfit -> ast (clean)"}
     crossfit_local = next(r for r in rows if "crossfit" in r and "| local |" in r)
     assert "| 0.7000 |" in crossfit_local  # the teacher AP column reads the cross-fitted teacher's summary
-    teacher_row = next(line for line in teacher_lines(spec, results, "map", groups) if "teacher/cnn_crossfit (m)" in line)
+    teacher_row = next(
+        line for line in teacher_lines(spec, results, "map", groups) if "teacher/cnn_crossfit (m)" in line
+    )
     assert teacher_row.endswith("| 4/4/4 | 0.7000 | n/a |") and "nan" not in teacher_row
 
 
@@ -201,9 +233,11 @@ def test_a_changed_recipe_retrains_what_it_changes_and_keeps_the_rest(project):
 def test_a_cell_killed_part_way_continues_from_its_last_epoch(project, capsys):
     from .conftest import run_killed_after_epoch
 
-    code = ("from tests.conftest import tiny_recipe\nfrom pipeline.experiments.grid import GridSpec, run_grid\n"
-            "run_grid(GridSpec(dataset='tiny', cnn='efficientnet_tiny', ast='ast_micro', seeds=1, small=True, "
-            "designs=('short',), only=('short/cnn',)), tiny_recipe(epochs=2), progress=False)\n")
+    code = (
+        "from tests.conftest import tiny_recipe\nfrom pipeline.experiments.grid import GridSpec, run_grid\n"
+        "run_grid(GridSpec(dataset='tiny', cnn='efficientnet_tiny', ast='ast_micro', seeds=1, small=True, "
+        "designs=('short',), only=('short/cnn',)), tiny_recipe(epochs=2), progress=False)\n"
+    )
     killed = run_killed_after_epoch(code, 1, cwd=project)
     assert killed.returncode != 0
     metrics = Path("runs/tiny/cmkd/short/cnn/seed0/metrics.csv")
@@ -221,9 +255,11 @@ def test_a_cross_fitted_teacher_killed_part_way_keeps_its_finished_epochs(projec
     from .conftest import run_killed_after_epoch
 
     cells = "('short/ast_to_cnn_crossfit',)"
-    code = ("from tests.conftest import tiny_recipe\nfrom pipeline.experiments.grid import GridSpec, run_grid\n"
-            "run_grid(GridSpec(dataset='tiny', cnn='efficientnet_tiny', ast='ast_micro', seeds=1, crossfit=2, "
-            f"designs=('short',), only={cells}), tiny_recipe(teacher_epochs=2), progress=False)\n")
+    code = (
+        "from tests.conftest import tiny_recipe\nfrom pipeline.experiments.grid import GridSpec, run_grid\n"
+        "run_grid(GridSpec(dataset='tiny', cnn='efficientnet_tiny', ast='ast_micro', seeds=1, crossfit=2, "
+        f"designs=('short',), only={cells}), tiny_recipe(teacher_epochs=2), progress=False)\n"
+    )
     killed = run_killed_after_epoch(code, 2, cwd=project)
     assert killed.returncode != 0
     teacher = Path("runs/tiny/cmkd/teacher/ast_crossfit/seed0")

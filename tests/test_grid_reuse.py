@@ -23,10 +23,14 @@ def test_a_key_of_the_other_family_or_of_how_it_ran_is_not_a_change(tmp_path):
     assert [line.split(":")[0] for line in changes] == ["ast_freq_stride"]
     # the CNN head means nothing to an AST, but it is the CNN's own recipe
     assert recipe_changes(ast, load_config(None, ["model=ast_micro", "pooling=mean"])) == []
-    assert [line.split(":")[0] for line in
-            recipe_changes(cnn, load_config(None, ["model=efficientnet_tiny", "pooling=mean"]))] == ["pooling"]
-    assert [line.split(":")[0] for line in
-            recipe_changes(cnn, load_config(None, ["model=efficientnet_tiny", "pooling=attention", "lr=1"]))] == ["lr"]
+    assert [
+        line.split(":")[0]
+        for line in recipe_changes(cnn, load_config(None, ["model=efficientnet_tiny", "pooling=mean"]))
+    ] == ["pooling"]
+    assert [
+        line.split(":")[0]
+        for line in recipe_changes(cnn, load_config(None, ["model=efficientnet_tiny", "pooling=attention", "lr=1"]))
+    ] == ["lr"]
 
 
 def test_a_cross_fitted_teacher_is_compared_through_its_members(tmp_path):
@@ -36,4 +40,6 @@ def test_a_cross_fitted_teacher_is_compared_through_its_members(tmp_path):
     teacher.mkdir()
     finished_run(teacher, "member0", ["model=ast_micro", "lr=1e-3"])
     assert recipe_changes(teacher, load_config(None, ["model=ast_micro", "lr=1e-3"])) == []
-    assert [line.split(":")[0] for line in recipe_changes(teacher, load_config(None, ["model=ast_micro", "lr=2e-3"]))] == ["lr"]
+    assert [
+        line.split(":")[0] for line in recipe_changes(teacher, load_config(None, ["model=ast_micro", "lr=2e-3"]))
+    ] == ["lr"]

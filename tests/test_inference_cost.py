@@ -10,8 +10,15 @@ from pipeline.models import create_model
 
 def test_ast_macs_are_the_hand_count_attention_included():
     mels, frames, stride, width, depth, classes = 64, 600, 12, 96, 3, 20
-    model = create_model("ast_micro", num_classes=classes, n_mels=mels, target_length=frames, position="sincos",
-                         freq_stride=stride, time_stride=stride).eval()
+    model = create_model(
+        "ast_micro",
+        num_classes=classes,
+        n_mels=mels,
+        target_length=frames,
+        position="sincos",
+        freq_stride=stride,
+        time_stride=stride,
+    ).eval()
     patches = ((mels - 16) // stride + 1) * ((frames - 16) // stride + 1)
     tokens = patches + 2  # class and distillation tokens
     per_layer = tokens * 4 * width * width + tokens * 8 * width * width + 2 * tokens * tokens * width

@@ -87,6 +87,7 @@ def test_the_library_has_no_import_circle():
 def closure(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     """Every module each module reaches, directly or through others. Importing ``a.b.c`` runs the
     ``__init__`` of ``a`` and ``a.b`` first, so a module reaches the packages above what it imports."""
+
     def with_parents(name: str) -> set[str]:
         parts = name.split(".")
         return {".".join(parts[:i]) for i in range(1, len(parts) + 1)} & graph.keys()

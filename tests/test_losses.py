@@ -171,7 +171,12 @@ def test_lambda_weights_task_and_kd(kd_lambda):
     expected_task = sum(bce(s, t) for s, t in zip(STUDENT, targets)) / 3
     expected_kd = 4 * sum(bce(s, sigmoid(t / 2)) for s, t in zip(STUDENT, TEACHER)) / 3
     total, parts = cmkd_loss(
-        rows(STUDENT), rows(targets), probs, None, None, False,
+        rows(STUDENT),
+        rows(targets),
+        probs,
+        None,
+        None,
+        False,
         KDLoss("bce", 2.0, tau_squared=True, kd_lambda=kd_lambda),
     )
     assert parts["kd"].item() == pytest.approx(expected_kd, rel=1e-5)

@@ -17,8 +17,13 @@ INTERNAL = {"SHELL", "PY", "VENV_STAMP", "EMBEDDED", "HELP_VARS", "OMP_WAIT_POLI
 def make_help(*assignments: str) -> str:
     if shutil.which("make") is None:
         pytest.fail("GNU make is needed: the Makefile is the project's front door")
-    return subprocess.run(["make", "-s", "--no-print-directory", "help", *assignments], cwd=ROOT,
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", "help", *assignments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def phony_targets() -> list[str]:
@@ -49,10 +54,14 @@ def test_every_variable_is_listed_with_its_default_and_a_description():
 
 
 def test_help_shows_the_values_a_command_line_gives():
-    rows = {line.split()[0]: line.split()[1] for line in section(make_help("DATASET=esc50", "TAU=2"),
-                                                                   "variables (value now):")}
+    rows = {
+        line.split()[0]: line.split()[1]
+        for line in section(make_help("DATASET=esc50", "TAU=2"), "variables (value now):")
+    }
     assert rows["FORMAT"] == "esc50" and rows["DATA_ROOT"] == "-" and rows["TAU"] == "2"
     assert rows["CONFIG"] == "configs/esc50.yaml"
-    audioset = {line.split()[0]: line.split()[1] for line in section(make_help("DATASET=audioset_balanced"),
-                                                                       "variables (value now):")}
+    audioset = {
+        line.split()[0]: line.split()[1]
+        for line in section(make_help("DATASET=audioset_balanced"), "variables (value now):")
+    }
     assert audioset["FORMAT"] == "audioset"

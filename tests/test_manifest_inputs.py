@@ -55,11 +55,14 @@ def test_empty_eval_split_is_refused_with_the_fix(tmp_path):
 def test_val_split_without_labels_is_refused(tmp_path):
     root = make_fsd50k(tmp_path / "fsd")
     # a val row whose audio is fine but whose labels are missing is dropped as unlabelled
-    from pipeline.manifests.build import check_splits
     from pipeline.manifests import Clip
+    from pipeline.manifests.build import check_splits
 
-    clips = [Clip("a", "a.wav", ("/m/x",), "train", None, 1.0, 16000, 1), Clip("b", "b.wav", (), "val", None, 1.0,
-             16000, 1), Clip("c", "c.wav", ("/m/x",), "eval", None, 1.0, 16000, 1)]
+    clips = [
+        Clip("a", "a.wav", ("/m/x",), "train", None, 1.0, 16000, 1),
+        Clip("b", "b.wav", (), "val", None, 1.0, 16000, 1),
+        Clip("c", "c.wav", ("/m/x",), "eval", None, 1.0, 16000, 1),
+    ]
     with pytest.raises(ManifestError, match="val split has no labelled clips"):
         check_splits("fsd50k", root, clips)
     check_splits("fsd50k", root, [clips[0], clips[2]])  # no val split at all: carved at training time

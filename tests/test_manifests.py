@@ -13,8 +13,17 @@ import pytest
 import soundfile as sf
 
 from pipeline.audio import audio_fingerprint
-from pipeline.manifests import (ManifestError, build_manifest, load_manifest, manifest_hashes, prepare_ast_json,
-                                prepare_audioset, prepare_esc50, prepare_fsd50k, scan_audioset)
+from pipeline.manifests import (
+    ManifestError,
+    build_manifest,
+    load_manifest,
+    manifest_hashes,
+    prepare_ast_json,
+    prepare_audioset,
+    prepare_esc50,
+    prepare_fsd50k,
+    scan_audioset,
+)
 from pipeline.manifests.validate import split_from_file_name
 from stages import manifests as manifests_stage
 
@@ -43,8 +52,15 @@ def fsd_row(fname, mids: str, split: str | None = None) -> str:
 def make_fsd50k(root: Path, dev: list[str] | None = None, eval_: list[str] | None = None) -> Path:
     truth = root / "FSD50K.ground_truth"
     write_lines(truth / "vocabulary.csv", [f"{i},{name},{mid}" for i, name, mid in VOCAB])
-    dev = dev if dev is not None else [fsd_row(101, "/m/05tny_", "train"), fsd_row(102, "/m/07qrkrw,/m/06mb1", "train"),
-                                       fsd_row(103, "/m/06mb1", "val")]
+    dev = (
+        dev
+        if dev is not None
+        else [
+            fsd_row(101, "/m/05tny_", "train"),
+            fsd_row(102, "/m/07qrkrw,/m/06mb1", "train"),
+            fsd_row(103, "/m/06mb1", "val"),
+        ]
+    )
     eval_ = eval_ if eval_ is not None else [fsd_row(201, "/m/05tny_,/m/07qrkrw")]
     write_lines(truth / "dev.csv", ["fname,labels,mids,split"] + dev)
     write_lines(truth / "eval.csv", ["fname,labels,mids"] + eval_)
@@ -58,8 +74,11 @@ def make_fsd50k(root: Path, dev: list[str] | None = None, eval_: list[str] | Non
 
 def make_esc50(root: Path, rows: list[tuple[str, str, str, str]]) -> Path:
     """rows of (filename, fold, target, category); audio is written for plain file names."""
-    write_lines(root / "meta/esc50.csv", ["filename,fold,target,category,esc10,src_file,take"]
-                + [f"{f},{fold},{t},{c},False,1,A" for f, fold, t, c in rows])
+    write_lines(
+        root / "meta/esc50.csv",
+        ["filename,fold,target,category,esc10,src_file,take"]
+        + [f"{f},{fold},{t},{c},False,1,A" for f, fold, t, c in rows],
+    )
     for filename, *_ in rows:
         if filename and "/" not in filename:
             tone(root / "audio" / filename)
@@ -74,6 +93,7 @@ def problems_of(excinfo) -> str:
 
 
 # ------------------------------------------------------------------------------------ converters
+
 
 def test_fsd50k_reads_vocabulary_splits_and_headers(tmp_path):
     root = make_fsd50k(tmp_path / "fsd")
@@ -92,23 +112,37 @@ def test_fsd50k_reads_vocabulary_splits_and_headers(tmp_path):
 
 def test_esc50_orders_classes_by_target_and_keeps_folds(tmp_path):
     labels, clips = prepare_esc50(make_esc50(tmp_path, ESC_ROWS), progress=False)
-    assert [(lab.index, lab.mid, lab.name) for lab in labels] == [(0, "/esc50/dog", "dog"),
-                                                                 (1, "/esc50/rooster", "rooster")]
+    assert [(lab.index, lab.mid, lab.name) for lab in labels] == [
+        (0, "/esc50/dog", "dog"),
+        (1, "/esc50/rooster", "rooster"),
+    ]
     assert [(c.clip_id, c.fold, c.split, c.labels) for c in clips] == [
-        ("1-1-A-0", 1, "", ("/esc50/dog",)), ("2-2-A-1", 2, "", ("/esc50/rooster",)),
-        ("3-3-A-0", 3, "", ("/esc50/dog",))]
+        ("1-1-A-0", 1, "", ("/esc50/dog",)),
+        ("2-2-A-1", 2, "", ("/esc50/rooster",)),
+        ("3-3-A-0", 3, "", ("/esc50/dog",)),
+    ]
     assert clips[0].path == "audio/1-1-A-0.wav"
 
 
 def make_audioset_lists(root: Path) -> tuple[Path, Path]:
-    write_lines(root / "meta/class_labels_indices.csv",
-                ["index,mid,display_name"] + [f'{i},{mid},"{name}"' for i, name, mid in VOCAB])
+    write_lines(
+        root / "meta/class_labels_indices.csv",
+        ["index,mid,display_name"] + [f'{i},{mid},"{name}"' for i, name, mid in VOCAB],
+    )
     head = ["# Segments csv created today", "# num_ytids=4", "# YTID, start_seconds, end_seconds, positive_labels"]
-    write_lines(root / "meta/balanced_train_segments.csv", head + [
-        '--aaaaaaaaa, 30.000, 40.000, "/m/05tny_,/m/06mb1"', 'bbbbbbbbbbb, 0.000, 10.000, "/m/07qrkrw"',
-        'ccccccccccc, 4.500, 14.500, "/m/06mb1"'])
-    write_lines(root / "meta/eval_segments.csv", head + ['ddddddddddd, 10.000, 20.000, "/m/05tny_"',
-                                                         'eeeeeeeeeee, 0.000, 10.000, "/m/05tny_"'])
+    write_lines(
+        root / "meta/balanced_train_segments.csv",
+        head
+        + [
+            '--aaaaaaaaa, 30.000, 40.000, "/m/05tny_,/m/06mb1"',
+            'bbbbbbbbbbb, 0.000, 10.000, "/m/07qrkrw"',
+            'ccccccccccc, 4.500, 14.500, "/m/06mb1"',
+        ],
+    )
+    write_lines(
+        root / "meta/eval_segments.csv",
+        head + ['ddddddddddd, 10.000, 20.000, "/m/05tny_"', 'eeeeeeeeeee, 0.000, 10.000, "/m/05tny_"'],
+    )
     return root / "meta/class_labels_indices.csv", root / "meta/balanced_train_segments.csv"
 
 
@@ -121,8 +155,10 @@ def test_audioset_accepts_common_namings_and_records_missing(tmp_path):
     tone(root / "audio/eval/._ddddddddddd_10_20.wav").write_bytes(b"macOS resource fork")  # must be ignored
     scan = scan_audioset(root, progress=False)  # finds the label file and both lists itself
     assert [(c.clip_id, c.split, c.labels) for c in scan.clips] == [
-        ("--aaaaaaaaa_30.000", "train", ("/m/05tny_", "/m/06mb1")), ("bbbbbbbbbbb_0.000", "train", ("/m/07qrkrw",)),
-        ("ddddddddddd_10.000", "eval", ("/m/05tny_",))]
+        ("--aaaaaaaaa_30.000", "train", ("/m/05tny_", "/m/06mb1")),
+        ("bbbbbbbbbbb_0.000", "train", ("/m/07qrkrw",)),
+        ("ddddddddddd_10.000", "eval", ("/m/05tny_",)),
+    ]
     assert scan.clips[1].path == "audio/bal/Ybbbbbbbbbbb.wav"
     assert sorted(s.clip_id for s in scan.missing) == ["ccccccccccc_4.500", "eeeeeeeeeee_0.000"]
     manifest = build_manifest("as", "audioset", root, tmp_path / "out", progress=False)
@@ -130,7 +166,9 @@ def test_audioset_accepts_common_namings_and_records_missing(tmp_path):
     with open(tmp_path / "out/as/missing_segments.csv", newline="") as f:
         missing = list(csv.DictReader(f))
     assert {r["clip_id"]: r["source"] for r in missing} == {
-        "ccccccccccc_4.500": "balanced_train_segments.csv row 6", "eeeeeeeeeee_0.000": "eval_segments.csv row 5"}
+        "ccccccccccc_4.500": "balanced_train_segments.csv row 6",
+        "eeeeeeeeeee_0.000": "eval_segments.csv row 5",
+    }
 
 
 def test_audioset_without_any_audio_is_an_error(tmp_path):
@@ -152,22 +190,33 @@ def test_ast_json_makes_paths_relative_and_finds_moved_files(tmp_path):
     tone(root / "eval/_/_/b_1.000.flac")
     tone(root / "copy/b_1.000.flac")  # same name elsewhere: the folder structure decides
     tone(root / "rel/c.wav")
-    train = write_datafile(tmp_path / "json/my_train_data.json", [(str(inside), "/m/05tny_"),
-                                                                  ("rel/c.wav", "")])
-    evaluation = write_datafile(tmp_path / "json/my_eval_data.json",
-                                [("/gone/sls/eval/_/_/b_1.000.flac", "/m/05tny_,/m/06mb1")])
+    train = write_datafile(tmp_path / "json/my_train_data.json", [(str(inside), "/m/05tny_"), ("rel/c.wav", "")])
+    evaluation = write_datafile(
+        tmp_path / "json/my_eval_data.json", [("/gone/sls/eval/_/_/b_1.000.flac", "/m/05tny_,/m/06mb1")]
+    )
     labels, clips = prepare_ast_json(root, labels_csv, [train, evaluation], progress=False)
     assert [lab.mid for lab in labels] == [mid for *_, mid in VOCAB]
     assert [(c.clip_id, c.path, c.split, c.labels) for c in clips] == [
-        ("a_0.000", "audio/a_0.000.wav", "train", ("/m/05tny_",)), ("c", "rel/c.wav", "train", ()),
-        ("b_1.000", "eval/_/_/b_1.000.flac", "eval", ("/m/05tny_", "/m/06mb1"))]
+        ("a_0.000", "audio/a_0.000.wav", "train", ("/m/05tny_",)),
+        ("c", "rel/c.wav", "train", ()),
+        ("b_1.000", "eval/_/_/b_1.000.flac", "eval", ("/m/05tny_", "/m/06mb1")),
+    ]
     assert prepare_ast_json(root, labels_csv, [tmp_path / "json"], progress=False)[1] == clips[2:] + clips[:2]
 
 
-@pytest.mark.parametrize("name, split", [
-    ("balanced_train_segments.csv", "train"), ("unbalanced_train_segments.csv", "train"),
-    ("eval_segments.csv", "eval"), ("esc_eval_data_1.json", "eval"), ("audioset_test.json", "eval"),
-    ("fsd_val_data.json", "val"), ("train_and_eval.json", None), ("my_data.json", None)])
+@pytest.mark.parametrize(
+    "name, split",
+    [
+        ("balanced_train_segments.csv", "train"),
+        ("unbalanced_train_segments.csv", "train"),
+        ("eval_segments.csv", "eval"),
+        ("esc_eval_data_1.json", "eval"),
+        ("audioset_test.json", "eval"),
+        ("fsd_val_data.json", "val"),
+        ("train_and_eval.json", None),
+        ("my_data.json", None),
+    ],
+)
 def test_split_comes_from_the_file_name(name, split):
     assert split_from_file_name(name) == split
 
@@ -181,6 +230,7 @@ def test_ast_json_without_a_split_in_its_name_is_refused(tmp_path):
 
 # ------------------------------------------------------------------------- official-format fixtures
 
+
 def test_official_esc50_rows(tmp_path):
     shutil.copytree(FIXTURES / "esc50", tmp_path, dirs_exist_ok=True)
     with open(tmp_path / "meta/esc50.csv", newline="") as f:
@@ -191,8 +241,16 @@ def test_official_esc50_rows(tmp_path):
     assert [c.clip_id for c in clips] == [r["filename"].removesuffix(".wav") for r in rows]
     assert sorted({c.fold for c in clips}) == [1, 2, 3, 4, 5] and all(not c.split for c in clips)
     # targets 0, 1, 10, 17, ... with gaps: renumbered densely in target order
-    assert [lab.name for lab in labels] == ["dog", "rooster", "rain", "pouring_water", "coughing",
-                                            "door_wood_knock", "vacuum_cleaner", "chainsaw"]
+    assert [lab.name for lab in labels] == [
+        "dog",
+        "rooster",
+        "rain",
+        "pouring_water",
+        "coughing",
+        "door_wood_knock",
+        "vacuum_cleaner",
+        "chainsaw",
+    ]
     assert [lab.index for lab in labels] == list(range(8))
     assert [c.labels for c in clips] == [(f"/esc50/{r['category']}",) for r in rows]
 
@@ -259,6 +317,7 @@ def test_official_ast_datafile_resolves_basenames(tmp_path):
 
 # ------------------------------------------------------------------------------------ bad input
 
+
 def fsd_with(tmp_path, dev=None, eval_=None, after=None) -> Path:
     root = make_fsd50k(tmp_path / "fsd", dev, eval_)
     if after:
@@ -266,23 +325,27 @@ def fsd_with(tmp_path, dev=None, eval_=None, after=None) -> Path:
     return root
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("missing_audio", "dev.csv row 3: audio FSD50K.dev_audio/102.wav: file not found"),
-    ("not_audio", "dev.csv row 2: audio FSD50K.dev_audio/101.wav: not readable as audio"),
-    ("empty_audio", "dev.csv row 2: audio FSD50K.dev_audio/101.wav: empty audio"),
-    ("unknown_mid", "dev.csv row 3: unknown mid /m/xyz"),
-    ("duplicate_id", "eval.csv row 2: duplicate clip id '101' (first at dev.csv row 2)"),
-    ("short_row", "dev.csv row 3: expected 4 columns (fname,labels,mids,split), found 3"),
-    ("bad_split", "dev.csv row 2: split 'training' is not one of train, val"),
-    ("empty_fname", "dev.csv row 3: empty fname"),
-    ("climbs_out", "dev.csv row 3: path FSD50K.dev_audio/../../secret.wav climbs out of DATA_ROOT"),
-    ("bad_vocabulary", "vocabulary.csv row 2: duplicate mid /m/05tny_"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing_audio", "dev.csv row 3: audio FSD50K.dev_audio/102.wav: file not found"),
+        ("not_audio", "dev.csv row 2: audio FSD50K.dev_audio/101.wav: not readable as audio"),
+        ("empty_audio", "dev.csv row 2: audio FSD50K.dev_audio/101.wav: empty audio"),
+        ("unknown_mid", "dev.csv row 3: unknown mid /m/xyz"),
+        ("duplicate_id", "eval.csv row 2: duplicate clip id '101' (first at dev.csv row 2)"),
+        ("short_row", "dev.csv row 3: expected 4 columns (fname,labels,mids,split), found 3"),
+        ("bad_split", "dev.csv row 2: split 'training' is not one of train, val"),
+        ("empty_fname", "dev.csv row 3: empty fname"),
+        ("climbs_out", "dev.csv row 3: path FSD50K.dev_audio/../../secret.wav climbs out of DATA_ROOT"),
+        ("bad_vocabulary", "vocabulary.csv row 2: duplicate mid /m/05tny_"),
+    ],
+)
 def test_fsd50k_bad_input_names_the_row(tmp_path, case, expected):
     good = fsd_row(101, "/m/05tny_", "train")
     layouts = {
-        "missing_audio": dict(dev=[good, fsd_row(102, "/m/06mb1", "train")],
-                              after=lambda r: (r / "FSD50K.dev_audio/102.wav").unlink()),
+        "missing_audio": dict(
+            dev=[good, fsd_row(102, "/m/06mb1", "train")], after=lambda r: (r / "FSD50K.dev_audio/102.wav").unlink()
+        ),
         "not_audio": dict(dev=[good], after=lambda r: (r / "FSD50K.dev_audio/101.wav").write_text("fname,labels\n")),
         "empty_audio": dict(dev=[good], after=lambda r: sf.write(r / "FSD50K.dev_audio/101.wav", np.zeros(0), 16000)),
         "unknown_mid": dict(dev=[good, fsd_row(102, "/m/xyz", "train")]),
@@ -291,8 +354,12 @@ def test_fsd50k_bad_input_names_the_row(tmp_path, case, expected):
         "bad_split": dict(dev=[fsd_row(101, "/m/05tny_", "training")]),
         "empty_fname": dict(dev=[good, fsd_row("", "/m/05tny_", "train")]),
         "climbs_out": dict(dev=[good, fsd_row("../../secret", "/m/05tny_", "train")]),
-        "bad_vocabulary": dict(dev=[good], after=lambda r: write_lines(
-            r / "FSD50K.ground_truth/vocabulary.csv", ["0,Bark,/m/05tny_", "1,Dog,/m/05tny_", "2,Rain,/m/06mb1"])),
+        "bad_vocabulary": dict(
+            dev=[good],
+            after=lambda r: write_lines(
+                r / "FSD50K.ground_truth/vocabulary.csv", ["0,Bark,/m/05tny_", "1,Dog,/m/05tny_", "2,Rain,/m/06mb1"]
+            ),
+        ),
     }
     root = fsd_with(tmp_path, **layouts[case])
     with pytest.raises(ManifestError) as excinfo:
@@ -300,14 +367,19 @@ def test_fsd50k_bad_input_names_the_row(tmp_path, case, expected):
     assert expected in problems_of(excinfo)
 
 
-@pytest.mark.parametrize("rows, expected", [
-    ([("1-1-A-0.wav", "x", "0", "dog")], "esc50.csv row 2: fold 'x' is not an integer 1-5"),
-    ([("1-1-A-0.wav", "7", "0", "dog")], "esc50.csv row 2: fold 7 is not one of 1-5"),
-    ([("1-1-A-0.wav", "1", "0", "dog"), ("1-2-A-0.wav", "1", "0", "cat")],
-     "esc50.csv row 3: target 0 is 'cat' here but 'dog' at esc50.csv row 2"),
-    ([("../../etc/passwd", "1", "0", "dog")], "esc50.csv row 2: path audio/../../etc/passwd climbs out"),
-    ([("", "1", "0", "dog")], "esc50.csv row 2: empty filename"),
-])
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        ([("1-1-A-0.wav", "x", "0", "dog")], "esc50.csv row 2: fold 'x' is not an integer 1-5"),
+        ([("1-1-A-0.wav", "7", "0", "dog")], "esc50.csv row 2: fold 7 is not one of 1-5"),
+        (
+            [("1-1-A-0.wav", "1", "0", "dog"), ("1-2-A-0.wav", "1", "0", "cat")],
+            "esc50.csv row 3: target 0 is 'cat' here but 'dog' at esc50.csv row 2",
+        ),
+        ([("../../etc/passwd", "1", "0", "dog")], "esc50.csv row 2: path audio/../../etc/passwd climbs out"),
+        ([("", "1", "0", "dog")], "esc50.csv row 2: empty filename"),
+    ],
+)
 def test_esc50_bad_input_names_the_row(tmp_path, rows, expected):
     with pytest.raises(ManifestError) as excinfo:
         prepare_esc50(make_esc50(tmp_path, rows), progress=False)
@@ -319,8 +391,10 @@ def test_an_unknown_esc50_category_is_reported_against_the_known_ones(tmp_path):
     rows = [*ESC_ROWS, ("4-4-A-50.wav", "4", "50", "dgo")]
     with pytest.raises(ManifestError) as excinfo:
         prepare_esc50(make_esc50(tmp_path / "typo", rows), progress=False)
-    assert ("esc50.csv row 5: category 'dgo' (target 50) is not one of ESC-50's 50 categories (closest: 'dog')"
-            in problems_of(excinfo))
+    assert (
+        "esc50.csv row 5: category 'dgo' (target 50) is not one of ESC-50's 50 categories (closest: 'dog')"
+        in problems_of(excinfo)
+    )
     own = [("1-1-A-0.wav", "1", "0", "steady_tone"), ("2-2-A-1.wav", "2", "1", "up_chirp")]
     labels, _ = prepare_esc50(make_esc50(tmp_path / "own", own), progress=False)  # ESC-50's layout, own classes
     assert [label.name for label in labels] == ["steady_tone", "up_chirp"]
@@ -343,8 +417,9 @@ def test_ast_json_absolute_path_elsewhere_and_unresolvable_paths(tmp_path):
     with pytest.raises(ManifestError) as excinfo:
         prepare_ast_json(root, labels_csv, [datafile], progress=False)
     assert f"train.json data[0]: absolute path {outside} is outside DATA_ROOT" in problems_of(excinfo)
-    assert "train.json data[1]: /gone/y.wav does not exist and no file named y.wav is under DATA_ROOT" \
-        in problems_of(excinfo)
+    assert "train.json data[1]: /gone/y.wav does not exist and no file named y.wav is under DATA_ROOT" in problems_of(
+        excinfo
+    )
 
 
 def test_every_problem_is_collected_into_one_error(tmp_path):
@@ -357,6 +432,7 @@ def test_every_problem_is_collected_into_one_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ driver
+
 
 def run_driver(*argv: str) -> None:
     manifests_stage.main(list(argv))
@@ -375,8 +451,16 @@ def test_driver_writes_manifest_with_header_info_and_hashes(tmp_path, capsys):
     with open(out / "tiny/clips.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     fingerprint = rows[1].pop("fingerprint")
-    assert rows[1] == {"clip_id": "102", "path": "FSD50K.dev_audio/102.wav", "labels": "/m/07qrkrw,/m/06mb1",
-                       "split": "train", "fold": "", "duration_s": "0.1000", "sample_rate": "16000", "channels": "1"}
+    assert rows[1] == {
+        "clip_id": "102",
+        "path": "FSD50K.dev_audio/102.wav",
+        "labels": "/m/07qrkrw,/m/06mb1",
+        "split": "train",
+        "fold": "",
+        "duration_s": "0.1000",
+        "sample_rate": "16000",
+        "channels": "1",
+    }
     assert fingerprint == audio_fingerprint(root / "FSD50K.dev_audio/102.wav") and len(fingerprint) == 32
     assert (out / "tiny/labels.csv").read_text().splitlines()[1] == "0,/m/05tny_,Bark"
     first = (out / "tiny/clips.csv").read_bytes()

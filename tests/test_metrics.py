@@ -175,16 +175,21 @@ def test_paired_difference_matches_a_hand_computed_t_interval():
 
     # diffs 0.02, 0.03, 0.01: mean 0.02, sample std 0.01, t(0.975, 2) = 4.302653
     result = paired_difference([0.30, 0.32, 0.31], [0.28, 0.29, 0.30])
-    half = 4.302653 * 0.01 / 3 ** 0.5
+    half = 4.302653 * 0.01 / 3**0.5
     assert result["mean"] == pytest.approx(0.02)
     assert result["std"] == pytest.approx(0.01)
-    assert (result["low"], result["high"]) == (pytest.approx(0.02 - half, abs=1e-6), pytest.approx(0.02 + half, abs=1e-6))
+    assert (result["low"], result["high"]) == (
+        pytest.approx(0.02 - half, abs=1e-6),
+        pytest.approx(0.02 + half, abs=1e-6),
+    )
     assert result["verdict"] == "no effect"  # the interval [-0.0048, 0.0448] contains 0
     # a consistent gain is called even though the two groups' spreads overlap
     tight = paired_difference([0.30, 0.35, 0.40], [0.28, 0.33, 0.385])
     assert tight["verdict"] == "helps" and tight["low"] > 0
     assert paired_difference([0.2, 0.21, 0.22], [0.25, 0.27, 0.26])["verdict"] == "hurts"
-    assert paired_difference([0.2, 0.21], [0.25, 0.27])["verdict"] == "no effect"  # t(0.975, 1) = 12.7: two seeds say little
+    assert (
+        paired_difference([0.2, 0.21], [0.25, 0.27])["verdict"] == "no effect"
+    )  # t(0.975, 1) = 12.7: two seeds say little
     assert paired_difference([0.3], [0.2])["verdict"] == "one seed: no call"
     with pytest.raises(ValueError, match="one of each per seed"):
         paired_difference([0.3, 0.2], [0.2])

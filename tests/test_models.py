@@ -16,8 +16,16 @@ from pipeline.models import pretrained as pretrained_module
 from pipeline.models.ast import sincos_position_table
 from pipeline.models.pooling import AttentionPoolingHead
 
-ALL_MODELS = ["ast_base", "ast_micro", "ast_tiny", "efficientnet_b0", "efficientnet_b0_psla", "efficientnet_b2",
-              "efficientnet_b2_psla", "efficientnet_tiny"]
+ALL_MODELS = [
+    "ast_base",
+    "ast_micro",
+    "ast_tiny",
+    "efficientnet_b0",
+    "efficientnet_b0_psla",
+    "efficientnet_b2",
+    "efficientnet_b2_psla",
+    "efficientnet_tiny",
+]
 SHORT = {"n_mels": 64, "target_length": 100}
 
 
@@ -212,6 +220,7 @@ def test_recipe_sets_the_ast_patch_strides_and_the_cnn_ignores_them():
 
 # ---------------------------------------------------------------- ImageNet weights
 
+
 def fake_hub_cache(root, repo_id: str, model: nn.Module) -> None:
     """A Hugging Face cache entry (refs/main -> snapshot) holding this model's weights."""
     folder = root / f"models--{repo_id.replace('/', '--')}"
@@ -262,6 +271,6 @@ def test_imagenet_ast_from_cache_adapts_patches_and_positions(monkeypatch, tmp_p
     assert torch.equal(model.v.dist_token, deit.dist_token)
     # both axes are smaller than DeiT's 14x14 grid, so AST's rule keeps the centre rows and columns
     source_grid = deit.pos_embed[0, 2:].reshape(14, 14, -1)
-    centre = source_grid[7 - 5 // 2: 7 - 5 // 2 + 5, 7 - 9 // 2: 7 - 9 // 2 + 9]
+    centre = source_grid[7 - 5 // 2 : 7 - 5 // 2 + 5, 7 - 9 // 2 : 7 - 9 // 2 + 9]
     assert torch.equal(model.v.pos_embed[0, 2:].reshape(5, 9, -1), centre)
     assert torch.equal(model.v.pos_embed[0, :2], deit.pos_embed[0, :2])

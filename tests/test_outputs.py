@@ -79,8 +79,11 @@ def test_log_has_one_line_per_epoch_and_a_final_line_with_metrics_and_folder(fin
 
 
 def test_a_kd_run_records_its_store_by_path_and_content_hash(tmp_path):
-    first, same, other = make_store(tmp_path / "a.zarr"), make_store(tmp_path / "b.zarr"), make_store(
-        tmp_path / "c.zarr", n=12)
+    first, same, other = (
+        make_store(tmp_path / "a.zarr"),
+        make_store(tmp_path / "b.zarr"),
+        make_store(tmp_path / "c.zarr", n=12),
+    )
     for path in (first, same, other):
         fill_store(path)
     identity = store_identity(first)
@@ -105,9 +108,15 @@ def test_score_axis_follows_the_data_with_a_margin():
 
 def test_per_class_plot_of_a_large_vocabulary(tmp_path):
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"index": range(527), "mid": [f"/m/{i}" for i in range(527)],
-                          "name": [f"class {i}" for i in range(527)], "positives": rng.integers(0, 50, 527),
-                          "ap": np.where(np.arange(527) % 50 == 0, np.nan, rng.uniform(0, 1, 527))})
+    table = pd.DataFrame(
+        {
+            "index": range(527),
+            "mid": [f"/m/{i}" for i in range(527)],
+            "name": [f"class {i}" for i in range(527)],
+            "positives": rng.integers(0, 50, 527),
+            "ap": np.where(np.arange(527) % 50 == 0, np.nan, rng.uniform(0, 1, 527)),
+        }
+    )
     plot_per_class_ap(table, tmp_path / "ap.png", title="AudioSet-size")
     assert (tmp_path / "ap.png").read_bytes()[:4] == b"\x89PNG"
     plot_per_class_ap(table.assign(ap=np.nan), tmp_path / "none.png")  # nothing scored: no plot, no error
@@ -119,8 +128,16 @@ def test_metrics_log_appends_truncates_and_reads_back(tmp_path):
 
     path = tmp_path / "metrics.csv"
     for epoch in (1, 2, 3):
-        append_metrics(path, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_map": float("nan") if epoch == 2
-                              else 0.1 * epoch, "seconds": 12.3456789, "not_a_column": "ignored"})
+        append_metrics(
+            path,
+            {
+                "epoch": epoch,
+                "train_loss": 1.0 / epoch,
+                "val_map": float("nan") if epoch == 2 else 0.1 * epoch,
+                "seconds": 12.3456789,
+                "not_a_column": "ignored",
+            },
+        )
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(METRIC_COLUMNS) and len(lines) == 4
     assert lines[1].startswith("1,1,") and ",12.3457," in lines[1]  # six significant digits

@@ -41,8 +41,11 @@ def test_grid_with_two_runs_at_once_gives_the_same_results(project):
 def test_a_failed_run_is_named_after_the_others_finish(project):
     good = RunJob("good", "train", "tiny", tiny_config(epochs=1), "good", Path("runs/tiny/good"))
     bad = RunJob("bad", "train", "no_such_dataset", tiny_config(epochs=1), "bad", Path("runs/no_such_dataset/bad"))
-    with pytest.raises(RuntimeError, match=r"1 of 2 run\(s\) failed: bad \(exit 1\): .*no_such_dataset.*"
-                                           r"\[log: runs/no_such_dataset/bad/train\.log\]"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"1 of 2 run\(s\) failed: bad \(exit 1\): .*no_such_dataset.*"
+        r"\[log: runs/no_such_dataset/bad/train\.log\]",
+    ):
         run_jobs([bad, good], parallel=2, progress=False)
     assert Path("runs/tiny/good/summary.json").exists()  # finished, not lost
 
@@ -55,9 +58,12 @@ def test_run_jobs_refuses_nonsense():
 
 
 def test_a_run_waits_for_the_runs_it_needs_and_is_skipped_when_they_fail(project):
-    first = RunJob("first", "train", "no_such_dataset", tiny_config(epochs=1), "first", Path("runs/no_such_dataset/first"))
-    second = RunJob("second", "train", "tiny", tiny_config(epochs=1), "second", Path("runs/tiny/second"),
-                    after=("first",))
+    first = RunJob(
+        "first", "train", "no_such_dataset", tiny_config(epochs=1), "first", Path("runs/no_such_dataset/first")
+    )
+    second = RunJob(
+        "second", "train", "tiny", tiny_config(epochs=1), "second", Path("runs/tiny/second"), after=("first",)
+    )
     prepared = []
     with pytest.raises(RuntimeError, match=r"second \(not started\): waits for \['first'\]"):
         run_jobs([first, second], parallel=2, progress=False, prepare=lambda job: prepared.append(job.label) or job)
@@ -70,13 +76,18 @@ def test_a_run_stops_when_its_grid_is_killed(tmp_path):
     """`kill` reaches the grid's process alone: its runs must not go on training, orphaned, into the
     run directories a restarted grid resumes."""
     parent = subprocess.Popen(
-        [sys.executable, "-c",
-         "import multiprocessing, os, sys, time\n"
-         f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
-         "from tests.test_parallel_runs import _sleep_as_a_run\n"
-         "child = multiprocessing.get_context('spawn').Process(target=_sleep_as_a_run, args=(os.getpid(),))\n"
-         "child.start(); print(child.pid, flush=True); time.sleep(60)\n"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import multiprocessing, os, sys, time\n"
+            f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+            "from tests.test_parallel_runs import _sleep_as_a_run\n"
+            "child = multiprocessing.get_context('spawn').Process(target=_sleep_as_a_run, args=(os.getpid(),))\n"
+            "child.start(); print(child.pid, flush=True); time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     child_pid = int(parent.stdout.readline())
     parent.kill()  # SIGKILL: no handler of the parent's can clean up
     parent.wait()

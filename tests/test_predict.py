@@ -37,8 +37,14 @@ def student(tmp_path_factory):
     """A tiny multi-label student (efficientnet_tiny, attention head, 1 epoch): its run folder."""
     root = tmp_path_factory.mktemp("predict")
     make_tiny_dataset(root)
-    run_training("tiny", tiny_config(epochs=1, pooling="attention"), "student", progress=False,
-                 manifests_root=root / "data_manifests", runs_root=root / "runs")
+    run_training(
+        "tiny",
+        tiny_config(epochs=1, pooling="attention"),
+        "student",
+        progress=False,
+        manifests_root=root / "data_manifests",
+        runs_root=root / "runs",
+    )
     return root / "runs" / "tiny" / "student"
 
 
@@ -70,14 +76,17 @@ def test_a_short_file_is_one_window_padded_as_in_training(student, tmp_path):
     assert frames["start_s"][0] == 0.0 and frames["end_s"][0] == pytest.approx(0.3)
     expected = reference_scores(student, read_audio(tmp_path / "short.wav"))
     np.testing.assert_allclose(scores_of(table)[0], expected, atol=TOLERANCE)
-    assert table["top1_mid"][0] == load_manifest(student.parents[2] / "data_manifests" / "tiny").mids[int(np.argmax(expected))]
+    assert (
+        table["top1_mid"][0]
+        == load_manifest(student.parents[2] / "data_manifests" / "tiny").mids[int(np.argmax(expected))]
+    )
 
 
 def test_a_90_s_file_is_covered_by_counted_placed_windows(student, tmp_path):
     rng = np.random.default_rng(2)
     seconds = 90
     wave = (0.1 * rng.standard_normal(16000 * seconds)).astype(np.float32)
-    wave[16000 * 40: 16000 * 41] += 0.5 * np.sin(np.arange(16000) * 2 * np.pi * 2500 / 16000).astype(np.float32)
+    wave[16000 * 40 : 16000 * 41] += 0.5 * np.sin(np.arange(16000) * 2 * np.pi * 2500 / 16000).astype(np.float32)
     write_wav(tmp_path / "long.wav", wave)
     table, _ = predict(student, tmp_path / "long.wav", tmp_path / "tags.csv", frames=True, batch_size=7)
     frames = pd.read_csv(tmp_path / "tags.windows.csv", dtype={"id": str})
@@ -90,7 +99,7 @@ def test_a_90_s_file_is_covered_by_counted_placed_windows(student, tmp_path):
     assert frames["end_s"].iloc[-1] == seconds and frames["end_s"].iloc[-2] < seconds  # the last one reaches the end
     decoded = read_audio(tmp_path / "long.wav")
     for k in (0, 123, count - 1):  # first, the tone, the last (shorter, padded)
-        segment = decoded[k * hop: k * hop + window]
+        segment = decoded[k * hop : k * hop + window]
         np.testing.assert_allclose(scores_of(frames)[k], reference_scores(student, segment), atol=TOLERANCE)
     np.testing.assert_allclose(scores_of(table)[0], scores_of(frames).max(axis=0), atol=1e-7)  # max over windows
 
@@ -106,8 +115,17 @@ def test_a_stereo_44k_file_reads_as_the_training_reader_in_blocks(student, tmp_p
     table, _ = predict(student, tmp_path / "stereo.wav", tmp_path / "tags.csv", frames=True, hop_seconds=1.0)
     frames = pd.read_csv(tmp_path / "tags.windows.csv")
     assert table["duration_s"][0] == pytest.approx(7.3, abs=1e-4) and len(frames) == table["windows"][0]
-    np.testing.assert_allclose(scores_of(frames)[3], reference_scores(student, whole[48000: 48000 + window_length(
-        FrontEndConfig(**load_checkpoint(student / "checkpoints" / "final.pt")["front_end"]))]), atol=TOLERANCE)
+    np.testing.assert_allclose(
+        scores_of(frames)[3],
+        reference_scores(
+            student,
+            whole[
+                48000 : 48000
+                + window_length(FrontEndConfig(**load_checkpoint(student / "checkpoints" / "final.pt")["front_end"]))
+            ],
+        ),
+        atol=TOLERANCE,
+    )
 
 
 def test_a_folder_with_a_broken_file_tags_the_rest_and_counts_the_failure(student, tmp_path, capsys):
@@ -119,7 +137,9 @@ def test_a_folder_with_a_broken_file_tags_the_rest_and_counts_the_failure(studen
     (folder / "sub" / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot audio at all")
     (folder / "notes.txt").write_text("not audio, not an audio extension: skipped")
     out = tmp_path / "tags.csv"
-    code = predict_driver.main(["--checkpoint", str(student), "--audio", str(folder), "--out", str(out), "--no-progress"])
+    code = predict_driver.main(
+        ["--checkpoint", str(student), "--audio", str(folder), "--out", str(out), "--no-progress"]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert f"error: {folder / 'sub' / 'broken.wav'}: not readable as audio" in captured.err
@@ -154,8 +174,9 @@ def test_a_long_file_of_one_repeated_sound_scores_as_one_window(student, tmp_pat
     long, _ = predict(run, repeated, tmp_path / "long.csv", hop_seconds=window / 16000)
     assert long["windows"][0] == 40 and long["duration_s"][0] == pytest.approx(40 * window / 16000)
     np.testing.assert_allclose(scores_of(long)[0], scores_of(single)[0], atol=TOLERANCE)
-    np.testing.assert_allclose(scores_of(single)[0], reference_scores(student, read_audio(once), activation),
-                               atol=TOLERANCE)
+    np.testing.assert_allclose(
+        scores_of(single)[0], reference_scores(student, read_audio(once), activation), atol=TOLERANCE
+    )
     if activation == "softmax":
         assert scores_of(long)[0].sum() == pytest.approx(1.0, abs=1e-5)
 
@@ -166,11 +187,15 @@ def test_csv_parquet_and_json_hold_the_same_rows_with_string_ids(student, tmp_pa
     for name in ("001.wav", "2.wav"):
         write_wav(folder / name, 0.1 * np.random.default_rng(len(name)).standard_normal(12000).astype(np.float32))
     csv_table, _ = predict(student, folder, tmp_path / "t.csv", topk=3)
-    run_predict(PredictJob(str(student), str(folder), str(tmp_path / "t.parquet"), PredictSettings(topk=3),
-                           progress=False), log=lambda line: None)
+    run_predict(
+        PredictJob(str(student), str(folder), str(tmp_path / "t.parquet"), PredictSettings(topk=3), progress=False),
+        log=lambda line: None,
+    )
     parquet = pd.read_parquet(tmp_path / "t.parquet")
-    run_predict(PredictJob(str(student), str(folder), str(tmp_path / "t.json"), PredictSettings(topk=3),
-                           progress=False), log=lambda line: None)
+    run_predict(
+        PredictJob(str(student), str(folder), str(tmp_path / "t.json"), PredictSettings(topk=3), progress=False),
+        log=lambda line: None,
+    )
     records = json.loads((tmp_path / "t.json").read_text())
     assert [r["id"] for r in records] == ["001.wav", "2.wav"] and all(isinstance(r["path"], str) for r in records)
     assert parquet["id"].tolist() == ["001.wav", "2.wav"] and pd.api.types.is_string_dtype(parquet["id"])
@@ -186,10 +211,20 @@ def test_a_published_ast_file_is_a_tagger_with_its_vocabulary(student, tmp_path)
     torch.save(ast_layout(source), tmp_path / "release.pth")
     manifest = load_manifest(student.parents[2] / "data_manifests" / "tiny")
     labels = tmp_path / "class_labels_indices.csv"
-    labels.write_text("index,mid,display_name\n" + "".join(f'{i},{l.mid},"{l.name}"\n' for i, l in enumerate(manifest.labels)))
+    labels.write_text(
+        "index,mid,display_name\n"
+        + "".join(f'{i},{label.mid},"{label.name}"\n' for i, label in enumerate(manifest.labels))
+    )
     write_wav(tmp_path / "clip.wav", 0.2 * np.random.default_rng(6).standard_normal(3 * 16000).astype(np.float32))
-    job = PredictJob(str(tmp_path / "release.pth"), str(tmp_path / "clip.wav"), str(tmp_path / "t.csv"),
-                     PredictSettings(topk=2), labels=str(labels), model_name="ast_micro", progress=False)
+    job = PredictJob(
+        str(tmp_path / "release.pth"),
+        str(tmp_path / "clip.wav"),
+        str(tmp_path / "t.csv"),
+        PredictSettings(topk=2),
+        labels=str(labels),
+        model_name="ast_micro",
+        progress=False,
+    )
     run_predict(job, log=lambda line: None)
     table = pd.read_csv(tmp_path / "t.csv")
     with torch.no_grad():  # the published recipe's front end for an unnamed file: AST's 128 x 1024, AudioSet stats
@@ -203,11 +238,21 @@ def test_bad_requests_fail_before_any_work(student, tmp_path):
     with pytest.raises(ValueError, match="the extension picks the format"):
         run_predict(PredictJob(str(student), str(tmp_path / "a.wav"), str(tmp_path / "t.xlsx"), progress=False))
     with pytest.raises(ValueError, match="ENGINE=onnx runs an exported folder"):
-        run_predict(PredictJob(str(student), str(tmp_path / "a.wav"), str(tmp_path / "t.csv"), engine="onnx",
-                               progress=False), log=lambda line: None)
+        run_predict(
+            PredictJob(str(student), str(tmp_path / "a.wav"), str(tmp_path / "t.csv"), engine="onnx", progress=False),
+            log=lambda line: None,
+        )
     with pytest.raises(ValueError, match="HOP must be a positive"):
-        run_predict(PredictJob(str(student), str(tmp_path / "a.wav"), str(tmp_path / "t.csv"),
-                               PredictSettings(hop_seconds=0.0), progress=False), log=lambda line: None)
+        run_predict(
+            PredictJob(
+                str(student),
+                str(tmp_path / "a.wav"),
+                str(tmp_path / "t.csv"),
+                PredictSettings(hop_seconds=0.0),
+                progress=False,
+            ),
+            log=lambda line: None,
+        )
     assert not (tmp_path / "t.csv").exists()
 
 
@@ -219,7 +264,7 @@ def test_windows_follow_the_rule_for_any_block_split():
         found = list(windows(np.split(samples, cuts), window, hop))
         assert len(found) == window_count(total, window, hop)
         assert [w.start for w in found] == [k * hop for k in range(len(found))]
-        assert all((w.samples == samples[w.start: w.start + window]).all() for w in found)
+        assert all((w.samples == samples[w.start : w.start + window]).all() for w in found)
 
 
 def test_the_driver_refuses_empty_make_variables(capsys):

@@ -40,6 +40,7 @@ def test_predictions_join_the_store_on_the_same_column_without_a_cast(tmp_path):
     write_predictions(path, SimpleNamespace(clip_ids=ids[::-1], logits=np.zeros((6, len(MIDS)), np.float32)), MIDS)
     duckdb = pytest.importorskip("duckdb")
     store_ids = pd.DataFrame({ID_COLUMN: ids, "row": range(6)})  # noqa: F841 (DuckDB reads it by name)
-    joined = duckdb.sql(f"SELECT p.{ID_COLUMN}, s.row FROM read_parquet('{path}') p JOIN store_ids s "
-                        f"USING ({ID_COLUMN}) ORDER BY s.row").fetchall()
+    joined = duckdb.sql(
+        f"SELECT p.{ID_COLUMN}, s.row FROM read_parquet('{path}') p JOIN store_ids s USING ({ID_COLUMN}) ORDER BY s.row"
+    ).fetchall()
     assert [r[0] for r in joined] == ids

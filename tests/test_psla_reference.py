@@ -113,8 +113,11 @@ def psla_reference(net: EfficientNet, head: dict[str, torch.Tensor], features: t
 
 def published_file(net: EfficientNet, head: dict, with_imagenet_fc: bool) -> dict[str, torch.Tensor]:
     """A state dict in PSLA's DataParallel layout: ``module.effnet.*`` and ``module.attention.*``."""
-    state = {f"module.effnet.{k}": v.clone() for k, v in net.state_dict().items()
-             if with_imagenet_fc or not k.startswith("_fc.")}
+    state = {
+        f"module.effnet.{k}": v.clone()
+        for k, v in net.state_dict().items()
+        if with_imagenet_fc or not k.startswith("_fc.")
+    }
     state.update({f"module.{k}": v.clone() for k, v in head.items()})
     return state
 
@@ -160,8 +163,10 @@ def backbones():
 # every published name imports without a warning; the outputs are compared for one file of each kind
 # (a single model with efficientnet_pytorch's unused ImageNet classifier, a weight-averaged one with float
 # counters) and each front end (AudioSet 1056 frames, FSD50K 3000): a B2 forward is seconds on a CPU
-@pytest.mark.parametrize("name, compare", [("as_mdl_0.pth", True), ("as_mdl_0_wa.pth", False),
-                                           ("fsd_mdl_best_single.pth", False), ("fsd_mdl_wa.pth", True)])
+@pytest.mark.parametrize(
+    "name, compare",
+    [("as_mdl_0.pth", True), ("as_mdl_0_wa.pth", False), ("fsd_mdl_best_single.pth", False), ("fsd_mdl_wa.pth", True)],
+)
 def test_a_published_psla_file_imports_into_psla_function(tmp_path, monkeypatch, capsys, backbones, name, compare):
     monkeypatch.chdir(tmp_path)
     known = PUBLISHED[name]
@@ -171,8 +176,9 @@ def test_a_published_psla_file_imports_into_psla_function(tmp_path, monkeypatch,
         state = weight_averaged([published_file(single, head, False), published_file(other_epoch, head, False)])
         assert state["module.effnet._bn0.num_batches_tracked"].dtype == torch.float32  # as psla's WA files
         reference_net = EfficientNet.from_name("efficientnet-b2", in_channels=1)
-        reference_net.load_state_dict({k[len("module.effnet."):]: v for k, v in state.items()
-                                       if k.startswith("module.effnet.")}, strict=False)
+        reference_net.load_state_dict(
+            {k[len("module.effnet.") :]: v for k, v in state.items() if k.startswith("module.effnet.")}, strict=False
+        )
         reference_net.eval()
     else:
         state = published_file(single, head, with_imagenet_fc=name.startswith("as_"))
@@ -184,7 +190,10 @@ def test_a_published_psla_file_imports_into_psla_function(tmp_path, monkeypatch,
     console = capsys.readouterr()
     assert "warning" not in console.err + console.out  # a known published file imports without a deviation
     imported = load_checkpoint(f"{run}/checkpoints/final.pt")
-    assert imported["imported_from"]["warnings"] == [] and imported["imported_from"]["importer_version"] == IMPORTER_VERSION
+    assert (
+        imported["imported_from"]["warnings"] == []
+        and imported["imported_from"]["importer_version"] == IMPORTER_VERSION
+    )
     model, _, ckpt = model_from_checkpoint(run)  # what stage one's workers load
     assert model.model_name == "efficientnet_b2_psla" and model.model_config["pooling"] == "psla_attention"
 
@@ -211,18 +220,32 @@ def test_the_old_import_differs_and_warns(tmp_path, backbones, capsys):
     single, _ = backbones
     head = psla_head_tensors(5, seed=3)
     torch.save(published_file(single, head, True), tmp_path / "someone.pth")
-    old = create_model("efficientnet_b2", num_classes=5, n_mels=128, target_length=100, pooling="attention",
-                       checkpoint=tmp_path / "someone.pth").eval()
+    old = create_model(
+        "efficientnet_b2",
+        num_classes=5,
+        n_mels=128,
+        target_length=100,
+        pooling="attention",
+        checkpoint=tmp_path / "someone.pth",
+    ).eval()
     report = old.import_report
     assert len(report.warnings) == 2
     assert any("eps 1e-05" in w for w in report.warnings) and any("psla_attention" in w for w in report.warnings)
     report.print_warnings()
     assert capsys.readouterr().err.count("warning: someone.pth:") == 2
-    tf = create_model("efficientnet_b2", num_classes=5, n_mels=128, target_length=100, pooling="psla_attention",
-                      tf_variant=True, checkpoint=tmp_path / "someone.pth")
+    tf = create_model(
+        "efficientnet_b2",
+        num_classes=5,
+        n_mels=128,
+        target_length=100,
+        pooling="psla_attention",
+        tf_variant=True,
+        checkpoint=tmp_path / "someone.pth",
+    )
     assert len(tf.import_report.warnings) == 1 and "symmetrically" in tf.import_report.warnings[0]
-    fixed = create_model("efficientnet_b2_psla", num_classes=5, n_mels=128, target_length=100,
-                         checkpoint=tmp_path / "someone.pth").eval()
+    fixed = create_model(
+        "efficientnet_b2_psla", num_classes=5, n_mels=128, target_length=100, checkpoint=tmp_path / "someone.pth"
+    ).eval()
     assert fixed.import_report.warnings == []
     features = torch.randn(2, 100, 128, generator=torch.Generator().manual_seed(0))
     _, expected = psla_reference(single, head, features)
@@ -267,8 +290,10 @@ def test_psla_imagenet_start_is_efficientnet_pytorch_given_the_same_weights(monk
         assert torch.equal(backbone[key], value), key
     stem = backbone["conv_stem.weight"]
     assert stem.shape == (32, 1, 3, 3)
-    assert not torch.allclose(stem, imagenet.conv_stem.weight.sum(dim=1, keepdim=True))  # a new stem, not timm's RGB sum
-    bound = 1 / (9 ** 0.5)  # PyTorch's default Conv2d init, which efficientnet_pytorch's new stem gets
+    assert not torch.allclose(
+        stem, imagenet.conv_stem.weight.sum(dim=1, keepdim=True)
+    )  # a new stem, not timm's RGB sum
+    bound = 1 / (9**0.5)  # PyTorch's default Conv2d init, which efficientnet_pytorch's new stem gets
     assert float(stem.abs().max()) <= bound and float(stem.std()) > bound / 4
 
     # the architecture: efficientnet_pytorch's B2 with its stem swapped as from_pretrained(in_channels=1)

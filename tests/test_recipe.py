@@ -2,8 +2,7 @@
 
 import pytest
 
-from pipeline.recipe import load_config
-from pipeline.recipe import Recipe, model_family
+from pipeline.recipe import Recipe, load_config, model_family
 
 RECIPE = """
 model: efficientnet_tiny

@@ -15,12 +15,20 @@ SUFFIXES = {".py", ".md", ".yaml", ".yml", ".txt", ".toml", ".cff", ".cfg", ""}
 def shipped_files() -> list[Path]:
     """Files git would commit; outside a git checkout (an unpacked archive) every non-generated file."""
     try:
-        names = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.split()
+        names = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         files = [ROOT / n for n in names]
     except (OSError, subprocess.CalledProcessError):
-        files = [f for f in ROOT.rglob("*") if not any(part.startswith(".") or part in GENERATED
-                                                       for part in f.relative_to(ROOT).parts)]
+        files = [
+            f
+            for f in ROOT.rglob("*")
+            if not any(part.startswith(".") or part in GENERATED for part in f.relative_to(ROOT).parts)
+        ]
     return [f for f in files if f.is_file()]
 
 
@@ -31,16 +39,24 @@ def tracked_text_files() -> list[Path]:
 def test_no_file_points_outside_the_repository():
     files = tracked_text_files()
     assert any(f.name == "Makefile" for f in files) and any(f.name == "README.md" for f in files)
-    offenders = [f"{f.relative_to(ROOT)}: {word}" for f in files for word in FORBIDDEN
-                 if word in f.read_text(errors="replace")]
+    offenders = [
+        f"{f.relative_to(ROOT)}: {word}" for f in files for word in FORBIDDEN if word in f.read_text(errors="replace")
+    ]
     assert offenders == []
 
 
 def test_format_fixtures_are_in_the_repository():
     fixtures = ROOT / "tests" / "fixtures"
-    for name in ("fsd50k/FSD50K.ground_truth/vocabulary.csv", "fsd50k/FSD50K.ground_truth/dev.csv",
-                 "fsd50k/FSD50K.ground_truth/eval.csv", "esc50/meta/esc50.csv", "audioset/class_labels_indices.csv",
-                 "audioset/balanced_train_segments.csv", "audioset/eval_segments.csv", "ast/audioset_eval_data.json"):
+    for name in (
+        "fsd50k/FSD50K.ground_truth/vocabulary.csv",
+        "fsd50k/FSD50K.ground_truth/dev.csv",
+        "fsd50k/FSD50K.ground_truth/eval.csv",
+        "esc50/meta/esc50.csv",
+        "audioset/class_labels_indices.csv",
+        "audioset/balanced_train_segments.csv",
+        "audioset/eval_segments.csv",
+        "ast/audioset_eval_data.json",
+    ):
         assert (fixtures / name).is_file(), name
 
 
@@ -66,6 +82,9 @@ def test_readme_layout_matches_the_tree():
     top_level = {name.split("/")[0] + ("/" if "/" in name else "") for name in shipped}
     top_level = {name for name in top_level if not name.startswith(".") or name == ".ci/"} - {".gitignore"}
     assert sorted(top_level - set(entries)) == []
-    library = {p.name + ("/" if p.is_dir() else "") for p in (ROOT / "pipeline").iterdir()
-               if p.name not in ("__pycache__", "__init__.py") and (p.is_dir() or p.suffix == ".py")}
+    library = {
+        p.name + ("/" if p.is_dir() else "")
+        for p in (ROOT / "pipeline").iterdir()
+        if p.name not in ("__pycache__", "__init__.py") and (p.is_dir() or p.suffix == ".py")
+    }
     assert sorted(f"pipeline/{name}" for name in library if f"pipeline/{name}" not in entries) == []

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Config, config_to_dict
 from pipeline.checkpoints import load_checkpoint
+from pipeline.config import Config, config_to_dict
 from pipeline.training import run_training
 from pipeline.training.resume import RESUMABLE_CHANGES, ResumeMismatch, recipe_differences
 
@@ -28,8 +28,7 @@ def test_changed_recipe_is_refused_listing_every_difference(interrupted):
     config_before = (interrupted / "config.yaml").read_bytes()
     last_before = (interrupted / "checkpoints/last.pt").read_bytes()
     with pytest.raises(ResumeMismatch) as caught:
-        run_training("tiny", tiny_config(epochs=2, lr=5e-4, n_mels=40, batch_size=4), "r", resume=True,
-                     progress=False)
+        run_training("tiny", tiny_config(epochs=2, lr=5e-4, n_mels=40, batch_size=4), "r", resume=True, progress=False)
     message = str(caught.value)
     assert "last.pt" in message and "\n" not in message
     for line in ("lr: run has 0.001, now 0.0005", "n_mels: run has 32, now 40", "batch_size: run has 8, now 4"):

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.training import run_training
-from pipeline.training import tracking
+from pipeline.training import run_training, tracking
 from pipeline.training.runlog import LOG_FILE, run_log
 
 from .conftest import tiny_config

@@ -49,18 +49,22 @@ def upstream_epoch_lrs(lr: float, start: int, every: int, decay: float, epochs: 
 @pytest.mark.parametrize("path, model, role", list(resolved_runs()))
 def test_every_shipped_recipe_decays_as_multisteplr(path, model, role):
     config = load_config(path, {"model": model}, role=role)
-    expected = upstream_epoch_lrs(config.lr, config.lr_decay_start, config.lr_decay_every, config.lr_decay,
-                                  config.epochs)
+    expected = upstream_epoch_lrs(
+        config.lr, config.lr_decay_start, config.lr_decay_every, config.lr_decay, config.epochs
+    )
     ours = [config.lr * lr_factor(config, AFTER_WARMUP, epoch) for epoch in range(1, config.epochs + 1)]
     assert ours == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("recipe, section, first_decayed", [
-    ("fsd50k.yaml", "cnn", 11),            # psla egs/fsd50k/run.sh lrscheduler_start=10
-    ("audioset_balanced.yaml", "ast", 11),  # ast: MultiStepLR [10, 15, 20, 25]
-    ("audioset_full.yaml", "ast", 3),       # ast: MultiStepLR [2, 3, 4, 5]
-    ("esc50.yaml", "ast", 6),               # ast: lrscheduler_start=5, step 1, x0.85
-])
+@pytest.mark.parametrize(
+    "recipe, section, first_decayed",
+    [
+        ("fsd50k.yaml", "cnn", 11),  # psla egs/fsd50k/run.sh lrscheduler_start=10
+        ("audioset_balanced.yaml", "ast", 11),  # ast: MultiStepLR [10, 15, 20, 25]
+        ("audioset_full.yaml", "ast", 3),  # ast: MultiStepLR [2, 3, 4, 5]
+        ("esc50.yaml", "ast", 6),  # ast: lrscheduler_start=5, step 1, x0.85
+    ],
+)
 def test_first_decayed_epoch_is_upstreams(recipe, section, first_decayed):
     model = "efficientnet_b2" if section == "cnn" else "ast_base"
     config = load_config(ROOT / "configs" / recipe, {"model": model})
@@ -137,11 +141,15 @@ def test_a_run_saved_before_the_schedule_change_is_compared_in_todays_meaning():
     assert recipe_differences(in_current_meaning(old_demo), same_schedule, defaults) == []
     old_fsd = {k: v for k, v in config_to_dict(Config(lr_decay_start=10)).items() if k != "lr_schedule"}
     shifted = config_to_dict(Config(lr_decay_start=10))  # same number, now one more epoch at the full lr
-    assert recipe_differences(in_current_meaning(old_fsd), shifted, defaults) == [
-        "lr_decay_start: run has 9, now 10"]
+    assert recipe_differences(in_current_meaning(old_fsd), shifted, defaults) == ["lr_decay_start: run has 9, now 10"]
     for start in (0, 1, 3, 10):  # the conversion is exact: the same rate in every epoch
         legacy = Config(lr_decay_start=start, lr_schedule="legacy", lr_decay_every=2)
-        converted = Config(**{**config_to_dict(legacy), **in_current_meaning(
-            {k: v for k, v in config_to_dict(legacy).items() if k != "lr_schedule"})})
-        assert [lr_factor(legacy, AFTER_WARMUP, e) for e in range(1, 30)] == \
-            [lr_factor(converted, AFTER_WARMUP, e) for e in range(1, 30)]
+        converted = Config(
+            **{
+                **config_to_dict(legacy),
+                **in_current_meaning({k: v for k, v in config_to_dict(legacy).items() if k != "lr_schedule"}),
+            }
+        )
+        assert [lr_factor(legacy, AFTER_WARMUP, e) for e in range(1, 30)] == [
+            lr_factor(converted, AFTER_WARMUP, e) for e in range(1, 30)
+        ]

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from pipeline.store import StoreError
 import torch
 
+from pipeline.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
 from pipeline.models import create_model
 from pipeline.models.checkpoint_import import CONVERT_COMMAND, CheckpointImportError, UnsafeCheckpoint
 from pipeline.models.registry import validate_model_config
-from pipeline.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
+from pipeline.store import StoreError
 from pipeline.training import run_training
 
 from .conftest import tiny_config
@@ -38,8 +37,16 @@ class Hostile:
 
 def hostile_checkpoint(path: Path, marker: Path, wrap_model: bool = True) -> Path:
     model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
-    state = {"model": model.state_dict(), "model_name": "efficientnet_tiny", "model_config": model.model_config,
-             "payload": Hostile(marker)} if wrap_model else {**model.state_dict(), "payload": Hostile(marker)}
+    state = (
+        {
+            "model": model.state_dict(),
+            "model_name": "efficientnet_tiny",
+            "model_config": model.model_config,
+            "payload": Hostile(marker),
+        }
+        if wrap_model
+        else {**model.state_dict(), "payload": Hostile(marker)}
+    )
     torch.save(state, path)
     return path
 
@@ -70,8 +77,9 @@ def test_documented_conversion_makes_a_trusted_legacy_file_loadable(tmp_path):
     subprocess.run([sys.executable, "-c", command.split('"')[1], str(legacy), str(tmp_path / "safe.pt")], check=True)
     assert marker.exists()  # the user trusted it, so the full load ran once, by their hand
     marker.unlink()
-    model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64,
-                         checkpoint=tmp_path / "safe.pt")
+    model = create_model(
+        "efficientnet_tiny", num_classes=4, n_mels=32, target_length=64, checkpoint=tmp_path / "safe.pt"
+    )
     assert model.import_report.loaded
     assert not marker.exists()
 
@@ -105,22 +113,31 @@ def test_model_config_naming_a_second_file_is_refused(tmp_path):
     marker = tmp_path / "marker"
     hostile = hostile_checkpoint(tmp_path / "second.pt", marker, wrap_model=False)
     model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
-    save_checkpoint({"model": model.state_dict(), "model_name": "efficientnet_tiny",
-                     "model_config": {**model.model_config, "checkpoint": str(hostile)}}, tmp_path / "safe.pt")
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "efficientnet_tiny",
+            "model_config": {**model.model_config, "checkpoint": str(hostile)},
+        },
+        tmp_path / "safe.pt",
+    )
     with pytest.raises(CheckpointImportError, match="checkpoint"):
         model_from_checkpoint(tmp_path / "safe.pt")
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name, config, problem", [
-    ("efficientnet_tiny", {"num_classes": 4, "pretrained": "imagenet"}, "unknown key"),
-    ("efficientnet_tiny", {"num_classes": 4, "checkpoint": "/tmp/x.pt"}, "unknown key"),
-    ("efficientnet_tiny", {"num_classes": [4]}, "non-plain"),
-    ("efficientnet_tiny", {"num_classes": {"__class__": "os.system"}}, "non-plain"),
-    ("os.system", {}, "unknown model"),
-    (["efficientnet_tiny"], {}, "must be a string"),
-    ("efficientnet_tiny", "num_classes=4", "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "name, config, problem",
+    [
+        ("efficientnet_tiny", {"num_classes": 4, "pretrained": "imagenet"}, "unknown key"),
+        ("efficientnet_tiny", {"num_classes": 4, "checkpoint": "/tmp/x.pt"}, "unknown key"),
+        ("efficientnet_tiny", {"num_classes": [4]}, "non-plain"),
+        ("efficientnet_tiny", {"num_classes": {"__class__": "os.system"}}, "non-plain"),
+        ("os.system", {}, "unknown model"),
+        (["efficientnet_tiny"], {}, "must be a string"),
+        ("efficientnet_tiny", "num_classes=4", "must be a mapping"),
+    ],
+)
 def test_model_metadata_is_checked_against_the_registry(name, config, problem):
     with pytest.raises(ValueError, match=problem):
         validate_model_config(name, config, source="x.pt")
@@ -148,8 +165,9 @@ def teacher_store(project):
     from pipeline.stage_one import StageOneJob, run_stage_one
 
     run_training("tiny", tiny_config(epochs=1), "teacher", progress=False)
-    run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/s.zarr", scheduler="inline", chunk_clips=8),
-                  progress=False)
+    run_stage_one(
+        StageOneJob("tiny", "runs/tiny/teacher", "stores/s.zarr", scheduler="inline", chunk_clips=8), progress=False
+    )
     return "stores/s.zarr"
 
 
@@ -158,16 +176,18 @@ def test_store_attrs_pointing_at_hostile_files_are_never_loaded(project, teacher
     import zarr
 
     from pipeline.config import apply_overrides
-    from pipeline.stage_two.run import attach_store
     from pipeline.manifests import load_manifest
+    from pipeline.stage_two.run import attach_store
 
     marker = project / "marker"
     hostile = hostile_checkpoint(project / "evil.pt", marker)
     group = zarr.open_group(teacher_store, mode="r+", zarr_format=3)
     teacher = dict(group.attrs["teacher"])
-    teacher.update(run=str(hostile), pickled=pickle.dumps(Hostile(marker)).hex(),
-                   members=[{**teacher["members"][0], "checkpoint": str(hostile),
-                             "model_config": {"checkpoint": str(hostile)}}])
+    teacher.update(
+        run=str(hostile),
+        pickled=pickle.dumps(Hostile(marker)).hex(),
+        members=[{**teacher["members"][0], "checkpoint": str(hostile), "model_config": {"checkpoint": str(hostile)}}],
+    )
     group.attrs["teacher"] = teacher
     manifest = load_manifest("data_manifests/tiny")
     # edited attrs no longer match the store digest: a verified read refuses the store ...
@@ -177,8 +197,13 @@ def test_store_attrs_pointing_at_hostile_files_are_never_loaded(project, teacher
     # ... and an unverified one reads the attrs as the text they are
     config = apply_overrides(config, ["verify=false"])
     attach_store(config, manifest, Path("data_manifests/tiny"), manifest.select("train"), config.front_end())
-    out = subprocess.run([sys.executable, "-m", "stages.inspect_store", "--store", teacher_store],
-                         capture_output=True, text=True, cwd=project, env={"PYTHONPATH": str(REPO), "PATH": ""})
+    out = subprocess.run(
+        [sys.executable, "-m", "stages.inspect_store", "--store", teacher_store],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env={"PYTHONPATH": str(REPO), "PATH": ""},
+    )
     assert out.returncode == 1 and "integrity problem" in out.stdout, out.stderr  # the edit is reported
     assert not marker.exists()
 
@@ -214,9 +239,8 @@ def test_inspect_warns_about_a_store_edited_after_writing(tmp_path, capsys):
     """B2: `make inspect` used to print "completed" for a store whose logits were changed since."""
     import zarr
 
-    from stages import inspect_store
-
     from pipeline.store import finalize_store
+    from stages import inspect_store
 
     from .store_helpers import fill_store, make_store
 
@@ -252,12 +276,14 @@ def _not_checkpoints(folder: Path) -> dict[str, tuple[Path, str]]:
     import zipfile
 
     folder.mkdir(parents=True, exist_ok=True)
-    files = {"empty": (folder / "empty.pt", "not a checkpoint: empty"),
-             "random": (folder / "random.pt", "not a PyTorch file"),
-             "text": (folder / "notes.pt", "not a PyTorch file: it is text"),
-             "npy": (folder / "array.pt", "not a PyTorch file: a NumPy"),
-             "foreign zip": (folder / "other.pt", "not a PyTorch file: a zip archive without"),
-             "truncated": (folder / "half.pt", "not a PyTorch file: a broken or truncated zip")}
+    files = {
+        "empty": (folder / "empty.pt", "not a checkpoint: empty"),
+        "random": (folder / "random.pt", "not a PyTorch file"),
+        "text": (folder / "notes.pt", "not a PyTorch file: it is text"),
+        "npy": (folder / "array.pt", "not a PyTorch file: a NumPy"),
+        "foreign zip": (folder / "other.pt", "not a PyTorch file: a zip archive without"),
+        "truncated": (folder / "half.pt", "not a PyTorch file: a broken or truncated zip"),
+    }
     files["empty"][0].write_bytes(b"")
     files["random"][0].write_bytes(bytes([0x13]) + np.random.default_rng(0).bytes(499))
     files["text"][0].write_text("model weights are on the release page\n")
@@ -276,9 +302,10 @@ def test_files_that_are_no_checkpoint_get_a_true_reason_never_unpickling_advice(
     """An empty, text, random, NumPy, foreign-zip or truncated file is named for what it is; before,
     the empty file raised IndexError inside the error handler and the others were told to unpickle."""
     for kind, (path, reason) in _not_checkpoints(tmp_path).items():
-        for load in (model_from_checkpoint,
-                     lambda p: create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64,
-                                            checkpoint=p)):
+        for load in (
+            model_from_checkpoint,
+            lambda p: create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64, checkpoint=p),
+        ):
             with pytest.raises(CheckpointImportError) as caught:
                 load(path)
             message = str(caught.value)
@@ -293,22 +320,35 @@ def test_evaluate_on_an_empty_checkpoint_is_one_error_line(project):
     files = _not_checkpoints(project / "offered")
     for kind in ("empty", "text"):
         path, reason = files[kind]
-        line = assert_one_line_error(run(project, "stages.evaluate", "--dataset", "tiny", "--checkpoint", str(path)),
-                                     str(path))
+        line = assert_one_line_error(
+            run(project, "stages.evaluate", "--dataset", "tiny", "--checkpoint", str(path)), str(path)
+        )
         assert reason in line, line
 
 
-@pytest.mark.parametrize("front_end, problem", [({"norm_mean": "-4.2"}, "norm_mean='-4.2' must be a number"),
-                                                ({"n_mels": 64.5}, "n_mels=64.5 must be an integer"),
-                                                ({"sample_rate": 0}, "sample_rate=0 must be > 0"),
-                                                ({"shell": "rm"}, "unknown key 'shell'")])
+@pytest.mark.parametrize(
+    "front_end, problem",
+    [
+        ({"norm_mean": "-4.2"}, "norm_mean='-4.2' must be a number"),
+        ({"n_mels": 64.5}, "n_mels=64.5 must be an integer"),
+        ({"sample_rate": 0}, "sample_rate=0 must be > 0"),
+        ({"shell": "rm"}, "unknown key 'shell'"),
+    ],
+)
 def test_a_received_front_end_is_type_checked_like_recipe_keys(tmp_path, front_end, problem):
     """A string mean in a checkpoint's front_end surfaced as a TypeError traceback mid-run."""
     model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
     path = tmp_path / "final.pt"
-    torch.save({"model": model.state_dict(), "model_name": "efficientnet_tiny", "model_config": model.model_config,
-                "front_end": {"sample_rate": 16000, "n_mels": 32, "target_length": 64, **front_end},
-                "vocabulary": {"mids": ["/a", "/b", "/c", "/d"], "names": ["a", "b", "c", "d"]}}, path)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "model_name": "efficientnet_tiny",
+            "model_config": model.model_config,
+            "front_end": {"sample_rate": 16000, "n_mels": 32, "target_length": 64, **front_end},
+            "vocabulary": {"mids": ["/a", "/b", "/c", "/d"], "names": ["a", "b", "c", "d"]},
+        },
+        path,
+    )
     with pytest.raises(ValueError, match="front_end") as caught:
         load_checkpoint(path)
     assert str(path) in str(caught.value) and problem in str(caught.value)
@@ -317,10 +357,19 @@ def test_a_received_front_end_is_type_checked_like_recipe_keys(tmp_path, front_e
 def test_a_junk_checkpoint_vocabulary_is_refused(tmp_path):
     model = create_model("efficientnet_tiny", num_classes=4, n_mels=32, target_length=64)
     path = tmp_path / "final.pt"
-    for vocabulary, problem in (({"mids": ["/tmp/x"] * 4, "names": ["x"] * 4}, "lists '/tmp/x' 4 times"),
-                                ({"mids": ["/a", "/b"], "names": ["a", "b"]}, "2 classes but the model outputs 4"),
-                                ({"mids": [1, 2, 3, 4], "names": ["a"] * 4}, "non-empty list of class ids")):
-        torch.save({"model": model.state_dict(), "model_name": "efficientnet_tiny", "model_config": model.model_config,
-                    "vocabulary": vocabulary}, path)
+    for vocabulary, problem in (
+        ({"mids": ["/tmp/x"] * 4, "names": ["x"] * 4}, "lists '/tmp/x' 4 times"),
+        ({"mids": ["/a", "/b"], "names": ["a", "b"]}, "2 classes but the model outputs 4"),
+        ({"mids": [1, 2, 3, 4], "names": ["a"] * 4}, "non-empty list of class ids"),
+    ):
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "model_name": "efficientnet_tiny",
+                "model_config": model.model_config,
+                "vocabulary": vocabulary,
+            },
+            path,
+        )
         with pytest.raises(CheckpointImportError, match=problem):
             load_checkpoint(path)

@@ -41,10 +41,12 @@ def test_stage_one_through_slurm_writes_the_local_clusters_store(project, slurm)
     run_training("tiny", tiny_config(epochs=1), "teacher", progress=False)
     common = dict(dataset="tiny", teacher="runs/tiny/teacher", chunk_clips=5, views=2)
     run_stage_one(StageOneJob(out="stores/local.zarr", scheduler="", workers=1, **common), progress=False)
-    resources = ClusterResources(jobs=1, cores=1, memory="2GB", walltime="00:10:00", queue="debug",
-                                 host="127.0.0.1", worker_timeout_s=180)
-    summary = run_stage_one(StageOneJob(out="stores/slurm.zarr", scheduler="slurm", cluster=resources, **common),
-                            progress=False)
+    resources = ClusterResources(
+        jobs=1, cores=1, memory="2GB", walltime="00:10:00", queue="debug", host="127.0.0.1", worker_timeout_s=180
+    )
+    summary = run_stage_one(
+        StageOneJob(out="stores/slurm.zarr", scheduler="slurm", cluster=resources, **common), progress=False
+    )
     assert summary["engine"] == "slurm" and summary["failures"] == 0
     local, remote = zarr.open_group("stores/local.zarr", mode="r"), zarr.open_group("stores/slurm.zarr", mode="r")
     assert remote["logits"].shape == (32, 4)
@@ -67,10 +69,18 @@ def test_the_grid_through_slurm_equals_the_local_process_grid(project, slurm):
     from .conftest import tiny_recipe
 
     recipe = tiny_recipe(teacher_epochs=1, num_workers=1)
-    cells = {"dataset": "tiny", "cnn": "efficientnet_tiny", "ast": "ast_micro", "seeds": 1, "small": True,
-             "designs": ("short",), "only": ("short/ast_to_cnn",)}
-    resources = ClusterResources(jobs=1, cores=1, memory="2GB", walltime="00:30:00", queue="debug",
-                                 host="127.0.0.1", worker_timeout_s=180)
+    cells = {
+        "dataset": "tiny",
+        "cnn": "efficientnet_tiny",
+        "ast": "ast_micro",
+        "seeds": 1,
+        "small": True,
+        "designs": ("short",),
+        "only": ("short/ast_to_cnn",),
+    }
+    resources = ClusterResources(
+        jobs=1, cores=1, memory="2GB", walltime="00:30:00", queue="debug", host="127.0.0.1", worker_timeout_s=180
+    )
     on_slurm = run_grid(GridSpec(scheduler="slurm", cluster=resources, **cells), recipe, progress=False)
     shutil.move("runs/tiny/cmkd", "runs/tiny/cmkd-slurm")
     shutil.move("stores/tiny", "stores/tiny-slurm")

@@ -50,8 +50,12 @@ def test_student_defaults_to_the_latest_store_and_names_the_run_by_kd_mode(folde
     monkeypatch.setattr(student, "train_student", trained)
     assert student.main(["--dataset", "d", "--model", "efficientnet_tiny", "--fold", "2", "--resume"]) == 0
     (_, config, run), options = trained.calls[0]
-    assert (run, config.kd, config.logits, config.fold) == ("efficientnet_tiny-kd-clean", "clean",
-                                                             str(folder / "t.zarr"), 2)
+    assert (run, config.kd, config.logits, config.fold) == (
+        "efficientnet_tiny-kd-clean",
+        "clean",
+        str(folder / "t.zarr"),
+        2,
+    )
     assert options == {"fold": 2, "resume": True}
     assert student.main(["--dataset", "d", "--model", "efficientnet_tiny", "--kd", "replay", "--run", "mine"]) == 0
     (_, config, run), _ = trained.calls[1]
@@ -88,8 +92,9 @@ def test_teacher_logits_names_the_store_after_the_run_and_points_latest_at_it(fo
 
     run = folder / "runs" / "d" / "ast" / "fold1"
     run.mkdir(parents=True)
-    jobs = Recorder({"clips": 4, "computed_clips": 4, "failures": 0, "seconds": 1.0, "engine": "inline",
-                     "cross_fitted": False})
+    jobs = Recorder(
+        {"clips": 4, "computed_clips": 4, "failures": 0, "seconds": 1.0, "engine": "inline", "cross_fitted": False}
+    )
     monkeypatch.setattr(teacher_logits, "run_stage_one", jobs)
     monkeypatch.setattr(teacher_logits, "latest_run", lambda dataset: str(run))
     assert teacher_logits.main(["--dataset", "d", "--views", "2"]) == 0

@@ -30,11 +30,11 @@ def job(out, **kw):
 
 
 def test_store_holds_the_teachers_clean_logits(teacher):
+    from pipeline.audio import read_audio
+    from pipeline.checkpoints import model_from_checkpoint
+    from pipeline.config import FrontEndConfig
     from pipeline.features import wave_to_features
     from pipeline.manifests import load_manifest
-    from pipeline.checkpoints import model_from_checkpoint
-    from pipeline.audio import read_audio
-    from pipeline.config import FrontEndConfig
 
     summary = run_stage_one(job("stores/t.zarr", dtype="float32"), progress=False)
     assert summary["clips"] == 32 and summary["failures"] == 0
@@ -101,12 +101,12 @@ def test_a_corrupt_clip_lands_in_failures_and_is_masked(teacher):
 
 
 def test_rebuilt_views_reproduce_the_stored_view_logits(teacher):
-    from pipeline.augment import render_view
     from pipeline.audio import read_audio
+    from pipeline.augment import render_view
+    from pipeline.checkpoints import model_from_checkpoint
     from pipeline.config import FrontEndConfig
     from pipeline.manifests import load_manifest
     from pipeline.store import LogitTable
-    from pipeline.checkpoints import model_from_checkpoint
 
     run_stage_one(job("stores/v.zarr", views=3, dtype="float32"), progress=False)
     table = LogitTable.open("stores/v.zarr")
@@ -167,9 +167,9 @@ def test_a_task_carries_no_per_clip_list_and_views_share_one_partner_pool(teache
     import dataclasses
     import pickle
 
+    from pipeline.manifests import load_manifest
     from pipeline.stage_one.compute import worker_source
     from pipeline.stage_one.run import prepare
-    from pipeline.manifests import load_manifest
 
     spec, manifest, _, _ = prepare(job("stores/s.zarr", views=2, chunk_clips=4))
     fields = dataclasses.asdict(spec)
@@ -204,8 +204,14 @@ def test_make_args_batch_size_sets_stage_ones_forward_batch_not_the_views(teache
 
     def capture(job):
         seen["job"] = job
-        return {"clips": 0, "computed_clips": 0, "failures": 0, "seconds": 0.0, "engine": "inline",
-                "cross_fitted": False}
+        return {
+            "clips": 0,
+            "computed_clips": 0,
+            "failures": 0,
+            "seconds": 0.0,
+            "engine": "inline",
+            "cross_fitted": False,
+        }
 
     monkeypatch.setattr(driver, "run_stage_one", capture)
     assert driver.main(["--dataset", "tiny", "--teacher", teacher, "--views", "2", "--", "batch_size=64"]) == 0
@@ -220,8 +226,8 @@ def test_audio_changed_after_the_manifest_is_a_failure_in_stage_one_and_skipped_
     0.94 s that remained and store them under the manifest's fingerprint of the intact file."""
     import dataclasses
 
-    from pipeline.stage_two.run import train_student
     from pipeline.manifests import load_manifest
+    from pipeline.stage_two.run import train_student
     from pipeline.store import LogitTable
     from pipeline.store.writer import read_failures
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.manifests import Label, load_manifest, write_manifest
+from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.training import run_training
 
 from .conftest import tiny_config
@@ -40,9 +40,26 @@ def test_teacher_sharing_no_class_is_refused_and_latest_stays(teacher, project):
     Path("stores/other").mkdir(parents=True)
     Path("stores/other/LATEST").write_text("stores/other/earlier.zarr\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "stages.teacher_logits", "--dataset", "other", "--teacher", teacher,
-                             "--out", "stores/other/s.zarr", "--scheduler", "inline"], capture_output=True, text=True,
-                            cwd=project, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.teacher_logits",
+            "--dataset",
+            "other",
+            "--teacher",
+            teacher,
+            "--out",
+            "stores/other/s.zarr",
+            "--scheduler",
+            "inline",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "shares no class with other" in result.stderr and "Traceback" not in result.stderr
     assert not Path("stores/other/s.zarr").exists()
@@ -65,8 +82,9 @@ def test_teacher_missing_some_dataset_classes_is_refused(teacher, project):
     tiny = load_manifest("data_manifests/tiny").mids
     relabelled(project, "partial", tiny[:2] + ["/x/new1", "/x/new2"])
     with pytest.raises(ValueError, match="2 of the manifest's classes absent"):
-        run_stage_one(StageOneJob("partial", teacher, "stores/p.zarr", scheduler="inline", vocab_remap=True),
-                      progress=False)
+        run_stage_one(
+            StageOneJob("partial", teacher, "stores/p.zarr", scheduler="inline", vocab_remap=True), progress=False
+        )
 
 
 def test_teacher_of_another_dataset_on_fold_based_data_is_refused_for_its_vocabulary(teacher, project):

@@ -15,10 +15,28 @@ import pytest
 import zarr
 
 from pipeline.augment import View
-from pipeline.store import (FORMAT_ID, FORMAT_VERSION, LogitTable, check_store, StoreError, StoreLock, StoreLocked, StoreMismatch,
-                            arrays_to_view, chunk_plan, done_chunks, finalize_store, inspect, lock_path,
-                            mark_chunk_done, read_failures, store_is_complete, verify_store, views_to_arrays,
-                            write_chunk)
+from pipeline.store import (
+    FORMAT_ID,
+    FORMAT_VERSION,
+    LogitTable,
+    StoreError,
+    StoreLock,
+    StoreLocked,
+    StoreMismatch,
+    arrays_to_view,
+    check_store,
+    chunk_plan,
+    done_chunks,
+    finalize_store,
+    inspect,
+    lock_path,
+    mark_chunk_done,
+    read_failures,
+    store_is_complete,
+    verify_store,
+    views_to_arrays,
+    write_chunk,
+)
 
 from .store_helpers import MIDS, chunk_views, clip_ids, fill_store, make_store, provenance, teacher_logits
 
@@ -53,6 +71,7 @@ def test_plain_zarr_reads_everything(tmp_path):
     assert arrays["view_freq_masks"].shape == (10, 2, 2, 2)
     assert [str(c) for c in arrays["clip_id"][:]] == clip_ids(10)
     assert list(arrays["fold"][:3]) == [1, 0, 3]
+
     def bare_constant(name):
         raise AssertionError(f"zarr.json holds a bare {name}, which is not JSON")
 
@@ -98,15 +117,17 @@ def test_checksums_bookkeeping_and_tamper_detection(tmp_path):
     with pytest.raises(StoreError, match="not done"):
         finalize_store(path, {"seconds": 1.0})
     fill_store(twin, finalize=False)
-    assert verify_store(twin) == ["unfinished: every chunk is written but the run was never finalized "
-                                  "(attrs lack 'completed')"] and not store_is_complete(twin)
+    assert verify_store(twin) == [
+        "unfinished: every chunk is written but the run was never finalized (attrs lack 'completed')"
+    ] and not store_is_complete(twin)
     completed = finalize_store(twin, {"seconds": 2.5})
     assert store_is_complete(twin) and not store_is_complete(path) and not store_is_complete(tmp_path / "none")
     assert completed["valid"] == 10 and completed["seconds"] == 2.5
     zarr.open_group(str(twin), mode="r+")["logits"][5] = np.zeros(len(MIDS))  # a change after the fact
     problems = verify_store(twin)
-    assert any(p.startswith("chunk 1 (clips clip004, clip005, clip006, clip007): sha256 mismatch")
-               for p in problems) and not any("chunk 0" in p for p in problems)
+    assert any(
+        p.startswith("chunk 1 (clips clip004, clip005, clip006, clip007): sha256 mismatch") for p in problems
+    ) and not any("chunk 0" in p for p in problems)
     with pytest.raises(StoreError, match=r"twin.zarr: chunk 1 \(clips clip004, clip005, .*sha256 mismatch"):
         LogitTable.open(twin)
     assert ids[5] in LogitTable.open(twin, verify=False).index
@@ -164,8 +185,10 @@ def test_worker_processes_write_chunks_concurrently(tmp_path, layout):
         mark_chunk_done(path, chunk, sha)
     finalize_store(path)
     assert verify_store(path) == [] and done_chunks(path) == set(range(5))
-    np.testing.assert_array_equal(LogitTable.open(path).logits_for(np.arange(10)),
-                                  teacher_logits(10, len(MIDS), seed=1).astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(
+        LogitTable.open(path).logits_for(np.arange(10)),
+        teacher_logits(10, len(MIDS), seed=1).astype(np.float16).astype(np.float32),
+    )
 
 
 def test_interrupted_mark_leaves_no_duplicate_failures(tmp_path):
@@ -194,8 +217,9 @@ def test_writer_refuses_bad_numbers(tmp_path):
 def test_views_round_trip_exactly(tmp_path):
     ids = clip_ids(10)
     views = chunk_views(ids, 0, 10, 3)
-    views[0][1] = View(seed=7, view_index=1, partner="clip004", lam=0.4375, time_shift=-3,
-                       freq_masks=((5, 0), (17, 9)), time_masks=())  # a zero-width mask still round-trips
+    views[0][1] = View(
+        seed=7, view_index=1, partner="clip004", lam=0.4375, time_shift=-3, freq_masks=((5, 0), (17, 9)), time_masks=()
+    )  # a zero-width mask still round-trips
     arrays = views_to_arrays(views)
     assert all(arrays_to_view(arrays, r, k, seed=7) == views[r][k] for r in range(10) for k in range(3))
     assert any(v.partner for row in views for v in row)  # the draw exercised mixup
@@ -234,17 +258,18 @@ def test_a_single_view_can_be_masked_in_a_valid_clip(tmp_path, topk):
     assert np.isnan(got[0]).all() and np.isfinite(got[1]).all() and table.valid_rows([1])[0]
 
 
-
-
-@pytest.mark.parametrize("field, change", [
-    ("teacher checkpoint_sha256", {"attrs": provenance(checkpoint="b" * 64)}),
-    ("manifest sha256", {"attrs": provenance(clips_sha="e" * 64)}),
-    ("front_end", {"attrs": provenance(n_mels=64)}),
-    ("vocabulary sha256", {"mids": MIDS[::-1]}),
-    ("views count", {"views": 2}),
-    ("topk", {"topk": 2}),
-    ("clip_ids", {"n": 11}),
-])
+@pytest.mark.parametrize(
+    "field, change",
+    [
+        ("teacher checkpoint_sha256", {"attrs": provenance(checkpoint="b" * 64)}),
+        ("manifest sha256", {"attrs": provenance(clips_sha="e" * 64)}),
+        ("front_end", {"attrs": provenance(n_mels=64)}),
+        ("vocabulary sha256", {"mids": MIDS[::-1]}),
+        ("views count", {"views": 2}),
+        ("topk", {"topk": 2}),
+        ("clip_ids", {"n": 11}),
+    ],
+)
 def test_incompatible_store_is_refused_naming_the_field(tmp_path, field, change):
     path = make_store(tmp_path / "s.zarr")
     with pytest.raises(StoreMismatch, match=field):
@@ -328,8 +353,9 @@ def test_a_1_2_store_reads_verifies_resumes_and_feeds_a_1_3_subset(tmp_path, mon
     assert new_group.attrs["version"] == "1.3" and check_store(tmp_path / "sub.zarr").ok
     partners = decode_utf8(new_group["view_partner_utf8"][:])
     np.testing.assert_array_equal(partners, new_group["view_partner"][:].astype(object))
-    assert list(decode_utf8(new_group["clip_id_utf8"][:])) == [c for c in old.clip_ids if c in
-                                                               [str(x) for x in new_group["clip"][:]]]
+    assert list(decode_utf8(new_group["clip_id_utf8"][:])) == [
+        c for c in old.clip_ids if c in [str(x) for x in new_group["clip"][:]]
+    ]
 
 
 def test_verify_catches_a_uint8_copy_that_does_not_spell_its_string(tmp_path):

@@ -145,15 +145,24 @@ def s3_server():
 def make_bucket(endpoint: str, name: str) -> None:
     import boto3
 
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                 region_name="us-east-1").create_bucket(Bucket=name)
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=name)
 
 
 def test_s3_folder_and_zip_stores_with_storage_options_on_the_command_line(published, s3_server, capsys):
     s3fs = pytest.importorskip("s3fs")
     root, digest = published
-    options = {"endpoint_url": s3_server, "key": "testing", "secret": "testing",
-               "client_kwargs": {"region_name": "us-east-1"}}
+    options = {
+        "endpoint_url": s3_server,
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
     make_bucket(s3_server, "labs")
     fs = s3fs.S3FileSystem(**options)
     fs.put(str(root / "teacher.zarr"), "labs/teacher.zarr", recursive=True)
@@ -175,8 +184,12 @@ def test_storage_options_from_the_environment_and_bad_json_is_one_line(published
     root, digest = published
     import s3fs
 
-    options = {"endpoint_url": s3_server, "key": "testing", "secret": "testing",
-               "client_kwargs": {"region_name": "us-east-1"}}
+    options = {
+        "endpoint_url": s3_server,
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
     make_bucket(s3_server, "env")
     fs = s3fs.S3FileSystem(**options)
     fs.put(str(root / "teacher.zarr.zip"), "env/teacher.zarr.zip")
@@ -201,7 +214,7 @@ def test_hf_urls_go_to_huggingface_hubs_filesystem(published, monkeypatch):
             path = self._strip_protocol(path)
             prefix = "datasets/lab-a/cnn-logits/"
             assert path.startswith(prefix), path
-            return root / path[len(prefix):]
+            return root / path[len(prefix) :]
 
         def _open(self, path, mode="rb", **kwargs):
             opened.append(path)
@@ -214,8 +227,11 @@ def test_hf_urls_go_to_huggingface_hubs_filesystem(published, monkeypatch):
 
         def info(self, path, **kwargs):
             local = self._local(path)
-            return {"name": path, "size": local.stat().st_size if local.is_file() else 0,
-                    "type": "file" if local.is_file() else "directory"}
+            return {
+                "name": path,
+                "size": local.stat().st_size if local.is_file() else 0,
+                "type": "file" if local.is_file() else "directory",
+            }
 
     fsspec.register_implementation("hf", LocalHub, clobber=True)
     try:
@@ -232,6 +248,7 @@ def test_a_missing_backend_names_the_extra_to_install(capsys):
     pytest.importorskip("fsspec")
     try:
         import gcsfs  # noqa: F401
+
         pytest.skip("gcsfs is installed here")
     except ImportError:
         pass

@@ -38,8 +38,9 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 def test_every_command_has_help_and_usage_errors_exit_2():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     for command in COMMANDS:
-        result = subprocess.run([sys.executable, "-m", "pipeline.store", command, "--help"], capture_output=True,
-                                text=True, env=env)
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.store", command, "--help"], capture_output=True, text=True, env=env
+        )
         assert result.returncode == 0 and "usage: python -m pipeline.store " + command in result.stdout
     result = subprocess.run([sys.executable, "-m", "pipeline.store", "verify"], capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "the following arguments are required: store" in result.stderr
@@ -65,7 +66,10 @@ def test_verify_names_bad_chunks_and_checks_the_digest(store, capsys):
     assert code == 1 and "is not the published" in out
     (store / "logits" / "c" / "1" / "0").write_bytes(b"not zstd at all")
     code, out, _ = run(capsys, "verify", store)
-    assert code == 1 and "problem    chunk 1 (clips clip004, clip005, clip006, clip007): array 'logits' does not decode" in out
+    assert (
+        code == 1
+        and "problem    chunk 1 (clips clip004, clip005, clip006, clip007): array 'logits' does not decode" in out
+    )
 
 
 def test_verify_with_a_manifest_reports_coverage_and_vocabulary(store, tmp_path, capsys, monkeypatch):
@@ -100,8 +104,7 @@ def test_subset_by_split_and_clips(store, tmp_path, capsys):
     assert code == 0 and len(train) == 6 and "6 clips, 6 valid" in out
     attrs = zarr.open_group(str(tmp_path / "train.zarr"), mode="r").attrs.asdict()
     assert attrs["derived"]["inputs"][0]["digest"] == check_store(store).digest
-    np.testing.assert_array_equal(train.logits_for(train.rows(["clip001"])),
-                                  LogitTable.open(store).logits_for([1]))
+    np.testing.assert_array_equal(train.logits_for(train.rows(["clip001"])), LogitTable.open(store).logits_for([1]))
     assert train.view_for(train.rows(["clip001"])[0], 1) == LogitTable.open(store).view_for(1, 1)
     (tmp_path / "few.txt").write_text("clip009\nclip003\n")
     assert run(capsys, "subset", store, tmp_path / "few.zarr", "--clips", tmp_path / "few.txt")[0] == 0
@@ -157,8 +160,9 @@ def test_ensemble_weights_spaces_and_refusals(store, tmp_path, capsys):
     assert code == 1 and "vocabulary differs" in err and "pass --vocab-remap" in err
     assert run(capsys, "ensemble", store, other_vocab, tmp_path / "w.zarr", "--vocab-remap")[0] == 0
     remapped, reversed_logits = LogitTable.open(tmp_path / "w.zarr"), LogitTable.open(other_vocab).logits_for([0])
-    np.testing.assert_allclose(remapped.logits_for([0]), 0.5 * first.logits_for([0]) + 0.5 * reversed_logits[:, ::-1],
-                               atol=2e-2)
+    np.testing.assert_allclose(
+        remapped.logits_for([0]), 0.5 * first.logits_for([0]) + 0.5 * reversed_logits[:, ::-1], atol=2e-2
+    )
 
 
 def _vocabulary_csv(path: Path) -> Path:
@@ -172,8 +176,19 @@ def test_import_efficientat_reads_data_only_pickles(tmp_path, capsys):
     index = {f"audio/Y{i}_30.000.wav": (4 - i) for i in range(5)}
     (tmp_path / "index.pkl").write_bytes(pickle.dumps(index))
     vocab = _vocabulary_csv(tmp_path / "class_labels_indices.csv")
-    args = ["import", "efficientat", tmp_path / "out.zarr", "--logits", tmp_path / "teacher.npy", "--index",
-            tmp_path / "index.pkl", "--teacher", "passt_ensemble", "--vocabulary", vocab]
+    args = [
+        "import",
+        "efficientat",
+        tmp_path / "out.zarr",
+        "--logits",
+        tmp_path / "teacher.npy",
+        "--index",
+        tmp_path / "index.pkl",
+        "--teacher",
+        "passt_ensemble",
+        "--vocabulary",
+        vocab,
+    ]
     code, out, _ = run(capsys, *args)
     table = LogitTable.open(tmp_path / "out.zarr")
     assert code == 0 and table.clip_ids == [f"Y{i}_30.000" for i in range(5)]
@@ -202,8 +217,14 @@ def test_import_with_a_manifest_marks_clips_the_release_lacks(tmp_path, capsys, 
     from pipeline.manifests import Clip, Label, write_manifest
 
     monkeypatch.chdir(tmp_path)
-    write_manifest(tmp_path / "data_manifests" / "labb", "labb", tmp_path, "fsd50k",
-                   [Label(i, m, m) for i, m in enumerate(MIDS)], [Clip(f"Y{i}", f"Y{i}.wav", (), "train") for i in range(4)])
+    write_manifest(
+        tmp_path / "data_manifests" / "labb",
+        "labb",
+        tmp_path,
+        "fsd50k",
+        [Label(i, m, m) for i, m in enumerate(MIDS)],
+        [Clip(f"Y{i}", f"Y{i}.wav", (), "train") for i in range(4)],
+    )
     probabilities = np.array([[0.9, 0.5], [0.8, 0.1], [0.7, 0.6]], dtype=np.float16)
     with h5py.File(tmp_path / "logits_ep1_0.h5", "w") as handle:
         handle["topk_values"] = probabilities
@@ -211,8 +232,22 @@ def test_import_with_a_manifest_marks_clips_the_release_lacks(tmp_path, capsys, 
         handle["seeds"] = np.array([11, 12, 13], dtype=np.int32)
     (tmp_path / "logits_ep1_0.tsv").write_text("filename\tstart\tend\nY0.wav\t0\t10\nY1.wav\t0\t10\nY2.wav\t0\t10\n")
     vocab = _vocabulary_csv(tmp_path / "labels.csv")
-    code, out, _ = run(capsys, "import", "ced", "ced.zarr", "--logits", "logits_ep1_0.h5", "--index",
-                       "logits_ep1_0.tsv", "--teacher", "ced_base", "--vocabulary", vocab, "--manifest", "labb")
+    code, out, _ = run(
+        capsys,
+        "import",
+        "ced",
+        "ced.zarr",
+        "--logits",
+        "logits_ep1_0.h5",
+        "--index",
+        "logits_ep1_0.tsv",
+        "--teacher",
+        "ced_base",
+        "--vocabulary",
+        vocab,
+        "--manifest",
+        "labb",
+    )
     assert code == 0 and "4 clips, 3 valid" in out
     table = LogitTable.open("ced.zarr")
     assert table.layout.topk == 2 and table.valid.tolist() == [True, True, True, False]

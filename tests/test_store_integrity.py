@@ -13,8 +13,8 @@ import zarr
 
 from pipeline.store import LogitTable, StoreError, check_store, verify_store
 from pipeline.store.cache import default_cache_root
-from pipeline.store.integrity import chunk_digest, checksum_names, store_digest
 from pipeline.store.format import Layout
+from pipeline.store.integrity import checksum_names, chunk_digest, store_digest
 
 from .store_helpers import clip_ids, fill_store, make_store
 
@@ -40,8 +40,9 @@ def test_a_finished_store_verifies_and_its_digest_is_recorded(store):
     assert result.digest == result.recorded_digest
     assert check_store(store, expected_digest=result.digest.upper()).ok
     wrong = check_store(store, expected_digest="0" * 64)
-    assert wrong.problems == [f"store digest {result.digest} is not the published {'0' * 64}: "
-                              "this is not the store that was published"]
+    assert wrong.problems == [
+        f"store digest {result.digest} is not the published {'0' * 64}: this is not the store that was published"
+    ]
 
 
 def test_flipped_byte_is_caught_by_verify_the_reader_and_plain_zarr(store):
@@ -50,8 +51,9 @@ def test_flipped_byte_is_caught_by_verify_the_reader_and_plain_zarr(store):
     data[len(data) // 2] ^= 0x10
     target.write_bytes(bytes(data))
     problems = verify_store(store)
-    assert len(problems) == 1 and problems[0].startswith("chunk 1 (clips clip004, clip005, clip006, clip007): "
-                                                         "array 'logits' does not decode")
+    assert len(problems) == 1 and problems[0].startswith(
+        "chunk 1 (clips clip004, clip005, clip006, clip007): array 'logits' does not decode"
+    )
     with pytest.raises(StoreError, match=r"s.zarr: chunk 1 \(clips clip004, .*verify=false skips"):
         LogitTable.open(store)
     with pytest.raises(ValueError, match="checksum"):  # zarr's own crc32c codec
@@ -64,7 +66,9 @@ def test_truncated_chunk_never_crashes_verify(store):
     target = chunk_file(store, "view_logits", 0)
     target.write_bytes(target.read_bytes()[:7])
     problems = verify_store(store)
-    assert len(problems) == 1 and "chunk 0 (clips clip000, clip001, clip002, clip003): array 'view_logits'" in problems[0]
+    assert (
+        len(problems) == 1 and "chunk 0 (clips clip000, clip001, clip002, clip003): array 'view_logits'" in problems[0]
+    )
 
 
 def test_deleted_chunk_reads_as_fill_and_is_caught(store):
@@ -207,8 +211,9 @@ def test_a_flipped_byte_in_a_shard_file_names_the_one_chunk_it_hit(tmp_path):
     data[3] ^= 0x10
     target.write_bytes(bytes(data))
     problems = verify_store(path)
-    assert len(problems) == 1 and problems[0].startswith("chunk 0 (clips clip000, clip001, clip002, clip003): "
-                                                         "array 'logits' does not decode")
+    assert len(problems) == 1 and problems[0].startswith(
+        "chunk 0 (clips clip000, clip001, clip002, clip003): array 'logits' does not decode"
+    )
     assert LogitTable.open(path, clip_ids=["clip004", "clip009"]).clip_ids == ["clip004", "clip009"]
 
 
@@ -234,8 +239,9 @@ def test_a_store_relabelled_as_format_1_0_is_flagged_and_refused(store, capsys):
     completed.pop("digest")
     group.attrs.update({"version": "1.0", "completed": completed})
     problems = verify_store(store)
-    assert any("format version 1.0 contradicts the store's contents: it holds a 'fingerprint' array" in p
-               for p in problems), problems
+    assert any(
+        "format version 1.0 contradicts the store's contents: it holds a 'fingerprint' array" in p for p in problems
+    ), problems
     with pytest.raises(StoreError, match="contradicts the store's contents"):
         LogitTable.open(store)
     assert main(["inspect", str(store)]) == 0

@@ -36,10 +36,13 @@ def store_digest(path: str | Path) -> str:
 @contextmanager
 def lock_held_elsewhere(store: str):
     """Another live process holds the store's lock for the duration of the block."""
-    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from pipeline.store import StoreLock; "
-            "StoreLock(sys.argv[1]).acquire(); print('held', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code, store], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); from pipeline.store import StoreLock; "
+        "StoreLock(sys.argv[1]).acquire(); print('held', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, store], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         yield holder.pid
@@ -108,24 +111,33 @@ def test_overwrite_race_leaves_one_consistent_store(teachers):
     run_stage_one(job("stores/ref-a.zarr", a), progress=False)
     run_stage_one(job("stores/ref-b.zarr", b), progress=False)
     run_stage_one(job("stores/race.zarr", a), progress=False)
-    racers = [subprocess.Popen([sys.executable, "-c", RACE % str(REPO), t], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for t in (b, a)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE % str(REPO), t], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for t in (b, a)
+    ]
     outcomes = [r.communicate(timeout=300) for r in racers]
     assert all(r.returncode == 0 for r in racers), [o[1][-1500:] for o in outcomes]
     assert any(o[0].startswith("wrote") for o in outcomes)
     race = zarr.open_group("stores/race.zarr", mode="r")
     assert np.asarray(race["chunk_done"][:]).all()
     sha = race.attrs["teacher"]["checkpoint_sha256"]
-    reference = next(zarr.open_group(p, mode="r") for p in ("stores/ref-a.zarr", "stores/ref-b.zarr")
-                     if zarr.open_group(p, mode="r").attrs["teacher"]["checkpoint_sha256"] == sha)
+    reference = next(
+        zarr.open_group(p, mode="r")
+        for p in ("stores/ref-a.zarr", "stores/ref-b.zarr")
+        if zarr.open_group(p, mode="r").attrs["teacher"]["checkpoint_sha256"] == sha
+    )
     assert np.array_equal(race["logits"][:], reference["logits"][:])
     assert not lock_path("stores/race.zarr").exists()
 
 
 def test_stale_lock_of_a_killed_writer_is_taken_over(teachers):
     a, _ = teachers
-    code = (f"import os, sys; sys.path.insert(0, {str(REPO)!r}); from pipeline.store import StoreLock; "
-            "StoreLock('stores/st.zarr').acquire(); os.kill(os.getpid(), 9)")
+    code = (
+        f"import os, sys; sys.path.insert(0, {str(REPO)!r}); from pipeline.store import StoreLock; "
+        "StoreLock('stores/st.zarr').acquire(); os.kill(os.getpid(), 9)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == -9
     stale = json.loads(lock_path("stores/st.zarr").read_text())
     assert stale["pid"] != os.getpid()

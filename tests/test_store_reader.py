@@ -29,15 +29,21 @@ def test_topk_rebuild_rule(activation):
         np.testing.assert_allclose(rebuilt[row, top], dense[row, top], rtol=1e-6)
         assert (rebuilt[row, rest] == fill[row]).all() and fill[row] <= dense[row, order[k]] + 1e-6
         if activation == "softmax":  # kept classes keep their exact dense probability
+
             def softmax(z):
                 return np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-            np.testing.assert_allclose(softmax(rebuilt[row].astype(np.float64))[top], softmax(dense[row])[top],
-                                       rtol=1e-5)
+
+            np.testing.assert_allclose(
+                softmax(rebuilt[row].astype(np.float64))[top], softmax(dense[row])[top], rtol=1e-5
+            )
         else:  # the dropped classes keep their summed probability
+
             def sigmoid(z):
                 return 1 / (1 + np.exp(-z))
-            assert math.isclose(sigmoid(rebuilt[row, rest].astype(np.float64)).sum(),
-                                sigmoid(dense[row, rest]).sum(), rel_tol=1e-5)
+
+            assert math.isclose(
+                sigmoid(rebuilt[row, rest].astype(np.float64)).sum(), sigmoid(dense[row, rest]).sum(), rel_tol=1e-5
+            )
 
 
 def test_topk_store_rebuilds_dense_rows(tmp_path):
@@ -57,8 +63,6 @@ def test_topk_store_rebuilds_dense_rows(tmp_path):
     view_row = table.view_logits_for([2], [0])[0]
     top = np.argsort(-inputs["view_logits"][2, 0], kind="stable")[:3]
     np.testing.assert_array_equal(view_row[top], inputs["view_logits"][2, 0, top].astype(np.float16))
-
-
 
 
 def test_logit_table_lookup_subset_and_shared_mmap(tmp_path):

@@ -34,8 +34,17 @@ def stage_one_store(tmp_path_factory) -> Path:
     os.chdir(root)
     try:
         run_training("tiny", tiny_config(epochs=1, mixup=0.5, freqm=4, timem=8), "teacher", progress=False)
-        run_stage_one(StageOneJob(dataset="tiny", teacher="runs/tiny/teacher", out="stores/t.zarr",
-                                  scheduler="inline", chunk_clips=5, views=2), progress=False)
+        run_stage_one(
+            StageOneJob(
+                dataset="tiny",
+                teacher="runs/tiny/teacher",
+                out="stores/t.zarr",
+                scheduler="inline",
+                chunk_clips=5,
+                views=2,
+            ),
+            progress=False,
+        )
     finally:
         os.chdir(cwd)
     return root / "stores" / "t.zarr"
@@ -55,11 +64,11 @@ def test_tensorstore_reads_logits_ids_and_replay_data_like_the_project(stage_one
     logits = ts_read(stage_one_store, "logits")
     assert logits.dtype == np.float16
     np.testing.assert_array_equal(logits.astype(np.float32), table.logits_for(np.arange(len(ids))))
-    np.testing.assert_array_equal(ts_read(stage_one_store, "view_logits").astype(np.float32),
-                                  np.stack([table.view_logits_for(np.arange(len(ids)), np.full(len(ids), k))
-                                            for k in range(2)], axis=1))
-    assert [str(s) for s in decode_utf8(ts_read(stage_one_store, "split_utf8"))] == [
-        str(s) for s in group["split"][:]]
+    np.testing.assert_array_equal(
+        ts_read(stage_one_store, "view_logits").astype(np.float32),
+        np.stack([table.view_logits_for(np.arange(len(ids)), np.full(len(ids), k)) for k in range(2)], axis=1),
+    )
+    assert [str(s) for s in decode_utf8(ts_read(stage_one_store, "split_utf8"))] == [str(s) for s in group["split"][:]]
     np.testing.assert_array_equal(ts_read(stage_one_store, "fold"), group["fold"][:])
     assert list(decode_utf8(ts_read(stage_one_store, "class_utf8"))) == table.vocabulary_mids
     assert list(decode_utf8(ts_read(stage_one_store, "class_name_utf8"))) == group.attrs["vocabulary"]["names"]
@@ -115,7 +124,8 @@ def test_xarray_opens_it_with_clip_and_class_coordinates(stage_one_store):
 
 
 def test_students_from_a_local_store_and_from_its_zip_on_a_server_without_range_are_identical(
-        stage_one_store, monkeypatch, capsys):
+    stage_one_store, monkeypatch, capsys
+):
     """`make student LOGITS=<URL>` on Python's own http.server (which ignores Range): the store is read
     through a local copy with one notice, never a checksum error, and trains the same student."""
     import pipeline.store.location as location
@@ -142,8 +152,10 @@ def test_students_from_a_local_store_and_from_its_zip_on_a_server_without_range_
     assert summaries["url"]["map"] == summaries["local"]["map"]
     import torch
 
-    weights = [torch.load(root / "runs" / "tiny" / f"student-{n}" / "checkpoints" / "final.pt", weights_only=True)
-               for n in ("local", "url")]
+    weights = [
+        torch.load(root / "runs" / "tiny" / f"student-{n}" / "checkpoints" / "final.pt", weights_only=True)
+        for n in ("local", "url")
+    ]
     first, second = (w.get("model", w) for w in weights)
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
@@ -153,7 +165,7 @@ def test_the_documented_tensorstore_and_xarray_recipes_run(stage_one_store):
     import re
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "store-format.md").read_text()
-    section = text[text.index("## Other readers (format 1.3)"):]
+    section = text[text.index("## Other readers (format 1.3)") :]
     blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     table = LogitTable.open(stage_one_store)
     names = {"STORE": str(stage_one_store)}
@@ -161,6 +173,8 @@ def test_the_documented_tensorstore_and_xarray_recipes_run(stage_one_store):
     assert names["clip_ids"] == table.clip_ids and names["mids"] == table.vocabulary_mids
     np.testing.assert_array_equal(names["logits"], table.logits_for(np.arange(len(table.clip_ids))))
     xarray_names = {"STORE": str(stage_one_store)}
-    exec(blocks[1].replace('"1314"', repr(table.clip_ids[3])).replace('"/m/0bt9lr"', repr(table.vocabulary_mids[1])),
-         xarray_names)
+    exec(
+        blocks[1].replace('"1314"', repr(table.clip_ids[3])).replace('"/m/0bt9lr"', repr(table.vocabulary_mids[1])),
+        xarray_names,
+    )
     assert list(xarray_names["ds"]["class_name"].values) == xarray_names["ds"].attrs["vocabulary"]["names"]

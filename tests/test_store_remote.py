@@ -96,5 +96,7 @@ def test_a_sharded_store_reads_over_http_and_from_its_zip(tmp_path):
     with StaticServer(root) as server:
         for url in (f"{server.url}/teacher.zarr", f"{server.url}/teacher.zarr.zip"):
             assert check_store(url, expected_digest=digest).ok
-            np.testing.assert_array_equal(LogitTable.open(url).logits_for(np.arange(10)), local.logits_for(np.arange(10)))
+            np.testing.assert_array_equal(
+                LogitTable.open(url).logits_for(np.arange(10)), local.logits_for(np.arange(10))
+            )
         assert export(f"{server.url}/teacher.zarr", tmp_path / "copy.zarr.zip") == digest

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.training.dataset import ClipDataset, balanced_weights, epoch_order
-from pipeline.manifests import Clip, load_manifest
 from pipeline.checkpoints import load_checkpoint
+from pipeline.manifests import Clip, load_manifest
 from pipeline.training import run_training
+from pipeline.training.dataset import ClipDataset, balanced_weights, epoch_order
 from pipeline.training.schedule import WeightAverager, lr_factor
 
 from .conftest import run_killed_after_epoch, tiny_config
@@ -75,8 +75,15 @@ def test_mixup_mixes_targets_with_the_view_lambda(project):
 def test_supervised_run_writes_the_run_directory(project):
     summary = run_training("tiny", tiny_config(), "sup", progress=False)
     run = Path("runs/tiny/sup")
-    for name in ("config.yaml", "metrics.csv", "summary.json", "checkpoints/final.pt", "checkpoints/best.pt",
-                 "checkpoints/last.pt", "plots/training_curve.png"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/final.pt",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+        "plots/training_curve.png",
+    ):
         assert (run / name).exists(), name
     assert set(json.loads((run / "summary.json").read_text())) >= {"map", "mauc", "dprime", "accuracy", "best"}
     assert 0.0 < summary["map"] <= 1.0
@@ -86,8 +93,10 @@ def test_supervised_run_writes_the_run_directory(project):
     # validation and eval input kept in memory (the default) or read from the files each pass: the same run
     streamed = run_training("tiny", tiny_config(eval_cache_mb=0), "sup_streamed", progress=False)
     assert streamed["per_class_ap"] == summary["per_class_ap"] and streamed["best"] == summary["best"]
-    assert Path("runs/tiny/sup_streamed/metrics.csv").read_text().split("\n")[1].split(",")[:9] == \
-        (run / "metrics.csv").read_text().split("\n")[1].split(",")[:9]  # the val scores of epoch 1 (not its seconds)
+    assert (
+        Path("runs/tiny/sup_streamed/metrics.csv").read_text().split("\n")[1].split(",")[:9]
+        == (run / "metrics.csv").read_text().split("\n")[1].split(",")[:9]
+    )  # the val scores of epoch 1 (not its seconds)
 
 
 def test_resume_after_kill_matches_uninterrupted_run(project):
@@ -96,7 +105,9 @@ def test_resume_after_kill_matches_uninterrupted_run(project):
     run_training("tiny", config, "whole", progress=False)
     result = run_killed_after_epoch(
         "from tests.conftest import tiny_config\nfrom pipeline.training import run_training\n"
-        "run_training('tiny', tiny_config(epochs=3, mixup=0.5, freqm=4, timem=8), 'killed', progress=False)\n", 2)
+        "run_training('tiny', tiny_config(epochs=3, mixup=0.5, freqm=4, timem=8), 'killed', progress=False)\n",
+        2,
+    )
     assert result.returncode == -9, result.stderr[-2000:]
     assert load_checkpoint("runs/tiny/killed/checkpoints/last.pt")["epoch"] == 2
     run_training("tiny", config, "killed", resume=True, progress=False)
@@ -141,12 +152,41 @@ def torchrun_teacher(run: str, *extra: str, epochs: int = 2):
     import sys
 
     repo = Path(__file__).resolve().parents[1]
-    overrides = ["model=efficientnet_tiny", "n_mels=32", "target_length=64", f"epochs={epochs}", "batch_size=4",
-                 "eval_batch_size=16", "threads=1", "norm_mean=-6.0", "norm_std=4.0", "num_workers=0"]
+    overrides = [
+        "model=efficientnet_tiny",
+        "n_mels=32",
+        "target_length=64",
+        f"epochs={epochs}",
+        "batch_size=4",
+        "eval_batch_size=16",
+        "threads=1",
+        "norm_mean=-6.0",
+        "norm_std=4.0",
+        "num_workers=0",
+    ]
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "stages.teacher", "--dataset", "tiny", "--run-name", run, *extra, "--", *overrides],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "stages.teacher",
+            "--dataset",
+            "tiny",
+            "--run-name",
+            run,
+            *extra,
+            "--",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

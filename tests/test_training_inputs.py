@@ -71,8 +71,9 @@ def test_data_with_a_val_split_selects_on_it(project):
     from pipeline.manifests import write_manifest
 
     manifest = load_manifest("data_manifests/tiny")
-    clips = [c if i % 6 or c.split != "train" else dataclasses.replace(c, split="val")
-             for i, c in enumerate(manifest.clips)]
+    clips = [
+        c if i % 6 or c.split != "train" else dataclasses.replace(c, split="val") for i, c in enumerate(manifest.clips)
+    ]
     write_manifest("data_manifests/tiny", "tiny", project, "fsd50k", manifest.labels, clips)
     _, val, _ = splits_for(load_manifest("data_manifests/tiny"), None)
     assert val and all(c.split == "val" for c in val)

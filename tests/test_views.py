@@ -7,7 +7,9 @@ from pipeline import augment, views
 
 
 def test_import_pipeline_store_loads_no_torch():
-    code = "import pipeline.store, sys; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)"
+    code = (
+        "import pipeline.store, sys; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

@@ -32,12 +32,15 @@ def check_train_slots(client) -> None:
     """An existing scheduler's workers must declare the slot, else every task would wait forever."""
     workers = client.scheduler_info().get("workers", {})
     if workers and not any(TRAIN_RESOURCE in (w.get("resources") or {}) for w in workers.values()):
-        raise ClusterError(f"none of the {len(workers)} dask workers declares the resource '{TRAIN_RESOURCE}': "
-                           f"start them with `dask worker ... --resources {TRAIN_RESOURCE}=1` (one per GPU)")
+        raise ClusterError(
+            f"none of the {len(workers)} dask workers declares the resource '{TRAIN_RESOURCE}': "
+            f"start them with `dask worker ... --resources {TRAIN_RESOURCE}=1` (one per GPU)"
+        )
 
 
-def run_jobs_on_cluster(jobs: list[RunJob], client, progress: bool = True,
-                        prepare: Callable[[RunJob], RunJob] | None = None) -> None:
+def run_jobs_on_cluster(
+    jobs: list[RunJob], client, progress: bool = True, prepare: Callable[[RunJob], RunJob] | None = None
+) -> None:
     """Every job as a task holding one train slot, each after the runs it waits for; raises after all
     have stopped if any failed."""
     from distributed import wait
@@ -45,7 +48,9 @@ def run_jobs_on_cluster(jobs: list[RunJob], client, progress: bool = True,
     check_order(jobs)
     check_train_slots(client)
     prepare = prepare or (lambda job: job)
-    waiting, running, done, failed, failures = list(jobs), {}, set(), set(), []
+    waiting, done, failures = list(jobs), set(), []
+    running: dict = {}  # future -> its job
+    failed: set[str] = set()
     started = time.time()
     while waiting or running:
         for job in [j for j in waiting if failed.intersection(j.after)]:
@@ -60,8 +65,13 @@ def run_jobs_on_cluster(jobs: list[RunJob], client, progress: bool = True,
                 failed.add(job.label)
                 failures.append(f"{job.label} (not started): {type(error).__name__}: {error}")
                 continue
-            future = client.submit(train_on_worker, job, resources={TRAIN_RESOURCE: 1}, pure=False,
-                                   key=f"cmkd-run-{job.label}-{time.time_ns()}")
+            future = client.submit(
+                train_on_worker,
+                job,
+                resources={TRAIN_RESOURCE: 1},
+                pure=False,
+                key=f"cmkd-run-{job.label}-{time.time_ns()}",
+            )
             running[future] = job
             if progress:
                 print(f"submitted {job.label} (log: {job.run_dir / LOG_FILE})")
@@ -76,7 +86,7 @@ def run_jobs_on_cluster(jobs: list[RunJob], client, progress: bool = True,
                     print(f"finished {job.label} ({time.time() - started:.0f} s in)")
             else:
                 failed.add(job.label)
-                error = future.exception() if future.status == "error" else future.status
-                failures.append(f"{job.label}: {type(error).__name__}: {error} [log: {job.run_dir / LOG_FILE}]")
+                why = future.exception() if future.status == "error" else future.status
+                failures.append(f"{job.label}: {type(why).__name__}: {why} [log: {job.run_dir / LOG_FILE}]")
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(jobs)} run(s) failed: " + "; ".join(failures))

@@ -46,14 +46,28 @@ def prior_logits(prior: np.ndarray, activation: str) -> np.ndarray:
     return np.log(p) if activation == "softmax" else np.log(p / (1.0 - p))
 
 
-def _write_rows(out: str | Path, manifest: Manifest, logits: np.ndarray, valid: np.ndarray, activation: str,
-                attrs: dict, overwrite: bool) -> dict:
+def _write_rows(
+    out: str | Path,
+    manifest: Manifest,
+    logits: np.ndarray,
+    valid: np.ndarray,
+    activation: str,
+    attrs: dict,
+    overwrite: bool,
+) -> dict:
     """Write a whole [clips, classes] table as a finished store (views=0), chunk by chunk."""
     with StoreLock(out):
-        create_store(out, clip_ids=[c.clip_id for c in manifest.clips], splits=[c.split for c in manifest.clips],
-                     folds=[c.fold or 0 for c in manifest.clips], vocabulary_mids=manifest.mids,
-                     vocabulary_names=[label.name for label in manifest.labels], activation=activation,
-                     attrs=attrs, overwrite=overwrite)
+        create_store(
+            out,
+            clip_ids=[c.clip_id for c in manifest.clips],
+            splits=[c.split for c in manifest.clips],
+            folds=[c.fold or 0 for c in manifest.clips],
+            vocabulary_mids=manifest.mids,
+            vocabulary_names=[label.name for label in manifest.labels],
+            activation=activation,
+            attrs=attrs,
+            overwrite=overwrite,
+        )
         _, layout = open_store(out)
         for chunk in range(layout.n_chunks):
             start, stop = layout.chunk_bounds(chunk)
@@ -62,23 +76,40 @@ def _write_rows(out: str | Path, manifest: Manifest, logits: np.ndarray, valid: 
         return finalize_store(out, {"control": attrs["teacher"]["control"]})
 
 
-def write_prior_store(manifest_dir: str | Path, out: str | Path, front_end: dict, activation: str,
-                      fold: int | None = None, overwrite: bool = False) -> dict:
+def write_prior_store(
+    manifest_dir: str | Path,
+    out: str | Path,
+    front_end: dict,
+    activation: str,
+    fold: int | None = None,
+    overwrite: bool = False,
+) -> dict:
     """The constant-prior control: every clip of the manifest gets the train split's prior as logits."""
     manifest = load_manifest(manifest_dir)
     prior = label_prior(manifest, fold)
     row = prior_logits(prior, activation).astype(np.float32)
     logits = np.tile(row, (len(manifest.clips), 1))
-    identity = sha256_hex(json.dumps({"control": "prior", "prior": prior.round(8).tolist(), "fold": fold,
-                                      "activation": activation}).encode())
-    attrs = {"teacher": {"control": "prior", "checkpoint_sha256": identity, "fold": fold,
-                         "description": "constant train-split label prior for every clip (a control, not a model)"},
-             "front_end": dict(front_end),
-             "manifest": {"name": manifest.name, "sha256": manifest_hashes(manifest_dir),
-                          "format": manifest.info.get("format")},
-             "views": {"count": 0, "seed": 0, "settings": None}}
-    return _write_rows(out, manifest, logits, np.ones(len(manifest.clips), dtype=bool), activation, attrs,
-                       overwrite)
+    identity = sha256_hex(
+        json.dumps(
+            {"control": "prior", "prior": prior.round(8).tolist(), "fold": fold, "activation": activation}
+        ).encode()
+    )
+    attrs = {
+        "teacher": {
+            "control": "prior",
+            "checkpoint_sha256": identity,
+            "fold": fold,
+            "description": "constant train-split label prior for every clip (a control, not a model)",
+        },
+        "front_end": dict(front_end),
+        "manifest": {
+            "name": manifest.name,
+            "sha256": manifest_hashes(manifest_dir),
+            "format": manifest.info.get("format"),
+        },
+        "views": {"count": 0, "seed": 0, "settings": None},
+    }
+    return _write_rows(out, manifest, logits, np.ones(len(manifest.clips), dtype=bool), activation, attrs, overwrite)
 
 
 def shuffled_rows(splits: list[str], valid: np.ndarray, seed: int) -> np.ndarray:
@@ -97,28 +128,38 @@ def shuffled_rows(splits: list[str], valid: np.ndarray, seed: int) -> np.ndarray
     return source
 
 
-def write_shuffled_store(manifest_dir: str | Path, source_store: str | Path, out: str | Path, seed: int = 0,
-                         overwrite: bool = False) -> dict:
+def write_shuffled_store(
+    manifest_dir: str | Path, source_store: str | Path, out: str | Path, seed: int = 0, overwrite: bool = False
+) -> dict:
     """The shuffled control: a real store's logits, each clip given another clip's row of its split."""
     manifest = load_manifest(manifest_dir)
     table = LogitTable.open(source_store, load_views=False)
     rows = table.rows([c.clip_id for c in manifest.clips])
     if (rows < 0).any():
         missing = [c.clip_id for c, r in zip(manifest.clips, rows) if r < 0][:5]
-        raise ValueError(f"{source_store}: has no row for {int((rows < 0).sum())} of {manifest.name}'s clips "
-                         f"(first: {missing}); a shuffled control needs the teacher's full store")
+        raise ValueError(
+            f"{source_store}: has no row for {int((rows < 0).sum())} of {manifest.name}'s clips "
+            f"(first: {missing}); a shuffled control needs the teacher's full store"
+        )
     valid = table.valid_rows(rows)
     logits = table.logits_for(rows).astype(np.float32)
     source = shuffled_rows([c.split for c in manifest.clips], valid, seed)
     teacher = dict(table.teacher)
-    attrs = {"teacher": {**teacher, "control": "shuffled", "permutation_seed": int(seed),
-                         "source_store": public_location(source_store),
-                         "checkpoint_sha256": sha256_hex(f"{teacher.get('checkpoint_sha256')}:shuffled:{seed}".encode()),
-                         "description": "a real teacher's logits assigned to other clips of the same split "
-                                        "(a control, not a model)"},
-             "front_end": table.front_end,
-             "manifest": {"name": manifest.name, "sha256": manifest_hashes(manifest_dir),
-                          "format": manifest.info.get("format")},
-             "views": {"count": 0, "seed": 0, "settings": None}}
+    attrs = {
+        "teacher": {
+            **teacher,
+            "control": "shuffled",
+            "permutation_seed": int(seed),
+            "source_store": public_location(source_store),
+            "checkpoint_sha256": sha256_hex(f"{teacher.get('checkpoint_sha256')}:shuffled:{seed}".encode()),
+            "description": "a real teacher's logits assigned to other clips of the same split (a control, not a model)",
+        },
+        "front_end": table.front_end,
+        "manifest": {
+            "name": manifest.name,
+            "sha256": manifest_hashes(manifest_dir),
+            "format": manifest.info.get("format"),
+        },
+        "views": {"count": 0, "seed": 0, "settings": None},
+    }
     return _write_rows(out, manifest, logits[source], valid[source], table.activation, attrs, overwrite)
-

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .controls import label_prior, prior_logits
-from ..training.dataset import multi_hot
 from ..manifests import Manifest
 from ..metrics import evaluate_predictions
+from ..training.dataset import multi_hot
+from .controls import label_prior, prior_logits
 
 DEFAULT_MARGIN = 0.1
 
@@ -47,8 +47,11 @@ def _entropy(p: np.ndarray, activation: str) -> float:
 
 def _targets_matrix(manifest: Manifest, clips) -> np.ndarray:
     index = {mid: i for i, mid in enumerate(manifest.mids)}
-    return np.stack([multi_hot(c, index, manifest.num_classes) for c in clips]).astype(np.int64) if clips \
+    return (
+        np.stack([multi_hot(c, index, manifest.num_classes) for c in clips]).astype(np.int64)
+        if clips
         else np.zeros((0, manifest.num_classes), dtype=np.int64)
+    )
 
 
 def _score(logits: np.ndarray, y: np.ndarray, single_label: bool) -> dict | None:
@@ -58,8 +61,9 @@ def _score(logits: np.ndarray, y: np.ndarray, single_label: bool) -> dict | None
     return {"map": metrics["map"], "accuracy": metrics["accuracy"], "clips": int(len(y))}
 
 
-def soft_target_diagnostics(table, manifest: Manifest, fold: int | None = None, tau: float = 1.0,
-                            margin: float = DEFAULT_MARGIN) -> dict:
+def soft_target_diagnostics(
+    table, manifest: Manifest, fold: int | None = None, tau: float = 1.0, margin: float = DEFAULT_MARGIN
+) -> dict:
     """Diagnostics of a LogitTable's targets against ``manifest``'s labels (clips joined by id)."""
     rows = table.rows([c.clip_id for c in manifest.clips])
     usable = rows >= 0
@@ -88,24 +92,42 @@ def soft_target_diagnostics(table, manifest: Manifest, fold: int | None = None, 
     p = _activate(train_logits, activation, tau)
     prior_row = _activate(prior_logits(label_prior(manifest, fold), activation)[None, :], activation, tau)
     prior = np.broadcast_to(prior_row, p.shape)
-    out["targets"] = {"positives": float(p[y].mean()), "negatives": float(p[~y].mean()),
-                      "entropy": _entropy(p, activation)}
-    out["prior"] = {"positives": float(prior[y].mean()), "negatives": float(prior[~y].mean()),
-                    "entropy": _entropy(prior_row, activation)}
-    out["gradient_ratio"] = gradient_balance(_activate(train_logits, "sigmoid", tau), _activate(train_logits, "softmax", tau),
-                                             y.astype(float), label_prior(manifest, fold), single_label)
+    out["targets"] = {
+        "positives": float(p[y].mean()),
+        "negatives": float(p[~y].mean()),
+        "entropy": _entropy(p, activation),
+    }
+    out["prior"] = {
+        "positives": float(prior[y].mean()),
+        "negatives": float(prior[~y].mean()),
+        "entropy": _entropy(prior_row, activation),
+    }
+    out["gradient_ratio"] = gradient_balance(
+        _activate(train_logits, "sigmoid", tau),
+        _activate(train_logits, "softmax", tau),
+        y.astype(float),
+        label_prior(manifest, fold),
+        single_label,
+    )
     separation = out["targets"]["positives"] - out["targets"]["negatives"]
     prior_separation = out["prior"]["positives"] - out["prior"]["negatives"]
     out["separation"], out["prior_separation"] = separation, prior_separation
     if separation - prior_separation < margin:
-        out["warning"] = (f"soft targets are close to the class prior (separation {separation:.3f} vs the "
-                          f"prior's {prior_separation:.3f}, margin {margin}): KD will mostly act as label "
-                          f"smoothing towards the prior; train the teacher longer or check it")
+        out["warning"] = (
+            f"soft targets are close to the class prior (separation {separation:.3f} vs the "
+            f"prior's {prior_separation:.3f}, margin {margin}): KD will mostly act as label "
+            f"smoothing towards the prior; train the teacher longer or check it"
+        )
     return out
 
 
-def gradient_balance(teacher_probs_sigmoid: np.ndarray, teacher_probs_softmax: np.ndarray, labels: np.ndarray,
-                     prior: np.ndarray, single_label: bool) -> dict[str, float]:
+def gradient_balance(
+    teacher_probs_sigmoid: np.ndarray,
+    teacher_probs_softmax: np.ndarray,
+    labels: np.ndarray,
+    prior: np.ndarray,
+    single_label: bool,
+) -> dict[str, float]:
     """How strongly each KD form pulls against the task loss: mean |grad KD| / mean |grad task| with
     respect to the student logits, for a student still at the class prior (the start of training).
 
@@ -129,28 +151,36 @@ def gradient_balance(teacher_probs_sigmoid: np.ndarray, teacher_probs_softmax: n
 
 def format_diagnostics(d: dict) -> str:
     """The diagnostics as a few human lines (make inspect, the grid report)."""
+
     def score(s):
         return "n/a" if not s else f"mAP {s['map']:.4f}, accuracy {s['accuracy']:.4f} ({s['clips']} clips)"
 
-    lines = [f"teacher on train clips{' (out-of-fold: cross-fitted)' if d['cross_fitted'] else ''}: "
-             f"{score(d.get('teacher_train'))}",
-             f"teacher on held-out clips (val + eval): {score(d.get('teacher_held_out'))}"]
+    lines = [
+        f"teacher on train clips{' (out-of-fold: cross-fitted)' if d['cross_fitted'] else ''}: "
+        f"{score(d.get('teacher_train'))}",
+        f"teacher on held-out clips (val + eval): {score(d.get('teacher_held_out'))}",
+    ]
     if "targets" in d:
         t, p = d["targets"], d["prior"]
-        lines.append(f"mean target (tau={d['tau']:g}, {d['activation']}): positives {t['positives']:.3f}, "
-                     f"negatives {t['negatives']:.3f}, entropy {t['entropy']:.3f} nats; the class prior gives "
-                     f"{p['positives']:.3f} / {p['negatives']:.3f} / {p['entropy']:.3f}")
+        lines.append(
+            f"mean target (tau={d['tau']:g}, {d['activation']}): positives {t['positives']:.3f}, "
+            f"negatives {t['negatives']:.3f}, entropy {t['entropy']:.3f} nats; the class prior gives "
+            f"{p['positives']:.3f} / {p['negatives']:.3f} / {p['entropy']:.3f}"
+        )
     if "gradient_ratio" in d:
         g = d["gradient_ratio"]
-        lines.append(f"KD / task gradient at a prior-level student (kd_lambda weighs these): kd_loss=bce {g['bce']:.2f}x, "
-                     f"kd_loss=kl {g['kl']:.2f}x")
+        lines.append(
+            f"KD / task gradient at a prior-level student (kd_lambda weighs these): kd_loss=bce {g['bce']:.2f}x, "
+            f"kd_loss=kl {g['kl']:.2f}x"
+        )
     if d.get("warning"):
         lines.append("warning: " + d["warning"])
     return "\n".join(lines)
 
 
-def soft_target_report(store, dataset: str, fold: int | None = None, tau: float = 1.0,
-                       digest: str | None = None) -> str:
+def soft_target_report(
+    store, dataset: str, fold: int | None = None, tau: float = 1.0, digest: str | None = None
+) -> str:
     """`make inspect`'s second half: what the store's soft targets carry against DATASET's labels (an
     empty string when the dataset has no manifest here)."""
     from ..manifests import load_manifest
@@ -164,5 +194,6 @@ def soft_target_report(store, dataset: str, fold: int | None = None, tau: float 
     table = LogitTable.open(store, load_views=False, expected_digest=digest)
     if table.vocabulary_mids != manifest.mids:
         return f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)"
-    return (f"\nsoft targets against {manifest.name}'s labels:\n"
-            + format_diagnostics(soft_target_diagnostics(table, manifest, fold=fold, tau=tau)))
+    return f"\nsoft targets against {manifest.name}'s labels:\n" + format_diagnostics(
+        soft_target_diagnostics(table, manifest, fold=fold, tau=tau)
+    )

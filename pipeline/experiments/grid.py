@@ -33,12 +33,12 @@ from pathlib import Path
 
 from .. import paths
 from ..augment import AugmentSettings
-from ..config import Config, apply_overrides
-from . import grid_reuse
 from ..cluster import ClusterResources
-from .parallel_runs import RunJob, run_jobs
+from ..config import Config, apply_overrides
 from ..paths import grid_run_dir, store_dir
 from ..recipe import Recipe
+from . import grid_reuse
+from .parallel_runs import RunJob, run_jobs
 
 DESIGNS = ("short", "equal")
 
@@ -97,17 +97,22 @@ class GridSpec:
 
 def _design_cells(spec: GridSpec, design: str) -> list[Cell]:
     d = design
-    cells = [Cell(f"{d}/cnn", "cnn", d, group="no-KD"), Cell(f"{d}/ast", "ast", d, group="no-KD"),
-             Cell(f"{d}/ast_to_cnn", "cnn", d, "teacher/ast", "clean", group="cross-model"),
-             Cell(f"{d}/cnn_to_ast", "ast", d, "teacher/cnn", "clean", group="cross-model"),
-             Cell(f"{d}/prior_to_cnn", "cnn", d, "", "clean", "prior", group="control"),
-             Cell(f"{d}/prior_to_ast", "ast", d, "", "clean", "prior", group="control")]
+    cells = [
+        Cell(f"{d}/cnn", "cnn", d, group="no-KD"),
+        Cell(f"{d}/ast", "ast", d, group="no-KD"),
+        Cell(f"{d}/ast_to_cnn", "cnn", d, "teacher/ast", "clean", group="cross-model"),
+        Cell(f"{d}/cnn_to_ast", "ast", d, "teacher/cnn", "clean", group="cross-model"),
+        Cell(f"{d}/prior_to_cnn", "cnn", d, "", "clean", "prior", group="control"),
+        Cell(f"{d}/prior_to_ast", "ast", d, "", "clean", "prior", group="control"),
+    ]
     if spec.small:
         return cells
-    cells += [Cell(f"{d}/shuffled_ast_to_cnn", "cnn", d, "teacher/ast", "clean", "shuffled", group="control"),
-              Cell(f"{d}/shuffled_cnn_to_ast", "ast", d, "teacher/cnn", "clean", "shuffled", group="control"),
-              Cell(f"{d}/cnn_to_cnn", "cnn", d, "teacher/cnn", "clean", group="same-model"),
-              Cell(f"{d}/ast_to_ast", "ast", d, "teacher/ast", "clean", group="same-model")]
+    cells += [
+        Cell(f"{d}/shuffled_ast_to_cnn", "cnn", d, "teacher/ast", "clean", "shuffled", group="control"),
+        Cell(f"{d}/shuffled_cnn_to_ast", "ast", d, "teacher/cnn", "clean", "shuffled", group="control"),
+        Cell(f"{d}/cnn_to_cnn", "cnn", d, "teacher/cnn", "clean", group="same-model"),
+        Cell(f"{d}/ast_to_ast", "ast", d, "teacher/ast", "clean", group="same-model"),
+    ]
     if design != "short":  # the mode comparisons once, at the cheaper budget
         return cells
     teacher, student = spec.direction.split("_to_")
@@ -116,8 +121,15 @@ def _design_cells(spec: GridSpec, design: str) -> list[Cell]:
         Cell(f"{pair}_replay", student, d, f"teacher/{teacher}", "replay", group="consistency"),
         Cell(f"{pair}_online", student, d, f"teacher/{teacher}", "online", group="consistency"),
         Cell(f"{pair}_crossfit", student, d, f"teacher/{teacher}_crossfit", "clean", group="cross-fitting"),
-        Cell(f"{pair}_tau", student, d, f"teacher/{teacher}", "clean",
-             overrides=(f"tau={spec.paper_tau}", "tau_student=true", "tau_squared=true"), group="temperature"),
+        Cell(
+            f"{pair}_tau",
+            student,
+            d,
+            f"teacher/{teacher}",
+            "clean",
+            overrides=(f"tau={spec.paper_tau}", "tau_student=true", "tau_squared=true"),
+            group="temperature",
+        ),
     ]
 
 
@@ -147,15 +159,24 @@ def cells_for(spec: GridSpec) -> list[Cell]:
     wanted |= {by_name[n].teacher for n in spec.only if by_name[n].teacher}
     wanted |= {by_name[n].baseline for n in spec.only if not by_name[n].is_teacher}
     # the equal design's seed-0 baseline is its family's teacher run
-    wanted |= {f"teacher/{by_name[n].model}" for n in wanted if by_name[n].design == "equal" and by_name[n].kd == "none"}
+    wanted |= {
+        f"teacher/{by_name[n].model}" for n in wanted if by_name[n].design == "equal" and by_name[n].kd == "none"
+    }
     return [c for c in cells if c.name in wanted]
 
 
 def cell_config(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int) -> Config:
     """The resolved recipe of one cell: its family's section, its role's budget, the grid's and the
     cell's overrides, and the seed (teachers always seed 0: trained once, reused by every seed)."""
-    return recipe.resolve(cell.role, [f"model={spec.model_name(cell.model)}", f"seed={0 if cell.is_teacher else seed}",
-                                      *spec.overrides, *cell.overrides])
+    return recipe.resolve(
+        cell.role,
+        [
+            f"model={spec.model_name(cell.model)}",
+            f"seed={0 if cell.is_teacher else seed}",
+            *spec.overrides,
+            *cell.overrides,
+        ],
+    )
 
 
 def _unfinished(spec: GridSpec):
@@ -215,12 +236,12 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
     """The store a KD cell reads, written on first use: the teacher's (with K views when any replay
     cell learns from it; the name says so, so adding replay later never reuses a view-less store), or a
     control made from it."""
-    from .controls import write_prior_store, write_shuffled_store
-    from ..stage_one import StageOneJob, run_stage_one
     from ..features import front_end_dict
-    from ..training.losses import ACTIVATION_OF_KIND, resolve_kd_loss, single_label_task
     from ..manifests import load_manifest
+    from ..stage_one import StageOneJob, run_stage_one
     from ..store import store_is_complete
+    from ..training.losses import ACTIVATION_OF_KIND, resolve_kd_loss, single_label_task
+    from .controls import write_prior_store, write_shuffled_store
 
     stores = store_dir(spec.dataset)
     fold = f"-fold{spec.fold}" if spec.fold is not None else ""
@@ -231,16 +252,31 @@ def _store_for(spec: GridSpec, cell: Cell, cells: list[Cell], config: Config, pr
         activation = ACTIVATION_OF_KIND[kind]  # the prior in the form the student's KD term reads
         store = stores / f"cmkd-prior-{activation}{fold}.zarr"
         if not store_is_complete(store):
-            write_prior_store(manifest_dir, store, front_end_dict(config.front_end(manifest.stats(), manifest.name)), activation,
-                              fold=spec.fold)
+            write_prior_store(
+                manifest_dir,
+                store,
+                front_end_dict(config.front_end(manifest.stats(), manifest.name)),
+                activation,
+                fold=spec.fold,
+            )
         return str(store)
     views = spec.views if any(c.kd == "replay" and c.teacher == cell.teacher for c in cells) else 0
     name = cell.teacher.replace("teacher/", "")
     store = stores / f"cmkd-{name}{fold}{f'-views{views}' if views else ''}.zarr"
     if not store_is_complete(store):
         teacher_dir = grid_run_dir(spec.dataset, cell.teacher, 0)
-        run_stage_one(StageOneJob(spec.dataset, str(teacher_dir), str(store), views=views, view_seed=0,
-                                  scheduler="inline", augment=AugmentSettings.from_config(config)), progress=progress)
+        run_stage_one(
+            StageOneJob(
+                spec.dataset,
+                str(teacher_dir),
+                str(store),
+                views=views,
+                view_seed=0,
+                scheduler="inline",
+                augment=AugmentSettings.from_config(config),
+            ),
+            progress=progress,
+        )
     if cell.control == "shuffled":
         shuffled = stores / f"cmkd-shuffled-{name}{fold}.zarr"
         if not store_is_complete(shuffled):
@@ -254,8 +290,11 @@ def set_aside_stale_grid(spec: GridSpec, recipe: Recipe | None = None) -> Path |
     recipe changed (:mod:`pipeline.experiments.grid_reuse`). Returns the folder the old runs went to, if any."""
     teachers = None
     if recipe is not None:
-        teachers = {cell.name: (run_dir(spec, cell, 0), cell_config(spec, recipe, cell, 0))
-                    for cell in cells_for(spec) if cell.is_teacher}
+        teachers = {
+            cell.name: (run_dir(spec, cell, 0), cell_config(spec, recipe, cell, 0))
+            for cell in cells_for(spec)
+            if cell.is_teacher
+        }
     return grid_reuse.set_aside_stale_grid(spec.dataset, teachers)
 
 
@@ -279,11 +318,29 @@ def _job(spec: GridSpec, recipe: Recipe, cell: Cell, seed: int, waits_for: set[s
     config = cell_config(spec, recipe, cell, seed)
     if cell.is_teacher:
         kind = "crossfit" if cell.crossfit else "train"
-        return RunJob(_label(cell, seed), kind, spec.dataset, config, run, directory, fold=spec.fold,
-                      crossfit=cell.crossfit, resume=_resumable(directory, config))
+        return RunJob(
+            _label(cell, seed),
+            kind,
+            spec.dataset,
+            config,
+            run,
+            directory,
+            fold=spec.fold,
+            crossfit=cell.crossfit,
+            resume=_resumable(directory, config),
+        )
     after = (cell.teacher,) if cell.teacher in waits_for else ()
-    return RunJob(_label(cell, seed), "student", spec.dataset, config, run, directory, fold=spec.fold, after=after,
-                  resume=_resumable(directory, config))
+    return RunJob(
+        _label(cell, seed),
+        "student",
+        spec.dataset,
+        config,
+        run,
+        directory,
+        fold=spec.fold,
+        after=after,
+        resume=_resumable(directory, config),
+    )
 
 
 def _resumable(directory: Path, config) -> bool:
@@ -314,8 +371,14 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     student starts once its teacher has finished, the others at once."""
     set_aside_stale_grid(spec, recipe)
     cells = cells_for(spec)
-    todo = [(cell, seed) for seed in range(spec.seeds) for cell in cells
-            if not (cell.is_teacher and seed) and not _reuses_teacher(cell, seed) and not _finished(spec, recipe, cell, seed)]
+    todo = [
+        (cell, seed)
+        for seed in range(spec.seeds)
+        for cell in cells
+        if not (cell.is_teacher and seed)
+        and not _reuses_teacher(cell, seed)
+        and not _finished(spec, recipe, cell, seed)
+    ]
     todo.sort(key=lambda item: not item[0].is_teacher)  # teachers first: students may wait for them
     training_teachers = {cell.name for cell, _ in todo if cell.is_teacher}
     by_label = {_label(cell, seed): cell for cell, seed in todo}
@@ -337,8 +400,11 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
     results: dict[str, dict[int, dict]] = {}
     for seed in range(spec.seeds):
         for cell in cells:
-            directory = (grid_run_dir(spec.dataset, f"teacher/{cell.model}", 0) if _reuses_teacher(cell, seed)
-                         else run_dir(spec, cell, seed))
+            directory = (
+                grid_run_dir(spec.dataset, f"teacher/{cell.model}", 0)
+                if _reuses_teacher(cell, seed)
+                else run_dir(spec, cell, seed)
+            )
             results.setdefault(cell.name, {})[seed] = json.loads((directory / "summary.json").read_text())
     return results
 
@@ -346,12 +412,13 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
 def grid_diagnostics(spec: GridSpec, results: dict, manifest) -> tuple[dict[str, str], dict[str, list[int]]]:
     """({store: formatted soft-target diagnostics} for every store the grid's KD cells read,
     {class group: vocabulary indices} when the vocabulary is the embedded corpus's, else {})."""
+    from ..store import LogitTable
     from ..synthetic_corpus import class_groups
     from .diagnostics import format_diagnostics, soft_target_diagnostics
-    from ..store import LogitTable
 
-    stores = sorted({summary["logits"] for runs in results.values() for summary in runs.values()
-                     if summary.get("logits")})
+    stores = sorted(
+        {summary["logits"] for runs in results.values() for summary in runs.values() if summary.get("logits")}
+    )
     diagnostics = {}
     for store in stores:
         if Path(store).exists():

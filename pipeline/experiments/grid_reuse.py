@@ -43,8 +43,11 @@ def _other_family_keys(model: str | None) -> set[str]:
 
 def _saved_config(run_dir: Path) -> dict | None:
     """The recipe a run was trained with; a cross-fitted teacher keeps it in each of its members."""
-    for candidate in (run_dir / "config.yaml", *sorted(run_dir.glob("fold*/config.yaml")),
-                      *sorted(run_dir.glob("member*/config.yaml"))):
+    for candidate in (
+        run_dir / "config.yaml",
+        *sorted(run_dir.glob("fold*/config.yaml")),
+        *sorted(run_dir.glob("member*/config.yaml")),
+    ):
         if candidate.exists():
             return read_yaml(candidate) or {}
     return None
@@ -126,6 +129,5 @@ def set_aside_superseded_run(run_dir: Path, config: Config) -> bool:
         count += 1
         target = run_dir.with_name(f"{run_dir.name}.superseded-{count}")
     shutil.move(str(run_dir), str(target))
-    print(f"{run_dir} was trained with another recipe ({'; '.join(changes[:3])}): moved to {target}, "
-          "training it again")
+    print(f"{run_dir} was trained with another recipe ({'; '.join(changes[:3])}): moved to {target}, training it again")
     return True

@@ -25,9 +25,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 from ..config import Config
 
@@ -55,13 +55,14 @@ class RunJob:
 
 def execute(job: RunJob, progress: bool = True) -> dict:
     """Run one job in this process; returns its summary."""
-    from ..training.crossfit import run_crossfit
     from ..stage_two.run import train_student
     from ..training import run_training
+    from ..training.crossfit import run_crossfit
 
     if job.kind == "crossfit":
-        return run_crossfit(job.dataset, job.config, job.run, job.crossfit, fold=job.fold, resume=job.resume,
-                            progress=progress)
+        return run_crossfit(
+            job.dataset, job.config, job.run, job.crossfit, fold=job.fold, resume=job.resume, progress=progress
+        )
     if job.kind == "train":
         return run_training(job.dataset, job.config, job.run, fold=job.fold, resume=job.resume, progress=progress)
     return train_student(job.dataset, job.config, job.run, fold=job.fold, resume=job.resume, progress=progress)
@@ -115,8 +116,9 @@ def check_order(jobs: list[RunJob]) -> None:
         seen.add(job.label)
 
 
-def run_jobs(jobs: list[RunJob], parallel: int = 1, progress: bool = True,
-             prepare: Callable[[RunJob], RunJob] | None = None) -> None:
+def run_jobs(
+    jobs: list[RunJob], parallel: int = 1, progress: bool = True, prepare: Callable[[RunJob], RunJob] | None = None
+) -> None:
     """Run every job, up to ``parallel`` at once, each after the runs it waits for (listed before
     it); ``parallel=1`` runs them here, in order, with their own progress bars. Raises after all
     have stopped if any failed."""
@@ -165,8 +167,10 @@ def run_jobs(jobs: list[RunJob], parallel: int = 1, progress: bool = True,
             if process.exitcode == 0 and summary_file.exists():
                 done.add(job.label)
                 value = json.loads(summary_file.read_text()).get("map")
-                bar.write(f"finished {job.label} in {time.time() - began:.0f} s"
-                          + (f": eval mAP {value:.4f}" if isinstance(value, float) else ""))
+                bar.write(
+                    f"finished {job.label} in {time.time() - began:.0f} s"
+                    + (f": eval mAP {value:.4f}" if isinstance(value, float) else "")
+                )
             else:
                 failed.add(job.label)
                 failures.append(f"{job.label} (exit {process.exitcode}): {_last_line(log)} [log: {log}]")

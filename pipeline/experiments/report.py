@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .grid import Cell, GridSpec, cells_for
 from ..metrics import mean_and_spread, paired_difference
+from .grid import Cell, GridSpec, cells_for
 
 METRIC_NAMES = {"map": "mAP", "accuracy": "accuracy"}
 
@@ -112,36 +112,46 @@ def comparisons(spec: GridSpec, results: dict, key: str) -> list[Comparison]:
 def main_table(spec: GridSpec, results: dict, key: str) -> list[str]:
     metric = METRIC_NAMES[key]
     seeds = list(range(spec.seeds))
-    lines = [f"| design | pair | teacher {metric} | no-KD student | KD student | KD − no-KD (paired, 95 % CI) "
-             f"| KD − prior control (paired, 95 % CI) | student − teacher | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| design | pair | teacher {metric} | no-KD student | KD student | KD − no-KD (paired, 95 % CI) "
+        f"| KD − prior control (paired, 95 % CI) | student − teacher | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in comparisons(spec, results, key):
         cell, over_base, over_prior = row.cell, row.over_baseline, row.over_prior
         teacher = _values(results, cell.teacher, key, [0]) if cell.teacher and not cell.control else []
         student = _values(results, cell.name, key, seeds)
         beats = f"{np.mean(student) - teacher[0]:+.4f}" if (teacher and student) else "n/a"
-        lines.append(f"| {cell.design} | {row.label} | {_fmt(teacher)} | "
-                     f"{_fmt(_values(results, cell.baseline, key, seeds))} | {_fmt(student)} | {_fmt_paired(over_base)} "
-                     f"| {_fmt_paired(over_prior)} | {beats} | "
-                     f"{'control' if cell.control == 'prior' else verdict(over_base, over_prior)} |")
+        lines.append(
+            f"| {cell.design} | {row.label} | {_fmt(teacher)} | "
+            f"{_fmt(_values(results, cell.baseline, key, seeds))} | {_fmt(student)} | {_fmt_paired(over_base)} "
+            f"| {_fmt_paired(over_prior)} | {beats} | "
+            f"{'control' if cell.control == 'prior' else verdict(over_base, over_prior)} |"
+        )
     return lines
 
 
 def group_table(spec: GridSpec, results: dict, groups: dict[str, list[int]]) -> list[str]:
     """Per class group: does the CNN teacher help the AST on local classes, the AST the CNN on temporal?"""
     seeds = list(range(spec.seeds))
-    lines = ["| design | pair | group | teacher AP | no-KD student | KD student | KD − no-KD (paired, 95 % CI) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| design | pair | group | teacher AP | no-KD student | KD student | KD − no-KD (paired, 95 % CI) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for cell in cells_for(spec):
         if cell.is_teacher or cell.kd == "none":
             continue
         for group in groups:
             kd = _group_values(results, cell.name, group, groups, seeds)
             base = _group_values(results, cell.baseline, group, groups, seeds)
-            teacher = _group_values(results, cell.teacher, group, groups, [0]) if cell.teacher and not cell.control else []
+            teacher = (
+                _group_values(results, cell.teacher, group, groups, [0]) if cell.teacher and not cell.control else []
+            )
             paired = paired_difference(kd, base) if (kd and len(kd) == len(base)) else None
-            lines.append(f"| {cell.design} | {_label(cell)} | {group} | {_fmt(teacher)} | {_fmt(base)} | {_fmt(kd)} "
-                         f"| {_fmt_paired(paired)} |")
+            lines.append(
+                f"| {cell.design} | {_label(cell)} | {group} | {_fmt(teacher)} | {_fmt(base)} | {_fmt(kd)} "
+                f"| {_fmt_paired(paired)} |"
+            )
     return lines
 
 
@@ -151,38 +161,60 @@ def _ap(value: float) -> str:
 
 def teacher_lines(spec: GridSpec, results: dict, key: str, groups: dict) -> list[str]:
     metric = METRIC_NAMES[key]
-    lines = [f"| teacher | eval {metric} | epochs trained | " + " | ".join(f"{g} AP" for g in groups) + " |",
-             "|---|---|---|" + "---|" * len(groups)]
+    lines = [
+        f"| teacher | eval {metric} | epochs trained | " + " | ".join(f"{g} AP" for g in groups) + " |",
+        "|---|---|---|" + "---|" * len(groups),
+    ]
     for cell in cells_for(spec):
         if not cell.is_teacher or not results.get(cell.name):
             continue
         summary = results[cell.name][0]
         per_group = group_scores(summary, groups)
-        lines.append(f"| {cell.name} ({summary.get('model', '')}) | {summary[key]:.4f} | "
-                     f"{summary.get('epochs_trained', 'n/a')} | " + " | ".join(_ap(per_group[g]) for g in groups) + " |")
+        lines.append(
+            f"| {cell.name} ({summary.get('model', '')}) | {summary[key]:.4f} | "
+            f"{summary.get('epochs_trained', 'n/a')} | " + " | ".join(_ap(per_group[g]) for g in groups) + " |"
+        )
         if summary.get("out_of_fold"):
-            lines.append(f"| {cell.name}, out-of-fold on its train clips | {summary['out_of_fold'][key]:.4f} | | "
-                         + " | " * len(groups))
+            lines.append(
+                f"| {cell.name}, out-of-fold on its train clips | {summary['out_of_fold'][key]:.4f} | | "
+                + " | " * len(groups)
+            )
     return lines
 
 
-def write_report(spec: GridSpec, results: dict, out_dir: str | Path, seconds: float, key: str = "map",
-                 diagnostics: dict[str, str] | None = None, groups: dict[str, list[int]] | None = None) -> Path:
+def write_report(
+    spec: GridSpec,
+    results: dict,
+    out_dir: str | Path,
+    seconds: float,
+    key: str = "map",
+    diagnostics: dict[str, str] | None = None,
+    groups: dict[str, list[int]] | None = None,
+) -> Path:
     """diagnostics: {store path: formatted soft-target diagnostics}; groups: class groups (embedded corpus)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = groups or {}
     metric = METRIC_NAMES[key]
-    lines = [f"# CMKD grid on `{spec.dataset}`", "",
-             f"CNN = `{spec.cnn}`, AST = `{spec.ast}`; teachers trained once (their recipe's teacher budget); "
-             f"students over {spec.seeds} seed(s); eval {metric}, mean ± sample std over seeds. This grid run took "
-             f"{seconds / 60:.1f} min (cells finished by earlier runs are reused, not counted).", "",
-             "Designs: **equal** = the student trains with the teacher's budget (the paper's setting: does the "
-             "student beat its teacher?); **short** = the student gets the recipe's shorter student budget. "
-             "Differences are paired per seed (KD student vs the no-KD student and vs the prior-control student "
-             "of the same seed) with a 95 % t interval; an effect is called only when the interval excludes 0. "
-             "The prior control's targets carry no knowledge of the clips, so only a gain over it is knowledge.",
-             "", *main_table(spec, results, key), "", "## Teachers", "", *teacher_lines(spec, results, key, groups)]
+    lines = [
+        f"# CMKD grid on `{spec.dataset}`",
+        "",
+        f"CNN = `{spec.cnn}`, AST = `{spec.ast}`; teachers trained once (their recipe's teacher budget); "
+        f"students over {spec.seeds} seed(s); eval {metric}, mean ± sample std over seeds. This grid run took "
+        f"{seconds / 60:.1f} min (cells finished by earlier runs are reused, not counted).",
+        "",
+        "Designs: **equal** = the student trains with the teacher's budget (the paper's setting: does the "
+        "student beat its teacher?); **short** = the student gets the recipe's shorter student budget. "
+        "Differences are paired per seed (KD student vs the no-KD student and vs the prior-control student "
+        "of the same seed) with a 95 % t interval; an effect is called only when the interval excludes 0. "
+        "The prior control's targets carry no knowledge of the clips, so only a gain over it is knowledge.",
+        "",
+        *main_table(spec, results, key),
+        "",
+        "## Teachers",
+        "",
+        *teacher_lines(spec, results, key, groups),
+    ]
     if diagnostics:
         lines += ["", "## Soft targets", ""]
         for store, text in diagnostics.items():
@@ -190,8 +222,13 @@ def write_report(spec: GridSpec, results: dict, out_dir: str | Path, seconds: fl
     if groups:
         lines += ["", "## Per class group (eval AP over the group's classes)", "", *group_table(spec, results, groups)]
     seeds = list(range(spec.seeds))
-    lines += ["", "## Per-seed values", "", "| cell | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-              "|---|" + "---|" * spec.seeds]
+    lines += [
+        "",
+        "## Per-seed values",
+        "",
+        "| cell | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|" + "---|" * spec.seeds,
+    ]
     for cell in cells_for(spec):
         values = _values(results, cell.name, key, [0] if cell.is_teacher else seeds)
         lines.append(f"| {cell.name} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
@@ -210,16 +247,32 @@ def table_text(path: Path) -> str:
     return "\n".join(line for line in lines[: lines.index("## Teachers")] if line)
 
 
-def family_table(results: dict, groups: dict[str, list[int]], key: str, seeds: list[int],
-                 cnn: str = "equal/cnn", ast: str = "equal/ast") -> list[str]:
+def family_table(
+    results: dict,
+    groups: dict[str, list[int]],
+    key: str,
+    seeds: list[int],
+    cnn: str = "equal/cnn",
+    ast: str = "equal/ast",
+) -> list[str]:
     """The corpus's design check: both families at one budget, overall and per class group, with the
     AST − CNN difference paired by seed (same clip order and corpus, only the architecture differs)."""
-    rows = [(f"all classes ({METRIC_NAMES[key]})", _values(results, cnn, key, seeds), _values(results, ast, key, seeds))]
-    rows += [(f"{group} group ({len(groups[group])} classes)", _group_values(results, cnn, group, groups, seeds),
-              _group_values(results, ast, group, groups, seeds)) for group in groups]
+    rows = [
+        (f"all classes ({METRIC_NAMES[key]})", _values(results, cnn, key, seeds), _values(results, ast, key, seeds))
+    ]
+    rows += [
+        (
+            f"{group} group ({len(groups[group])} classes)",
+            _group_values(results, cnn, group, groups, seeds),
+            _group_values(results, ast, group, groups, seeds),
+        )
+        for group in groups
+    ]
     lines = ["| classes | CNN | AST | AST − CNN (paired, 95 % CI) | better |", "|---|---|---|---|---|"]
     for name, cnn_values, ast_values in rows:
-        paired = paired_difference(ast_values, cnn_values) if cnn_values and len(cnn_values) == len(ast_values) else None
+        paired = (
+            paired_difference(ast_values, cnn_values) if cnn_values and len(cnn_values) == len(ast_values) else None
+        )
         if not paired or paired["verdict"] == "one seed: no call":
             better = "one seed: no call"
         else:

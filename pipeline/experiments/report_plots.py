@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+
 import numpy as np
 
-from .grid import GridSpec, cells_for
 from ..training.runlog import square_limits
+from .grid import GridSpec, cells_for
 
 # the two differences each row shows: (attribute of Comparison, legend label, colour, marker, offset in the row)
-ESTIMATES = (("over_baseline", "KD − no-KD student", "#4f7cac", "o", -0.14),
-             ("over_prior", "KD − prior-control student", "#c47a2c", "D", 0.14))
+ESTIMATES = (
+    ("over_baseline", "KD − no-KD student", "#4f7cac", "o", -0.14),
+    ("over_prior", "KD − prior-control student", "#c47a2c", "D", 0.14),
+)
 CONTROL_BAND = "#e6e6e6"
 
 
@@ -49,8 +52,9 @@ def forest_figure(spec: GridSpec, rows: list, metric: str):
 
     designs = [d for d in spec.designs if any(r.cell.design == d for r in rows)] or list(spec.designs[:1])
     height = max(3.0, 1.6 + 0.42 * max((sum(r.cell.design == d for r in rows) for d in designs), default=1))
-    fig, axes = plt.subplots(1, len(designs), figsize=(max(9.0, 7.5 * len(designs)), height), squeeze=False,
-                             sharex=True)  # one scale: the designs compare
+    fig, axes = plt.subplots(
+        1, len(designs), figsize=(max(9.0, 7.5 * len(designs)), height), squeeze=False, sharex=True
+    )  # one scale: the designs compare
     for ax, design in zip(axes[0], designs, strict=True):
         mine = [r for r in rows if r.cell.design == design]
         for y, row in enumerate(mine):
@@ -60,16 +64,35 @@ def forest_figure(spec: GridSpec, rows: list, metric: str):
                 paired = getattr(row, attribute)
                 if not paired:
                     continue
-                ax.scatter(paired["diffs"], [y + offset] * len(paired["diffs"]), s=16, color=colour, alpha=0.6,
-                           zorder=2, linewidths=0)
+                ax.scatter(
+                    paired["diffs"],
+                    [y + offset] * len(paired["diffs"]),
+                    s=16,
+                    color=colour,
+                    alpha=0.6,
+                    zorder=2,
+                    linewidths=0,
+                )
                 interval = not math.isnan(paired["low"])
                 xerr = [[paired["mean"] - paired["low"]], [paired["high"] - paired["mean"]]] if interval else None
-                ax.errorbar(paired["mean"], y + offset, xerr=xerr, fmt=marker, color=colour, capsize=3, markersize=6,
-                            markerfacecolor=colour if interval else "white", zorder=3)
+                ax.errorbar(
+                    paired["mean"],
+                    y + offset,
+                    xerr=xerr,
+                    fmt=marker,
+                    color=colour,
+                    capsize=3,
+                    markersize=6,
+                    markerfacecolor=colour if interval else "white",
+                    zorder=3,
+                )
         ax.axvline(0.0, color="black", linewidth=1.3, zorder=1)
         ax.margins(x=0.1)  # zero stays off the frame even when every difference is on one side of it
-        ax.set_yticks(range(len(mine)), [r.label + ("" if "control" in r.label or not r.cell.control else " (control)") for r in mine],
-                      fontsize=8)
+        ax.set_yticks(
+            range(len(mine)),
+            [r.label + ("" if "control" in r.label or not r.cell.control else " (control)") for r in mine],
+            fontsize=8,
+        )
         for tick, row in zip(ax.get_yticklabels(), mine, strict=True):
             if row.cell.control:
                 tick.set_color("#666666")
@@ -82,8 +105,11 @@ def forest_figure(spec: GridSpec, rows: list, metric: str):
     handles = [Patch(color=colour, label=label) for _, label, colour, _, _ in ESTIMATES]
     handles.append(Patch(color=CONTROL_BAND, label="control row (prior or shuffled teacher)"))
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(f"CMKD grid on {spec.dataset} ({spec.cnn} / {spec.ast})\n"
-                 f"right of 0: the KD student scores higher than the student it is paired with", fontsize=10)
+    fig.suptitle(
+        f"CMKD grid on {spec.dataset} ({spec.cnn} / {spec.ast})\n"
+        f"right of 0: the KD student scores higher than the student it is paired with",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
@@ -97,8 +123,11 @@ def plot_per_class(spec: GridSpec, results: dict, path: Path) -> None:
     for ax, cell in zip(axes[0], pairs):
         teacher = results[cell.teacher][0].get("per_class_ap") or []
         students = [results[cell.name][s].get("per_class_ap") or [] for s in sorted(results[cell.name])]
-        points = [(t, np.mean([s[i] for s in students if i < len(s) and s[i] is not None]))
-                  for i, t in enumerate(teacher) if t is not None and any(i < len(s) and s[i] is not None for s in students)]
+        points = [
+            (t, np.mean([s[i] for s in students if i < len(s) and s[i] is not None]))
+            for i, t in enumerate(teacher)
+            if t is not None and any(i < len(s) and s[i] is not None for s in students)
+        ]
         if points:
             xs, ys = zip(*points)
             ax.scatter(xs, ys, s=12, color="#4f7cac")

@@ -44,11 +44,17 @@ class ModelDescription:
     activation: str  # sigmoid (multi-label) | softmax (single-label)
 
     def config_json(self, extra: dict | None = None) -> dict:
-        return {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "model_name": self.model_name,
-                "model_config": self.model_config, "front_end": vars(self.front_end),
-                "front_end_detail": front_end_dict(self.front_end),
-                "vocabulary": {"mids": self.mids, "names": self.names}, "activation": self.activation,
-                **(extra or {})}
+        return {
+            "format": BUNDLE_FORMAT,
+            "version": BUNDLE_VERSION,
+            "model_name": self.model_name,
+            "model_config": self.model_config,
+            "front_end": vars(self.front_end),
+            "front_end_detail": front_end_dict(self.front_end),
+            "vocabulary": {"mids": self.mids, "names": self.names},
+            "activation": self.activation,
+            **(extra or {}),
+        }
 
 
 def description_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> ModelDescription:
@@ -56,12 +62,20 @@ def description_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> Model
 
     name, config = validate_model_config(ckpt.get("model_name"), ckpt.get("model_config", {}), source=source)
     vocabulary = ckpt.get("vocabulary") or {}
-    return _checked(name, config, ckpt.get("front_end"), vocabulary.get("mids"), vocabulary.get("names"),
-                    ckpt.get("activation", "sigmoid"), source)
+    return _checked(
+        name,
+        config,
+        ckpt.get("front_end"),
+        vocabulary.get("mids"),
+        vocabulary.get("names"),
+        ckpt.get("activation", "sigmoid"),
+        source,
+    )
 
 
-def _checked(name: str, config: dict, front_end: object, mids: object, names: object, activation: object,
-             source: str) -> ModelDescription:
+def _checked(
+    name: str, config: dict, front_end: object, mids: object, names: object, activation: object, source: str
+) -> ModelDescription:
     if not isinstance(front_end, dict):
         raise BundleError(f"{source}: front_end must be a mapping, got {type(front_end).__name__}")
     known = {f.name: f.type for f in fields(FrontEndConfig)}
@@ -69,10 +83,16 @@ def _checked(name: str, config: dict, front_end: object, mids: object, names: ob
     if unknown:
         raise BundleError(f"{source}: front_end has unknown key(s) {unknown}; allowed: {', '.join(known)}")
     for key, value in front_end.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0 \
-                and key != "norm_mean":
-            raise BundleError(f"{source}: front_end.{key} must be a finite number (positive but for norm_mean), "
-                              f"got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+            and key != "norm_mean"
+        ):
+            raise BundleError(
+                f"{source}: front_end.{key} must be a finite number (positive but for norm_mean), got {value!r}"
+            )
     front = FrontEndConfig(**front_end)
     for key in ("sample_rate", "n_mels", "target_length"):
         if not float(getattr(front, key)).is_integer():
@@ -82,11 +102,15 @@ def _checked(name: str, config: dict, front_end: object, mids: object, names: ob
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise BundleError(f"{source}: vocabulary.{field} must be a list of strings")
     if len(mids) != config.get("num_classes") or len(names) != len(mids):
-        raise BundleError(f"{source}: vocabulary has {len(mids)} mids and {len(names)} names, the model "
-                          f"{config.get('num_classes')} outputs")
+        raise BundleError(
+            f"{source}: vocabulary has {len(mids)} mids and {len(names)} names, the model "
+            f"{config.get('num_classes')} outputs"
+        )
     if (config.get("n_mels"), config.get("target_length")) != (front.n_mels, front.target_length):
-        raise BundleError(f"{source}: model input {config.get('n_mels')} mels x {config.get('target_length')} frames "
-                          f"differs from the front end's {front.n_mels} x {front.target_length}")
+        raise BundleError(
+            f"{source}: model input {config.get('n_mels')} mels x {config.get('target_length')} frames "
+            f"differs from the front end's {front.n_mels} x {front.target_length}"
+        )
     if activation not in ACTIVATIONS:
         raise BundleError(f"{source}: activation must be one of {ACTIVATIONS}, got {activation!r}")
     return ModelDescription(name, dict(config), front, list(mids), list(names), str(activation))
@@ -100,8 +124,10 @@ def read_config(folder: str | Path) -> tuple[ModelDescription, dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BundleError(f"{path}: not found (an exported folder holds {CONFIG_FILE} and {WEIGHTS_FILE}; "
-                          f"write one with `make export`)") from None
+        raise BundleError(
+            f"{path}: not found (an exported folder holds {CONFIG_FILE} and {WEIGHTS_FILE}; "
+            f"write one with `make export`)"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
@@ -111,13 +137,21 @@ def read_config(folder: str | Path) -> tuple[ModelDescription, dict]:
     except ValueError as error:
         raise BundleError(str(error)) from None
     vocabulary = data.get("vocabulary") if isinstance(data.get("vocabulary"), dict) else {}
-    description = _checked(name, config, data.get("front_end"), vocabulary.get("mids"), vocabulary.get("names"),
-                           data.get("activation"), str(path))
+    description = _checked(
+        name,
+        config,
+        data.get("front_end"),
+        vocabulary.get("mids"),
+        vocabulary.get("names"),
+        data.get("activation"),
+        str(path),
+    )
     return description, data
 
 
-def write_bundle(model: torch.nn.Module, description: ModelDescription, folder: str | Path,
-                 extra: dict | None = None) -> tuple[Path, Path]:
+def write_bundle(
+    model: torch.nn.Module, description: ModelDescription, folder: str | Path, extra: dict | None = None
+) -> tuple[Path, Path]:
     """``model.safetensors`` (contiguous copies: safetensors refuses shared or strided storage) and
     ``config.json``."""
     from safetensors.torch import save_file
@@ -152,6 +186,8 @@ def load_bundle(folder: str | Path) -> tuple[torch.nn.Module, ModelDescription]:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise BundleError(f"{weights}: does not fit {description.model_name} as config.json describes it "
-                          f"({str(error).splitlines()[0]})") from None
+        raise BundleError(
+            f"{weights}: does not fit {description.model_name} as config.json describes it "
+            f"({str(error).splitlines()[0]})"
+        ) from None
     return model.eval(), description

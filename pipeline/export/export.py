@@ -57,8 +57,10 @@ def export_model(checkpoint: str | Path, out: str | Path, onnx: bool = True, log
         export_onnx(model, description, out)
         difference = max_logit_difference(model, onnx_session(out / ONNX_FILE), features)
         if not difference <= PARITY_TOLERANCE:
-            raise ExportError(f"{out / ONNX_FILE}: onnxruntime logits differ from PyTorch's by {difference:.3g} "
-                              f"(> {PARITY_TOLERANCE:g})")
+            raise ExportError(
+                f"{out / ONNX_FILE}: onnxruntime logits differ from PyTorch's by {difference:.3g} "
+                f"(> {PARITY_TOLERANCE:g})"
+            )
         files += [ONNX_FILE, FRONT_END_FILE]
     facts = card_facts(ckpt, path, parameters)
     (out / CARD_FILE).write_text(render_card(description, facts, files), encoding="utf-8")

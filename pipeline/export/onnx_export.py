@@ -44,14 +44,34 @@ def export_onnx(model: torch.nn.Module, description: ModelDescription, folder: s
     model = model.eval().cpu()
     with warnings.catch_warnings():  # the exporter's deprecation chatter is about its own internals
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          opset_version=OPSET, dynamo=True, optimize=True, verbose=False, external_data=False,
-                          dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}})
-    sidecar = {"input": {"name": INPUT_NAME, "shape": ["batch", front.target_length, front.n_mels],
-                         "dtype": "float32", "what": "normalised Kaldi log-mel fbank, frames x mels"},
-               "output": {"name": OUTPUT_NAME, "shape": ["batch", len(description.mids)], "dtype": "float32",
-                          "what": f"pre-activation logits; {description.activation} gives the scores"},
-               "front_end": front_end_dict(front)}
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=OPSET,
+            dynamo=True,
+            optimize=True,
+            verbose=False,
+            external_data=False,
+            dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}},
+        )
+    sidecar = {
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", front.target_length, front.n_mels],
+            "dtype": "float32",
+            "what": "normalised Kaldi log-mel fbank, frames x mels",
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", len(description.mids)],
+            "dtype": "float32",
+            "what": f"pre-activation logits; {description.activation} gives the scores",
+        },
+        "front_end": front_end_dict(front),
+    }
     (folder / FRONT_END_FILE).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     return path
 

@@ -12,14 +12,21 @@ file's known recipe), never from the current recipe: a tagger hears what it was 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from ..export.bundle import CONFIG_FILE, BundleError, ModelDescription, description_from_checkpoint, load_bundle, read_config
+from ..export.bundle import (
+    CONFIG_FILE,
+    BundleError,
+    ModelDescription,
+    description_from_checkpoint,
+    load_bundle,
+    read_config,
+)
 from ..export.onnx_export import ONNX_FILE, onnx_session, run_session
 
 ENGINES = ("torch", "onnx")
@@ -53,8 +60,15 @@ def _torch_forward(model: torch.nn.Module, device: str, amp: bool) -> Callable[[
     return forward
 
 
-def load_tagger_model(checkpoint: str | Path, engine: str = "torch", device: str = "auto", labels: str | None = None,
-                      model_name: str | None = None, amp: bool = False, threads: int = 0) -> TaggerModel:
+def load_tagger_model(
+    checkpoint: str | Path,
+    engine: str = "torch",
+    device: str = "auto",
+    labels: str | None = None,
+    model_name: str | None = None,
+    amp: bool = False,
+    threads: int = 0,
+) -> TaggerModel:
     from ..checkpoints import model_from_state, resolve_checkpoint
     from ..models.checkpoint_import import CheckpointImportError, load_weights_only
 
@@ -71,13 +85,20 @@ def load_tagger_model(checkpoint: str | Path, engine: str = "torch", device: str
                 raise BundleError(f"{path / ONNX_FILE}: not found (export with ONNX: `make export`)")
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
             session = onnx_session(path / ONNX_FILE, threads=threads, providers=providers)
-            return TaggerModel(description, lambda features: run_session(session, features.cpu().numpy()), "onnx",
-                               "cpu" if providers is None else device, str(path))
+            return TaggerModel(
+                description,
+                lambda features: run_session(session, features.cpu().numpy()),
+                "onnx",
+                "cpu" if providers is None else device,
+                str(path),
+            )
         model, description = load_bundle(path)
         return TaggerModel(description, _torch_forward(model, device, amp), "torch", device, str(path))
     if engine == "onnx":
-        raise ValueError(f"{path}: ENGINE=onnx runs an exported folder; export it first "
-                         f"(`make export CHECKPOINT={path} OUT=<folder>`)")
+        raise ValueError(
+            f"{path}: ENGINE=onnx runs an exported folder; export it first "
+            f"(`make export CHECKPOINT={path} OUT=<folder>`)"
+        )
     resolved = resolve_checkpoint(path)
     content = load_weights_only(resolved)
     if isinstance(content, dict) and "model_name" in content:  # one of ours
@@ -88,10 +109,11 @@ def load_tagger_model(checkpoint: str | Path, engine: str = "torch", device: str
         from ..stage_one.published import PublishedTeacherError, published_state
 
         if not labels:
-            raise PublishedTeacherError(f"{path}: a checkpoint with weights only (a published file?); pass "
-                                        f"LABELS=<the vocabulary file its outputs follow> to tag with it")
+            raise PublishedTeacherError(
+                f"{path}: a checkpoint with weights only (a published file?); pass "
+                f"LABELS=<the vocabulary file its outputs follow> to tag with it"
+            )
         ckpt, _ = published_state(resolved, labels, model=model_name)
     ckpt["path"] = str(resolved)
     description = description_from_checkpoint(ckpt, source=str(resolved))
-    return TaggerModel(description, _torch_forward(model_from_state(ckpt), device, amp), "torch", device,
-                       str(resolved))
+    return TaggerModel(description, _torch_forward(model_from_state(ckpt), device, amp), "torch", device, str(resolved))

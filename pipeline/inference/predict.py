@@ -42,17 +42,21 @@ def run_predict(job: PredictJob, log=print, errors=None) -> PredictSummary:
         import torch
 
         torch.set_num_threads(job.threads)
-    model = load_tagger_model(job.checkpoint, job.engine, job.device, job.labels, job.model_name,
-                              threads=job.threads)
+    model = load_tagger_model(job.checkpoint, job.engine, job.device, job.labels, job.model_name, threads=job.threads)
     recordings = list_recordings(job.audio)
     tagger = Tagger(model, job.settings)
     description = model.description
-    log(f"predict: {description.model_name} ({len(description.mids)} classes, {description.activation}) from "
+    log(
+        f"predict: {description.model_name} ({len(description.mids)} classes, {description.activation}) from "
         f"{model.source} on {model.engine}/{model.device}; {len(recordings)} recording(s); windows of "
-        f"{tagger.window / description.front_end.sample_rate:.2f} s every {tagger.hop / description.front_end.sample_rate:.2f} s")
+        f"{tagger.window / description.front_end.sample_rate:.2f} s every {tagger.hop / description.front_end.sample_rate:.2f} s"
+    )
     clips = TableWriter(job.out, CLIP_FIELDS, description.mids, job.settings.topk)
-    frames = TableWriter(windows_path(job.out), WINDOW_FIELDS, description.mids, job.settings.topk) \
-        if job.settings.frames else None
+    frames = (
+        TableWriter(windows_path(job.out), WINDOW_FIELDS, description.mids, job.settings.topk)
+        if job.settings.frames
+        else None
+    )
     bar = tqdm(total=len(recordings), unit="file", desc="predict", **bar_options(job.progress))
 
     def on_error(path: str, message: str) -> None:

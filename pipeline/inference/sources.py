@@ -49,6 +49,7 @@ def list_recordings(audio: str | Path) -> list[Recording]:
     extensions = audio_extensions()
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in extensions)
     if not files:
-        raise FileNotFoundError(f"{path}: no audio files in this folder or below "
-                                f"(extensions read: {', '.join(sorted(extensions))})")
+        raise FileNotFoundError(
+            f"{path}: no audio files in this folder or below (extensions read: {', '.join(sorted(extensions))})"
+        )
     return [Recording(p.relative_to(path).as_posix(), str(p)) for p in files]

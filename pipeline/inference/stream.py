@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -30,8 +30,9 @@ LOWPASS_WIDTH, ROLLOFF = 6, 0.99  # torchaudio.functional.resample's defaults, w
 
 
 def _resample(samples: np.ndarray, rate: int) -> np.ndarray:
-    wave = AF.resample(torch.from_numpy(samples), rate, SAMPLE_RATE, lowpass_filter_width=LOWPASS_WIDTH,
-                       rolloff=ROLLOFF)
+    wave = AF.resample(
+        torch.from_numpy(samples), rate, SAMPLE_RATE, lowpass_filter_width=LOWPASS_WIDTH, rolloff=ROLLOFF
+    )
     return wave.numpy().astype(np.float32, copy=False)
 
 
@@ -72,8 +73,9 @@ class AudioStream:
         try:
             with sf.SoundFile(self.path) as f:
                 for block in f.blocks(blocksize=self.block, dtype="float32", always_2d=True):
-                    mono = np.ascontiguousarray(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0],
-                                                dtype=np.float32)
+                    mono = np.ascontiguousarray(
+                        block.mean(axis=1) if block.shape[1] > 1 else block[:, 0], dtype=np.float32
+                    )
                     if not np.isfinite(mono).all():
                         first = read + int(np.argmin(np.isfinite(mono)))
                         raise AudioError(f"{self.path}: NaN or infinite samples (first at {first / self.rate:.2f} s)")
@@ -98,13 +100,13 @@ class AudioStream:
             if upto <= emitted:
                 continue
             left = max(0, emitted - self.context)
-            out = _resample(buffer[left - buffer_start: upto + self.context - buffer_start], self.rate)
+            out = _resample(buffer[left - buffer_start : upto + self.context - buffer_start], self.rate)
             skip = round((emitted - left) * ratio)
-            yield out[skip: skip + round((upto - emitted) * ratio)]
+            yield out[skip : skip + round((upto - emitted) * ratio)]
             emitted = upto
             keep_from = emitted - self.context
-            buffer, buffer_start = buffer[keep_from - buffer_start:], keep_from
+            buffer, buffer_start = buffer[keep_from - buffer_start :], keep_from
         left = max(0, emitted - self.context)
-        tail = buffer[left - buffer_start:]
+        tail = buffer[left - buffer_start :]
         if buffer_start + len(buffer) > emitted:
-            yield _resample(tail, self.rate)[round((emitted - left) * ratio):]
+            yield _resample(tail, self.rate)[round((emitted - left) * ratio) :]

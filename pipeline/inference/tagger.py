@@ -21,8 +21,8 @@ and its windows already queued are dropped.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -66,9 +66,11 @@ class PredictSummary:
 
     def line(self) -> str:
         rate = self.audio_seconds / self.seconds if self.seconds else float("nan")
-        return (f"{self.files} file(s), {self.audio_seconds / 60:.1f} min of audio, {self.windows} windows in "
-                f"{self.seconds:.1f} s: {rate:.1f}x real time, {self.windows / max(self.seconds, 1e-9):.1f} windows/s; "
-                f"{len(self.failures)} failed")
+        return (
+            f"{self.files} file(s), {self.audio_seconds / 60:.1f} min of audio, {self.windows} windows in "
+            f"{self.seconds:.1f} s: {rate:.1f}x real time, {self.windows / max(self.seconds, 1e-9):.1f} windows/s; "
+            f"{len(self.failures)} failed"
+        )
 
 
 def top_labels(scores: np.ndarray, mids: list[str], names: list[str], k: int) -> list[dict]:
@@ -112,25 +114,40 @@ class Tagger:
                 state.peak = row.copy() if state.peak is None else np.maximum(state.peak, row)
             state.scored += 1
             if self.settings.frames:
-                state.window_rows.append({
-                    "id": state.recording.id, "path": state.recording.path, "window": window.index,
-                    "start_s": window.start / rate, "end_s": (window.start + len(window.samples)) / rate,
-                    "top": top_labels(row, description.mids, description.names, self.settings.topk),
-                    "scores": row})
+                state.window_rows.append(
+                    {
+                        "id": state.recording.id,
+                        "path": state.recording.path,
+                        "window": window.index,
+                        "start_s": window.start / rate,
+                        "end_s": (window.start + len(window.samples)) / rate,
+                        "top": top_labels(row, description.mids, description.names, self.settings.topk),
+                        "scores": row,
+                    }
+                )
             if state.read_done and state.scored == state.queued:
                 finished(state)
 
     def clip_row(self, state: FileState) -> dict:
         scores = state.total / state.scored if self.single_label else state.peak
         description = self.model.description
-        return {"id": state.recording.id, "path": state.recording.path, "duration_s": state.duration_s,
-                "windows": state.scored, "top": top_labels(scores, description.mids, description.names,
-                                                            self.settings.topk),
-                "scores": scores.astype(np.float32, copy=False)}
+        return {
+            "id": state.recording.id,
+            "path": state.recording.path,
+            "duration_s": state.duration_s,
+            "windows": state.scored,
+            "top": top_labels(scores, description.mids, description.names, self.settings.topk),
+            "scores": scores.astype(np.float32, copy=False),
+        }
 
-    def run(self, recordings: Iterable[Recording], on_clip: Callable[[dict], None],
-            on_windows: Callable[[list[dict]], None] | None = None, on_error: Callable[[str, str], None] | None = None,
-            on_file: Callable[[], None] | None = None) -> PredictSummary:
+    def run(
+        self,
+        recordings: Iterable[Recording],
+        on_clip: Callable[[dict], None],
+        on_windows: Callable[[list[dict]], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
+        on_file: Callable[[], None] | None = None,
+    ) -> PredictSummary:
         """Tag every recording; ``on_clip`` gets each clip row (and ``on_windows`` its window rows) in
         input order; ``on_error(path, message)`` each file that could not be read."""
         summary = PredictSummary()

@@ -11,8 +11,8 @@ and memory holds at most one window plus one block, however long the recording.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -56,7 +56,7 @@ def windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[Win
         total += len(block)
         while index * hop + window <= total:
             start = index * hop
-            yield Window(index, start, buffer[start - buffer_start: start - buffer_start + window].copy())
+            yield Window(index, start, buffer[start - buffer_start : start - buffer_start + window].copy())
             index += 1
             drop = min(index * hop, total) - buffer_start  # nothing before the next window's start is needed
             if drop > 0:
@@ -66,5 +66,5 @@ def windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[Win
         start = index * hop
         if start >= total:
             break
-        yield Window(index, start, buffer[start - buffer_start:].copy())
+        yield Window(index, start, buffer[start - buffer_start :].copy())
         index += 1

@@ -31,8 +31,10 @@ def output_format(out: str | Path) -> str:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise ValueError(f"OUT={out}: Parquet needs pyarrow, which is not installed "
-                             f"(pip install 'cmkd-pipeline[parquet]'), or write .csv / .json") from None
+            raise ValueError(
+                f"OUT={out}: Parquet needs pyarrow, which is not installed "
+                f"(pip install 'cmkd-pipeline[parquet]'), or write .csv / .json"
+            ) from None
     return fmt
 
 
@@ -64,8 +66,11 @@ class TableWriter:
 
     def flat(self, row: dict) -> list:
         top = [value for label in row["top"] for value in (label["mid"], label["name"], label["score"])]
-        return [*(str(row[f]) if f in ("id", "path") else row[f] for f in self.fields), *top,
-                *(float(s) for s in row["scores"])]
+        return [
+            *(str(row[f]) if f in ("id", "path") else row[f] for f in self.fields),
+            *top,
+            *(float(s) for s in row["scores"]),
+        ]
 
     def add(self, row: dict) -> None:
         self.count += 1
@@ -79,8 +84,14 @@ class TableWriter:
         if self.format == "csv":
             self._file.close()
         elif self.format == "json":
-            records = [{**{f: row[f] for f in self.fields}, "top": row["top"],
-                        "scores": {mid: float(s) for mid, s in zip(self.mids, row["scores"])}} for row in self.rows]
+            records = [
+                {
+                    **{f: row[f] for f in self.fields},
+                    "top": row["top"],
+                    "scores": {mid: float(s) for mid, s in zip(self.mids, row["scores"])},
+                }
+                for row in self.rows
+            ]
             self.partial.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
         else:
             self._write_parquet()

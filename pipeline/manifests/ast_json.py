@@ -14,7 +14,15 @@ from pathlib import Path, PurePosixPath
 
 from .audioset import LABELS_FILE, read_class_labels
 from .records import Clip, Label
-from .validate import Problems, SourceRow, decoded_lines, finalise_clips, scan_audio_files, split_from_file_name, split_mids
+from .validate import (
+    Problems,
+    SourceRow,
+    decoded_lines,
+    finalise_clips,
+    scan_audio_files,
+    split_from_file_name,
+    split_mids,
+)
 
 
 def _datafile_paths(datafiles: list[str | Path], problems: Problems) -> list[Path]:
@@ -53,8 +61,9 @@ def _read_entries(path: Path, problems: Problems) -> list[tuple[str, dict]]:
             problems.add(where, "entry needs a non-empty string 'wav'")
             continue
         labels = entry.get("labels", "")
-        if not isinstance(labels, (str, list)) or (isinstance(labels, list)
-                                                   and not all(isinstance(m, str) for m in labels)):
+        if not isinstance(labels, (str, list)) or (
+            isinstance(labels, list) and not all(isinstance(m, str) for m in labels)
+        ):
             problems.add(where, "'labels' must be a comma-joined string of mids (or a list of mid strings)")
             continue
         entries.append((where, entry))
@@ -87,8 +96,11 @@ class _NameIndex:
 
         ranked = sorted(candidates, key=shared_tail, reverse=True)
         if len(ranked) > 1 and shared_tail(ranked[0]) == shared_tail(ranked[1]):
-            return None, f"{raw} does not exist and {len(ranked)} files under DATA_ROOT share its name " \
-                         f"({ranked[0]}, {ranked[1]}, ...)"
+            return (
+                None,
+                f"{raw} does not exist and {len(ranked)} files under DATA_ROOT share its name "
+                f"({ranked[0]}, {ranked[1]}, ...)",
+            )
         return ranked[0], ""
 
 
@@ -108,9 +120,13 @@ def _locate(raw: str, data_root: Path, names: _NameIndex) -> tuple[str | None, s
     return found or raw, ""  # nothing by that name either: finalise_clips says "file not found"
 
 
-def prepare_ast_json(data_root: str | Path, labels_csv: str | Path | None = None,
-                     datafiles: list[str | Path] | None = None,
-                     progress: bool = True, check: str = "full") -> tuple[list[Label], list[Clip]]:
+def prepare_ast_json(
+    data_root: str | Path,
+    labels_csv: str | Path | None = None,
+    datafiles: list[str | Path] | None = None,
+    progress: bool = True,
+    check: str = "full",
+) -> tuple[list[Label], list[Clip]]:
     """AST json datafiles (files or folders of them) + label CSV -> (labels in CSV order, clips)."""
     data_root = Path(data_root)
     source = f"AST datafiles for {data_root}"

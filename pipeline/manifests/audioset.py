@@ -19,8 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .records import Clip, Label
-from .validate import (Problems, SourceRow, check_vocabulary, finalise_clips, read_table, scan_audio_files,
-                       split_from_file_name, split_mids)
+from .validate import (
+    Problems,
+    SourceRow,
+    check_vocabulary,
+    finalise_clips,
+    read_table,
+    scan_audio_files,
+    split_from_file_name,
+    split_mids,
+)
 
 LABELS_FILE = "class_labels_indices.csv"
 SEGMENT_COLUMNS = ["YTID", "start_seconds", "end_seconds", "positive_labels"]
@@ -44,8 +52,16 @@ class Segment:
     def file_stems(self) -> list[str]:
         """File names (without suffix) that labs use for this segment, most common first."""
         y, s, e = self.ytid, self.start, self.end
-        return [f"{y}_{s:.3f}", f"{y}_{s:.3f}_{e:.3f}", f"{y}_{int(s)}_{int(e)}", f"{y}_{int(s)}",
-                f"{y}_{int(s * 1000)}_{int(e * 1000)}", f"Y{y}_{s:.3f}_{e:.3f}", y, f"Y{y}"]
+        return [
+            f"{y}_{s:.3f}",
+            f"{y}_{s:.3f}_{e:.3f}",
+            f"{y}_{int(s)}_{int(e)}",
+            f"{y}_{int(s)}",
+            f"{y}_{int(s * 1000)}_{int(e * 1000)}",
+            f"Y{y}_{s:.3f}_{e:.3f}",
+            y,
+            f"Y{y}",
+        ]
 
 
 @dataclass
@@ -69,12 +85,16 @@ def read_class_labels(path: Path, problems: Problems) -> list[Label]:
 def read_segments(path: Path, problems: Problems) -> list[Segment]:
     split = split_from_file_name(path.name)
     if split is None:
-        problems.add(path.name, "cannot tell the split from the file name (expected e.g. "
-                     "balanced_train_segments.csv, unbalanced_train_segments.csv or eval_segments.csv)")
+        problems.add(
+            path.name,
+            "cannot tell the split from the file name (expected e.g. "
+            "balanced_train_segments.csv, unbalanced_train_segments.csv or eval_segments.csv)",
+        )
         return []
     segments = []
-    for line, r in read_table(path, SEGMENT_COLUMNS, problems, header=False, skip_comments=True,
-                              skip_initial_space=True):
+    for line, r in read_table(
+        path, SEGMENT_COLUMNS, problems, header=False, skip_comments=True, skip_initial_space=True
+    ):
         where = f"{path.name} row {line}"
         try:
             start, end = float(r["start_seconds"]), float(r["end_seconds"])
@@ -93,9 +113,13 @@ def _find_one(data_root: Path, pattern: str) -> list[Path]:
     return sorted(data_root.glob(pattern)) + sorted(data_root.glob(f"*/{pattern}"))
 
 
-def scan_audioset(data_root: str | Path, labels_csv: str | Path | None = None,
-                  segments: list[str | Path] | None = None, progress: bool = True,
-                  check: str = "full") -> AudioSetScan:
+def scan_audioset(
+    data_root: str | Path,
+    labels_csv: str | Path | None = None,
+    segments: list[str | Path] | None = None,
+    progress: bool = True,
+    check: str = "full",
+) -> AudioSetScan:
     """Join the segment lists with the audio present under DATA_ROOT; see the module docstring."""
     data_root = Path(data_root)
     source = f"AudioSet at {data_root}"
@@ -125,15 +149,22 @@ def scan_audioset(data_root: str | Path, labels_csv: str | Path | None = None,
         else:
             rows.append(SourceRow(segment.where, segment.clip_id, found, segment.labels, segment.split))
     if all_segments and not rows:
-        problems.add(str(data_root), f"no audio found for any of {len(all_segments)} segments (looked for files "
-                     f"named like {', '.join(all_segments[0].file_stems()[:3])} with suffix .wav/.flac)")
+        problems.add(
+            str(data_root),
+            f"no audio found for any of {len(all_segments)} segments (looked for files "
+            f"named like {', '.join(all_segments[0].file_stems()[:3])} with suffix .wav/.flac)",
+        )
     clips = finalise_clips(rows, labels, data_root, source, problems, progress, check)
     return AudioSetScan(labels, clips, missing, [p.name for p in segment_paths])
 
 
-def prepare_audioset(data_root: str | Path, labels_csv: str | Path | None = None,
-                     segments: list[str | Path] | None = None,
-                     progress: bool = True, check: str = "full") -> tuple[list[Label], list[Clip]]:
+def prepare_audioset(
+    data_root: str | Path,
+    labels_csv: str | Path | None = None,
+    segments: list[str | Path] | None = None,
+    progress: bool = True,
+    check: str = "full",
+) -> tuple[list[Label], list[Clip]]:
     """(labels, clips found on disk); use :func:`scan_audioset` to also get the missing segments."""
     scan = scan_audioset(data_root, labels_csv, segments, progress, check)
     return scan.labels, scan.clips

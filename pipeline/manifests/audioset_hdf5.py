@@ -99,8 +99,11 @@ def _labels_of(targets: np.ndarray, layout: str, num_classes: int, where: str, p
     if layout == "mp3":
         width = (num_classes + 7) // 8
         if targets.shape[1] != width:
-            problems.add(where, f"target holds {targets.shape[1]} bytes per clip; {num_classes} classes (LABELS) pack "
-                         f"into {width} (np.packbits): is LABELS the vocabulary the file was packed with?")
+            problems.add(
+                where,
+                f"target holds {targets.shape[1]} bytes per clip; {num_classes} classes (LABELS) pack "
+                f"into {width} (np.packbits): is LABELS the vocabulary the file was packed with?",
+            )
             return None
         return np.unpackbits(targets.astype(np.uint8), axis=-1).astype(bool)
     if targets.shape[1] != num_classes:
@@ -125,9 +128,13 @@ def _probe_row(handle, layout: str, rate: int | None, relative: str, check: str,
     return _probe(row_data(handle, layout, row), layout, rate, f"{relative} row {row}", check)
 
 
-def scan_audioset_hdf5(data_root: str | Path, labels_csv: str | Path | None = None,
-                       segments: list[str | Path] | None = None, progress: bool = True,
-                       check: str = "full") -> HDF5Scan:
+def scan_audioset_hdf5(
+    data_root: str | Path,
+    labels_csv: str | Path | None = None,
+    segments: list[str | Path] | None = None,
+    progress: bool = True,
+    check: str = "full",
+) -> HDF5Scan:
     """Every row of every AudioSet HDF5 file under DATA_ROOT as a checked Clip; one ManifestError naming
     every bad row (file and row from 0) otherwise."""
     import h5py
@@ -141,8 +148,10 @@ def scan_audioset_hdf5(data_root: str | Path, labels_csv: str | Path | None = No
         problems.add(str(data_root), f"no {LABELS_FILE} found; pass it with LABELS=")
     files = hdf5_files(data_root)
     if not files:
-        problems.add(str(data_root), f"no AudioSet HDF5 files ({', '.join('*' + s for s in HDF5_SUFFIXES)}) at the "
-                     "top or one folder down")
+        problems.add(
+            str(data_root),
+            f"no AudioSet HDF5 files ({', '.join('*' + s for s in HDF5_SUFFIXES)}) at the top or one folder down",
+        )
     problems.raise_if_any(source)
     labels = read_class_labels(labels_path, problems)
     by_ytid: dict[str, Segment] = {}
@@ -190,21 +199,26 @@ def scan_audioset_hdf5(data_root: str | Path, labels_csv: str | Path | None = No
                         problems.add(where, f"audio_name {name!r} holds no YouTube id (expected e.g. Y--4gqARaEJE.mp3)")
                         continue
                     ytid, start = parsed
-                    if targets[row, len(mids):].any():
+                    if targets[row, len(mids) :].any():
                         problems.add(where, f"target sets bits beyond the {len(mids)} classes of LABELS")
                         continue
-                    clip_mids = tuple(mids[i] for i in np.flatnonzero(targets[row, :len(mids)]))
+                    clip_mids = tuple(mids[i] for i in np.flatnonzero(targets[row, : len(mids)]))
                     if by_ytid:
                         segment = by_ytid.get(ytid)
                         if segment is None:
                             problems.add(where, f"{name}: YouTube id {ytid} is in none of the segment lists")
                             continue
                         if start is not None and abs(start - segment.start) > 1e-3:
-                            problems.add(where, f"{name}: start {start:.3f} s, {segment.where} says {segment.start:.3f}")
+                            problems.add(
+                                where, f"{name}: start {start:.3f} s, {segment.where} says {segment.start:.3f}"
+                            )
                             continue
                         if set(clip_mids) != set(segment.labels):
-                            problems.add(where, f"{name}: target holds {sorted(clip_mids)}, {segment.where} lists "
-                                         f"{sorted(segment.labels)}")
+                            problems.add(
+                                where,
+                                f"{name}: target holds {sorted(clip_mids)}, {segment.where} lists "
+                                f"{sorted(segment.labels)}",
+                            )
                             continue
                         start = segment.start
                     clip_id = normalised_clip_id(ytid, start)
@@ -216,13 +230,31 @@ def scan_audioset_hdf5(data_root: str | Path, labels_csv: str | Path | None = No
                     rows.append((row, name, clip_id, clip_mids))
                 probes = pool.map(partial(_probe_row, handle, layout, rate, relative, check), [r[0] for r in rows])
                 for (row, name, clip_id, clip_mids), probe in zip(
-                        rows, tqdm(probes, total=len(rows), unit="clip", desc=f"{relative} ({check} check)",
-                                   **bar_options(progress and len(rows) >= 1000))):
+                    rows,
+                    tqdm(
+                        probes,
+                        total=len(rows),
+                        unit="clip",
+                        desc=f"{relative} ({check} check)",
+                        **bar_options(progress and len(rows) >= 1000),
+                    ),
+                ):
                     if isinstance(probe, str):
                         problems.add(f"{relative} row {row}", f"audio {name}: {probe}")
                         continue
                     duration, sample_rate, channels, fingerprint = probe
-                    scan.clips.append(Clip(clip_id, row_locator(relative, row, name), clip_mids, split, None,
-                                           duration, sample_rate, channels, fingerprint))
+                    scan.clips.append(
+                        Clip(
+                            clip_id,
+                            row_locator(relative, row, name),
+                            clip_mids,
+                            split,
+                            None,
+                            duration,
+                            sample_rate,
+                            channels,
+                            fingerprint,
+                        )
+                    )
     problems.raise_if_any(source)
     return scan

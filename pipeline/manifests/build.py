@@ -22,15 +22,22 @@ def _check_inputs(fmt: str, data_root: Path, labels_csv, segments) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt not in TAKES_FILES and (labels_csv or segments):
-        raise ValueError(f"format {fmt} reads its metadata from DATA_ROOT; LABELS/--segments are only for "
-                         f"{' and '.join(TAKES_FILES)}")
+        raise ValueError(
+            f"format {fmt} reads its metadata from DATA_ROOT; LABELS/--segments are only for "
+            f"{' and '.join(TAKES_FILES)}"
+        )
     if not data_root.is_dir():
         raise ManifestError(str(data_root), [f"{data_root}: DATA_ROOT is not a directory"])
 
 
-def prepare(fmt: str, data_root: str | Path, labels_csv: str | Path | None = None,
-            segments: list[str | Path] | None = None, progress: bool = True,
-            check: str = "full") -> tuple[list[Label], list[Clip]]:
+def prepare(
+    fmt: str,
+    data_root: str | Path,
+    labels_csv: str | Path | None = None,
+    segments: list[str | Path] | None = None,
+    progress: bool = True,
+    check: str = "full",
+) -> tuple[list[Label], list[Clip]]:
     """Run the converter for ``fmt``; ``labels_csv``/``segments`` only apply to audioset and ast-json;
     ``check`` is the audio check (full decode, or header only)."""
     data_root = Path(data_root)
@@ -53,9 +60,14 @@ def check_splits(fmt: str, data_root, clips: list[Clip]) -> None:
     if is_fold_based(clips):
         return  # every fold is evaluated in turn
     problems = []
-    for split, fix in (("eval", "the eval metadata (FSD50K eval.csv, AudioSet eval_segments.csv, an AST eval "
-                                "datafile) must list clips with audio and labels"),
-                       ("val", "drop the val rows to carve a val split from train at training time, or label them")):
+    for split, fix in (
+        (
+            "eval",
+            "the eval metadata (FSD50K eval.csv, AudioSet eval_segments.csv, an AST eval "
+            "datafile) must list clips with audio and labels",
+        ),
+        ("val", "drop the val rows to carve a val split from train at training time, or label them"),
+    ):
         listed = [c for c in clips if c.split == split]
         labelled = [c for c in listed if c.labels]
         if (split == "eval" or listed) and not labelled:
@@ -64,9 +76,16 @@ def check_splits(fmt: str, data_root, clips: list[Clip]) -> None:
         raise ManifestError(f"{fmt} at {data_root}", problems)
 
 
-def build_manifest(dataset: str, fmt: str, data_root: str | Path, out_root: str | Path = MANIFESTS_ROOT,
-                   labels_csv: str | Path | None = None, segments: list[str | Path] | None = None,
-                   progress: bool = True, check: str = "full") -> Manifest:
+def build_manifest(
+    dataset: str,
+    fmt: str,
+    data_root: str | Path,
+    out_root: str | Path = MANIFESTS_ROOT,
+    labels_csv: str | Path | None = None,
+    segments: list[str | Path] | None = None,
+    progress: bool = True,
+    check: str = "full",
+) -> Manifest:
     """Convert, validate, then write ``out_root/dataset/``; a failed run leaves the old manifest as it was.
 
     AudioSet also gets ``missing_segments.csv`` (listed segments without audio) and their count in
@@ -103,8 +122,10 @@ def build_manifest(dataset: str, fmt: str, data_root: str | Path, out_root: str 
 def summary_line(manifest: Manifest, out_dir: str | Path) -> str:
     counts = manifest.info.get("counts", {})
     parts = [f"{key} {value}" for key, value in counts.items() if key not in ("clips", "classes", "unlabelled")]
-    line = (f"{manifest.name}: {counts.get('clips', len(manifest.clips))} clips, {manifest.num_classes} classes "
-            f"({', '.join(parts)})")
+    line = (
+        f"{manifest.name}: {counts.get('clips', len(manifest.clips))} clips, {manifest.num_classes} classes "
+        f"({', '.join(parts)})"
+    )
     if counts.get("unlabelled"):
         line += f", {counts['unlabelled']} unlabelled"
     if "missing" in manifest.info:
@@ -112,11 +133,12 @@ def summary_line(manifest: Manifest, out_dir: str | Path) -> str:
     if manifest.info.get("empty_rows"):
         line += f", {manifest.info['empty_rows']} empty HDF5 rows skipped (no audio_name)"
     if manifest.info.get("ids_without_start"):
-        line += (f", {manifest.info['ids_without_start']} clip ids without a start time (pass AUDIOSET_SEGMENTS "
-                 "to join WAV copies)")
+        line += (
+            f", {manifest.info['ids_without_start']} clip ids without a start time (pass AUDIOSET_SEGMENTS "
+            "to join WAV copies)"
+        )
     if manifest.info.get("audio_check") == "header":
-        line += ("; audio checked by header only (CHECK=header): NaN/inf and out-of-range samples were not looked "
-                 "for")
+        line += "; audio checked by header only (CHECK=header): NaN/inf and out-of-range samples were not looked for"
     elif manifest.info.get("audio_check") == "full":
         line += "; audio fully decoded and checked"
     return f"{line} -> {out_dir}/"

@@ -38,8 +38,9 @@ def sample_clips(clips: list[Clip], max_clips: int, seed: int = 0) -> list[Clip]
     return [clips[i] for i in sorted(chosen)]
 
 
-def pack_dataset(manifest_dir: str | Path, packed_root: str | Path = PACKED_ROOT, shard_clips: int = 20000,
-                 progress: bool = True) -> list[Path]:
+def pack_dataset(
+    manifest_dir: str | Path, packed_root: str | Path = PACKED_ROOT, shard_clips: int = 20000, progress: bool = True
+) -> list[Path]:
     """Pack every clip into ``packed_root/<name>/audio_*.h5``; a rerun skips finished shards.
 
     Shards are only reused when ``pack.json`` says they were cut from this very clips.csv with the same
@@ -50,8 +51,12 @@ def pack_dataset(manifest_dir: str | Path, packed_root: str | Path = PACKED_ROOT
     if shard_clips < 1:
         raise ValueError(f"shard_clips must be at least 1, got {shard_clips}")
     out_dir = Path(packed_root) / manifest.name
-    stamp = {"format": PACK_FORMAT, "version": PACK_VERSION, "shard_clips": shard_clips,
-             "clips.csv": manifest_hashes(manifest_dir)["clips.csv"]}
+    stamp = {
+        "format": PACK_FORMAT,
+        "version": PACK_VERSION,
+        "shard_clips": shard_clips,
+        "clips.csv": manifest_hashes(manifest_dir)["clips.csv"],
+    }
     stamp_path = out_dir / PACK_STAMP
     old_stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else None
     if old_stamp != stamp:
@@ -60,7 +65,13 @@ def pack_dataset(manifest_dir: str | Path, packed_root: str | Path = PACKED_ROOT
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
     rows = HDF5Rows(manifest.data_root)
-    shards = pack_clips(manifest.clips, manifest.data_root, out_dir, shard_clips, progress,
-                        read=lambda clip: read_clip_audio(manifest.data_root, clip.path, rows))
+    shards = pack_clips(
+        manifest.clips,
+        manifest.data_root,
+        out_dir,
+        shard_clips,
+        progress,
+        read=lambda clip: read_clip_audio(manifest.data_root, clip.path, rows),
+    )
     update_dataset_info(manifest_dir, packed=[str(p) for p in shards])
     return shards

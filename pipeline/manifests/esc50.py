@@ -20,14 +20,55 @@ META = "meta/esc50.csv"
 COLUMNS = ["filename", "fold", "target", "category"]
 # the 50 categories of the released ESC-50, in target order (0-49)
 ESC50_CATEGORIES = (
-    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
-    "rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind", "pouring_water",
-    "toilet_flush", "thunderstorm",
-    "crying_baby", "sneezing", "clapping", "breathing", "coughing", "footsteps", "laughing", "brushing_teeth",
-    "snoring", "drinking_sipping",
-    "door_wood_knock", "mouse_click", "keyboard_typing", "door_wood_creaks", "can_opening", "washing_machine",
-    "vacuum_cleaner", "clock_alarm", "clock_tick", "glass_breaking",
-    "helicopter", "chainsaw", "siren", "car_horn", "engine", "train", "church_bells", "airplane", "fireworks",
+    "dog",
+    "rooster",
+    "pig",
+    "cow",
+    "frog",
+    "cat",
+    "hen",
+    "insects",
+    "sheep",
+    "crow",
+    "rain",
+    "sea_waves",
+    "crackling_fire",
+    "crickets",
+    "chirping_birds",
+    "water_drops",
+    "wind",
+    "pouring_water",
+    "toilet_flush",
+    "thunderstorm",
+    "crying_baby",
+    "sneezing",
+    "clapping",
+    "breathing",
+    "coughing",
+    "footsteps",
+    "laughing",
+    "brushing_teeth",
+    "snoring",
+    "drinking_sipping",
+    "door_wood_knock",
+    "mouse_click",
+    "keyboard_typing",
+    "door_wood_creaks",
+    "can_opening",
+    "washing_machine",
+    "vacuum_cleaner",
+    "clock_alarm",
+    "clock_tick",
+    "glass_breaking",
+    "helicopter",
+    "chainsaw",
+    "siren",
+    "car_horn",
+    "engine",
+    "train",
+    "church_bells",
+    "airplane",
+    "fireworks",
     "hand_saw",
 )
 
@@ -46,8 +87,10 @@ def _integer(text: str) -> int | None:
 def _vocabulary(categories: dict[int, tuple[str, str]]) -> list[Label]:
     """Classes in target order. A subset with gaps in ``target`` is renumbered densely, because the
     label index is a column of the model's output and an empty column would only dilute metrics."""
-    return [Label(index, esc50_mid(categories[target][0]), categories[target][0])
-            for index, target in enumerate(sorted(categories))]
+    return [
+        Label(index, esc50_mid(categories[target][0]), categories[target][0])
+        for index, target in enumerate(sorted(categories))
+    ]
 
 
 def _check_known_categories(categories: dict[int, tuple[str, str]], problems: Problems) -> None:
@@ -62,10 +105,13 @@ def _check_known_categories(categories: dict[int, tuple[str, str]], problems: Pr
     for target, (category, where) in sorted(categories.items()):
         if category not in known:
             close = difflib.get_close_matches(category, ESC50_CATEGORIES, n=3, cutoff=0.5)
-            problems.add(where, f"category {category!r} (target {target}) is not one of ESC-50's "
-                                f"{len(ESC50_CATEGORIES)} categories"
-                                + (f" (closest: {', '.join(map(repr, close))})" if close else "")
-                                + "; it would become an extra class")
+            problems.add(
+                where,
+                f"category {category!r} (target {target}) is not one of ESC-50's "
+                f"{len(ESC50_CATEGORIES)} categories"
+                + (f" (closest: {', '.join(map(repr, close))})" if close else "")
+                + "; it would become an extra class",
+            )
 
 
 def prepare_esc50(data_root: str | Path, progress: bool = True, check: str = "full") -> tuple[list[Label], list[Clip]]:
@@ -104,8 +150,9 @@ def prepare_esc50(data_root: str | Path, progress: bool = True, check: str = "fu
         if other_target != target:
             problems.add(where, f"category {category!r} has target {target} here but {other_target} at {first}")
             continue
-        rows.append(SourceRow(where, Path(r["filename"]).stem, f"audio/{r['filename']}",
-                              (esc50_mid(category),), "", fold))
+        rows.append(
+            SourceRow(where, Path(r["filename"]).stem, f"audio/{r['filename']}", (esc50_mid(category),), "", fold)
+        )
     _check_known_categories(categories, problems)
     labels = _vocabulary(categories)
     clips = finalise_clips(rows, labels, data_root, source, problems, progress, check)

@@ -44,8 +44,7 @@ def _partition_rows(csv_path: Path, audio_dir: str, fixed_split: str | None, pro
     return rows
 
 
-def prepare_fsd50k(data_root: str | Path, progress: bool = True,
-                   check: str = "full") -> tuple[list[Label], list[Clip]]:
+def prepare_fsd50k(data_root: str | Path, progress: bool = True, check: str = "full") -> tuple[list[Label], list[Clip]]:
     """FSD50K ground truth + audio -> (labels in vocabulary order, dev clips then eval clips)."""
     data_root = Path(data_root)
     truth = data_root / GROUND_TRUTH

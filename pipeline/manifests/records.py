@@ -72,8 +72,11 @@ class Manifest:
     def single_label(self) -> bool:
         """True for ESC-50-style data: every labelled clip has exactly one label."""
         labelled = [c for c in self.clips if c.labels]
-        return bool(labelled) and all(len(c.labels) == 1 for c in labelled) and self.info.get(
-            "format") in ("esc50", "demo-esc50")
+        return (
+            bool(labelled)
+            and all(len(c.labels) == 1 for c in labelled)
+            and self.info.get("format") in ("esc50", "demo-esc50")
+        )
 
     @property
     def folds(self) -> list[int]:
@@ -143,8 +146,15 @@ def _clip_row(clip: Clip) -> dict:
     return row
 
 
-def write_manifest(out_dir: str | os.PathLike, name: str, data_root: str | os.PathLike, fmt: str,
-                   labels: list[Label], clips: list[Clip], extra: dict | None = None) -> Path:
+def write_manifest(
+    out_dir: str | os.PathLike,
+    name: str,
+    data_root: str | os.PathLike,
+    fmt: str,
+    labels: list[Label],
+    clips: list[Clip],
+    extra: dict | None = None,
+) -> Path:
     """Write labels.csv, clips.csv and dataset.json atomically; keeps norm stats and packs of the same clips."""
     out_dir = Path(out_dir)
     buf = io.StringIO()
@@ -202,24 +212,27 @@ def load_manifest(manifest_dir: str | os.PathLike) -> Manifest:
     manifest_dir = Path(manifest_dir)
     if not (manifest_dir / "clips.csv").exists():
         raise FileNotFoundError(
-            f"no manifest at {manifest_dir}/ (run `make manifests DATASET={manifest_dir.name} DATA_ROOT=...`)")
+            f"no manifest at {manifest_dir}/ (run `make manifests DATASET={manifest_dir.name} DATA_ROOT=...`)"
+        )
     info = json.loads((manifest_dir / "dataset.json").read_text())
     with open(manifest_dir / "labels.csv", newline="") as f:
         labels = [Label(int(r["index"]), r["mid"], r["name"]) for r in csv.DictReader(f)]
     clips = []
     with open(manifest_dir / "clips.csv", newline="") as f:
         for r in csv.DictReader(f):
-            clips.append(Clip(
-                clip_id=r["clip_id"],
-                path=r["path"],
-                labels=tuple(m for m in r["labels"].split(",") if m),
-                split=r["split"],
-                fold=int(r["fold"]) if r["fold"] else None,
-                duration_s=float(r["duration_s"] or 0),
-                sample_rate=int(r["sample_rate"] or 0),
-                channels=int(r["channels"] or 0),
-                fingerprint=r.get("fingerprint") or "",
-            ))
+            clips.append(
+                Clip(
+                    clip_id=r["clip_id"],
+                    path=r["path"],
+                    labels=tuple(m for m in r["labels"].split(",") if m),
+                    split=r["split"],
+                    fold=int(r["fold"]) if r["fold"] else None,
+                    duration_s=float(r["duration_s"] or 0),
+                    sample_rate=int(r["sample_rate"] or 0),
+                    channels=int(r["channels"] or 0),
+                    fingerprint=r.get("fingerprint") or "",
+                )
+            )
     return Manifest(manifest_dir.name, Path(info["data_root"]), labels, clips, info)
 
 

@@ -65,6 +65,7 @@ class SourceRow:
 # Reading metadata tables
 # ------------------------------------------------------------------------------------------------
 
+
 def decoded_lines(path: Path, problems: Problems) -> list[str] | None:
     """The file's lines as text: UTF-8, with or without a byte-order mark (Excel writes one). A line
     that is not UTF-8 is reported with its number and None is returned: nothing is ever parsed
@@ -76,14 +77,23 @@ def decoded_lines(path: Path, problems: Problems) -> list[str] | None:
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as error:
-            problems.add(f"{path.name} row {number}", f"not UTF-8 (byte 0x{raw[error.start]:02x} at column "
-                         f"{error.start + 1}); re-save {path} as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+            problems.add(
+                f"{path.name} row {number}",
+                f"not UTF-8 (byte 0x{raw[error.start]:02x} at column "
+                f"{error.start + 1}); re-save {path} as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+            )
             return None
     return lines
 
 
-def read_table(path: Path, columns: list[str], problems: Problems, header: bool = True,
-               skip_comments: bool = False, skip_initial_space: bool = False) -> list[tuple[int, dict]]:
+def read_table(
+    path: Path,
+    columns: list[str],
+    problems: Problems,
+    header: bool = True,
+    skip_comments: bool = False,
+    skip_initial_space: bool = False,
+) -> list[tuple[int, dict]]:
     """Rows of a CSV as (line number, {column: value}); rows of the wrong width become problems.
 
     With ``header`` the file's first row must name at least ``columns`` (extra columns, like ESC-50's
@@ -108,8 +118,10 @@ def read_table(path: Path, columns: list[str], problems: Problems, header: bool 
         names = [c.strip() for c in first]
         missing = [c for c in columns if c not in names]
         if missing:
-            problems.add(f"{name} row {reader.line_num}",
-                         f"header lacks column(s) {', '.join(missing)} (header is {','.join(names)})")
+            problems.add(
+                f"{name} row {reader.line_num}",
+                f"header lacks column(s) {', '.join(missing)} (header is {','.join(names)})",
+            )
             return rows
     while True:
         opened = reader.line_num + 1
@@ -121,14 +133,19 @@ def read_table(path: Path, columns: list[str], problems: Problems, header: bool 
             problems.add(f"{name} row {opened}", f"unreadable CSV ({error})")
             break
         if reader.line_num > opened and any("\n" in v or "\r" in v for v in values):
-            problems.add(f"{name} row {opened}", f"unbalanced quote: the quoted field runs on to line "
-                         f"{reader.line_num}; remove the stray \" or close it on this line")
+            problems.add(
+                f"{name} row {opened}",
+                f"unbalanced quote: the quoted field runs on to line "
+                f'{reader.line_num}; remove the stray " or close it on this line',
+            )
             continue
         if not values or all(not v.strip() for v in values):
             continue  # blank lines carry no clip
         if len(values) != len(names):
-            problems.add(f"{name} row {reader.line_num}",
-                         f"expected {len(names)} columns ({','.join(names)}), found {len(values)}")
+            problems.add(
+                f"{name} row {reader.line_num}",
+                f"expected {len(names)} columns ({','.join(names)}), found {len(values)}",
+            )
             continue
         rows.append((reader.line_num, {k: v.strip() for k, v in zip(names, values)}))
     return rows
@@ -149,8 +166,7 @@ def split_from_file_name(name: str) -> str | None:
     return roles.pop() if len(roles) == 1 else None
 
 
-def check_vocabulary(entries: list[tuple[str, int | str, str, str]], problems: Problems,
-                     file_name: str) -> list[Label]:
+def check_vocabulary(entries: list[tuple[str, int | str, str, str]], problems: Problems, file_name: str) -> list[Label]:
     """(where, index, mid, name) entries -> Labels in index order; indices must be 0..N-1, mids unique."""
     labels: list[Label] = []
     seen_mid: dict[str, str] = {}
@@ -175,14 +191,14 @@ def check_vocabulary(entries: list[tuple[str, int | str, str, str]], problems: P
     labels.sort(key=lambda label: label.index)
     if labels and [label.index for label in labels] != list(range(len(labels))):
         gaps = sorted(set(range(len(labels))) - {label.index for label in labels})
-        problems.add(file_name, f"class indices must run 0..{len(labels) - 1}; "
-                     f"missing {gaps[:10]}")
+        problems.add(file_name, f"class indices must run 0..{len(labels) - 1}; missing {gaps[:10]}")
     return labels
 
 
 # ------------------------------------------------------------------------------------------------
 # Paths
 # ------------------------------------------------------------------------------------------------
+
 
 class PathEscape(ValueError):
     """A metadata path that points outside DATA_ROOT."""
@@ -211,8 +227,10 @@ def relative_audio_path(data_root: Path, raw: str) -> str:
         raise PathEscape(f"path {raw} climbs out of DATA_ROOT with '..'")
     real = (root / relative).resolve()
     if not real.is_relative_to(root.resolve()):
-        raise PathEscape(f"path {raw} leads through a symlink to {real}, outside DATA_ROOT {root} "
-                         "(pass the real directory as DATA_ROOT)")
+        raise PathEscape(
+            f"path {raw} leads through a symlink to {real}, outside DATA_ROOT {root} "
+            "(pass the real directory as DATA_ROOT)"
+        )
     return relative.as_posix()
 
 
@@ -236,6 +254,7 @@ def scan_audio_files(data_root: Path) -> list[str]:
 # From source rows to clips
 # ------------------------------------------------------------------------------------------------
 
+
 def _probe(path: Path, check: str = "full") -> tuple[float, int, int, str] | str:
     """(duration, sample rate, channels, fingerprint) of a clip fit for training, or why not. The
     full check decodes every sample once, for its checks and the fingerprint; a header-only check
@@ -248,8 +267,15 @@ def _probe(path: Path, check: str = "full") -> tuple[float, int, int, str] | str
         return f"unreadable ({error.strerror or error})"
 
 
-def finalise_clips(rows: list[SourceRow], labels: list[Label], data_root: Path, source: str,
-                   problems: Problems, progress: bool = True, check: str = "full") -> list[Clip]:
+def finalise_clips(
+    rows: list[SourceRow],
+    labels: list[Label],
+    data_root: Path,
+    source: str,
+    problems: Problems,
+    progress: bool = True,
+    check: str = "full",
+) -> list[Clip]:
     """Check every row and its audio (``check``: full decode, or header only, see
     :func:`pipeline.audio.check_audio`); raise one ManifestError if anything is wrong.
 
@@ -287,16 +313,23 @@ def finalise_clips(rows: list[SourceRow], labels: list[Label], data_root: Path, 
             accepted.append((row, relative))
     paths = [data_root / relative for _, relative in accepted]
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
-        headers = list(tqdm(pool.map(lambda path: _probe(path, check), paths), total=len(paths), unit="file",
-                            desc=f"audio ({check} check)", **bar_options(progress and len(paths) >= 1000)))
+        headers = list(
+            tqdm(
+                pool.map(lambda path: _probe(path, check), paths),
+                total=len(paths),
+                unit="file",
+                desc=f"audio ({check} check)",
+                **bar_options(progress and len(paths) >= 1000),
+            )
+        )
     clips = []
     for (row, relative), header in zip(accepted, headers):
         if isinstance(header, str):
             problems.add(row.where, f"audio {relative}: {header}")
             continue
         duration, sample_rate, channels, fingerprint = header
-        clips.append(Clip(row.clip_id, relative, row.labels, row.split, row.fold, duration, sample_rate, channels,
-                          fingerprint))
+        clips.append(
+            Clip(row.clip_id, relative, row.labels, row.split, row.fold, duration, sample_rate, channels, fingerprint)
+        )
     problems.raise_if_any(source)
     return clips
-

@@ -18,8 +18,10 @@ def class_map_for(teacher_mids: list[str], manifest: Manifest, remap: bool, sour
         return None
     if len(set(teacher_mids)) != len(teacher_mids):
         repeated = next(mid for mid in teacher_mids if list(teacher_mids).count(mid) > 1)
-        raise VocabularyMismatch(f"{source}: the teacher's vocabulary lists {repeated!r} "
-                           f"{list(teacher_mids).count(repeated)} times; it cannot be mapped to {manifest.name}'s")
+        raise VocabularyMismatch(
+            f"{source}: the teacher's vocabulary lists {repeated!r} "
+            f"{list(teacher_mids).count(repeated)} times; it cannot be mapped to {manifest.name}'s"
+        )
     position = {mid: i for i, mid in enumerate(teacher_mids)}
     absent = [mid for mid in manifest.mids if mid not in position]
     same_set = not absent and len(teacher_mids) == len(manifest.mids)
@@ -29,5 +31,6 @@ def class_map_for(teacher_mids: list[str], manifest: Manifest, remap: bool, sour
             f"{source}: the teacher's vocabulary ({len(teacher_mids)} classes, e.g. {list(teacher_mids)[:3]}) differs "
             f"from {manifest.name}'s ({len(manifest.mids)} classes): {what}"
             + (f", e.g. {absent[:5]}" if absent else "")
-            + ("" if absent else "; pass vocab_remap=true to map classes by mid"))
+            + ("" if absent else "; pass vocab_remap=true to map classes by mid")
+        )
     return np.array([position[mid] for mid in manifest.mids])

@@ -7,13 +7,22 @@
 Importing this package registers every model (the builders live in efficientnet.py and ast.py).
 """
 
-from . import registry
 from . import ast as _ast  # noqa: F401  (registers the ast_* builders)
 from . import efficientnet as _efficientnet  # noqa: F401  (registers the efficientnet_* builders)
+from . import registry
 from .checkpoint_import import ImportReport, load_pretrained_checkpoint
 from .factory import create_model
 from .pretrained import PretrainedUnavailable
 from .registry import list_models, model_entry, register_model, validate_model_config
 
-__all__ = ["create_model", "validate_model_config", "list_models", "model_entry", "register_model", "registry", "load_pretrained_checkpoint",
-           "ImportReport", "PretrainedUnavailable"]
+__all__ = [
+    "create_model",
+    "validate_model_config",
+    "list_models",
+    "model_entry",
+    "register_model",
+    "registry",
+    "load_pretrained_checkpoint",
+    "ImportReport",
+    "PretrainedUnavailable",
+]

@@ -56,9 +56,18 @@ def patch_grid(n_mels: int, target_length: int, freq_stride: int = 10, time_stri
 class OverlappingPatchEmbed(nn.Module):
     """timm's patch-embedding interface with a conv stride smaller than the patch (AST's overlap)."""
 
-    def __init__(self, img_size: tuple[int, int], patch_size: int = PATCH, in_chans: int = 1, embed_dim: int = 768,
-                 stride: tuple[int, int] = (10, 10), bias: bool = True, dynamic_img_pad: bool = False,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        img_size: tuple[int, int],
+        patch_size: int = PATCH,
+        in_chans: int = 1,
+        embed_dim: int = 768,
+        stride: tuple[int, int] = (10, 10),
+        bias: bool = True,
+        dynamic_img_pad: bool = False,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         if dynamic_img_pad:
             raise ValueError("OverlappingPatchEmbed has a fixed grid; dynamic padding is not supported")
@@ -67,8 +76,9 @@ class OverlappingPatchEmbed(nn.Module):
         self.stride = tuple(stride)
         self.grid_size = patch_grid(self.img_size[0], self.img_size[1], *self.stride)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=self.stride, bias=bias,
-                              device=device, dtype=dtype)
+        self.proj = nn.Conv2d(
+            in_chans, embed_dim, kernel_size=patch_size, stride=self.stride, bias=bias, device=device, dtype=dtype
+        )
 
     def feat_ratio(self, as_scalar: bool = True):
         return max(self.stride) if as_scalar else self.stride
@@ -89,13 +99,19 @@ def _fit_axis(grid: torch.Tensor, axis: int, size: int) -> torch.Tensor:
     return grid
 
 
-def resize_pos_embed(pos_embed: torch.Tensor, source_grid: tuple[int, int], target_grid: tuple[int, int],
-                     prefix_tokens: int = PREFIX_TOKENS) -> torch.Tensor:
+def resize_pos_embed(
+    pos_embed: torch.Tensor,
+    source_grid: tuple[int, int],
+    target_grid: tuple[int, int],
+    prefix_tokens: int = PREFIX_TOKENS,
+) -> torch.Tensor:
     """[1, prefix + F*T, C] on source_grid (F, T) -> [1, prefix + F'*T', C] on target_grid; prefix kept."""
     source_f, source_t = source_grid
     if pos_embed.shape[1] != prefix_tokens + source_f * source_t:
-        raise ValueError(f"positional embedding has {pos_embed.shape[1]} tokens, expected {prefix_tokens} + "
-                         f"{source_f}x{source_t} for grid {source_grid}")
+        raise ValueError(
+            f"positional embedding has {pos_embed.shape[1]} tokens, expected {prefix_tokens} + "
+            f"{source_f}x{source_t} for grid {source_grid}"
+        )
     prefix, patches = pos_embed[:, :prefix_tokens], pos_embed[:, prefix_tokens:]
     width = pos_embed.shape[2]
     grid = patches.transpose(1, 2).reshape(1, width, source_f, source_t)
@@ -131,9 +147,20 @@ def sincos_position_table(grid: tuple[int, int], width: int, prefix_tokens: int 
 class AudioSpectrogramTransformer(nn.Module):
     classifier_prefixes = ("mlp_head.1.",)  # the only parameters whose shape depends on num_classes
 
-    def __init__(self, num_classes: int, n_mels: int, target_length: int, embed_dim: int, depth: int,
-                 num_heads: int, freq_stride: int, time_stride: int, drop_rate: float, pooling: str = "token",
-                 position: str = "learned"):
+    def __init__(
+        self,
+        num_classes: int,
+        n_mels: int,
+        target_length: int,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        freq_stride: int,
+        time_stride: int,
+        drop_rate: float,
+        pooling: str = "token",
+        position: str = "learned",
+    ):
         super().__init__()
         if pooling not in AST_POOLING:
             raise ValueError(f"AST pooling must be one of {AST_POOLING}, got {pooling!r}")
@@ -144,8 +171,14 @@ class AudioSpectrogramTransformer(nn.Module):
         self.input_shape = (target_length, n_mels)
         self.grid = patch_grid(n_mels, target_length, freq_stride, time_stride)
         self.v = VisionTransformerDistilled(
-            img_size=(n_mels, target_length), patch_size=PATCH, in_chans=1, num_classes=0, global_pool="token",
-            embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+            img_size=(n_mels, target_length),
+            patch_size=PATCH,
+            in_chans=1,
+            num_classes=0,
+            global_pool="token",
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
             embed_layer=partial(OverlappingPatchEmbed, stride=(freq_stride, time_stride)),
         )
         if position == "sincos":  # kept as the (frozen) parameter timm adds, so state dicts keep their keys
@@ -157,8 +190,10 @@ class AudioSpectrogramTransformer(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.ndim != 3 or tuple(features.shape[1:]) != self.input_shape:
-            raise ValueError(f"AST built for features [batch, {self.input_shape[0]}, {self.input_shape[1]}] "
-                             f"(target_length, n_mels), got {tuple(features.shape)}")
+            raise ValueError(
+                f"AST built for features [batch, {self.input_shape[0]}, {self.input_shape[1]}] "
+                f"(target_length, n_mels), got {tuple(features.shape)}"
+            )
         tokens = self.v.forward_features(features.transpose(1, 2).unsqueeze(1))
         if self.pooling == "token":
             pooled = (tokens[:, 0] + tokens[:, 1]) / 2
@@ -182,16 +217,33 @@ def imagenet_vit_state(timm_name: str, target_grid: tuple[int, int]) -> dict[str
     return state
 
 
-def build_ast(name: str, imagenet_source: str | None, num_classes: int, n_mels: int, target_length: int,
-              pooling: str, drop_rate: float, pretrained: str, embed_dim: int, depth: int, num_heads: int,
-              freq_stride: int, time_stride: int, position: str = "learned") -> AudioSpectrogramTransformer:
+def build_ast(
+    name: str,
+    imagenet_source: str | None,
+    num_classes: int,
+    n_mels: int,
+    target_length: int,
+    pooling: str,
+    drop_rate: float,
+    pretrained: str,
+    embed_dim: int,
+    depth: int,
+    num_heads: int,
+    freq_stride: int,
+    time_stride: int,
+    position: str = "learned",
+) -> AudioSpectrogramTransformer:
     if pooling not in AST_POOLING:
-        raise ValueError(f"{name}: AST pooling must be 'token' (mean of the class and distillation tokens, as "
-                         f"in the paper) or 'max' (over patch tokens), got {pooling!r}; the CNN heads "
-                         f"(mean, attention) are set with `pooling`, the AST's with `ast_pooling`")
+        raise ValueError(
+            f"{name}: AST pooling must be 'token' (mean of the class and distillation tokens, as "
+            f"in the paper) or 'max' (over patch tokens), got {pooling!r}; the CNN heads "
+            f"(mean, attention) are set with `pooling`, the AST's with `ast_pooling`"
+        )
     if position not in AST_POSITIONS:
-        raise ValueError(f"{name}: position must be 'learned' (a trained table, as in the paper) or 'sincos' "
-                         f"(a fixed sine-cosine table), got {position!r}")
+        raise ValueError(
+            f"{name}: position must be 'learned' (a trained table, as in the paper) or 'sincos' "
+            f"(a fixed sine-cosine table), got {position!r}"
+        )
     if pretrained == "imagenet" and position != "learned":
         raise ValueError(f"{name}: pretrained=imagenet brings DeiT's learned position table; use position=learned")
     imagenet_state = None
@@ -200,34 +252,114 @@ def build_ast(name: str, imagenet_source: str | None, num_classes: int, n_mels: 
             raise PretrainedUnavailable(f"{name} has no ImageNet counterpart; use pretrained=none")
         grid = patch_grid(n_mels, target_length, freq_stride, time_stride)
         imagenet_state = imagenet_vit_state(imagenet_source, grid)
-    model = AudioSpectrogramTransformer(num_classes, n_mels, target_length, embed_dim, depth, num_heads,
-                                        freq_stride, time_stride, drop_rate, pooling, position)
+    model = AudioSpectrogramTransformer(
+        num_classes,
+        n_mels,
+        target_length,
+        embed_dim,
+        depth,
+        num_heads,
+        freq_stride,
+        time_stride,
+        drop_rate,
+        pooling,
+        position,
+    )
     if imagenet_state is not None:
         model.v.load_state_dict(imagenet_state, strict=True)
     return model
 
 
-@register_model("AST as in the paper: DeiT-base geometry (768 wide, 12 layers, 12 heads), ~87M parameters",
-                family="ast")
-def ast_base(num_classes: int, n_mels: int, target_length: int, pooling: str = "token", drop_rate: float = 0.0,
-             pretrained: str = "none", freq_stride: int = 10, time_stride: int = 10,
-             position: str = "learned") -> AudioSpectrogramTransformer:
-    return build_ast("ast_base", "deit_base_distilled_patch16_384", num_classes, n_mels, target_length, pooling,
-                     drop_rate, pretrained, 768, 12, 12, freq_stride, time_stride, position)
+@register_model(
+    "AST as in the paper: DeiT-base geometry (768 wide, 12 layers, 12 heads), ~87M parameters", family="ast"
+)
+def ast_base(
+    num_classes: int,
+    n_mels: int,
+    target_length: int,
+    pooling: str = "token",
+    drop_rate: float = 0.0,
+    pretrained: str = "none",
+    freq_stride: int = 10,
+    time_stride: int = 10,
+    position: str = "learned",
+) -> AudioSpectrogramTransformer:
+    return build_ast(
+        "ast_base",
+        "deit_base_distilled_patch16_384",
+        num_classes,
+        n_mels,
+        target_length,
+        pooling,
+        drop_rate,
+        pretrained,
+        768,
+        12,
+        12,
+        freq_stride,
+        time_stride,
+        position,
+    )
 
 
 @register_model("AST at DeiT-tiny width (192 wide, 12 layers, 3 heads), ~5.5M parameters", family="ast")
-def ast_tiny(num_classes: int, n_mels: int, target_length: int, pooling: str = "token", drop_rate: float = 0.0,
-             pretrained: str = "none", freq_stride: int = 10, time_stride: int = 10,
-             position: str = "learned") -> AudioSpectrogramTransformer:
-    return build_ast("ast_tiny", "deit_tiny_distilled_patch16_224", num_classes, n_mels, target_length, pooling,
-                     drop_rate, pretrained, 192, 12, 3, freq_stride, time_stride, position)
+def ast_tiny(
+    num_classes: int,
+    n_mels: int,
+    target_length: int,
+    pooling: str = "token",
+    drop_rate: float = 0.0,
+    pretrained: str = "none",
+    freq_stride: int = 10,
+    time_stride: int = 10,
+    position: str = "learned",
+) -> AudioSpectrogramTransformer:
+    return build_ast(
+        "ast_tiny",
+        "deit_tiny_distilled_patch16_224",
+        num_classes,
+        n_mels,
+        target_length,
+        pooling,
+        drop_rate,
+        pretrained,
+        192,
+        12,
+        3,
+        freq_stride,
+        time_stride,
+        position,
+    )
 
 
-@register_model("AST for CPU demos (96 wide, 3 layers, 2 heads, 16x12 strides, max over patch tokens), ~0.4M "
-                "parameters", family="ast")
-def ast_micro(num_classes: int, n_mels: int, target_length: int, pooling: str = "max", drop_rate: float = 0.0,
-              pretrained: str = "none", freq_stride: int = 16, time_stride: int = 12,
-              position: str = "learned") -> AudioSpectrogramTransformer:
-    return build_ast("ast_micro", None, num_classes, n_mels, target_length, pooling, drop_rate, pretrained,
-                     96, 3, 2, freq_stride, time_stride, position)
+@register_model(
+    "AST for CPU demos (96 wide, 3 layers, 2 heads, 16x12 strides, max over patch tokens), ~0.4M parameters",
+    family="ast",
+)
+def ast_micro(
+    num_classes: int,
+    n_mels: int,
+    target_length: int,
+    pooling: str = "max",
+    drop_rate: float = 0.0,
+    pretrained: str = "none",
+    freq_stride: int = 16,
+    time_stride: int = 12,
+    position: str = "learned",
+) -> AudioSpectrogramTransformer:
+    return build_ast(
+        "ast_micro",
+        None,
+        num_classes,
+        n_mels,
+        target_length,
+        pooling,
+        drop_rate,
+        pretrained,
+        96,
+        3,
+        2,
+        freq_stride,
+        time_stride,
+        position,
+    )

@@ -52,9 +52,11 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [f"{self.path} ({self.layout} layout): {len(self.loaded)} tensors loaded, "
-                 f"{len(self.skipped)} skipped, {len(self.left_at_init)} left at initialisation"
-                 + (f", {len(self.warnings)} warning(s)" if self.warnings else "")]
+        lines = [
+            f"{self.path} ({self.layout} layout): {len(self.loaded)} tensors loaded, "
+            f"{len(self.skipped)} skipped, {len(self.left_at_init)} left at initialisation"
+            + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
+        ]
         lines += [f"  resized {key}: {how}" for key, how in self.interpolated.items()]
         lines += [f"  note: {note}" for note in self.notes]
         lines += [f"  warning: {warning}" for warning in self.warnings]
@@ -69,9 +71,11 @@ class ImportReport:
 
 
 # the one-line conversion of a trusted legacy checkpoint (docs/reliability.md): keep its tensors only
-CONVERT_COMMAND = ("python -c \"import sys, torch; c = torch.load(sys.argv[1], map_location='cpu', weights_only=False); "
-                   "s = c.get('model', c.get('state_dict', c)) if isinstance(c, dict) else c.state_dict(); "
-                   "torch.save({k: v for k, v in s.items() if torch.is_tensor(v)}, sys.argv[2])\" TRUSTED.pt OUT.pt")
+CONVERT_COMMAND = (
+    "python -c \"import sys, torch; c = torch.load(sys.argv[1], map_location='cpu', weights_only=False); "
+    "s = c.get('model', c.get('state_dict', c)) if isinstance(c, dict) else c.state_dict(); "
+    'torch.save({k: v for k, v in s.items() if torch.is_tensor(v)}, sys.argv[2])" TRUSTED.pt OUT.pt'
+)
 
 
 class UnsafeCheckpoint(CheckpointImportError):
@@ -133,16 +137,19 @@ def load_weights_only(path: str | os.PathLike) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "weights only load failed" not in str(error).lower():  # a pickle broken off, not a refused object
-            raise CheckpointImportError(f"{path}: not a readable checkpoint: a damaged pickle "
-                                        f"({_first_line(error)})") from None
+            raise CheckpointImportError(
+                f"{path}: not a readable checkpoint: a damaged pickle ({_first_line(error)})"
+            ) from None
         raise UnsafeCheckpoint(
             f"{path}: refused: it holds Python objects beyond tensors and plain values, and loading them could run "
-            f"code; if you trust the file, convert it once with {CONVERT_COMMAND}") from None
+            f"code; if you trust the file, convert it once with {CONVERT_COMMAND}"
+        ) from None
     except FileNotFoundError:
         raise
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
-        raise CheckpointImportError(f"{path}: not a readable checkpoint, truncated or damaged "
-                                    f"({_first_line(error)})") from None
+        raise CheckpointImportError(
+            f"{path}: not a readable checkpoint, truncated or damaged ({_first_line(error)})"
+        ) from None
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, list[str]]:
@@ -161,7 +168,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     else:
         shown = sorted(obj)[:10] if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointImportError(f"{path}: not a state dict nor a dict with a 'model' state dict (found {shown})")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    state = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
     return state, meta, notes
 
 
@@ -183,17 +190,27 @@ def _source_grid(tokens: int, meta: dict, source_grid: tuple[int, int] | None, p
         grid, source = patch_grid(*geometry), "the checkpoint's model_config"
     elif release is not None:
         grid = release.grid
-        source = f"its name (stride {release.freq_stride}x{release.time_stride} on {release.n_mels}x{release.target_length})"
+        source = (
+            f"its name (stride {release.freq_stride}x{release.time_stride} on {release.n_mels}x{release.target_length})"
+        )
     else:
         return None
     if grid[0] * grid[1] != patches:
-        raise CheckpointImportError(f"{path}: its position table holds {patches} patches, but {source} says "
-                                    f"{grid[0]}x{grid[1]} = {grid[0] * grid[1]}")
+        raise CheckpointImportError(
+            f"{path}: its position table holds {patches} patches, but {source} says "
+            f"{grid[0]}x{grid[1]} = {grid[0] * grid[1]}"
+        )
     return grid
 
 
-def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
-           source_grid: tuple[int, int] | None, fresh: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+def _match(
+    model: nn.Module,
+    state: dict,
+    meta: dict,
+    report: ImportReport,
+    source_grid: tuple[int, int] | None,
+    fresh: tuple[str, ...] = (),
+) -> dict[str, torch.Tensor]:
     model_state = model.state_dict()
     classifier = _classifier_keys(model, model_state)
     classifier_fits = all(k in state and state[k].shape == model_state[k].shape for k in classifier)
@@ -206,14 +223,18 @@ def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
         elif key not in state:
             # BatchNorm counters are absent from older checkpoints and carry no learned value
             (report.left_at_init if key.endswith("num_batches_tracked") else missing).append(key)
-        elif (key == "v.pos_embed" and isinstance(model, AudioSpectrogramTransformer)
-              and state[key].shape[2] == target.shape[2]):
+        elif (
+            key == "v.pos_embed"
+            and isinstance(model, AudioSpectrogramTransformer)
+            and state[key].shape[2] == target.shape[2]
+        ):
             grid = _source_grid(state[key].shape[1], meta, source_grid, report.path)
             if grid is None and state[key].shape != target.shape:
                 raise CheckpointImportError(
                     f"{report.path}: cannot tell the patch grid of its {state[key].shape[1] - PREFIX_TOKENS}-patch "
                     f"position table (the model needs {model.grid[0]}x{model.grid[1]}): give the file its published "
-                    f"name (<dataset>_<fstride>_<tstride>_<score>.pth) or pass the grid (ast_source_grid=FREQxTIME)")
+                    f"name (<dataset>_<fstride>_<tstride>_<score>.pth) or pass the grid (ast_source_grid=FREQxTIME)"
+                )
             if grid is None or tuple(grid) == tuple(model.grid):
                 incoming[key] = state[key]
             else:
@@ -228,11 +249,15 @@ def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
         more = len(missing) + len(mismatched) + len(unexpected) - len(listed)
         raise CheckpointImportError(
             f"{report.path} ({report.layout} layout) does not fit {getattr(model, 'model_name', type(model).__name__)}: "
-            + "; ".join(listed) + (f"; and {more} more" if more > 0 else ""))
+            + "; ".join(listed)
+            + (f"; and {more} more" if more > 0 else "")
+        )
     if classifier and not classifier_fits and not any(k.startswith(fresh) for k in classifier if fresh):
         shapes = {k: tuple(state[k].shape) for k in classifier if k in state}
-        report.notes.append(f"classifier not loaded (checkpoint {shapes or 'has none'}, model "
-                            f"{ {k: tuple(model_state[k].shape) for k in classifier} }): left at initialisation")
+        report.notes.append(
+            f"classifier not loaded (checkpoint {shapes or 'has none'}, model "
+            f"{ {k: tuple(model_state[k].shape) for k in classifier} }): left at initialisation"
+        )
     for key in state:
         if key not in model_state:
             report.skipped[key] = "the ViT's ImageNet head, which AST never used"
@@ -245,8 +270,9 @@ def _match(model: nn.Module, state: dict, meta: dict, report: ImportReport,
 AST_FINE_TUNE_FRESH = ("mlp_head.",)
 
 
-def load_pretrained_checkpoint(model: nn.Module, path: str | os.PathLike,
-                               source_grid: tuple[int, int] | None = None, fine_tune: bool = False) -> ImportReport:
+def load_pretrained_checkpoint(
+    model: nn.Module, path: str | os.PathLike, source_grid: tuple[int, int] | None = None, fine_tune: bool = False
+) -> ImportReport:
     """Load an AST, PSLA or own checkpoint into ``model`` in place and report what happened.
 
     ``source_grid`` (frequency patches, time patches) gives the patch grid of an AST checkpoint's

@@ -41,8 +41,9 @@ class EfficientNetAudio(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.ndim != 3:
-            raise ValueError(f"{self.timm_name}: expected features [batch, frames, mels], got shape "
-                             f"{tuple(features.shape)}")
+            raise ValueError(
+                f"{self.timm_name}: expected features [batch, frames, mels], got shape {tuple(features.shape)}"
+            )
         image = features.transpose(1, 2).unsqueeze(1)  # [batch, 1, mels, frames]
         return self.head(self.backbone.forward_features(image))
 
@@ -56,9 +57,16 @@ def _backbone(timm_name: str, pretrained_tag: str | None, pretrained: str, **bui
     return load_timm_pretrained(f"{timm_name}.{pretrained_tag}", **kwargs)
 
 
-def build_efficientnet(timm_name: str, pretrained_tag: str | None, num_classes: int, pooling: str,
-                       drop_rate: float, pretrained: str, attention_heads: int,
-                       backbone: nn.Module | None = None) -> EfficientNetAudio:
+def build_efficientnet(
+    timm_name: str,
+    pretrained_tag: str | None,
+    num_classes: int,
+    pooling: str,
+    drop_rate: float,
+    pretrained: str,
+    attention_heads: int,
+    backbone: nn.Module | None = None,
+) -> EfficientNetAudio:
     if pooling not in POOLING_CHOICES:
         raise ValueError(f"{timm_name}: pooling must be one of {POOLING_CHOICES}, got {pooling!r}")
     backbone = backbone if backbone is not None else _backbone(timm_name, pretrained_tag, pretrained)
@@ -93,43 +101,90 @@ def psla_backbone(size: str, pretrained: str) -> nn.Module:
     return backbone
 
 
-def build_psla_efficientnet(size: str, num_classes: int, pooling: str, drop_rate: float, pretrained: str,
-                            attention_heads: int) -> EfficientNetAudio:
-    return build_efficientnet(f"tf_efficientnet_{size}", PSLA_IMAGENET_TAG, num_classes, pooling, drop_rate,
-                              pretrained, attention_heads, backbone=psla_backbone(size, pretrained))
+def build_psla_efficientnet(
+    size: str, num_classes: int, pooling: str, drop_rate: float, pretrained: str, attention_heads: int
+) -> EfficientNetAudio:
+    return build_efficientnet(
+        f"tf_efficientnet_{size}",
+        PSLA_IMAGENET_TAG,
+        num_classes,
+        pooling,
+        drop_rate,
+        pretrained,
+        attention_heads,
+        backbone=psla_backbone(size, pretrained),
+    )
 
 
 @register_model("EfficientNet-B2 (PSLA/CMKD paper CNN), ~7.7M backbone parameters")
-def efficientnet_b2(num_classes: int, n_mels: int, target_length: int, pooling: str = "mean", drop_rate: float = 0.0,
-                    pretrained: str = "none", attention_heads: int = 4, tf_variant: bool = False) -> EfficientNetAudio:
+def efficientnet_b2(
+    num_classes: int,
+    n_mels: int,
+    target_length: int,
+    pooling: str = "mean",
+    drop_rate: float = 0.0,
+    pretrained: str = "none",
+    attention_heads: int = 4,
+    tf_variant: bool = False,
+) -> EfficientNetAudio:
     timm_name, tag = _variant("b2", tf_variant)
     return build_efficientnet(timm_name, tag, num_classes, pooling, drop_rate, pretrained, attention_heads)
 
 
 @register_model("EfficientNet-B0, ~4.0M backbone parameters: the CPU-sized CNN")
-def efficientnet_b0(num_classes: int, n_mels: int, target_length: int, pooling: str = "mean", drop_rate: float = 0.0,
-                    pretrained: str = "none", attention_heads: int = 4, tf_variant: bool = False) -> EfficientNetAudio:
+def efficientnet_b0(
+    num_classes: int,
+    n_mels: int,
+    target_length: int,
+    pooling: str = "mean",
+    drop_rate: float = 0.0,
+    pretrained: str = "none",
+    attention_heads: int = 4,
+    tf_variant: bool = False,
+) -> EfficientNetAudio:
     timm_name, tag = _variant("b0", tf_variant)
     return build_efficientnet(timm_name, tag, num_classes, pooling, drop_rate, pretrained, attention_heads)
 
 
 @register_model("timm's minimal EfficientNet (test_efficientnet), ~0.1M parameters: tests and CPU demos")
-def efficientnet_tiny(num_classes: int, n_mels: int, target_length: int, pooling: str = "mean", drop_rate: float = 0.0,
-                      pretrained: str = "none", attention_heads: int = 4) -> EfficientNetAudio:
-    return build_efficientnet("test_efficientnet", "r160_in1k", num_classes, pooling, drop_rate, pretrained,
-                              attention_heads)
+def efficientnet_tiny(
+    num_classes: int,
+    n_mels: int,
+    target_length: int,
+    pooling: str = "mean",
+    drop_rate: float = 0.0,
+    pretrained: str = "none",
+    attention_heads: int = 4,
+) -> EfficientNetAudio:
+    return build_efficientnet(
+        "test_efficientnet", "r160_in1k", num_classes, pooling, drop_rate, pretrained, attention_heads
+    )
 
 
-@register_model("PSLA's EfficientNet-B2 (efficientnet_pytorch geometry, BN eps 1e-3, 4-head sigmoid attention): "
-                "the published PSLA teachers import into it exactly")
-def efficientnet_b2_psla(num_classes: int, n_mels: int, target_length: int, pooling: str = "psla_attention",
-                         drop_rate: float = 0.0, pretrained: str = "none",
-                         attention_heads: int = 4) -> EfficientNetAudio:
+@register_model(
+    "PSLA's EfficientNet-B2 (efficientnet_pytorch geometry, BN eps 1e-3, 4-head sigmoid attention): "
+    "the published PSLA teachers import into it exactly"
+)
+def efficientnet_b2_psla(
+    num_classes: int,
+    n_mels: int,
+    target_length: int,
+    pooling: str = "psla_attention",
+    drop_rate: float = 0.0,
+    pretrained: str = "none",
+    attention_heads: int = 4,
+) -> EfficientNetAudio:
     return build_psla_efficientnet("b2", num_classes, pooling, drop_rate, pretrained, attention_heads)
 
 
 @register_model("PSLA's EfficientNet-B0 (as efficientnet_b2_psla, PSLA's eff_b=0): the CPU-sized PSLA CNN")
-def efficientnet_b0_psla(num_classes: int, n_mels: int, target_length: int, pooling: str = "psla_attention",
-                         drop_rate: float = 0.0, pretrained: str = "none",
-                         attention_heads: int = 4) -> EfficientNetAudio:
+def efficientnet_b0_psla(
+    num_classes: int,
+    n_mels: int,
+    target_length: int,
+    pooling: str = "psla_attention",
+    drop_rate: float = 0.0,
+    pretrained: str = "none",
+    attention_heads: int = 4,
+) -> EfficientNetAudio:
     return build_psla_efficientnet("b0", num_classes, pooling, drop_rate, pretrained, attention_heads)

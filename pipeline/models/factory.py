@@ -15,8 +15,9 @@ from .checkpoint_import import load_pretrained_checkpoint
 from .registry import PRETRAINED_CHOICES, model_entry
 
 
-def _check_common(name: str, num_classes: int, n_mels: int, target_length: int, pretrained: str,
-                  drop_rate: float) -> None:
+def _check_common(
+    name: str, num_classes: int, n_mels: int, target_length: int, pretrained: str, drop_rate: float
+) -> None:
     for field, value in (("num_classes", num_classes), ("n_mels", n_mels), ("target_length", target_length)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"create_model({name!r}): {field} must be a positive integer, got {value!r}")
@@ -56,11 +57,25 @@ def create_model(
     if unknown:
         accepted = ", ".join(known) or "none"
         raise ValueError(f"create_model({name!r}): unknown option(s) {unknown}; this model accepts: {accepted}")
-    model = entry.builder(num_classes=num_classes, n_mels=n_mels, target_length=target_length, pooling=pooling,
-                          drop_rate=float(drop_rate), pretrained=pretrained, **options)
+    model = entry.builder(
+        num_classes=num_classes,
+        n_mels=n_mels,
+        target_length=target_length,
+        pooling=pooling,
+        drop_rate=float(drop_rate),
+        pretrained=pretrained,
+        **options,
+    )
     model.model_name = name
-    model.model_config = {"num_classes": num_classes, "n_mels": n_mels, "target_length": target_length,
-                          "pooling": pooling, "drop_rate": float(drop_rate), **known, **options}
+    model.model_config = {
+        "num_classes": num_classes,
+        "n_mels": n_mels,
+        "target_length": target_length,
+        "pooling": pooling,
+        "drop_rate": float(drop_rate),
+        **known,
+        **options,
+    }
     if checkpoint is not None:
         model.import_report = load_pretrained_checkpoint(model, checkpoint, checkpoint_grid, fine_tune)
     return model

@@ -39,8 +39,10 @@ def psla_architecture(path: str | Path) -> tuple[str, str, int] | None:
     head = state.get("effnet._conv_head.weight")
     size = PSLA_SIZES.get((blocks, int(head.shape[0]) if head is not None else 0))
     if size is None:
-        raise ValueError(f"{path}: a PSLA checkpoint with {blocks} EfficientNet blocks and a "
-                         f"{0 if head is None else head.shape[0]}-channel head: only PSLA's B0 and B2 are supported")
+        raise ValueError(
+            f"{path}: a PSLA checkpoint with {blocks} EfficientNet blocks and a "
+            f"{0 if head is None else head.shape[0]}-channel head: only PSLA's B0 and B2 are supported"
+        )
     heads = len({k.split(".")[2] for k in state if k.startswith("attention.att.") and k.split(".")[2].isdigit()})
     if heads:
         return size, "psla_attention", heads
@@ -58,13 +60,19 @@ def model_for_init(model: str, pooling: str, init: str) -> InitModel | None:
         return None
     size, head, heads = found
     if model not in SAME_BACKBONE[size]:
-        raise ValueError(f"INIT={init} is PSLA's EfficientNet-{size.upper()}, but the recipe's model={model} cannot "
-                         f"hold it: use model=efficientnet_{size}_psla (or leave model at efficientnet_{size})")
+        raise ValueError(
+            f"INIT={init} is PSLA's EfficientNet-{size.upper()}, but the recipe's model={model} cannot "
+            f"hold it: use model=efficientnet_{size}_psla (or leave model at efficientnet_{size})"
+        )
     target = f"efficientnet_{size}_psla"
     options = {"attention_heads": heads} if heads not in (0, 4) else {}
     replaced = [f"model={model}"] if model != target else []
     replaced += [f"pooling={pooling}"] if pooling != head else []
-    note = (f"note: INIT={Path(init).name} is a PSLA model: building {target} with pooling={head}"
-            + (f" ({heads} heads)" if heads else "") + f" instead of the recipe's {' '.join(replaced)}"
-            if replaced else "")
+    note = (
+        f"note: INIT={Path(init).name} is a PSLA model: building {target} with pooling={head}"
+        + (f" ({heads} heads)" if heads else "")
+        + f" instead of the recipe's {' '.join(replaced)}"
+        if replaced
+        else ""
+    )
     return InitModel(target, head, options, note)

@@ -54,8 +54,9 @@ class AttentionPoolingHead(nn.Module):
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
         sequence = self.dropout(feature_map.mean(dim=2))  # [batch, channels, time]
-        per_head = [self.pool_one_head(att(sequence), cla(sequence))
-                    for att, cla in zip(self.attention, self.classifier)]
+        per_head = [
+            self.pool_one_head(att(sequence), cla(sequence)) for att, cla in zip(self.attention, self.classifier)
+        ]
         pooled = torch.einsum("h,hbc->bc", self.head_weights, torch.stack(per_head))
         return self.finish(pooled)
 
@@ -73,8 +74,9 @@ class PslaAttentionHead(AttentionPoolingHead):
         return torch.log(probability) - torch.log1p(-probability)
 
 
-def make_pooling_head(pooling: str, in_channels: int, num_classes: int, attention_heads: int,
-                      drop_rate: float) -> nn.Module:
+def make_pooling_head(
+    pooling: str, in_channels: int, num_classes: int, attention_heads: int, drop_rate: float
+) -> nn.Module:
     if pooling == "mean":
         return MeanPoolingHead(in_channels, num_classes, drop_rate)
     if pooling == "attention":

@@ -52,11 +52,24 @@ PSLA_BN_EPS = 1e-3  # efficientnet_pytorch 0.7.0's batch_norm_epsilon
 PSLA_POOLED_ROWS = 4  # PSLA's AvgPool2d((4, 1)) over the frequency rows of the last feature map
 
 _TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
-_INVERTED_RESIDUAL = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-                      "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand", "_project_conv": "conv_pwl",
-                      "_bn2": "bn3"}
-_DEPTHWISE_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_se_reduce": "se.conv_reduce",
-                        "_se_expand": "se.conv_expand", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_INVERTED_RESIDUAL = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_DEPTHWISE_SEPARABLE = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
 
 
 class PslaLayoutError(ValueError):
@@ -79,8 +92,10 @@ def backbone_module_map(backbone: nn.Module) -> dict[str, str]:
             elif hasattr(block, "conv_dw") and hasattr(block, "conv_pw"):
                 table = _DEPTHWISE_SEPARABLE
             else:
-                raise PslaLayoutError(f"backbone block {stage_index}.{block_index} ({type(block).__name__}) has no "
-                                      f"efficientnet_pytorch counterpart; PSLA checkpoints need an efficientnet_b0/b2")
+                raise PslaLayoutError(
+                    f"backbone block {stage_index}.{block_index} ({type(block).__name__}) has no "
+                    f"efficientnet_pytorch counterpart; PSLA checkpoints need an efficientnet_b0/b2"
+                )
             for theirs, ours in table.items():
                 mapping[f"_blocks.{flat}.{theirs}"] = f"blocks.{stage_index}.{block_index}.{ours}"
             flat += 1
@@ -88,15 +103,19 @@ def backbone_module_map(backbone: nn.Module) -> dict[str, str]:
 
 
 def _translate_head(state: dict, head: nn.Module, out: dict, deviations: list[str]) -> None:
-    multi = sorted({int(k.split(".")[2]) for k in state if k.startswith("attention.att.") and k.split(".")[2].isdigit()})
+    multi = sorted(
+        {int(k.split(".")[2]) for k in state if k.startswith("attention.att.") and k.split(".")[2].isdigit()}
+    )
     single = "attention.att.weight" in state
     if isinstance(head, AttentionPoolingHead):
         if not (multi or single):
             raise PslaLayoutError("checkpoint has PSLA mean pooling (no attention.att.*); build with pooling=mean")
         heads = len(multi) if multi else 1
         if heads != len(head.attention):
-            raise PslaLayoutError(f"checkpoint has {heads} attention heads, model has {len(head.attention)}: "
-                                  f"build with attention_heads={heads}")
+            raise PslaLayoutError(
+                f"checkpoint has {heads} attention heads, model has {len(head.attention)}: "
+                f"build with attention_heads={heads}"
+            )
         for i in range(heads):
             suffix = f".{i}" if multi else ""
             for kind, ours in (("att", "attention"), ("cla", "classifier")):
@@ -107,9 +126,11 @@ def _translate_head(state: dict, head: nn.Module, out: dict, deviations: list[st
                         out[f"head.{ours}.{i}.{param}"] = value.flatten(2) if value.ndim == 4 else value
         out["head.head_weights"] = state.get("attention.head_weight", torch.ones(1))
         if not isinstance(head, PslaAttentionHead):
-            deviations.append("pooling=attention (softmax over time on class logits) is not PSLA's head (sigmoid "
-                              "attention normalised over time, sigmoid class scores): outputs differ from the release; "
-                              "build with pooling=psla_attention (the efficientnet_*_psla models' default)")
+            deviations.append(
+                "pooling=attention (softmax over time on class logits) is not PSLA's head (sigmoid "
+                "attention normalised over time, sigmoid class scores): outputs differ from the release; "
+                "build with pooling=psla_attention (the efficientnet_*_psla models' default)"
+            )
     elif isinstance(head, MeanPoolingHead):
         if multi or single:
             raise PslaLayoutError("checkpoint has PSLA attention pooling; build with pooling=psla_attention")
@@ -117,8 +138,10 @@ def _translate_head(state: dict, head: nn.Module, out: dict, deviations: list[st
             if f"attention.cla.{param}" in state:
                 value = state[f"attention.cla.{param}"]
                 out[f"head.classifier.{param}"] = value.flatten(1) if value.ndim == 4 else value
-        deviations.append("PSLA's mean pooling averages sigmoid outputs over time; pooling=mean averages features, "
-                          "then applies the classifier: outputs differ from the release")
+        deviations.append(
+            "PSLA's mean pooling averages sigmoid outputs over time; pooling=mean averages features, "
+            "then applies the classifier: outputs differ from the release"
+        )
     else:
         raise PslaLayoutError(f"no PSLA mapping for head type {type(head).__name__}")
 
@@ -136,7 +159,7 @@ def translate_psla_state(state: dict[str, torch.Tensor], model: nn.Module) -> tu
         if key.startswith("effnet._fc."):
             skipped[key] = "efficientnet_pytorch's ImageNet classifier (unused by PSLA)"
         elif key.startswith("effnet."):
-            module, _, param = key[len("effnet."):].rpartition(".")
+            module, _, param = key[len("effnet.") :].rpartition(".")
             if module in modules:
                 out[f"backbone.{modules[module]}.{param}"] = value
             else:
@@ -144,8 +167,10 @@ def translate_psla_state(state: dict[str, torch.Tensor], model: nn.Module) -> tu
         elif not key.startswith("attention."):
             unmatched.append(key)
     if unmatched:
-        raise PslaLayoutError(f"{len(unmatched)} checkpoint keys have no place in {type(model).__name__} "
-                              f"({getattr(model, 'timm_name', '')}), e.g. {unmatched[:10]}: a deeper EfficientNet?")
+        raise PslaLayoutError(
+            f"{len(unmatched)} checkpoint keys have no place in {type(model).__name__} "
+            f"({getattr(model, 'timm_name', '')}), e.g. {unmatched[:10]}: a deeper EfficientNet?"
+        )
     deviations: list[str] = []
     _translate_head(state, model.head, out, deviations)
     deviations += backbone_deviations(model)
@@ -161,19 +186,28 @@ def backbone_deviations(model: nn.Module) -> list[str]:
     found = []
     eps = sorted({m.eps for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)})
     if eps != [PSLA_BN_EPS]:
-        found.append(f"batch norm eps {', '.join(f'{e:g}' for e in eps)}, PSLA's backbone uses {PSLA_BN_EPS:g}: outputs "
-                     f"differ from the release; build efficientnet_b2_psla (or efficientnet_b0_psla)")
-    asymmetric = [name for name, m in model.backbone.named_modules() if isinstance(m, nn.Conv2d)
-                  and (type(m) is not nn.Conv2d or tuple(m.padding) != _symmetric_padding(m))]
+        found.append(
+            f"batch norm eps {', '.join(f'{e:g}' for e in eps)}, PSLA's backbone uses {PSLA_BN_EPS:g}: outputs "
+            f"differ from the release; build efficientnet_b2_psla (or efficientnet_b0_psla)"
+        )
+    asymmetric = [
+        name
+        for name, m in model.backbone.named_modules()
+        if isinstance(m, nn.Conv2d) and (type(m) is not nn.Conv2d or tuple(m.padding) != _symmetric_padding(m))
+    ]
     if asymmetric:
-        found.append(f"{len(asymmetric)} convs (e.g. {asymmetric[0]}) are not padded symmetrically by kernel // 2 as "
-                     f"efficientnet_pytorch pads them (TF 'same' padding?): outputs differ from the release; build "
-                     f"efficientnet_b2_psla (or efficientnet_b0_psla), not tf_variant=True")
+        found.append(
+            f"{len(asymmetric)} convs (e.g. {asymmetric[0]}) are not padded symmetrically by kernel // 2 as "
+            f"efficientnet_pytorch pads them (TF 'same' padding?): outputs differ from the release; build "
+            f"efficientnet_b2_psla (or efficientnet_b0_psla), not tf_variant=True"
+        )
     n_mels = getattr(model, "model_config", {}).get("n_mels")
     if isinstance(n_mels, int):
         rows = -(-n_mels // 32)  # five stride-2 stages, each ceil(size / 2) with symmetric padding
         if rows != PSLA_POOLED_ROWS:
-            found.append(f"n_mels={n_mels} gives {rows} frequency rows in the last feature map; PSLA averages the "
-                         f"first {PSLA_POOLED_ROWS} (it was trained on 128 mel bins) and this head averages all: "
-                         f"outputs differ from the release")
+            found.append(
+                f"n_mels={n_mels} gives {rows} frequency rows in the last feature map; PSLA averages the "
+                f"first {PSLA_POOLED_ROWS} (it was trained on 128 mel bins) and this head averages all: "
+                f"outputs differ from the release"
+            )
     return found

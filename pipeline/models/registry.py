@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -96,10 +96,13 @@ def validate_model_config(name: object, config: object, source: str = "checkpoin
         raise ValueError(f"{source}: model_config must be a mapping, got {type(config).__name__}")
     allowed = {a for a in COMMON_ARGS if a != "pretrained"} | set(entry.options())
     unknown = sorted(str(k) for k in config if k not in allowed)
-    bad = sorted(f"{k}={type(v).__name__}" for k, v in config.items()
-                 if k in allowed and not isinstance(v, PLAIN_VALUES))
+    bad = sorted(
+        f"{k}={type(v).__name__}" for k, v in config.items() if k in allowed and not isinstance(v, PLAIN_VALUES)
+    )
     if unknown or bad:
         problems = ([f"unknown key(s) {unknown}"] if unknown else []) + ([f"non-plain value(s) {bad}"] if bad else [])
-        raise ValueError(f"{source}: model_config of {name!r} refused ({'; '.join(problems)}); "
-                         f"allowed keys: {', '.join(sorted(allowed))}")
+        raise ValueError(
+            f"{source}: model_config of {name!r} refused ({'; '.join(problems)}); "
+            f"allowed keys: {', '.join(sorted(allowed))}"
+        )
     return name, dict(config)

@@ -44,8 +44,13 @@ def padded(waves: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor,
     return host.to(device, non_blocking=True), torch.tensor([len(w) for w in waves], device=device)
 
 
-def front_end(waves: list[np.ndarray], cfg: FrontEndConfig, device: torch.device, views: list[View] | None = None,
-              partners: list[np.ndarray] | None = None) -> torch.Tensor:
+def front_end(
+    waves: list[np.ndarray],
+    cfg: FrontEndConfig,
+    device: torch.device,
+    views: list[View] | None = None,
+    partners: list[np.ndarray] | None = None,
+) -> torch.Tensor:
     """Normalised features [B, frames, mels] of clips (or of mixed views with their partners) on `device`."""
     step = CPU_FRONT_END_ROWS if device.type == "cpu" else max(len(waves), 1)
     parts = []
@@ -76,22 +81,35 @@ def forward(models: list[torch.nn.Module], members: np.ndarray, inputs: torch.Te
     return np.concatenate(results).astype(np.float32)
 
 
-def compute_block(block: Block, models: list[torch.nn.Module], cfg: FrontEndConfig, device: torch.device,
-                  batch_size: int) -> list[tuple[int, int, np.ndarray]]:
+def compute_block(
+    block: Block, models: list[torch.nn.Module], cfg: FrontEndConfig, device: torch.device, batch_size: int
+) -> list[tuple[int, int, np.ndarray]]:
     """(row, view or -1 for the clean clip, logits) of every input the block's clips give."""
     clean = front_end(block.waves, cfg, device)
-    mixed = [(i, k) for i, views in enumerate(block.views) for k, v in enumerate(views)
-             if v.partner and block.partners[i][k] is not None]
+    mixed = [
+        (i, k)
+        for i, views in enumerate(block.views)
+        for k, v in enumerate(views)
+        if v.partner and block.partners[i][k] is not None
+    ]
     plain = [(i, k) for i, views in enumerate(block.views) for k, v in enumerate(views) if not v.partner]
     inputs, where = [clean], [(i, -1) for i in range(len(block.rows))]
     if mixed:
-        inputs.append(front_end([block.waves[i] for i, _ in mixed], cfg, device,
-                                [block.views[i][k] for i, k in mixed], [block.partners[i][k] for i, k in mixed]))
+        inputs.append(
+            front_end(
+                [block.waves[i] for i, _ in mixed],
+                cfg,
+                device,
+                [block.views[i][k] for i, k in mixed],
+                [block.partners[i][k] for i, k in mixed],
+            )
+        )
         where += mixed
     if plain:
         arrays = view_tensors([block.views[i][k] for i, k in plain], device)
-        inputs.append(apply_views(clean[[i for i, _ in plain]], arrays["time_shift"], arrays["freq_masks"],
-                                  arrays["time_masks"]))
+        inputs.append(
+            apply_views(clean[[i for i, _ in plain]], arrays["time_shift"], arrays["freq_masks"], arrays["time_masks"])
+        )
         where += plain
     members = np.array([block.members[i] for i, _ in where], dtype=np.int64)
     logits = forward(models, members, torch.cat(inputs), batch_size)

@@ -79,8 +79,13 @@ def worker_source(spec: ChunkSpec) -> WorkerSource:
     if key not in _SOURCES:
         manifest = load_manifest(spec.manifest_dir)
         partners = tuple(c.clip_id for c in manifest.select("train", spec.partner_fold))
-        _SOURCES[key] = WorkerSource(manifest, {c.clip_id: c for c in manifest.clips}, AudioSource(manifest),
-                                     partners, load_teacher_set(spec.teacher))
+        _SOURCES[key] = WorkerSource(
+            manifest,
+            {c.clip_id: c for c in manifest.clips},
+            AudioSource(manifest),
+            partners,
+            load_teacher_set(spec.teacher),
+        )
     return _SOURCES[key]
 
 
@@ -132,18 +137,25 @@ def decoded_blocks(blocks: list[range], clips, all_views, source: WorkerSource, 
     mixup partner decoded once per block). With ``threads`` > 0 the next block decodes on a thread pool
     while the caller computes this one (the device never waits for audio it could have had); with 0
     everything decodes in the calling thread, one block at a time."""
+
     def partners_of(rows: range) -> list[str]:
         return list(dict.fromkeys(v.partner for row in rows for v in all_views[row] if v.partner))
 
     if threads <= 0:
         for rows in blocks:
-            yield (rows, [_read(source.audio, clips[row]) for row in rows],
-                   {p: _read(source.audio, source.by_id[p]) for p in partners_of(rows)})
+            yield (
+                rows,
+                [_read(source.audio, clips[row]) for row in rows],
+                {p: _read(source.audio, source.by_id[p]) for p in partners_of(rows)},
+            )
         return
     with ThreadPoolExecutor(threads) as pool:
+
         def submit(rows: range):
-            return ([pool.submit(_read, source.audio, clips[row]) for row in rows],
-                    {p: pool.submit(_read, source.audio, source.by_id[p]) for p in partners_of(rows)})
+            return (
+                [pool.submit(_read, source.audio, clips[row]) for row in rows],
+                {p: pool.submit(_read, source.audio, source.by_id[p]) for p in partners_of(rows)},
+            )
 
         ahead = submit(blocks[0]) if blocks else None
         for number, rows in enumerate(blocks):
@@ -163,8 +175,15 @@ def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> d
     models = [_teacher(path, device) for path in source.teachers.checkpoints]
     clips = source.manifest.clips[start:stop]
     settings = AugmentSettings(**spec.augment)
-    all_views = [[draw_view(spec.view_seed, clip.clip_id, k, source.partners, settings, front_end.n_mels,
-                            front_end.target_length) for k in range(spec.views)] for clip in clips]
+    all_views = [
+        [
+            draw_view(
+                spec.view_seed, clip.clip_id, k, source.partners, settings, front_end.n_mels, front_end.target_length
+            )
+            for k in range(spec.views)
+        ]
+        for clip in clips
+    ]
     members = [source.teachers.member_for(clip.clip_id) for clip in clips]
     num_classes = int(models[0].model_config["num_classes"])
     logits = np.full((len(clips), num_classes), np.nan, dtype=np.float32)  # failed rows stay NaN
@@ -195,9 +214,15 @@ def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> d
                 view_logits[row, k] = values
     view_arrays = views_to_arrays(all_views) if spec.views else None
     with shard_lock(spec, start):
-        checksum = write_chunk(spec.store_path, chunk_index, logits, valid,
-                               view_logits=view_logits if spec.views else None, view_arrays=view_arrays,
-                               teacher_index=np.array(members, dtype=np.int16))
+        checksum = write_chunk(
+            spec.store_path,
+            chunk_index,
+            logits,
+            valid,
+            view_logits=view_logits if spec.views else None,
+            view_arrays=view_arrays,
+            teacher_index=np.array(members, dtype=np.int16),
+        )
     return {"chunk": chunk_index, "sha256": checksum, "failures": failures, "clips": len(clips)}
 
 

@@ -39,12 +39,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checkpoints import save_checkpoint
 from ..config import Config, FrontEndConfig, config_to_dict
 from ..manifests import sha256_file
 from ..manifests.audioset import read_class_labels
 from ..manifests.fsd50k import read_vocabulary
 from ..manifests.validate import Problems
-from ..checkpoints import save_checkpoint
 from ..models.ast_releases import ast_release, parse_grid
 
 
@@ -68,17 +68,26 @@ class PublishedTeacher:
 # AST's statistics to the digit (ast src/run.py), as the AudioSet recipes carry them: stage two compares
 # a teacher's front end with the student's exactly
 _AST_AUDIOSET = PublishedTeacher("ast_base", "token", 128, 1024, -4.2677393, 4.5689974, 2.0, 527, "audioset")
-_PSLA_AUDIOSET = PublishedTeacher("efficientnet_b2_psla", "psla_attention", 128, 1056, -4.6476, 4.5699, 1.0, 527,
-                                  "audioset")
-_PSLA_FSD50K = PublishedTeacher("efficientnet_b2_psla", "psla_attention", 128, 3000, -4.6476, 4.5699, 1.0, 200,
-                                "fsd50k")
+_PSLA_AUDIOSET = PublishedTeacher(
+    "efficientnet_b2_psla", "psla_attention", 128, 1056, -4.6476, 4.5699, 1.0, 527, "audioset"
+)
+_PSLA_FSD50K = PublishedTeacher(
+    "efficientnet_b2_psla", "psla_attention", 128, 3000, -4.6476, 4.5699, 1.0, 200, "fsd50k"
+)
 
 # raised whenever an import of the same file can come out different: 2 = the PSLA files go into
 # efficientnet_b2_psla with PSLA's head (1 built efficientnet_b2 with softmax attention and BN eps 1e-5),
 # and the AST release records AudioSet's statistics to the digit (1 rounded them to four places)
 IMPORTER_VERSION = 2
-FRONT_END_KEYS = ("n_mels", "target_length", "norm_mean", "norm_std", "norm_divisor", "ast_freq_stride",
-                  "ast_time_stride")
+FRONT_END_KEYS = (
+    "n_mels",
+    "target_length",
+    "norm_mean",
+    "norm_std",
+    "norm_divisor",
+    "ast_freq_stride",
+    "ast_time_stride",
+)
 
 PUBLISHED: dict[str, PublishedTeacher] = {
     "audioset_10_10_0.4593.pth": _AST_AUDIOSET,
@@ -98,8 +107,9 @@ def read_vocabulary_file(path: str | Path) -> tuple[list[str], list[str]]:
     vocabulary.csv (no header: index, name, mid)."""
     path = Path(path)
     if not path.is_file():
-        raise PublishedTeacherError(f"{path}: vocabulary file not found (LABELS=class_labels_indices.csv or "
-                                    f"vocabulary.csv)")
+        raise PublishedTeacherError(
+            f"{path}: vocabulary file not found (LABELS=class_labels_indices.csv or vocabulary.csv)"
+        )
     problems = Problems()
     first = path.read_text(encoding="utf-8-sig").split("\n", 1)[0].lower()
     labels = read_class_labels(path, problems) if "mid" in first else read_vocabulary(path, problems)
@@ -113,30 +123,58 @@ def _ast_release_teacher(path: str | Path) -> PublishedTeacher | None:
     release = ast_release(path)
     if release is None:
         return None
-    return PublishedTeacher("ast_base", "token", release.n_mels, release.target_length, release.norm_mean,
-                            release.norm_std, 2.0, release.num_classes, release.dataset,
-                            release.freq_stride, release.time_stride)
+    return PublishedTeacher(
+        "ast_base",
+        "token",
+        release.n_mels,
+        release.target_length,
+        release.norm_mean,
+        release.norm_std,
+        2.0,
+        release.num_classes,
+        release.dataset,
+        release.freq_stride,
+        release.time_stride,
+    )
 
 
-def describe(path: str | Path, model: str | None = None, overrides: dict | None = None,
-             options: dict | None = None) -> PublishedTeacher:
+def describe(
+    path: str | Path, model: str | None = None, overrides: dict | None = None, options: dict | None = None
+) -> PublishedTeacher:
     """What a published file is, from its name, with explicit settings taking precedence: ``overrides``
     the front end, ``options`` the model (``pooling`` and the builder's own options)."""
     known = PUBLISHED.get(Path(path).name) or _ast_release_teacher(path)
     if known is None and not model:
         raise PublishedTeacherError(
             f"{path}: not one of the known published checkpoints ({', '.join(sorted(PUBLISHED))}); pass MODEL=<registry "
-            f"name>, its options and its front end (ARGS=\"pooling=.. n_mels=.. target_length=.. norm_mean=.. "
-            f"norm_std=.. norm_divisor=..\")")
-    fields_ = dataclasses.asdict(known) if known else {
-        "model": model, "pooling": "", "n_mels": 128, "target_length": 1024, "norm_mean": -4.2677393,
-        "norm_std": 4.5689974, "norm_divisor": 2.0, "num_classes": 0, "trained_on": "unknown", "ast_freq_stride": 0,
-        "ast_time_stride": 0, "ast_source_grid": "", "options": {}}
+            f'name>, its options and its front end (ARGS="pooling=.. n_mels=.. target_length=.. norm_mean=.. '
+            f'norm_std=.. norm_divisor=..")'
+        )
+    fields_ = (
+        dataclasses.asdict(known)
+        if known
+        else {
+            "model": model,
+            "pooling": "",
+            "n_mels": 128,
+            "target_length": 1024,
+            "norm_mean": -4.2677393,
+            "norm_std": 4.5689974,
+            "norm_divisor": 2.0,
+            "num_classes": 0,
+            "trained_on": "unknown",
+            "ast_freq_stride": 0,
+            "ast_time_stride": 0,
+            "ast_source_grid": "",
+            "options": {},
+        }
+    )
     if model and model != fields_["model"]:
         # another architecture than the one this file is known as: its head is that model's own unless given
         fields_.update(model=model, pooling="", options={})
-    fields_.update({k: v for k, v in (overrides or {}).items()
-                    if k in (*FRONT_END_KEYS, "ast_source_grid") and v is not None})
+    fields_.update(
+        {k: v for k, v in (overrides or {}).items() if k in (*FRONT_END_KEYS, "ast_source_grid") and v is not None}
+    )
     options = check_model_options(fields_["model"], options or {})
     if "pooling" in options:
         fields_["pooling"] = options.pop("pooling")
@@ -154,8 +192,9 @@ def _coerce_option(model: str, key: str, value: object, default: object) -> obje
             return value.lower() in ("true", "1")
         return type(default)(float(value)) if isinstance(default, int) else type(default)(value)
     except ValueError:
-        raise PublishedTeacherError(f"{key}={value!r}: {model}'s option {key} takes a {type(default).__name__} "
-                                    f"(default {default!r})") from None
+        raise PublishedTeacherError(
+            f"{key}={value!r}: {model}'s option {key} takes a {type(default).__name__} (default {default!r})"
+        ) from None
 
 
 def check_model_options(model: str, options: dict) -> dict:
@@ -170,13 +209,15 @@ def check_model_options(model: str, options: dict) -> dict:
     known = {"pooling": entry.default_pooling, **entry.options()}
     unknown = sorted(k for k in options if k not in known)
     if unknown:
-        raise PublishedTeacherError(f"{', '.join(unknown)}: not an option of {model} (its options: "
-                                    f"{', '.join(sorted(known))})")
+        raise PublishedTeacherError(
+            f"{', '.join(unknown)}: not an option of {model} (its options: {', '.join(sorted(known))})"
+        )
     return {k: _coerce_option(model, k, v, known[k]) for k, v in options.items()}
 
 
-def split_published_args(teacher: str | None, model: str | None, named: dict[str, str],
-                         config_keys: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+def split_published_args(
+    teacher: str | None, model: str | None, named: dict[str, str], config_keys: set[str]
+) -> tuple[dict[str, str], dict[str, str]]:
     """(model options, the rest) of ``make teacher-logits`` ARGS for a published TEACHER file: the keys
     its model's builder takes go to the import; a key that is neither one of them nor a recipe key is an
     error naming the model's options. For any other teacher every key stays a recipe key."""
@@ -188,10 +229,11 @@ def split_published_args(teacher: str | None, model: str | None, named: dict[str
     options = {"pooling"} | set(model_entry(name).options())
     unknown = sorted(k for k in named if k not in options and k not in config_keys)
     if unknown:
-        raise PublishedTeacherError(f"ARGS {', '.join(unknown)}: neither a recipe key nor an option of {name} (its "
-                                    f"options: {', '.join(sorted(options))})")
-    return ({k: v for k, v in named.items() if k in options},
-            {k: v for k, v in named.items() if k not in options})
+        raise PublishedTeacherError(
+            f"ARGS {', '.join(unknown)}: neither a recipe key nor an option of {name} (its "
+            f"options: {', '.join(sorted(options))})"
+        )
+    return ({k: v for k, v in named.items() if k in options}, {k: v for k, v in named.items() if k not in options})
 
 
 def _is_our_checkpoint(path: Path) -> bool:
@@ -201,8 +243,13 @@ def _is_our_checkpoint(path: Path) -> bool:
     return isinstance(content, dict) and "model_name" in content and "vocabulary" in content
 
 
-def published_state(path: str | Path, vocabulary: str | Path, model: str | None = None,
-                    overrides: dict | None = None, options: dict | None = None) -> tuple[dict, object]:
+def published_state(
+    path: str | Path,
+    vocabulary: str | Path,
+    model: str | None = None,
+    overrides: dict | None = None,
+    options: dict | None = None,
+) -> tuple[dict, object]:
     """(checkpoint dict in this project's teacher format, import report) of a published file, in
     memory: what :func:`import_published_teacher` saves, and what ``predict`` tags with directly."""
     from ..models import create_model
@@ -210,41 +257,86 @@ def published_state(path: str | Path, vocabulary: str | Path, model: str | None 
     teacher = describe(path, model, overrides, options)
     mids, names = read_vocabulary_file(vocabulary)
     if teacher.num_classes and len(mids) != teacher.num_classes:
-        raise PublishedTeacherError(f"{vocabulary}: {len(mids)} classes, but {Path(path).name} has "
-                                    f"{teacher.num_classes} outputs ({teacher.trained_on} vocabulary expected)")
-    strides = {option: value for option, value in (("freq_stride", teacher.ast_freq_stride),
-                                                   ("time_stride", teacher.ast_time_stride)) if value}
-    net = create_model(teacher.model, num_classes=len(mids), n_mels=teacher.n_mels,
-                       target_length=teacher.target_length, pooling=teacher.pooling or None, checkpoint=path,
-                       checkpoint_grid=parse_grid(teacher.ast_source_grid) if teacher.ast_source_grid else None,
-                       **{**strides, **teacher.options})
+        raise PublishedTeacherError(
+            f"{vocabulary}: {len(mids)} classes, but {Path(path).name} has "
+            f"{teacher.num_classes} outputs ({teacher.trained_on} vocabulary expected)"
+        )
+    strides = {
+        option: value
+        for option, value in (("freq_stride", teacher.ast_freq_stride), ("time_stride", teacher.ast_time_stride))
+        if value
+    }
+    net = create_model(
+        teacher.model,
+        num_classes=len(mids),
+        n_mels=teacher.n_mels,
+        target_length=teacher.target_length,
+        pooling=teacher.pooling or None,
+        checkpoint=path,
+        checkpoint_grid=parse_grid(teacher.ast_source_grid) if teacher.ast_source_grid else None,
+        **{**strides, **teacher.options},
+    )
     report = net.import_report
     if any("classifier not loaded" in note for note in report.notes):
-        raise PublishedTeacherError(f"{path}: its classifier does not match {len(mids)} classes of {vocabulary}; "
-                                    "a teacher needs its trained output layer")
-    front_end = FrontEndConfig(n_mels=teacher.n_mels, target_length=teacher.target_length,
-                               norm_mean=teacher.norm_mean, norm_std=teacher.norm_std,
-                               norm_divisor=teacher.norm_divisor)
-    config = Config(model=teacher.model, n_mels=teacher.n_mels, target_length=teacher.target_length,
-                    ast_freq_stride=teacher.ast_freq_stride, ast_time_stride=teacher.ast_time_stride,
-                    norm_mean=teacher.norm_mean, norm_std=teacher.norm_std, norm_divisor=teacher.norm_divisor,
-                    dataset=teacher.trained_on, epochs=1)  # not trained here; a valid recipe for checks
+        raise PublishedTeacherError(
+            f"{path}: its classifier does not match {len(mids)} classes of {vocabulary}; "
+            "a teacher needs its trained output layer"
+        )
+    front_end = FrontEndConfig(
+        n_mels=teacher.n_mels,
+        target_length=teacher.target_length,
+        norm_mean=teacher.norm_mean,
+        norm_std=teacher.norm_std,
+        norm_divisor=teacher.norm_divisor,
+    )
+    config = Config(
+        model=teacher.model,
+        n_mels=teacher.n_mels,
+        target_length=teacher.target_length,
+        ast_freq_stride=teacher.ast_freq_stride,
+        ast_time_stride=teacher.ast_time_stride,
+        norm_mean=teacher.norm_mean,
+        norm_std=teacher.norm_std,
+        norm_divisor=teacher.norm_divisor,
+        dataset=teacher.trained_on,
+        epochs=1,
+    )  # not trained here; a valid recipe for checks
     if net.model_config.get("pooling") in ("mean", "attention", "psla_attention"):
         config = dataclasses.replace(config, pooling=net.model_config["pooling"])
-    state = {"model": net.state_dict(), "model_name": net.model_name, "model_config": net.model_config,
-             "config": config_to_dict(config), "front_end": vars(front_end),
-             "vocabulary": {"mids": mids, "names": names}, "activation": "sigmoid", "dataset": teacher.trained_on,
-             "epoch": 0, "kind": "imported", "metrics": {},
-             "imported_from": {"file": Path(path).name, "sha256": sha256_file(path), "vocabulary": str(vocabulary),
-                               "layout": report.layout, "tensors_loaded": len(report.loaded),
-                               "importer_version": IMPORTER_VERSION, "request": _request(model, overrides, options),
-                               "warnings": list(report.warnings)}}
+    state = {
+        "model": net.state_dict(),
+        "model_name": net.model_name,
+        "model_config": net.model_config,
+        "config": config_to_dict(config),
+        "front_end": vars(front_end),
+        "vocabulary": {"mids": mids, "names": names},
+        "activation": "sigmoid",
+        "dataset": teacher.trained_on,
+        "epoch": 0,
+        "kind": "imported",
+        "metrics": {},
+        "imported_from": {
+            "file": Path(path).name,
+            "sha256": sha256_file(path),
+            "vocabulary": str(vocabulary),
+            "layout": report.layout,
+            "tensors_loaded": len(report.loaded),
+            "importer_version": IMPORTER_VERSION,
+            "request": _request(model, overrides, options),
+            "warnings": list(report.warnings),
+        },
+    }
     return state, report
 
 
-def import_published_teacher(path: str | Path, vocabulary: str | Path, out_dir: str | Path,
-                             model: str | None = None, overrides: dict | None = None,
-                             options: dict | None = None) -> Path:
+def import_published_teacher(
+    path: str | Path,
+    vocabulary: str | Path,
+    out_dir: str | Path,
+    model: str | None = None,
+    overrides: dict | None = None,
+    options: dict | None = None,
+) -> Path:
     """Write ``out_dir/checkpoints/final.pt`` (this project's teacher format) from a published file."""
     state, report = published_state(path, vocabulary, model, overrides, options)
     out = Path(out_dir)
@@ -256,10 +348,14 @@ def import_published_teacher(path: str | Path, vocabulary: str | Path, out_dir: 
 
 def _request(model: str | None, overrides: dict | None, options: dict | None) -> dict:
     """What the user asked for, as plain values: an import is reused only for the same request."""
-    return {"model": model or "", "front_end": {k: float(v) for k, v in sorted((overrides or {}).items())
-                                                if k in FRONT_END_KEYS and v is not None},
-            "source_grid": str((overrides or {}).get("ast_source_grid") or ""),
-            "options": {k: str(v) for k, v in sorted((options or {}).items())}}
+    return {
+        "model": model or "",
+        "front_end": {
+            k: float(v) for k, v in sorted((overrides or {}).items()) if k in FRONT_END_KEYS and v is not None
+        },
+        "source_grid": str((overrides or {}).get("ast_source_grid") or ""),
+        "options": {k: str(v) for k, v in sorted((options or {}).items())},
+    }
 
 
 def _stale_reason(imported: dict, path: Path, request: dict) -> str:
@@ -267,16 +363,24 @@ def _stale_reason(imported: dict, path: Path, request: dict) -> str:
     if imported.get("sha256") != sha256_file(path):
         return "the file changed"
     if imported.get("importer_version") != IMPORTER_VERSION:
-        return (f"it was imported by importer version {imported.get('importer_version', 1)}, this is version "
-                f"{IMPORTER_VERSION}")
+        return (
+            f"it was imported by importer version {imported.get('importer_version', 1)}, this is version "
+            f"{IMPORTER_VERSION}"
+        )
     if imported.get("request") != request:
         return "it was imported with other model options or front end"
     return ""
 
 
-def teacher_run_for(teacher: str, dataset: str, labels: str | None = None, model: str | None = None,
-                    overrides: dict | None = None, runs_root: str | Path = "runs",
-                    options: dict | None = None) -> str:
+def teacher_run_for(
+    teacher: str,
+    dataset: str,
+    labels: str | None = None,
+    model: str | None = None,
+    overrides: dict | None = None,
+    runs_root: str | Path = "runs",
+    options: dict | None = None,
+) -> str:
     """TEACHER as stage one takes it: a run directory or one of our checkpoints is used as given; a
     published checkpoint (weights only) is imported into ``runs/<dataset>/imported/<name>/`` and that
     run is used. The import is redone when the file, the importer (:data:`IMPORTER_VERSION`) or the
@@ -289,8 +393,10 @@ def teacher_run_for(teacher: str, dataset: str, labels: str | None = None, model
     if _is_our_checkpoint(path):
         return teacher  # one of ours
     if not labels:
-        raise PublishedTeacherError(f"{path}: a checkpoint with weights only (a published file?); pass "
-                                    f"LABELS=<the vocabulary file its outputs follow> to import it as a teacher")
+        raise PublishedTeacherError(
+            f"{path}: a checkpoint with weights only (a published file?); pass "
+            f"LABELS=<the vocabulary file its outputs follow> to import it as a teacher"
+        )
     out = Path(runs_root) / dataset / "imported" / path.stem
     final = out / "checkpoints" / "final.pt"
     request = _request(model, overrides, options)

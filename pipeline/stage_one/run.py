@@ -19,14 +19,14 @@ from tqdm import tqdm
 
 from ..audio import AudioChanged
 from ..augment import AugmentSettings
+from ..checkpoints import model_from_state
+from ..cluster import ClusterResources, open_client
 from ..config import Config, FrontEndConfig, config_from_dict
 from ..config_check import check_config
 from ..features import front_end_dict
 from ..manifests import load_manifest, manifest_hashes
 from ..progress import bar_options
 from ..seeding import pick_device
-from ..checkpoints import model_from_state
-from ..cluster import ClusterResources, open_client
 from .compute import ChunkSpec, compute_chunk, default_decode_threads, prime_teachers
 from .teachers import load_members, load_teacher_set, teacher_provenance
 
@@ -50,7 +50,9 @@ class StageOneJob:
     manifests_root: str = "data_manifests"
     device: str = "auto"
     vocab_remap: bool = False  # a teacher whose classes differ from the dataset's in order (or as a superset)
-    changed_audio: str = "fail"  # a clip whose audio no longer matches its manifest row: fail (recorded, masked) | error
+    changed_audio: str = (
+        "fail"  # a clip whose audio no longer matches its manifest row: fail (recorded, masked) | error
+    )
 
 
 def prepare(job: StageOneJob):
@@ -74,24 +76,47 @@ def prepare(job: StageOneJob):
     attrs = {
         "teacher": teacher_provenance(teachers, loaded),
         "front_end": front_end_dict(front_end),
-        "manifest": {"name": manifest.name, "sha256": manifest_hashes(manifest_dir), "format": manifest.info.get("format")},
+        "manifest": {
+            "name": manifest.name,
+            "sha256": manifest_hashes(manifest_dir),
+            "format": manifest.info.get("format"),
+        },
         "views": {"count": job.views, "seed": job.view_seed, "settings": dataclasses.asdict(augment)},
     }
-    create_store(job.out, clip_ids=[c.clip_id for c in manifest.clips], splits=[c.split for c in manifest.clips],
-                 folds=[c.fold or 0 for c in manifest.clips], vocabulary_mids=vocabulary["mids"],
-                 vocabulary_names=vocabulary["names"], activation=first.get("activation", "sigmoid"), attrs=attrs,
-                 views=job.views, view_seed=job.view_seed, dtype=job.dtype, topk=job.topk,
-                 chunk_clips=job.chunk_clips, overwrite=job.overwrite,
-                 fingerprints=[c.fingerprint for c in manifest.clips])
+    create_store(
+        job.out,
+        clip_ids=[c.clip_id for c in manifest.clips],
+        splits=[c.split for c in manifest.clips],
+        folds=[c.fold or 0 for c in manifest.clips],
+        vocabulary_mids=vocabulary["mids"],
+        vocabulary_names=vocabulary["names"],
+        activation=first.get("activation", "sigmoid"),
+        attrs=attrs,
+        views=job.views,
+        view_seed=job.view_seed,
+        dtype=job.dtype,
+        topk=job.topk,
+        chunk_clips=job.chunk_clips,
+        overwrite=job.overwrite,
+        fingerprints=[c.fingerprint for c in manifest.clips],
+    )
     # SLURM jobs with GPUs: the workers' device, whatever the submitting login node has
     slurm_gpus = job.device == "auto" and job.scheduler == "slurm" and job.cluster.gpus > 0
     device = "cuda" if slurm_gpus else pick_device(job.device)
     layout = store_layout(job.out)
-    spec = ChunkSpec(store_path=str(Path(job.out).resolve()), manifest_dir=str(manifest_dir.resolve()),
-                     teacher=str(Path(job.teacher).resolve()), front_end=dataclasses.asdict(front_end),
-                     views=job.views, view_seed=job.view_seed, augment=dataclasses.asdict(augment),
-                     partner_fold=partner_fold, batch_size=job.batch_size or (256 if device == "cuda" else 16),
-                     device=device, shard_clips=layout.shard_clips if layout.sharded else 0)
+    spec = ChunkSpec(
+        store_path=str(Path(job.out).resolve()),
+        manifest_dir=str(manifest_dir.resolve()),
+        teacher=str(Path(job.teacher).resolve()),
+        front_end=dataclasses.asdict(front_end),
+        views=job.views,
+        view_seed=job.view_seed,
+        augment=dataclasses.asdict(augment),
+        partner_fold=partner_fold,
+        batch_size=job.batch_size or (256 if device == "cuda" else 16),
+        device=device,
+        shard_clips=layout.shard_clips if layout.sharded else 0,
+    )
     if job.scheduler == "inline":  # this process computes the chunks: build the models from what is loaded
         prime_teachers({path: model_from_state(ckpt).to(device) for path, ckpt in loaded.items()}, device)
     return spec, manifest, teachers, attrs
@@ -110,9 +135,11 @@ def check_vocabulary(teacher_mids: list[str], manifest, job: StageOneJob) -> Non
     from ..manifests.vocabulary import class_map_for
 
     if not set(teacher_mids) & set(manifest.mids):
-        raise ValueError(f"{job.teacher}: the teacher's vocabulary ({len(teacher_mids)} classes, e.g. "
-                         f"{list(teacher_mids)[:3]}) shares no class with {manifest.name} (e.g. {manifest.mids[:3]}); "
-                         f"this teacher was trained on other labels")
+        raise ValueError(
+            f"{job.teacher}: the teacher's vocabulary ({len(teacher_mids)} classes, e.g. "
+            f"{list(teacher_mids)[:3]}) shares no class with {manifest.name} (e.g. {manifest.mids[:3]}); "
+            f"this teacher was trained on other labels"
+        )
     class_map_for(teacher_mids, manifest, job.vocab_remap, job.teacher)
 
 
@@ -122,8 +149,10 @@ def _teacher_fold(manifest, teacher_config: Config, job: StageOneJob) -> int | N
     if not manifest.fold_based:
         return None
     if teacher_config.fold is None:
-        raise ValueError(f"{job.teacher}: {manifest.name} is fold-based; point TEACHER at one fold's run "
-                         f"(e.g. runs/{manifest.name}/<run>/fold1)")
+        raise ValueError(
+            f"{job.teacher}: {manifest.name} is fold-based; point TEACHER at one fold's run "
+            f"(e.g. runs/{manifest.name}/<run>/fold1)"
+        )
     return teacher_config.fold
 
 
@@ -158,17 +187,27 @@ def _run_locked(job: StageOneJob, progress: bool) -> dict:
             changed = [(clip, why) for clip, why in result["failures"] if why.startswith(AudioChanged.__name__)]
             if changed and job.changed_audio == "error":
                 # the chunk is recorded (nothing finished is lost); the run stops at the first such clip
-                raise AudioChanged(f"{changed[0][1].split(': ', 1)[1]} (clip {changed[0][0]}; CHANGED_AUDIO=error "
-                                   f"stops here, {len(done_chunks(job.out))}/{len(plan)} chunks kept)")
+                raise AudioChanged(
+                    f"{changed[0][1].split(': ', 1)[1]} (clip {changed[0][0]}; CHANGED_AUDIO=error "
+                    f"stops here, {len(done_chunks(job.out))}/{len(plan)} chunks kept)"
+                )
             failures.extend(result["failures"])
             bar.update(result["clips"])
-            bar.set_postfix(clips_s=f"{bar.n / max(time.time() - started, 1e-9):.1f}", failures=len(failures),
-                            refresh=False)  # shown at the next redraw: no extra log line per chunk
+            bar.set_postfix(
+                clips_s=f"{bar.n / max(time.time() - started, 1e-9):.1f}", failures=len(failures), refresh=False
+            )  # shown at the next redraw: no extra log line per chunk
         bar.close()
         seconds = time.time() - started
-        summary = {"clips": len(manifest.clips), "computed_clips": total_clips, "chunks": len(plan),
-                   "failures": len(failures), "seconds": round(seconds, 3), "views": job.views,
-                   "cross_fitted": teachers.cross_fitted, "engine": _engine_name(job)}
+        summary = {
+            "clips": len(manifest.clips),
+            "computed_clips": total_clips,
+            "chunks": len(plan),
+            "failures": len(failures),
+            "seconds": round(seconds, 3),
+            "views": job.views,
+            "cross_fitted": teachers.cross_fitted,
+            "engine": _engine_name(job),
+        }
         if teachers.cross_fitted:
             summary["teachers"] = len(teachers.checkpoints)
             summary["out_of_fold"] = attrs["teacher"].get("out_of_fold", {})
@@ -208,16 +247,20 @@ def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
         # the tiny test store; 7.6e-6 in 5 of 320 demo rows) and the two engines' digests differed. A
         # store must not depend on the engine that computed it, and a resume may switch engines. On a
         # GPU the model runs on the device and the cores decode ahead of it.
-        spec = dataclasses.replace(spec, threads=CPU_THREADS if spec.device == "cpu" else max(os.cpu_count() or 1, 1),
-                                   decode_threads=default_decode_threads(1) if spec.device == "cuda" else 0)
+        spec = dataclasses.replace(
+            spec,
+            threads=CPU_THREADS if spec.device == "cpu" else max(os.cpu_count() or 1, 1),
+            decode_threads=default_decode_threads(1) if spec.device == "cuda" else 0,
+        )
         for index, start, stop in todo:
             yield compute_chunk(spec, index, start, stop)
         return
     from distributed import Client, as_completed
 
     if job.scheduler:
-        client, cluster = (open_client("slurm", job.cluster, 0) if job.scheduler == "slurm"
-                           else (Client(job.scheduler), None))
+        client, cluster = (
+            open_client("slurm", job.cluster, 0) if job.scheduler == "slurm" else (Client(job.scheduler), None)
+        )
         if spec.device == "cuda":  # each remote GPU worker decodes on the cores its job was given
             spec = dataclasses.replace(spec, decode_threads=-1)
     else:
@@ -227,8 +270,10 @@ def _results(job: StageOneJob, spec: ChunkSpec, todo: list):
         if spec.device == "cuda":  # a GPU worker's CPU share decodes audio ahead of its device
             spec = dataclasses.replace(spec, decode_threads=default_decode_threads(workers))
     try:
-        futures = [client.submit(compute_chunk, spec, index, start, stop, key=f"chunk-{index}-{spec.store_path}",
-                                 pure=False) for index, start, stop in todo]
+        futures = [
+            client.submit(compute_chunk, spec, index, start, stop, key=f"chunk-{index}-{spec.store_path}", pure=False)
+            for index, start, stop in todo
+        ]
         for future in as_completed(futures):
             yield future.result()
     finally:

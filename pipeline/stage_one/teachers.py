@@ -85,14 +85,21 @@ def teacher_provenance(teachers: TeacherSet, loaded: dict[str, dict] | None = No
     members = []
     for ckpt_path in teachers.checkpoints:
         ckpt = loaded[ckpt_path]
-        members.append({"checkpoint": public_path(ckpt_path, base), "sha256": file_sha256(ckpt_path),
-                        "model": ckpt["model_name"], "model_config": ckpt["model_config"],
-                        "metrics": ckpt.get("metrics", {})})
+        members.append(
+            {
+                "checkpoint": public_path(ckpt_path, base),
+                "sha256": file_sha256(ckpt_path),
+                "model": ckpt["model_name"],
+                "model_config": ckpt["model_config"],
+                "metrics": ckpt.get("metrics", {}),
+            }
+        )
     first = loaded[teachers.checkpoints[0]]
     config = dict(first["config"]) if isinstance(first.get("config"), dict) else first.get("config")
     if isinstance(config, dict):
-        config.update({key: public_path(config[key]) for key in PATH_KEYS
-                       if isinstance(config.get(key), str) and config[key]})
+        config.update(
+            {key: public_path(config[key]) for key in PATH_KEYS if isinstance(config.get(key), str) and config[key]}
+        )
     out = {
         "model": first["model_name"],
         "run": public_path(teachers.run_dir) if teachers.run_dir else "",

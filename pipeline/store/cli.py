@@ -46,7 +46,9 @@ def cmd_inspect(args) -> int:
     print(json.dumps(info, indent=2, default=str) if args.json else format_description(info))
     if verification is not None and not verification.ok:
         if not args.json:
-            print(f"\nWARNING: {len(verification.problems)} integrity problem(s): do not train from this store as it is")
+            print(
+                f"\nWARNING: {len(verification.problems)} integrity problem(s): do not train from this store as it is"
+            )
             for problem in verification.problems:
                 print(f"problem    {problem}")
         return 1
@@ -64,16 +66,25 @@ def _manifest_problems(store, dataset: str) -> list[str]:
     problems = []
     if table.vocabulary_mids != manifest.mids:
         same_set = sorted(table.vocabulary_mids) == sorted(manifest.mids)
-        problems.append(f"vocabulary: the store's {table.num_classes} classes differ from {manifest.name}'s "
-                        f"{manifest.num_classes}" + (" (same classes, other order)" if same_set else ""))
+        problems.append(
+            f"vocabulary: the store's {table.num_classes} classes differ from {manifest.name}'s "
+            f"{manifest.num_classes}" + (" (same classes, other order)" if same_set else "")
+        )
     match = match_clips(table, [c.clip_id for c in manifest.clips], [c.fingerprint for c in manifest.clips])
     covered = int(table.usable(match.rows).sum())
-    print(f"manifest   {manifest.name}: {covered}/{len(manifest.clips)} clips have valid logits, "
-          + (f"{len(match.audio_differs)} with the same id but other audio" if match.audio_checked
-             else "audio not compared (no fingerprints on one side)"))
+    print(
+        f"manifest   {manifest.name}: {covered}/{len(manifest.clips)} clips have valid logits, "
+        + (
+            f"{len(match.audio_differs)} with the same id but other audio"
+            if match.audio_checked
+            else "audio not compared (no fingerprints on one side)"
+        )
+    )
     if match.audio_differs:
-        problems.append(f"{len(match.audio_differs)} clips have the store's id but other audio "
-                        f"(first: {', '.join(match.audio_differs[:10])})")
+        problems.append(
+            f"{len(match.audio_differs)} clips have the store's id but other audio "
+            f"(first: {', '.join(match.audio_differs[:10])})"
+        )
     return problems
 
 
@@ -84,7 +95,10 @@ def cmd_verify(args) -> int:
     problems = list(result.problems)
     megabytes = result.bytes_checked / 1e6
     print(f"checked    {result.chunks_checked} chunks, {megabytes:.1f} MB in {result.seconds:.2f} s")
-    print(f"digest     {result.digest or '(not computed)'}" + ("  (matches --digest)" if args.digest and result.ok else ""))
+    print(
+        f"digest     {result.digest or '(not computed)'}"
+        + ("  (matches --digest)" if args.digest and result.ok else "")
+    )
     for note in result.notes:
         print(f"note       {note}")
     if args.manifest and result.ok:
@@ -121,8 +135,9 @@ def _report(out: str, completed: dict) -> int:
 def cmd_ensemble(args) -> int:
     from .ops import ensemble
 
-    return _report(args.out, ensemble(args.stores, args.out, args.weights, args.space, args.clips, args.vocab_remap,
-                                      args.digest))
+    return _report(
+        args.out, ensemble(args.stores, args.out, args.weights, args.space, args.clips, args.vocab_remap, args.digest)
+    )
 
 
 def cmd_merge(args) -> int:
@@ -142,8 +157,13 @@ def cmd_subset(args) -> int:
 def cmd_import(args) -> int:
     from .imports import import_ced, import_efficientat
 
-    common = dict(teacher=args.teacher, vocabulary=args.vocabulary, activation=args.activation,
-                  manifest_dir=_manifest_dir(args.manifest) if args.manifest else None, sample_rate=args.sample_rate)
+    common = dict(
+        teacher=args.teacher,
+        vocabulary=args.vocabulary,
+        activation=args.activation,
+        manifest_dir=_manifest_dir(args.manifest) if args.manifest else None,
+        sample_rate=args.sample_rate,
+    )
     if args.peer == "efficientat":
         if len(args.logits) != 1 or len(args.index) != 1:
             raise ValueError("efficientat takes one --logits .npy and one --index pickle")
@@ -157,15 +177,25 @@ STORE_HELP = "directory, .zarr.zip, or URL (http(s)://, s3://, gs://, hf://)"
 
 
 def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     shared = argparse.ArgumentParser(add_help=False)
-    shared.add_argument("--storage-options", metavar="JSON", default=None,
-                        help="fsspec options for remote stores, e.g. '{\"anon\": true}' or "
-                             "'{\"endpoint_url\": \"http://...\"}' (make STORAGE_OPTIONS=; also read from "
-                             "CMKD_STORAGE_OPTIONS)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command", help="one of:",
-                                     parser_class=lambda **kw: argparse.ArgumentParser(parents=[shared], **kw))
+    shared.add_argument(
+        "--storage-options",
+        metavar="JSON",
+        default=None,
+        help="fsspec options for remote stores, e.g. '{\"anon\": true}' or "
+        '\'{"endpoint_url": "http://..."}\' (make STORAGE_OPTIONS=; also read from '
+        "CMKD_STORAGE_OPTIONS)",
+    )
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="command",
+        help="one of:",
+        parser_class=lambda **kw: argparse.ArgumentParser(parents=[shared], **kw),
+    )
 
     p = commands.add_parser("inspect", help="what a store holds and where it came from")
     p.add_argument("store", help=STORE_HELP)
@@ -177,8 +207,12 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
     p = commands.add_parser("verify", help="re-hash every chunk; name bad chunks and their clips")
     p.add_argument("store")
     p.add_argument("--digest", help="the digest the publisher gave: fail unless this copy reproduces it")
-    p.add_argument("--manifest", metavar="DATASET", help="also check coverage and vocabulary against a manifest "
-                   "(a name under data_manifests/ or a manifest folder)")
+    p.add_argument(
+        "--manifest",
+        metavar="DATASET",
+        help="also check coverage and vocabulary against a manifest "
+        "(a name under data_manifests/ or a manifest folder)",
+    )
     p.set_defaults(run=cmd_verify)
 
     p = commands.add_parser("export", help="verify and write one .zarr.zip to publish")
@@ -187,12 +221,14 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
     p.add_argument("--digest", help="the digest the store must reproduce (refused otherwise)")
     p.set_defaults(run=cmd_export)
 
-    p = commands.add_parser("publish", help="a folder to upload as is: the .zarr.zip, a dataset card README.md "
-                            "and SHA256SUMS")
+    p = commands.add_parser(
+        "publish", help="a folder to upload as is: the .zarr.zip, a dataset card README.md and SHA256SUMS"
+    )
     p.add_argument("store")
     p.add_argument("folder", help="the folder to write (created if missing)")
-    p.add_argument("--license", default="other",
-                   help="the release's licence as a Hub licence id, e.g. cc-by-4.0 (default: other)")
+    p.add_argument(
+        "--license", default="other", help="the release's licence as a Hub licence id, e.g. cc-by-4.0 (default: other)"
+    )
     p.add_argument("--repo", default="<org>/<name>", help="the Hub dataset repo it goes to, for the card's commands")
     p.add_argument("--title", default=None, help="the card's title (default: '<teacher> logits on <dataset>')")
     p.set_defaults(run=cmd_publish)
@@ -200,12 +236,23 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
     p = commands.add_parser("ensemble", help="a teacher made of several stores (e.g. CNN + AST)")
     p.add_argument("stores", nargs="+", help="STORE... OUT (the last is the output directory)")
     p.add_argument("--weights", type=_floats, help="one weight per store, e.g. 0.5,0.5 (default equal)")
-    p.add_argument("--space", choices=("logits", "probs"), default="logits",
-                   help="average logits, or probabilities (converted back to logits)")
-    p.add_argument("--clips", choices=("same", "intersection"), default="same",
-                   help="same: refuse different clip sets; intersection: keep the clips all stores have")
-    p.add_argument("--vocab-remap", action="store_true",
-                   help="map stores whose classes are the first's in another order by mid (else refused)")
+    p.add_argument(
+        "--space",
+        choices=("logits", "probs"),
+        default="logits",
+        help="average logits, or probabilities (converted back to logits)",
+    )
+    p.add_argument(
+        "--clips",
+        choices=("same", "intersection"),
+        default="same",
+        help="same: refuse different clip sets; intersection: keep the clips all stores have",
+    )
+    p.add_argument(
+        "--vocab-remap",
+        action="store_true",
+        help="map stores whose classes are the first's in another order by mid (else refused)",
+    )
     p.add_argument("--digest", action="append", help="a published digest per input store, in order (repeat it)")
     p.set_defaults(run=cmd_ensemble)
 
@@ -227,13 +274,21 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
     p.add_argument("peer", choices=("efficientat", "ced"))
     p.add_argument("out", help="the store to write")
     p.add_argument("--logits", nargs="+", required=True, help="efficientat: the N x C .npy; ced: the HDF5 file(s)")
-    p.add_argument("--index", nargs="+", required=True,
-                   help="efficientat: the filename->row pickle; ced: one filename index (.csv/.tsv/.parquet) per HDF5")
+    p.add_argument(
+        "--index",
+        nargs="+",
+        required=True,
+        help="efficientat: the filename->row pickle; ced: one filename index (.csv/.tsv/.parquet) per HDF5",
+    )
     p.add_argument("--teacher", required=True, help="the teacher's name (the release does not say)")
     p.add_argument("--vocabulary", required=True, help="labels.csv or class_labels_indices.csv in the release's order")
     p.add_argument("--activation", choices=("sigmoid", "softmax"), default="sigmoid")
-    p.add_argument("--values", choices=("logits", "probs"), default="logits",
-                   help="efficientat: what the .npy holds (CED always holds probabilities)")
+    p.add_argument(
+        "--values",
+        choices=("logits", "probs"),
+        default="logits",
+        help="efficientat: what the .npy holds (CED always holds probabilities)",
+    )
     p.add_argument("--manifest", metavar="DATASET", help="take clips, splits and fingerprints from this manifest")
     p.add_argument("--sample-rate", type=int, default=16000, help="the sample rate of the audio the teacher heard")
     p.set_defaults(run=cmd_import)

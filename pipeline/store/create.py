@@ -17,9 +17,23 @@ import zarr
 
 from .encodings import class_columns, clip_columns, text_widths
 from .errors import StoreError, StoreMismatch
-from .format import (ACTIVATIONS, DTYPES, FORMAT_ID, FORMAT_VERSION, MAX_CLASSES, Layout,
-                     create_array, dump_json, plan_rows, is_store, json_safe, open_store,
-                     software_attrs, strings_sha256, utc_now)
+from .format import (
+    ACTIVATIONS,
+    DTYPES,
+    FORMAT_ID,
+    FORMAT_VERSION,
+    MAX_CLASSES,
+    Layout,
+    create_array,
+    dump_json,
+    is_store,
+    json_safe,
+    open_store,
+    plan_rows,
+    software_attrs,
+    strings_sha256,
+    utc_now,
+)
 from .lock import store_locked
 
 # the only attr of a store being created; replaced by the full attrs once every array exists
@@ -31,8 +45,9 @@ def _validate_columns(clip_ids, splits, folds, mids, names) -> None:
     if not clip_ids:
         raise ValueError("a store needs at least one clip")
     if not (len(clip_ids) == len(splits) == len(folds)):
-        raise ValueError(f"clip_ids ({len(clip_ids)}), splits ({len(splits)}) and folds ({len(folds)}) "
-                         "must have one entry per clip")
+        raise ValueError(
+            f"clip_ids ({len(clip_ids)}), splits ({len(splits)}) and folds ({len(folds)}) must have one entry per clip"
+        )
     seen: set[str] = set()
     for row, clip_id in enumerate(clip_ids):
         if not isinstance(clip_id, str) or not clip_id:
@@ -59,8 +74,10 @@ def _validate_provenance(attrs: dict) -> None:
         elif inner and attrs[key].get(inner) in (None, "", [], {}):
             missing.append(f"{key}.{inner}")
     if missing:
-        raise ValueError(f"attrs lacks {missing}: a store must say which teacher, manifest and front end "
-                         "made it (see docs/store-format.md, 'attrs')")
+        raise ValueError(
+            f"attrs lacks {missing}: a store must say which teacher, manifest and front end "
+            "made it (see docs/store-format.md, 'attrs')"
+        )
 
 
 def _identity(attrs: dict) -> dict:
@@ -91,38 +108,59 @@ def _differences(old: dict, new: dict) -> list[str]:
     return lines
 
 
-def build_attrs(*, clip_ids, vocabulary_mids, vocabulary_names, activation, attrs, layout: Layout,
-                view_seed: int) -> dict:
+def build_attrs(
+    *, clip_ids, vocabulary_mids, vocabulary_names, activation, attrs, layout: Layout, view_seed: int
+) -> dict:
     """The full attrs of a new store: the caller's provenance plus the fields this module owns."""
     provenance = json_safe(attrs)
     views = dict(provenance.get("views") or {})
-    views.update({"count": layout.views, "seed": int(view_seed) if layout.views else 0,
-                  "max_masks": layout.max_masks})
+    views.update({"count": layout.views, "seed": int(view_seed) if layout.views else 0, "max_masks": layout.max_masks})
     views.setdefault("settings", None)
-    provenance.update({
-        "format": FORMAT_ID,
-        "version": FORMAT_VERSION,
-        "created": utc_now(),
-        "activation": activation,
-        "vocabulary": {"mids": list(vocabulary_mids), "names": list(vocabulary_names),
-                       "sha256": strings_sha256(vocabulary_mids)},
-        "clips": {"count": len(clip_ids), "sha256": strings_sha256(clip_ids)},
-        "views": views,
-        "topk": layout.topk,
-        "chunk_clips": layout.chunk_clips,
-        "layout": layout.to_attrs(),
-    })
+    provenance.update(
+        {
+            "format": FORMAT_ID,
+            "version": FORMAT_VERSION,
+            "created": utc_now(),
+            "activation": activation,
+            "vocabulary": {
+                "mids": list(vocabulary_mids),
+                "names": list(vocabulary_names),
+                "sha256": strings_sha256(vocabulary_mids),
+            },
+            "clips": {"count": len(clip_ids), "sha256": strings_sha256(clip_ids)},
+            "views": views,
+            "topk": layout.topk,
+            "chunk_clips": layout.chunk_clips,
+            "layout": layout.to_attrs(),
+        }
+    )
     if "software" not in provenance:
         provenance["software"] = software_attrs()
     provenance["sessions"] = [{"started": provenance["created"], "software": provenance["software"]}]
     return provenance
 
 
-def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary_mids, vocabulary_names,
-                 activation: str, attrs: dict, views: int = 0, view_seed: int = 0, max_masks: int = 2,
-                 dtype: str = "float16", topk: int = 0, chunk_clips: int | None = None,
-                 overwrite: bool = False, fingerprints=None, shard_clips: int | None = None,
-                 id_bytes: int = 0) -> None:
+def create_store(
+    path: str | os.PathLike,
+    *,
+    clip_ids,
+    splits,
+    folds,
+    vocabulary_mids,
+    vocabulary_names,
+    activation: str,
+    attrs: dict,
+    views: int = 0,
+    view_seed: int = 0,
+    max_masks: int = 2,
+    dtype: str = "float16",
+    topk: int = 0,
+    chunk_clips: int | None = None,
+    overwrite: bool = False,
+    fingerprints=None,
+    shard_clips: int | None = None,
+    id_bytes: int = 0,
+) -> None:
     """Create the store, or keep a compatible existing one (resume); refuse an incompatible one.
 
     Raises StoreMismatch naming every identity field that differs, unless overwrite=True, which
@@ -149,11 +187,26 @@ def create_store(path: str | os.PathLike, *, clip_ids, splits, folds, vocabulary
         raise ValueError(f"views must be >= 0 and max_masks >= 1 with views, got {views} and {max_masks}")
     rows, shard_rows = plan_rows(len(clip_ids), num_classes, dtype, int(topk), chunk_clips, shard_clips)
     widths = text_widths(clip_ids, splits, fingerprints, list(vocabulary_mids), list(vocabulary_names), id_bytes)
-    layout = Layout(len(clip_ids), num_classes, dtype, int(topk), int(views), int(max_masks), rows, shard_rows,
-                    tuple(sorted(widths.items())))
-    new_attrs = build_attrs(clip_ids=clip_ids, vocabulary_mids=vocabulary_mids,
-                            vocabulary_names=vocabulary_names, activation=activation, attrs=attrs,
-                            layout=layout, view_seed=view_seed)
+    layout = Layout(
+        len(clip_ids),
+        num_classes,
+        dtype,
+        int(topk),
+        int(views),
+        int(max_masks),
+        rows,
+        shard_rows,
+        tuple(sorted(widths.items())),
+    )
+    new_attrs = build_attrs(
+        clip_ids=clip_ids,
+        vocabulary_mids=vocabulary_mids,
+        vocabulary_names=vocabulary_names,
+        activation=activation,
+        attrs=attrs,
+        layout=layout,
+        view_seed=view_seed,
+    )
     path = Path(path)
     with store_locked(path):  # nothing below deletes or writes unless this process is the one writer
         if path.exists() and not overwrite:
@@ -177,8 +230,10 @@ def _resume(path: Path, new_attrs: dict, chunk_clips: int | None) -> bool:
         return False  # our own creation, interrupted (disk full, kill) before any chunk could be written
     if found != FORMAT_ID:
         # also what an interrupted creation leaves behind: its attrs are written last
-        raise StoreMismatch(f"{path} holds a Zarr group with format {found!r}, not {FORMAT_ID!r} (or its "
-                            "creation was interrupted); pass overwrite=True to replace it")
+        raise StoreMismatch(
+            f"{path} holds a Zarr group with format {found!r}, not {FORMAT_ID!r} (or its "
+            "creation was interrupted); pass overwrite=True to replace it"
+        )
     try:
         group, layout = open_store(path, mode="r+")
     except StoreError as exc:
@@ -188,8 +243,9 @@ def _resume(path: Path, new_attrs: dict, chunk_clips: int | None) -> bool:
     if chunk_clips is not None and chunk_clips != layout.chunk_clips:
         differences.append(f"chunk_clips: store has {layout.chunk_clips}, this run asks for {chunk_clips}")
     if differences:
-        raise StoreMismatch(f"{path} was built from different inputs; pass overwrite=True to rebuild it.\n  "
-                            + "\n  ".join(differences))
+        raise StoreMismatch(
+            f"{path} was built from different inputs; pass overwrite=True to rebuild it.\n  " + "\n  ".join(differences)
+        )
     sessions = list(old_attrs.get("sessions", []))
     sessions.append({"started": utc_now(), "software": new_attrs["software"]})
     group.attrs.update({"sessions": sessions})
@@ -207,8 +263,10 @@ def _write_new(path: Path, layout: Layout, attrs: dict, clip_ids, splits, folds,
     if layout.text_bytes:  # 1.3: the copies other readers use (pipeline.store.encodings)
         columns = {"clip_id": clip_ids, "split": splits, "fingerprint": fingerprints}
         vocabulary = attrs["vocabulary"]
-        derived = {**clip_columns(columns, layout.widths),
-                   **class_columns(vocabulary["mids"], vocabulary["names"], layout.widths)}
+        derived = {
+            **clip_columns(columns, layout.widths),
+            **class_columns(vocabulary["mids"], vocabulary["names"], layout.widths),
+        }
         for name, values in derived.items():
             arrays[name][:] = values
     # attrs last: a store whose creation was interrupted has no format id and is not taken for one

@@ -39,24 +39,38 @@ def describe(location, verification=None) -> dict:
         per_split[split or "(none)"] = {"clips": int(in_split.sum()), "valid": int(valid[in_split].sum())}
     unfinished = completion_problem(group, attrs, layout)
     info = {
-        "store": str(location), "format": attrs.get("format"), "version": attrs.get("version"),
+        "store": str(location),
+        "format": attrs.get("format"),
+        "version": attrs.get("version"),
         "created": attrs.get("created"),
-        "teacher": {"model": teacher.get("model"), "checkpoint_sha256": shas,
-                    "cross_fitted": bool(teacher.get("cross_fitted")), "out_of_fold": teacher.get("out_of_fold"),
-                    "ensemble": teacher.get("ensemble")},
+        "teacher": {
+            "model": teacher.get("model"),
+            "checkpoint_sha256": shas,
+            "cross_fitted": bool(teacher.get("cross_fitted")),
+            "out_of_fold": teacher.get("out_of_fold"),
+            "ensemble": teacher.get("ensemble"),
+        },
         "vocabulary": {"classes": layout.num_classes, "sha256": attrs.get("vocabulary", {}).get("sha256")},
-        "activation": attrs.get("activation"), "front_end": attrs.get("front_end"),
+        "activation": attrs.get("activation"),
+        "front_end": attrs.get("front_end"),
         "manifest": {"name": manifest.get("name"), "sha256": manifest.get("sha256")},
-        "clips": layout.n_clips, "splits": per_split,
+        "clips": layout.n_clips,
+        "splits": per_split,
         "fingerprints": sum(1 for f in fingerprints if f),
-        "logits": {"mode": f"top-{layout.topk}" if layout.topk else "dense", "dtype": layout.dtype,
-                   "chunk_clips": layout.chunk_clips, "chunks": layout.n_chunks,
-                   "chunks_done": int(np.asarray(group["chunk_done"][:]).sum())},
+        "logits": {
+            "mode": f"top-{layout.topk}" if layout.topk else "dense",
+            "dtype": layout.dtype,
+            "chunk_clips": layout.chunk_clips,
+            "chunks": layout.n_chunks,
+            "chunks_done": int(np.asarray(group["chunk_done"][:]).sum()),
+        },
         "views": {"count": layout.views, "seed": attrs.get("views", {}).get("seed") if layout.views else None},
         "failures": {"count": len(failures), "first": [{"clip_id": c, "error": e} for c, e, _ in failures[:5]]},
         "completed": attrs.get("completed", {}).get("finished") if not unfinished else None,
         "unfinished": unfinished or None,
-        "software": attrs.get("software"), "derived": attrs.get("derived"), "imported": attrs.get("imported"),
+        "software": attrs.get("software"),
+        "derived": attrs.get("derived"),
+        "imported": attrs.get("imported"),
         "digest": verification.digest if verification else store_digest(group, attrs),
         "verified": None if verification is None else verification.ok,
     }
@@ -89,20 +103,29 @@ def format_description(info: dict) -> str:
     lines = [
         f"store      {info['store']}  ({info['format']} {info['version']}, created {info['created']})",
         f"teacher    {teacher['model']}  checkpoint {_short(teacher['checkpoint_sha256'])}"
-        + ("  (cross-fitted)" if isinstance(teacher["checkpoint_sha256"], list) and len(teacher["checkpoint_sha256"]) > 1
-           else ""),
+        + (
+            "  (cross-fitted)"
+            if isinstance(teacher["checkpoint_sha256"], list) and len(teacher["checkpoint_sha256"]) > 1
+            else ""
+        ),
     ]
     if teacher.get("cross_fitted"):
         oof = teacher.get("out_of_fold") or {}
-        lines.append(f"crossfit   training clips labelled out-of-fold (out-of-fold mAP {oof.get('map', float('nan')):.4f}, "
-                     f"accuracy {oof.get('accuracy', float('nan')):.4f}); other clips: mean of the teachers")
+        lines.append(
+            f"crossfit   training clips labelled out-of-fold (out-of-fold mAP {oof.get('map', float('nan')):.4f}, "
+            f"accuracy {oof.get('accuracy', float('nan')):.4f}); other clips: mean of the teachers"
+        )
     if teacher.get("ensemble"):
         members = teacher["ensemble"]["members"]
-        lines.append("ensemble   " + " + ".join(f"{m['weight']:.3g} x {m['model']} ({m['digest'][:12]})" for m in members)
-                     + f" in {teacher['ensemble']['space']} space")
+        lines.append(
+            "ensemble   "
+            + " + ".join(f"{m['weight']:.3g} x {m['model']} ({m['digest'][:12]})" for m in members)
+            + f" in {teacher['ensemble']['space']} space"
+        )
     lines += [
         f"classes    {vocab['classes']}  vocabulary {str(vocab['sha256'])[:12]}  activation {info['activation']}",
-        f"front end  {front.get('sample_rate')} Hz" + (f", {fbank.get('n_mels')} mels" if fbank.get("n_mels") else "")
+        f"front end  {front.get('sample_rate')} Hz"
+        + (f", {fbank.get('n_mels')} mels" if fbank.get("n_mels") else "")
         + (f", {front.get('target_length')} frames" if front.get("target_length") else "")
         + (f" (imported from {front['imported']})" if front.get("imported") else ""),
         f"manifest   {info['manifest']['name']}  {_short(info['manifest']['sha256'])}",
@@ -110,25 +133,39 @@ def format_description(info: dict) -> str:
     ]
     for split, counts in info["splits"].items():
         lines.append(f"coverage   {split}: {counts['valid']}/{counts['clips']} valid")
-    lines.append(f"logits     {logits['mode']}, {logits['dtype']}, {logits['chunk_clips']} clips per chunk, "
-                 f"{logits['chunks_done']}/{logits['chunks']} chunks done")
+    lines.append(
+        f"logits     {logits['mode']}, {logits['dtype']}, {logits['chunk_clips']} clips per chunk, "
+        f"{logits['chunks_done']}/{logits['chunks']} chunks done"
+    )
     views = info["views"]
     lines.append(f"views      {views['count']} per clip" + (f" (seed {views['seed']})" if views["count"] else ""))
     failures = info["failures"]
-    lines.append(f"failures   {failures['count']}" + "".join(f"\n             {f['clip_id']}: {f['error']}"
-                                                          for f in failures["first"])
-                 + (f"\n             ... and {failures['count'] - 5} more" if failures["count"] > 5 else ""))
+    lines.append(
+        f"failures   {failures['count']}"
+        + "".join(f"\n             {f['clip_id']}: {f['error']}" for f in failures["first"])
+        + (f"\n             ... and {failures['count'] - 5} more" if failures["count"] > 5 else "")
+    )
     if info.get("disk_bytes") is not None:
-        lines.append(f"disk       {info['disk_bytes'] / 1e6:.2f} MB"
-                     + (f"; logits {info['logit_bytes_per_clip_view']} bytes per clip-view"
-                        if "logit_bytes_per_clip_view" in info else ""))
+        lines.append(
+            f"disk       {info['disk_bytes'] / 1e6:.2f} MB"
+            + (
+                f"; logits {info['logit_bytes_per_clip_view']} bytes per clip-view"
+                if "logit_bytes_per_clip_view" in info
+                else ""
+            )
+        )
     for key in ("derived", "imported"):
         if info.get(key):
             detail = info[key]
-            lines.append(f"{key:<10} {detail.get('op') or detail.get('format')}"
-                         + (f" from {', '.join(i['location'] for i in detail.get('inputs', []))}" if detail.get("inputs")
-                            else "")
-                         + (f" files {', '.join(detail['files'])}" if detail.get("files") else ""))
+            lines.append(
+                f"{key:<10} {detail.get('op') or detail.get('format')}"
+                + (
+                    f" from {', '.join(i['location'] for i in detail.get('inputs', []))}"
+                    if detail.get("inputs")
+                    else ""
+                )
+                + (f" files {', '.join(detail['files'])}" if detail.get("files") else "")
+            )
     lines.append(f"completed  {info['completed']}" if info["completed"] else f"completed  no: {info['unfinished']}")
     if info["checksums_cover"].startswith("format"):
         lines.append(f"note       {info['checksums_cover']}")
@@ -138,7 +175,9 @@ def format_description(info: dict) -> str:
     if info["verified"] is None:
         lines.append(f"digest     {info['digest']}  (from the recorded checksums; NOT verified: run verify)")
     else:
-        lines.append(f"digest     {info['digest']}  ({'verified: every chunk re-hashed' if info['verified'] else 'verification FAILED'})")
+        lines.append(
+            f"digest     {info['digest']}  ({'verified: every chunk re-hashed' if info['verified'] else 'verification FAILED'})"
+        )
     return "\n".join(lines)
 
 

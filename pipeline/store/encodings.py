@@ -23,8 +23,11 @@ from __future__ import annotations
 import numpy as np
 
 # per-clip twins written at creation: name -> (source array, width key)
-CLIP_TWINS = {"clip_id_utf8": ("clip_id", "clip_id"), "split_utf8": ("split", "split"),
-              "fingerprint_utf8": ("fingerprint", "fingerprint")}
+CLIP_TWINS = {
+    "clip_id_utf8": ("clip_id", "clip_id"),
+    "split_utf8": ("split", "split"),
+    "fingerprint_utf8": ("fingerprint", "fingerprint"),
+}
 XARRAY_CLIP = "clip"  # the index coordinate of dim "clip": a copy of clip_id
 PARTNER_TWIN = "view_partner_utf8"  # per chunk, with views; as wide as the clip ids
 CLASS_ARRAYS = ("class", "class_name", "class_utf8", "class_name_utf8")  # written at creation from attrs
@@ -39,8 +42,10 @@ def check_encodable(values, what: str) -> None:
     """NUL pads the fixed-width copy, so a value holding one could not be told apart from padding."""
     for row, value in enumerate(values):
         if "\x00" in str(value):
-            raise ValueError(f"{what}[{row}] {str(value)!r} holds a NUL character, which the store's "
-                             "fixed-width UTF-8 copy uses as padding")
+            raise ValueError(
+                f"{what}[{row}] {str(value)!r} holds a NUL character, which the store's "
+                "fixed-width UTF-8 copy uses as padding"
+            )
 
 
 def encode_utf8(values, width: int, what: str = "value") -> np.ndarray:
@@ -51,9 +56,11 @@ def encode_utf8(values, width: int, what: str = "value") -> np.ndarray:
     for i, value in enumerate(flat):
         data = str(value).encode("utf-8")
         if len(data) > width or b"\x00" in data:
-            raise ValueError(f"{what} {str(value)!r} does not fit the store's {width}-byte UTF-8 column "
-                             "(longer than every clip id of the store, or holds a NUL)")
-        out[i, :len(data)] = np.frombuffer(data, dtype=np.uint8)
+            raise ValueError(
+                f"{what} {str(value)!r} does not fit the store's {width}-byte UTF-8 column "
+                "(longer than every clip id of the store, or holds a NUL)"
+            )
+        out[i, : len(data)] = np.frombuffer(data, dtype=np.uint8)
     return out.reshape(*array.shape, width)
 
 
@@ -67,11 +74,20 @@ def decode_utf8(array: np.ndarray) -> np.ndarray:
 
 def text_widths(clip_ids, splits, fingerprints, mids, names, min_id_bytes: int = 0) -> dict[str, int]:
     """The fixed widths of a new 1.3 store (recorded in ``layout.text_bytes``)."""
-    for what, values in (("clip_ids", clip_ids), ("splits", splits), ("vocabulary_mids", mids),
-                         ("vocabulary_names", names)):
+    for what, values in (
+        ("clip_ids", clip_ids),
+        ("splits", splits),
+        ("vocabulary_mids", mids),
+        ("vocabulary_names", names),
+    ):
         check_encodable(values, what)
-    return {"clip_id": max(utf8_width(clip_ids), int(min_id_bytes)), "split": utf8_width(splits),
-            "fingerprint": utf8_width(fingerprints), "class": utf8_width(mids), "class_name": utf8_width(names)}
+    return {
+        "clip_id": max(utf8_width(clip_ids), int(min_id_bytes)),
+        "split": utf8_width(splits),
+        "fingerprint": utf8_width(fingerprints),
+        "class": utf8_width(mids),
+        "class_name": utf8_width(names),
+    }
 
 
 def clip_columns(columns: dict[str, np.ndarray], widths: dict[str, int]) -> dict[str, np.ndarray]:
@@ -83,9 +99,12 @@ def clip_columns(columns: dict[str, np.ndarray], widths: dict[str, int]) -> dict
 
 
 def class_columns(mids, names, widths: dict[str, int]) -> dict[str, np.ndarray]:
-    return {"class": np.array(list(mids), dtype=str), "class_name": np.array(list(names), dtype=str),
-            "class_utf8": encode_utf8(list(mids), widths["class"], "mid"),
-            "class_name_utf8": encode_utf8(list(names), widths["class_name"], "class name")}
+    return {
+        "class": np.array(list(mids), dtype=str),
+        "class_name": np.array(list(names), dtype=str),
+        "class_utf8": encode_utf8(list(mids), widths["class"], "mid"),
+        "class_name_utf8": encode_utf8(list(names), widths["class_name"], "class name"),
+    }
 
 
 def twin_problems(arrays: dict[str, np.ndarray], label: str) -> list[str]:
@@ -99,6 +118,7 @@ def twin_problems(arrays: dict[str, np.ndarray], label: str) -> list[str]:
         if name in arrays and source in arrays:
             decoded = decode_utf8(arrays[name])
             if decoded.shape != np.shape(arrays[source]) or [str(v) for v in decoded.ravel()] != [
-                    str(v) for v in np.asarray(arrays[source]).ravel()]:
+                str(v) for v in np.asarray(arrays[source]).ravel()
+            ]:
                 problems.append(f"{label}: {name} does not spell {source} (what TensorStore readers see differs)")
     return problems

@@ -37,8 +37,16 @@ MAX_CLASSES = np.iinfo(np.int16).max  # topk_indices are int16
 
 # groups of the array names :meth:`Layout.array_specs` defines (the schema); other modules use these
 COLUMN_ARRAYS = ("clip_id", "split", "fold", "fingerprint")  # the manifest's columns, one row per clip
-LOGIT_ARRAYS = ("logits", "view_logits", "topk_values", "topk_indices", "topk_fill", "view_topk_values",
-                "view_topk_indices", "view_topk_fill")  # dense or top-k, clean clip or views
+LOGIT_ARRAYS = (
+    "logits",
+    "view_logits",
+    "topk_values",
+    "topk_indices",
+    "topk_fill",
+    "view_topk_values",
+    "view_topk_indices",
+    "view_topk_fill",
+)  # dense or top-k, clean clip or views
 SCORE_ARRAYS = ("logits", "view_logits", "topk_values", "view_topk_values")  # finite iff the row is valid
 VIEW_PARAM_ARRAYS = ("view_lambda", "view_time_shift", "view_freq_masks", "view_time_masks")  # with view_partner
 FAILURE_ARRAYS = ("failure_clip_id", "failure_error", "failure_chunk")
@@ -99,20 +107,34 @@ class Layout:
         return start, min(start + self.chunk_clips, self.n_clips)
 
     def to_attrs(self) -> dict:
-        return {"n_clips": self.n_clips, "num_classes": self.num_classes, "dtype": self.dtype,
-                "topk": self.topk, "views": self.views, "max_masks": self.max_masks,
-                "chunk_clips": self.chunk_clips, "n_chunks": self.n_chunks,
-                **({"shard_clips": self.shard_clips} if self.sharded else {}),
-                **({"text_bytes": self.widths} if self.text_bytes else {})}
+        return {
+            "n_clips": self.n_clips,
+            "num_classes": self.num_classes,
+            "dtype": self.dtype,
+            "topk": self.topk,
+            "views": self.views,
+            "max_masks": self.max_masks,
+            "chunk_clips": self.chunk_clips,
+            "n_chunks": self.n_chunks,
+            **({"shard_clips": self.shard_clips} if self.sharded else {}),
+            **({"text_bytes": self.widths} if self.text_bytes else {}),
+        }
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> Layout:
         try:
             layout = attrs["layout"]
-            return cls(int(layout["n_clips"]), int(layout["num_classes"]), str(layout["dtype"]),
-                       int(layout["topk"]), int(layout["views"]), int(layout["max_masks"]),
-                       int(layout["chunk_clips"]), int(layout.get("shard_clips", 0)),
-                       tuple(sorted((str(k), int(v)) for k, v in (layout.get("text_bytes") or {}).items())))
+            return cls(
+                int(layout["n_clips"]),
+                int(layout["num_classes"]),
+                str(layout["dtype"]),
+                int(layout["topk"]),
+                int(layout["views"]),
+                int(layout["max_masks"]),
+                int(layout["chunk_clips"]),
+                int(layout.get("shard_clips", 0)),
+                tuple(sorted((str(k), int(v)) for k, v in (layout.get("text_bytes") or {}).items())),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"store attrs lack a valid 'layout' entry ({exc!r})") from exc
 
@@ -121,16 +143,20 @@ class Layout:
         c, k, v, m, spec = self.num_classes, self.topk, self.views, self.max_masks, self._per_clip
         specs = [spec("valid", (), "bool", ("clip",), False), spec("teacher_index", (), "int16", ("clip",), 0)]
         if k:
-            specs += [spec("topk_values", (k,), self.dtype, ("clip", "rank"), np.nan),
-                      spec("topk_indices", (k,), "int16", ("clip", "rank"), -1),
-                      spec("topk_fill", (), self.dtype, ("clip",), np.nan)]
+            specs += [
+                spec("topk_values", (k,), self.dtype, ("clip", "rank"), np.nan),
+                spec("topk_indices", (k,), "int16", ("clip", "rank"), -1),
+                spec("topk_fill", (), self.dtype, ("clip",), np.nan),
+            ]
         else:
             specs.append(spec("logits", (c,), self.dtype, ("clip", "class"), np.nan))
         if v:
             if k:
-                specs += [spec("view_topk_values", (v, k), self.dtype, ("clip", "view", "rank"), np.nan),
-                          spec("view_topk_indices", (v, k), "int16", ("clip", "view", "rank"), -1),
-                          spec("view_topk_fill", (v,), self.dtype, ("clip", "view"), np.nan)]
+                specs += [
+                    spec("view_topk_values", (v, k), self.dtype, ("clip", "view", "rank"), np.nan),
+                    spec("view_topk_indices", (v, k), "int16", ("clip", "view", "rank"), -1),
+                    spec("view_topk_fill", (v,), self.dtype, ("clip", "view"), np.nan),
+                ]
             else:
                 specs.append(spec("view_logits", (v, c), self.dtype, ("clip", "view", "class"), np.nan))
             specs += [
@@ -138,7 +164,8 @@ class Layout:
                 spec("view_lambda", (v,), "float32", ("clip", "view"), 1.0),
                 spec("view_time_shift", (v,), "int32", ("clip", "view"), 0),
                 spec("view_freq_masks", (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1),
-                spec("view_time_masks", (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1)]
+                spec("view_time_masks", (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1),
+            ]
         return specs
 
     def clip_twin_specs(self) -> list[ArraySpec]:
@@ -146,28 +173,36 @@ class Layout:
         if not self.text_bytes:
             return []
         w, spec = self.widths, self._per_clip
-        return [spec("clip", (), "str", ("clip",), ""),
-                spec("clip_id_utf8", (w["clip_id"],), "uint8", ("clip", "clip_id_byte"), 0),
-                spec("split_utf8", (w["split"],), "uint8", ("clip", "split_byte"), 0),
-                spec("fingerprint_utf8", (w["fingerprint"],), "uint8", ("clip", "fingerprint_byte"), 0)]
+        return [
+            spec("clip", (), "str", ("clip",), ""),
+            spec("clip_id_utf8", (w["clip_id"],), "uint8", ("clip", "clip_id_byte"), 0),
+            spec("split_utf8", (w["split"],), "uint8", ("clip", "split_byte"), 0),
+            spec("fingerprint_utf8", (w["fingerprint"],), "uint8", ("clip", "fingerprint_byte"), 0),
+        ]
 
     def partner_twin_specs(self) -> list[ArraySpec]:
         """1.3 with views: view_partner as uint8 UTF-8, written with each chunk."""
         if not (self.text_bytes and self.views):
             return []
-        return [self._per_clip("view_partner_utf8", (self.views, self.widths["clip_id"]), "uint8",
-                               ("clip", "view", "clip_id_byte"), 0)]
+        return [
+            self._per_clip(
+                "view_partner_utf8", (self.views, self.widths["clip_id"]), "uint8", ("clip", "view", "clip_id_byte"), 0
+            )
+        ]
 
     def class_specs(self) -> list[ArraySpec]:
         """1.3: the vocabulary as arrays (xarray's `class` coordinate, names, uint8 twins)."""
         if not self.text_bytes:
             return []
         c, w = self.num_classes, self.widths
-        return [ArraySpec("class", (c,), (c,), "str", ("class",), ""),
-                ArraySpec("class_name", (c,), (c,), "str", ("class",), ""),
-                ArraySpec("class_utf8", (c, w["class"]), (c, w["class"]), "uint8", ("class", "class_byte"), 0),
-                ArraySpec("class_name_utf8", (c, w["class_name"]), (c, w["class_name"]), "uint8",
-                          ("class", "class_name_byte"), 0)]
+        return [
+            ArraySpec("class", (c,), (c,), "str", ("class",), ""),
+            ArraySpec("class_name", (c,), (c,), "str", ("class",), ""),
+            ArraySpec("class_utf8", (c, w["class"]), (c, w["class"]), "uint8", ("class", "class_byte"), 0),
+            ArraySpec(
+                "class_name_utf8", (c, w["class_name"]), (c, w["class_name"]), "uint8", ("class", "class_name_byte"), 0
+            ),
+        ]
 
     def array_specs(self, minor: int = int(FORMAT_VERSION.split(".")[1])) -> list[ArraySpec]:
         """Every array of a store of version 1.<minor>: manifest columns, chunk data, bookkeeping, failures."""
@@ -197,8 +232,14 @@ def default_chunk_clips(n_clips: int, num_classes: int, dtype: str, topk: int) -
     return max(1, min(math.ceil(TARGET_CHUNK_BYTES / row_bytes), n_clips))
 
 
-def plan_rows(n_clips: int, num_classes: int, dtype: str, topk: int, chunk_clips: int | None = None,
-              shard_clips: int | None = None) -> tuple[int, int]:
+def plan_rows(
+    n_clips: int,
+    num_classes: int,
+    dtype: str,
+    topk: int,
+    chunk_clips: int | None = None,
+    shard_clips: int | None = None,
+) -> tuple[int, int]:
     """(rows per chunk, rows per shard file; 0 = unsharded) of a new store.
 
     The file holds ~1 MiB of the main array as before (default_chunk_clips), rounded up to whole
@@ -218,9 +259,16 @@ def create_array(group: zarr.Group, spec: ArraySpec) -> zarr.Array:
     """zstd as zarr's default, then a crc32c of the compressed bytes: any zarr reader catches a bit flip.
     In a sharded array the codecs apply to each chunk inside the shard, whose index has its own crc32c."""
     dtype = str if spec.dtype == "str" else spec.dtype
-    return group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, shards=spec.shards, dtype=dtype,
-                              fill_value=spec.fill, dimension_names=spec.dims,
-                              compressors=(ZstdCodec(level=0), Crc32cCodec()))
+    return group.create_array(
+        spec.name,
+        shape=spec.shape,
+        chunks=spec.chunks,
+        shards=spec.shards,
+        dtype=dtype,
+        fill_value=spec.fill,
+        dimension_names=spec.dims,
+        compressors=(ZstdCodec(level=0), Crc32cCodec()),
+    )
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -246,8 +294,10 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> tuple[zarr.Group, La
         raise StoreError(f"{path}: attrs format is {attrs.get('format')!r}, expected {FORMAT_ID!r}")
     version = str(attrs.get("version", ""))
     if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
-        raise StoreError(f"{path}: format version {version!r} cannot be read by this code (reads "
-                         f"{FORMAT_VERSION.split('.')[0]}.x); upgrade the pipeline or rebuild the store")
+        raise StoreError(
+            f"{path}: format version {version!r} cannot be read by this code (reads "
+            f"{FORMAT_VERSION.split('.')[0]}.x); upgrade the pipeline or rebuild the store"
+        )
     return group, Layout.from_attrs(attrs)
 
 
@@ -304,10 +354,17 @@ def software_attrs() -> dict:
 
     repo = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "unknown", ""
     return {"version": __version__, "git_commit": commit + ("-dirty" if dirty else "")}

@@ -37,8 +37,9 @@ class DataOnlyUnpickler(pickle.Unpickler):
     numpy's scalar constructor) is refused, so loading cannot run code."""
 
     def find_class(self, module, name):
-        raise pickle.UnpicklingError(f"refusing {module}.{name}: the index may hold only dicts, lists, strings "
-                                     "and numbers")
+        raise pickle.UnpicklingError(
+            f"refusing {module}.{name}: the index may hold only dicts, lists, strings and numbers"
+        )
 
 
 def load_index(path) -> dict[str, int]:
@@ -50,8 +51,9 @@ def load_index(path) -> dict[str, int]:
         raise StoreError(f"{path}: not a data-only pickle ({exc})") from None
     if isinstance(index, (list, tuple)):
         index = {name: row for row, name in enumerate(index)}
-    if not isinstance(index, dict) or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-                                              for k, v in index.items()):
+    if not isinstance(index, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in index.items()
+    ):
         raise StoreError(f"{path}: expected a dict of filename -> row number (or a list of filenames)")
     return index
 
@@ -85,8 +87,9 @@ def _read_filenames(path) -> list[str]:
 
             return [str(f) for f in pd.read_parquet(path)["filename"]]
         except ImportError as exc:
-            raise StoreError(f"{path}: reading parquet needs pyarrow ({exc}); convert the index to CSV with a "
-                             "'filename' column") from None
+            raise StoreError(
+                f"{path}: reading parquet needs pyarrow ({exc}); convert the index to CSV with a 'filename' column"
+            ) from None
     with open(path, newline="", encoding="utf-8") as handle:
         sample = handle.read(4096)
         handle.seek(0)
@@ -96,8 +99,16 @@ def _read_filenames(path) -> list[str]:
         return [row["filename"] for row in reader]
 
 
-def _write(out, release: dict[str, np.ndarray], manifest_dir, teacher: str, activation: str, vocabulary: str,
-           imported: dict, sample_rate: int) -> dict:
+def _write(
+    out,
+    release: dict[str, np.ndarray],
+    manifest_dir,
+    teacher: str,
+    activation: str,
+    vocabulary: str,
+    imported: dict,
+    sample_rate: int,
+) -> dict:
     """release: clip_id -> dense logits. Rows follow the manifest (or the release's order)."""
     mids, names = read_vocabulary(vocabulary)
     width = {len(v) for v in release.values()}
@@ -115,25 +126,57 @@ def _write(out, release: dict[str, np.ndarray], manifest_dir, teacher: str, acti
         clips = [(clip_id, "", 0, "") for clip_id in release]
         manifest_attrs = {"name": "imported", "sha256": dict(imported["files"])}  # the release files stand in
     checkpoint = "release-" + next(iter(imported["files"].values()))
-    attrs = {"teacher": {"model": teacher, "checkpoint_sha256": checkpoint}, "manifest": manifest_attrs,
-             "front_end": {"sample_rate": int(sample_rate), "imported": imported["format"]}, "imported": imported}
+    attrs = {
+        "teacher": {"model": teacher, "checkpoint_sha256": checkpoint},
+        "manifest": manifest_attrs,
+        "front_end": {"sample_rate": int(sample_rate), "imported": imported["format"]},
+        "imported": imported,
+    }
     dtype = "float32" if max(float(np.nanmax(np.abs(v))) for v in release.values()) > 6e4 else "float16"
-    create_store(out, clip_ids=[c[0] for c in clips], splits=[c[1] for c in clips], folds=[c[2] for c in clips],
-                 fingerprints=[c[3] for c in clips], vocabulary_mids=mids, vocabulary_names=names,
-                 activation=activation, attrs=attrs, dtype=dtype, topk=imported.get("topk", 0))
+    create_store(
+        out,
+        clip_ids=[c[0] for c in clips],
+        splits=[c[1] for c in clips],
+        folds=[c[2] for c in clips],
+        fingerprints=[c[3] for c in clips],
+        vocabulary_mids=mids,
+        vocabulary_names=names,
+        activation=activation,
+        attrs=attrs,
+        dtype=dtype,
+        topk=imported.get("topk", 0),
+    )
     with StoreLock(out):
         for chunk, start, stop in chunk_plan(out):
             ids = [c[0] for c in clips[start:stop]]
             valid = np.array([clip_id in release and np.isfinite(release[clip_id]).all() for clip_id in ids])
             logits = np.stack([release[c] if ok else np.zeros(len(mids)) for c, ok in zip(ids, valid)])
             sha = write_chunk(out, chunk, logits, valid)
-            mark_chunk_done(out, chunk, sha, [(c, "not in the release" if c not in release else "non-finite values")
-                                              for c, ok in zip(ids, valid) if not ok])
+            mark_chunk_done(
+                out,
+                chunk,
+                sha,
+                [
+                    (c, "not in the release" if c not in release else "non-finite values")
+                    for c, ok in zip(ids, valid)
+                    if not ok
+                ],
+            )
         return finalize_store(out, {"imported": imported["format"], "release_rows": len(release)})
 
 
-def import_efficientat(logits_path, index_path, out, *, teacher: str, vocabulary: str, activation: str = "sigmoid",
-                       values: str = "logits", manifest_dir=None, sample_rate: int = 16000) -> dict:
+def import_efficientat(
+    logits_path,
+    index_path,
+    out,
+    *,
+    teacher: str,
+    vocabulary: str,
+    activation: str = "sigmoid",
+    values: str = "logits",
+    manifest_dir=None,
+    sample_rate: int = 16000,
+) -> dict:
     try:
         dense = np.load(logits_path, allow_pickle=False, mmap_mode="r")
     except ValueError as exc:
@@ -143,8 +186,10 @@ def import_efficientat(logits_path, index_path, out, *, teacher: str, vocabulary
     index = load_index(index_path)
     bad = [name for name, row in index.items() if not 0 <= row < dense.shape[0]]
     if bad:
-        raise StoreError(f"{index_path}: {len(bad)} rows outside the {dense.shape[0]} of {logits_path} "
-                         f"(first: {bad[:5]}): the index does not belong to these logits")
+        raise StoreError(
+            f"{index_path}: {len(bad)} rows outside the {dense.shape[0]} of {logits_path} "
+            f"(first: {bad[:5]}): the index does not belong to these logits"
+        )
     release = {}
     for name, row in index.items():
         clip_id = clip_id_of(name)
@@ -153,8 +198,11 @@ def import_efficientat(logits_path, index_path, out, *, teacher: str, vocabulary
         release[clip_id] = np.asarray(dense[row], dtype=np.float64)
     if values == "probs":
         release = {k: _logit(v, activation) for k, v in release.items()}
-    imported = {"format": "efficientat", "values": values,
-                "files": {Path(logits_path).name: _sha256(logits_path), Path(index_path).name: _sha256(index_path)}}
+    imported = {
+        "format": "efficientat",
+        "values": values,
+        "files": {Path(logits_path).name: _sha256(logits_path), Path(index_path).name: _sha256(index_path)},
+    }
     return _write(out, release, manifest_dir, teacher, activation, vocabulary, imported, sample_rate)
 
 
@@ -163,8 +211,17 @@ def _logit(p: np.ndarray, activation: str) -> np.ndarray:
     return np.log(p) - np.log1p(-p) if activation == "sigmoid" else np.log(p)
 
 
-def import_ced(hdf5_paths: list, index_paths: list, out, *, teacher: str, vocabulary: str,
-               activation: str = "sigmoid", manifest_dir=None, sample_rate: int = 16000) -> dict:
+def import_ced(
+    hdf5_paths: list,
+    index_paths: list,
+    out,
+    *,
+    teacher: str,
+    vocabulary: str,
+    activation: str = "sigmoid",
+    manifest_dir=None,
+    sample_rate: int = 16000,
+) -> dict:
     import h5py
 
     if len(hdf5_paths) != len(index_paths):
@@ -191,6 +248,12 @@ def import_ced(hdf5_paths: list, index_paths: list, out, *, teacher: str, vocabu
             release[clip_id_of(name)] = _logit(probabilities, activation)
         files[Path(hdf5_path).name] = _sha256(hdf5_path)
         files[Path(index_path).name] = _sha256(index_path)
-    imported = {"format": "ced", "values": "probs", "fill": "min(top-k)/(C-k) in probability", "topk": int(k or 0),
-                "seeds": "not replayable here (CED's own augmentation): imported as clip logits", "files": files}
+    imported = {
+        "format": "ced",
+        "values": "probs",
+        "fill": "min(top-k)/(C-k) in probability",
+        "topk": int(k or 0),
+        "seeds": "not replayable here (CED's own augmentation): imported as clip logits",
+        "files": files,
+    }
     return _write(out, release, manifest_dir, teacher, activation, vocabulary, imported, sample_rate)

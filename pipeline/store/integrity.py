@@ -13,13 +13,14 @@ deliberate edit can rewrite that record too, which is what the published digest 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
-from .remote import RemoteReadError
 from .format import COLUMN_ARRAYS, FAILURE_ARRAYS, Layout, StoreError, dump_json, read_strings, version_minor
+from .remote import RemoteReadError
+
 DIGEST_HEADER = b"cmkd-logits store digest v1\n"
 
 
@@ -95,8 +96,9 @@ class ChunkCheck:
     problem: str  # "" when the chunk hashes to its recorded checksum
 
     def message(self, location, group, layout: Layout) -> str:
-        return (f"{location}: chunk {self.index} ({name_clips(chunk_clip_ids(group, layout, self.index))}): "
-                f"{self.problem}")
+        return (
+            f"{location}: chunk {self.index} ({name_clips(chunk_clip_ids(group, layout, self.index))}): {self.problem}"
+        )
 
 
 BLOCK_BYTES = 32 << 20  # read this much per zarr call: each call costs ~1-2 ms of zarr's own overhead
@@ -108,15 +110,19 @@ def iter_chunks(group, layout: Layout, names: list[str], chunk_indices) -> Itera
     Consecutive chunks are read together, up to BLOCK_BYTES a call; a block that fails to decode is
     read again chunk by chunk, so the error names the chunk that holds the bad bytes.
     """
-    row_bytes = sum(int(np.prod(group[n].shape[1:], dtype=np.int64)) * max(np.dtype(group[n].dtype).itemsize, 8)
-                    for n in names)
+    row_bytes = sum(
+        int(np.prod(group[n].shape[1:], dtype=np.int64)) * max(np.dtype(group[n].dtype).itemsize, 8) for n in names
+    )
     per_block = max(1, BLOCK_BYTES // max(row_bytes * layout.chunk_clips, 1))
     indices = [int(i) for i in chunk_indices]
     position = 0
     while position < len(indices):
         block = [indices[position]]
-        while (len(block) < per_block and position + len(block) < len(indices)
-               and indices[position + len(block)] == block[-1] + 1):
+        while (
+            len(block) < per_block
+            and position + len(block) < len(indices)
+            and indices[position + len(block)] == block[-1] + 1
+        ):
             block.append(indices[position + len(block)])
         position += len(block)
         start, stop = layout.chunk_bounds(block[0])[0], layout.chunk_bounds(block[-1])[1]
@@ -130,7 +136,7 @@ def iter_chunks(group, layout: Layout, names: list[str], chunk_indices) -> Itera
         for index in block:
             lo, hi = layout.chunk_bounds(index)
             if rows is not None:
-                yield index, {name: array[lo - start:hi - start] for name, array in rows.items()}
+                yield index, {name: array[lo - start : hi - start] for name, array in rows.items()}
                 continue
             try:
                 yield index, {name: read_rows(group, name, lo, hi) for name in names}
@@ -144,8 +150,12 @@ def compare_chunk(index: int, arrays: dict | str, recorded: str) -> ChunkCheck:
         return ChunkCheck(index, {}, arrays)
     recomputed = chunk_digest(list(arrays.items()))
     if recomputed != recorded:
-        return ChunkCheck(index, arrays, f"sha256 mismatch (recorded {recorded[:12] or 'nothing'}, data hashes "
-                                         f"to {recomputed[:12]}): changed, truncated or missing after it was written")
+        return ChunkCheck(
+            index,
+            arrays,
+            f"sha256 mismatch (recorded {recorded[:12] or 'nothing'}, data hashes "
+            f"to {recomputed[:12]}): changed, truncated or missing after it was written",
+        )
     return ChunkCheck(index, arrays, "")
 
 
@@ -170,8 +180,9 @@ def store_digest(group, attrs: dict) -> str:
         failures = np.asarray(group["chunk_failures"][:])
         length = min(group[name].shape[0] for name in FAILURE_ARRAYS)
         table = [(name, np.asarray(group[name][:length])) for name in FAILURE_ARRAYS]
-        classes = ([(name, np.asarray(group[name][...])) for name in CLASS_ARRAY_NAMES]
-                   if version_minor(attrs) >= 3 else [])
+        classes = (
+            [(name, np.asarray(group[name][...])) for name in CLASS_ARRAY_NAMES] if version_minor(attrs) >= 3 else []
+        )
     except RemoteReadError:
         raise
     except Exception as exc:
@@ -190,7 +201,7 @@ def recorded_digest(attrs: dict) -> str | None:
 
 
 def completion_problem(group, attrs: dict, layout: Layout) -> str:
-    """"" for a finished store; else what is unfinished, as stage two's refusal says it."""
+    """ "" for a finished store; else what is unfinished, as stage two's refusal says it."""
     try:
         done = np.asarray(group["chunk_done"][:])
     except RemoteReadError:
@@ -199,8 +210,10 @@ def completion_problem(group, attrs: dict, layout: Layout) -> str:
         return f"chunk_done does not decode ({type(exc).__name__})"
     missing = np.flatnonzero(~done).tolist()
     if missing:
-        return (f"unfinished: {len(missing)} of {layout.n_chunks} chunks not written (first: {missing[:10]}); "
-                "rerun `make teacher-logits` to finish it")
+        return (
+            f"unfinished: {len(missing)} of {layout.n_chunks} chunks not written (first: {missing[:10]}); "
+            "rerun `make teacher-logits` to finish it"
+        )
     if "completed" not in attrs:
         return "unfinished: every chunk is written but the run was never finalized (attrs lack 'completed')"
     return ""
@@ -215,8 +228,10 @@ def digest_problem(group, attrs: dict) -> tuple[str, str]:
             return digest, "attrs.completed has no digest: it was removed or the store edited by hand"
         return digest, ""
     if recorded != digest:
-        return digest, (f"store digest {digest[:16]} differs from the one recorded at completion "
-                        f"{str(recorded)[:16]}: attrs, checksums or the failure table were edited afterwards")
+        return digest, (
+            f"store digest {digest[:16]} differs from the one recorded at completion "
+            f"{str(recorded)[:16]}: attrs, checksums or the failure table were edited afterwards"
+        )
     return digest, ""
 
 
@@ -226,13 +241,14 @@ def pinned_digests(pinned: str | None) -> list[str]:
     wanted = [d.strip().lower() for d in (pinned or "").split(",") if d.strip()]
     bad = [d for d in wanted if len(d) != 64 or any(c not in "0123456789abcdef" for c in d)]
     if bad:
-        raise StoreError(f"DIGEST {bad[0]!r} is not a store digest (64 hexadecimal digits, as `export` and `verify` "
-                         "print it)")
+        raise StoreError(
+            f"DIGEST {bad[0]!r} is not a store digest (64 hexadecimal digits, as `export` and `verify` print it)"
+        )
     return wanted
 
 
 def pin_problem(digest: str, pinned: str | None) -> str:
-    """"" when nothing is pinned or the store's digest is a pinned one; else the refusal."""
+    """ "" when nothing is pinned or the store's digest is a pinned one; else the refusal."""
     wanted = pinned_digests(pinned)
     if not wanted or digest in wanted:
         return ""
@@ -244,9 +260,11 @@ def uncovered_note(attrs: dict) -> str:
     """What an old format's checksums leave unchecked ("" for 1.1 and later): said by verify and inspect."""
     if version_minor(attrs) >= 1:
         return ""
-    return ("format 1.0: chunk checksums cover valid, teacher_index and the logits/views only; clip_id is covered "
-            "by clips.sha256 alone, split and fold by nothing, and no digest was recorded, so the attrs and "
-            "these columns are vouched for only by a digest its publisher gave (--digest / DIGEST=)")
+    return (
+        "format 1.0: chunk checksums cover valid, teacher_index and the logits/views only; clip_id is covered "
+        "by clips.sha256 alone, split and fold by nothing, and no digest was recorded, so the attrs and "
+        "these columns are vouched for only by a digest its publisher gave (--digest / DIGEST=)"
+    )
 
 
 def format_contradictions(group, layout: Layout, attrs: dict) -> list[str]:
@@ -263,5 +281,9 @@ def format_contradictions(group, layout: Layout, attrs: dict) -> list[str]:
         found.append(f"its arrays are sharded ({layout.shard_clips} rows per file, format 1.2)")
     if not found:
         return []
-    return [(f"format version {version} contradicts the store's contents: {'; '.join(found)}; it was relabelled "
-             "after writing (a relabelled store's checksums cover less than its writer's did)")]
+    return [
+        (
+            f"format version {version} contradicts the store's contents: {'; '.join(found)}; it was relabelled "
+            "after writing (a relabelled store's checksums cover less than its writer's did)"
+        )
+    ]

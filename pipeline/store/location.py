@@ -12,7 +12,6 @@ aiohttp (pinned in requirements.txt), ``s3://``, ``gs://`` and ``hf://`` with th
 from __future__ import annotations
 
 import os
-
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,8 +22,10 @@ from .errors import StoreError
 from .remote import RemoteReadError, describe_failure, honours_range, local_copy, protocol_of, retrying_store
 
 REMOTE_SCHEMES = ("http://", "https://", "s3://", "s3a://", "gs://", "gcs://", "hf://")
-NO_RANGE_NOTICE = ("note: {location}: the server ignores HTTP Range requests; downloading the whole store once "
-                   "into {{folder}} and reading that copy")
+NO_RANGE_NOTICE = (
+    "note: {location}: the server ignores HTTP Range requests; downloading the whole store once "
+    "into {{folder}} and reading that copy"
+)
 _no_range_copies: dict[str, str] = {}  # URL -> local copy, so one process downloads a store once
 _range_probed: dict[str, bool] = {}  # URL -> the server honours Range: probed once per process
 
@@ -73,8 +74,10 @@ def _remote_store(text: str):
         except FileNotFoundError as exc:
             raise StoreError(f"{text}: no such file ({exc})") from exc
         except Exception as exc:  # credentials, permissions, network: the backend's own exception types
-            raise RemoteReadError(f"{text}: cannot be opened ({describe_failure(exc)}); credentials and options "
-                                  "go in --storage-options or STORAGE_OPTIONS (a JSON object)") from exc
+            raise RemoteReadError(
+                f"{text}: cannot be opened ({describe_failure(exc)}); credentials and options "
+                "go in --storage-options or STORAGE_OPTIONS (a JSON object)"
+            ) from exc
         store = FsspecStore(_async(zip_fs), read_only=True, path="")
     else:
         store = FsspecStore(_async(fs), read_only=True, path=fs._strip_protocol(text))
@@ -131,8 +134,10 @@ def open_group_at(location: str | os.PathLike, mode: str = "r") -> zarr.Group:
         raise StoreError(f"{location}: cannot be read ({exc})") from exc
     except Exception as exc:  # a zip replaced mid-read, a server's garbled reply, credentials: still one line
         if is_remote(location) or is_zip(location):
-            raise RemoteReadError(f"{location}: cannot be opened ({describe_failure(exc)}); credentials and "
-                                  "options go in --storage-options or STORAGE_OPTIONS (a JSON object)") from exc
+            raise RemoteReadError(
+                f"{location}: cannot be opened ({describe_failure(exc)}); credentials and "
+                "options go in --storage-options or STORAGE_OPTIONS (a JSON object)"
+            ) from exc
         raise
 
 
@@ -141,7 +146,3 @@ def consolidate(path: str | os.PathLike) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         zarr.consolidate_metadata(str(path))
-
-
-
-

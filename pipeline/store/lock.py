@@ -68,8 +68,13 @@ class StoreLock:
         self._held = False
 
     def _record(self) -> dict:
-        return {"pid": os.getpid(), "host": socket.gethostname(), "created": utc_now(), "token": self._token,
-                "process_started": psutil.Process().create_time()}
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "created": utc_now(),
+            "token": self._token,
+            "process_started": psutil.Process().create_time(),
+        }
 
     def _try_create(self) -> bool:
         # write the record under a private name, then hard-link it into place: link fails if the
@@ -127,13 +132,17 @@ class StoreLock:
             who = f"{holder.get('pid')}@{holder.get('host')}"
             same_host = holder.get("host") == socket.gethostname()
             if same_host and _holder_alive(holder):
-                raise StoreLocked(f"{self.store_path} is being written by {who} since {holder.get('created')} "
-                                  f"(lock file {self.path})")
+                raise StoreLocked(
+                    f"{self.store_path} is being written by {who} since {holder.get('created')} (lock file {self.path})"
+                )
             if not same_host and not self.force:
-                raise StoreLocked(f"{self.store_path} is locked by {who} on another host; if that writer is gone, "
-                                  f"rerun with force or delete {self.path}")
-            log.warning("taking over the stale lock of %s on %s (created %s)", who, self.store_path,
-                        holder.get("created"))
+                raise StoreLocked(
+                    f"{self.store_path} is locked by {who} on another host; if that writer is gone, "
+                    f"rerun with force or delete {self.path}"
+                )
+            log.warning(
+                "taking over the stale lock of %s on %s (created %s)", who, self.store_path, holder.get("created")
+            )
             self._take_over(holder, raw)
         raise StoreLocked(f"could not acquire {self.path}: other writers keep racing for it")
 

@@ -40,8 +40,10 @@ def match_clips(table, clip_ids: list[str], fingerprints: list[str], join: str =
     stored = table.fingerprints
     have_both = bool(stored) and any(stored) and any(fingerprints)
     if join == "fingerprint" and not have_both:
-        raise ValueError("JOIN=fingerprint needs audio fingerprints in the store (format 1.1, built from a "
-                         "fingerprinted manifest) and in this manifest (rebuild it with `make manifests`)")
+        raise ValueError(
+            "JOIN=fingerprint needs audio fingerprints in the store (format 1.1, built from a "
+            "fingerprinted manifest) and in this manifest (rebuild it with `make manifests`)"
+        )
     rows = table.rows(clip_ids)
     match = ClipMatch(rows.copy(), audio_checked=have_both)
     if not have_both:

@@ -26,8 +26,18 @@ from .verify import check_store
 from .writer import chunk_plan, finalize_store, mark_chunk_done, read_failures, write_chunk, write_stored_chunk
 
 PROVENANCE_KEYS = ("teacher", "front_end", "manifest")
-MERGE_FIELDS = ("teacher checkpoint_sha256", "front_end", "vocabulary sha256", "activation", "views count",
-                "views seed", "views settings", "views max_masks", "dtype", "topk")
+MERGE_FIELDS = (
+    "teacher checkpoint_sha256",
+    "front_end",
+    "vocabulary sha256",
+    "activation",
+    "views count",
+    "views seed",
+    "views settings",
+    "views max_masks",
+    "dtype",
+    "topk",
+)
 
 
 def verified(location, digest: str | None = None) -> str:
@@ -60,25 +70,39 @@ class Source:
         return {"location": public_location(self.location), "digest": self.digest}
 
     def row_digest(self, row: int) -> str:
-        return chunk_digest([(name, array[row:row + 1]) for name, array in self.arrays.items()])
+        return chunk_digest([(name, array[row : row + 1]) for name, array in self.arrays.items()])
 
 
 def _new_store_like(out, first: Source, clip_rows: list[tuple[Source, int]], derived: dict, **layout) -> None:
     attrs = {key: first.attrs[key] for key in PROVENANCE_KEYS if key in first.attrs}
     attrs["views"] = {"settings": first.attrs.get("views", {}).get("settings")}
     attrs["derived"] = derived
-    column = {name: [src.arrays[name][row] for src, row in clip_rows] for name in ("clip_id", "split", "fold",
-                                                                                       "fingerprint")}
+    column = {
+        name: [src.arrays[name][row] for src, row in clip_rows] for name in ("clip_id", "split", "fold", "fingerprint")
+    }
     vocabulary = first.attrs["vocabulary"]
-    options = dict(views=first.layout.views, view_seed=first.attrs.get("views", {}).get("seed", 0),
-                   max_masks=first.layout.max_masks, dtype=first.layout.dtype, topk=first.layout.topk)
+    options = dict(
+        views=first.layout.views,
+        view_seed=first.attrs.get("views", {}).get("seed", 0),
+        max_masks=first.layout.max_masks,
+        dtype=first.layout.dtype,
+        topk=first.layout.topk,
+    )
     options.update(layout)
     # the uint8 copies of mixup partners must hold every source's ids, also those a subset leaves out
     options["id_bytes"] = max(utf8_width(src.clip_ids) for src in {id(s): s for s, _ in clip_rows}.values())
-    create_store(out, clip_ids=[str(c) for c in column["clip_id"]], splits=[str(s) for s in column["split"]],
-                 folds=[int(f) for f in column["fold"]], fingerprints=[str(f) for f in column["fingerprint"]],
-                 vocabulary_mids=vocabulary["mids"], vocabulary_names=vocabulary["names"],
-                 activation=first.attrs["activation"], attrs=attrs, **options)
+    create_store(
+        out,
+        clip_ids=[str(c) for c in column["clip_id"]],
+        splits=[str(s) for s in column["split"]],
+        folds=[int(f) for f in column["fold"]],
+        fingerprints=[str(f) for f in column["fingerprint"]],
+        vocabulary_mids=vocabulary["mids"],
+        vocabulary_names=vocabulary["names"],
+        activation=first.attrs["activation"],
+        attrs=attrs,
+        **options,
+    )
 
 
 def _copy_rows(out, clip_rows: list[tuple[Source, int]], summary: dict) -> dict:
@@ -89,14 +113,18 @@ def _copy_rows(out, clip_rows: list[tuple[Source, int]], summary: dict) -> dict:
             names = [spec.name for spec in picked[0][0].layout.chunk_array_specs()]
             data = {name: np.stack([src.arrays[name][row] for src, row in picked]) for name in names}
             sha = write_stored_chunk(out, chunk, data)
-            failures = [(src.clip_ids[row], src.failures.get(src.clip_ids[row], "failed in the input store"))
-                        for src, row in picked if not src.arrays["valid"][row]]
+            failures = [
+                (src.clip_ids[row], src.failures.get(src.clip_ids[row], "failed in the input store"))
+                for src, row in picked
+                if not src.arrays["valid"][row]
+            ]
             mark_chunk_done(out, chunk, sha, failures)
         return finalize_store(out, summary)
 
 
-def subset(location, out, splits: list[str] | None = None, clip_ids: list[str] | None = None,
-           digest: str | None = None) -> dict:
+def subset(
+    location, out, splits: list[str] | None = None, clip_ids: list[str] | None = None, digest: str | None = None
+) -> dict:
     if not splits and not clip_ids:
         raise ValueError("subset needs --split or --clips")
     source = Source(location, digest)
@@ -119,7 +147,9 @@ def _pins(locations: list, digests: list[str] | None) -> list[str | None]:
     if not digests:
         return [None] * len(locations)
     if len(digests) != len(locations):
-        raise ValueError(f"--digest given {len(digests)} times for {len(locations)} stores: give one per store, in order")
+        raise ValueError(
+            f"--digest given {len(digests)} times for {len(locations)} stores: give one per store, in order"
+        )
     return list(digests)
 
 
@@ -134,8 +164,10 @@ def merge(locations: list, out, digests: list[str] | None = None) -> dict:
         theirs = _identity(source.attrs)
         differing = [name for name in MERGE_FIELDS if theirs[name] != reference[name]]
         if differing:
-            raise StoreError(f"{source.location}: cannot merge with {first.location}: {', '.join(differing)} differ "
-                             "(other teacher, front end, vocabulary or layout)")
+            raise StoreError(
+                f"{source.location}: cannot merge with {first.location}: {', '.join(differing)} differ "
+                "(other teacher, front end, vocabulary or layout)"
+            )
     clip_rows: list[tuple[Source, int]] = []
     seen: dict[str, tuple[Source, int]] = {}
     for source in sources:
@@ -143,8 +175,10 @@ def merge(locations: list, out, digests: list[str] | None = None) -> dict:
             if clip_id in seen:
                 other, other_row = seen[clip_id]
                 if other.row_digest(other_row) != source.row_digest(row):
-                    raise StoreError(f"{source.location}: clip {clip_id!r} is also in {other.location} with other "
-                                     "logits, views, split or audio; refusing to pick one")
+                    raise StoreError(
+                        f"{source.location}: clip {clip_id!r} is also in {other.location} with other "
+                        "logits, views, split or audio; refusing to pick one"
+                    )
                 continue
             seen[clip_id] = (source, row)
             clip_rows.append((source, row))
@@ -165,8 +199,15 @@ def _activate(logits: np.ndarray, activation: str) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def ensemble(locations: list, out, weights: list[float] | None = None, space: str = "logits",
-             clips: str = "same", vocab_remap: bool = False, digests: list[str] | None = None) -> dict:
+def ensemble(
+    locations: list,
+    out,
+    weights: list[float] | None = None,
+    space: str = "logits",
+    clips: str = "same",
+    vocab_remap: bool = False,
+    digests: list[str] | None = None,
+) -> dict:
     """A teacher made of several (e.g. a CNN and an AST): the weighted mean of their logits or probabilities.
 
     Refuses different clip sets unless `clips="intersection"`, other activations, and vocabularies that
@@ -181,13 +222,19 @@ def ensemble(locations: list, out, weights: list[float] | None = None, space: st
     weights = [1.0] * len(locations) if not weights else [float(w) for w in weights]
     # checked before anything is opened or written: NaN passed `min(weights) < 0` and surfaced late,
     # naming output rows, with an unfinished store left behind
-    if (len(weights) != len(locations) or not all(math.isfinite(w) for w in weights) or min(weights) < 0
-            or sum(weights) <= 0):
+    if (
+        len(weights) != len(locations)
+        or not all(math.isfinite(w) for w in weights)
+        or min(weights) < 0
+        or sum(weights) <= 0
+    ):
         raise ValueError(f"--weights needs {len(locations)} non-negative numbers with a positive sum, got {weights}")
     weights = [w / sum(weights) for w in weights]
     pins = _pins(locations, digests)
     sources = [Source(location, pin) for location, pin in zip(locations, pins)]
-    tables = [LogitTable.open(location, load_views=False, expected_digest=pin) for location, pin in zip(locations, pins)]
+    tables = [
+        LogitTable.open(location, load_views=False, expected_digest=pin) for location, pin in zip(locations, pins)
+    ]
     first = sources[0]
     mids = first.attrs["vocabulary"]["mids"]
     orders = []  # per member: its class index for each of the first store's classes
@@ -199,34 +246,63 @@ def ensemble(locations: list, out, weights: list[float] | None = None, space: st
             position = {mid: i for i, mid in enumerate(theirs)}
             orders.append(np.array([position[mid] for mid in mids]))
         else:
-            raise StoreError(f"{source.location}: its vocabulary differs from {first.location}'s ("
-                             + ("same classes, other order: pass --vocab-remap" if sorted(theirs) == sorted(mids)
-                                else "other classes") + ")")
+            raise StoreError(
+                f"{source.location}: its vocabulary differs from {first.location}'s ("
+                + (
+                    "same classes, other order: pass --vocab-remap"
+                    if sorted(theirs) == sorted(mids)
+                    else "other classes"
+                )
+                + ")"
+            )
         if source.attrs["activation"] != first.attrs["activation"]:
-            raise StoreError(f"{source.location}: activation {source.attrs['activation']} differs from "
-                             f"{first.attrs['activation']}")
+            raise StoreError(
+                f"{source.location}: activation {source.attrs['activation']} differs from {first.attrs['activation']}"
+            )
     ids = [c for c in first.clip_ids if all(c in s.row_of for s in sources)]
     if clips == "same" and any(set(s.clip_ids) != set(first.clip_ids) for s in sources[1:]):
-        raise StoreError(f"the stores hold different clip sets ({', '.join(str(len(s.clip_ids)) for s in sources)} "
-                         f"clips, {len(ids)} in all); pass --clips intersection to keep the shared ones")
+        raise StoreError(
+            f"the stores hold different clip sets ({', '.join(str(len(s.clip_ids)) for s in sources)} "
+            f"clips, {len(ids)} in all); pass --clips intersection to keep the shared ones"
+        )
     activation = first.attrs["activation"]
-    stacked = np.stack([t.logits_for(t.rows(ids)) if order is None else t.logits_for(t.rows(ids))[:, order]
-                        for t, order in zip(tables, orders)])  # [member, clip, class], the first's class order
+    stacked = np.stack(
+        [
+            t.logits_for(t.rows(ids)) if order is None else t.logits_for(t.rows(ids))[:, order]
+            for t, order in zip(tables, orders)
+        ]
+    )  # [member, clip, class], the first's class order
     w = np.asarray(weights, dtype=np.float64)[:, None, None]
     if space == "logits":
         mixed = (w * stacked).sum(axis=0)
     else:
         mixed = _to_logits((w * _activate(stacked.astype(np.float64), activation)).sum(axis=0), activation)
     valid = np.isfinite(stacked).all(axis=(0, 2))
-    members = [{**s.record(), "model": s.attrs["teacher"].get("model"), "weight": weight,
-                "checkpoint_sha256": s.attrs["teacher"].get("checkpoint_sha256")} for s, weight in zip(sources, weights)]
-    teacher = {"model": "ensemble(" + "+".join(str(m["model"]) for m in members) + ")",
-               "checkpoint_sha256": chunk_digest([("members", np.array([str(m["checkpoint_sha256"]) for m in members],
-                                                                        dtype=object))]),
-               "ensemble": {"members": members, "space": space}}
+    members = [
+        {
+            **s.record(),
+            "model": s.attrs["teacher"].get("model"),
+            "weight": weight,
+            "checkpoint_sha256": s.attrs["teacher"].get("checkpoint_sha256"),
+        }
+        for s, weight in zip(sources, weights)
+    ]
+    teacher = {
+        "model": "ensemble(" + "+".join(str(m["model"]) for m in members) + ")",
+        "checkpoint_sha256": chunk_digest(
+            [("members", np.array([str(m["checkpoint_sha256"]) for m in members], dtype=object))]
+        ),
+        "ensemble": {"members": members, "space": space},
+    }
     rows = [(first, first.row_of[c]) for c in ids]
-    derived = {"op": "ensemble", "inputs": [s.record() for s in sources], "weights": weights, "space": space,
-               "clips": clips, "vocab_remap": vocab_remap}
+    derived = {
+        "op": "ensemble",
+        "inputs": [s.record() for s in sources],
+        "weights": weights,
+        "space": space,
+        "clips": clips,
+        "vocab_remap": vocab_remap,
+    }
     dtype = "float32" if any(s.layout.dtype == "float32" for s in sources) else "float16"
     _new_store_like(out, _with_teacher(first, teacher), rows, derived, views=0, topk=0, dtype=dtype)
     with StoreLock(out):
@@ -259,12 +335,18 @@ def export(location, out, pinned: str | None = None) -> str:
         target = zarr.open_group(str(copy), mode="w", zarr_format=3)
         for name, array in source.arrays():
             kind = np.dtype(array.dtype).kind
-            spec = ArraySpec(name, array.shape, array.chunks, "str" if kind in "OUT" else np.dtype(array.dtype).name,
-                             tuple(array.metadata.dimension_names or ()), array.fill_value)
+            spec = ArraySpec(
+                name,
+                array.shape,
+                array.chunks,
+                "str" if kind in "OUT" else np.dtype(array.dtype).name,
+                tuple(array.metadata.dimension_names or ()),
+                array.fill_value,
+            )
             copied = create_array(target, spec)
             step = max(array.chunks[0], 1)
             for begin in range(0, array.shape[0], step):
-                copied[begin:begin + step] = array[begin:begin + step]
+                copied[begin : begin + step] = array[begin : begin + step]
         target.attrs.update(source.attrs.asdict())
         consolidate(copy)
         draft = out.with_name(out.name + ".partial")

@@ -27,7 +27,7 @@ def open_pinned(location, expected_digest: str | None = None) -> str:
         earlier = copy_folder(str(location)) / name
         if expected_digest and earlier.exists() and check_store(earlier, expected_digest).ok:
             return str(earlier)  # a copy made before that still is the published store: no second download
-        path = local_copy(str(location), f"note: {location}: reading a local copy, {{folder}}")
+        path = str(local_copy(str(location), f"note: {location}: reading a local copy, {{folder}}"))
     if expected_digest:
         result = check_store(path, expected_digest)
         if not result.ok:

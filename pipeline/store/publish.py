@@ -18,8 +18,13 @@ from .describe import describe
 from .format import open_store
 from .ops import export
 
-SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-                   (10_000_000, "1M<n<10M"))
+SIZE_CATEGORIES = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+)
 
 
 def size_category(n_clips: int) -> str:
@@ -38,9 +43,13 @@ def file_sha256(path: Path) -> str:
 
 
 def _front_matter(info: dict, licence: str, title: str) -> str:
-    meta = {"license": licence, "pretty_name": title, "task_categories": ["audio-classification"],
-            "size_categories": [size_category(int(info["clips"]))],
-            "tags": ["knowledge-distillation", "teacher-logits", "zarr", "cmkd-logits"]}
+    meta = {
+        "license": licence,
+        "pretty_name": title,
+        "task_categories": ["audio-classification"],
+        "size_categories": [size_category(int(info["clips"]))],
+        "tags": ["knowledge-distillation", "teacher-logits", "zarr", "cmkd-logits"],
+    }
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
@@ -63,8 +72,9 @@ def dataset_card(info: dict, attrs: dict, zip_name: str, licence: str, repo: str
         f"| teacher checkpoint sha256 | `{json.dumps(teacher.get('checkpoint_sha256'))}` |",
         f"| activation | {attrs.get('activation')} |",
         f"| classes | {len(vocabulary.get('mids', []))} (vocabulary sha256 `{vocabulary.get('sha256')}`) |",
-        f"| manifest | `{manifest.get('name')}`: " + ", ".join(f"{k} `{v}`" for k, v in
-                                                              (manifest.get("sha256") or {}).items()) + " |",
+        f"| manifest | `{manifest.get('name')}`: "
+        + ", ".join(f"{k} `{v}`" for k, v in (manifest.get("sha256") or {}).items())
+        + " |",
         f"| clips | {info['clips']}, {info['fingerprints']} with audio fingerprints |",
         f"| logits | {info['logits']['mode']}, {info['logits']['dtype']}; views per clip: {info['views']['count']} |",
         f"| failures | {info['failures']['count']} clips whose audio could not be read (rows marked not valid) |",
@@ -99,14 +109,16 @@ def dataset_card(info: dict, attrs: dict, zip_name: str, licence: str, repo: str
         "against an independent copy of this card: a digest inside the download proves nothing against "
         "whoever can change the download). Training matches the store's rows to your clips by `clip_id` and "
         "audio fingerprint (cmkd-pipeline, docs/sharing.md). Without the project: zarr-python, TensorStore "
-        "and xarray read the store (docs/store-format.md, \"Other readers\").",
+        'and xarray read the store (docs/store-format.md, "Other readers").',
         "",
         "## Vocabulary (class index, mid, name), in the order of the logits",
         "",
         "| index | mid | name |",
         "|---|---|---|",
-        *(f"| {i} | `{mid}` | {name} |" for i, (mid, name) in
-          enumerate(zip(vocabulary.get("mids", []), vocabulary.get("names", [])))),
+        *(
+            f"| {i} | `{mid}` | {name} |"
+            for i, (mid, name) in enumerate(zip(vocabulary.get("mids", []), vocabulary.get("names", [])))
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -18,8 +18,17 @@ from pipeline.views import View
 
 from .cache import share_arrays
 from .format import VIEW_PARAM_ARRAYS, Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
-from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, format_contradictions,
-                        iter_chunks, pin_problem, pinned_digests, store_digest)
+from .integrity import (
+    checksum_names,
+    compare_chunk,
+    completion_problem,
+    digest_problem,
+    format_contradictions,
+    iter_chunks,
+    pin_problem,
+    pinned_digests,
+    store_digest,
+)
 from .location import identity, is_local_dir
 from .topk import rebuild_dense
 from .views import arrays_to_view
@@ -42,8 +51,9 @@ def _check_store_level(group, layout: Layout, attrs: dict, path) -> str:
     return digest
 
 
-def _load_rows(group, layout: Layout, attrs: dict, names: list[str], rows: np.ndarray | None, path,
-               digest: str | None) -> dict[str, np.ndarray]:
+def _load_rows(
+    group, layout: Layout, attrs: dict, names: list[str], rows: np.ndarray | None, path, digest: str | None
+) -> dict[str, np.ndarray]:
     """Rows of `names` (all rows when rows is None), chunk by chunk; with a digest every chunk read is
     re-hashed against its recorded checksum first (once per process and store)."""
     n_rows = layout.n_clips if rows is None else len(rows)
@@ -100,8 +110,16 @@ class _PartnerLookup:
 class LogitTable:
     """A store's logits in memory. Build with :meth:`open`; rows index the loaded clips only."""
 
-    def __init__(self, path: Path, attrs: dict, layout: Layout, clip_ids: list[str], arrays: dict[str, np.ndarray],
-                 partner_names: list[str], complete: bool):
+    def __init__(
+        self,
+        path: Path,
+        attrs: dict,
+        layout: Layout,
+        clip_ids: list[str],
+        arrays: dict[str, np.ndarray],
+        partner_names: list[str],
+        complete: bool,
+    ):
         self.path = path
         self.attrs = attrs
         self.layout = layout
@@ -117,8 +135,14 @@ class LogitTable:
         self.fingerprints: list[str] = []  # audio fingerprint per loaded row ("" unknown; none in 1.0 stores)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, clip_ids=None, load_views: bool = True,
-             verify: bool = True, expected_digest: str | None = None) -> LogitTable:
+    def open(
+        cls,
+        path: str | os.PathLike,
+        clip_ids=None,
+        load_views: bool = True,
+        verify: bool = True,
+        expected_digest: str | None = None,
+    ) -> LogitTable:
         """Load the store (or only the rows of `clip_ids`; unknown ids are simply absent).
 
         verify=True (the default) refuses an unfinished store and a store whose digest differs from
@@ -139,8 +163,11 @@ class LogitTable:
                 raise StoreError(f"{path}: {pinned}")
         else:
             digest = store_digest(group, attrs)
-            print(f"warning: {path}: verify=false: reading without checking chunk checksums or completion; "
-                  "corrupted or unfinished rows would train the student", file=sys.stderr)
+            print(
+                f"warning: {path}: verify=false: reading without checking chunk checksums or completion; "
+                "corrupted or unfinished rows would train the student",
+                file=sys.stderr,
+            )
         all_ids = read_strings(group["clip_id"])
         if clip_ids is None:
             rows = None
@@ -151,8 +178,7 @@ class LogitTable:
         names += ["topk_values", "topk_indices", "topk_fill"] if layout.topk else ["logits"]
         with_views = bool(load_views and layout.views)
         if with_views:
-            names += (["view_topk_values", "view_topk_indices", "view_topk_fill"] if layout.topk
-                      else ["view_logits"])
+            names += ["view_topk_values", "view_topk_indices", "view_topk_fill"] if layout.topk else ["view_logits"]
             names += [*VIEW_PARAM_ARRAYS, "view_partner"]
         arrays = _load_rows(group, layout, attrs, names, rows, path, digest if verify else None)
         partner_names: list[str] = []
@@ -163,8 +189,9 @@ class LogitTable:
             arrays["view_partner_code"] = codes.reshape(partners.shape).astype(np.int32)
         loaded_ids = all_ids if rows is None else [all_ids[row] for row in rows]
         complete = bool(np.asarray(group["chunk_done"][:]).all())
-        table = cls(Path(path) if is_local_dir(path) else path, attrs, layout, loaded_ids, arrays, partner_names,
-                    complete)
+        table = cls(
+            Path(path) if is_local_dir(path) else path, attrs, layout, loaded_ids, arrays, partner_names, complete
+        )
         table.digest, table.verified, table.pinned = digest, verify, bool(expected_digest)
         if "fingerprint" in group:
             stored = read_strings(group["fingerprint"])
@@ -203,8 +230,12 @@ class LogitTable:
         safe = np.maximum(rows, 0)
         pick = (safe,) if ks is None else (safe, np.asarray(ks, dtype=np.int64))
         if self.layout.topk:
-            out = rebuild_dense(self._arrays[f"{prefix}topk_values"][pick], self._arrays[f"{prefix}topk_indices"][pick],
-                                self._arrays[f"{prefix}topk_fill"][pick], self.layout.num_classes)
+            out = rebuild_dense(
+                self._arrays[f"{prefix}topk_values"][pick],
+                self._arrays[f"{prefix}topk_indices"][pick],
+                self._arrays[f"{prefix}topk_fill"][pick],
+                self.layout.num_classes,
+            )
         else:
             out = self._arrays[f"{prefix}logits"][pick].astype(np.float32)
         out[rows < 0] = np.nan
@@ -223,12 +254,12 @@ class LogitTable:
         bad = np.zeros(len(rows), dtype=bool)
         views = self.layout.views if "view_partner_code" in self._arrays else 0
         for lo in range(0, len(rows), block):
-            part = rows[lo:lo + block]
-            bad[lo:lo + block] = _unusable(self.logits_for(part))
+            part = rows[lo : lo + block]
+            bad[lo : lo + block] = _unusable(self.logits_for(part))
             for k in range(views):
                 values = self.view_logits_for(part, np.full(len(part), k))
                 whole_nan = np.isnan(values).all(axis=-1)
-                bad[lo:lo + block] |= _unusable(values) & ~whole_nan
+                bad[lo : lo + block] |= _unusable(values) & ~whole_nan
         return bad & self.usable(rows)
 
     def _require_views(self) -> None:
@@ -321,9 +352,16 @@ class LogitTable:
         """
         if self._shared:
             return self
-        key = hashlib.sha256(dump_json({
-            "digest": self.digest, "verified": self.verified, "arrays": sorted(self._arrays),
-            "clips": hashlib.sha256("\n".join(self.clip_ids).encode()).hexdigest()}).encode()).hexdigest()[:32]
+        key = hashlib.sha256(
+            dump_json(
+                {
+                    "digest": self.digest,
+                    "verified": self.verified,
+                    "arrays": sorted(self._arrays),
+                    "clips": hashlib.sha256("\n".join(self.clip_ids).encode()).hexdigest(),
+                }
+            ).encode()
+        ).hexdigest()[:32]
         self._shared = share_arrays(self._arrays, key, cache_dir)
         self._arrays = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in self._shared.items()}
         return self
@@ -341,4 +379,6 @@ class LogitTable:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if self._shared:
-            self._arrays = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in self._shared.items()}
+            self._arrays = {
+                name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in self._shared.items()
+            }

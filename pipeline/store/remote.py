@@ -73,20 +73,24 @@ def parse_options(text: str | None, source: str) -> dict:
 def set_storage_options(text_or_dict) -> None:
     """The command line's ``--storage-options`` (a JSON object or a dict), for every store this process opens."""
     global _cli_options
-    _cli_options = (dict(text_or_dict) if isinstance(text_or_dict, dict)
-                    else parse_options(text_or_dict, "--storage-options"))
+    _cli_options = (
+        dict(text_or_dict) if isinstance(text_or_dict, dict) else parse_options(text_or_dict, "--storage-options")
+    )
 
 
 def storage_options(protocol: str) -> dict:
     """Options for the filesystem of `protocol`: the environment's, then the command line's; http(s)
     also gets the read timeout unless the options set their own client arguments."""
-    options = {**parse_options(os.environ.get("CMKD_STORAGE_OPTIONS"), "CMKD_STORAGE_OPTIONS (STORAGE_OPTIONS)"),
-               **_cli_options}
+    options = {
+        **parse_options(os.environ.get("CMKD_STORAGE_OPTIONS"), "CMKD_STORAGE_OPTIONS (STORAGE_OPTIONS)"),
+        **_cli_options,
+    }
     if protocol in ("http", "https") and "client_kwargs" not in options:
         import aiohttp
 
-        options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=None, sock_connect=read_timeout(),
-                                                                      sock_read=read_timeout())}
+        options["client_kwargs"] = {
+            "timeout": aiohttp.ClientTimeout(total=None, sock_connect=read_timeout(), sock_read=read_timeout())
+        }
     return options
 
 
@@ -109,8 +113,16 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, aiohttp.ClientResponseError):
         return exc.status == 429 or exc.status >= 500
-    if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError,
-                        TimeoutError, ConnectionError)):
+    if isinstance(
+        exc,
+        (
+            aiohttp.ClientConnectionError,
+            aiohttp.ClientPayloadError,
+            asyncio.TimeoutError,
+            TimeoutError,
+            ConnectionError,
+        ),
+    ):
         return True
     from fsspec.exceptions import FSTimeoutError
 
@@ -126,7 +138,7 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def backoff(attempt: int) -> float:
-    return min(0.5 * 2 ** attempt, 8.0)
+    return min(0.5 * 2**attempt, 8.0)
 
 
 def retrying_store(store, location: str):
@@ -147,14 +159,21 @@ def retrying_store(store, location: str):
                         await asyncio.sleep(backoff(attempt))
                         continue
                     again = f" after {tries} tries" if is_transient(exc) else ""
-                    raise RemoteReadError(f"{location}: reading {key} failed{again} ({describe_failure(exc)}); "
-                                          "a network or server problem, not the store's bytes "
-                                          "(CMKD_RETRIES and CMKD_READ_TIMEOUT set retries and timeout)") from exc
-                if (isinstance(byte_range, RangeByteRequest) and value is not None
-                        and len(value) > byte_range.end - byte_range.start):
-                    raise RemoteReadError(f"{location}: the server answered a range request for {key} with "
-                                          f"{len(value)} bytes instead of {byte_range.end - byte_range.start}: it "
-                                          "ignores HTTP Range; download the store and use the local copy")
+                    raise RemoteReadError(
+                        f"{location}: reading {key} failed{again} ({describe_failure(exc)}); "
+                        "a network or server problem, not the store's bytes "
+                        "(CMKD_RETRIES and CMKD_READ_TIMEOUT set retries and timeout)"
+                    ) from exc
+                if (
+                    isinstance(byte_range, RangeByteRequest)
+                    and value is not None
+                    and len(value) > byte_range.end - byte_range.start
+                ):
+                    raise RemoteReadError(
+                        f"{location}: the server answered a range request for {key} with "
+                        f"{len(value)} bytes instead of {byte_range.end - byte_range.start}: it "
+                        "ignores HTTP Range; download the store and use the local copy"
+                    )
                 return value
 
     return RetryingStore(store)
@@ -179,8 +198,10 @@ def honours_range(url: str) -> bool:
             last = exc
         if attempt < retries():
             time.sleep(backoff(attempt))
-    raise RemoteReadError(f"{url}: cannot be reached after {retries() + 1} tries ({describe_failure(last)}); "
-                          "check the URL and the network (CMKD_RETRIES and CMKD_READ_TIMEOUT set retries and timeout)")
+    raise RemoteReadError(
+        f"{url}: cannot be reached after {retries() + 1} tries ({describe_failure(last)}); "
+        "check the URL and the network (CMKD_RETRIES and CMKD_READ_TIMEOUT set retries and timeout)"
+    )
 
 
 def cache_root() -> Path:
@@ -223,8 +244,10 @@ def _store_keys(root_metadata: dict) -> list[str]:
 
     entries = (root_metadata.get("consolidated_metadata") or {}).get("metadata")
     if not isinstance(entries, dict):
-        raise StoreError("the store has no consolidated metadata, so its files cannot be listed over HTTP; "
-                         "ask for its .zarr.zip (python -m pipeline.store export)")
+        raise StoreError(
+            "the store has no consolidated metadata, so its files cannot be listed over HTTP; "
+            "ask for its .zarr.zip (python -m pipeline.store export)"
+        )
     keys = []
     for name, meta in entries.items():
         keys.append(f"{name}/zarr.json")

@@ -10,18 +10,43 @@ from pathlib import Path
 
 import numpy as np
 
-from .remote import RemoteReadError
 from .encodings import decode_utf8, twin_problems
 from .format import SCORE_ARRAYS, Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
-from .integrity import (checksum_names, compare_chunk, completion_problem, digest_problem, format_contradictions,
-                        iter_chunks, pin_problem, recorded_digest, uncovered_note)
+from .integrity import (
+    checksum_names,
+    compare_chunk,
+    completion_problem,
+    digest_problem,
+    format_contradictions,
+    iter_chunks,
+    pin_problem,
+    recorded_digest,
+    uncovered_note,
+)
 from .location import is_local_dir
+from .remote import RemoteReadError
 from .writer import read_failures
 
-REQUIRED_ATTR_PATHS = ("format", "version", "created", "activation", "teacher.checkpoint_sha256", "front_end",
-                       "manifest.sha256", "vocabulary.mids", "vocabulary.names", "vocabulary.sha256",
-                       "clips.sha256", "software.version", "software.git_commit", "views.count", "views.seed",
-                       "topk", "chunk_clips", "layout")
+REQUIRED_ATTR_PATHS = (
+    "format",
+    "version",
+    "created",
+    "activation",
+    "teacher.checkpoint_sha256",
+    "front_end",
+    "manifest.sha256",
+    "vocabulary.mids",
+    "vocabulary.names",
+    "vocabulary.sha256",
+    "clips.sha256",
+    "software.version",
+    "software.git_commit",
+    "views.count",
+    "views.seed",
+    "topk",
+    "chunk_clips",
+    "layout",
+)
 
 
 def _missing_attrs(attrs: dict) -> list[str]:
@@ -50,8 +75,9 @@ def _schema_problems(group, layout: Layout, minor: int) -> list[str]:
         if not shape_ok:
             problems.append(f"array {spec.name!r} has shape {array.shape}, expected {spec.shape}")
         if tuple(array.metadata.dimension_names or ()) != spec.dims:
-            problems.append(f"array {spec.name!r} has dimension names {array.metadata.dimension_names}, "
-                            f"expected {spec.dims}")
+            problems.append(
+                f"array {spec.name!r} has dimension names {array.metadata.dimension_names}, expected {spec.dims}"
+            )
     return problems
 
 
@@ -75,8 +101,10 @@ def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
             problems.append(f"chunk {chunk_index}: {name} has non-finite values in valid rows")
         finite = per_view[np.isfinite(per_view)]
         if name in LOGIT_SCORES and finite.size and np.abs(finite).max() >= FLOAT16_LIMIT:
-            problems.append(f"chunk {chunk_index}: {name} has values at float16's limit ({FLOAT16_LIMIT:g}) in valid "
-                            "rows: the teacher overflowed, these are no logits")
+            problems.append(
+                f"chunk {chunk_index}: {name} has values at float16's limit ({FLOAT16_LIMIT:g}) in valid "
+                "rows: the teacher overflowed, these are no logits"
+            )
         if not np.isnan(named[name][~valid]).all():
             problems.append(f"chunk {chunk_index}: {name} has numbers in failed rows (expected NaN)")
     return problems
@@ -122,8 +150,9 @@ def _class_problems(group, layout: Layout, attrs: dict) -> list[str]:
     if not layout.text_bytes:
         return ["format 1.3 but layout.text_bytes is missing (the uint8 copies cannot be checked)"]
     try:
-        stored = {name: np.asarray(group[name][...]) for name in ("class", "class_name", "class_utf8",
-                                                                   "class_name_utf8")}
+        stored = {
+            name: np.asarray(group[name][...]) for name in ("class", "class_name", "class_utf8", "class_name_utf8")
+        }
     except RemoteReadError:
         raise
     except Exception as exc:
@@ -184,16 +213,19 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
         problems += _row_problems(check.arrays, chunk_index)
         problems += twin_problems(check.arrays, f"chunk {chunk_index}")
         if per_chunk[chunk_index] != failure_counts[chunk_index]:
-            problems.append(f"chunk {chunk_index}: {failure_counts[chunk_index]} failures counted but "
-                            f"{per_chunk[chunk_index]} in the failure table")
+            problems.append(
+                f"chunk {chunk_index}: {failure_counts[chunk_index]} failures counted but "
+                f"{per_chunk[chunk_index]} in the failure table"
+            )
     unfinished = completion_problem(group, attrs, layout)
     if unfinished:
         problems.append(unfinished)
     if is_local_dir(path):
         leftovers = sorted(str(p.relative_to(path)) for p in Path(path).rglob("*.partial"))
         if leftovers:
-            problems.append(f"{len(leftovers)} partial files left by interrupted writes (safe to delete): "
-                            f"{leftovers[:5]}")
+            problems.append(
+                f"{len(leftovers)} partial files left by interrupted writes (safe to delete): {leftovers[:5]}"
+            )
     pinned = pin_problem(result.digest, expected_digest)
     if pinned:
         problems.append(pinned)

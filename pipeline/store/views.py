@@ -51,8 +51,10 @@ def views_to_arrays(views: list[list[View]], max_masks: int = MAX_MASKS) -> dict
             if view.view_index != k:
                 raise ValueError(f"{where}: view_index is {view.view_index}; views must be listed in order")
             if not _lambda_survives(view.lam):
-                raise ValueError(f"{where}: lambda {view.lam!r} has more than {LAMBDA_DECIMALS} decimals "
-                                 "and would not round-trip through float32")
+                raise ValueError(
+                    f"{where}: lambda {view.lam!r} has more than {LAMBDA_DECIMALS} decimals "
+                    "and would not round-trip through float32"
+                )
             arrays["view_partner"][row, k] = view.partner
             arrays["view_lambda"][row, k] = view.lam
             arrays["view_time_shift"][row, k] = view.time_shift
@@ -67,18 +69,26 @@ def _unpack_masks(packed: np.ndarray) -> tuple[tuple[int, int], ...]:
 
 def arrays_to_view(arrays: dict[str, np.ndarray], row: int, k: int, seed: int = 0) -> View:
     """The View at [row, k] of packed arrays; `seed` is the store's view_seed (attrs views.seed)."""
-    return View(seed=int(seed), view_index=int(k), partner=str(arrays["view_partner"][row, k]),
-                lam=round(float(arrays["view_lambda"][row, k]), LAMBDA_DECIMALS),
-                time_shift=int(arrays["view_time_shift"][row, k]),
-                freq_masks=_unpack_masks(arrays["view_freq_masks"][row, k]),
-                time_masks=_unpack_masks(arrays["view_time_masks"][row, k]))
+    return View(
+        seed=int(seed),
+        view_index=int(k),
+        partner=str(arrays["view_partner"][row, k]),
+        lam=round(float(arrays["view_lambda"][row, k]), LAMBDA_DECIMALS),
+        time_shift=int(arrays["view_time_shift"][row, k]),
+        freq_masks=_unpack_masks(arrays["view_freq_masks"][row, k]),
+        time_masks=_unpack_masks(arrays["view_time_masks"][row, k]),
+    )
 
 
 def check_view_arrays(arrays: dict[str, np.ndarray], n_rows: int, n_views: int, max_masks: int) -> None:
     """Refuse packed views whose names or shapes do not fit a chunk of the store."""
-    expected = {"view_partner": (n_rows, n_views), "view_lambda": (n_rows, n_views),
-                "view_time_shift": (n_rows, n_views), "view_freq_masks": (n_rows, n_views, max_masks, 2),
-                "view_time_masks": (n_rows, n_views, max_masks, 2)}
+    expected = {
+        "view_partner": (n_rows, n_views),
+        "view_lambda": (n_rows, n_views),
+        "view_time_shift": (n_rows, n_views),
+        "view_freq_masks": (n_rows, n_views, max_masks, 2),
+        "view_time_masks": (n_rows, n_views, max_masks, 2),
+    }
     missing = sorted(set(expected) - set(arrays))
     if missing:
         raise ValueError(f"view_arrays lacks {missing}; build it with views_to_arrays")

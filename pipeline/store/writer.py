@@ -42,8 +42,10 @@ def _to_stored(array: np.ndarray, dtype: str, what: str) -> np.ndarray:
     if dtype == "float16":
         finite = array[np.isfinite(array)]
         if finite.size and np.abs(finite).max() > FLOAT16_MAX:
-            raise ValueError(f"{what} holds {np.abs(finite).max():.4g}, beyond float16's range; "
-                             "create the store with dtype='float32'")
+            raise ValueError(
+                f"{what} holds {np.abs(finite).max():.4g}, beyond float16's range; "
+                "create the store with dtype='float32'"
+            )
     stored = array.astype(dtype)
     stored[np.isnan(stored)] = np.nan  # one NaN bit pattern, so equal inputs hash equally
     return stored
@@ -64,27 +66,41 @@ def _masked(values, shape: tuple[int, ...], valid: np.ndarray, clip_ids: list[st
         row_ok &= np.isfinite(values).all(axis=-1)
     bad = [clip_ids[row] for row in np.flatnonzero(valid & ~row_ok)]
     if bad:
-        raise ValueError(f"{what}: non-finite values in rows marked valid, clips {bad[:10]}"
-                         f"{' ...' if len(bad) > 10 else ''}; mark them failed (valid=False) instead")
+        raise ValueError(
+            f"{what}: non-finite values in rows marked valid, clips {bad[:10]}"
+            f"{' ...' if len(bad) > 10 else ''}; mark them failed (valid=False) instead"
+        )
     values[~valid] = np.nan
     return values
 
 
-def _chunk_data(layout: Layout, activation: str, logits: np.ndarray, valid: np.ndarray,
-                teacher_index: np.ndarray, view_logits: np.ndarray | None,
-                view_arrays: dict | None) -> dict[str, np.ndarray]:
+def _chunk_data(
+    layout: Layout,
+    activation: str,
+    logits: np.ndarray,
+    valid: np.ndarray,
+    teacher_index: np.ndarray,
+    view_logits: np.ndarray | None,
+    view_arrays: dict | None,
+) -> dict[str, np.ndarray]:
     data = {"valid": valid, "teacher_index": teacher_index}
     if layout.topk:
         values, indices, fill = topk_compress(logits, layout.topk, activation)
-        data.update(topk_values=_to_stored(values, layout.dtype, "logits"), topk_indices=indices,
-                    topk_fill=_to_stored(fill, layout.dtype, "logits"))
+        data.update(
+            topk_values=_to_stored(values, layout.dtype, "logits"),
+            topk_indices=indices,
+            topk_fill=_to_stored(fill, layout.dtype, "logits"),
+        )
     else:
         data["logits"] = _to_stored(logits, layout.dtype, "logits")
     if layout.views:
         if layout.topk:
             values, indices, fill = topk_compress(view_logits, layout.topk, activation)
-            data.update(view_topk_values=_to_stored(values, layout.dtype, "view_logits"),
-                        view_topk_indices=indices, view_topk_fill=_to_stored(fill, layout.dtype, "view_logits"))
+            data.update(
+                view_topk_values=_to_stored(values, layout.dtype, "view_logits"),
+                view_topk_indices=indices,
+                view_topk_fill=_to_stored(fill, layout.dtype, "view_logits"),
+            )
         else:
             data["view_logits"] = _to_stored(view_logits, layout.dtype, "view_logits")
         data["view_partner"] = np.array([[str(p) for p in row] for row in view_arrays["view_partner"]], dtype=str)
@@ -94,8 +110,9 @@ def _chunk_data(layout: Layout, activation: str, logits: np.ndarray, valid: np.n
     return data
 
 
-def write_chunk(path: str | os.PathLike, chunk_index: int, logits, valid, view_logits=None, view_arrays=None,
-                teacher_index=None) -> str:
+def write_chunk(
+    path: str | os.PathLike, chunk_index: int, logits, valid, view_logits=None, view_arrays=None, teacher_index=None
+) -> str:
     """Write one whole chunk (worker side) and return the sha256 of the bytes written.
 
     logits: [n, C] float32 for rows start:stop of the chunk, NaN (or anything) in failed rows;
@@ -121,8 +138,7 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, logits, valid, view_l
     teacher_index = teacher_index.astype(np.int16)
     if layout.views:
         if view_logits is None or view_arrays is None:
-            raise ValueError(f"the store keeps {layout.views} views per clip: view_logits and view_arrays "
-                             "are required")
+            raise ValueError(f"the store keeps {layout.views} views per clip: view_logits and view_arrays are required")
         view_logits = _masked(view_logits, (n, layout.views, num_classes), valid, clip_ids, "view_logits")
         check_view_arrays(view_arrays, n, layout.views, layout.max_masks)
     elif view_logits is not None:
@@ -155,8 +171,10 @@ def write_stored_chunk(path: str | os.PathLike, chunk_index: int, data: dict[str
     for spec in layout.chunk_array_specs():
         expected = (stop - start, *spec.shape[1:])
         if spec.name not in data or np.shape(data[spec.name]) != expected:
-            raise ValueError(f"chunk {chunk_index}: {spec.name} must have shape {expected}, got "
-                             f"{np.shape(data.get(spec.name)) if spec.name in data else 'nothing'}")
+            raise ValueError(
+                f"chunk {chunk_index}: {spec.name} must have shape {expected}, got "
+                f"{np.shape(data.get(spec.name)) if spec.name in data else 'nothing'}"
+            )
     return _store_rows(group, layout, group.attrs.asdict(), start, stop, data)
 
 
@@ -169,8 +187,11 @@ def read_failures(group) -> list[tuple[str, str, int]]:
     clip_ids, errors = (read_strings(a, slice(0, length)) for a in arrays[:2])
     chunks = np.asarray(arrays[2][:length])
     done = np.asarray(group["chunk_done"][:])
-    return [(clip_ids[i], errors[i], int(chunks[i])) for i in range(length)
-            if 0 <= chunks[i] < len(done) and done[chunks[i]]]
+    return [
+        (clip_ids[i], errors[i], int(chunks[i]))
+        for i in range(length)
+        if 0 <= chunks[i] < len(done) and done[chunks[i]]
+    ]
 
 
 def _record_failures(group, chunk_index: int, failures: list[tuple[str, str, int]]) -> None:
@@ -187,17 +208,20 @@ def _record_failures(group, chunk_index: int, failures: list[tuple[str, str, int
             arrays["failure_chunk"].append(np.array([f[2] for f in failures], dtype=np.int32))
         return
     table = [entry for entry in read_failures(group) if entry[2] != chunk_index] + failures
-    columns = {"failure_clip_id": np.array([f[0] for f in table], dtype=str),
-               "failure_error": np.array([f[1] for f in table], dtype=str),
-               "failure_chunk": np.array([f[2] for f in table], dtype=np.int32)}
+    columns = {
+        "failure_clip_id": np.array([f[0] for f in table], dtype=str),
+        "failure_error": np.array([f[1] for f in table], dtype=str),
+        "failure_chunk": np.array([f[2] for f in table], dtype=np.int32),
+    }
     for name, column in columns.items():
         arrays[name].resize((len(table),))
         if table:
             arrays[name][:] = column
 
 
-def mark_chunk_done(path: str | os.PathLike, chunk_index: int, sha256: str,
-                    failures: list[tuple[str, str]] = ()) -> None:
+def mark_chunk_done(
+    path: str | os.PathLike, chunk_index: int, sha256: str, failures: list[tuple[str, str]] = ()
+) -> None:
     """Record a written chunk (client side only): its checksum, its failures, then the done flag."""
     if not SHA256_PATTERN.match(str(sha256)):
         raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
@@ -215,8 +239,10 @@ def mark_chunk_done(path: str | os.PathLike, chunk_index: int, sha256: str,
         if clip_id not in row_of:
             raise ValueError(f"failure for {clip_id!r}, which is not in chunk {chunk_index} (rows {start}:{stop})")
         if valid[row_of[clip_id]]:
-            raise ValueError(f"failure for {clip_id!r} but its row is marked valid; write the chunk with "
-                             "valid=False for failed clips")
+            raise ValueError(
+                f"failure for {clip_id!r} but its row is marked valid; write the chunk with "
+                "valid=False for failed clips"
+            )
         entries.append((clip_id, str(error), chunk_index))
     _record_failures(group, chunk_index, entries)
     group["chunk_sha256"][chunk_index] = sha256
@@ -230,12 +256,21 @@ def finalize_store(path: str | os.PathLike, summary: dict | None = None) -> dict
     done = np.asarray(group["chunk_done"][:])
     missing = np.flatnonzero(~done).tolist()
     if missing:
-        raise StoreError(f"{path}: {len(missing)} of {layout.n_chunks} chunks are not done "
-                         f"(first: {missing[:20]}); run stage one again to finish them")
+        raise StoreError(
+            f"{path}: {len(missing)} of {layout.n_chunks} chunks are not done "
+            f"(first: {missing[:20]}); run stage one again to finish them"
+        )
     valid = np.asarray(group["valid"][:])
     completed = json_safe(dict(summary or {}))
-    completed.update({"finished": utc_now(), "clips": layout.n_clips, "valid": int(valid.sum()),
-                      "failures": len(read_failures(group)), "chunks": layout.n_chunks})
+    completed.update(
+        {
+            "finished": utc_now(),
+            "clips": layout.n_clips,
+            "valid": int(valid.sum()),
+            "failures": len(read_failures(group)),
+            "chunks": layout.n_chunks,
+        }
+    )
     completed["digest"] = store_digest(group, {**group.attrs.asdict(), "completed": completed})
     group.attrs.update({"completed": completed})
     if is_local_dir(path):

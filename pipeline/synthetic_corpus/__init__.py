@@ -7,14 +7,49 @@ shared material (see :mod:`.classes`; two versions, :data:`DEFAULT_VERSION` unle
 deterministic in (version, size, seed).
 """
 
-from .build import (GENERATOR_VERSION, generate_corpus, generate_esc50_layout, generate_fsd50k_layout, is_current,
-                    read_stamp)
-from .classes import (ALL_CLASSES, DEFAULT_VERSION, LOCAL, TEMPORAL, VERSIONS, CorpusVersion, SoundClass,
-                      class_by_label, class_groups, corpus_version)
+from .build import (
+    GENERATOR_VERSION,
+    generate_corpus,
+    generate_esc50_layout,
+    generate_fsd50k_layout,
+    is_current,
+    read_stamp,
+)
+from .classes import (
+    ALL_CLASSES,
+    DEFAULT_VERSION,
+    LOCAL,
+    TEMPORAL,
+    VERSIONS,
+    CorpusVersion,
+    SoundClass,
+    class_by_label,
+    class_groups,
+    corpus_version,
+)
 from .clips import Clip, PlacedEvent, render_multilabel_clip, render_single_class_clip
 from .events import synthesise_event
 
-__all__ = ["ALL_CLASSES", "DEFAULT_VERSION", "GENERATOR_VERSION", "LOCAL", "TEMPORAL", "VERSIONS", "Clip",
-           "CorpusVersion", "PlacedEvent", "SoundClass", "class_by_label", "class_groups", "corpus_version",
-           "generate_corpus", "generate_esc50_layout", "generate_fsd50k_layout", "is_current", "read_stamp",
-           "render_multilabel_clip", "render_single_class_clip", "synthesise_event"]
+__all__ = [
+    "ALL_CLASSES",
+    "DEFAULT_VERSION",
+    "GENERATOR_VERSION",
+    "LOCAL",
+    "TEMPORAL",
+    "VERSIONS",
+    "Clip",
+    "CorpusVersion",
+    "PlacedEvent",
+    "SoundClass",
+    "class_by_label",
+    "class_groups",
+    "corpus_version",
+    "generate_corpus",
+    "generate_esc50_layout",
+    "generate_fsd50k_layout",
+    "is_current",
+    "read_stamp",
+    "render_multilabel_clip",
+    "render_single_class_clip",
+    "synthesise_event",
+]

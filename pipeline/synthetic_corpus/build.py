@@ -13,10 +13,10 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
-from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -32,8 +32,14 @@ FSD50K_DIR, ESC50_DIR = "demo", "demo-esc50"
 
 
 def _stamp(layout_name: str, size: float, seed: int, version: int) -> dict:
-    return {"generator": GENERATOR, "version": GENERATOR_VERSION, "corpus_version": int(version),
-            "layout": layout_name, "size": float(size), "seed": int(seed)}
+    return {
+        "generator": GENERATOR,
+        "version": GENERATOR_VERSION,
+        "corpus_version": int(version),
+        "layout": layout_name,
+        "size": float(size),
+        "seed": int(seed),
+    }
 
 
 def read_stamp(root: str | os.PathLike) -> dict | None:
@@ -51,8 +57,9 @@ def _wav_count(root: Path, layout_name: str) -> int:
     return sum(1 for folder in folders for _ in (root / folder).glob("*.wav"))
 
 
-def is_current(root: str | os.PathLike, layout_name: str, size: float, seed: int,
-               version: int = DEFAULT_VERSION) -> bool:
+def is_current(
+    root: str | os.PathLike, layout_name: str, size: float, seed: int, version: int = DEFAULT_VERSION
+) -> bool:
     """True when root holds a complete corpus made by this generator with this corpus version, size and seed."""
     stamp = read_stamp(root)
     if stamp is None or "summary" not in stamp:
@@ -92,8 +99,16 @@ def _swap_into_place(built: Path, root: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _build(root: Path, stamp: dict, make_dirs: Callable, jobs: Sequence, render: Callable,
-           finish: Callable, workers: int, progress: bool) -> dict:
+def _build(
+    root: Path,
+    stamp: dict,
+    make_dirs: Callable,
+    jobs: Sequence,
+    render: Callable,
+    finish: Callable,
+    workers: int,
+    progress: bool,
+) -> dict:
     started = time.perf_counter()
     root.parent.mkdir(parents=True, exist_ok=True)
     # leftovers of an interrupted run; generating into one directory from two processes at once
@@ -116,15 +131,35 @@ def _reuse(root: Path) -> dict:
     return {**read_stamp(root)["summary"], "path": str(root), "skipped": True, "seconds": 0.0}
 
 
-def _generate(root, layout_name: str, size: float, seed: int, version: int, force: bool, make_dirs: Callable,
-              plan: Callable, render: Callable, finish: Callable, workers: int, progress: bool) -> dict:
+def _generate(
+    root,
+    layout_name: str,
+    size: float,
+    seed: int,
+    version: int,
+    force: bool,
+    make_dirs: Callable,
+    plan: Callable,
+    render: Callable,
+    finish: Callable,
+    workers: int,
+    progress: bool,
+) -> dict:
     """Check the knobs, reuse a current corpus, else build ``plan(size, seed, version)`` into root."""
     _check_knobs(size, seed, version)
     root = Path(root)
     if not force and is_current(root, layout_name, size, seed, version):
         return _reuse(root)
-    return _build(root, _stamp(layout_name, size, seed, version), make_dirs, plan(size, seed, version), render,
-                  lambda building, rows: finish(building, rows, corpus_version(version)), workers, progress)
+    return _build(
+        root,
+        _stamp(layout_name, size, seed, version),
+        make_dirs,
+        plan(size, seed, version),
+        render,
+        lambda building, rows: finish(building, rows, corpus_version(version)),
+        workers,
+        progress,
+    )
 
 
 def _finish_fsd50k(building: Path, rows: list, version) -> dict:
@@ -137,22 +172,67 @@ def _finish_esc50(building: Path, rows: list, version) -> dict:
     return layout.summarise_esc50(rows, version)
 
 
-def generate_fsd50k_layout(root: str | os.PathLike, size: float = 1.0, seed: int = 0, progress: bool = True,
-                           workers: int = 1, force: bool = False, version: int = DEFAULT_VERSION) -> dict:
+def generate_fsd50k_layout(
+    root: str | os.PathLike,
+    size: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+    workers: int = 1,
+    force: bool = False,
+    version: int = DEFAULT_VERSION,
+) -> dict:
     """The multi-label corpus in FSD50K's layout under ``root``; returns a summary dict."""
-    return _generate(root, "fsd50k", size, seed, version, force, layout.make_fsd50k_dirs, layout.plan_fsd50k,
-                     layout.render_fsd_clip, _finish_fsd50k, workers, progress)
+    return _generate(
+        root,
+        "fsd50k",
+        size,
+        seed,
+        version,
+        force,
+        layout.make_fsd50k_dirs,
+        layout.plan_fsd50k,
+        layout.render_fsd_clip,
+        _finish_fsd50k,
+        workers,
+        progress,
+    )
 
 
-def generate_esc50_layout(root: str | os.PathLike, size: float = 1.0, seed: int = 0, progress: bool = True,
-                          workers: int = 1, force: bool = False, version: int = DEFAULT_VERSION) -> dict:
+def generate_esc50_layout(
+    root: str | os.PathLike,
+    size: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+    workers: int = 1,
+    force: bool = False,
+    version: int = DEFAULT_VERSION,
+) -> dict:
     """The single-label, 5-fold corpus in ESC-50's layout under ``root``; returns a summary dict."""
-    return _generate(root, "esc50", size, seed, version, force, layout.make_esc50_dirs, layout.plan_esc50,
-                     layout.render_esc_clip, _finish_esc50, workers, progress)
+    return _generate(
+        root,
+        "esc50",
+        size,
+        seed,
+        version,
+        force,
+        layout.make_esc50_dirs,
+        layout.plan_esc50,
+        layout.render_esc_clip,
+        _finish_esc50,
+        workers,
+        progress,
+    )
 
 
-def generate_corpus(out_dir: str | os.PathLike, size: float = 1.0, seed: int = 0, progress: bool = True,
-                    workers: int = 1, force: bool = False, version: int = DEFAULT_VERSION) -> dict:
+def generate_corpus(
+    out_dir: str | os.PathLike,
+    size: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+    workers: int = 1,
+    force: bool = False,
+    version: int = DEFAULT_VERSION,
+) -> dict:
     """Both embedded corpora: ``<out_dir>/demo`` (FSD50K layout) and ``<out_dir>/demo-esc50`` (ESC-50)."""
     out_dir = Path(out_dir)
     return {

@@ -128,13 +128,22 @@ LEVEL_AND_TIMBRE_CLASSES: tuple[SoundClass, ...] = (  # version 3, beside versio
 )
 
 ALL_CLASSES: tuple[SoundClass, ...] = LOCAL_CLASSES + PATTERN_CLASSES + RELATION_CLASSES + LEVEL_AND_TIMBRE_CLASSES
-_LOCAL_ESC = ("Steady_tone", "Harmonic_stack", "Up_chirp", "Down_chirp",
-              "Noise_burst", "FM_warble", "Click_buzz", "Percussive_hit")
+_LOCAL_ESC = (
+    "Steady_tone",
+    "Harmonic_stack",
+    "Up_chirp",
+    "Down_chirp",
+    "Noise_burst",
+    "FM_warble",
+    "Click_buzz",
+    "Percussive_hit",
+)
 
 
 @dataclass(frozen=True)
 class CorpusVersion:
     """What one version of the corpus is made of: its classes and how long its clips are."""
+
     number: int
     classes: tuple[SoundClass, ...]  # listed by kind for reading
     esc_labels: tuple[str, ...]  # 8 local + 8 temporal, mirrored pairs kept whole
@@ -174,25 +183,44 @@ def class_groups(mids: list[str]) -> dict[str, list[int]]:
 
 VERSIONS: dict[int, CorpusVersion] = {
     1: CorpusVersion(
-        1, LOCAL_CLASSES + PATTERN_CLASSES,
-        esc_labels=_LOCAL_ESC + ("Slow_beeps", "Fast_beeps", "Accelerating_beeps", "Decelerating_beeps",
-                                 "Low_then_high", "High_then_low", "Long_short", "Short_long"),
+        1,
+        LOCAL_CLASSES + PATTERN_CLASSES,
+        esc_labels=_LOCAL_ESC
+        + (
+            "Slow_beeps",
+            "Fast_beeps",
+            "Accelerating_beeps",
+            "Decelerating_beeps",
+            "Low_then_high",
+            "High_then_low",
+            "Long_short",
+            "Short_long",
+        ),
         esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_then_high", "High_then_low"}),
-        clip_seconds=(1.0, 8.0)),
+        clip_seconds=(1.0, 8.0),
+    ),
     # 4-6 s clips: the longest relation (3.6 s) fits with both margins, and the demo's input shrinks
     # from 8 s to 6 s (a quarter less compute per step than version 1)
     2: CorpusVersion(
-        2, LOCAL_CLASSES + RELATION_CLASSES,
+        2,
+        LOCAL_CLASSES + RELATION_CLASSES,
         esc_labels=_LOCAL_ESC + tuple(c.label for c in RELATION_CLASSES),
         esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_before_high", "High_before_low"}),
-        clip_seconds=(4.0, 6.0), relation_margin_s=0.7, relation_jitter_s=0.3),
+        clip_seconds=(4.0, 6.0),
+        relation_margin_s=0.7,
+        relation_jitter_s=0.3,
+    ),
     # version 2 with 12 temporal classes against 12 local ones (tried; not the default: docs/corpus.md);
     # its ESC-50 subset is version 2's
     3: CorpusVersion(
-        3, LOCAL_CLASSES + RELATION_CLASSES + LEVEL_AND_TIMBRE_CLASSES,
+        3,
+        LOCAL_CLASSES + RELATION_CLASSES + LEVEL_AND_TIMBRE_CLASSES,
         esc_labels=_LOCAL_ESC + tuple(c.label for c in RELATION_CLASSES),
         esc10_labels=frozenset({"Steady_tone", "Percussive_hit", "Low_before_high", "High_before_low"}),
-        clip_seconds=(4.0, 6.0), relation_margin_s=0.7, relation_jitter_s=0.3),
+        clip_seconds=(4.0, 6.0),
+        relation_margin_s=0.7,
+        relation_jitter_s=0.3,
+    ),
 }
 DEFAULT_VERSION = 2
 

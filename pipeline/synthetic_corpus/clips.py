@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from .classes import TEMPORAL, CorpusVersion, class_by_label
 from .events import synthesise_event
 from .signals import active_rms, add_at, coloured_noise, n_samples
-from ..audio import SAMPLE_RATE
 
 # Independent random streams: changing how one split is drawn never shifts another split's clips.
 STREAM_NAMES, STREAM_FSD_DEV, STREAM_FSD_EVAL, STREAM_ESC_SOURCE, STREAM_ESC_TAKE = range(5)
@@ -62,8 +62,7 @@ def _margin_s(label: str, version: CorpusVersion) -> float:
     return version.relation_margin_s if class_by_label(label).kind == TEMPORAL else 0.0
 
 
-def _mix(rng: np.random.Generator, length: int, events: list[tuple[str, np.ndarray]],
-         version: CorpusVersion) -> Clip:
+def _mix(rng: np.random.Generator, length: int, events: list[tuple[str, np.ndarray]], version: CorpusVersion) -> Clip:
     """Events at random onsets and SNRs over unit-RMS noise, then scaled to a random peak level.
 
     A temporal event of a version with an edge margin starts and ends at least that far from the clip's
@@ -105,8 +104,13 @@ def render_multilabel_clip(rng: np.random.Generator, version: CorpusVersion) -> 
     return _mix(rng, n_samples(seconds), events, version)
 
 
-def render_single_class_clip(event_rng: np.random.Generator, mix_rng: np.random.Generator,
-                             label: str, version: CorpusVersion, seconds: float = ESC_CLIP_S) -> Clip:
+def render_single_class_clip(
+    event_rng: np.random.Generator,
+    mix_rng: np.random.Generator,
+    label: str,
+    version: CorpusVersion,
+    seconds: float = ESC_CLIP_S,
+) -> Clip:
     """One event of ``label`` in a fixed-length clip.
 
     The event comes from ``event_rng`` and everything else from ``mix_rng``, so the takes of one

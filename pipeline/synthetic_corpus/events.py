@@ -17,10 +17,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import patterns, relations
-from .signals import (band_noise, exp_decay, fade, harmonic_tone, impulse_train, log_uniform, n_samples,
-                      swept_noise, timbre_weights)
 from ..audio import SAMPLE_RATE
+from . import patterns, relations
+from .signals import (
+    band_noise,
+    exp_decay,
+    fade,
+    harmonic_tone,
+    impulse_train,
+    log_uniform,
+    n_samples,
+    swept_noise,
+    timbre_weights,
+)
 
 Recipe = Callable[[np.random.Generator], np.ndarray]
 
@@ -89,7 +98,7 @@ def noise_burst(rng: np.random.Generator) -> np.ndarray:
     length = n_samples(rng.uniform(0.15, 2.0))
     centre = log_uniform(rng, 250.0, 5000.0)
     half_octaves = 0.5 * rng.uniform(0.3, 1.5)
-    wave = band_noise(rng, length, centre * 2 ** -half_octaves, min(centre * 2 ** half_octaves, 7800.0))
+    wave = band_noise(rng, length, centre * 2**-half_octaves, min(centre * 2**half_octaves, 7800.0))
     return fade(wave, rng.uniform(0.005, 0.1), rng.uniform(0.005, 0.3))
 
 
@@ -118,8 +127,9 @@ def crackle(rng: np.random.Generator) -> np.ndarray:
     length = n_samples(rng.uniform(0.5, 2.5))
     count = max(3, rng.poisson(rng.uniform(15.0, 60.0) * length / SAMPLE_RATE))
     onsets = np.sort(rng.integers(0, length, size=count))
-    wave = impulse_train(rng, length, onsets, log_uniform(rng, 1000.0, 7000.0),
-                         click_s=rng.uniform(0.002, 0.006), levels=(0.2, 1.0))
+    wave = impulse_train(
+        rng, length, onsets, log_uniform(rng, 1000.0, 7000.0), click_s=rng.uniform(0.002, 0.006), levels=(0.2, 1.0)
+    )
     return _edges(rng, wave, 0.03)
 
 

@@ -25,10 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import CorpusVersion, SoundClass, corpus_version
-from .clips import (STREAM_ESC_SOURCE, STREAM_ESC_TAKE, STREAM_FSD_DEV, STREAM_FSD_EVAL, STREAM_NAMES,
-                    clip_rng, render_multilabel_clip, render_single_class_clip)
 from ..audio import write_wav
+from .classes import CorpusVersion, SoundClass, corpus_version
+from .clips import (
+    STREAM_ESC_SOURCE,
+    STREAM_ESC_TAKE,
+    STREAM_FSD_DEV,
+    STREAM_FSD_EVAL,
+    STREAM_NAMES,
+    clip_rng,
+    render_multilabel_clip,
+    render_single_class_clip,
+)
 
 FSD_DEV_DIR, FSD_EVAL_DIR, FSD_TRUTH_DIR = "FSD50K.dev_audio", "FSD50K.eval_audio", "FSD50K.ground_truth"
 ESC_AUDIO_DIR, ESC_META = "audio", "meta/esc50.csv"
@@ -43,6 +51,7 @@ ESC_CLIPS_PER_CLASS_PER_FOLD = 5
 
 # ------------------------------------------------------------------------------------------ FSD50K
 
+
 def _version_key(version: int) -> tuple[int, ...]:
     """Extra seed words for a corpus version: none for version 1, so its bytes never change; later
     versions draw other names and clips, so a store of one version never matches another's ids."""
@@ -52,6 +61,7 @@ def _version_key(version: int) -> tuple[int, ...]:
 @dataclass(frozen=True)
 class FsdClipJob:
     """Everything a worker needs to render and write one FSD50K-style clip."""
+
     seed: int
     stream: int  # STREAM_FSD_DEV or STREAM_FSD_EVAL
     index: int
@@ -81,15 +91,18 @@ def plan_fsd50k(size: float, seed: int, version: int) -> list[FsdClipJob]:
     # integer fnames scattered like FSD50K's Freesound ids, unique across dev and eval
     fnames = names.choice(np.arange(1000, 450_000), size=n_dev + n_eval, replace=False)
     val = set(names.choice(n_dev, size=n_val, replace=False).tolist())
-    jobs = [FsdClipJob(seed, STREAM_FSD_DEV, i, int(fnames[i]), "val" if i in val else "train", version)
-            for i in range(n_dev)]
+    jobs = [
+        FsdClipJob(seed, STREAM_FSD_DEV, i, int(fnames[i]), "val" if i in val else "train", version)
+        for i in range(n_dev)
+    ]
     jobs += [FsdClipJob(seed, STREAM_FSD_EVAL, j, int(fnames[n_dev + j]), "eval", version) for j in range(n_eval)]
     return jobs
 
 
 def render_fsd_clip(job: FsdClipJob, root: Path) -> FsdRow:
-    clip = render_multilabel_clip(clip_rng(job.seed, job.stream, job.index, *_version_key(job.version)),
-                                  corpus_version(job.version))
+    clip = render_multilabel_clip(
+        clip_rng(job.seed, job.stream, job.index, *_version_key(job.version)), corpus_version(job.version)
+    )
     folder = FSD_EVAL_DIR if job.split == "eval" else FSD_DEV_DIR
     write_wav(root / folder / f"{job.fname}.wav", clip.wave)
     return FsdRow(job.fname, clip.labels, job.split, clip.duration_s)
@@ -139,6 +152,7 @@ def summarise_fsd50k(rows: list[FsdRow], version: CorpusVersion) -> dict:
 
 # ------------------------------------------------------------------------------------------ ESC-50
 
+
 @dataclass(frozen=True)
 class EscClipJob:
     seed: int
@@ -163,8 +177,15 @@ class EscClipJob:
 
     def row(self) -> list[str]:
         esc10 = "True" if self.sound_class.label in corpus_version(self.version).esc10_labels else "False"
-        return [self.filename, str(self.fold), str(self.target), self.sound_class.category, esc10,
-                str(self.src_file), self.take]
+        return [
+            self.filename,
+            str(self.fold),
+            str(self.target),
+            self.sound_class.category,
+            esc10,
+            str(self.src_file),
+            self.take,
+        ]
 
 
 def plan_esc50(size: float, seed: int, version: int) -> list[EscClipJob]:
@@ -179,8 +200,10 @@ def plan_esc50(size: float, seed: int, version: int) -> list[EscClipJob]:
             remaining = per_fold
             while remaining:
                 takes = min(remaining, int(names.choice([1, 2, 3], p=[0.6, 0.3, 0.1])))
-                jobs += [EscClipJob(seed, source_index, take, fold, target, int(src_ids[source_index]), version)
-                         for take in range(takes)]
+                jobs += [
+                    EscClipJob(seed, source_index, take, fold, target, int(src_ids[source_index]), version)
+                    for take in range(takes)
+                ]
                 remaining -= takes
                 source_index += 1
     return sorted(jobs, key=lambda job: job.filename)
@@ -188,9 +211,12 @@ def plan_esc50(size: float, seed: int, version: int) -> list[EscClipJob]:
 
 def render_esc_clip(job: EscClipJob, root: Path) -> list[str]:
     key = _version_key(job.version)
-    clip = render_single_class_clip(clip_rng(job.seed, STREAM_ESC_SOURCE, job.source_index, *key),
-                                    clip_rng(job.seed, STREAM_ESC_TAKE, job.source_index, job.take_index, *key),
-                                    job.sound_class.label, corpus_version(job.version))
+    clip = render_single_class_clip(
+        clip_rng(job.seed, STREAM_ESC_SOURCE, job.source_index, *key),
+        clip_rng(job.seed, STREAM_ESC_TAKE, job.source_index, job.take_index, *key),
+        job.sound_class.label,
+        corpus_version(job.version),
+    )
     write_wav(root / ESC_AUDIO_DIR / job.filename, clip.wave)
     return job.row()
 

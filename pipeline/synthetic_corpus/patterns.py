@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .signals import band_noise, fade, harmonic_tone, log_uniform, n_samples, timbre_weights
 from ..audio import SAMPLE_RATE
+from .signals import band_noise, fade, harmonic_tone, log_uniform, n_samples, timbre_weights
 
 # All beep classes share this blip length range, and every inter-onset interval stays >= 0.1 s, so
 # blips never overlap and blip length carries no class information.
@@ -127,8 +127,10 @@ def _ordered_pairs(rng: np.random.Generator, first: np.ndarray, second: np.ndarr
 def _pitch_pair(rng: np.random.Generator, low_first: bool) -> np.ndarray:
     base, ratio = log_uniform(rng, 200.0, 1200.0), log_uniform(rng, 1.3, 2.5)
     weights = timbre_weights(rng, int(rng.integers(1, 5)), 0.8, 2.5)
-    low, high = (fade(harmonic_tone(rng, f, n_samples(rng.uniform(0.12, 0.4)), weights), 0.015, 0.015)
-                 for f in (base, base * ratio))
+    low, high = (
+        fade(harmonic_tone(rng, f, n_samples(rng.uniform(0.12, 0.4)), weights), 0.015, 0.015)
+        for f in (base, base * ratio)
+    )
     return _ordered_pairs(rng, low, high) if low_first else _ordered_pairs(rng, high, low)
 
 
@@ -140,8 +142,9 @@ def high_then_low(rng: np.random.Generator) -> np.ndarray:
     return _pitch_pair(rng, low_first=False)
 
 
-def long_and_short(rng: np.random.Generator, long_s: tuple[float, float],
-                   short_s: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def long_and_short(
+    rng: np.random.Generator, long_s: tuple[float, float], short_s: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """A long and a short segment of one material (a tone or a noise band); corpus version 2's
     relations reuse it with other lengths."""
     lengths = (n_samples(rng.uniform(*long_s)), n_samples(rng.uniform(*short_s)))

@@ -65,7 +65,7 @@ def _tone(rng: np.random.Generator, pitch: float, seconds: float, weights: np.nd
 def _in_order(first: np.ndarray, second: np.ndarray, gap: int) -> np.ndarray:
     out = np.zeros(len(first) + gap + len(second))
     out[: len(first)] = first
-    out[len(first) + gap:] = second
+    out[len(first) + gap :] = second
     return out
 
 
@@ -89,8 +89,7 @@ def _long_and_short(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 def _noise_and_tone(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     centre = log_uniform(rng, 500.0, 5000.0)
-    noise = fade(band_noise(rng, n_samples(rng.uniform(*SOUND_S)), centre / 1.5, min(centre * 1.5, 7800.0)),
-                 0.01, 0.01)
+    noise = fade(band_noise(rng, n_samples(rng.uniform(*SOUND_S)), centre / 1.5, min(centre * 1.5, 7800.0)), 0.01, 0.01)
     weights = timbre_weights(rng, int(rng.integers(1, 4)), 1.0, 2.5)
     return noise, _tone(rng, log_uniform(rng, 250.0, 2000.0), rng.uniform(*SOUND_S), weights)
 

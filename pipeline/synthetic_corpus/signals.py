@@ -25,8 +25,7 @@ def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def harmonic_tone(rng: np.random.Generator, f0: float | np.ndarray, length: int,
-                  weights: np.ndarray) -> np.ndarray:
+def harmonic_tone(rng: np.random.Generator, f0: float | np.ndarray, length: int, weights: np.ndarray) -> np.ndarray:
     """Sum of partials k*f0 (k = 1..len(weights)) with random start phases.
 
     ``f0`` is a constant or a per-sample instantaneous frequency, so chirps and warbles come from
@@ -44,8 +43,9 @@ def harmonic_tone(rng: np.random.Generator, f0: float | np.ndarray, length: int,
     return wave
 
 
-def timbre_weights(rng: np.random.Generator, n_partials: int, tilt_low: float, tilt_high: float,
-                   odd_only: bool = False) -> np.ndarray:
+def timbre_weights(
+    rng: np.random.Generator, n_partials: int, tilt_low: float, tilt_high: float, odd_only: bool = False
+) -> np.ndarray:
     """Partial amplitudes ~ k**-tilt with per-partial jitter, so one class covers many timbres."""
     k = np.arange(1, n_partials + 1, dtype=np.float64)
     weights = k ** -rng.uniform(tilt_low, tilt_high) * rng.uniform(0.5, 1.0, size=n_partials)
@@ -96,8 +96,9 @@ def band_noise(rng: np.random.Generator, length: int, low_hz: float, high_hz: fl
     return wave / (np.std(wave) + 1e-12)
 
 
-def swept_noise(rng: np.random.Generator, length: int, start_hz: float, end_hz: float,
-                width_octaves: float) -> np.ndarray:
+def swept_noise(
+    rng: np.random.Generator, length: int, start_hz: float, end_hz: float, width_octaves: float
+) -> np.ndarray:
     """Noise whose passband centre glides from start_hz to end_hz (a 'whoosh').
 
     Built frame by frame in the STFT domain: a time-varying filter that a single FFT cannot express.
@@ -117,8 +118,14 @@ def swept_noise(rng: np.random.Generator, length: int, start_hz: float, end_hz: 
     return wave / (np.std(wave) + 1e-12)
 
 
-def impulse_train(rng: np.random.Generator, length: int, onsets: np.ndarray, brightness_hz: float,
-                  click_s: float = 0.003, levels: tuple[float, float] = (0.6, 1.0)) -> np.ndarray:
+def impulse_train(
+    rng: np.random.Generator,
+    length: int,
+    onsets: np.ndarray,
+    brightness_hz: float,
+    click_s: float = 0.003,
+    levels: tuple[float, float] = (0.6, 1.0),
+) -> np.ndarray:
     """Short decaying noise clicks at the given sample onsets, low-passed near brightness_hz."""
     click_len = n_samples(click_s)
     click = band_noise(rng, click_len * 4, 150.0, brightness_hz)[:click_len] * exp_decay(click_len, click_s / 4)
@@ -129,15 +136,14 @@ def impulse_train(rng: np.random.Generator, length: int, onsets: np.ndarray, bri
     return np.convolve(train, click)[:length]
 
 
-def coloured_noise(rng: np.random.Generator, length: int, white: float, pink: float,
-                   brown: float) -> np.ndarray:
+def coloured_noise(rng: np.random.Generator, length: int, white: float, pink: float, brown: float) -> np.ndarray:
     """A mix of white (flat), pink (1/f) and brown (1/f^2) power spectra, unit RMS."""
     fft_length = _fast_length(length)
     spectrum = np.fft.rfft(rng.standard_normal(fft_length))
     freqs = np.maximum(np.fft.rfftfreq(fft_length, 1.0 / SAMPLE_RATE), 20.0)
     # each colour normalised to unit power before mixing, so the weights mean what they say
-    shapes = [np.ones_like(freqs), freqs ** -0.5, freqs ** -1.0]
-    gain = sum(w * s / np.sqrt(np.mean(s ** 2)) for w, s in zip((white, pink, brown), shapes))
+    shapes = [np.ones_like(freqs), freqs**-0.5, freqs**-1.0]
+    gain = sum(w * s / np.sqrt(np.mean(s**2)) for w, s in zip((white, pink, brown), shapes))
     wave = np.fft.irfft(spectrum * gain, n=fft_length)[:length]
     return wave / (np.std(wave) + 1e-12)
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoints import model_from_checkpoint
 from ..config import Config
 from ..manifests import Clip, load_manifest
 from ..metrics import METRIC_KEYS, evaluate_predictions
-from ..paths import MANIFESTS_ROOT, RUNS_ROOT, run_dir as run_dir_for, write_crossfit
-from ..checkpoints import model_from_checkpoint
+from ..paths import MANIFESTS_ROOT, RUNS_ROOT, write_crossfit
+from ..paths import run_dir as run_dir_for
 from .evaluate import predict
 from .loop import TrainJob, distributed_context, single_label_of, train
 from .runlog import write_summary
@@ -33,9 +34,17 @@ def partition(clips: list[Clip], k: int, seed: int) -> list[list[str]]:
     return [[clips[i].clip_id for i in sorted(share)] for share in np.array_split(order, k)]
 
 
-def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | None = None, resume: bool = False,
-                 manifests_root: str | Path = MANIFESTS_ROOT, runs_root: str | Path = RUNS_ROOT,
-                 progress: bool = True) -> dict:
+def run_crossfit(
+    dataset: str,
+    config: Config,
+    run: str,
+    k: int,
+    fold: int | None = None,
+    resume: bool = False,
+    manifests_root: str | Path = MANIFESTS_ROOT,
+    runs_root: str | Path = RUNS_ROOT,
+    progress: bool = True,
+) -> dict:
     manifest = load_manifest(Path(manifests_root) / dataset)
     if fold is None and manifest.fold_based:
         raise ValueError(f"{dataset} is fold-based: cross-fit within one fold's training folds (FOLD=k)")
@@ -50,12 +59,22 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
     for index, held_out in enumerate(shares):
         member_dir = run_dir / f"member{index}"
         held = set(held_out)
-        job = TrainJob(config=config, manifest=manifest, train_clips=[c for c in train_clips if c.clip_id not in held],
-                       val_clips=val_clips, eval_clips=eval_clips, front_end=front_end, run_dir=member_dir,
-                       extra_summary={"crossfit_member": index, "held_out_clips": len(held_out)})
+        job = TrainJob(
+            config=config,
+            manifest=manifest,
+            train_clips=[c for c in train_clips if c.clip_id not in held],
+            val_clips=val_clips,
+            eval_clips=eval_clips,
+            front_end=front_end,
+            run_dir=member_dir,
+            extra_summary={"crossfit_member": index, "held_out_clips": len(held_out)},
+        )
         done = (member_dir / "summary.json").exists() and (member_dir / "checkpoints" / "final.pt").exists()
-        summary = json.loads((member_dir / "summary.json").read_text()) if (resume and done) else \
-            train(job, resume=resume, progress=progress)
+        summary = (
+            json.loads((member_dir / "summary.json").read_text())
+            if (resume and done)
+            else train(job, resume=resume, progress=progress)
+        )
         if rank != 0:
             continue  # under torchrun every rank trains; rank 0 alone scores the held-out share and writes
         member_summaries.append(summary)
@@ -63,23 +82,45 @@ def run_crossfit(dataset: str, config: Config, run: str, k: int, fold: int | Non
         model, _, _ = model_from_checkpoint(member_dir)
         held_clips = [c for c in train_clips if c.clip_id in held and c.labels]
         if held_clips:
-            scores, targets = predict(model, manifest, held_clips, front_end, batch_size=config.eval_batch_size,
-                                      progress=progress, desc=f"out-of-fold {index}")
+            scores, targets = predict(
+                model,
+                manifest,
+                held_clips,
+                front_end,
+                batch_size=config.eval_batch_size,
+                progress=progress,
+                desc=f"out-of-fold {index}",
+            )
             oof_scores.append(scores)
             oof_targets.append(targets)
     if rank != 0:
         return {}
     out_of_fold = evaluate_predictions(np.concatenate(oof_scores), np.concatenate(oof_targets), single_label)
-    info = {"k": k, "seed": config.seed, "fold": fold, "members": members,
-            "out_of_fold": {key: out_of_fold[key] for key in (*METRIC_KEYS, "n_clips")}}
+    info = {
+        "k": k,
+        "seed": config.seed,
+        "fold": fold,
+        "members": members,
+        "out_of_fold": {key: out_of_fold[key] for key in (*METRIC_KEYS, "n_clips")},
+    }
     write_crossfit(run_dir, info)
     summary = {key: float(np.mean([s[key] for s in member_summaries])) for key in METRIC_KEYS}
-    summary.update({"cross_fitted": k, "members": [{key: s[key] for key in ("map", "accuracy")} for s in member_summaries],
-                    "per_class_ap": _mean_per_class_ap(member_summaries),
-                    "epochs_trained": "/".join(str(s.get("epochs_trained", "?")) for s in member_summaries),
-                    "out_of_fold": info["out_of_fold"], "model": config.model, "dataset": dataset, "seed": config.seed})
+    summary.update(
+        {
+            "cross_fitted": k,
+            "members": [{key: s[key] for key in ("map", "accuracy")} for s in member_summaries],
+            "per_class_ap": _mean_per_class_ap(member_summaries),
+            "epochs_trained": "/".join(str(s.get("epochs_trained", "?")) for s in member_summaries),
+            "out_of_fold": info["out_of_fold"],
+            "model": config.model,
+            "dataset": dataset,
+            "seed": config.seed,
+        }
+    )
     write_summary(run_dir / "summary.json", summary)
-    print(f"cross-fitted {k} teachers: out-of-fold mAP {out_of_fold['map']:.4f}, accuracy {out_of_fold['accuracy']:.4f}")
+    print(
+        f"cross-fitted {k} teachers: out-of-fold mAP {out_of_fold['map']:.4f}, accuracy {out_of_fold['accuracy']:.4f}"
+    )
     return summary
 
 

@@ -20,9 +20,8 @@ from ..audio import SAMPLE_RATE, AudioError
 from ..audio_source import AudioSource
 from ..augment import IDENTITY, AugmentSettings, View, draw_view, render_view
 from ..config import FrontEndConfig
-from .kd_source import StoreRows, TeacherRead
 from ..manifests import Clip, Manifest
-
+from .kd_source import StoreRows, TeacherRead
 
 log = logging.getLogger(__name__)
 # beside a run's metrics: one "clip_id,error" line per clip whose audio failed to read mid-run
@@ -49,9 +48,17 @@ def multi_hot(clip: Clip, class_index: dict[str, int], num_classes: int) -> np.n
 class ClipDataset(Dataset):
     """Items are dicts of tensors: features [T, F], target [C], label_mask, index and KD fields."""
 
-    def __init__(self, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
-                 augment: AugmentSettings | None = None, seed: int = 0, partners: list[Clip] | None = None,
-                 kd: StoreRows | None = None, skip_log: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        manifest: Manifest,
+        clips: list[Clip],
+        front_end: FrontEndConfig,
+        augment: AugmentSettings | None = None,
+        seed: int = 0,
+        partners: list[Clip] | None = None,
+        kd: StoreRows | None = None,
+        skip_log: str | os.PathLike | None = None,
+    ):
         self.manifest = manifest
         self.skip_log = skip_log
         self.clips = clips
@@ -90,8 +97,15 @@ class ClipDataset(Dataset):
     def _drawn_view(self, index: int) -> View:
         if self.augment is None:
             return IDENTITY
-        return draw_view(self.seed, self.clips[index].clip_id, self.epoch, self.partner_ids, self.augment,
-                         self.front_end.n_mels, self.front_end.target_length)
+        return draw_view(
+            self.seed,
+            self.clips[index].clip_id,
+            self.epoch,
+            self.partner_ids,
+            self.augment,
+            self.front_end.n_mels,
+            self.front_end.target_length,
+        )
 
     def _teacher(self, index: int) -> TeacherRead:
         return self.kd.read(index, self.epoch, lambda: self._drawn_view(index))
@@ -147,12 +161,14 @@ class ClipDataset(Dataset):
             "skipped": torch.tensor(1.0 if skipped else 0.0),
         }
         if teacher is not None:  # the raw logits; the loop makes the target (pipeline.training.losses.kd_targets)
-            item.update({
-                "teacher_logits": torch.from_numpy(teacher.logits),
-                "partner_logits": torch.from_numpy(teacher.partner_logits),
-                "kd_mask": torch.tensor(0.0 if skipped else teacher.mask, dtype=torch.float32),
-                "kd_lam": torch.tensor(teacher.lam, dtype=torch.float32),
-            })
+            item.update(
+                {
+                    "teacher_logits": torch.from_numpy(teacher.logits),
+                    "partner_logits": torch.from_numpy(teacher.partner_logits),
+                    "kd_mask": torch.tensor(0.0 if skipped else teacher.mask, dtype=torch.float32),
+                    "kd_lam": torch.tensor(teacher.lam, dtype=torch.float32),
+                }
+            )
         return item
 
 
@@ -182,8 +198,15 @@ def epoch_order(num_clips: int, seed: int, epoch: int, weights: np.ndarray | Non
 class EpochSampler(torch.utils.data.Sampler):
     """Yields this rank's share of :func:`epoch_order` (rank r takes every world_size-th index)."""
 
-    def __init__(self, num_clips: int, seed: int, weights: np.ndarray | None = None, rank: int = 0,
-                 world_size: int = 1, shuffle: bool = True):
+    def __init__(
+        self,
+        num_clips: int,
+        seed: int,
+        weights: np.ndarray | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+    ):
         self.num_clips, self.seed, self.weights = num_clips, seed, weights
         self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
         self.epoch = 0
@@ -192,8 +215,11 @@ class EpochSampler(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __iter__(self):
-        order = (epoch_order(self.num_clips, self.seed, self.epoch, self.weights) if self.shuffle
-                 else np.arange(self.num_clips))
+        order = (
+            epoch_order(self.num_clips, self.seed, self.epoch, self.weights)
+            if self.shuffle
+            else np.arange(self.num_clips)
+        )
         if self.world_size > 1:  # equal shares, or DDP ranks would wait on each other's last batch
             order = np.resize(order, len(self) * self.world_size)
         return iter(order[self.rank :: self.world_size].tolist())

@@ -15,8 +15,8 @@ import torch
 
 from ..augment import apply_views, mix_waves, view_tensors
 from ..config import FrontEndConfig
-from .dataset import ClipDataset
 from ..features import fbank_batch, normalise, samples_for_frames
+from .dataset import ClipDataset
 
 FEATURES_ON = ("worker", "device")
 
@@ -42,8 +42,13 @@ class WaveDataset(ClipDataset):
             wave = mix_waves(wave, partner_wave, view.lam)
         window, length = centred_window(wave, self.front_end)
         arrays = view_tensors([view])
-        return {"wave": window, "wave_length": torch.tensor(length), "time_shift": arrays["time_shift"][0],
-                "freq_masks": arrays["freq_masks"][0], "time_masks": arrays["time_masks"][0]}
+        return {
+            "wave": window,
+            "wave_length": torch.tensor(length),
+            "time_shift": arrays["time_shift"][0],
+            "freq_masks": arrays["freq_masks"][0],
+            "time_masks": arrays["time_masks"][0],
+        }
 
 
 def features_on_device(batch: dict, cfg: FrontEndConfig) -> dict:
@@ -53,8 +58,7 @@ def features_on_device(batch: dict, cfg: FrontEndConfig) -> dict:
         return batch
     batch = dict(batch)
     features = normalise(fbank_batch(batch.pop("wave"), batch.pop("wave_length"), cfg, centred=True), cfg)
-    batch["features"] = apply_views(features, batch.pop("time_shift"), batch.pop("freq_masks"),
-                                    batch.pop("time_masks"))
+    batch["features"] = apply_views(features, batch.pop("time_shift"), batch.pop("freq_masks"), batch.pop("time_masks"))
     return batch
 
 

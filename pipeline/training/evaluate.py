@@ -24,8 +24,17 @@ class EvalInputs:
     2-core machine), plus a DataLoader worker started per pass. A list too large
     for the budget (a real dataset's eval split) is streamed from its files every time, as before."""
 
-    def __init__(self, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig, batch_size: int = 32,
-                 num_workers: int = 0, features_on: str = "worker", pin_memory: bool = False, keep_mb: float = 0):
+    def __init__(
+        self,
+        manifest: Manifest,
+        clips: list[Clip],
+        front_end: FrontEndConfig,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        features_on: str = "worker",
+        pin_memory: bool = False,
+        keep_mb: float = 0,
+    ):
         from .device_features import dataset_class
 
         self.clips = clips
@@ -41,8 +50,14 @@ class EvalInputs:
         if self.kept is not None:
             yield from self.kept
             return
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                            worker_init_fn=worker_init if self.num_workers else None, pin_memory=self.pin_memory)
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            worker_init_fn=worker_init if self.num_workers else None,
+            pin_memory=self.pin_memory,
+        )
         batches, size = [], 0
         for batch in loader:
             size += sum(value.nbytes for value in batch.values())
@@ -55,10 +70,21 @@ class EvalInputs:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
-            batch_size: int = 32, num_workers: int = 0, device: str = "cpu", desc: str = "eval",
-            progress: bool = True, return_kept: bool = False, features_on: str = "worker",
-            inputs: EvalInputs | None = None, class_map: np.ndarray | None = None):
+def predict(
+    model: torch.nn.Module,
+    manifest: Manifest,
+    clips: list[Clip],
+    front_end: FrontEndConfig,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: str = "cpu",
+    desc: str = "eval",
+    progress: bool = True,
+    return_kept: bool = False,
+    features_on: str = "worker",
+    inputs: EvalInputs | None = None,
+    class_map: np.ndarray | None = None,
+):
     """(logits [N, C], targets [N, C]) in clip order, without clips whose audio could not be read;
     with ``return_kept`` also the [len(clips)] mask of the clips that were scored. `num_workers`
     DataLoader processes decode (and, features_on=worker, render) the clips; ``inputs`` (built for
@@ -97,13 +123,19 @@ class Evaluation:
     targets: np.ndarray  # [clips, classes], 0/1
 
 
-def evaluate_clips(model, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
-                   single_label: bool, **kwargs) -> Evaluation:
+def evaluate_clips(
+    model, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig, single_label: bool, **kwargs
+) -> Evaluation:
     logits, targets, kept = predict(model, manifest, clips, front_end, return_kept=True, **kwargs)
-    return Evaluation(evaluate_predictions(logits, targets, single_label=single_label),
-                      [clip.clip_id for clip, scored in zip(clips, kept) if scored], logits, targets)
+    return Evaluation(
+        evaluate_predictions(logits, targets, single_label=single_label),
+        [clip.clip_id for clip, scored in zip(clips, kept) if scored],
+        logits,
+        targets,
+    )
 
 
-def evaluate_model(model, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig,
-                   single_label: bool, **kwargs) -> dict:
+def evaluate_model(
+    model, manifest: Manifest, clips: list[Clip], front_end: FrontEndConfig, single_label: bool, **kwargs
+) -> dict:
     return evaluate_clips(model, manifest, clips, front_end, single_label, **kwargs).metrics

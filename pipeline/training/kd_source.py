@@ -18,8 +18,8 @@ import numpy as np
 from ..views import IDENTITY, View
 
 if TYPE_CHECKING:  # names for the type checker only: at run time this record imports numpy alone
-    from .losses import KDLoss
     from ..store import LogitTable
+    from .losses import KDLoss
 
 KD_MODES = ("clean", "replay", "online")
 
@@ -76,8 +76,14 @@ class StoreRows:
         if self.class_map is not None:
             logits, partner = logits[self.class_map], partner[self.class_map]
         lam = view.lam if (view.partner and slot < 0) else 1.0
-        return TeacherRead(view, slot, np.nan_to_num(np.asarray(logits, dtype=np.float32)),
-                           np.nan_to_num(np.asarray(partner, dtype=np.float32)), mask, lam)
+        return TeacherRead(
+            view,
+            slot,
+            np.nan_to_num(np.asarray(logits, dtype=np.float32)),
+            np.nan_to_num(np.asarray(partner, dtype=np.float32)),
+            mask,
+            lam,
+        )
 
 
 @dataclass

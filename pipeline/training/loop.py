@@ -20,10 +20,6 @@ from torch.utils.data import DataLoader
 from ..augment import AugmentSettings
 from ..checkpoints import load_checkpoint, save_checkpoint
 from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_config
-from .dataset import SKIPPED_FILE, EpochSampler, balanced_weights
-from .device_features import dataset_class, features_on_device
-from .kd_source import KDSource
-from .losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
 from ..manifests import Clip, Manifest
 from ..metrics import METRIC_KEYS
 from ..models import create_model, model_entry
@@ -31,9 +27,13 @@ from ..models.init_model import model_for_init
 from ..progress import ClipBar, bar_options, batch_clips
 from ..seeding import pick_device, seed_everything, set_threads, worker_init
 from . import runlog
-from .resume import check_resume
+from .dataset import SKIPPED_FILE, EpochSampler, balanced_weights
+from .device_features import dataset_class, features_on_device
 from .evaluate import EvalInputs, Evaluation, evaluate_clips, evaluate_model
+from .kd_source import KDSource
+from .losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
 from .outputs import write_run_outputs
+from .resume import check_resume
 from .schedule import WeightAverager, set_lr
 from .tracking import open_tracker
 
@@ -107,16 +107,20 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     seed_everything(config.seed)
     single_label = single_label_of(config, job.manifest)
     model = build_model(job, device, model_options, announce=rank == 0 and not resume)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                 betas=tuple(config.betas))
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas)
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and config.amp)
     averager = WeightAverager(config)
     start_epoch, step, best = restore(job, paths, model, optimizer, averager, resume, rank)
     tracker = open_tracker(paths.root, rank == 0, kd=job.kd is not None, resumed_step=step)
     if job.kd is not None and job.kd.online_teacher is not None:
         job.kd.online_teacher.to(device).eval()
-    train_model = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device] if "cuda" in device else None)
+    train_model = (
+        model
+        if world == 1
+        else torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if "cuda" in device else None)
+    )
     dataset, sampler, loader = training_data(job, paths, rank, world, device)
     val_inputs = eval_inputs_for(job, job.val_clips, device)
     stopped_early = 0  # the epoch early stopping ended the run at (0: it ran all epochs)
@@ -124,20 +128,54 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
         dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
         started = time.time()
-        step, lr, losses, seen = run_epoch(train_model, optimizer, scaler, loader, len(sampler), job, single_label,
-                                           step, epoch, tracker, device, progress and rank == 0)
+        step, lr, losses, seen = run_epoch(
+            train_model,
+            optimizer,
+            scaler,
+            loader,
+            len(sampler),
+            job,
+            single_label,
+            step,
+            epoch,
+            tracker,
+            device,
+            progress and rank == 0,
+        )
         seconds = time.time() - started
         averager.update(model, epoch)
         if rank == 0:
-            row = {"epoch": epoch, "train_loss": losses["total"] / seen, "task_loss": losses["task"] / seen,
-                   "kd_loss": losses["kd"] / seen, "lr": lr, "seconds": seconds}
-            best = end_epoch(job, model, optimizer, averager, paths, row, step, best, val_inputs, single_label,
-                             device, progress, tracker, seen)
+            row = {
+                "epoch": epoch,
+                "train_loss": losses["total"] / seen,
+                "task_loss": losses["task"] / seen,
+                "kd_loss": losses["kd"] / seen,
+                "lr": lr,
+                "seconds": seconds,
+            }
+            best = end_epoch(
+                job,
+                model,
+                optimizer,
+                averager,
+                paths,
+                row,
+                step,
+                best,
+                val_inputs,
+                single_label,
+                device,
+                progress,
+                tracker,
+                seen,
+            )
         if plateaued(config, epoch, best):
             stopped_early = epoch
             if rank == 0:
-                print(f"early stop after epoch {epoch}: no better val score for {config.patience} epochs "
-                      f"(best {best['metric']:.4f} at epoch {best['epoch']})")
+                print(
+                    f"early stop after epoch {epoch}: no better val score for {config.patience} epochs "
+                    f"(best {best['metric']:.4f} at epoch {best['epoch']})"
+                )
             break
     tracker.close()
     if rank != 0:
@@ -174,19 +212,29 @@ def device_for(config: Config, world: int) -> str:
 def build_model(job: TrainJob, device: str, options: dict, announce: bool):
     """The model the recipe names, started from ``init`` when given (what was loaded is printed)."""
     config = job.config
-    model = create_model(config.model, num_classes=job.manifest.num_classes, n_mels=job.front_end.n_mels,
-                         target_length=job.front_end.target_length, pooling=pooling_for(config),
-                         pretrained=config.pretrained, drop_rate=config.drop_rate,
-                         checkpoint=config.init or None, checkpoint_grid=checkpoint_grid_for(config),
-                         fine_tune=True, **model_options_for(config), **options).to(device)
+    model = create_model(
+        config.model,
+        num_classes=job.manifest.num_classes,
+        n_mels=job.front_end.n_mels,
+        target_length=job.front_end.target_length,
+        pooling=pooling_for(config),
+        pretrained=config.pretrained,
+        drop_rate=config.drop_rate,
+        checkpoint=config.init or None,
+        checkpoint_grid=checkpoint_grid_for(config),
+        fine_tune=True,
+        **model_options_for(config),
+        **options,
+    ).to(device)
     if config.init and announce:
         print(model.import_report.summary())  # what of the published (or own) checkpoint was loaded
         model.import_report.print_warnings()
     return model
 
 
-def restore(job: TrainJob, paths: RunPaths, model, optimizer, averager: WeightAverager, resume: bool,
-            rank: int) -> tuple[int, int, dict]:
+def restore(
+    job: TrainJob, paths: RunPaths, model, optimizer, averager: WeightAverager, resume: bool, rank: int
+) -> tuple[int, int, dict]:
     """(first epoch, step, best so far): from ``last.pt`` when resuming (checked against the recipe),
     else a fresh start; the recipe is saved beside the run."""
     start_epoch, step, best = 1, 0, {"metric": -math.inf, "epoch": 0}
@@ -212,20 +260,45 @@ def training_data(job: TrainJob, paths: RunPaths, rank: int, world: int, device:
     """(dataset, sampler, loader) of the training clips. One loader for the run: its workers persist
     across epochs and read the epoch from shared memory."""
     config, kd = job.config, job.kd
-    dataset = dataset_class(config.features_on)(job.manifest, job.train_clips, job.front_end,
-                                                AugmentSettings.from_config(config), seed=config.seed,
-                                                partners=job.train_clips, kd=kd.store if kd else None,
-                                                skip_log=paths.root / SKIPPED_FILE)
+    dataset = dataset_class(config.features_on)(
+        job.manifest,
+        job.train_clips,
+        job.front_end,
+        AugmentSettings.from_config(config),
+        seed=config.seed,
+        partners=job.train_clips,
+        kd=kd.store if kd else None,
+        skip_log=paths.root / SKIPPED_FILE,
+    )
     weights = balanced_weights(job.train_clips, job.manifest.mids) if config.balanced_sampler else None
     sampler = EpochSampler(len(dataset), config.seed, weights, rank, world)
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
-                        worker_init_fn=worker_init if config.num_workers else None, drop_last=False,
-                        pin_memory=device.startswith("cuda"), persistent_workers=config.num_workers > 0)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        worker_init_fn=worker_init if config.num_workers else None,
+        drop_last=False,
+        pin_memory=device.startswith("cuda"),
+        persistent_workers=config.num_workers > 0,
+    )
     return dataset, sampler, loader
 
 
-def run_epoch(train_model, optimizer, scaler, loader, clips: int, job: TrainJob, single_label: bool, step: int,
-              epoch: int, tracker, device: str, progress: bool) -> tuple[int, float, dict, int]:
+def run_epoch(
+    train_model,
+    optimizer,
+    scaler,
+    loader,
+    clips: int,
+    job: TrainJob,
+    single_label: bool,
+    step: int,
+    epoch: int,
+    tracker,
+    device: str,
+    progress: bool,
+) -> tuple[int, float, dict, int]:
     """One pass over the training clips: (step, last lr, summed losses {total, task, kd}, clips seen)."""
     config = job.config
     train_model.train()
@@ -246,37 +319,99 @@ def run_epoch(train_model, optimizer, scaler, loader, clips: int, job: TrainJob,
     return step, lr, dict(zip(("total", "task", "kd"), sums.tolist())), seen
 
 
-def end_epoch(job: TrainJob, model, optimizer, averager: WeightAverager, paths: RunPaths, row: dict, step: int,
-              best: dict, val_inputs: EvalInputs, single_label: bool, device: str, progress: bool, tracker,
-              seen: int) -> dict:
+def end_epoch(
+    job: TrainJob,
+    model,
+    optimizer,
+    averager: WeightAverager,
+    paths: RunPaths,
+    row: dict,
+    step: int,
+    best: dict,
+    val_inputs: EvalInputs,
+    single_label: bool,
+    device: str,
+    progress: bool,
+    tracker,
+    seen: int,
+) -> dict:
     """Rank 0 after each epoch: validate, keep the best weights, log the epoch's row, write ``last.pt``
     (what a resumed run starts from). Returns the best so far."""
-    val = evaluate_model(model, job.manifest, job.val_clips, job.front_end, single_label, device=device,
-                         progress=progress, desc="val", inputs=val_inputs)
+    val = evaluate_model(
+        model,
+        job.manifest,
+        job.val_clips,
+        job.front_end,
+        single_label,
+        device=device,
+        progress=progress,
+        desc="val",
+        inputs=val_inputs,
+    )
     score = val["accuracy"] if single_label else val["map"]
     state = {"model": model.state_dict(), **checkpoint_identity(job, model, single_label)}
     if score > best["metric"]:
         best = {"metric": float(score), "epoch": row["epoch"]}
         save_checkpoint({**state, "epoch": row["epoch"], "metrics": {"val": val}}, paths.checkpoints / "best.pt")
-    row = {**row, "val_map": val["map"], "val_mauc": val["mauc"], "val_dprime": val["dprime"],
-           "val_accuracy": val["accuracy"]}
-    row = {**{k: row[k] for k in ("epoch", "train_loss", "task_loss", "kd_loss", "lr", "val_map", "val_mauc",
-                                  "val_dprime", "val_accuracy", "seconds")}, "clips_per_s": seen / row["seconds"]}
+    row = {
+        **row,
+        "val_map": val["map"],
+        "val_mauc": val["mauc"],
+        "val_dprime": val["dprime"],
+        "val_accuracy": val["accuracy"],
+    }
+    row = {
+        **{
+            k: row[k]
+            for k in (
+                "epoch",
+                "train_loss",
+                "task_loss",
+                "kd_loss",
+                "lr",
+                "val_map",
+                "val_mauc",
+                "val_dprime",
+                "val_accuracy",
+                "seconds",
+            )
+        },
+        "clips_per_s": seen / row["seconds"],
+    }
     runlog.append_metrics(paths.root / "metrics.csv", row)
     tracker.epoch(step, row)
-    save_checkpoint({**state, "optimizer": optimizer.state_dict(), "epoch": row["epoch"], "step": step,
-                     "best": best, "torch_rng": torch.get_rng_state(), **averager.to_checkpoint()},
-                    paths.checkpoints / "last.pt")
+    save_checkpoint(
+        {
+            **state,
+            "optimizer": optimizer.state_dict(),
+            "epoch": row["epoch"],
+            "step": step,
+            "best": best,
+            "torch_rng": torch.get_rng_state(),
+            **averager.to_checkpoint(),
+        },
+        paths.checkpoints / "last.pt",
+    )
     if progress:
-        print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  val mAP {val['map']:.4f}  "
-              f"acc {val['accuracy']:.4f}  {row['clips_per_s']:.1f} clips/s")
+        print(
+            f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  val mAP {val['map']:.4f}  "
+            f"acc {val['accuracy']:.4f}  {row['clips_per_s']:.1f} clips/s"
+        )
     return best
 
 
 def eval_inputs_for(job: TrainJob, clips: list[Clip], device: str) -> EvalInputs:
     config = job.config
-    return EvalInputs(job.manifest, clips, job.front_end, config.eval_batch_size, config.num_workers,
-                      config.features_on, device.startswith("cuda"), keep_mb=config.eval_cache_mb)
+    return EvalInputs(
+        job.manifest,
+        clips,
+        job.front_end,
+        config.eval_batch_size,
+        config.num_workers,
+        config.features_on,
+        device.startswith("cuda"),
+        keep_mb=config.eval_cache_mb,
+    )
 
 
 def plateaued(config: Config, epoch: int, best: dict) -> bool:
@@ -294,10 +429,15 @@ def plateaued(config: Config, epoch: int, best: dict) -> bool:
 def checkpoint_identity(job: TrainJob, model, single_label: bool) -> dict:
     """What a later stage needs to rebuild and trust this model: architecture, recipe, front end,
     and the vocabulary its outputs speak (a teacher may later label another dataset's clips)."""
-    return {"model_name": model.model_name, "model_config": model.model_config,
-            "config": config_to_dict(job.config), "front_end": vars(job.front_end),
-            "vocabulary": {"mids": job.manifest.mids, "names": [label.name for label in job.manifest.labels]},
-            "activation": "softmax" if single_label else "sigmoid", "dataset": job.manifest.name}
+    return {
+        "model_name": model.model_name,
+        "model_config": model.model_config,
+        "config": config_to_dict(job.config),
+        "front_end": vars(job.front_end),
+        "vocabulary": {"mids": job.manifest.mids, "names": [label.name for label in job.manifest.labels]},
+        "activation": "softmax" if single_label else "sigmoid",
+        "dataset": job.manifest.name,
+    }
 
 
 def train_step(model, optimizer, scaler, batch: dict, kd: KDSource | None, single_label: bool):
@@ -310,9 +450,14 @@ def train_step(model, optimizer, scaler, batch: dict, kd: KDSource | None, singl
     if kd is not None:
         targets = kd_targets(_teacher_logits(kd, batch), kd.loss, batch.get("partner_logits"), batch.get("kd_lam"))
     total, parts = cmkd_loss(
-        logits.float(), batch["target"], targets,
+        logits.float(),
+        batch["target"],
+        targets,
         kd_mask=batch.get("kd_mask", torch.ones_like(batch["label_mask"])) if kd else None,
-        label_mask=batch["label_mask"], single_label=single_label, kd=kd.loss if kd else None)
+        label_mask=batch["label_mask"],
+        single_label=single_label,
+        kd=kd.loss if kd else None,
+    )
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(total).backward()
     scaler.step(optimizer)
@@ -328,8 +473,16 @@ def _teacher_logits(kd: KDSource, batch: dict) -> torch.Tensor:
         return kd.online_teacher(batch["features"]).float()
 
 
-def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_label: bool, device: str,
-            progress: bool, stopped_early: int = 0) -> dict:
+def _finish(
+    job: TrainJob,
+    model,
+    averager: WeightAverager,
+    best: dict,
+    single_label: bool,
+    device: str,
+    progress: bool,
+    stopped_early: int = 0,
+) -> dict:
     """Choose the final model (weight-averaged if enabled, else last; the best-val weights when early
     stopping ended the run, since the weight average then covers an arbitrary part of the run),
     evaluate, write summary and plot."""
@@ -344,32 +497,53 @@ def _finish(job: TrainJob, model, averager: WeightAverager, best: dict, single_l
     eval_inputs = eval_inputs_for(job, job.eval_clips, device)  # read once for the final and the best model
 
     def evaluate() -> Evaluation:
-        return evaluate_clips(model, job.manifest, job.eval_clips, job.front_end, single_label, device=device,
-                              progress=progress, inputs=eval_inputs)
+        return evaluate_clips(
+            model,
+            job.manifest,
+            job.eval_clips,
+            job.front_end,
+            single_label,
+            device=device,
+            progress=progress,
+            inputs=eval_inputs,
+        )
 
     model.load_state_dict(final_state)
     final = evaluate()
     final_metrics = final.metrics
     base = checkpoint_identity(job, model, single_label)
     if final_kind == "averaged":
-        save_checkpoint({**base, "model": final_state, "epoch": config.epochs, "metrics": {"eval": final_metrics}},
-                        paths.checkpoints / "averaged.pt")
+        save_checkpoint(
+            {**base, "model": final_state, "epoch": config.epochs, "metrics": {"eval": final_metrics}},
+            paths.checkpoints / "averaged.pt",
+        )
     epochs_trained = stopped_early or config.epochs
-    save_checkpoint({**base, "model": final_state, "epoch": epochs_trained, "kind": final_kind,
-                     "metrics": {"eval": final_metrics}}, paths.checkpoints / "final.pt")
+    save_checkpoint(
+        {**base, "model": final_state, "epoch": epochs_trained, "kind": final_kind, "metrics": {"eval": final_metrics}},
+        paths.checkpoints / "final.pt",
+    )
     best_ckpt = load_checkpoint(paths.checkpoints / "best.pt")
     model.load_state_dict(best_ckpt["model"])
     best_metrics = evaluate().metrics
     model.load_state_dict(final_state)
-    summary = {**{k: final_metrics[k] for k in METRIC_KEYS},
-               "final_model": final_kind, "epochs_trained": epochs_trained, "stopped_early": bool(stopped_early),
-               "per_class_ap": final_metrics["per_class_ap"],
-               "eval_clips": len(job.eval_clips), "train_clips": len(job.train_clips),
-               "best": {**{k: best_metrics[k] for k in METRIC_KEYS},
-                        "epoch": best["epoch"]},
-               "model": config.model, "dataset": job.manifest.name, "seed": config.seed,
-               **(job.extra_summary or {})}
+    summary = {
+        **{k: final_metrics[k] for k in METRIC_KEYS},
+        "final_model": final_kind,
+        "epochs_trained": epochs_trained,
+        "stopped_early": bool(stopped_early),
+        "per_class_ap": final_metrics["per_class_ap"],
+        "eval_clips": len(job.eval_clips),
+        "train_clips": len(job.train_clips),
+        "best": {**{k: best_metrics[k] for k in METRIC_KEYS}, "epoch": best["epoch"]},
+        "model": config.model,
+        "dataset": job.manifest.name,
+        "seed": config.seed,
+        **(job.extra_summary or {}),
+    }
     runlog.write_summary(paths.root / "summary.json", summary)
-    runlog.plot_curves(paths.root / "metrics.csv", paths.plots / "training_curve.png",
-                       title=runlog.run_title(job.run_dir, config, job.manifest.name))
+    runlog.plot_curves(
+        paths.root / "metrics.csv",
+        paths.plots / "training_curve.png",
+        title=runlog.run_title(job.run_dir, config, job.manifest.name),
+    )
     return write_run_outputs(paths, config, job.manifest, final, summary, progress)

@@ -30,8 +30,9 @@ def single_label_task(loss: str, manifest_single_label: bool) -> bool:
     return loss == "ce" or (loss == "auto" and manifest_single_label)
 
 
-def resolve_kd_loss(requested: str, single_label: bool, teacher_activation: str | None = None,
-                    source: str = "teacher") -> tuple[str, list[str]]:
+def resolve_kd_loss(
+    requested: str, single_label: bool, teacher_activation: str | None = None, source: str = "teacher"
+) -> tuple[str, list[str]]:
     """The KD form to use and the warnings to print.
 
     ``auto`` follows the label type, as the paper does: sigmoid targets (``bce``) for multi-label
@@ -50,11 +51,15 @@ def resolve_kd_loss(requested: str, single_label: bool, teacher_activation: str 
     warnings = []
     label_type = "single-label" if single_label else "multi-label"
     if kind != natural:
-        warnings.append(f"warning: kd_loss={kind} ({ACTIVATION_OF_KIND[kind]} targets) on {label_type} data, "
-                        f"whose natural KD form is kd_loss={natural} ({ACTIVATION_OF_KIND[natural]})")
+        warnings.append(
+            f"warning: kd_loss={kind} ({ACTIVATION_OF_KIND[kind]} targets) on {label_type} data, "
+            f"whose natural KD form is kd_loss={natural} ({ACTIVATION_OF_KIND[natural]})"
+        )
     if teacher_activation and teacher_activation != ACTIVATION_OF_KIND[kind]:
-        warnings.append(f"warning: kd_loss={kind} uses {ACTIVATION_OF_KIND[kind]} targets but {source} was "
-                        f"trained with {teacher_activation} outputs")
+        warnings.append(
+            f"warning: kd_loss={kind} uses {ACTIVATION_OF_KIND[kind]} targets but {source} was "
+            f"trained with {teacher_activation} outputs"
+        )
     return kind, warnings
 
 
@@ -95,10 +100,7 @@ def _check_pair(name: str, logits: torch.Tensor, other: torch.Tensor, other_name
     if logits.ndim != 2:
         raise ValueError(f"{name} must be [batch, classes], got shape {tuple(logits.shape)}")
     if other.shape != logits.shape:
-        raise ValueError(
-            f"{other_name} shape {tuple(other.shape)} does not match {name} shape "
-            f"{tuple(logits.shape)}"
-        )
+        raise ValueError(f"{other_name} shape {tuple(other.shape)} does not match {name} shape {tuple(logits.shape)}")
 
 
 def _clip_weights(weights: torch.Tensor | None, batch: int, name: str, like: torch.Tensor):

@@ -24,8 +24,9 @@ NORM_METHODS = ("upstream", "clean")
 UPSTREAM_BATCH = 1000  # the loader batch of AST's get_norm_stats.py
 
 
-def compute_dataset_norm_stats(manifest_dir: str | Path, config: Config, max_clips: int = 0,
-                               method: str = "upstream", progress: bool = True) -> dict:
+def compute_dataset_norm_stats(
+    manifest_dir: str | Path, config: Config, max_clips: int = 0, method: str = "upstream", progress: bool = True
+) -> dict:
     """Normalisation statistics of the training clips; stored as ``norm_stats`` in dataset.json and returned.
 
     ``upstream`` (default) computes them as AST's ``src/get_norm_stats.py`` does, so the numbers are
@@ -44,21 +45,25 @@ def compute_dataset_norm_stats(manifest_dir: str | Path, config: Config, max_cli
         raise ValueError(f"{manifest.name}: no training clips (split 'train') to compute normalisation stats from")
     if method == "clean":
         rows = HDF5Rows(manifest.data_root)  # clips may be rows of AudioSet HDF5 files
-        waves = (read_clip_audio(manifest.data_root, c.path, rows)
-                 for c in tqdm(clips, unit="clip", desc="norm stats", **bar_options(progress)))
+        waves = (
+            read_clip_audio(manifest.data_root, c.path, rows)
+            for c in tqdm(clips, unit="clip", desc="norm stats", **bar_options(progress))
+        )
         mean, std = compute_norm_stats(waves, config.raw_front_end())
     else:
         mean, std = loader_norm_stats(manifest, clips, config, progress)
     stats = {"norm_mean": mean, "norm_std": std, "n_mels": config.n_mels, "clips": len(clips), "method": method}
     if method == "upstream":
-        stats.update({"target_length": config.target_length, "freqm": config.freqm, "timem": config.timem,
-                      "mixup": config.mixup})
+        stats.update(
+            {"target_length": config.target_length, "freqm": config.freqm, "timem": config.timem, "mixup": config.mixup}
+        )
     update_dataset_info(manifest_dir, norm_stats=stats)
     return stats
 
 
-def loader_norm_stats(manifest: Manifest, clips: list[Clip], config: Config, progress: bool = True,
-                      batch_size: int = UPSTREAM_BATCH) -> tuple[float, float]:
+def loader_norm_stats(
+    manifest: Manifest, clips: list[Clip], config: Config, progress: bool = True, batch_size: int = UPSTREAM_BATCH
+) -> tuple[float, float]:
     """(mean of batch means, mean of batch standard deviations) of the training features with the
     normalisation left out: upstream's procedure, on this project's loader (views of epoch 1)."""
     import torch
@@ -67,11 +72,11 @@ def loader_norm_stats(manifest: Manifest, clips: list[Clip], config: Config, pro
     from ..augment import AugmentSettings
     from .dataset import ClipDataset
 
-    dataset = ClipDataset(manifest, clips, config.raw_front_end(), AugmentSettings.from_config(config),
-                          seed=config.seed, partners=clips)
+    dataset = ClipDataset(
+        manifest, clips, config.raw_front_end(), AugmentSettings.from_config(config), seed=config.seed, partners=clips
+    )
     dataset.set_epoch(1)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                                         num_workers=config.num_workers)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=config.num_workers)
     means, stds = [], []
     for batch in tqdm(loader, unit="batch", desc="norm stats", **bar_options(progress)):
         features = batch["features"].double()

@@ -36,13 +36,28 @@ PREDICTIONS_FILE = "eval_predictions.parquet"
 OLD_PREDICTIONS_FILE = "eval_predictions.csv.gz"  # runs before Parquet; CSV drops the clip ids' type
 ID_COLUMN = "clip_id"  # the same name as the store's join key
 PER_CLASS_FILE = "per_class_ap.csv"
-PACKAGES = ("torch", "torchaudio", "torchvision", "timm", "zarr", "numcodecs", "numpy", "pandas", "scipy",
-            "scikit-learn", "dask", "distributed", "h5py", "soundfile")
+PACKAGES = (
+    "torch",
+    "torchaudio",
+    "torchvision",
+    "timm",
+    "zarr",
+    "numcodecs",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "dask",
+    "distributed",
+    "h5py",
+    "soundfile",
+)
 METRICS_SHOWN = (("map", "mAP"), ("mauc", "mAUC"), ("dprime", "d'"), ("accuracy", "accuracy"))
 
 
-def write_run_outputs(paths: RunPaths, config: Config, manifest: Manifest, evaluation: Evaluation,
-                      summary: dict, progress: bool = True) -> dict:
+def write_run_outputs(
+    paths: RunPaths, config: Config, manifest: Manifest, evaluation: Evaluation, summary: dict, progress: bool = True
+) -> dict:
     """Write predictions, per-class AP (CSV and plot) and provenance; returns the updated summary."""
     write_predictions(paths.root / PREDICTIONS_FILE, evaluation, manifest.mids)
     record = provenance(config)
@@ -64,8 +79,10 @@ def write_run_outputs(paths: RunPaths, config: Config, manifest: Manifest, evalu
 def final_line(run_dir: Path, summary: dict) -> str:
     """The last line of a run's log: its eval metrics and where everything went."""
     shown = "  ".join(f"{label} {summary[key]:.4f}" for key, label in METRICS_SHOWN if key in summary)
-    return f"finished {run_dir}: eval {shown} ({summary.get('eval_clips', '?')} clips; predictions, per-class AP, " \
-           f"plots and summary.json in {run_dir}/)"
+    return (
+        f"finished {run_dir}: eval {shown} ({summary.get('eval_clips', '?')} clips; predictions, per-class AP, "
+        f"plots and summary.json in {run_dir}/)"
+    )
 
 
 def predictions_frame(clip_ids, logits: np.ndarray, mids: list[str]) -> pd.DataFrame:
@@ -93,13 +110,15 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
 
 
 def per_class_table(evaluation: Evaluation, manifest: Manifest) -> pd.DataFrame:
-    return pd.DataFrame({
-        "index": [label.index for label in manifest.labels],
-        "mid": manifest.mids,
-        "name": [label.name for label in manifest.labels],
-        "positives": evaluation.targets.sum(axis=0).astype(int),
-        "ap": per_class_ap(evaluation.logits, evaluation.targets),
-    })
+    return pd.DataFrame(
+        {
+            "index": [label.index for label in manifest.labels],
+            "mid": manifest.mids,
+            "name": [label.name for label in manifest.labels],
+            "positives": evaluation.targets.sum(axis=0).astype(int),
+            "ap": per_class_ap(evaluation.logits, evaluation.targets),
+        }
+    )
 
 
 def plot_per_class_ap(table: pd.DataFrame, out_png: Path, title: str = "") -> None:
@@ -126,8 +145,7 @@ def plot_per_class_ap(table: pd.DataFrame, out_png: Path, title: str = "") -> No
         ax.axhline(mean_ap, color="tab:red", linestyle="--", label=f"mAP {mean_ap:.3f}")
         ax.set_xlabel("class rank"), ax.set_ylabel("average precision")
     ax.legend(loc="lower right")
-    ax.set_title(title + f"\n{len(scored)} classes scored, {len(table) - len(scored)} without positives",
-                 fontsize=9)
+    ax.set_title(title + f"\n{len(scored)} classes scored, {len(table) - len(scored)} without positives", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
@@ -174,8 +192,11 @@ def provenance(config: Config) -> dict:
     """Enough to rerun a result or tell two apart: code commit, package versions, the KD source."""
     from ..store.format import software_attrs  # the one git-commit reader, shared with the store
 
-    out = {"git_commit": software_attrs()["git_commit"], "python": platform.python_version(),
-           "packages": package_versions()}
+    out = {
+        "git_commit": software_attrs()["git_commit"],
+        "python": platform.python_version(),
+        "packages": package_versions(),
+    }
     if config.kd in ("clean", "replay") and config.logits:
         out["store"] = store_identity(resolved(config.logits, config))
     if config.kd == "online" and config.teacher:
@@ -205,9 +226,11 @@ def store_identity(path: str | Path) -> dict:
     dataset = str((group.attrs.get("manifest") or {}).get("name", "") or "")
     if run and dataset and Path(run).name == run:  # a store names its teacher's run folder, not its path
         run = str(Path(RUNS_ROOT) / dataset / run)
-    return {"path": str(Path(path).resolve()),
-            "content_sha256": strings_sha256(read_strings(group[CHUNK_CHECKSUMS])),
-            "teacher_run": run}
+    return {
+        "path": str(Path(path).resolve()),
+        "content_sha256": strings_sha256(read_strings(group[CHUNK_CHECKSUMS])),
+        "teacher_run": run,
+    }
 
 
 def resolved(pattern: str, config: Config) -> str:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..config import Config, config_to_dict
 
-
 # recipe keys RESUME lets change, and why that cannot alter the epochs already trained
 RESUMABLE_CHANGES = {
     "epochs": "may grow: the lr schedule and the clip order depend on the epoch, not on the total",
@@ -59,8 +58,9 @@ def check_resume(ckpt: dict, config: Config, front_end, path: str | os.PathLike)
     saved = in_current_meaning(dict(ckpt.get("config") or {}))
     current = config_to_dict(config)
     defaults = config_to_dict(Config())
-    problems = [line for line in recipe_differences(saved, current, defaults)
-                if line.split(":", 1)[0] not in RESUMABLE_CHANGES]
+    problems = [
+        line for line in recipe_differences(saved, current, defaults) if line.split(":", 1)[0] not in RESUMABLE_CHANGES
+    ]
     trained = int(ckpt.get("epoch", 0))
     if config.epochs < trained:
         problems.append(f"epochs: run has already trained {trained}, now {config.epochs} (epochs may only grow)")
@@ -68,10 +68,15 @@ def check_resume(ckpt: dict, config: Config, front_end, path: str | os.PathLike)
     if ckpt.get("front_end"):
         problems += [f"front end {line}" for line in recipe_differences(ckpt["front_end"], front)]
     if problems and "lr_schedule" not in (ckpt.get("config") or {}):
-        problems.append("(the run was saved when lr_decay_start named the first decayed epoch; its value is shown in "
-                        "today's meaning, upstream's lrscheduler_start: the epochs at the full lr)")
+        problems.append(
+            "(the run was saved when lr_decay_start named the first decayed epoch; its value is shown in "
+            "today's meaning, upstream's lrscheduler_start: the epochs at the full lr)"
+        )
     if problems:
         allowed = ", ".join(RESUMABLE_CHANGES)
-        raise ResumeMismatch(f"{path}: RESUME refused, the recipe differs from the one this run was trained with: "
-                             + "; ".join(problems) + f". Resume with the run's own recipe ({Path(path).parent.parent}"
-                             f"/config.yaml), or start a new RUN=; only {allowed} may change (epochs only upwards)")
+        raise ResumeMismatch(
+            f"{path}: RESUME refused, the recipe differs from the one this run was trained with: "
+            + "; ".join(problems)
+            + f". Resume with the run's own recipe ({Path(path).parent.parent}"
+            f"/config.yaml), or start a new RUN=; only {allowed} may change (epochs only upwards)"
+        )

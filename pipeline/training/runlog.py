@@ -13,8 +13,16 @@ import pandas as pd
 
 from ..metrics import METRIC_KEYS
 
-METRIC_COLUMNS = ["epoch", "train_loss", "task_loss", "kd_loss", "lr", *(f"val_{key}" for key in METRIC_KEYS),
-                  "seconds", "clips_per_s"]
+METRIC_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "task_loss",
+    "kd_loss",
+    "lr",
+    *(f"val_{key}" for key in METRIC_KEYS),
+    "seconds",
+    "clips_per_s",
+]
 FLOAT_FORMAT = "%.6g"
 LOG_FILE = "train.log"
 
@@ -51,14 +59,16 @@ def run_title(run_dir: str | Path, config, dataset: str) -> str:
     """Two lines naming a run in its figures: the run and its model, then how it was taught (KD mode,
     the teacher's store or checkpoint, lambda, tau); a KD student's figures must not read like its teacher's."""
     parts = Path(run_dir).parts
-    run = "/".join(parts[len(parts) - parts[::-1].index(dataset):]) if dataset in parts else Path(run_dir).name
+    run = "/".join(parts[len(parts) - parts[::-1].index(dataset) :]) if dataset in parts else Path(run_dir).name
     first = f"{run or Path(run_dir).name}: {config.model} on {dataset}"
     if config.kd == "none":
         return f"{first}\nsupervised (no KD)"
     source = config.teacher if config.kd == "online" else config.logits
     teacher = Path(source).parent.parent.name if Path(source).suffix == ".pt" else Path(source).name
-    return (f"{first}\nKD {config.kd} ({config.kd_loss}) from {teacher or '?'}, "
-            f"\u03bb={config.kd_lambda:g}, \u03c4={config.tau:g}")
+    return (
+        f"{first}\nKD {config.kd} ({config.kd_loss}) from {teacher or '?'}, "
+        f"\u03bb={config.kd_lambda:g}, \u03c4={config.tau:g}"
+    )
 
 
 def epoch_axis(ax, epochs) -> None:

@@ -15,14 +15,14 @@ import numpy as np
 
 from ..config import Config
 from ..config_check import check_config
-from .dataset import SKIPPED_FILE, read_skipped
-from .kd_source import KDSource
 from ..manifests import Clip, Manifest, load_manifest
 from ..metrics import METRIC_KEYS
-from ..paths import MANIFESTS_ROOT, RUNS_ROOT, is_crossfit_run, manifest_dir, run_dir as run_dir_for
+from ..paths import MANIFESTS_ROOT, RUNS_ROOT, is_crossfit_run, manifest_dir
+from ..paths import run_dir as run_dir_for
+from .dataset import SKIPPED_FILE, read_skipped
+from .kd_source import KDSource
 from .loop import TrainJob, distributed_context, train
 from .runlog import run_log, write_summary
-
 
 # share of the training clips held out for model selection when the data has no val split
 CARVED_VAL_FRACTION = 0.1
@@ -50,8 +50,10 @@ def splits_for(manifest: Manifest, fold: int | None, select_on: str = "val", see
         labelled = [i for i, c in enumerate(train_clips) if c.labels]
         count = max(1, round(CARVED_VAL_FRACTION * len(labelled)))
         if len(labelled) < 2:
-            raise ValueError(f"{manifest.name}: no val split and too few labelled training clips to carve one; "
-                             f"pass select_on=eval to select on the eval split")
+            raise ValueError(
+                f"{manifest.name}: no val split and too few labelled training clips to carve one; "
+                f"pass select_on=eval to select on the eval split"
+            )
         carved = set(np.random.default_rng([seed, 0x5E1]).choice(labelled, size=count, replace=False).tolist())
         val_clips = [c for i, c in enumerate(train_clips) if i in carved]
         train_clips = [c for i, c in enumerate(train_clips) if i not in carved]
@@ -64,8 +66,10 @@ def selection_note(manifest: Manifest, fold: int | None, config: Config, val_cli
         return f"val split ({len(val_clips)} clips)"
     if config.select_on == "eval":
         return f"eval split (select_on=eval; no val split), {len(val_clips)} clips"
-    return (f"val carved from train: {len(val_clips)} clips ({CARVED_VAL_FRACTION:.0%} of the labelled training "
-            f"clips, seed {config.seed}); the data has no val split")
+    return (
+        f"val carved from train: {len(val_clips)} clips ({CARVED_VAL_FRACTION:.0%} of the labelled training "
+        f"clips, seed {config.seed}); the data has no val split"
+    )
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class FoldSplit:
     """One model a run trains: its fold (None: the one model of split-based data), its folder, and the
     clips it trains on, selects on and is scored on. Stage two builds these once, joins its store to
     ``train``, and hands the same lists to :func:`run_training`."""
+
     fold: int | None
     run_dir: Path
     train: list[Clip]
@@ -82,8 +87,10 @@ class FoldSplit:
 
 def fold_splits(manifest: Manifest, run_dir: Path, fold: int | None, config: Config) -> list[FoldSplit]:
     """A :class:`FoldSplit` per model of the run (:func:`fold_runs`), split by :func:`splits_for`."""
-    return [FoldSplit(k, fold_dir, *splits_for(manifest, k, config.select_on, config.seed, config.max_clips))
-            for k, fold_dir in fold_runs(manifest, run_dir, fold)]
+    return [
+        FoldSplit(k, fold_dir, *splits_for(manifest, k, config.select_on, config.seed, config.max_clips))
+        for k, fold_dir in fold_runs(manifest, run_dir, fold)
+    ]
 
 
 def fold_runs(manifest: Manifest, run_dir: Path, fold: int | None) -> list[tuple[int | None, Path]]:
@@ -100,10 +107,18 @@ def is_finished(run_dir: Path) -> bool:
     return (run_dir / "summary.json").exists() and (run_dir / "checkpoints" / "final.pt").exists()
 
 
-def run_training(dataset: str, config: Config, run: str, fold: int | None = None, resume: bool = False,
-                 manifests_root: str | Path = MANIFESTS_ROOT, runs_root: str | Path = RUNS_ROOT,
-                 kd: dict[int | None, KDSource] | None = None, progress: bool = True,
-                 planned: tuple[Manifest, list[FoldSplit]] | None = None) -> dict:
+def run_training(
+    dataset: str,
+    config: Config,
+    run: str,
+    fold: int | None = None,
+    resume: bool = False,
+    manifests_root: str | Path = MANIFESTS_ROOT,
+    runs_root: str | Path = RUNS_ROOT,
+    kd: dict[int | None, KDSource] | None = None,
+    progress: bool = True,
+    planned: tuple[Manifest, list[FoldSplit]] | None = None,
+) -> dict:
     """Train one model (or one per fold). ``kd`` maps each fold to train (None: the one model of
     split-based data) to its teacher, and ``planned`` gives the manifest and the splits that teacher
     was joined to (stage two, :func:`pipeline.stage_two.run.train_student`); without them the training
@@ -117,8 +132,15 @@ def run_training(dataset: str, config: Config, run: str, fold: int | None = None
         return _train_folds(config, *planned, resume, kd, progress, run_dir_for(dataset, run, runs_root))
 
 
-def _train_folds(config: Config, manifest: Manifest, splits: list[FoldSplit], resume: bool,
-                 kd: dict[int | None, KDSource] | None, progress: bool, run_dir: Path) -> dict:
+def _train_folds(
+    config: Config,
+    manifest: Manifest,
+    splits: list[FoldSplit],
+    resume: bool,
+    kd: dict[int | None, KDSource] | None,
+    progress: bool,
+    run_dir: Path,
+) -> dict:
     summaries = {}
     for split in splits:
         k, fold_dir = split.fold, split.run_dir
@@ -135,9 +157,17 @@ def _train_folds(config: Config, manifest: Manifest, splits: list[FoldSplit], re
             fold_config = dataclasses.replace(fold_config, kd_loss=source.loss.kind)  # resolved by the join
             summary.update(source.summary)
         summary["model_selection"] = selection_note(manifest, k, fold_config, split.val)
-        job = TrainJob(config=fold_config, manifest=manifest, train_clips=split.train, val_clips=split.val,
-                       eval_clips=split.eval, front_end=fold_config.front_end(manifest.stats(), manifest.name),
-                       run_dir=fold_dir, extra_summary=summary, kd=source)
+        job = TrainJob(
+            config=fold_config,
+            manifest=manifest,
+            train_clips=split.train,
+            val_clips=split.val,
+            eval_clips=split.eval,
+            front_end=fold_config.front_end(manifest.stats(), manifest.name),
+            run_dir=fold_dir,
+            extra_summary=summary,
+            kd=source,
+        )
         if not resume:
             (fold_dir / SKIPPED_FILE).unlink(missing_ok=True)
         summaries[k] = train(job, resume=resume, progress=progress)
@@ -159,8 +189,10 @@ def record_skipped(run_dir: Path, summary: dict) -> None:
         return
     summary["skipped_clips"] = {"count": len(skipped), "log": str(run_dir / SKIPPED_FILE)}
     write_summary(run_dir / "summary.json", summary)
-    print(f"{run_dir}: {len(skipped)} clip(s) skipped because their audio could not be read "
-          f"(listed in {run_dir / SKIPPED_FILE})")
+    print(
+        f"{run_dir}: {len(skipped)} clip(s) skipped because their audio could not be read "
+        f"(listed in {run_dir / SKIPPED_FILE})"
+    )
 
 
 def fold_mean(summaries: dict) -> dict:
@@ -175,8 +207,9 @@ def latest_run(dataset: str, runs_root: str | Path = RUNS_ROOT) -> str:
     """The most recently finished run of a dataset (a directory holding checkpoints/final.pt)."""
     finals = sorted(Path(runs_root, dataset).glob("**/checkpoints/final.pt"), key=lambda p: p.stat().st_mtime)
     if not finals:
-        raise FileNotFoundError(f"no finished run under {runs_root}/{dataset}/: run `make teacher` first "
-                                f"or pass TEACHER=<run dir>")
+        raise FileNotFoundError(
+            f"no finished run under {runs_root}/{dataset}/: run `make teacher` first or pass TEACHER=<run dir>"
+        )
     newest = finals[-1].parent.parent
     if is_crossfit_run(newest.parent):  # a member of a cross-fitted run: use the whole set
         return str(newest.parent)
