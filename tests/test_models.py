@@ -166,7 +166,7 @@ def test_ast_max_pooling_reads_the_loudest_patch_not_the_class_token():
 
 def test_one_recipe_pools_each_family_with_its_own_key():
     from pipeline.recipe import load_config
-    from pipeline.training.loop import pooling_for
+    from pipeline.training.model_options import pooling_for
 
     config = load_config(None, ["pooling=attention", "model=efficientnet_tiny"])
     assert pooling_for(config) == "attention"
@@ -188,7 +188,7 @@ def test_sincos_position_table_is_fixed_and_tells_positions_apart():
         sincos_position_table((2, 2), 90)
 
     from pipeline.recipe import load_config
-    from pipeline.training.loop import model_options_for
+    from pipeline.training.model_options import model_options_for
 
     model = create_model("ast_micro", num_classes=3, **SHORT, position="sincos")
     assert model.model_config["position"] == "sincos" and not model.v.pos_embed.requires_grad
@@ -202,7 +202,7 @@ def test_sincos_position_table_is_fixed_and_tells_positions_apart():
 
 def test_recipe_sets_the_ast_patch_strides_and_the_cnn_ignores_them():
     from pipeline.recipe import load_config
-    from pipeline.training.loop import model_options_for
+    from pipeline.training.model_options import model_options_for
 
     config = load_config(None, ["model=ast_micro", "ast_freq_stride=8", "ast_time_stride=16"])
     options = model_options_for(config)

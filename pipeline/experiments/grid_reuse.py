@@ -32,7 +32,7 @@ RESOLVED_BY_THE_RUN = {"kd_loss": "auto"}  # a run saves what "auto" became (fro
 
 def _other_family_keys(model: str | None) -> set[str]:
     from ..models import model_entry
-    from ..training.loop import FAMILY_KEYS
+    from ..training.model_options import FAMILY_KEYS
 
     try:
         family = model_entry(model).family

@@ -21,7 +21,8 @@ from ..metrics import METRIC_KEYS, evaluate_predictions
 from ..paths import MANIFESTS_ROOT, RUNS_ROOT, write_crossfit
 from ..paths import run_dir as run_dir_for
 from .evaluate import predict
-from .loop import TrainJob, distributed_context, single_label_of, train
+from .job import TrainJob
+from .loop import distributed_context, single_label_of, train
 from .runlog import write_summary
 from .runner import splits_for
 

@@ -11,77 +11,30 @@ import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 from ..augment import AugmentSettings
 from ..checkpoints import load_checkpoint, save_checkpoint
-from ..config import Config, FrontEndConfig, RunPaths, config_to_dict, save_config
-from ..manifests import Clip, Manifest
-from ..metrics import METRIC_KEYS
-from ..models import create_model, model_entry
+from ..config import Config, RunPaths, save_config
+from ..manifests import Manifest
+from ..models import create_model
 from ..models.init_model import model_for_init
 from ..progress import ClipBar, bar_options, batch_clips
 from ..seeding import pick_device, seed_everything, set_threads, worker_init
 from . import runlog
 from .dataset import SKIPPED_FILE, EpochSampler, balanced_weights
 from .device_features import dataset_class, features_on_device
-from .evaluate import EvalInputs, Evaluation, evaluate_clips, evaluate_model
+from .evaluate import EvalInputs, evaluate_model
+from .finish import checkpoint_identity, eval_inputs_for, finish_run
+from .job import TrainJob
 from .kd_source import KDSource
 from .losses import cmkd_loss, kd_targets, resolve_kd_loss, single_label_task
-from .outputs import write_run_outputs
+from .model_options import checkpoint_grid_for, model_options_for, pooling_for
 from .resume import check_resume
 from .schedule import WeightAverager, set_lr
 from .tracking import open_tracker
-
-
-@dataclass
-class TrainJob:
-    """What to train on. kd: stage two's teacher (cached logits or an online model, and the KD loss
-    settings), None for supervised training."""
-
-    config: Config
-    manifest: Manifest
-    train_clips: list[Clip]
-    val_clips: list[Clip]
-    eval_clips: list[Clip]
-    front_end: FrontEndConfig
-    run_dir: Path
-    kd: KDSource | None = None
-    extra_summary: dict | None = None
-
-
-def pooling_for(config: Config) -> str | None:
-    """One recipe trains both families (the CMKD grid), so each has its own key: the PSLA head names
-    (mean, attention) mean nothing to an AST."""
-    if model_entry(config.model).family == "ast":
-        return config.ast_pooling or None
-    return config.pooling
-
-
-AST_BUILDER_OPTIONS = {"ast_position": "position", "ast_freq_stride": "freq_stride", "ast_time_stride": "time_stride"}
-# the recipe keys only one family reads (pooling_for, model_options_for); the grid does not compare the
-# other family's keys when it decides whether a finished run may be reused
-FAMILY_KEYS = {"ast": {"ast_pooling", "ast_source_grid", *AST_BUILDER_OPTIONS}, "cnn": {"pooling"}}
-
-
-def checkpoint_grid_for(config: Config) -> tuple[int, int] | None:
-    """INIT's position-table grid when the recipe gives it (ast_source_grid=FREQxTIME)."""
-    from ..models.ast_releases import parse_grid
-
-    return parse_grid(config.ast_source_grid) if config.ast_source_grid else None
-
-
-def model_options_for(config: Config) -> dict:
-    """Family-specific builder options that the recipe sets (the AST's position table and patch strides);
-    an unset key leaves the model's own default."""
-    if model_entry(config.model).family != "ast":
-        return {}
-    options = {option: getattr(config, key) for key, option in AST_BUILDER_OPTIONS.items()}
-    return {option: value for option, value in options.items() if value}
 
 
 def distributed_context() -> tuple[int, int]:
@@ -180,7 +133,7 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     tracker.close()
     if rank != 0:
         return {}
-    return _finish(job, model, averager, best, single_label, device, progress, stopped_early)
+    return finish_run(job, model, averager, best, single_label, device, progress, stopped_early)
 
 
 def resolved_job(job: TrainJob, announce: bool) -> tuple[TrainJob, dict]:
@@ -400,20 +353,6 @@ def end_epoch(
     return best
 
 
-def eval_inputs_for(job: TrainJob, clips: list[Clip], device: str) -> EvalInputs:
-    config = job.config
-    return EvalInputs(
-        job.manifest,
-        clips,
-        job.front_end,
-        config.eval_batch_size,
-        config.num_workers,
-        config.features_on,
-        device.startswith("cuda"),
-        keep_mb=config.eval_cache_mb,
-    )
-
-
 def plateaued(config: Config, epoch: int, best: dict) -> bool:
     """Early stopping (patience > 0): the val score has not improved for `patience` epochs. Every
     rank sees the same epochs, so DDP ranks stop together; only rank 0 knows the score, so under
@@ -424,20 +363,6 @@ def plateaued(config: Config, epoch: int, best: dict) -> bool:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.broadcast(stop, src=0)
     return bool(stop.item())
-
-
-def checkpoint_identity(job: TrainJob, model, single_label: bool) -> dict:
-    """What a later stage needs to rebuild and trust this model: architecture, recipe, front end,
-    and the vocabulary its outputs speak (a teacher may later label another dataset's clips)."""
-    return {
-        "model_name": model.model_name,
-        "model_config": model.model_config,
-        "config": config_to_dict(job.config),
-        "front_end": vars(job.front_end),
-        "vocabulary": {"mids": job.manifest.mids, "names": [label.name for label in job.manifest.labels]},
-        "activation": "softmax" if single_label else "sigmoid",
-        "dataset": job.manifest.name,
-    }
 
 
 def train_step(model, optimizer, scaler, batch: dict, kd: KDSource | None, single_label: bool):
@@ -471,79 +396,3 @@ def _teacher_logits(kd: KDSource, batch: dict) -> torch.Tensor:
         return batch["teacher_logits"]
     with torch.no_grad(), torch.autocast(device_type="cuda", enabled=batch["features"].is_cuda):
         return kd.online_teacher(batch["features"]).float()
-
-
-def _finish(
-    job: TrainJob,
-    model,
-    averager: WeightAverager,
-    best: dict,
-    single_label: bool,
-    device: str,
-    progress: bool,
-    stopped_early: int = 0,
-) -> dict:
-    """Choose the final model (weight-averaged if enabled, else last; the best-val weights when early
-    stopping ended the run, since the weight average then covers an arbitrary part of the run),
-    evaluate, write summary and plot."""
-    config, paths = job.config, RunPaths(job.run_dir)
-    last = load_checkpoint(paths.checkpoints / "last.pt")
-    model.load_state_dict(last["model"])
-    final_state, final_kind = last["model"], "last"
-    if stopped_early:
-        final_state, final_kind = load_checkpoint(paths.checkpoints / "best.pt")["model"], "best"
-    elif averager.enabled and averager.state is not None:
-        final_state, final_kind = averager.averaged_state(model), "averaged"
-    eval_inputs = eval_inputs_for(job, job.eval_clips, device)  # read once for the final and the best model
-
-    def evaluate() -> Evaluation:
-        return evaluate_clips(
-            model,
-            job.manifest,
-            job.eval_clips,
-            job.front_end,
-            single_label,
-            device=device,
-            progress=progress,
-            inputs=eval_inputs,
-        )
-
-    model.load_state_dict(final_state)
-    final = evaluate()
-    final_metrics = final.metrics
-    base = checkpoint_identity(job, model, single_label)
-    if final_kind == "averaged":
-        save_checkpoint(
-            {**base, "model": final_state, "epoch": config.epochs, "metrics": {"eval": final_metrics}},
-            paths.checkpoints / "averaged.pt",
-        )
-    epochs_trained = stopped_early or config.epochs
-    save_checkpoint(
-        {**base, "model": final_state, "epoch": epochs_trained, "kind": final_kind, "metrics": {"eval": final_metrics}},
-        paths.checkpoints / "final.pt",
-    )
-    best_ckpt = load_checkpoint(paths.checkpoints / "best.pt")
-    model.load_state_dict(best_ckpt["model"])
-    best_metrics = evaluate().metrics
-    model.load_state_dict(final_state)
-    summary = {
-        **{k: final_metrics[k] for k in METRIC_KEYS},
-        "final_model": final_kind,
-        "epochs_trained": epochs_trained,
-        "stopped_early": bool(stopped_early),
-        "per_class_ap": final_metrics["per_class_ap"],
-        "eval_clips": len(job.eval_clips),
-        "train_clips": len(job.train_clips),
-        "best": {**{k: best_metrics[k] for k in METRIC_KEYS}, "epoch": best["epoch"]},
-        "model": config.model,
-        "dataset": job.manifest.name,
-        "seed": config.seed,
-        **(job.extra_summary or {}),
-    }
-    runlog.write_summary(paths.root / "summary.json", summary)
-    runlog.plot_curves(
-        paths.root / "metrics.csv",
-        paths.plots / "training_curve.png",
-        title=runlog.run_title(job.run_dir, config, job.manifest.name),
-    )
-    return write_run_outputs(paths, config, job.manifest, final, summary, progress)

@@ -20,8 +20,9 @@ from ..metrics import METRIC_KEYS
 from ..paths import MANIFESTS_ROOT, RUNS_ROOT, is_crossfit_run, manifest_dir
 from ..paths import run_dir as run_dir_for
 from .dataset import SKIPPED_FILE, read_skipped
+from .job import TrainJob
 from .kd_source import KDSource
-from .loop import TrainJob, distributed_context, train
+from .loop import distributed_context, train
 from .runlog import run_log, write_summary
 
 # share of the training clips held out for model selection when the data has no val split
