@@ -42,7 +42,7 @@ def test_checkpoints_name_no_module_of_this_project(project):
 
 
 def test_store_metadata_is_plain_json(tmp_path):
-    path = make_store(tmp_path / "s.zarr")
+    path = make_store(tmp_path / "s.zarr", views=2, view_seed=7)
     fill_store(path, views=2)
     metadata = list(Path(path).rglob("zarr.json"))
     assert len(metadata) > 5  # the group and its arrays
