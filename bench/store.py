@@ -8,19 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.store.format import LOGIT_ARRAYS  # the store's own schema, not a copy of it
+
 from .harness import RATIO, BenchContext, Figure, Goal, Measured
 from .synthetic import simulated_logits, write_simulated_store
-
-LOGIT_ARRAYS = (
-    "logits",
-    "view_logits",
-    "topk_values",
-    "topk_indices",
-    "topk_fill",
-    "view_topk_values",
-    "view_topk_indices",
-    "view_topk_fill",
-)
 
 
 def bytes_on_disk(folder: Path) -> tuple[int, dict[str, int]]:
