@@ -249,17 +249,25 @@ $(TEST_STAMP): $(VENV_STAMP) requirements-test.txt requirements-export.txt
 	.venv/bin/pip install --quiet -r requirements-test.txt
 	touch $(TEST_STAMP)
 
+# each test runs single-threaded, so one test process per core pays; a test file's tests share a process
+# (--dist loadfile), so a module's expensive fixture is built once
+## test, test-fast, test-all: pytest-xdist processes (auto: one per core; 0: all in this process)
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile
+
 ## the test suite, less the multi-process fault-injection trials (marker `slow`; `make test-all` runs them, CI calls it)
 test: install $(TEST_STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q $(PYTEST_PARALLEL) -m "not slow" tests
 
 ## the unit tier for the edit-test loop: no end-to-end runs on the tiny project (marker `e2e`) and no slow trials
 test-fast: install $(TEST_STAMP)
-	$(PY) -m pytest -q -m "not slow and not e2e" tests
+	$(PY) -m pytest -q $(PYTEST_PARALLEL) -m "not slow and not e2e" tests
 
-## the whole suite, the slow fault-injection trials included (what CI runs)
+## the whole suite: `make test`'s tests in parallel, then the slow trials one at a time (they spawn their own
+## processes: a SLURM job, DDP ranks, killed workers); what CI runs
 test-all: install $(TEST_STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(PYTEST_PARALLEL) -m "not slow" tests
+	$(PY) -m pytest -q -m slow tests
 
 ## ruff check, ruff format --check and mypy on pipeline/, as configured in pyproject.toml
 lint: install $(TEST_STAMP)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.testing import noise_and_tones
+
 from .harness import (
     RATIO,
     BenchContext,
@@ -22,7 +24,6 @@ from .harness import (
     median,
     paired_ratio,
 )
-from .synthetic import synth_wave
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def run(ctx: BenchContext, params: DecodeParams) -> Measured:
     torch.set_num_threads(1)
     root = ctx.folder("audioset_decode")
     rng = np.random.default_rng(0)
-    waves = [synth_wave(params.clip_seconds, params.sample_rate, rng) for _ in range(params.clips)]
+    waves = [noise_and_tones(params.clip_seconds, params.sample_rate, rng) for _ in range(params.clips)]
     names = [f"Y{i:011d}" for i in range(params.clips)]
     (root / "wav").mkdir()
     for name, wave in zip(names, waves):

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
+from pipeline.testing import save_random_teacher, write_generated_clips, write_generated_manifest
+
 from .harness import median
-from .synthetic import save_random_teacher, write_bench_manifest, write_clips
 
 GOAL = 0.90
 
@@ -44,8 +45,8 @@ def packed_project(root: Path, params: PaperStageOne) -> str:
     from pipeline.manifests.derived import pack_dataset
 
     if not (root / "data_manifests" / "paper" / "clips.csv").exists():
-        wavs = write_clips(root / "audio", params.clips, params.clip_seconds)
-        write_bench_manifest(root, "paper", wavs, params.num_classes, params.clip_seconds, 16000)
+        wavs = write_generated_clips(root / "audio", params.clips, params.clip_seconds)
+        write_generated_manifest(root, "paper", wavs, params.num_classes, params.clip_seconds, 16000)
         pack_dataset(root / "data_manifests" / "paper", root / "packed", progress=False)
     return "paper"
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.testing import write_generated_clips
+
 from .harness import RATIO, BenchContext, Figure, Goal, Measured, interleaved, median, paired_ratio, timed
-from .synthetic import write_clips
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def run(ctx: BenchContext, params: PackedParams) -> Measured:
     from pipeline.audio import PackedAudio, pack_clips, read_audio
 
     root = ctx.folder("packed_vs_wav")
-    wavs = write_clips(root / "audio", params.clips, params.clip_seconds, params.sample_rate)
+    wavs = write_generated_clips(root / "audio", params.clips, params.clip_seconds, params.sample_rate)
     refs = [_ClipRef(p.stem, str(p.relative_to(root))) for p in wavs]
     pack_s, shards = timed(lambda: pack_clips(refs, root, root / "packed", progress=False))
     packed = PackedAudio(shards)

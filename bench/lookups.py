@@ -19,8 +19,9 @@ import psutil
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from pipeline.testing import write_simulated_store
+
 from .harness import RATIO, BenchContext, Figure, Goal, Measured, timed
-from .synthetic import write_simulated_store
 
 MB = 2**20
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import pickle
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from pipeline.testing import noise_and_tones, save_random_teacher, write_generated_clips, write_generated_manifest
+
 from .harness import RATIO, BenchContext, Figure, Goal, Measured, median, paired_ratio, timed
-from .synthetic import save_random_teacher, synth_wave, vocabulary, write_clips
 
 
 @dataclass(frozen=True)
@@ -41,35 +41,6 @@ SCALE_FULL = ScaleParams()
 SCALE_QUICK = ScaleParams(big_ids=20_000, small_ids=200, computed=4, views=2, repeats=1, batch_size=12)
 
 
-def write_id_manifest(
-    root: Path, name: str, wavs: list[Path], total_ids: int, num_classes: int, seconds: float
-) -> None:
-    """`total_ids` training clips: the first len(wavs) are the real ones, the others reuse their files
-    under other ids (only a mixup partner ever reads them)."""
-    from pipeline.manifests import Clip, Label, write_manifest
-
-    mids, names = vocabulary(num_classes)
-    labels = [Label(i, mid, label) for i, (mid, label) in enumerate(zip(mids, names))]
-    clips = [
-        Clip(wav.stem, str(wav.relative_to(root)), (mids[i % num_classes],), "train", None, seconds, 16000, 1)
-        for i, wav in enumerate(wavs)
-    ]
-    clips += [
-        Clip(
-            f"sim{i:07d}",
-            str(wavs[i % len(wavs)].relative_to(root)),
-            (mids[i % num_classes],),
-            "train",
-            None,
-            seconds,
-            16000,
-            1,
-        )
-        for i in range(total_ids - len(wavs))
-    ]
-    write_manifest(root / "data_manifests" / name, name, root, "fsd50k", labels, clips)
-
-
 def run_scale(ctx: BenchContext, params: ScaleParams) -> Measured:
     from pipeline.augment import AugmentSettings
     from pipeline.stage_one import StageOneJob
@@ -77,14 +48,14 @@ def run_scale(ctx: BenchContext, params: ScaleParams) -> Measured:
     from pipeline.stage_one.run import prepare
 
     root = ctx.folder("scale")
-    wavs = write_clips(root / "audio", params.computed, params.clip_seconds)
+    wavs = write_generated_clips(root / "audio", params.computed, params.clip_seconds)
     teacher = root / "runs" / params.model
     save_random_teacher(teacher, params.model, params.num_classes, params.n_mels, params.target_length)
     augment = AugmentSettings(mixup=0.5, freqm=8, timem=20, time_shift=10)
     specs, first_task_s = {}, {}
     for label, ids in (("big", params.big_ids), ("small", params.small_ids)):
         ctx.log(f"  {ids:,}-id manifest")
-        write_id_manifest(root, label, wavs, ids, params.num_classes, params.clip_seconds)
+        write_generated_manifest(root, label, wavs, params.num_classes, params.clip_seconds, total_ids=ids)
         job = StageOneJob(
             dataset=label,
             teacher=str(teacher),
@@ -181,7 +152,7 @@ def run_front_end(ctx: BenchContext, params: FrontEndParams) -> Measured:
 
     cfg = FrontEndConfig(n_mels=params.n_mels, target_length=params.target_length)
     rng = np.random.default_rng(0)
-    waves = [synth_wave(params.clip_seconds, 16000, rng) for _ in range(params.clips)]
+    waves = [noise_and_tones(params.clip_seconds, 16000, rng) for _ in range(params.clips)]
     # views without mixup (shift and masks only): the per-clip path renders each from the audio again
     views = [
         View(seed=0, view_index=k, time_shift=3 * k - 5, freq_masks=((10 + k, 12),), time_masks=((50 * k, 40),))

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.testing import noise_and_tones, simulated_logits, write_simulated_store
+
 from .harness import RATIO, BenchContext, Figure, Goal, Measured, interleaved, median, timed
-from .synthetic import simulated_logits, synth_wave, write_simulated_store
 
 
 def _simulated_store(ctx: BenchContext, name: str, clips: int, classes: int):
@@ -164,7 +165,7 @@ def run_fingerprint(ctx: BenchContext, params: FingerprintParams) -> Measured:
         paths = []
         for i in range(params.clips):
             path = folder / f"clip{i:03d}.wav"
-            sf.write(str(path), np.clip(synth_wave(params.seconds, rate, rng), -1, 1), rate, subtype="PCM_16")
+            sf.write(str(path), np.clip(noise_and_tones(params.seconds, rate, rng), -1, 1), rate, subtype="PCM_16")
             paths.append(path)
         per_clip = {}
         for name, fn in (("header", audio_info), ("decode", read_audio), ("fingerprint", audio_fingerprint)):

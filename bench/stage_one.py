@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
+from pipeline.testing import save_random_teacher, write_generated_clips, write_generated_manifest
+
 from .harness import RATIO, BenchContext, Figure, Goal, Measured, median, paired_ratio, timed
-from .synthetic import save_random_teacher, write_bench_manifest, write_clips
 
 
 @dataclass
@@ -34,9 +35,9 @@ def make_project(
     warm_clips: int,
 ) -> BenchProject:
     """Datasets "main" (all clips) and "warm" (the first warm_clips), and a teacher run directory."""
-    wavs = write_clips(root / "audio", clips, seconds)
-    write_bench_manifest(root, "main", wavs, num_classes, seconds, 16000)
-    write_bench_manifest(root, "warm", wavs[:warm_clips], num_classes, seconds, 16000)
+    wavs = write_generated_clips(root / "audio", clips, seconds)
+    write_generated_manifest(root, "main", wavs, num_classes, seconds, 16000)
+    write_generated_manifest(root, "warm", wavs[:warm_clips], num_classes, seconds, 16000)
     teacher = root / "runs" / model_name
     save_random_teacher(teacher, model_name, num_classes, n_mels, target_length)
     return BenchProject(root, wavs, teacher)

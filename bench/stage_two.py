@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.testing import simulated_logits, write_generated_clips, write_generated_manifest, write_simulated_store
+
 from .harness import RATIO, BenchContext, Figure, Goal, Measured, interleaved, median, paired_ratio, repeat_timed
-from .synthetic import simulated_logits, write_bench_manifest, write_clips, write_simulated_store
 
 
 @dataclass
@@ -53,8 +54,8 @@ def bench_data(
     root = Path(ctx.folder(name))
     front_end = FrontEndConfig(n_mels=n_mels, target_length=target_length)
     seconds = samples_for_frames(target_length, front_end) / front_end.sample_rate
-    wavs = write_clips(root / "audio", clips, seconds, front_end.sample_rate)
-    manifest = load_manifest(write_bench_manifest(root, name, wavs, classes, seconds, front_end.sample_rate))
+    wavs = write_generated_clips(root / "audio", clips, seconds, front_end.sample_rate)
+    manifest = load_manifest(write_generated_manifest(root, name, wavs, classes, seconds, front_end.sample_rate))
     ids = [c.clip_id for c in manifest.clips]
     stored = [f"other{i:07d}" for i in range(max(table_rows, len(ids)))]
     for clip_id, row in zip(ids, np.random.default_rng(1).choice(len(stored), size=len(ids), replace=False)):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.store.format import LOGIT_ARRAYS  # the store's own schema, not a copy of it
+from pipeline.testing import simulated_logits, write_simulated_store
 
 from .harness import RATIO, BenchContext, Figure, Goal, Measured
-from .synthetic import simulated_logits, write_simulated_store
 
 
 def bytes_on_disk(folder: Path) -> tuple[int, dict[str, int]]:

@@ -172,3 +172,13 @@ def test_the_documented_path_of_a_clip_names_functions_that_exist():
         for part in qualified.split("."):
             target = getattr(target, part)
         assert callable(target), (path, qualified)
+
+
+def test_the_generated_data_package_is_for_tests_and_benchmarks_only():
+    """pipeline.testing writes made-up datasets and stores: no library or driver code may reach it."""
+    graph = {**import_graph("pipeline"), **import_graph("stages")}
+    reach = closure(graph)
+    users = {
+        m for m in graph if not inside(m, "pipeline.testing") and any(inside(d, "pipeline.testing") for d in reach[m])
+    }
+    assert users == set()

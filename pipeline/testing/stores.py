@@ -1,9 +1,9 @@
-"""Generated inputs for the benchmark: noise-and-tone audio, a manifest over it, a random-init
-teacher saved the way stage one reads teachers, and AudioSet-like logits written to real stores.
+"""A random-init teacher and complete logit stores of simulated teacher output.
 
-Nothing here is faked at the code path being timed: the audio is real WAV files, the teacher a real
-checkpoint, the stores are written with the store's own writer. Only the content is synthetic,
-because speed and size do not depend on whether a model was trained.
+Both go through the code that handles the real things: the teacher is saved by the checkpoint writer
+with every key stage one reads, and a store is written by create_store / write_chunk /
+mark_chunk_done / finalize_store. Only the numbers are made up, which is what a benchmark of speed
+and size needs (neither depends on whether a model was trained).
 """
 
 from __future__ import annotations
@@ -14,68 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.audio import write_wav
 from pipeline.config import Config, FrontEndConfig, config_to_dict
 from pipeline.features import front_end_dict
-from pipeline.manifests import Clip, Label, write_manifest
 
-SIMULATED_SHA = "0" * 64  # stands where a real teacher or manifest hash would be
+from .datasets import generated_vocabulary
 
-
-def synth_wave(seconds: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Noise plus one to three tones at a plausible level (about -12 dBFS)."""
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    wave = 0.05 * rng.standard_normal(len(t))
-    for _ in range(int(rng.integers(1, 4))):
-        wave += 0.15 * np.sin(2 * np.pi * rng.uniform(100, min(6000, sample_rate / 2.5)) * t)
-    return wave.astype(np.float32)
-
-
-def write_clips(folder: Path, count: int, seconds: float, sample_rate: int = 16000, seed: int = 0) -> list[Path]:
-    """16-bit PCM WAVs named clip00000.wav ...; returns their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        path = folder / f"clip{i:05d}.wav"
-        write_wav(path, synth_wave(seconds, sample_rate, rng), sample_rate)
-        paths.append(path)
-    return paths
-
-
-def vocabulary(num_classes: int) -> tuple[list[str], list[str]]:
-    return [f"/bench/c{i:04d}" for i in range(num_classes)], [f"class_{i}" for i in range(num_classes)]
-
-
-def write_bench_manifest(
-    root: Path, name: str, wavs: list[Path], num_classes: int, seconds: float, sample_rate: int, seed: int = 0
-) -> Path:
-    """A training-split manifest over `wavs` (which must lie under root) with one to three labels each."""
-    rng = np.random.default_rng(seed)
-    mids, names = vocabulary(num_classes)
-    labels = [Label(i, mid, label) for i, (mid, label) in enumerate(zip(mids, names))]
-    clips = []
-    for wav in wavs:
-        picked = rng.choice(num_classes, size=int(rng.integers(1, 4)), replace=False)
-        clips.append(
-            Clip(
-                wav.stem,
-                str(wav.relative_to(root)),
-                tuple(mids[i] for i in sorted(picked)),
-                "train",
-                None,
-                seconds,
-                sample_rate,
-                1,
-            )
-        )
-    return write_manifest(root / "data_manifests" / name, name, root, "fsd50k", labels, clips)
+SIMULATED_SHA = "0" * 64  # stands where a real teacher's or manifest's hash would be
 
 
 def save_random_teacher(
     run_dir: Path, model_name: str, num_classes: int, n_mels: int, target_length: int, seed: int = 0
 ) -> Path:
-    """A random-init model saved as runs/<run>/checkpoints/final.pt with every key stage one reads."""
+    """A random-init model saved as <run_dir>/checkpoints/final.pt, over :func:`generated_vocabulary`."""
     import torch
 
     from pipeline.checkpoints import save_checkpoint
@@ -84,7 +34,7 @@ def save_random_teacher(
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=num_classes, n_mels=n_mels, target_length=target_length)
     config = Config(model=model_name, n_mels=n_mels, target_length=target_length)
-    mids, names = vocabulary(num_classes)
+    mids, names = generated_vocabulary(num_classes)
     state = {
         "model": model.state_dict(),
         "model_name": model.model_name,
@@ -93,7 +43,7 @@ def save_random_teacher(
         "front_end": dataclasses.asdict(FrontEndConfig(n_mels=n_mels, target_length=target_length)),
         "vocabulary": {"mids": mids, "names": names},
         "activation": "sigmoid",
-        "dataset": "bench",
+        "dataset": "generated",
         "epoch": 0,
         "kind": "random-init",
         "metrics": {},
@@ -120,11 +70,11 @@ def simulated_logits(rows: int, num_classes: int, seed: int) -> np.ndarray:
     return logits.astype(np.float32)
 
 
-def simulated_attrs(num_classes: int) -> dict:
-    """Provenance a store requires, marked as simulated."""
+def simulated_provenance() -> dict:
+    """The provenance a store requires, marked as simulated."""
     return {
         "teacher": {"model": "simulated", "checkpoint_sha256": SIMULATED_SHA},
-        "manifest": {"name": "bench", "sha256": {"clips.csv": SIMULATED_SHA, "labels.csv": SIMULATED_SHA}},
+        "manifest": {"name": "generated", "sha256": {"clips.csv": SIMULATED_SHA, "labels.csv": SIMULATED_SHA}},
         "front_end": front_end_dict(FrontEndConfig()),
     }
 
@@ -139,14 +89,14 @@ def write_simulated_store(
     chunk_clips: int | None = None,
     dtype: str = "float16",
 ) -> Path:
-    """A complete store written through create_store / write_chunk / mark_chunk_done / finalize_store.
+    """A complete, finalized store of training clips over :func:`generated_vocabulary`.
 
     chunk_logits(start, stop) gives rows start:stop; with views, chunk_views(start, stop) gives
     (view_logits [n, K, C], views_to_arrays(...)).
     """
     from pipeline.store import chunk_plan, create_store, finalize_store, mark_chunk_done, write_chunk
 
-    mids, names = vocabulary(num_classes)
+    mids, names = generated_vocabulary(num_classes)
     n = len(clip_ids)
     create_store(
         path,
@@ -156,7 +106,7 @@ def write_simulated_store(
         vocabulary_mids=mids,
         vocabulary_names=names,
         activation="sigmoid",
-        attrs=simulated_attrs(num_classes),
+        attrs=simulated_provenance(),
         views=views,
         view_seed=0,
         dtype=dtype,
