@@ -96,6 +96,8 @@ def write_simulated_store(
     """
     from pipeline.store import chunk_plan, create_store, finalize_store, mark_chunk_done, write_chunk
 
+    if views and chunk_views is None:
+        raise ValueError("write_simulated_store: views need chunk_views")
     mids, names = generated_vocabulary(num_classes)
     n = len(clip_ids)
     create_store(
@@ -114,7 +116,7 @@ def write_simulated_store(
         overwrite=True,
     )
     for index, start, stop in chunk_plan(path):
-        view_logits, view_arrays = chunk_views(start, stop) if views else (None, None)
+        view_logits, view_arrays = chunk_views(start, stop) if views and chunk_views else (None, None)
         checksum = write_chunk(
             path,
             index,
