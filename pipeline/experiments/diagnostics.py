@@ -179,10 +179,11 @@ def format_diagnostics(d: dict) -> str:
 
 
 def soft_target_report(
-    store, dataset: str, fold: int | None = None, tau: float = 1.0, digest: str | None = None
+    store, dataset: str, fold: int | None = None, tau: float = 1.0, digest: str | None = None, verify: bool = True
 ) -> str:
     """`make inspect`'s second half: what the store's soft targets carry against DATASET's labels (an
-    empty string when the dataset has no manifest here)."""
+    empty string when the dataset has no manifest here). ``verify=False`` when the caller has just
+    checked the store's checksums (and ``digest``), so a large store is not hashed twice."""
     from ..manifests import load_manifest
     from ..paths import manifest_dir
     from ..store import LogitTable
@@ -191,7 +192,7 @@ def soft_target_report(
     if not (folder / "dataset.json").exists():
         return ""
     manifest = load_manifest(folder)
-    table = LogitTable.open(store, load_views=False, expected_digest=digest)
+    table = LogitTable.open(store, load_views=False, verify=verify, expected_digest=digest if verify else None)
     if table.vocabulary_mids != manifest.mids:
         return f"\nsoft targets: not scored (the store's vocabulary is not {manifest.name}'s)"
     return f"\nsoft targets against {manifest.name}'s labels:\n" + format_diagnostics(
