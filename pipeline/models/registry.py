@@ -39,6 +39,33 @@ class ModelEntry:
         params = inspect.signature(self.builder).parameters
         return {k: p.default for k, p in params.items() if k not in COMMON_ARGS}
 
+    def typed_options(self, options: dict) -> dict:
+        """``options`` checked against ``pooling`` and the builder's own options, string values (from a
+        command line) turned into the option's type. ValueError names the key and what it takes."""
+        known = {"pooling": self.default_pooling, **self.options()}
+        unknown = sorted(k for k in options if k not in known)
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: not an option of {self.name} (its options: {', '.join(sorted(known))})"
+            )
+        return {k: _typed(self.name, k, v, known[k]) for k, v in options.items()}
+
+
+def _typed(model: str, key: str, value: object, default: object) -> object:
+    """A string option value as the type of its default (bool: true/false/1/0); other values unchanged."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return value.lower() in ("true", "1")
+        return type(default)(float(value)) if isinstance(default, int) else type(default)(value)
+    except ValueError:
+        raise ValueError(
+            f"{key}={value!r}: {model}'s option {key} takes a {type(default).__name__} (default {default!r})"
+        ) from None
+
 
 _REGISTRY: dict[str, ModelEntry] = {}
 

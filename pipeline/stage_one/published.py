@@ -182,37 +182,15 @@ def describe(
     return PublishedTeacher(**fields_)
 
 
-def _coerce_option(model: str, key: str, value: object, default: object) -> object:
-    if not isinstance(value, str) or isinstance(default, str) or default is None:
-        return value
-    try:
-        if isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return value.lower() in ("true", "1")
-        return type(default)(float(value)) if isinstance(default, int) else type(default)(value)
-    except ValueError:
-        raise PublishedTeacherError(
-            f"{key}={value!r}: {model}'s option {key} takes a {type(default).__name__} (default {default!r})"
-        ) from None
-
-
 def check_model_options(model: str, options: dict) -> dict:
     """Model options given for a published file, checked against the registry (``pooling`` and the
     builder's own options), with string values turned into the option's type."""
     from ..models import model_entry
 
     try:
-        entry = model_entry(model)
+        return model_entry(model).typed_options(options)
     except ValueError as error:
         raise PublishedTeacherError(str(error)) from None
-    known = {"pooling": entry.default_pooling, **entry.options()}
-    unknown = sorted(k for k in options if k not in known)
-    if unknown:
-        raise PublishedTeacherError(
-            f"{', '.join(unknown)}: not an option of {model} (its options: {', '.join(sorted(known))})"
-        )
-    return {k: _coerce_option(model, k, v, known[k]) for k, v in options.items()}
 
 
 def split_published_args(
