@@ -5,12 +5,12 @@ logits, temperature) with n seeds, and its report under reports/<dataset>/."""
 import time
 
 from pipeline.config_check import check_config
+from pipeline.experiments.diagnostics import grid_diagnostics
 from pipeline.experiments.grid import (
     DESIGNS,
     GridSpec,
     estimate_seconds,
     estimated_trainings,
-    grid_diagnostics,
     run_grid,
     set_aside_stale_grid,
 )
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     started = time.time()
     results = run_grid(spec, recipe)
     key = "accuracy" if manifest.single_label else "map"
-    diagnostics, groups = grid_diagnostics(spec, results, manifest)
+    diagnostics, groups = grid_diagnostics(results, manifest, spec.fold)
     report = write_report(
         spec, results, report_dir(args.dataset), time.time() - started, key=key, diagnostics=diagnostics, groups=groups
     )

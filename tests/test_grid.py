@@ -111,10 +111,10 @@ def test_full_grid_runs_once_with_every_mode(project):
     assert results["short/ast_to_cnn_online"][0]["kd"] == "online"
     assert results["teacher/ast_crossfit"][0]["cross_fitted"] == 2
     assert results["short/shuffled_ast_to_cnn"][0]["logits"].endswith("cmkd-shuffled-ast.zarr")
-    from pipeline.experiments.grid import grid_diagnostics
+    from pipeline.experiments.diagnostics import grid_diagnostics
     from pipeline.manifests import load_manifest
 
-    diagnostics, groups = grid_diagnostics(spec, results, load_manifest("data_manifests/tiny"))
+    diagnostics, groups = grid_diagnostics(results, load_manifest("data_manifests/tiny"), spec.fold)
     assert groups == {}  # not the embedded corpus's vocabulary
     assert any("teacher on held-out clips" in text for text in diagnostics.values())
     report = write_report(spec, results, "reports/tiny", seconds=1.0, diagnostics=diagnostics).read_text()

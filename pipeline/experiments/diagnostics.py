@@ -198,3 +198,25 @@ def soft_target_report(
     return f"\nsoft targets against {manifest.name}'s labels:\n" + format_diagnostics(
         soft_target_diagnostics(table, manifest, fold=fold, tau=tau)
     )
+
+
+def grid_diagnostics(
+    results: dict, manifest: Manifest, fold: int | None = None
+) -> tuple[dict[str, str], dict[str, list[int]]]:
+    """For a finished grid's ``results`` ({cell: {seed: summary}}): ({store: formatted soft-target
+    diagnostics} for every store its KD cells read, {class group: vocabulary indices} when the
+    vocabulary is the embedded corpus's, else {})."""
+    from pathlib import Path
+
+    from ..store import LogitTable
+    from ..synthetic_corpus import class_groups
+
+    stores = sorted(
+        {summary["logits"] for runs in results.values() for summary in runs.values() if summary.get("logits")}
+    )
+    diagnostics = {}
+    for store in stores:
+        if Path(store).exists():
+            table = LogitTable.open(store, load_views=False)
+            diagnostics[store] = format_diagnostics(soft_target_diagnostics(table, manifest, fold=fold))
+    return diagnostics, class_groups(manifest.mids)

@@ -407,21 +407,3 @@ def run_grid(spec: GridSpec, recipe: Recipe, progress: bool = True) -> dict:
             )
             results.setdefault(cell.name, {})[seed] = json.loads((directory / "summary.json").read_text())
     return results
-
-
-def grid_diagnostics(spec: GridSpec, results: dict, manifest) -> tuple[dict[str, str], dict[str, list[int]]]:
-    """({store: formatted soft-target diagnostics} for every store the grid's KD cells read,
-    {class group: vocabulary indices} when the vocabulary is the embedded corpus's, else {})."""
-    from ..store import LogitTable
-    from ..synthetic_corpus import class_groups
-    from .diagnostics import format_diagnostics, soft_target_diagnostics
-
-    stores = sorted(
-        {summary["logits"] for runs in results.values() for summary in runs.values() if summary.get("logits")}
-    )
-    diagnostics = {}
-    for store in stores:
-        if Path(store).exists():
-            table = LogitTable.open(store, load_views=False)
-            diagnostics[store] = format_diagnostics(soft_target_diagnostics(table, manifest, fold=spec.fold))
-    return diagnostics, class_groups(manifest.mids)

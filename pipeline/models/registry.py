@@ -60,10 +60,17 @@ def _typed(model: str, key: str, value: object, default: object) -> object:
             if value.lower() not in ("true", "false", "1", "0"):
                 raise ValueError
             return value.lower() in ("true", "1")
-        return type(default)(float(value)) if isinstance(default, int) else type(default)(value)
+        if isinstance(default, int):
+            number = float(value)  # "2" or "2.0"; "2.5" is refused, never truncated
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if isinstance(default, float):
+            return float(value)
+        return value  # an option of another type (a tuple, say) is passed on as given
     except ValueError:
         raise ValueError(
-            f"{key}={value!r}: {model}'s option {key} takes a {type(default).__name__} (default {default!r})"
+            f"{key}={value!r}: {model}'s option {key} takes a value of type {type(default).__name__} (default {default!r})"
         ) from None
 
 
