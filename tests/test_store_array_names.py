@@ -13,12 +13,13 @@ Which uses, within those modules: a string constant equal to an array name where
 to look up or build by that name: a subscript key (``group["valid"]``), an ``in`` test
 (``"fingerprint" in group``), a positional call argument (``read_rows(group, "clip_id")``,
 ``arrays.pop("view_partner")``), a dict-literal key, an element of a tuple/list/set literal, or a
-string assigned to a name on its own (a second spelling: ``TWIN = "view_partner_utf8"``). Not checked:
+string assigned to a name on its own (a second spelling: ``TWIN = "view_partner_utf8"``), and the
+text of an f-string subscript key (``x[f"{prefix}logits"]``). Not checked:
 keyword-argument values and parameter defaults (labels and CLI choices such as ``what="logits"``),
-``==`` comparisons (modes such as ``join == "fingerprint"``), f-string text and docstrings.
+``==`` comparisons (modes such as ``join == "fingerprint"``), other f-string text and docstrings.
 
 The few uses of such a word for something that is not an array, in those places, are listed in
-NOT_ARRAYS by module, enclosing function and word, each with the reason.
+NOT_ARRAYS by module, enclosing function, word and kind of use, each with the reason.
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ class _Finder(ast.NodeVisitor):
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         self._flag(node.slice, "key")  # a tuple key's elements are flagged as a tuple's
+        if isinstance(node.slice, ast.JoinedStr):  # a name built from pieces: x[f"{prefix}logits"]
+            for piece in node.slice.values:
+                self._flag(piece, "f-string key")
         self.generic_visit(node)
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -227,6 +231,7 @@ def f(group, arrays, mode, what="logits"):
     d = {"teacher_index": 0}
     e = ("chunk_done", "chunk_sha256")
     g = label(what="logits") if mode == "split" else f"{mode}clip_id"
+    h = arrays[f"{mode}topk_fill"]
 """
     finder = _Finder(store_array_names())
     finder.visit(ast.parse(source))
@@ -238,4 +243,5 @@ def f(group, arrays, mode, what="logits"):
         (8, "teacher_index", "dict key"),
         (9, "chunk_done", "element"),
         (9, "chunk_sha256", "element"),
+        (11, "topk_fill", "f-string key"),
     ]

@@ -112,9 +112,8 @@ def twin_problems(arrays: dict[str, np.ndarray], label: str) -> list[str]:
     if ARRAY.clip in arrays and ARRAY.clip_id in arrays:
         if [str(c) for c in arrays[ARRAY.clip]] != [str(c) for c in arrays[ARRAY.clip_id]]:
             problems.append(f"{label}: array 'clip' differs from clip_id")
-    pairs = [(name, source) for name, (source, _) in CLIP_TWINS.items()] + [
-        (ARRAY.view_partner_utf8, ARRAY.view_partner)
-    ]
+    pairs = [(name, source) for name, (source, _) in CLIP_TWINS.items()]
+    pairs.append((ARRAY.view_partner_utf8, ARRAY.view_partner))
     for name, source in pairs:
         if name in arrays and source in arrays:
             decoded = decode_utf8(arrays[name])
