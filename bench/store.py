@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.store.format import LOGIT_ARRAYS  # the store's own schema, not a copy of it
+from pipeline.store.format import ARRAY, LOGIT_ARRAYS, VIEW_PARAM_ARRAYS  # the store's own schema, not a copy of it
 from pipeline.testing import simulated_logits, write_simulated_store
 
 from .harness import RATIO, BenchContext, Figure, Goal, Measured
+
+# what a view costs besides its logits: its augmentation parameters and the partner's uint8 twin
+VIEW_PARAMETERS = {*VIEW_PARAM_ARRAYS, ARRAY.view_partner, ARRAY.view_partner_utf8}
 
 
 def bytes_on_disk(folder: Path) -> tuple[int, dict[str, int]]:
@@ -86,9 +89,7 @@ def run_store_bytes(ctx: BenchContext, params: StoreBytesParams) -> Measured:
     itemsize = np.dtype(params.dtype).itemsize
     ideal = clip_views * itemsize * params.classes
     logit_bytes = sum(size for name, size in per_array.items() if name in LOGIT_ARRAYS)
-    view_param_bytes = sum(
-        size for name, size in per_array.items() if name.startswith("view_") and name not in LOGIT_ARRAYS
-    )
+    view_param_bytes = sum(size for name, size in per_array.items() if name in VIEW_PARAMETERS)
     other_bytes = total - logit_bytes - view_param_bytes
     ratio = total / ideal
     raw = _uncompressed_numeric_bytes(path)

@@ -19,6 +19,7 @@ from .encodings import class_columns, clip_columns, text_widths
 from .errors import StoreError, StoreMismatch
 from .format import (
     ACTIVATIONS,
+    ARRAY,
     DTYPES,
     FORMAT_ID,
     FORMAT_VERSION,
@@ -256,12 +257,12 @@ def _write_new(path: Path, layout: Layout, attrs: dict, clip_ids, splits, folds,
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     group.attrs.update({CREATING: FORMAT_ID})  # lets a rerun recognise and redo a creation cut short
     arrays = {spec.name: create_array(group, spec) for spec in layout.array_specs()}
-    arrays["clip_id"][:] = np.array(clip_ids, dtype=str)
-    arrays["split"][:] = np.array(splits, dtype=str)
-    arrays["fold"][:] = np.array(folds, dtype=np.int8)
-    arrays["fingerprint"][:] = np.array(fingerprints, dtype=str)
+    arrays[ARRAY.clip_id][:] = np.array(clip_ids, dtype=str)
+    arrays[ARRAY.split][:] = np.array(splits, dtype=str)
+    arrays[ARRAY.fold][:] = np.array(folds, dtype=np.int8)
+    arrays[ARRAY.fingerprint][:] = np.array(fingerprints, dtype=str)
     if layout.text_bytes:  # 1.3: the copies other readers use (pipeline.store.encodings)
-        columns = {"clip_id": clip_ids, "split": splits, "fingerprint": fingerprints}
+        columns = {ARRAY.clip_id: clip_ids, ARRAY.split: splits, ARRAY.fingerprint: fingerprints}
         vocabulary = attrs["vocabulary"]
         derived = {
             **clip_columns(columns, layout.widths),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .format import LOGIT_ARRAYS, open_store, read_strings
+from .format import ARRAY, LOGIT_ARRAYS, open_store, read_strings
 from .integrity import completion_problem, format_contradictions, store_digest, uncovered_note
 from .location import is_local_dir, is_zip
 from .writer import read_failures
@@ -26,9 +26,9 @@ def describe(location, verification=None) -> dict:
     """Everything `inspect` prints, as JSON data; `verification`: a :class:`Verification` of this store."""
     group, layout = open_store(location)
     attrs = group.attrs.asdict()
-    valid = np.asarray(group["valid"][:])
-    splits = read_strings(group["split"])
-    fingerprints = read_strings(group["fingerprint"]) if "fingerprint" in group else []
+    valid = np.asarray(group[ARRAY.valid][:])
+    splits = read_strings(group[ARRAY.split])
+    fingerprints = read_strings(group[ARRAY.fingerprint]) if ARRAY.fingerprint in group else []
     failures = read_failures(group)
     teacher = attrs.get("teacher", {})
     shas = teacher.get("checkpoint_sha256")
@@ -62,7 +62,7 @@ def describe(location, verification=None) -> dict:
             "dtype": layout.dtype,
             "chunk_clips": layout.chunk_clips,
             "chunks": layout.n_chunks,
-            "chunks_done": int(np.asarray(group["chunk_done"][:]).sum()),
+            "chunks_done": int(np.asarray(group[ARRAY.chunk_done][:]).sum()),
         },
         "views": {"count": layout.views, "seed": attrs.get("views", {}).get("seed") if layout.views else None},
         "failures": {"count": len(failures), "first": [{"clip_id": c, "error": e} for c, e, _ in failures[:5]]},

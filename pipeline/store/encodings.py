@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .format import ARRAY
+
 # per-clip twins written at creation: name -> (source array, width key)
 CLIP_TWINS = {
-    "clip_id_utf8": ("clip_id", "clip_id"),
-    "split_utf8": ("split", "split"),
-    "fingerprint_utf8": ("fingerprint", "fingerprint"),
+    ARRAY.clip_id_utf8: (ARRAY.clip_id, ARRAY.clip_id),
+    ARRAY.split_utf8: (ARRAY.split, ARRAY.split),
+    ARRAY.fingerprint_utf8: (ARRAY.fingerprint, ARRAY.fingerprint),
 }
-XARRAY_CLIP = "clip"  # the index coordinate of dim "clip": a copy of clip_id
-PARTNER_TWIN = "view_partner_utf8"  # per chunk, with views; as wide as the clip ids
-CLASS_ARRAYS = ("class", "class_name", "class_utf8", "class_name_utf8")  # written at creation from attrs
 
 
 def utf8_width(values) -> int:
@@ -82,17 +81,17 @@ def text_widths(clip_ids, splits, fingerprints, mids, names, min_id_bytes: int =
     ):
         check_encodable(values, what)
     return {
-        "clip_id": max(utf8_width(clip_ids), int(min_id_bytes)),
-        "split": utf8_width(splits),
-        "fingerprint": utf8_width(fingerprints),
-        "class": utf8_width(mids),
-        "class_name": utf8_width(names),
+        ARRAY.clip_id: max(utf8_width(clip_ids), int(min_id_bytes)),
+        ARRAY.split: utf8_width(splits),
+        ARRAY.fingerprint: utf8_width(fingerprints),
+        ARRAY.class_: utf8_width(mids),
+        ARRAY.class_name: utf8_width(names),
     }
 
 
 def clip_columns(columns: dict[str, np.ndarray], widths: dict[str, int]) -> dict[str, np.ndarray]:
     """The derived per-clip arrays for rows of the manifest columns (clip_id, split, fingerprint)."""
-    out = {XARRAY_CLIP: np.asarray(columns["clip_id"]).astype(str)}
+    out = {ARRAY.clip: np.asarray(columns[ARRAY.clip_id]).astype(str)}
     for name, (source, key) in CLIP_TWINS.items():
         out[name] = encode_utf8(columns[source], widths[key], source)
     return out
@@ -100,20 +99,21 @@ def clip_columns(columns: dict[str, np.ndarray], widths: dict[str, int]) -> dict
 
 def class_columns(mids, names, widths: dict[str, int]) -> dict[str, np.ndarray]:
     return {
-        "class": np.array(list(mids), dtype=str),
-        "class_name": np.array(list(names), dtype=str),
-        "class_utf8": encode_utf8(list(mids), widths["class"], "mid"),
-        "class_name_utf8": encode_utf8(list(names), widths["class_name"], "class name"),
+        ARRAY.class_: np.array(list(mids), dtype=str),
+        ARRAY.class_name: np.array(list(names), dtype=str),
+        ARRAY.class_utf8: encode_utf8(list(mids), widths[ARRAY.class_], "mid"),
+        ARRAY.class_name_utf8: encode_utf8(list(names), widths[ARRAY.class_name], "class name"),
     }
 
 
 def twin_problems(arrays: dict[str, np.ndarray], label: str) -> list[str]:
     """Derived per-clip arrays that do not spell their source (rows of one chunk, as read)."""
     problems = []
-    if XARRAY_CLIP in arrays and "clip_id" in arrays:
-        if [str(c) for c in arrays[XARRAY_CLIP]] != [str(c) for c in arrays["clip_id"]]:
+    if ARRAY.clip in arrays and ARRAY.clip_id in arrays:
+        if [str(c) for c in arrays[ARRAY.clip]] != [str(c) for c in arrays[ARRAY.clip_id]]:
             problems.append(f"{label}: array 'clip' differs from clip_id")
-    pairs = [(name, source) for name, (source, _) in CLIP_TWINS.items()] + [(PARTNER_TWIN, "view_partner")]
+    pairs = [(name, source) for name, (source, _) in CLIP_TWINS.items()]
+    pairs.append((ARRAY.view_partner_utf8, ARRAY.view_partner))
     for name, source in pairs:
         if name in arrays and source in arrays:
             decoded = decode_utf8(arrays[name])

@@ -35,22 +35,79 @@ UNIT_CLIPS = 256
 FAILURE_CHUNK = 4096
 MAX_CLASSES = np.iinfo(np.int16).max  # topk_indices are int16
 
+
+@dataclass(frozen=True)
+class ArrayNames:
+    """Every array name of the schema, spelled once: other modules write ``ARRAY.clip_id``, not ``"clip_id"``.
+
+    A namespace rather than ~35 constants: one import serves a module, the attribute reads exactly like
+    the name on disk (as docs/store-format.md and a plain zarr reader spell it), and a misspelt name is
+    a mypy error (an AttributeError) rather than a KeyError from a missing array deep in a run. Each value
+    is its attribute's name (``class_`` is ``class``, a keyword); tests/test_store_array_names.py checks that.
+    """
+
+    # the manifest's columns, one row per clip
+    clip_id: str = "clip_id"
+    split: str = "split"
+    fold: str = "fold"
+    fingerprint: str = "fingerprint"
+    # 1.3: xarray's index coordinate of dim `clip` (a copy of clip_id) and the uint8 UTF-8 twins (TensorStore)
+    clip: str = "clip"
+    clip_id_utf8: str = "clip_id_utf8"
+    split_utf8: str = "split_utf8"
+    fingerprint_utf8: str = "fingerprint_utf8"
+    # per chunk: the teacher's output, dense or top-k, for the clean clip and its views
+    valid: str = "valid"
+    teacher_index: str = "teacher_index"
+    logits: str = "logits"
+    topk_values: str = "topk_values"
+    topk_indices: str = "topk_indices"
+    topk_fill: str = "topk_fill"
+    view_logits: str = "view_logits"
+    view_topk_values: str = "view_topk_values"
+    view_topk_indices: str = "view_topk_indices"
+    view_topk_fill: str = "view_topk_fill"
+    # per chunk: each view's augmentation parameters (mixup partner, lambda, shift, SpecAugment masks)
+    view_partner: str = "view_partner"
+    view_lambda: str = "view_lambda"
+    view_time_shift: str = "view_time_shift"
+    view_freq_masks: str = "view_freq_masks"
+    view_time_masks: str = "view_time_masks"
+    view_partner_utf8: str = "view_partner_utf8"
+    # 1.3: the vocabulary as arrays (xarray's `class` coordinate, names, uint8 twins)
+    class_: str = "class"  # `class` is a Python keyword
+    class_name: str = "class_name"
+    class_utf8: str = "class_utf8"
+    class_name_utf8: str = "class_name_utf8"
+    # bookkeeping, one row per chunk, and the failure table, one row per failed clip
+    chunk_done: str = "chunk_done"
+    chunk_sha256: str = "chunk_sha256"
+    chunk_failures: str = "chunk_failures"
+    failure_clip_id: str = "failure_clip_id"
+    failure_error: str = "failure_error"
+    failure_chunk: str = "failure_chunk"
+
+
+ARRAY = ArrayNames()
+
 # groups of the array names :meth:`Layout.array_specs` defines (the schema); other modules use these
-COLUMN_ARRAYS = ("clip_id", "split", "fold", "fingerprint")  # the manifest's columns, one row per clip
+COLUMN_ARRAYS = (ARRAY.clip_id, ARRAY.split, ARRAY.fold, ARRAY.fingerprint)  # the manifest's columns, one row per clip
 LOGIT_ARRAYS = (
-    "logits",
-    "view_logits",
-    "topk_values",
-    "topk_indices",
-    "topk_fill",
-    "view_topk_values",
-    "view_topk_indices",
-    "view_topk_fill",
+    ARRAY.logits,
+    ARRAY.view_logits,
+    ARRAY.topk_values,
+    ARRAY.topk_indices,
+    ARRAY.topk_fill,
+    ARRAY.view_topk_values,
+    ARRAY.view_topk_indices,
+    ARRAY.view_topk_fill,
 )  # dense or top-k, clean clip or views
-SCORE_ARRAYS = ("logits", "view_logits", "topk_values", "view_topk_values")  # finite iff the row is valid
-VIEW_PARAM_ARRAYS = ("view_lambda", "view_time_shift", "view_freq_masks", "view_time_masks")  # with view_partner
-FAILURE_ARRAYS = ("failure_clip_id", "failure_error", "failure_chunk")
-CHUNK_CHECKSUMS = "chunk_sha256"
+# SCORE_ARRAYS are finite iff the row is valid; VIEW_PARAM_ARRAYS go with view_partner
+SCORE_ARRAYS = (ARRAY.logits, ARRAY.view_logits, ARRAY.topk_values, ARRAY.view_topk_values)
+VIEW_PARAM_ARRAYS = (ARRAY.view_lambda, ARRAY.view_time_shift, ARRAY.view_freq_masks, ARRAY.view_time_masks)
+CLASS_ARRAYS = (ARRAY.class_, ARRAY.class_name, ARRAY.class_utf8, ARRAY.class_name_utf8)  # 1.3, from the vocabulary
+FAILURE_ARRAYS = (ARRAY.failure_clip_id, ARRAY.failure_error, ARRAY.failure_chunk)
+CHUNK_CHECKSUMS = ARRAY.chunk_sha256
 
 
 @dataclass(frozen=True)
@@ -59,6 +116,8 @@ class ArraySpec:
     shape: tuple[int, ...]
     chunks: tuple[int, ...]
     dtype: str  # numpy dtype name, or "str" for zarr's variable-length UTF-8 strings
+    # dimension names are a namespace of their own (zarr's dimension_names), spelled as strings here: only
+    # `clip` and `class` coincide with an array's name, because xarray makes the array named like a dim its index
     dims: tuple[str, ...]
     fill: object
     shards: tuple[int, ...] | None = None  # zarr sharding: several chunks per file (format 1.2)
@@ -141,30 +200,30 @@ class Layout:
     def chunk_array_specs(self) -> list[ArraySpec]:
         """Arrays a chunk writer fills, in the order their bytes enter the chunk's sha256."""
         c, k, v, m, spec = self.num_classes, self.topk, self.views, self.max_masks, self._per_clip
-        specs = [spec("valid", (), "bool", ("clip",), False), spec("teacher_index", (), "int16", ("clip",), 0)]
+        specs = [spec(ARRAY.valid, (), "bool", ("clip",), False), spec(ARRAY.teacher_index, (), "int16", ("clip",), 0)]
         if k:
             specs += [
-                spec("topk_values", (k,), self.dtype, ("clip", "rank"), np.nan),
-                spec("topk_indices", (k,), "int16", ("clip", "rank"), -1),
-                spec("topk_fill", (), self.dtype, ("clip",), np.nan),
+                spec(ARRAY.topk_values, (k,), self.dtype, ("clip", "rank"), np.nan),
+                spec(ARRAY.topk_indices, (k,), "int16", ("clip", "rank"), -1),
+                spec(ARRAY.topk_fill, (), self.dtype, ("clip",), np.nan),
             ]
         else:
-            specs.append(spec("logits", (c,), self.dtype, ("clip", "class"), np.nan))
+            specs.append(spec(ARRAY.logits, (c,), self.dtype, ("clip", "class"), np.nan))
         if v:
             if k:
                 specs += [
-                    spec("view_topk_values", (v, k), self.dtype, ("clip", "view", "rank"), np.nan),
-                    spec("view_topk_indices", (v, k), "int16", ("clip", "view", "rank"), -1),
-                    spec("view_topk_fill", (v,), self.dtype, ("clip", "view"), np.nan),
+                    spec(ARRAY.view_topk_values, (v, k), self.dtype, ("clip", "view", "rank"), np.nan),
+                    spec(ARRAY.view_topk_indices, (v, k), "int16", ("clip", "view", "rank"), -1),
+                    spec(ARRAY.view_topk_fill, (v,), self.dtype, ("clip", "view"), np.nan),
                 ]
             else:
-                specs.append(spec("view_logits", (v, c), self.dtype, ("clip", "view", "class"), np.nan))
+                specs.append(spec(ARRAY.view_logits, (v, c), self.dtype, ("clip", "view", "class"), np.nan))
             specs += [
-                spec("view_partner", (v,), "str", ("clip", "view"), ""),
-                spec("view_lambda", (v,), "float32", ("clip", "view"), 1.0),
-                spec("view_time_shift", (v,), "int32", ("clip", "view"), 0),
-                spec("view_freq_masks", (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1),
-                spec("view_time_masks", (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1),
+                spec(ARRAY.view_partner, (v,), "str", ("clip", "view"), ""),
+                spec(ARRAY.view_lambda, (v,), "float32", ("clip", "view"), 1.0),
+                spec(ARRAY.view_time_shift, (v,), "int32", ("clip", "view"), 0),
+                spec(ARRAY.view_freq_masks, (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1),
+                spec(ARRAY.view_time_masks, (v, m, 2), "int32", ("clip", "view", "mask", "start_width"), -1),
             ]
         return specs
 
@@ -174,10 +233,10 @@ class Layout:
             return []
         w, spec = self.widths, self._per_clip
         return [
-            spec("clip", (), "str", ("clip",), ""),
-            spec("clip_id_utf8", (w["clip_id"],), "uint8", ("clip", "clip_id_byte"), 0),
-            spec("split_utf8", (w["split"],), "uint8", ("clip", "split_byte"), 0),
-            spec("fingerprint_utf8", (w["fingerprint"],), "uint8", ("clip", "fingerprint_byte"), 0),
+            spec(ARRAY.clip, (), "str", ("clip",), ""),
+            spec(ARRAY.clip_id_utf8, (w[ARRAY.clip_id],), "uint8", ("clip", "clip_id_byte"), 0),
+            spec(ARRAY.split_utf8, (w[ARRAY.split],), "uint8", ("clip", "split_byte"), 0),
+            spec(ARRAY.fingerprint_utf8, (w[ARRAY.fingerprint],), "uint8", ("clip", "fingerprint_byte"), 0),
         ]
 
     def partner_twin_specs(self) -> list[ArraySpec]:
@@ -186,7 +245,11 @@ class Layout:
             return []
         return [
             self._per_clip(
-                "view_partner_utf8", (self.views, self.widths["clip_id"]), "uint8", ("clip", "view", "clip_id_byte"), 0
+                ARRAY.view_partner_utf8,
+                (self.views, self.widths[ARRAY.clip_id]),
+                "uint8",
+                ("clip", "view", "clip_id_byte"),
+                0,
             )
         ]
 
@@ -196,11 +259,18 @@ class Layout:
             return []
         c, w = self.num_classes, self.widths
         return [
-            ArraySpec("class", (c,), (c,), "str", ("class",), ""),
-            ArraySpec("class_name", (c,), (c,), "str", ("class",), ""),
-            ArraySpec("class_utf8", (c, w["class"]), (c, w["class"]), "uint8", ("class", "class_byte"), 0),
+            ArraySpec(ARRAY.class_, (c,), (c,), "str", ("class",), ""),
+            ArraySpec(ARRAY.class_name, (c,), (c,), "str", ("class",), ""),
             ArraySpec(
-                "class_name_utf8", (c, w["class_name"]), (c, w["class_name"]), "uint8", ("class", "class_name_byte"), 0
+                ARRAY.class_utf8, (c, w[ARRAY.class_]), (c, w[ARRAY.class_]), "uint8", ("class", "class_byte"), 0
+            ),
+            ArraySpec(
+                ARRAY.class_name_utf8,
+                (c, w[ARRAY.class_name]),
+                (c, w[ARRAY.class_name]),
+                "uint8",
+                ("class", "class_name_byte"),
+                0,
             ),
         ]
 
@@ -208,20 +278,20 @@ class Layout:
         """Every array of a store of version 1.<minor>: manifest columns, chunk data, bookkeeping, failures."""
         chunks, spec = self.n_chunks, self._per_clip
         return [
-            spec("clip_id", (), "str", ("clip",), ""),
-            spec("split", (), "str", ("clip",), ""),
-            spec("fold", (), "int8", ("clip",), 0),
-            *([spec("fingerprint", (), "str", ("clip",), "")] if minor >= 1 else []),
+            spec(ARRAY.clip_id, (), "str", ("clip",), ""),
+            spec(ARRAY.split, (), "str", ("clip",), ""),
+            spec(ARRAY.fold, (), "int8", ("clip",), 0),
+            *([spec(ARRAY.fingerprint, (), "str", ("clip",), "")] if minor >= 1 else []),
             *self.clip_twin_specs(),
             *self.chunk_array_specs(),
             *self.partner_twin_specs(),
             *self.class_specs(),
-            ArraySpec("chunk_done", (chunks,), (chunks,), "bool", ("chunk",), False),
-            ArraySpec("chunk_sha256", (chunks,), (chunks,), "str", ("chunk",), ""),
-            ArraySpec("chunk_failures", (chunks,), (chunks,), "int32", ("chunk",), 0),
-            ArraySpec("failure_clip_id", (0,), (FAILURE_CHUNK,), "str", ("failure",), ""),
-            ArraySpec("failure_error", (0,), (FAILURE_CHUNK,), "str", ("failure",), ""),
-            ArraySpec("failure_chunk", (0,), (FAILURE_CHUNK,), "int32", ("failure",), -1),
+            ArraySpec(ARRAY.chunk_done, (chunks,), (chunks,), "bool", ("chunk",), False),
+            ArraySpec(ARRAY.chunk_sha256, (chunks,), (chunks,), "str", ("chunk",), ""),
+            ArraySpec(ARRAY.chunk_failures, (chunks,), (chunks,), "int32", ("chunk",), 0),
+            ArraySpec(ARRAY.failure_clip_id, (0,), (FAILURE_CHUNK,), "str", ("failure",), ""),
+            ArraySpec(ARRAY.failure_error, (0,), (FAILURE_CHUNK,), "str", ("failure",), ""),
+            ArraySpec(ARRAY.failure_chunk, (0,), (FAILURE_CHUNK,), "int32", ("failure",), -1),
         ]
 
 

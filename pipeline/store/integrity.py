@@ -18,7 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .format import COLUMN_ARRAYS, FAILURE_ARRAYS, Layout, StoreError, dump_json, read_strings, version_minor
+from .format import (
+    ARRAY,
+    CLASS_ARRAYS,
+    COLUMN_ARRAYS,
+    FAILURE_ARRAYS,
+    Layout,
+    StoreError,
+    dump_json,
+    read_strings,
+    version_minor,
+)
 from .remote import RemoteReadError
 
 DIGEST_HEADER = b"cmkd-logits store digest v1\n"
@@ -59,9 +69,6 @@ def checksum_names(layout: Layout, attrs: dict) -> list[str]:
     return [*COLUMN_ARRAYS, *twins, *data, *(spec.name for spec in layout.partner_twin_specs())]
 
 
-CLASS_ARRAY_NAMES = ("class", "class_name", "class_utf8", "class_name_utf8")  # format 1.3; in the digest
-
-
 def read_rows(group, name: str, start: int, stop: int) -> np.ndarray:
     """Rows start:stop of one array of `group` (a zarr group, or a dict of its opened arrays, which
     saves re-reading metadata per chunk); ChunkUnreadable instead of whatever the codec raises."""
@@ -77,7 +84,7 @@ def chunk_clip_ids(group, layout: Layout, chunk_index: int) -> list[str]:
     """The clip ids of a chunk for error messages; empty when clip_id itself does not decode."""
     start, stop = layout.chunk_bounds(chunk_index)
     try:
-        return [str(c) for c in read_rows(group, "clip_id", start, stop)]
+        return [str(c) for c in read_rows(group, ARRAY.clip_id, start, stop)]
     except ChunkUnreadable:
         return []
 
@@ -175,14 +182,12 @@ def store_digest(group, attrs: dict) -> str:
     digest = hashlib.sha256(DIGEST_HEADER)
     digest.update(canonical_attrs(attrs).encode("utf-8") + b"\n")
     try:
-        done = np.asarray(group["chunk_done"][:])
-        checksums = read_strings(group["chunk_sha256"])
-        failures = np.asarray(group["chunk_failures"][:])
+        done = np.asarray(group[ARRAY.chunk_done][:])
+        checksums = read_strings(group[ARRAY.chunk_sha256])
+        failures = np.asarray(group[ARRAY.chunk_failures][:])
         length = min(group[name].shape[0] for name in FAILURE_ARRAYS)
         table = [(name, np.asarray(group[name][:length])) for name in FAILURE_ARRAYS]
-        classes = (
-            [(name, np.asarray(group[name][...])) for name in CLASS_ARRAY_NAMES] if version_minor(attrs) >= 3 else []
-        )
+        classes = [(name, np.asarray(group[name][...])) for name in CLASS_ARRAYS] if version_minor(attrs) >= 3 else []
     except RemoteReadError:
         raise
     except Exception as exc:
@@ -203,7 +208,7 @@ def recorded_digest(attrs: dict) -> str | None:
 def completion_problem(group, attrs: dict, layout: Layout) -> str:
     """ "" for a finished store; else what is unfinished, as stage two's refusal says it."""
     try:
-        done = np.asarray(group["chunk_done"][:])
+        done = np.asarray(group[ARRAY.chunk_done][:])
     except RemoteReadError:
         raise
     except Exception as exc:
@@ -273,7 +278,7 @@ def format_contradictions(group, layout: Layout, attrs: dict) -> list[str]:
     minor, version = version_minor(attrs), attrs.get("version")
     found = []
     if minor < 1:
-        if "fingerprint" in group:
+        if ARRAY.fingerprint in group:
             found.append("it holds a 'fingerprint' array (format 1.1 and later)")
         if recorded_digest(attrs) is not None:
             found.append("it records completed.digest (format 1.1 and later)")

@@ -18,7 +18,7 @@ import numpy as np
 
 from .create import _identity, create_store
 from .encodings import utf8_width
-from .format import COLUMN_ARRAYS, ArraySpec, StoreError, create_array, open_store, public_location
+from .format import ARRAY, COLUMN_ARRAYS, ArraySpec, StoreError, create_array, open_store, public_location
 from .integrity import chunk_digest
 from .location import consolidate, open_group_at
 from .lock import StoreLock
@@ -60,9 +60,9 @@ class Source:
         self.attrs = group.attrs.asdict()
         names = [*COLUMN_ARRAYS, *(spec.name for spec in self.layout.chunk_array_specs())]
         self.arrays = {name: np.asarray(group[name][...]) for name in names if name in group}
-        if "fingerprint" not in self.arrays:  # a 1.0 store
-            self.arrays["fingerprint"] = np.array([""] * self.layout.n_clips, dtype=object)
-        self.clip_ids = [str(c) for c in self.arrays["clip_id"]]
+        if ARRAY.fingerprint not in self.arrays:  # a 1.0 store
+            self.arrays[ARRAY.fingerprint] = np.array([""] * self.layout.n_clips, dtype=object)
+        self.clip_ids = [str(c) for c in self.arrays[ARRAY.clip_id]]
         self.row_of = {clip_id: row for row, clip_id in enumerate(self.clip_ids)}
         self.failures = {clip: error for clip, error, _ in read_failures(group)}
 
@@ -77,9 +77,7 @@ def _new_store_like(out, first: Source, clip_rows: list[tuple[Source, int]], der
     attrs = {key: first.attrs[key] for key in PROVENANCE_KEYS if key in first.attrs}
     attrs["views"] = {"settings": first.attrs.get("views", {}).get("settings")}
     attrs["derived"] = derived
-    column = {
-        name: [src.arrays[name][row] for src, row in clip_rows] for name in ("clip_id", "split", "fold", "fingerprint")
-    }
+    column = {name: [src.arrays[name][row] for src, row in clip_rows] for name in COLUMN_ARRAYS}
     vocabulary = first.attrs["vocabulary"]
     options = dict(
         views=first.layout.views,
@@ -93,10 +91,10 @@ def _new_store_like(out, first: Source, clip_rows: list[tuple[Source, int]], der
     options["id_bytes"] = max(utf8_width(src.clip_ids) for src in {id(s): s for s, _ in clip_rows}.values())
     create_store(
         out,
-        clip_ids=[str(c) for c in column["clip_id"]],
-        splits=[str(s) for s in column["split"]],
-        folds=[int(f) for f in column["fold"]],
-        fingerprints=[str(f) for f in column["fingerprint"]],
+        clip_ids=[str(c) for c in column[ARRAY.clip_id]],
+        splits=[str(s) for s in column[ARRAY.split]],
+        folds=[int(f) for f in column[ARRAY.fold]],
+        fingerprints=[str(f) for f in column[ARRAY.fingerprint]],
         vocabulary_mids=vocabulary["mids"],
         vocabulary_names=vocabulary["names"],
         activation=first.attrs["activation"],
@@ -116,7 +114,7 @@ def _copy_rows(out, clip_rows: list[tuple[Source, int]], summary: dict) -> dict:
             failures = [
                 (src.clip_ids[row], src.failures.get(src.clip_ids[row], "failed in the input store"))
                 for src, row in picked
-                if not src.arrays["valid"][row]
+                if not src.arrays[ARRAY.valid][row]
             ]
             mark_chunk_done(out, chunk, sha, failures)
         return finalize_store(out, summary)
@@ -134,7 +132,7 @@ def subset(
             raise StoreError(f"{location}: {len(unknown)} requested clips are not in the store (first: {unknown[:10]})")
         rows = [source.row_of[c] for c in dict.fromkeys(clip_ids)]
     else:
-        rows = [row for row, split in enumerate(source.arrays["split"]) if str(split) in set(splits)]
+        rows = [row for row, split in enumerate(source.arrays[ARRAY.split]) if str(split) in set(splits)]
     if not rows:
         raise StoreError(f"{location}: the selection is empty (splits {splits})")
     derived = {"op": "subset", "inputs": [source.record()], "splits": splits, "clips": len(rows)}

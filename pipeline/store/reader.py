@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.views import View
 
 from .cache import share_arrays
-from .format import VIEW_PARAM_ARRAYS, Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
+from .format import ARRAY, VIEW_PARAM_ARRAYS, Layout, StoreError, dump_json, open_store, read_strings, strings_sha256
 from .integrity import (
     checksum_names,
     compare_chunk,
@@ -34,6 +34,9 @@ from .topk import rebuild_dense
 from .views import arrays_to_view
 
 OPT_OUT = "verify=false skips this check, at your risk"
+# what a clean-clip or a view lookup reads: (top-k values, indices, fill) in a top-k store, else the dense array
+CLEAN_LOGITS = ((ARRAY.topk_values, ARRAY.topk_indices, ARRAY.topk_fill), ARRAY.logits)
+VIEW_LOGITS = ((ARRAY.view_topk_values, ARRAY.view_topk_indices, ARRAY.view_topk_fill), ARRAY.view_logits)
 _VERIFIED_CHUNKS: set[tuple[str, str, int]] = set()  # (store, digest, chunk) hashed in this process
 
 
@@ -61,9 +64,9 @@ def _load_rows(
     if n_rows == 0:
         return {name: np.empty((0, *group[name].shape[1:]), dtype=group[name].dtype) for name in names}
     chunks = range(layout.n_chunks) if rows is None else np.unique(rows // layout.chunk_clips).tolist()
-    recorded = read_strings(group["chunk_sha256"]) if digest is not None else []
+    recorded = read_strings(group[ARRAY.chunk_sha256]) if digest is not None else []
     covered = checksum_names(layout, attrs)
-    group = {name: group[name] for name in {*covered, *names, "clip_id"}}  # open each array once
+    group = {name: group[name] for name in {*covered, *names, ARRAY.clip_id}}  # open each array once
     key = identity(path)
     todo = set() if digest is None else {c for c in chunks if (key, digest, c) not in _VERIFIED_CHUNKS}
     for chunk, arrays in iter_chunks(group, layout, covered if todo else names, chunks):
@@ -168,33 +171,33 @@ class LogitTable:
                 "corrupted or unfinished rows would train the student",
                 file=sys.stderr,
             )
-        all_ids = read_strings(group["clip_id"])
+        all_ids = read_strings(group[ARRAY.clip_id])
         if clip_ids is None:
             rows = None
         else:
             position = {clip_id: row for row, clip_id in enumerate(all_ids)}
             rows = np.array(sorted({position[c] for c in clip_ids if c in position}), dtype=np.int64)
-        names = ["valid", "teacher_index"]
-        names += ["topk_values", "topk_indices", "topk_fill"] if layout.topk else ["logits"]
+        names = [ARRAY.valid, ARRAY.teacher_index]
+        names += list(CLEAN_LOGITS[0]) if layout.topk else [CLEAN_LOGITS[1]]
         with_views = bool(load_views and layout.views)
         if with_views:
-            names += ["view_topk_values", "view_topk_indices", "view_topk_fill"] if layout.topk else ["view_logits"]
-            names += [*VIEW_PARAM_ARRAYS, "view_partner"]
+            names += list(VIEW_LOGITS[0]) if layout.topk else [VIEW_LOGITS[1]]
+            names += [*VIEW_PARAM_ARRAYS, ARRAY.view_partner]
         arrays = _load_rows(group, layout, attrs, names, rows, path, digest if verify else None)
         partner_names: list[str] = []
         if with_views:
-            partners = arrays.pop("view_partner")
+            partners = arrays.pop(ARRAY.view_partner)
             unique, codes = np.unique(partners, return_inverse=True)
             partner_names = [str(p) for p in unique]
             arrays["view_partner_code"] = codes.reshape(partners.shape).astype(np.int32)
         loaded_ids = all_ids if rows is None else [all_ids[row] for row in rows]
-        complete = bool(np.asarray(group["chunk_done"][:]).all())
+        complete = bool(np.asarray(group[ARRAY.chunk_done][:]).all())
         table = cls(
             Path(path) if is_local_dir(path) else path, attrs, layout, loaded_ids, arrays, partner_names, complete
         )
         table.digest, table.verified, table.pinned = digest, verify, bool(expected_digest)
-        if "fingerprint" in group:
-            stored = read_strings(group["fingerprint"])
+        if ARRAY.fingerprint in group:
+            stored = read_strings(group[ARRAY.fingerprint])
             table.fingerprints = stored if rows is None else [stored[row] for row in rows]
         return table
 
@@ -208,11 +211,11 @@ class LogitTable:
 
     @property
     def valid(self) -> np.ndarray:
-        return self._arrays["valid"]
+        return self._arrays[ARRAY.valid]
 
     @property
     def teacher_index(self) -> np.ndarray:
-        return self._arrays["teacher_index"]
+        return self._arrays[ARRAY.teacher_index]
 
     def usable(self, rows) -> np.ndarray:
         """True where a row exists and holds real logits (not missing, not a failed clip)."""
@@ -223,27 +226,28 @@ class LogitTable:
         """Same as :meth:`usable`: the name stage two's join uses."""
         return self.usable(rows)
 
-    def _dense(self, prefix: str, rows: np.ndarray, ks: np.ndarray | None) -> np.ndarray:
+    def _dense(self, which: tuple[tuple[str, str, str], str], rows: np.ndarray, ks: np.ndarray | None) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         if not self.clip_ids:  # a subset that matched no clip: every row is missing
             return np.full((len(rows), self.layout.num_classes), np.nan, dtype=np.float32)
         safe = np.maximum(rows, 0)
         pick = (safe,) if ks is None else (safe, np.asarray(ks, dtype=np.int64))
+        (values, indices, fill), dense = which
         if self.layout.topk:
             out = rebuild_dense(
-                self._arrays[f"{prefix}topk_values"][pick],
-                self._arrays[f"{prefix}topk_indices"][pick],
-                self._arrays[f"{prefix}topk_fill"][pick],
+                self._arrays[values][pick],
+                self._arrays[indices][pick],
+                self._arrays[fill][pick],
                 self.layout.num_classes,
             )
         else:
-            out = self._arrays[f"{prefix}logits"][pick].astype(np.float32)
+            out = self._arrays[dense][pick].astype(np.float32)
         out[rows < 0] = np.nan
         return out
 
     def logits_for(self, rows) -> np.ndarray:
         """float32 [len(rows), C] clean-clip logits; NaN rows for missing (-1) or failed clips."""
-        return self._dense("", rows, None)
+        return self._dense(CLEAN_LOGITS, rows, None)
 
     def bad_values(self, rows, block: int = 1 << 16) -> np.ndarray:
         """True where a row marked valid holds logits no teacher gives: NaN/inf, or values at float16's
@@ -274,13 +278,13 @@ class LogitTable:
         ks = np.asarray(ks, dtype=np.int64)
         if ks.size and (ks.min() < 0 or ks.max() >= self.layout.views):
             raise ValueError(f"view indices must be in 0..{self.layout.views - 1}")
-        return self._dense("view_", rows, ks)
+        return self._dense(VIEW_LOGITS, rows, ks)
 
     def view_for(self, row: int, k: int) -> View:
         """The exact View (mixup partner, lambda, shift, masks) the teacher saw for view k of row."""
         self._require_views()
         arrays = {name: self._arrays[name] for name in VIEW_PARAM_ARRAYS}
-        arrays["view_partner"] = _PartnerLookup(self._arrays["view_partner_code"], self._partner_names)
+        arrays[ARRAY.view_partner] = _PartnerLookup(self._arrays["view_partner_code"], self._partner_names)
         return arrays_to_view(arrays, row, k, seed=self.view_seed)
 
     @property

@@ -11,7 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from .encodings import decode_utf8, twin_problems
-from .format import SCORE_ARRAYS, Layout, StoreError, open_store, read_strings, strings_sha256, version_minor
+from .format import (
+    ARRAY,
+    CLASS_ARRAYS,
+    SCORE_ARRAYS,
+    Layout,
+    StoreError,
+    open_store,
+    read_strings,
+    strings_sha256,
+    version_minor,
+)
 from .integrity import (
     checksum_names,
     compare_chunk,
@@ -83,6 +93,7 @@ def _schema_problems(group, layout: Layout, minor: int) -> list[str]:
 
 FLOAT16_LIMIT = float(np.finfo(np.float16).max)
 LOGIT_SCORES = SCORE_ARRAYS  # every one holds scores (top-k fill values too)
+VIEW_SCORES = (ARRAY.view_logits, ARRAY.view_topk_values)  # may be NaN as a whole view in a valid row
 
 
 def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
@@ -90,13 +101,13 @@ def _row_problems(named: dict[str, np.ndarray], chunk_index: int) -> list[str]:
 
     A view of a valid clip may be NaN as a whole (its mixup partner was unreadable), never in part.
     """
-    valid = named["valid"]
+    valid = named[ARRAY.valid]
     problems = []
     for name in SCORE_ARRAYS:
         if name not in named:
             continue
         per_view = named[name].reshape(len(valid), -1, named[name].shape[-1])[valid]
-        whole = np.isfinite(per_view).all(axis=-1) | (name.startswith("view_") & np.isnan(per_view).all(axis=-1))
+        whole = np.isfinite(per_view).all(axis=-1) | ((name in VIEW_SCORES) & np.isnan(per_view).all(axis=-1))
         if not whole.all():
             problems.append(f"chunk {chunk_index}: {name} has non-finite values in valid rows")
         finite = per_view[np.isfinite(per_view)]
@@ -134,7 +145,7 @@ def _attr_problems(group, layout: Layout, attrs: dict) -> list[str]:
     if strings_sha256(mids) != attrs["vocabulary"]["sha256"] or len(mids) != layout.num_classes:
         problems.append("vocabulary: mids do not match vocabulary.sha256 or the class count")
     try:
-        if strings_sha256(read_strings(group["clip_id"])) != attrs["clips"]["sha256"]:
+        if strings_sha256(read_strings(group[ARRAY.clip_id])) != attrs["clips"]["sha256"]:
             problems.append("clip_id: the stored ids do not match clips.sha256")
     except RemoteReadError:
         raise
@@ -150,18 +161,20 @@ def _class_problems(group, layout: Layout, attrs: dict) -> list[str]:
     if not layout.text_bytes:
         return ["format 1.3 but layout.text_bytes is missing (the uint8 copies cannot be checked)"]
     try:
-        stored = {
-            name: np.asarray(group[name][...]) for name in ("class", "class_name", "class_utf8", "class_name_utf8")
-        }
+        stored = {name: np.asarray(group[name][...]) for name in CLASS_ARRAYS}
     except RemoteReadError:
         raise
     except Exception as exc:
         return [f"vocabulary arrays do not decode ({type(exc).__name__}: {str(exc)[:120]})"]
     vocabulary = attrs["vocabulary"]
-    expected = {"class": vocabulary["mids"], "class_name": vocabulary["names"]}
+    # (array, its uint8 twin) -> what attrs say they hold
+    expected = {
+        (ARRAY.class_, ARRAY.class_utf8): vocabulary["mids"],
+        (ARRAY.class_name, ARRAY.class_name_utf8): vocabulary["names"],
+    }
     problems = []
-    for name, values in expected.items():
-        for array_name, decoded in ((name, stored[name]), (f"{name}_utf8", decode_utf8(stored[f"{name}_utf8"]))):
+    for (name, twin), values in expected.items():
+        for array_name, decoded in ((name, stored[name]), (twin, decode_utf8(stored[twin]))):
             if [str(v) for v in decoded] != [str(v) for v in values]:
                 problems.append(f"array {array_name!r} differs from attrs.vocabulary")
     return problems
@@ -191,9 +204,9 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
     result.notes = [note] if note else []
     try:
         result.digest, problem = digest_problem(group, attrs)
-        done = np.asarray(group["chunk_done"][:])
-        checksums = read_strings(group["chunk_sha256"])
-        failure_counts = np.asarray(group["chunk_failures"][:])
+        done = np.asarray(group[ARRAY.chunk_done][:])
+        checksums = read_strings(group[ARRAY.chunk_sha256])
+        failure_counts = np.asarray(group[ARRAY.chunk_failures][:])
         per_chunk = Counter(chunk for _, _, chunk in read_failures(group))
     except RemoteReadError:
         raise
@@ -202,7 +215,7 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
         return result
     problems += [problem] if problem else []
     names = checksum_names(layout, attrs)
-    handles = {name: group[name] for name in {*names, "clip_id"}}  # opening an array reads its metadata
+    handles = {name: group[name] for name in {*names, ARRAY.clip_id}}  # opening an array reads its metadata
     for chunk_index, arrays in iter_chunks(handles, layout, names, np.flatnonzero(done)):
         check = compare_chunk(chunk_index, arrays, checksums[chunk_index])
         result.chunks_checked += 1

@@ -13,6 +13,8 @@ import numpy as np
 
 from pipeline.views import MAX_MASKS, View
 
+from .format import ARRAY
+
 UNUSED_SLOT = (-1, -1)
 LAMBDA_DECIMALS = 6
 
@@ -37,11 +39,11 @@ def views_to_arrays(views: list[list[View]], max_masks: int = MAX_MASKS) -> dict
     n_rows = len(views)
     n_views = len(views[0]) if n_rows else 0
     arrays = {
-        "view_partner": np.full((n_rows, n_views), "", dtype=object),
-        "view_lambda": np.ones((n_rows, n_views), dtype=np.float32),
-        "view_time_shift": np.zeros((n_rows, n_views), dtype=np.int32),
-        "view_freq_masks": np.full((n_rows, n_views, max_masks, 2), -1, dtype=np.int32),
-        "view_time_masks": np.full((n_rows, n_views, max_masks, 2), -1, dtype=np.int32),
+        ARRAY.view_partner: np.full((n_rows, n_views), "", dtype=object),
+        ARRAY.view_lambda: np.ones((n_rows, n_views), dtype=np.float32),
+        ARRAY.view_time_shift: np.zeros((n_rows, n_views), dtype=np.int32),
+        ARRAY.view_freq_masks: np.full((n_rows, n_views, max_masks, 2), -1, dtype=np.int32),
+        ARRAY.view_time_masks: np.full((n_rows, n_views, max_masks, 2), -1, dtype=np.int32),
     }
     for row, row_views in enumerate(views):
         if len(row_views) != n_views:
@@ -55,11 +57,11 @@ def views_to_arrays(views: list[list[View]], max_masks: int = MAX_MASKS) -> dict
                     f"{where}: lambda {view.lam!r} has more than {LAMBDA_DECIMALS} decimals "
                     "and would not round-trip through float32"
                 )
-            arrays["view_partner"][row, k] = view.partner
-            arrays["view_lambda"][row, k] = view.lam
-            arrays["view_time_shift"][row, k] = view.time_shift
-            arrays["view_freq_masks"][row, k] = _pack_masks(view.freq_masks, max_masks, where)
-            arrays["view_time_masks"][row, k] = _pack_masks(view.time_masks, max_masks, where)
+            arrays[ARRAY.view_partner][row, k] = view.partner
+            arrays[ARRAY.view_lambda][row, k] = view.lam
+            arrays[ARRAY.view_time_shift][row, k] = view.time_shift
+            arrays[ARRAY.view_freq_masks][row, k] = _pack_masks(view.freq_masks, max_masks, where)
+            arrays[ARRAY.view_time_masks][row, k] = _pack_masks(view.time_masks, max_masks, where)
     return arrays
 
 
@@ -72,22 +74,22 @@ def arrays_to_view(arrays: dict[str, np.ndarray], row: int, k: int, seed: int = 
     return View(
         seed=int(seed),
         view_index=int(k),
-        partner=str(arrays["view_partner"][row, k]),
-        lam=round(float(arrays["view_lambda"][row, k]), LAMBDA_DECIMALS),
-        time_shift=int(arrays["view_time_shift"][row, k]),
-        freq_masks=_unpack_masks(arrays["view_freq_masks"][row, k]),
-        time_masks=_unpack_masks(arrays["view_time_masks"][row, k]),
+        partner=str(arrays[ARRAY.view_partner][row, k]),
+        lam=round(float(arrays[ARRAY.view_lambda][row, k]), LAMBDA_DECIMALS),
+        time_shift=int(arrays[ARRAY.view_time_shift][row, k]),
+        freq_masks=_unpack_masks(arrays[ARRAY.view_freq_masks][row, k]),
+        time_masks=_unpack_masks(arrays[ARRAY.view_time_masks][row, k]),
     )
 
 
 def check_view_arrays(arrays: dict[str, np.ndarray], n_rows: int, n_views: int, max_masks: int) -> None:
     """Refuse packed views whose names or shapes do not fit a chunk of the store."""
     expected = {
-        "view_partner": (n_rows, n_views),
-        "view_lambda": (n_rows, n_views),
-        "view_time_shift": (n_rows, n_views),
-        "view_freq_masks": (n_rows, n_views, max_masks, 2),
-        "view_time_masks": (n_rows, n_views, max_masks, 2),
+        ARRAY.view_partner: (n_rows, n_views),
+        ARRAY.view_lambda: (n_rows, n_views),
+        ARRAY.view_time_shift: (n_rows, n_views),
+        ARRAY.view_freq_masks: (n_rows, n_views, max_masks, 2),
+        ARRAY.view_time_masks: (n_rows, n_views, max_masks, 2),
     }
     missing = sorted(set(expected) - set(arrays))
     if missing:

@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from .encodings import encode_utf8
-from .format import Layout, StoreError, json_safe, open_store, read_strings, utc_now
+from .format import ARRAY, FAILURE_ARRAYS, Layout, StoreError, json_safe, open_store, read_strings, utc_now
 from .integrity import checksum_names, chunk_digest, store_digest
 from .location import consolidate, is_local_dir
 from .topk import topk_compress
@@ -35,7 +35,7 @@ def chunk_plan(path: str | os.PathLike) -> list[tuple[int, int, int]]:
 
 def done_chunks(path: str | os.PathLike) -> set[int]:
     group, _ = open_store(path)
-    return {int(index) for index in np.flatnonzero(group["chunk_done"][:])}
+    return {int(index) for index in np.flatnonzero(group[ARRAY.chunk_done][:])}
 
 
 def _to_stored(array: np.ndarray, dtype: str, what: str) -> np.ndarray:
@@ -83,29 +83,27 @@ def _chunk_data(
     view_logits: np.ndarray | None,
     view_arrays: dict | None,
 ) -> dict[str, np.ndarray]:
-    data = {"valid": valid, "teacher_index": teacher_index}
+    data = {ARRAY.valid: valid, ARRAY.teacher_index: teacher_index}
     if layout.topk:
         values, indices, fill = topk_compress(logits, layout.topk, activation)
-        data.update(
-            topk_values=_to_stored(values, layout.dtype, "logits"),
-            topk_indices=indices,
-            topk_fill=_to_stored(fill, layout.dtype, "logits"),
-        )
+        data[ARRAY.topk_values] = _to_stored(values, layout.dtype, what="logits")
+        data[ARRAY.topk_indices] = indices
+        data[ARRAY.topk_fill] = _to_stored(fill, layout.dtype, what="logits")
     else:
-        data["logits"] = _to_stored(logits, layout.dtype, "logits")
+        data[ARRAY.logits] = _to_stored(logits, layout.dtype, what="logits")
     if layout.views:
         if layout.topk:
             values, indices, fill = topk_compress(view_logits, layout.topk, activation)
-            data.update(
-                view_topk_values=_to_stored(values, layout.dtype, "view_logits"),
-                view_topk_indices=indices,
-                view_topk_fill=_to_stored(fill, layout.dtype, "view_logits"),
-            )
+            data[ARRAY.view_topk_values] = _to_stored(values, layout.dtype, what="view_logits")
+            data[ARRAY.view_topk_indices] = indices
+            data[ARRAY.view_topk_fill] = _to_stored(fill, layout.dtype, what="view_logits")
         else:
-            data["view_logits"] = _to_stored(view_logits, layout.dtype, "view_logits")
-        data["view_partner"] = np.array([[str(p) for p in row] for row in view_arrays["view_partner"]], dtype=str)
-        data["view_lambda"] = np.asarray(view_arrays["view_lambda"], dtype=np.float32)
-        for name in ("view_time_shift", "view_freq_masks", "view_time_masks"):
+            data[ARRAY.view_logits] = _to_stored(view_logits, layout.dtype, what="view_logits")
+        data[ARRAY.view_partner] = np.array(
+            [[str(p) for p in row] for row in view_arrays[ARRAY.view_partner]], dtype=str
+        )
+        data[ARRAY.view_lambda] = np.asarray(view_arrays[ARRAY.view_lambda], dtype=np.float32)
+        for name in (ARRAY.view_time_shift, ARRAY.view_freq_masks, ARRAY.view_time_masks):
             data[name] = np.asarray(view_arrays[name], dtype=np.int32)
     return data
 
@@ -122,14 +120,14 @@ def write_chunk(
     """
     group, layout = open_store(path, mode="r+")
     start, stop = layout.chunk_bounds(chunk_index)
-    if group["chunk_done"][chunk_index]:
+    if group[ARRAY.chunk_done][chunk_index]:
         raise StoreError(f"{path}: chunk {chunk_index} is already done; its checksum would no longer match")
     n, num_classes = stop - start, layout.num_classes
-    clip_ids = read_strings(group["clip_id"], slice(start, stop))
+    clip_ids = read_strings(group[ARRAY.clip_id], slice(start, stop))
     valid = np.asarray(valid, dtype=bool)
     if valid.shape != (n,):
         raise ValueError(f"valid has shape {valid.shape}, expected ({n},) for chunk {chunk_index}")
-    logits = _masked(logits, (n, num_classes), valid, clip_ids, "logits")
+    logits = _masked(logits, (n, num_classes), valid, clip_ids, what="logits")
     if teacher_index is None:
         teacher_index = np.zeros(n, dtype=np.int16)
     teacher_index = np.asarray(teacher_index)
@@ -139,7 +137,7 @@ def write_chunk(
     if layout.views:
         if view_logits is None or view_arrays is None:
             raise ValueError(f"the store keeps {layout.views} views per clip: view_logits and view_arrays are required")
-        view_logits = _masked(view_logits, (n, layout.views, num_classes), valid, clip_ids, "view_logits")
+        view_logits = _masked(view_logits, (n, layout.views, num_classes), valid, clip_ids, what="view_logits")
         check_view_arrays(view_arrays, n, layout.views, layout.max_masks)
     elif view_logits is not None:
         raise ValueError("view_logits given but the store was created with views=0")
@@ -151,7 +149,7 @@ def write_chunk(
 def _store_rows(group, layout: Layout, attrs: dict, start: int, stop: int, data: dict[str, np.ndarray]) -> str:
     data = dict(data)
     for spec in layout.partner_twin_specs():  # 1.3: derived here, never taken from the caller
-        data[spec.name] = encode_utf8(data["view_partner"], layout.widths["clip_id"], "mixup partner")
+        data[spec.name] = encode_utf8(data[ARRAY.view_partner], layout.widths[ARRAY.clip_id], "mixup partner")
     for spec in [*layout.chunk_array_specs(), *layout.partner_twin_specs()]:
         group[spec.name][start:stop] = data[spec.name]
     # the manifest columns (and 1.3's copies of them) were written at creation; the checksum covers
@@ -166,7 +164,7 @@ def write_stored_chunk(path: str | os.PathLike, chunk_index: int, data: dict[str
     the same layout: subset, merge, export); returns its sha256 like :func:`write_chunk`."""
     group, layout = open_store(path, mode="r+")
     start, stop = layout.chunk_bounds(chunk_index)
-    if group["chunk_done"][chunk_index]:
+    if group[ARRAY.chunk_done][chunk_index]:
         raise StoreError(f"{path}: chunk {chunk_index} is already done; its checksum would no longer match")
     for spec in layout.chunk_array_specs():
         expected = (stop - start, *spec.shape[1:])
@@ -180,13 +178,13 @@ def write_stored_chunk(path: str | os.PathLike, chunk_index: int, data: dict[str
 
 def read_failures(group) -> list[tuple[str, str, int]]:
     """(clip_id, error, chunk) of done chunks; drops what an interrupted mark_chunk_done left behind."""
-    arrays = [group["failure_clip_id"], group["failure_error"], group["failure_chunk"]]
+    arrays = [group[name] for name in FAILURE_ARRAYS]  # clip id, error, chunk
     length = min(array.shape[0] for array in arrays)
     if length == 0:
         return []
     clip_ids, errors = (read_strings(a, slice(0, length)) for a in arrays[:2])
     chunks = np.asarray(arrays[2][:length])
-    done = np.asarray(group["chunk_done"][:])
+    done = np.asarray(group[ARRAY.chunk_done][:])
     return [
         (clip_ids[i], errors[i], int(chunks[i]))
         for i in range(length)
@@ -195,23 +193,23 @@ def read_failures(group) -> list[tuple[str, str, int]]:
 
 
 def _record_failures(group, chunk_index: int, failures: list[tuple[str, str, int]]) -> None:
-    arrays = {name: group[name] for name in ("failure_clip_id", "failure_error", "failure_chunk")}
+    arrays = {name: group[name] for name in FAILURE_ARRAYS}
     # the int column alone tells whether an earlier mark died half way; strings are read only then
-    owners = np.asarray(arrays["failure_chunk"][:])
-    done = np.asarray(group["chunk_done"][:])
+    owners = np.asarray(arrays[ARRAY.failure_chunk][:])
+    done = np.asarray(group[ARRAY.chunk_done][:])
     in_range = ((owners >= 0) & (owners < len(done))).all()
     clean = len({array.shape[0] for array in arrays.values()}) == 1 and in_range and done[owners].all()
     if clean:  # the common case: append the new rows only
         if failures:
-            arrays["failure_clip_id"].append(np.array([f[0] for f in failures], dtype=str))
-            arrays["failure_error"].append(np.array([f[1] for f in failures], dtype=str))
-            arrays["failure_chunk"].append(np.array([f[2] for f in failures], dtype=np.int32))
+            arrays[ARRAY.failure_clip_id].append(np.array([f[0] for f in failures], dtype=str))
+            arrays[ARRAY.failure_error].append(np.array([f[1] for f in failures], dtype=str))
+            arrays[ARRAY.failure_chunk].append(np.array([f[2] for f in failures], dtype=np.int32))
         return
     table = [entry for entry in read_failures(group) if entry[2] != chunk_index] + failures
     columns = {
-        "failure_clip_id": np.array([f[0] for f in table], dtype=str),
-        "failure_error": np.array([f[1] for f in table], dtype=str),
-        "failure_chunk": np.array([f[2] for f in table], dtype=np.int32),
+        ARRAY.failure_clip_id: np.array([f[0] for f in table], dtype=str),
+        ARRAY.failure_error: np.array([f[1] for f in table], dtype=str),
+        ARRAY.failure_chunk: np.array([f[2] for f in table], dtype=np.int32),
     }
     for name, column in columns.items():
         arrays[name].resize((len(table),))
@@ -227,12 +225,12 @@ def mark_chunk_done(
         raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
     group, layout = open_store(path, mode="r+")
     start, stop = layout.chunk_bounds(chunk_index)
-    if group["chunk_done"][chunk_index]:
-        if str(group["chunk_sha256"][chunk_index]) == sha256:
+    if group[ARRAY.chunk_done][chunk_index]:
+        if str(group[ARRAY.chunk_sha256][chunk_index]) == sha256:
             return  # marking twice (a retried client call) changes nothing
         raise StoreError(f"{path}: chunk {chunk_index} is already done with another checksum")
-    clip_ids = read_strings(group["clip_id"], slice(start, stop))
-    valid = np.asarray(group["valid"][start:stop])
+    clip_ids = read_strings(group[ARRAY.clip_id], slice(start, stop))
+    valid = np.asarray(group[ARRAY.valid][start:stop])
     row_of = {clip_id: row for row, clip_id in enumerate(clip_ids)}
     entries = []
     for clip_id, error in failures:
@@ -245,22 +243,22 @@ def mark_chunk_done(
             )
         entries.append((clip_id, str(error), chunk_index))
     _record_failures(group, chunk_index, entries)
-    group["chunk_sha256"][chunk_index] = sha256
-    group["chunk_failures"][chunk_index] = len(entries)
-    group["chunk_done"][chunk_index] = True  # last: the chunk counts only once everything above is in
+    group[ARRAY.chunk_sha256][chunk_index] = sha256
+    group[ARRAY.chunk_failures][chunk_index] = len(entries)
+    group[ARRAY.chunk_done][chunk_index] = True  # last: the chunk counts only once everything above is in
 
 
 def finalize_store(path: str | os.PathLike, summary: dict | None = None) -> dict:
     """Record completion (client side): counts computed from the store plus the caller's summary."""
     group, layout = open_store(path, mode="r+")
-    done = np.asarray(group["chunk_done"][:])
+    done = np.asarray(group[ARRAY.chunk_done][:])
     missing = np.flatnonzero(~done).tolist()
     if missing:
         raise StoreError(
             f"{path}: {len(missing)} of {layout.n_chunks} chunks are not done "
             f"(first: {missing[:20]}); run stage one again to finish them"
         )
-    valid = np.asarray(group["valid"][:])
+    valid = np.asarray(group[ARRAY.valid][:])
     completed = json_safe(dict(summary or {}))
     completed.update(
         {
@@ -284,4 +282,4 @@ def store_is_complete(path: str | os.PathLike) -> bool:
         group, _ = open_store(path)
     except StoreError:
         return False
-    return "completed" in group.attrs and bool(np.asarray(group["chunk_done"][:]).all())
+    return "completed" in group.attrs and bool(np.asarray(group[ARRAY.chunk_done][:]).all())
