@@ -12,7 +12,7 @@ between verification and training).
 from .create import create_store
 from .describe import describe, inspect
 from .errors import StoreError, StoreLocked, StoreMismatch
-from .format import FORMAT_ID, FORMAT_VERSION, Layout, default_chunk_clips, software_attrs, strings_sha256
+from .format import FORMAT_ID, FORMAT_VERSION, Layout, default_chunk_clips, strings_sha256
 from .integrity import chunk_digest
 from .lock import StoreLock, lock_path
 from .pinned import open_pinned
@@ -58,7 +58,6 @@ __all__ = [
     "read_failures",
     "rebuild_dense",
     "set_storage_options",
-    "software_attrs",
     "store_is_complete",
     "strings_sha256",
     "topk_compress",

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from ..provenance import software_attrs, utc_now
 from .encodings import class_columns, clip_columns, text_widths
 from .errors import StoreError, StoreMismatch
 from .format import (
@@ -31,9 +32,7 @@ from .format import (
     json_safe,
     open_store,
     plan_rows,
-    software_attrs,
     strings_sha256,
-    utc_now,
 )
 from .lock import store_locked
 

@@ -10,9 +10,7 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -394,10 +392,6 @@ def strings_sha256(items) -> str:
     return sha256_hex("\n".join(items).encode("utf-8"))
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def json_safe(value):
     """Plain JSON for attrs: tuples become lists, numpy scalars become numbers, NaN/inf become null.
 
@@ -416,28 +410,6 @@ def json_safe(value):
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"attrs value {value!r} of type {type(value).__name__} is not JSON data")
-
-
-def software_attrs() -> dict:
-    """Package version and the git commit of the checkout the code runs from ("unknown" outside git)."""
-    from pipeline import __version__
-
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "unknown", ""
-    return {"version": __version__, "git_commit": commit + ("-dirty" if dirty else "")}
 
 
 def read_strings(array: zarr.Array, selection=slice(None)) -> list[str]:

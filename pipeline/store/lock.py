@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 
+from ..provenance import utc_now
 from .errors import StoreLocked
-from .format import utc_now
 
 log = logging.getLogger(__name__)
 

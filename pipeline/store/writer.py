@@ -16,8 +16,9 @@ import re
 
 import numpy as np
 
+from ..provenance import utc_now
 from .encodings import encode_utf8
-from .format import ARRAY, FAILURE_ARRAYS, Layout, StoreError, json_safe, open_store, read_strings, utc_now
+from .format import ARRAY, FAILURE_ARRAYS, Layout, StoreError, json_safe, open_store, read_strings
 from .integrity import checksum_names, chunk_digest, store_digest
 from .location import consolidate, is_local_dir
 from .topk import topk_compress

@@ -190,7 +190,7 @@ def plot_teacher_vs_student(table: pd.DataFrame, out_png: Path, title: str = "")
 
 def provenance(config: Config) -> dict:
     """Enough to rerun a result or tell two apart: code commit, package versions, the KD source."""
-    from ..store.format import software_attrs  # the one git-commit reader, shared with the store
+    from ..provenance import software_attrs  # the one git-commit reader, shared with the store
 
     out = {
         "git_commit": software_attrs()["git_commit"],
