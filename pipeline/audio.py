@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+if TYPE_CHECKING:
+    import h5py  # imported where used: only packed audio needs it
 
 SAMPLE_RATE = 16000
 
@@ -247,7 +251,7 @@ class PackedAudio:
                 lengths = f["length"][:]
             for clip_id, offset, length in zip(ids, offsets, lengths):
                 self.index[clip_id] = (shard_number, int(offset), int(length))
-        self._handles: dict[int, object] = {}
+        self._handles: dict[int, h5py.File] = {}
         self._handles_pid = os.getpid()
 
     def __getstate__(self):

@@ -121,6 +121,8 @@ def header_of(data: np.ndarray, layout: str, file_rate: int | None, source: str)
     if layout == "waveform":
         if data.size == 0:
             raise AudioError(f"{source}: empty audio (0 samples)")
+        if file_rate is None:  # waveform_rate() gives it for a waveform file
+            raise AudioError(f"{source}: waveform file without a sample_rate attribute (PANNs writes one)")
         return data.shape[0] / file_rate, int(file_rate), 1
     if data.size == 0:
         raise AudioError(f"{source}: empty mp3 (0 bytes)")

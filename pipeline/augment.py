@@ -11,6 +11,7 @@ https://github.com/RicherMans/CED/issues/23).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +51,7 @@ def draw_view(
     seed: int,
     clip_id: str,
     view_index: int,
-    partners: list[str],
+    partners: Sequence[str],
     settings: AugmentSettings,
     n_mels: int,
     target_length: int,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 SCHEDULERS_STARTED_HERE = ("", "local", "slurm")  # else: "inline" (stage one only) or a scheduler address
 TRAIN_RESOURCE = "train"  # one per worker: one training at a time on it
@@ -52,7 +53,7 @@ def start_slurm_cluster(resources: ClusterResources, log_dir: str = "logs/slurm"
     # the workers import this very pipeline (its package folder) and see this working folder's files
     code = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     extra = [f"--gres=gpu:{resources.gpus}"] if resources.gpus else []
-    options = dict(
+    options: dict[str, Any] = dict(  # SLURMCluster's keyword arguments, each of its own type
         cores=resources.cores,
         processes=resources.processes,
         memory=resources.memory,

@@ -239,7 +239,8 @@ def save_config(config, path: str | Path) -> None:
 
 def config_from_dict(data: dict) -> Config:
     known = {f.name for f in fields(Config)}
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+    # values from a saved file, typed only by check_config (config_check.py) where a driver runs it
+    kwargs: dict[str, typing.Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
     return Config(**kwargs)
 
 

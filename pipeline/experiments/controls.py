@@ -117,9 +117,9 @@ def shuffled_rows(splits: list[str], valid: np.ndarray, seed: int) -> np.ndarray
     each split that leaves no valid row on itself when the split has two or more of them."""
     rng = np.random.default_rng(seed)
     source = np.arange(len(splits))
-    splits = np.asarray(splits)
-    for split in np.unique(splits):
-        rows = np.flatnonzero((splits == split) & valid)
+    split_of_row = np.asarray(splits)
+    for split in np.unique(split_of_row):
+        rows = np.flatnonzero((split_of_row == split) & valid)
         if len(rows) < 2:
             continue
         # a random cyclic shift of a random order: a permutation with no fixed point

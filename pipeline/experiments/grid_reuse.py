@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from .. import paths
@@ -34,6 +35,8 @@ def _other_family_keys(model: str | None) -> set[str]:
     from ..models import model_entry
     from ..training.model_options import FAMILY_KEYS
 
+    if model is None:
+        return set()  # no model recorded: compare everything
     try:
         family = model_entry(model).family
     except ValueError:
@@ -53,7 +56,7 @@ def _saved_config(run_dir: Path) -> dict | None:
     return None
 
 
-def recipe_changes(run_dir: Path, config: Config, ignore: set[str] = frozenset()) -> list[str]:
+def recipe_changes(run_dir: Path, config: Config, ignore: AbstractSet[str] = frozenset()) -> list[str]:
     """'key: run has X, now Y' for every difference between a finished run's saved recipe and
     ``config`` that changes what the run learns."""
     from ..training.resume import in_current_meaning, recipe_differences

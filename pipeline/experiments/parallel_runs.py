@@ -136,7 +136,9 @@ def run_jobs(
     from tqdm import tqdm
 
     context = multiprocessing.get_context("spawn")  # no inherited torch threads or open stores
-    waiting, running, done, failed, failures = list(jobs), {}, set(), set(), []
+    waiting, done, failures = list(jobs), set(), []
+    running: dict[multiprocessing.context.SpawnProcess, tuple[RunJob, Path, float]] = {}  # -> (job, log, start)
+    failed: set[str] = set()  # labels
     bar = tqdm(total=len(jobs), desc=f"runs ({parallel} at once)", unit="run", disable=not progress)
     while waiting or running:
         for job in [j for j in waiting if failed.intersection(j.after)]:

@@ -73,6 +73,12 @@ def description_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> Model
     )
 
 
+def _strings(values: object, field: str, source: str) -> list[str]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise BundleError(f"{source}: vocabulary.{field} must be a list of strings")
+    return values
+
+
 def _checked(
     name: str, config: dict, front_end: object, mids: object, names: object, activation: object, source: str
 ) -> ModelDescription:
@@ -98,9 +104,8 @@ def _checked(
         if not float(getattr(front, key)).is_integer():
             raise BundleError(f"{source}: front_end.{key} must be an integer, got {getattr(front, key)!r}")
         setattr(front, key, int(getattr(front, key)))
-    for field, values in (("mids", mids), ("names", names)):
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise BundleError(f"{source}: vocabulary.{field} must be a list of strings")
+    mids = _strings(mids, "mids", source)
+    names = _strings(names, "names", source)
     if len(mids) != config.get("num_classes") or len(names) != len(mids):
         raise BundleError(
             f"{source}: vocabulary has {len(mids)} mids and {len(names)} names, the model "
@@ -136,7 +141,9 @@ def read_config(folder: str | Path) -> tuple[ModelDescription, dict]:
         name, config = validate_model_config(data.get("model_name"), data.get("model_config"), source=str(path))
     except ValueError as error:
         raise BundleError(str(error)) from None
-    vocabulary = data.get("vocabulary") if isinstance(data.get("vocabulary"), dict) else {}
+    vocabulary = data.get("vocabulary")
+    if not isinstance(vocabulary, dict):
+        vocabulary = {}
     description = _checked(
         name,
         config,

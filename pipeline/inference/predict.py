@@ -63,6 +63,7 @@ def run_predict(job: PredictJob, log=print, errors=None) -> PredictSummary:
         bar.write(f"error: {message}", file=errors)
 
     def on_windows(rows: list[dict]) -> None:
+        assert frames is not None  # the tagger gets on_windows only when frames is set (below)
         for row in rows:
             frames.add(row)
 

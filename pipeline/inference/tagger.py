@@ -129,7 +129,11 @@ class Tagger:
                 finished(state)
 
     def clip_row(self, state: FileState) -> dict:
-        scores = state.total / state.scored if self.single_label else state.peak
+        scores = state.total if self.single_label else state.peak
+        if scores is None:
+            raise ValueError(f"{state.recording.path}: no window of it was scored")
+        if self.single_label:
+            scores = scores / state.scored
         description = self.model.description
         return {
             "id": state.recording.id,

@@ -15,7 +15,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
 CLIP_FIELDS = ("id", "path", "duration_s", "windows")
@@ -54,7 +56,7 @@ class TableWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
         self.count = 0
-        self._file = None
+        self._file: TextIO | None = None  # the open CSV file (format csv only)
         if self.format == "csv":
             self._file = open(self.partial, "w", newline="", encoding="utf-8")
             self._csv = csv.writer(self._file)
@@ -75,6 +77,7 @@ class TableWriter:
     def add(self, row: dict) -> None:
         self.count += 1
         if self.format == "csv":
+            assert self._file is not None  # __init__ opened it for csv
             self._csv.writerow(self.flat(row))
             self._file.flush()
         else:
@@ -82,6 +85,7 @@ class TableWriter:
 
     def close(self) -> Path:
         if self.format == "csv":
+            assert self._file is not None  # __init__ opened it for csv
             self._file.close()
         elif self.format == "json":
             records = [
@@ -103,7 +107,7 @@ class TableWriter:
         import pyarrow.parquet as pq
 
         columns = self.columns()
-        values = list(zip(*(self.flat(row) for row in self.rows))) or [[] for _ in columns]
+        values: list[Sequence[Any]] = list(zip(*(self.flat(row) for row in self.rows))) or [[] for _ in columns]
         arrays = []
         for name, column in zip(columns, values):
             text = name in ("id", "path") or name.endswith(("_mid", "_name"))

@@ -138,6 +138,8 @@ def prepare_ast_json(
     if not datafiles:
         problems.add(str(data_root), "no datafiles: pass AUDIOSET_SEGMENTS=train.json,eval.json (or a folder)")
     problems.raise_if_any(source)
+    # raise_if_any raised for a missing label CSV or datafile list
+    assert labels_csv is not None and datafiles is not None
     labels = read_class_labels(Path(labels_csv), problems)
     names = _NameIndex(data_root)
     rows = []

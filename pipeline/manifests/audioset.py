@@ -131,6 +131,7 @@ def scan_audioset(
     if not segment_paths:
         problems.add(str(data_root), "no *segments*.csv found; pass them with AUDIOSET_SEGMENTS=a.csv,b.csv")
     problems.raise_if_any(source)
+    assert labels_path is not None  # raise_if_any raised for the missing labels file
     labels = read_class_labels(labels_path, problems)
     all_segments: list[Segment] = []
     for path in segment_paths:

@@ -153,6 +153,7 @@ def scan_audioset_hdf5(
             f"no AudioSet HDF5 files ({', '.join('*' + s for s in HDF5_SUFFIXES)}) at the top or one folder down",
         )
     problems.raise_if_any(source)
+    assert labels_path is not None  # raise_if_any raised for the missing labels file
     labels = read_class_labels(labels_path, problems)
     by_ytid: dict[str, Segment] = {}
     for path in [Path(p) for p in segments or []]:
@@ -204,23 +205,21 @@ def scan_audioset_hdf5(
                         continue
                     clip_mids = tuple(mids[i] for i in np.flatnonzero(targets[row, : len(mids)]))
                     if by_ytid:
-                        segment = by_ytid.get(ytid)
-                        if segment is None:
+                        listed = by_ytid.get(ytid)
+                        if listed is None:
                             problems.add(where, f"{name}: YouTube id {ytid} is in none of the segment lists")
                             continue
-                        if start is not None and abs(start - segment.start) > 1e-3:
-                            problems.add(
-                                where, f"{name}: start {start:.3f} s, {segment.where} says {segment.start:.3f}"
-                            )
+                        if start is not None and abs(start - listed.start) > 1e-3:
+                            problems.add(where, f"{name}: start {start:.3f} s, {listed.where} says {listed.start:.3f}")
                             continue
-                        if set(clip_mids) != set(segment.labels):
+                        if set(clip_mids) != set(listed.labels):
                             problems.add(
                                 where,
-                                f"{name}: target holds {sorted(clip_mids)}, {segment.where} lists "
-                                f"{sorted(segment.labels)}",
+                                f"{name}: target holds {sorted(clip_mids)}, {listed.where} lists "
+                                f"{sorted(listed.labels)}",
                             )
                             continue
-                        start = segment.start
+                        start = listed.start
                     clip_id = normalised_clip_id(ytid, start)
                     if clip_id in first_seen:
                         problems.add(where, f"duplicate clip id {clip_id!r} ({name}; first at {first_seen[clip_id]})")

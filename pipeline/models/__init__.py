@@ -11,12 +11,14 @@ from . import ast as _ast  # noqa: F401  (registers the ast_* builders)
 from . import efficientnet as _efficientnet  # noqa: F401  (registers the efficientnet_* builders)
 from . import registry
 from .checkpoint_import import ImportReport, load_pretrained_checkpoint
-from .factory import create_model
+from .factory import create_model, import_report_of, model_config_of
 from .pretrained import PretrainedUnavailable
 from .registry import list_models, model_entry, register_model, validate_model_config
 
 __all__ = [
     "create_model",
+    "model_config_of",
+    "import_report_of",
     "validate_model_config",
     "list_models",
     "model_entry",

@@ -73,7 +73,8 @@ class OverlappingPatchEmbed(nn.Module):
             raise ValueError("OverlappingPatchEmbed has a fixed grid; dynamic padding is not supported")
         self.img_size = tuple(img_size)
         self.patch_size = (patch_size, patch_size)
-        self.stride = tuple(stride)
+        freq_stride, time_stride = stride  # a list from a config works too; the conv needs a 2-tuple
+        self.stride = (freq_stride, time_stride)
         self.grid_size = patch_grid(self.img_size[0], self.img_size[1], *self.stride)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.proj = nn.Conv2d(
@@ -182,8 +183,10 @@ class AudioSpectrogramTransformer(nn.Module):
             embed_layer=partial(OverlappingPatchEmbed, stride=(freq_stride, time_stride)),
         )
         if position == "sincos":  # kept as the (frozen) parameter timm adds, so state dicts keep their keys
-            self.v.pos_embed.data.copy_(sincos_position_table(self.grid, embed_dim))
-            self.v.pos_embed.requires_grad_(False)
+            pos_embed = self.v.pos_embed
+            assert pos_embed is not None  # timm's default pos_embed="learn", used above, always creates it
+            pos_embed.data.copy_(sincos_position_table(self.grid, embed_dim))
+            pos_embed.requires_grad_(False)
         self.mlp_head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, num_classes))
         # between the LayerNorm and the Linear, so mlp_head keeps AST's indices 0 and 1
         self.head_dropout = nn.Dropout(drop_rate)

@@ -157,7 +157,8 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    obj, notes = load_weights_only(path), []
+    obj = load_weights_only(path)
+    notes: list[str] = []
     meta: dict = {}
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         state, meta = obj["model"], {k: v for k, v in obj.items() if k != "model"}
@@ -185,7 +186,7 @@ def _source_grid(tokens: int, meta: dict, source_grid: tuple[int, int] | None, p
     geometry = [config.get(k, 10) for k in ("n_mels", "target_length", "freq_stride", "time_stride")]
     release = ast_release(path)
     if source_grid is not None:
-        grid, source = tuple(source_grid), "the given grid"
+        grid, source = (source_grid[0], source_grid[1]), "the given grid"
     elif "n_mels" in config and "target_length" in config and all(type(v) is int and v > 0 for v in geometry):
         grid, source = patch_grid(*geometry), "the checkpoint's model_config"
     elif release is not None:
@@ -215,7 +216,8 @@ def _match(
     classifier = _classifier_keys(model, model_state)
     classifier_fits = all(k in state and state[k].shape == model_state[k].shape for k in classifier)
     incoming: dict[str, torch.Tensor] = {}
-    missing, mismatched = [], []
+    missing: list[str] = []
+    mismatched: list[str] = []
     unexpected = [f"unexpected {k}" for k in state if k not in model_state and not k.startswith(UNUSED_PREFIXES)]
     for key, target in model_state.items():
         if (fresh and key.startswith(fresh)) or (key in classifier and not classifier_fits):

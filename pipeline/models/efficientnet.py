@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import timm
 import torch
+from timm.models.efficientnet import EfficientNet
 from torch import nn
 
 from .pooling import POOLING_CHOICES, make_pooling_head
@@ -33,7 +34,7 @@ from .registry import register_model
 class EfficientNetAudio(nn.Module):
     classifier_prefixes = ("head.",)  # the whole pooling head is sized by num_classes
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, timm_name: str):
+    def __init__(self, backbone: EfficientNet, head: nn.Module, timm_name: str):
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -48,13 +49,20 @@ class EfficientNetAudio(nn.Module):
         return self.head(self.backbone.forward_features(image))
 
 
-def _backbone(timm_name: str, pretrained_tag: str | None, pretrained: str, **builder_kwargs) -> nn.Module:
+def _as_efficientnet(model: nn.Module, timm_name: str) -> EfficientNet:
+    # timm.create_model is typed nn.Module; every timm name used here builds timm's EfficientNet class
+    if not isinstance(model, EfficientNet):
+        raise TypeError(f"timm built a {type(model).__name__} for {timm_name!r}, not an EfficientNet")
+    return model
+
+
+def _backbone(timm_name: str, pretrained_tag: str | None, pretrained: str, **builder_kwargs) -> EfficientNet:
     kwargs = dict(in_chans=1, num_classes=0, global_pool="", **builder_kwargs)
     if pretrained == "none":
-        return timm.create_model(timm_name, pretrained=False, **kwargs)
+        return _as_efficientnet(timm.create_model(timm_name, pretrained=False, **kwargs), timm_name)
     if pretrained_tag is None:
         raise PretrainedUnavailable(f"no ImageNet weights are known for {timm_name!r}; use pretrained=none")
-    return load_timm_pretrained(f"{timm_name}.{pretrained_tag}", **kwargs)
+    return _as_efficientnet(load_timm_pretrained(f"{timm_name}.{pretrained_tag}", **kwargs), timm_name)
 
 
 def build_efficientnet(
@@ -65,7 +73,7 @@ def build_efficientnet(
     drop_rate: float,
     pretrained: str,
     attention_heads: int,
-    backbone: nn.Module | None = None,
+    backbone: EfficientNet | None = None,
 ) -> EfficientNetAudio:
     if pooling not in POOLING_CHOICES:
         raise ValueError(f"{timm_name}: pooling must be one of {POOLING_CHOICES}, got {pooling!r}")
@@ -87,7 +95,7 @@ PSLA_BACKBONE_ARGS = {"pad_type": "", "bn_eps": 1e-3, "bn_momentum": 0.01, "drop
 PSLA_IMAGENET_TAG = "aa_in1k"
 
 
-def psla_backbone(size: str, pretrained: str) -> nn.Module:
+def psla_backbone(size: str, pretrained: str) -> EfficientNet:
     """PSLA's efficientnet_pytorch backbone (``EfficientNet.from_name`` / ``from_pretrained`` with
     in_channels=1) built by timm."""
     backbone = _backbone(f"tf_efficientnet_{size}", PSLA_IMAGENET_TAG, pretrained, **PSLA_BACKBONE_ARGS)

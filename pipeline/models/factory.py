@@ -8,10 +8,11 @@ graph has no circle.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-from .checkpoint_import import load_pretrained_checkpoint
+from .checkpoint_import import ImportReport, load_pretrained_checkpoint
 from .registry import PRETRAINED_CHOICES, model_entry
 
 
@@ -66,16 +67,42 @@ def create_model(
         pretrained=pretrained,
         **options,
     )
-    model.model_name = name
-    model.model_config = {
-        "num_classes": num_classes,
-        "n_mels": n_mels,
-        "target_length": target_length,
-        "pooling": pooling,
-        "drop_rate": float(drop_rate),
-        **known,
-        **options,
-    }
+    _attach(
+        model,
+        model_name=name,
+        model_config={
+            "num_classes": num_classes,
+            "n_mels": n_mels,
+            "target_length": target_length,
+            "pooling": pooling,
+            "drop_rate": float(drop_rate),
+            **known,
+            **options,
+        },
+    )
     if checkpoint is not None:
-        model.import_report = load_pretrained_checkpoint(model, checkpoint, checkpoint_grid, fine_tune)
+        _attach(model, import_report=load_pretrained_checkpoint(model, checkpoint, checkpoint_grid, fine_tune))
     return model
+
+
+def _attach(model: nn.Module, **values: object) -> None:
+    """Plain-Python attributes on a model. nn.Module types an unknown attribute as Tensor | Module, so
+    they are set here and read back typed through :func:`model_config_of` / :func:`import_report_of`."""
+    for key, value in values.items():
+        setattr(model, key, value)
+
+
+def model_config_of(model: nn.Module) -> dict[str, Any]:
+    """The ``model_config`` :func:`create_model` kept on a model it built."""
+    config = getattr(model, "model_config", None)
+    if not isinstance(config, dict):
+        raise AttributeError(f"{type(model).__name__} was not built by create_model: it has no model_config")
+    return config
+
+
+def import_report_of(model: nn.Module) -> ImportReport:
+    """The :class:`ImportReport` :func:`create_model` kept on a model it loaded a checkpoint into."""
+    report = getattr(model, "import_report", None)
+    if not isinstance(report, ImportReport):
+        raise AttributeError(f"{type(model).__name__} has no import_report: create_model loaded no checkpoint into it")
+    return report

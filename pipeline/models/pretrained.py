@@ -80,7 +80,9 @@ def cached_weight_file(timm_name: str) -> str | None:
     if cfg.url:
         import torch.hub
 
-        legacy = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name
+        # timm's cfg.url is a URL or a (URL, file name) pair; its download cache names the file the same way
+        name = Path(urlparse(cfg.url).path).name if isinstance(cfg.url, str) else cfg.url[1]
+        legacy = Path(torch.hub.get_dir()) / "checkpoints" / name
         if legacy.exists():
             return str(legacy)
     return None

@@ -84,8 +84,9 @@ def backbone_module_map(backbone: nn.Module) -> dict[str, str]:
     """efficientnet_pytorch module path -> timm module path, for a timm EfficientNet."""
     mapping = dict(_TOP_LEVEL)
     flat = 0
-    for stage_index, stage in enumerate(backbone.blocks):
-        for block_index, block in enumerate(stage):
+    # children() walks a Sequential in the order iterating it does, typed as modules
+    for stage_index, stage in enumerate(backbone.get_submodule("blocks").children()):
+        for block_index, block in enumerate(stage.children()):
             # duck typing on timm's block attributes, so no private timm classes are imported
             if hasattr(block, "conv_pwl"):
                 table = _INVERTED_RESIDUAL
@@ -102,7 +103,7 @@ def backbone_module_map(backbone: nn.Module) -> dict[str, str]:
     return mapping
 
 
-def _translate_head(state: dict, head: nn.Module, out: dict, deviations: list[str]) -> None:
+def _translate_head(state: dict, head: object, out: dict, deviations: list[str]) -> None:
     multi = sorted(
         {int(k.split(".")[2]) for k in state if k.startswith("attention.att.") and k.split(".")[2].isdigit()}
     )
@@ -149,9 +150,10 @@ def _translate_head(state: dict, head: nn.Module, out: dict, deviations: list[st
 def translate_psla_state(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict, dict[str, str], list[str]]:
     """PSLA keys (``module.`` already stripped) -> (our keys -> tensors, skipped key -> why, deviations: the
     ways the model will compute something other than the PSLA model, each a warning)."""
-    if not hasattr(model, "backbone") or not hasattr(model.backbone, "blocks"):
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, nn.Module) or not hasattr(backbone, "blocks"):
         raise PslaLayoutError(f"PSLA checkpoints hold an EfficientNet; {type(model).__name__} is not one")
-    modules = backbone_module_map(model.backbone)
+    modules = backbone_module_map(backbone)
     out: dict[str, torch.Tensor] = {}
     skipped: dict[str, str] = {}
     unmatched: list[str] = []
@@ -172,19 +174,20 @@ def translate_psla_state(state: dict[str, torch.Tensor], model: nn.Module) -> tu
             f"({getattr(model, 'timm_name', '')}), e.g. {unmatched[:10]}: a deeper EfficientNet?"
         )
     deviations: list[str] = []
-    _translate_head(state, model.head, out, deviations)
+    _translate_head(state, model.head, out, deviations)  # it dispatches on the head's type
     deviations += backbone_deviations(model)
     return out, skipped, deviations
 
 
-def _symmetric_padding(conv: nn.Conv2d) -> tuple[int, int]:
+def _symmetric_padding(conv: nn.Conv2d) -> tuple[int, ...]:
     return tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation))
 
 
 def backbone_deviations(model: nn.Module) -> list[str]:
     """How the model's backbone computes something other than PSLA's efficientnet_pytorch backbone."""
+    backbone = model.get_submodule("backbone")
     found = []
-    eps = sorted({m.eps for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)})
+    eps = sorted({m.eps for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)})
     if eps != [PSLA_BN_EPS]:
         found.append(
             f"batch norm eps {', '.join(f'{e:g}' for e in eps)}, PSLA's backbone uses {PSLA_BN_EPS:g}: outputs "
@@ -192,7 +195,7 @@ def backbone_deviations(model: nn.Module) -> list[str]:
         )
     asymmetric = [
         name
-        for name, m in model.backbone.named_modules()
+        for name, m in backbone.named_modules()
         if isinstance(m, nn.Conv2d) and (type(m) is not nn.Conv2d or tuple(m.padding) != _symmetric_padding(m))
     ]
     if asymmetric:

@@ -58,6 +58,8 @@ def front_end(
         buffer, lengths = padded(waves[lo : lo + step], device)
         arrays = partner_buffer = None
         if views is not None:
+            if partners is None:
+                raise ValueError("mixed views need their partners' waves, one per view")
             arrays = view_tensors(views[lo : lo + step], device)
             partner_buffer = padded(partners[lo : lo + step], device)[0]
         parts.append(render_batch(buffer, lengths, cfg, arrays, partner_buffer))
@@ -101,7 +103,8 @@ def compute_block(
                 cfg,
                 device,
                 [block.views[i][k] for i, k in mixed],
-                [block.partners[i][k] for i, k in mixed],
+                # every one of them: mixed keeps only the views whose partner was read
+                [wave for i, k in mixed if (wave := block.partners[i][k]) is not None],
             )
         )
         where += mixed

@@ -20,7 +20,7 @@ import torch
 from ..audio_source import AudioSource
 from ..augment import AugmentSettings, draw_view
 from ..config import FrontEndConfig
-from ..manifests import load_manifest
+from ..manifests import Manifest, load_manifest
 from .batches import Block, compute_block
 from .teachers import TeacherSet, load_teacher_set
 
@@ -52,7 +52,7 @@ class ChunkSpec:
 class WorkerSource:
     """What a worker process reads once: the manifest, its clips by id, the audio and the partner pool."""
 
-    manifest: object
+    manifest: Manifest
     by_id: dict
     audio: AudioSource
     partners: tuple[str, ...]  # read-only, shared by every view this process draws; never copied
@@ -159,6 +159,7 @@ def decoded_blocks(blocks: list[range], clips, all_views, source: WorkerSource, 
 
         ahead = submit(blocks[0]) if blocks else None
         for number, rows in enumerate(blocks):
+            assert ahead is not None  # submitted for this block: before the loop, or by the previous turn
             reads, partner_reads = ahead
             ahead = submit(blocks[number + 1]) if number + 1 < len(blocks) else None
             yield rows, [r.result() for r in reads], {p: r.result() for p, r in partner_reads.items()}
@@ -166,6 +167,7 @@ def decoded_blocks(blocks: list[range], clips, all_views, source: WorkerSource, 
 
 def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> dict:
     """Compute rows [start, stop) and write them; returns the chunk's checksum and failures."""
+    from ..models import model_config_of
     from ..store import views_to_arrays, write_chunk
 
     torch.set_num_threads(spec.threads)
@@ -185,7 +187,7 @@ def compute_chunk(spec: ChunkSpec, chunk_index: int, start: int, stop: int) -> d
         for clip in clips
     ]
     members = [source.teachers.member_for(clip.clip_id) for clip in clips]
-    num_classes = int(models[0].model_config["num_classes"])
+    num_classes = int(model_config_of(models[0])["num_classes"])
     logits = np.full((len(clips), num_classes), np.nan, dtype=np.float32)  # failed rows stay NaN
     view_logits = np.full((len(clips), spec.views, num_classes), np.nan, dtype=np.float32)
     failures, valid = [], np.zeros(len(clips), dtype=bool)

@@ -46,6 +46,7 @@ from ..manifests.audioset import read_class_labels
 from ..manifests.fsd50k import read_vocabulary
 from ..manifests.validate import Problems
 from ..models.ast_releases import ast_release, parse_grid
+from ..models.checkpoint_import import ImportReport
 
 
 @dataclass(frozen=True)
@@ -227,10 +228,10 @@ def published_state(
     model: str | None = None,
     overrides: dict | None = None,
     options: dict | None = None,
-) -> tuple[dict, object]:
+) -> tuple[dict, ImportReport]:
     """(checkpoint dict in this project's teacher format, import report) of a published file, in
     memory: what :func:`import_published_teacher` saves, and what ``predict`` tags with directly."""
-    from ..models import create_model
+    from ..models import create_model, import_report_of, model_config_of
 
     teacher = describe(path, model, overrides, options)
     mids, names = read_vocabulary_file(vocabulary)
@@ -254,7 +255,7 @@ def published_state(
         checkpoint_grid=parse_grid(teacher.ast_source_grid) if teacher.ast_source_grid else None,
         **{**strides, **teacher.options},
     )
-    report = net.import_report
+    report = import_report_of(net)
     if any("classifier not loaded" in note for note in report.notes):
         raise PublishedTeacherError(
             f"{path}: its classifier does not match {len(mids)} classes of {vocabulary}; "
@@ -279,8 +280,8 @@ def published_state(
         dataset=teacher.trained_on,
         epochs=1,
     )  # not trained here; a valid recipe for checks
-    if net.model_config.get("pooling") in ("mean", "attention", "psla_attention"):
-        config = dataclasses.replace(config, pooling=net.model_config["pooling"])
+    if model_config_of(net).get("pooling") in ("mean", "attention", "psla_attention"):
+        config = dataclasses.replace(config, pooling=model_config_of(net)["pooling"])
     state = {
         "model": net.state_dict(),
         "model_name": net.model_name,

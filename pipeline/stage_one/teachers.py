@@ -112,5 +112,7 @@ def teacher_provenance(teachers: TeacherSet, loaded: dict[str, dict] | None = No
     }
     if teachers.cross_fitted:
         info = read_crossfit(teachers.run_dir)
+        if info is None:
+            raise ValueError(f"{teachers.run_dir}: a cross-fitted teacher without its {CROSSFIT_FILE}")
         out["out_of_fold"] = info.get("out_of_fold", {})
     return out

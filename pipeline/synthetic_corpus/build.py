@@ -128,7 +128,10 @@ def _build(
 
 
 def _reuse(root: Path) -> dict:
-    return {**read_stamp(root)["summary"], "path": str(root), "skipped": True, "seconds": 0.0}
+    stamp = read_stamp(root)
+    if stamp is None:  # is_current read it a moment ago
+        raise OSError(f"{root / STAMP_FILE}: vanished or became unreadable while the corpus was reused")
+    return {**stamp["summary"], "path": str(root), "skipped": True, "seconds": 0.0}
 
 
 def _generate(

@@ -108,6 +108,8 @@ class ClipDataset(Dataset):
         )
 
     def _teacher(self, index: int) -> TeacherRead:
+        if self.kd is None:  # callers check first; a KD-less dataset has no teacher rows to read
+            raise RuntimeError("this dataset has no KD store: no teacher row to read")
         return self.kd.read(index, self.epoch, lambda: self._drawn_view(index))
 
     def model_input(self, wave: np.ndarray, partner_wave: np.ndarray | None, view: View) -> dict:
@@ -149,7 +151,9 @@ class ClipDataset(Dataset):
             target = view.lam * target + (1.0 - view.lam) * self._target(partner)
             if not partner.labels:
                 label_mask = 0.0  # half the mixed target would be unknown
-        if skipped:  # silence in place of the clip, weighing nothing in either loss term
+        # silence in place of the clip, weighing nothing in either loss term (skipped covers a None wave;
+        # spelled out so the type checker sees it)
+        if skipped or wave is None:
             wave = np.zeros(max(int(clip.duration_s * SAMPLE_RATE), SAMPLE_RATE), dtype=np.float32)
             partner_wave, view, label_mask = None, IDENTITY, 0.0
         item = {

@@ -39,6 +39,8 @@ class WaveDataset(ClipDataset):
 
     def model_input(self, wave: np.ndarray, partner_wave: np.ndarray | None, view) -> dict:
         if view.partner:
+            if partner_wave is None:  # ClipDataset passes IDENTITY, not a mix, when the partner was unreadable
+                raise ValueError(f"the view mixes in {view.partner!r}, but no partner samples were passed")
             wave = mix_waves(wave, partner_wave, view.lam)
         window, length = centred_window(wave, self.front_end)
         arrays = view_tensors([view])

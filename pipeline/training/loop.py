@@ -19,7 +19,7 @@ from ..augment import AugmentSettings
 from ..checkpoints import load_checkpoint, save_checkpoint
 from ..config import Config, RunPaths, save_config
 from ..manifests import Manifest
-from ..models import create_model
+from ..models import create_model, import_report_of
 from ..models.init_model import model_for_init
 from ..progress import ClipBar, bar_options, batch_clips
 from ..seeding import pick_device, seed_everything, set_threads, worker_init
@@ -60,8 +60,9 @@ def train(job: TrainJob, resume: bool = False, progress: bool = True) -> dict:
     seed_everything(config.seed)
     single_label = single_label_of(config, job.manifest)
     model = build_model(job, device, model_options, announce=rank == 0 and not resume)
+    beta1, beta2 = config.betas  # two numbers: config_check validated them
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas)
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(beta1, beta2)
     )
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and config.amp)
     averager = WeightAverager(config)
@@ -180,8 +181,9 @@ def build_model(job: TrainJob, device: str, options: dict, announce: bool):
         **options,
     ).to(device)
     if config.init and announce:
-        print(model.import_report.summary())  # what of the published (or own) checkpoint was loaded
-        model.import_report.print_warnings()
+        report = import_report_of(model)
+        print(report.summary())  # what of the published (or own) checkpoint was loaded
+        report.print_warnings()
     return model
 
 

@@ -180,7 +180,9 @@ def plot_teacher_vs_student(table: pd.DataFrame, out_png: Path, title: str = "")
     ax.scatter(both["teacher_ap"], both["ap"], s=14, color="tab:blue")
     better = int((both["ap"] > both["teacher_ap"]).sum())
     ax.set_xlabel("teacher AP per class"), ax.set_ylabel("student AP per class")
-    ax.set_xlim(low, high), ax.set_ylim(low, high), ax.set_aspect("equal")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"{title}\nstudent above teacher on {better} of {len(both)} classes", fontsize=8)
     fig.tight_layout()
@@ -218,17 +220,24 @@ def store_identity(path: str | Path) -> dict:
     """A store's absolute path, a hash of its content (the sha256 of its per-chunk checksums, each
     covering every array of one chunk: equal hashes mean equal logits, views and clip rows) and the
     run folder of the teacher that wrote it."""
+    import zarr
+
     from ..paths import RUNS_ROOT
+    from ..store.errors import StoreError
     from ..store.format import CHUNK_CHECKSUMS, open_store, read_strings, strings_sha256
 
     group, _ = open_store(path)
-    run = str((group.attrs.get("teacher") or {}).get("run", "") or "")
-    dataset = str((group.attrs.get("manifest") or {}).get("name", "") or "")
+    teacher, manifest = group.attrs.get("teacher"), group.attrs.get("manifest")
+    run = str((teacher.get("run", "") if isinstance(teacher, dict) else "") or "")
+    dataset = str((manifest.get("name", "") if isinstance(manifest, dict) else "") or "")
     if run and dataset and Path(run).name == run:  # a store names its teacher's run folder, not its path
         run = str(Path(RUNS_ROOT) / dataset / run)
+    checksums = group[CHUNK_CHECKSUMS]
+    if not isinstance(checksums, zarr.Array):
+        raise StoreError(f"{path}: {CHUNK_CHECKSUMS} is a group, not the array of chunk checksums")
     return {
         "path": str(Path(path).resolve()),
-        "content_sha256": strings_sha256(read_strings(group[CHUNK_CHECKSUMS])),
+        "content_sha256": strings_sha256(read_strings(checksums)),
         "teacher_run": run,
     }
 

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..config import Config, config_to_dict
+from ..config import Config, FrontEndConfig, config_to_dict
 
 # recipe keys RESUME lets change, and why that cannot alter the epochs already trained
 RESUMABLE_CHANGES = {
@@ -52,7 +52,7 @@ def recipe_differences(saved: dict, current: dict, defaults: dict | None = None)
     return lines
 
 
-def check_resume(ckpt: dict, config: Config, front_end, path: str | os.PathLike) -> None:
+def check_resume(ckpt: dict, config: Config, front_end: FrontEndConfig, path: str | os.PathLike) -> None:
     """Refuse to resume ``path`` under a recipe other than its own, listing every difference. Only
     the keys in :data:`RESUMABLE_CHANGES` may change (``epochs`` only upwards)."""
     saved = in_current_meaning(dict(ckpt.get("config") or {}))

@@ -83,6 +83,8 @@ class WeightAverager:
         out = {}
         for key, value in reference.items():
             if value.is_floating_point():
+                if self.state is None:
+                    raise RuntimeError("averaged_state() before any update(): no weights were averaged")
                 out[key] = self.state[key].to(value.dtype)
             else:
                 out[key] = value.detach().cpu().clone()
