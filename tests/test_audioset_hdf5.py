@@ -1,4 +1,4 @@
-"""AudioSet as labs hold it: PaSST/EfficientAT mp3 HDF5 and PANNs waveform HDF5 files (tests/audioset_hdf5_files.py
+"""AudioSet as labs hold it: PaSST/EfficientAT mp3 HDF5 and PANNs waveform HDF5 files (tests/helpers/audioset_hdf5_files.py
 writes them as the upstream packers do). The reference for every clip is the same audio as an ordinary file
 read by FORMAT=audioset, the path WAV sources have always taken."""
 

@@ -1,6 +1,6 @@
 """The model zoo: registry, output contract (shape, pre-activation logits), paper-size forward passes,
 heads and position tables, and ImageNet weights through a local cache (checkpoint import:
-test_checkpoint_import.py)."""
+test_checkpoint_import.py beside this file)."""
 
 from __future__ import annotations
 

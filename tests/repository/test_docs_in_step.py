@@ -1,5 +1,5 @@
 """Prose that states a fact of the code says what the code says: the store format version and the pins here,
-the README's layout block in tests/test_repository.py."""
+the README's layout block in tests/repository/test_repository.py."""
 
 from __future__ import annotations
 

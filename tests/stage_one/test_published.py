@@ -47,7 +47,7 @@ def test_the_published_files_are_described_by_their_names():
     ast = describe("/x/audioset_10_10_0.4593.pth")
     assert (ast.model, ast.target_length, ast.norm_divisor, ast.num_classes) == ("ast_base", 1024, 2.0, 527)
     psla = describe("fsd_mdl_wa.pth")
-    # PSLA's own model and head (tests/test_psla_reference.py compares it with efficientnet_pytorch)
+    # PSLA's own model and head (tests/models/test_psla_reference.py compares it with efficientnet_pytorch)
     assert (psla.model, psla.pooling, psla.target_length, psla.norm_divisor, psla.num_classes) == (
         "efficientnet_b2_psla",
         "psla_attention",

@@ -164,7 +164,7 @@ def test_store_reader_gives_back_what_was_written(n, chunk, views, dtype, topk, 
     with tempfile.TemporaryDirectory() as folder:
         path = make_store(
             Path(folder) / "s.zarr", n=n, chunk_clips=chunk, views=views, dtype=dtype, topk=topk, view_seed=7
-        )  # the seed store_helpers.chunk_views draws with
+        )  # the seed tests.helpers.store.chunk_views draws with
         written = fill_store(path, views=views, failed={c: "RuntimeError: unreadable" for c in failed})
         from pipeline.store import LogitTable
 
