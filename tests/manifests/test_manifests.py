@@ -1,4 +1,5 @@
-"""Format converters, validation and the manifests driver, on tiny real files built in tmp_path."""
+"""Format converters, validation and the manifests driver, on tiny real files built in tmp_path; and
+property tests of the parsers (marker `properties`)."""
 
 from __future__ import annotations
 
@@ -440,9 +441,9 @@ def test_driver_asks_for_data_root(tmp_path, capsys):
     assert not (tmp_path / "fsd50k").exists()
 
 
+# property tests (marker `properties`): the parsers round-trip well-formed rows and raise the project's
+# error type on malformed ones, for any rows hypothesis generates
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
 # cell text as it appears in real metadata: any printable text, commas and quotes included, no
 # surrounding blanks (the reader strips them) and no line breaks (no metadata format has them)
 CELL = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=12).map(str.strip)

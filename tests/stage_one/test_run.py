@@ -1,4 +1,7 @@
-"""Stage one: teacher -> Zarr store, resumable, identical across engines and after SIGKILL."""
+"""Stage one: teacher -> Zarr store, resumable, identical across engines and after SIGKILL. The fault
+trials (marker `faults`): SIGKILL at seeded random moments, a dask worker killed mid-run, a disk that
+fills up mid-run or during creation, an output folder that cannot be written; every rerun completes
+and equals an uninterrupted run, no row lost or duplicated."""
 
 import errno
 import json
@@ -322,8 +325,6 @@ def test_changed_audio_is_one_error_line_under_the_error_policy(teacher):
 
 
 KILL_TRIALS_PER_KIND = 3  # 9 kill moments in all
-
-
 KILL_SEED = 20261201
 
 

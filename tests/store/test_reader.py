@@ -1,4 +1,6 @@
-"""The logit store's reader side: the top-k rebuild rule, LogitTable, versions, the documented plain-zarr recipe."""
+"""The logit store's reader side: the top-k rebuild rule, LogitTable, versions, the documented plain-zarr recipe;
+the reader gives back what was written for any clip subset and layout (marker `properties`), and never
+unpickles what is offered as a store (marker `security`)."""
 
 from __future__ import annotations
 
