@@ -6,7 +6,7 @@ end and the teacher on one device; store creation and the teacher load excluded,
 amortises them) and the bare forward of the same teacher over the same number of inputs (random
 features already on the device, the same batch size and AMP). The figure is their throughput
 ratio, goal >= 0.90; the GPU's utilisation is sampled while stage one runs. The function runs on
-any device, so its CPU-sized form is tested without a GPU (tests/test_bench.py).
+any device, so its CPU-sized form is tested without a GPU (tests/bench/test_bench.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny real dataset (WAV files + manifest) inside a temporary project folder.
+"""Fixtures shared across the test folders: a tiny real dataset (WAV files + manifest) inside a temporary
+project folder, a student and a teacher store trained on it, a disk that fills up; and the `e2e` marking.
 
 Stages use project-relative folders (data_manifests/, runs/, stores/), so tests that run them
 chdir into the temporary project.
@@ -7,15 +8,13 @@ chdir into the temporary project.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import subprocess
 
-import numpy as np
 import pytest
 import torch
 
-from pipeline.audio import audio_fingerprint, write_wav
-from pipeline.manifests import Clip, Label, update_dataset_info, write_manifest
-from pipeline.recipe import load_config
+from pipeline.training import run_training
+from tests.helpers.tiny_project import make_tiny_dataset, tiny_config
 
 torch.set_num_threads(1)
 
@@ -23,28 +22,29 @@ torch.set_num_threads(1)
 # need a real dataset on disk (the tiny project, the embedded corpus) and so train or run a stage on it ...
 END_TO_END_FIXTURES = {"project", "corpus"}
 # ... and tests that run real pieces at full weight without one: the bench harness, spawned processes,
-# paper-size models, checkpoint round trips, concurrent writers (each took over ~5 s in a measured run)
+# paper-size models, checkpoint round trips, concurrent writers (each took over ~5 s in a measured run);
+# node ids under tests/, so each names its folder (file names repeat across folders)
 END_TO_END_TESTS = (
-    "test_bench.py::",
-    "test_parallel_runs.py::",
-    "test_checkpoint_import.py::test_psla_checkpoint",
-    "test_checkpoint_import.py::test_ast_checkpoint",
-    "test_checkpoint_import.py::test_checkpoint_of_another_size",
-    "test_checkpoint_import.py::test_own_checkpoint",
-    "test_properties.py::test_store_reader_gives_back",
-    "test_distill.py::test_label_free_clips",
-    "test_models.py::test_paper_size",
+    "bench/test_bench.py::",
+    "experiments/test_parallel_runs.py::",
+    "models/test_checkpoint_import.py::test_psla_checkpoint",
+    "models/test_checkpoint_import.py::test_ast_checkpoint",
+    "models/test_checkpoint_import.py::test_checkpoint_of_another_size",
+    "models/test_checkpoint_import.py::test_own_checkpoint",
+    "store/test_reader.py::test_store_reader_gives_back",
+    "stage_two/test_distill.py::test_label_free_clips",
+    "models/test_models.py::test_paper_size",
     "[ast_base]",
-    "test_models.py::test_each_model_gets_its_standard_head",
-    "test_store.py::test_worker_processes_write",
-    "test_store_cli.py::test_every_command_has_help",
-    "test_store_cli.py::test_ensemble",
-    "test_store_cli.py::test_merge",
-    "test_corpus.py::test_earlier_versions",
-    "test_corpus.py::test_rerun_with_same_knobs",
-    "test_security.py::test_documented_conversion",
-    "test_training.py::test_fold_based_data",
-    "test_store_remote.py::test_a_sharded_store",
+    "models/test_models.py::test_each_model_gets_its_standard_head",
+    "store/test_store.py::test_worker_processes_write",
+    "store/test_cli.py::test_every_command_has_help",
+    "store/test_cli.py::test_ensemble",
+    "store/test_cli.py::test_merge",
+    "synthetic_corpus/test_corpus.py::test_earlier_versions",
+    "synthetic_corpus/test_corpus.py::test_rerun_with_same_knobs",
+    "models/test_checkpoint_import.py::test_documented_conversion",
+    "training/test_training.py::test_fold_based_data",
+    "store/test_remote.py::test_a_sharded_store",
 )
 
 
@@ -55,87 +55,6 @@ def pytest_collection_modifyitems(config, items):
             name in item.nodeid for name in END_TO_END_TESTS
         ):
             item.add_marker(pytest.mark.e2e)
-
-
-TINY_CLASSES = [("/t/low", "Low_tone"), ("/t/high", "High_tone"), ("/t/noise", "Noise_burst"), ("/t/click", "Clicks")]
-
-
-def synth(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(int(16000 * seconds)) / 16000
-    if kind == "/t/low":
-        return 0.3 * np.sin(2 * np.pi * rng.uniform(200, 400) * t)
-    if kind == "/t/high":
-        return 0.3 * np.sin(2 * np.pi * rng.uniform(2000, 3000) * t)
-    if kind == "/t/noise":
-        return 0.2 * rng.standard_normal(len(t))
-    wave = np.zeros(len(t))
-    wave[:: int(16000 / rng.uniform(5, 15))] = 0.8
-    return wave
-
-
-def make_tiny_dataset(
-    root: Path,
-    name: str = "tiny",
-    n_train: int = 24,
-    n_eval: int = 8,
-    seed: int = 0,
-    fold_based: bool = False,
-    unlabelled: int = 0,
-) -> Path:
-    """Write WAVs and a manifest under root/; returns the manifest directory."""
-    rng = np.random.default_rng(seed)
-    audio_dir = root / "audio" / name
-    audio_dir.mkdir(parents=True, exist_ok=True)
-    clips = []
-    total = n_train + n_eval + unlabelled
-    for i in range(total):
-        mids = [TINY_CLASSES[i % 4][0]] + ([TINY_CLASSES[(i + 1) % 4][0]] if (i % 3 == 0 and not fold_based) else [])
-        seconds = float(rng.uniform(0.6, 1.2))
-        wave = sum(synth(m, seconds, rng) for m in mids) + 0.01 * rng.standard_normal(int(16000 * seconds))
-        path = audio_dir / f"c{i:03d}.wav"
-        write_wav(path, wave.astype(np.float32))
-        if i >= n_train + n_eval:
-            mids = []
-        split = "" if fold_based else ("train" if i < n_train or not mids else "eval")
-        fold = (i % 4) + 1 if fold_based else None
-        clips.append(
-            Clip(
-                f"c{i:03d}",
-                f"audio/{name}/c{i:03d}.wav",
-                tuple(mids),
-                split,
-                fold,
-                seconds,
-                16000,
-                1,
-                audio_fingerprint(path),
-            )
-        )
-    labels = [Label(i, mid, label) for i, (mid, label) in enumerate(TINY_CLASSES)]
-    out = root / "data_manifests" / name
-    write_manifest(out, name, root, "esc50" if fold_based else "fsd50k", labels, clips)
-    # as after `make norm-stats` (a run refuses a dataset with none); AudioSet's numbers, which runs
-    # without statistics used to fall back to, so every test trains exactly as before
-    update_dataset_info(out, norm_stats={"norm_mean": -4.2677, "norm_std": 4.5690, "method": "fixture"})
-    return out
-
-
-def tiny_config(**overrides):
-    base = {
-        "model": "efficientnet_tiny",
-        "n_mels": 32,
-        "target_length": 64,
-        "epochs": 2,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "lr_decay_start": 100,
-        "eval_batch_size": 16,
-        "threads": 1,
-        "norm_mean": -6.0,
-        "norm_std": 4.0,
-    }
-    base.update(overrides)
-    return load_config(None, {k: str(v) for k, v in base.items()})
 
 
 @pytest.fixture
@@ -152,43 +71,41 @@ def _one_thread():
     yield
 
 
-def run_killed_after_epoch(code: str, epoch: int, cwd: Path | None = None):
-    """Run `code` (Python, inside this repo) in a subprocess that SIGKILLs itself right after the
-    checkpoint of `epoch` is written: a crash at the worst moment of a real run."""
-    import subprocess
-    import sys
-
-    script = (
-        f"import os, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r}); import torch; "
-        "torch.set_num_threads(1)\n"
-        "import pipeline.training.loop as loop\n"
-        "real = loop.save_checkpoint\n"
-        "def killing_save(state, path):\n"
-        "    real(state, path)\n"
-        f"    if str(path).endswith('last.pt') and state['epoch'] == {epoch:d}: os.kill(os.getpid(), 9)\n"
-        "loop.save_checkpoint = killing_save\n"
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    """A tiny multi-label student (efficientnet_tiny, attention head, 1 epoch): its run folder."""
+    root = tmp_path_factory.mktemp("predict")
+    make_tiny_dataset(root)
+    run_training(
+        "tiny",
+        tiny_config(epochs=1, pooling="attention"),
+        "student",
+        progress=False,
+        manifests_root=root / "data_manifests",
+        runs_root=root / "runs",
     )
-    return subprocess.run([sys.executable, "-c", script + code], capture_output=True, text=True, cwd=cwd)
+    return root / "runs" / "tiny" / "student"
 
 
-def tiny_recipe(teacher_epochs: int = 2, **overrides):
-    """A Recipe for the tiny dataset: 1-epoch students, `teacher_epochs` for teachers."""
-    from pipeline.recipe import Recipe
+@pytest.fixture
+def teacher_store(project):
+    """A one-epoch teacher's store of the tiny project (no views), as another lab would send it."""
+    from pipeline.stage_one import StageOneJob, run_stage_one
 
-    base = {
-        "model": "efficientnet_tiny",
-        "n_mels": 32,
-        "target_length": 64,
-        "epochs": 1,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "lr_decay_start": 100,
-        "eval_batch_size": 16,
-        "threads": 1,
-        "norm_mean": -6.0,
-        "norm_std": 4.0,
-        "cnn_model": "efficientnet_tiny",
-        "ast_model": "ast_micro",
-    }
-    base.update(overrides)
-    return Recipe(base={k: str(v) for k, v in base.items()}, teacher={"epochs": str(teacher_epochs)})
+    run_training("tiny", tiny_config(epochs=1), "teacher", progress=False)
+    run_stage_one(
+        StageOneJob("tiny", "runs/tiny/teacher", "stores/s.zarr", scheduler="inline", chunk_clips=8), progress=False
+    )
+    return "stores/s.zarr"
+
+
+@pytest.fixture
+def small_disk(project):
+    """A 4 MiB tmpfs inside the project: a disk that really fills up."""
+    mount = project / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here ({made.stderr.decode().strip()}); needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -1,4 +1,4 @@
-"""AudioSet as labs hold it: PaSST/EfficientAT mp3 HDF5 and PANNs waveform HDF5 files (tests/audioset_hdf5_files.py
+"""AudioSet as labs hold it: PaSST/EfficientAT mp3 HDF5 and PANNs waveform HDF5 files (tests/helpers/audioset_hdf5_files.py
 writes them as the upstream packers do). The reference for every clip is the same audio as an ordinary file
 read by FORMAT=audioset, the path WAV sources have always taken."""
 
@@ -18,8 +18,8 @@ from pipeline.manifests import ManifestError, build_manifest, load_manifest, pre
 from pipeline.manifests.audioset_hdf5 import normalised_clip_id, youtube_id_and_start
 from pipeline.store import LogitTable, create_store
 from pipeline.store.matching import match_clips
-from tests import audioset_hdf5_files as files
-from tests.store_helpers import provenance
+from tests.helpers import audioset_hdf5_files as files
+from tests.helpers.store import provenance
 
 
 @pytest.fixture
@@ -259,8 +259,7 @@ def test_both_stages_train_and_label_straight_from_the_hdf5_rows(tmp_path, label
     from pipeline.features import wave_to_features
     from pipeline.stage_one import StageOneJob, run_stage_one
     from pipeline.training import run_training
-
-    from .conftest import tiny_config
+    from tests.helpers.tiny_project import tiny_config
 
     monkeypatch.chdir(tmp_path)
     hdf = tmp_path / "hdf"
@@ -294,9 +293,8 @@ def test_both_stages_train_and_label_straight_from_the_hdf5_rows(tmp_path, label
 def test_stage_two_joins_a_store_of_the_other_layout_with_join_recording_and_says_how(tmp_path, labels, segments):
     from pipeline.config import FrontEndConfig
     from pipeline.stage_two.run import DistillError, attach_store
-
-    from .conftest import tiny_config
-    from .store_helpers import fill_store
+    from tests.helpers.store import fill_store
+    from tests.helpers.tiny_project import tiny_config
 
     mp3 = build_manifest(
         "lab_a",

@@ -2,6 +2,7 @@ import pytest
 
 from pipeline.config import Config, apply_overrides, config_from_dict, config_to_dict, save_config
 from pipeline.recipe import load_config
+from tests.helpers import REPO_ROOT
 
 
 def test_overrides_are_typed():
@@ -48,9 +49,8 @@ def test_a_run_with_no_statistics_is_refused_with_the_command_to_make_them():
 
 
 def test_shipped_recipes_load():
-    from pathlib import Path
 
-    for recipe in Path(__file__).resolve().parents[1].glob("configs/*.yaml"):
+    for recipe in REPO_ROOT.glob("configs/*.yaml"):
         load_config(recipe)
 
 

@@ -6,15 +6,15 @@ import pytest
 
 from pipeline.config import Config, apply_overrides
 from pipeline.config_check import ConfigError, check_config, config_problems
+from tests.helpers import REPO_ROOT
 
 
 def test_defaults_and_the_shipped_recipes_pass():
-    from pathlib import Path
 
     from pipeline.recipe import load_config
 
     assert config_problems(Config()) == []
-    for recipe in sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")):
+    for recipe in sorted(REPO_ROOT.glob("configs/*.yaml")):
         assert config_problems(load_config(recipe)) == [], recipe.name
 
 

@@ -14,9 +14,8 @@ import zarr
 from pipeline.cluster import ClusterResources
 from pipeline.stage_one import StageOneJob, run_stage_one
 from pipeline.training import run_training
-
-from .conftest import tiny_config
-from .slurm_local import LocalSlurm, missing_programs
+from tests.helpers.slurm_local import LocalSlurm, missing_programs
+from tests.helpers.tiny_project import tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -65,8 +64,7 @@ def test_the_grid_through_slurm_equals_the_local_process_grid(project, slurm):
     from pathlib import Path
 
     from pipeline.experiments.grid import GridSpec, run_grid
-
-    from .conftest import tiny_recipe
+    from tests.helpers.tiny_project import tiny_recipe
 
     recipe = tiny_recipe(teacher_epochs=1, num_workers=1)
     cells = {

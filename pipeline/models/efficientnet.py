@@ -16,7 +16,7 @@ block index the same way), PSLA's 4-head sigmoid attention head (``psla_attentio
 with ``pretrained=imagenet`` the TF-ported AutoAugment ImageNet weights (``tf_efficientnet_*.aa_in1k``,
 the TF release efficientnet_pytorch's ``from_pretrained`` also ported) with a freshly initialised
 one-channel stem, as ``EfficientNet.from_pretrained(..., in_channels=1)`` builds it. Published PSLA
-files import into these exactly (tests/test_psla_reference.py compares with efficientnet_pytorch).
+files import into these exactly (tests/models/test_psla_reference.py compares with efficientnet_pytorch).
 """
 
 from __future__ import annotations

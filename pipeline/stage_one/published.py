@@ -23,7 +23,7 @@ other AST releases (``audioset_<f>_<t>_<mAP>.pth`` with strides 10-16, ``speechc
 are recognised by their names, which give their strides (``pipeline/models/ast_releases.py``).
 PSLA: https://github.com/YuanGongND/psla (EfficientNet-B2 with 4-head attention; AudioSet and
 FSD50K single and weight-averaged models), imported into ``efficientnet_b2_psla`` with PSLA's own head
-(``psla_attention``): its function exactly (tests/test_psla_reference.py, against efficientnet_pytorch).
+(``psla_attention``): its function exactly (tests/models/test_psla_reference.py, against efficientnet_pytorch).
 Other files: give MODEL, its options (``pooling``, ``attention_heads``, ``freq_stride`` ...: whatever
 the registry lists for that model) and the front end explicitly.
 

@@ -3,7 +3,7 @@
 Zarr v3's core data types are numbers, booleans and raw bits; variable-length strings (``string``)
 are a zarr-python extension that TensorStore's zarr3 driver (0.1.86) refuses ("string data type is
 not one of the supported data types"), and so do zarr-python's fixed-width ``null_terminated_bytes``
-and ``fixed_length_utf32`` (checked in tests/test_store_readers.py). So every string array a reader
+and ``fixed_length_utf32`` (checked in tests/store/test_other_readers.py). So every string array a reader
 needs keeps its zarr string array and gains a **uint8** twin, ``<name>_utf8``: each value's UTF-8
 bytes, zero-padded to the longest value (one extra trailing axis ``<width>_byte``). Every zarr v3
 implementation reads it; ``bytes(row).rstrip(b"\\0").decode()`` gives the string back.

@@ -1,0 +1,34 @@
+"""The model registry (pipeline/models/registry.py) checks the model name and config a checkpoint
+names before any model is built from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.models import create_model
+from pipeline.models.registry import validate_model_config
+
+
+@pytest.mark.security
+@pytest.mark.parametrize(
+    "name, config, problem",
+    [
+        ("efficientnet_tiny", {"num_classes": 4, "pretrained": "imagenet"}, "unknown key"),
+        ("efficientnet_tiny", {"num_classes": 4, "checkpoint": "/tmp/x.pt"}, "unknown key"),
+        ("efficientnet_tiny", {"num_classes": [4]}, "non-plain"),
+        ("efficientnet_tiny", {"num_classes": {"__class__": "os.system"}}, "non-plain"),
+        ("os.system", {}, "unknown model"),
+        (["efficientnet_tiny"], {}, "must be a string"),
+        ("efficientnet_tiny", "num_classes=4", "must be a mapping"),
+    ],
+)
+def test_model_metadata_is_checked_against_the_registry(name, config, problem):
+    with pytest.raises(ValueError, match=problem):
+        validate_model_config(name, config, source="x.pt")
+
+
+@pytest.mark.security
+def test_registry_accepts_what_create_model_records():
+    for name in ("efficientnet_tiny", "ast_micro"):
+        model = create_model(name, num_classes=3, n_mels=32, target_length=64)
+        assert validate_model_config(model.model_name, model.model_config) == (name, model.model_config)
