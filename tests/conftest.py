@@ -13,8 +13,9 @@ import subprocess
 import pytest
 import torch
 
+from pipeline.testing import write_tiny_dataset
 from pipeline.training import run_training
-from tests.helpers.tiny_project import make_tiny_dataset, tiny_config
+from tests.helpers.tiny_project import tiny_config
 
 torch.set_num_threads(1)
 
@@ -60,7 +61,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A temporary project folder with a tiny multi-label dataset; the cwd for the test."""
-    make_tiny_dataset(tmp_path)
+    write_tiny_dataset(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -75,7 +76,7 @@ def _one_thread():
 def student(tmp_path_factory):
     """A tiny multi-label student (efficientnet_tiny, attention head, 1 epoch): its run folder."""
     root = tmp_path_factory.mktemp("predict")
-    make_tiny_dataset(root)
+    write_tiny_dataset(root)
     run_training(
         "tiny",
         tiny_config(epochs=1, pooling="attention"),

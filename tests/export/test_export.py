@@ -177,10 +177,11 @@ def test_a_students_card_names_its_teacher_store_digest_and_kd_settings(tmp_path
     from pipeline.stage_one import StageOneJob, run_stage_one
     from pipeline.stage_two.run import train_student
     from pipeline.store import check_store
+    from pipeline.testing import write_tiny_dataset
     from pipeline.training import run_training
-    from tests.helpers.tiny_project import make_tiny_dataset, tiny_config
+    from tests.helpers.tiny_project import tiny_config
 
-    make_tiny_dataset(tmp_path)
+    write_tiny_dataset(tmp_path)
     monkeypatch.chdir(tmp_path)
     run_training("tiny", tiny_config(model="ast_micro", epochs=1), "teacher", progress=False)
     run_stage_one(

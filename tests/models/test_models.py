@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from pipeline.models import PretrainedUnavailable, create_model, list_models, model_entry
+from pipeline.models import PretrainedUnavailable, create_model, list_models
 from pipeline.models import pretrained as pretrained_module
 from pipeline.models.ast import sincos_position_table
 from pipeline.models.pooling import AttentionPoolingHead
@@ -270,17 +270,3 @@ def test_imagenet_ast_from_cache_adapts_patches_and_positions(monkeypatch, tmp_p
     centre = source_grid[7 - 5 // 2 : 7 - 5 // 2 + 5, 7 - 9 // 2 : 7 - 9 // 2 + 9]
     assert torch.equal(model.v.pos_embed[0, 2:].reshape(5, 9, -1), centre)
     assert torch.equal(model.v.pos_embed[0, :2], deit.pos_embed[0, :2])
-
-
-def test_model_options_from_a_command_line_are_typed_and_checked():
-    entry = model_entry("ast_micro")
-    assert entry.typed_options({"time_stride": "5", "freq_stride": "4.0", "position": "cut"}) == {
-        "time_stride": 5,
-        "freq_stride": 4,
-        "position": "cut",
-    }
-    with pytest.raises(ValueError, match="time_stride='2.5'.*int"):
-        entry.typed_options({"time_stride": "2.5"})  # refused, never truncated to 2
-    with pytest.raises(ValueError, match="heads: not an option of ast_micro"):
-        entry.typed_options({"heads": "2"})
-    assert model_entry("efficientnet_b2").typed_options({"tf_variant": "true"}) == {"tf_variant": True}

@@ -88,9 +88,9 @@ def test_teacher_missing_some_dataset_classes_is_refused(teacher, project):
 def test_teacher_of_another_dataset_on_fold_based_data_is_refused_for_its_vocabulary(teacher, project):
     """The reverse pairing (a multi-label teacher offered to an ESC-50-layout dataset): the refusal
     names the vocabulary mismatch; before, the fold check spoke first ("point TEACHER at one fold's run")."""
-    from tests.helpers.tiny_project import make_tiny_dataset
+    from pipeline.testing import write_tiny_dataset
 
-    folds = load_manifest(make_tiny_dataset(project, name="folds", fold_based=True))
+    folds = load_manifest(write_tiny_dataset(project, name="folds", fold_based=True))
     rename = {mid: f"/esc/{i}" for i, mid in enumerate(folds.mids)}
     clips = [dataclasses.replace(c, labels=tuple(rename[m] for m in c.labels)) for c in folds.clips]
     labels = [Label(i, rename[mid], mid.upper()) for i, mid in enumerate(folds.mids)]

@@ -82,10 +82,10 @@ def test_front_end_mismatch_is_refused_for_replay(store):
 
 
 def test_missing_logits_error_lists_clips_and_mask_trains_them_without_kd(store, tmp_path):
-    from tests.helpers.tiny_project import make_tiny_dataset
+    from pipeline.testing import write_tiny_dataset
 
     # a larger manifest of the same name: the store lacks the new clips
-    make_tiny_dataset(Path("."), "tiny", n_train=36, n_eval=8)  # c032-c035 are new
+    write_tiny_dataset(Path("."), "tiny", n_train=36, n_eval=8)  # c032-c035 are new
     manifest = load_manifest("data_manifests/tiny")
     train = manifest.select("train")
     config = apply_overrides(kd_config(store), ["kd=clean"])
@@ -101,9 +101,9 @@ def test_missing_logits_error_lists_clips_and_mask_trains_them_without_kd(store,
 
 
 def test_label_free_clips_train_on_kd_alone(tmp_path, monkeypatch):
-    from tests.helpers.tiny_project import make_tiny_dataset
+    from pipeline.testing import write_tiny_dataset
 
-    make_tiny_dataset(tmp_path, "tiny", unlabelled=6)
+    write_tiny_dataset(tmp_path, "tiny", unlabelled=6)
     monkeypatch.chdir(tmp_path)
     run_training("tiny", tiny_config(epochs=1), "teacher", progress=False)
     run_stage_one(StageOneJob("tiny", "runs/tiny/teacher", "stores/u.zarr", scheduler="inline"), progress=False)

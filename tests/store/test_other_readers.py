@@ -26,10 +26,10 @@ def stage_one_store(tmp_path_factory) -> Path:
     """A 1.3 store with two views, written by stage one from a one-epoch teacher on the tiny dataset."""
     import os
 
-    from tests.helpers.tiny_project import make_tiny_dataset
+    from pipeline.testing import write_tiny_dataset
 
     root = tmp_path_factory.mktemp("readers")
-    make_tiny_dataset(root)
+    write_tiny_dataset(root)
     cwd = os.getcwd()
     os.chdir(root)
     try:

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from pipeline.manifests import load_manifest
+from pipeline.testing import write_tiny_dataset
 from pipeline.training import run_training
 from pipeline.training.runner import splits_for
-from tests.helpers.tiny_project import make_tiny_dataset, tiny_config
+from tests.helpers.tiny_project import tiny_config
 
 
 def test_clip_broken_after_the_manifest_is_skipped_with_a_count(project):
@@ -41,7 +42,7 @@ def test_broken_eval_clip_is_left_out_of_the_scores(project):
 
 
 def test_no_val_split_carves_one_from_train_and_says_so(tmp_path, monkeypatch):
-    make_tiny_dataset(tmp_path, name="folds", fold_based=True)
+    write_tiny_dataset(tmp_path, name="folds", fold_based=True)
     monkeypatch.chdir(tmp_path)
     manifest = load_manifest("data_manifests/folds")
     train, val, evaluation = splits_for(manifest, 1, "val", seed=3)
@@ -55,7 +56,7 @@ def test_no_val_split_carves_one_from_train_and_says_so(tmp_path, monkeypatch):
 
 
 def test_selecting_on_eval_is_explicit_and_stated(tmp_path, monkeypatch):
-    make_tiny_dataset(tmp_path, name="folds", fold_based=True)
+    write_tiny_dataset(tmp_path, name="folds", fold_based=True)
     monkeypatch.chdir(tmp_path)
     manifest = load_manifest("data_manifests/folds")
     _, val, evaluation = splits_for(manifest, 1, "eval")

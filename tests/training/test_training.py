@@ -121,9 +121,9 @@ def test_resume_after_kill_matches_uninterrupted_run(project):
 
 
 def test_fold_based_data_runs_each_fold_and_averages(tmp_path, monkeypatch):
-    from tests.helpers.tiny_project import make_tiny_dataset
+    from pipeline.testing import write_tiny_dataset
 
-    make_tiny_dataset(tmp_path, "folds", n_train=32, n_eval=0, fold_based=True)
+    write_tiny_dataset(tmp_path, "folds", n_train=32, n_eval=0, fold_based=True)
     monkeypatch.chdir(tmp_path)
     summary = run_training("folds", tiny_config(epochs=1, loss="ce"), "cv", progress=False)
     assert set(summary["folds"]) == {"1", "2", "3", "4"}

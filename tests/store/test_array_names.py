@@ -32,8 +32,9 @@ from typing import NamedTuple
 import pytest
 
 from pipeline.store.format import Layout
+from tests.helpers import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 SCANNED = ("pipeline", "stages", "bench")
 FORMAT_MODULE = "pipeline/store/format.py"
 STORE_PACKAGE = "pipeline/store/"
