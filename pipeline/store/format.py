@@ -116,7 +116,7 @@ class ArraySpec:
     dtype: str  # numpy dtype name, or "str" for zarr's variable-length UTF-8 strings
     # dimension names are a namespace of their own (zarr's dimension_names), spelled as strings here: only
     # `clip` and `class` coincide with an array's name, because xarray makes the array named like a dim its index
-    dims: tuple[str, ...]
+    dims: tuple[str | None, ...]  # None: an unnamed dimension (export copies arrays as they are)
     fill: object
     shards: tuple[int, ...] | None = None  # zarr sharding: several chunks per file (format 1.2)
 
