@@ -45,7 +45,7 @@ def private_dir(path: Path) -> Path:
 
 def array_sha256(array: np.ndarray) -> str:
     digest = hashlib.sha256(f"{array.dtype.str}{list(array.shape)}".encode())
-    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    digest.update(np.ascontiguousarray(array).data.cast("B"))  # .data: the array's buffer as a memoryview
     return digest.hexdigest()
 
 

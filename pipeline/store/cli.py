@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import traceback
+from typing import Any
 
 from .format import StoreError
 
@@ -189,12 +190,15 @@ def build_parser(prog: str = "python -m pipeline.store") -> argparse.ArgumentPar
         '\'{"endpoint_url": "http://..."}\' (make STORAGE_OPTIONS=; also read from '
         "CMKD_STORAGE_OPTIONS)",
     )
+
+    class CommandParser(argparse.ArgumentParser):
+        """A command's parser: it takes the shared options too (a class, as add_subparsers' parser_class)."""
+
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(parents=[shared], **kw)
+
     commands = parser.add_subparsers(
-        dest="command",
-        required=True,
-        metavar="command",
-        help="one of:",
-        parser_class=lambda **kw: argparse.ArgumentParser(parents=[shared], **kw),
+        dest="command", required=True, metavar="command", help="one of:", parser_class=CommandParser
     )
 
     p = commands.add_parser("inspect", help="what a store holds and where it came from")

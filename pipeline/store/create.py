@@ -246,7 +246,10 @@ def _resume(path: Path, new_attrs: dict, chunk_clips: int | None) -> bool:
         raise StoreMismatch(
             f"{path} was built from different inputs; pass overwrite=True to rebuild it.\n  " + "\n  ".join(differences)
         )
-    sessions = list(old_attrs.get("sessions", []))
+    recorded = old_attrs.get("sessions", [])
+    if not isinstance(recorded, list):
+        raise StoreError(f"{path}: attrs sessions is a {type(recorded).__name__}, expected a list")
+    sessions = list(recorded)  # a copy: the attrs zarr holds are not edited in place
     sessions.append({"started": utc_now(), "software": new_attrs["software"]})
     group.attrs.update({"sessions": sessions})
     return True

@@ -15,6 +15,7 @@ import numpy as np
 from .format import ARRAY, LOGIT_ARRAYS, open_store, read_strings
 from .integrity import completion_problem, format_contradictions, store_digest, uncovered_note
 from .location import is_local_dir, is_zip
+from .nodes import array_at, attrs_section
 from .writer import read_failures
 
 
@@ -26,13 +27,13 @@ def describe(location, verification=None) -> dict:
     """Everything `inspect` prints, as JSON data; `verification`: a :class:`Verification` of this store."""
     group, layout = open_store(location)
     attrs = group.attrs.asdict()
-    valid = np.asarray(group[ARRAY.valid][:])
-    splits = read_strings(group[ARRAY.split])
-    fingerprints = read_strings(group[ARRAY.fingerprint]) if ARRAY.fingerprint in group else []
+    valid = np.asarray(array_at(group, ARRAY.valid)[:])
+    splits = read_strings(array_at(group, ARRAY.split))
+    fingerprints = read_strings(array_at(group, ARRAY.fingerprint)) if ARRAY.fingerprint in group else []
     failures = read_failures(group)
-    teacher = attrs.get("teacher", {})
+    teacher = attrs_section(attrs, "teacher", location)
     shas = teacher.get("checkpoint_sha256")
-    manifest = attrs.get("manifest", {})
+    manifest = attrs_section(attrs, "manifest", location)
     per_split = {}
     for split in sorted(set(splits)):
         in_split = np.array([s == split for s in splits])
@@ -50,7 +51,10 @@ def describe(location, verification=None) -> dict:
             "out_of_fold": teacher.get("out_of_fold"),
             "ensemble": teacher.get("ensemble"),
         },
-        "vocabulary": {"classes": layout.num_classes, "sha256": attrs.get("vocabulary", {}).get("sha256")},
+        "vocabulary": {
+            "classes": layout.num_classes,
+            "sha256": attrs_section(attrs, "vocabulary", location).get("sha256"),
+        },
         "activation": attrs.get("activation"),
         "front_end": attrs.get("front_end"),
         "manifest": {"name": manifest.get("name"), "sha256": manifest.get("sha256")},
@@ -62,11 +66,14 @@ def describe(location, verification=None) -> dict:
             "dtype": layout.dtype,
             "chunk_clips": layout.chunk_clips,
             "chunks": layout.n_chunks,
-            "chunks_done": int(np.asarray(group[ARRAY.chunk_done][:]).sum()),
+            "chunks_done": int(np.asarray(array_at(group, ARRAY.chunk_done)[:]).sum()),
         },
-        "views": {"count": layout.views, "seed": attrs.get("views", {}).get("seed") if layout.views else None},
+        "views": {
+            "count": layout.views,
+            "seed": attrs_section(attrs, "views", location).get("seed") if layout.views else None,
+        },
         "failures": {"count": len(failures), "first": [{"clip_id": c, "error": e} for c, e, _ in failures[:5]]},
-        "completed": attrs.get("completed", {}).get("finished") if not unfinished else None,
+        "completed": attrs_section(attrs, "completed", location).get("finished") if not unfinished else None,
         "unfinished": unfinished or None,
         "software": attrs.get("software"),
         "derived": attrs.get("derived"),

@@ -18,7 +18,7 @@ import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from .errors import StoreError
-from .location import open_group_at
+from .location import AccessMode, open_group_at
 
 FORMAT_ID = "cmkd-logits"
 FORMAT_VERSION = "1.3"  # 1.1 added: fingerprint, checksummed columns, crc32c codecs, completed.digest;
@@ -116,7 +116,7 @@ class ArraySpec:
     dtype: str  # numpy dtype name, or "str" for zarr's variable-length UTF-8 strings
     # dimension names are a namespace of their own (zarr's dimension_names), spelled as strings here: only
     # `clip` and `class` coincide with an array's name, because xarray makes the array named like a dim its index
-    dims: tuple[str, ...]
+    dims: tuple[str | None, ...]  # None: an unnamed dimension (export copies arrays as they are)
     fill: object
     shards: tuple[int, ...] | None = None  # zarr sharding: several chunks per file (format 1.2)
 
@@ -351,7 +351,7 @@ def version_minor(attrs: dict) -> int:
         return 0
 
 
-def open_store(path: str | os.PathLike, mode: str = "r") -> tuple[zarr.Group, Layout]:
+def open_store(path: str | os.PathLike, mode: AccessMode = "r") -> tuple[zarr.Group, Layout]:
     """Open a cmkd-logits group, refusing other formats and unreadable (newer major) versions.
 
     `path` is a directory, a .zarr.zip or (read-only) a URL: see :mod:`pipeline.store.location`.

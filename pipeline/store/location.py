@@ -15,12 +15,14 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Literal
 
 import zarr
 
 from .errors import StoreError
 from .remote import RemoteReadError, describe_failure, honours_range, local_copy, protocol_of, retrying_store
 
+AccessMode = Literal["r", "r+", "a", "w", "w-"]  # zarr's open modes; remote and zipped stores take "r" only
 REMOTE_SCHEMES = ("http://", "https://", "s3://", "s3a://", "gs://", "gcs://", "hf://")
 NO_RANGE_NOTICE = (
     "note: {location}: the server ignores HTTP Range requests; downloading the whole store once "
@@ -119,7 +121,7 @@ def _zarr_store(location, mode: str):
     return _local_store(text, mode)
 
 
-def open_group_at(location: str | os.PathLike, mode: str = "r") -> zarr.Group:
+def open_group_at(location: str | os.PathLike, mode: AccessMode = "r") -> zarr.Group:
     store = _zarr_store(location, mode)
     consolidated = None if not isinstance(store, str) else False
     try:

@@ -77,7 +77,7 @@ def replay_partners(table, rows: np.ndarray, manifest_clips, join: str = "id") -
     """
     names = table.partner_names
     by_id = {clip.clip_id: clip.fingerprint for clip in manifest_clips}
-    by_print = {}
+    by_print: dict[str, str] = {}
     for clip in manifest_clips:
         if clip.fingerprint:
             by_print.setdefault(clip.fingerprint, clip.clip_id)

@@ -22,6 +22,7 @@ from .format import ARRAY, COLUMN_ARRAYS, ArraySpec, StoreError, create_array, o
 from .integrity import chunk_digest
 from .location import consolidate, open_group_at
 from .lock import StoreLock
+from .nodes import array_at, attrs_section, attrs_text, dimension_names
 from .verify import check_store
 from .writer import chunk_plan, finalize_store, mark_chunk_done, read_failures, write_chunk, write_stored_chunk
 
@@ -59,7 +60,7 @@ class Source:
         group, self.layout = open_store(location)
         self.attrs = group.attrs.asdict()
         names = [*COLUMN_ARRAYS, *(spec.name for spec in self.layout.chunk_array_specs())]
-        self.arrays = {name: np.asarray(group[name][...]) for name in names if name in group}
+        self.arrays = {name: np.asarray(array_at(group, name)[...]) for name in names if name in group}
         if ARRAY.fingerprint not in self.arrays:  # a 1.0 store
             self.arrays[ARRAY.fingerprint] = np.array([""] * self.layout.n_clips, dtype=object)
         self.clip_ids = [str(c) for c in self.arrays[ARRAY.clip_id]]
@@ -75,13 +76,14 @@ class Source:
 
 def _new_store_like(out, first: Source, clip_rows: list[tuple[Source, int]], derived: dict, **layout) -> None:
     attrs = {key: first.attrs[key] for key in PROVENANCE_KEYS if key in first.attrs}
-    attrs["views"] = {"settings": first.attrs.get("views", {}).get("settings")}
+    views = attrs_section(first.attrs, "views", first.location)
+    attrs["views"] = {"settings": views.get("settings")}
     attrs["derived"] = derived
     column = {name: [src.arrays[name][row] for src, row in clip_rows] for name in COLUMN_ARRAYS}
-    vocabulary = first.attrs["vocabulary"]
+    vocabulary = attrs_section(first.attrs, "vocabulary", first.location)
     options = dict(
         views=first.layout.views,
-        view_seed=first.attrs.get("views", {}).get("seed", 0),
+        view_seed=views.get("seed", 0),
         max_masks=first.layout.max_masks,
         dtype=first.layout.dtype,
         topk=first.layout.topk,
@@ -97,7 +99,7 @@ def _new_store_like(out, first: Source, clip_rows: list[tuple[Source, int]], der
         fingerprints=[str(f) for f in column[ARRAY.fingerprint]],
         vocabulary_mids=vocabulary["mids"],
         vocabulary_names=vocabulary["names"],
-        activation=first.attrs["activation"],
+        activation=attrs_text(first.attrs, "activation", first.location),
         attrs=attrs,
         **options,
     )
@@ -132,6 +134,7 @@ def subset(
             raise StoreError(f"{location}: {len(unknown)} requested clips are not in the store (first: {unknown[:10]})")
         rows = [source.row_of[c] for c in dict.fromkeys(clip_ids)]
     else:
+        assert splits  # checked above: without a clip list the splits are given
         rows = [row for row, split in enumerate(source.arrays[ARRAY.split]) if str(split) in set(splits)]
     if not rows:
         raise StoreError(f"{location}: the selection is empty (splits {splits})")
@@ -234,10 +237,10 @@ def ensemble(
         LogitTable.open(location, load_views=False, expected_digest=pin) for location, pin in zip(locations, pins)
     ]
     first = sources[0]
-    mids = first.attrs["vocabulary"]["mids"]
-    orders = []  # per member: its class index for each of the first store's classes
+    mids = attrs_section(first.attrs, "vocabulary", first.location)["mids"]
+    orders: list[np.ndarray | None] = []  # per member: its class index for each of the first store's classes
     for source in sources:
-        theirs = source.attrs["vocabulary"]["mids"]
+        theirs = attrs_section(source.attrs, "vocabulary", source.location)["mids"]
         if theirs == mids:
             orders.append(None)
         elif vocab_remap and sorted(theirs) == sorted(mids):
@@ -253,7 +256,9 @@ def ensemble(
                 )
                 + ")"
             )
-        if source.attrs["activation"] != first.attrs["activation"]:
+        if attrs_text(source.attrs, "activation", source.location) != attrs_text(
+            first.attrs, "activation", first.location
+        ):
             raise StoreError(
                 f"{source.location}: activation {source.attrs['activation']} differs from {first.attrs['activation']}"
             )
@@ -263,7 +268,7 @@ def ensemble(
             f"the stores hold different clip sets ({', '.join(str(len(s.clip_ids)) for s in sources)} "
             f"clips, {len(ids)} in all); pass --clips intersection to keep the shared ones"
         )
-    activation = first.attrs["activation"]
+    activation = attrs_text(first.attrs, "activation", first.location)
     stacked = np.stack(
         [
             t.logits_for(t.rows(ids)) if order is None else t.logits_for(t.rows(ids))[:, order]
@@ -279,9 +284,9 @@ def ensemble(
     members = [
         {
             **s.record(),
-            "model": s.attrs["teacher"].get("model"),
+            "model": attrs_section(s.attrs, "teacher", s.location).get("model"),
             "weight": weight,
-            "checkpoint_sha256": s.attrs["teacher"].get("checkpoint_sha256"),
+            "checkpoint_sha256": attrs_section(s.attrs, "teacher", s.location).get("checkpoint_sha256"),
         }
         for s, weight in zip(sources, weights)
     ]
@@ -338,7 +343,7 @@ def export(location, out, pinned: str | None = None) -> str:
                 array.shape,
                 array.chunks,
                 "str" if kind in "OUT" else np.dtype(array.dtype).name,
-                tuple(array.metadata.dimension_names or ()),
+                dimension_names(array),
                 array.fill_value,
             )
             copied = create_array(target, spec)

@@ -16,6 +16,7 @@ import yaml
 
 from .describe import describe
 from .format import open_store
+from .nodes import attrs_section
 from .ops import export
 
 SIZE_CATEGORIES = (
@@ -134,7 +135,8 @@ def publish(location, folder, licence: str = "other", repo: str = "<org>/<name>"
     info = describe(zip_path)
     group, _ = open_store(zip_path)
     attrs = group.attrs.asdict()
-    title = title or f"{attrs.get('teacher', {}).get('model')} logits on {attrs.get('manifest', {}).get('name')}"
+    teacher, manifest = attrs_section(attrs, "teacher", zip_path), attrs_section(attrs, "manifest", zip_path)
+    title = title or f"{teacher.get('model')} logits on {manifest.get('name')}"
     card = folder / "README.md"
     card.write_text(dataset_card(info, attrs, zip_path.name, licence, repo, title), encoding="utf-8")
     sums = folder / "SHA256SUMS"

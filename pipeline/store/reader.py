@@ -30,8 +30,9 @@ from .integrity import (
     store_digest,
 )
 from .location import identity, is_local_dir
+from .nodes import array_at
 from .topk import rebuild_dense
-from .views import arrays_to_view
+from .views import ViewCells, arrays_to_view
 
 OPT_OUT = "verify=false skips this check, at your risk"
 # what a clean-clip or a view lookup reads: (top-k values, indices, fill) in a top-k store, else the dense array
@@ -62,23 +63,26 @@ def _load_rows(
     n_rows = layout.n_clips if rows is None else len(rows)
     out: dict[str, np.ndarray] = {}
     if n_rows == 0:
-        return {name: np.empty((0, *group[name].shape[1:]), dtype=group[name].dtype) for name in names}
+        empty = {name: array_at(group, name) for name in names}
+        return {name: np.empty((0, *array.shape[1:]), dtype=array.dtype) for name, array in empty.items()}
     chunks = range(layout.n_chunks) if rows is None else np.unique(rows // layout.chunk_clips).tolist()
-    recorded = read_strings(group[ARRAY.chunk_sha256]) if digest is not None else []
+    recorded = read_strings(array_at(group, ARRAY.chunk_sha256)) if digest is not None else []
     covered = checksum_names(layout, attrs)
-    group = {name: group[name] for name in {*covered, *names, ARRAY.clip_id}}  # open each array once
+    opened = {name: array_at(group, name) for name in {*covered, *names, ARRAY.clip_id}}  # open each array once
     key = identity(path)
     todo = set() if digest is None else {c for c in chunks if (key, digest, c) not in _VERIFIED_CHUNKS}
-    for chunk, arrays in iter_chunks(group, layout, covered if todo else names, chunks):
+    for chunk, arrays in iter_chunks(opened, layout, covered if todo else names, chunks):
         start, stop = layout.chunk_bounds(chunk)
         if chunk in todo:
+            assert digest is not None  # todo is empty without a digest
             check = compare_chunk(chunk, arrays, recorded[chunk])
-            if check.problem:
-                raise StoreError(f"{check.message(path, group, layout)}; re-download or rebuild the store ({OPT_OUT})")
+            if check.problem:  # a chunk that did not decode (arrays is its reason) is a problem too
+                raise StoreError(f"{check.message(path, opened, layout)}; re-download or rebuild the store ({OPT_OUT})")
             _VERIFIED_CHUNKS.add((key, digest, chunk))
-        elif isinstance(arrays, str):
+        if isinstance(arrays, str):  # only reached for a chunk that was not hashed (see above)
             raise StoreError(f"{path}: chunk {chunk}: {arrays}")
         pieces = {name: arrays[name] for name in names}
+        take: slice | np.ndarray
         if rows is None:
             into, take = slice(start, stop), slice(None)
         else:
@@ -115,7 +119,7 @@ class LogitTable:
 
     def __init__(
         self,
-        path: Path,
+        path: str | os.PathLike,  # a local folder as a Path, else the URL or zip file as given
         attrs: dict,
         layout: Layout,
         clip_ids: list[str],
@@ -171,7 +175,7 @@ class LogitTable:
                 "corrupted or unfinished rows would train the student",
                 file=sys.stderr,
             )
-        all_ids = read_strings(group[ARRAY.clip_id])
+        all_ids = read_strings(array_at(group, ARRAY.clip_id))
         if clip_ids is None:
             rows = None
         else:
@@ -191,13 +195,13 @@ class LogitTable:
             partner_names = [str(p) for p in unique]
             arrays["view_partner_code"] = codes.reshape(partners.shape).astype(np.int32)
         loaded_ids = all_ids if rows is None else [all_ids[row] for row in rows]
-        complete = bool(np.asarray(group[ARRAY.chunk_done][:]).all())
+        complete = bool(np.asarray(array_at(group, ARRAY.chunk_done)[:]).all())
         table = cls(
             Path(path) if is_local_dir(path) else path, attrs, layout, loaded_ids, arrays, partner_names, complete
         )
         table.digest, table.verified, table.pinned = digest, verify, bool(expected_digest)
         if ARRAY.fingerprint in group:
-            stored = read_strings(group[ARRAY.fingerprint])
+            stored = read_strings(array_at(group, ARRAY.fingerprint))
             table.fingerprints = stored if rows is None else [stored[row] for row in rows]
         return table
 
@@ -283,7 +287,7 @@ class LogitTable:
     def view_for(self, row: int, k: int) -> View:
         """The exact View (mixup partner, lambda, shift, masks) the teacher saw for view k of row."""
         self._require_views()
-        arrays = {name: self._arrays[name] for name in VIEW_PARAM_ARRAYS}
+        arrays: dict[str, ViewCells] = {name: self._arrays[name] for name in VIEW_PARAM_ARRAYS}
         arrays[ARRAY.view_partner] = _PartnerLookup(self._arrays["view_partner_code"], self._partner_names)
         return arrays_to_view(arrays, row, k, seed=self.view_seed)
 

@@ -198,6 +198,7 @@ def honours_range(url: str) -> bool:
             last = exc
         if attempt < retries():
             time.sleep(backoff(attempt))
+    assert last is not None  # every try that neither returned nor raised recorded its failure
     raise RemoteReadError(
         f"{url}: cannot be reached after {retries() + 1} tries ({describe_failure(last)}); "
         "check the URL and the network (CMKD_RETRIES and CMKD_READ_TIMEOUT set retries and timeout)"

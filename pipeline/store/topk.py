@@ -67,7 +67,7 @@ def rebuild_dense(values: np.ndarray, indices: np.ndarray, fill: np.ndarray, num
     values = np.asarray(values, dtype=np.float32)
     indices = np.asarray(indices)
     dense = np.repeat(np.asarray(fill, dtype=np.float32)[..., None], num_classes, axis=-1)
-    failed = (indices < 0).any(axis=-1)
+    failed = np.asarray((indices < 0).any(axis=-1))  # an array also for one row (a 0-d mask)
     np.put_along_axis(dense, np.where(failed[..., None], 0, indices).astype(np.intp), values, axis=-1)
     dense[failed] = np.nan
     return dense

@@ -34,6 +34,7 @@ from .integrity import (
     uncovered_note,
 )
 from .location import is_local_dir
+from .nodes import array_at, dimension_names
 from .remote import RemoteReadError
 from .writer import read_failures
 
@@ -60,9 +61,9 @@ REQUIRED_ATTR_PATHS = (
 
 
 def _missing_attrs(attrs: dict) -> list[str]:
-    missing = []
+    missing: list[str] = []
     for dotted in REQUIRED_ATTR_PATHS:
-        node = attrs
+        node: object = attrs
         for key in dotted.split("."):
             node = node.get(key) if isinstance(node, dict) else None
         if node is None:
@@ -77,17 +78,16 @@ def _schema_problems(group, layout: Layout, minor: int) -> list[str]:
         if spec.name not in present:
             problems.append(f"array {spec.name!r} is missing")
             continue
-        array = group[spec.name]
+        array = array_at(group, spec.name)  # in array_keys(): an array
         dtype_ok = (np.dtype(array.dtype).kind in "OUT") if spec.dtype == "str" else array.dtype == np.dtype(spec.dtype)
         if not dtype_ok:
             problems.append(f"array {spec.name!r} has dtype {array.dtype}, expected {spec.dtype}")
         shape_ok = array.shape[1:] == spec.shape[1:] if spec.dims == ("failure",) else array.shape == spec.shape
         if not shape_ok:
             problems.append(f"array {spec.name!r} has shape {array.shape}, expected {spec.shape}")
-        if tuple(array.metadata.dimension_names or ()) != spec.dims:
-            problems.append(
-                f"array {spec.name!r} has dimension names {array.metadata.dimension_names}, expected {spec.dims}"
-            )
+        names = dimension_names(array)
+        if names != spec.dims:
+            problems.append(f"array {spec.name!r} has dimension names {names or None}, expected {spec.dims}")
     return problems
 
 
@@ -145,7 +145,7 @@ def _attr_problems(group, layout: Layout, attrs: dict) -> list[str]:
     if strings_sha256(mids) != attrs["vocabulary"]["sha256"] or len(mids) != layout.num_classes:
         problems.append("vocabulary: mids do not match vocabulary.sha256 or the class count")
     try:
-        if strings_sha256(read_strings(group[ARRAY.clip_id])) != attrs["clips"]["sha256"]:
+        if strings_sha256(read_strings(array_at(group, ARRAY.clip_id))) != attrs["clips"]["sha256"]:
             problems.append("clip_id: the stored ids do not match clips.sha256")
     except RemoteReadError:
         raise
@@ -161,7 +161,7 @@ def _class_problems(group, layout: Layout, attrs: dict) -> list[str]:
     if not layout.text_bytes:
         return ["format 1.3 but layout.text_bytes is missing (the uint8 copies cannot be checked)"]
     try:
-        stored = {name: np.asarray(group[name][...]) for name in CLASS_ARRAYS}
+        stored = {name: np.asarray(array_at(group, name)[...]) for name in CLASS_ARRAYS}
     except RemoteReadError:
         raise
     except Exception as exc:
@@ -204,9 +204,9 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
     result.notes = [note] if note else []
     try:
         result.digest, problem = digest_problem(group, attrs)
-        done = np.asarray(group[ARRAY.chunk_done][:])
-        checksums = read_strings(group[ARRAY.chunk_sha256])
-        failure_counts = np.asarray(group[ARRAY.chunk_failures][:])
+        done = np.asarray(array_at(group, ARRAY.chunk_done)[:])
+        checksums = read_strings(array_at(group, ARRAY.chunk_sha256))
+        failure_counts = np.asarray(array_at(group, ARRAY.chunk_failures)[:])
         per_chunk = Counter(chunk for _, _, chunk in read_failures(group))
     except RemoteReadError:
         raise
@@ -215,7 +215,7 @@ def check_store(path: str | os.PathLike, expected_digest: str | None = None) -> 
         return result
     problems += [problem] if problem else []
     names = checksum_names(layout, attrs)
-    handles = {name: group[name] for name in {*names, ARRAY.clip_id}}  # opening an array reads its metadata
+    handles = {name: array_at(group, name) for name in {*names, ARRAY.clip_id}}  # opening an array reads its metadata
     for chunk_index, arrays in iter_chunks(handles, layout, names, np.flatnonzero(done)):
         check = compare_chunk(chunk_index, arrays, checksums[chunk_index])
         result.chunks_checked += 1

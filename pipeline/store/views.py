@@ -9,6 +9,9 @@ a lambda that would not survive that is refused at packing time rather than chan
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 import numpy as np
 
 from pipeline.views import MAX_MASKS, View
@@ -69,7 +72,13 @@ def _unpack_masks(packed: np.ndarray) -> tuple[tuple[int, int], ...]:
     return tuple((int(start), int(width)) for start, width in packed if start >= 0)
 
 
-def arrays_to_view(arrays: dict[str, np.ndarray], row: int, k: int, seed: int = 0) -> View:
+class ViewCells(Protocol):
+    """A [clip, view] grid read one cell at a time: a packed array, or the reader's partner lookup."""
+
+    def __getitem__(self, key: tuple[int, int], /) -> Any: ...
+
+
+def arrays_to_view(arrays: Mapping[str, ViewCells], row: int, k: int, seed: int = 0) -> View:
     """The View at [row, k] of packed arrays; `seed` is the store's view_seed (attrs views.seed)."""
     return View(
         seed=int(seed),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from .encodings import encode_utf8
 from .format import ARRAY, FAILURE_ARRAYS, Layout, StoreError, json_safe, open_store, read_strings
 from .integrity import checksum_names, chunk_digest, store_digest
 from .location import consolidate, is_local_dir
+from .nodes import array_at, attrs_text
 from .topk import topk_compress
 from .views import check_view_arrays
 
@@ -36,7 +38,7 @@ def chunk_plan(path: str | os.PathLike) -> list[tuple[int, int, int]]:
 
 def done_chunks(path: str | os.PathLike) -> set[int]:
     group, _ = open_store(path)
-    return {int(index) for index in np.flatnonzero(group[ARRAY.chunk_done][:])}
+    return {int(index) for index in np.flatnonzero(array_at(group, ARRAY.chunk_done)[:])}
 
 
 def _to_stored(array: np.ndarray, dtype: str, what: str) -> np.ndarray:
@@ -93,6 +95,7 @@ def _chunk_data(
     else:
         data[ARRAY.logits] = _to_stored(logits, layout.dtype, what="logits")
     if layout.views:
+        assert view_logits is not None and view_arrays is not None  # write_chunk requires both when views > 0
         if layout.topk:
             values, indices, fill = topk_compress(view_logits, layout.topk, activation)
             data[ARRAY.view_topk_values] = _to_stored(values, layout.dtype, what="view_logits")
@@ -121,10 +124,10 @@ def write_chunk(
     """
     group, layout = open_store(path, mode="r+")
     start, stop = layout.chunk_bounds(chunk_index)
-    if group[ARRAY.chunk_done][chunk_index]:
+    if array_at(group, ARRAY.chunk_done)[chunk_index]:
         raise StoreError(f"{path}: chunk {chunk_index} is already done; its checksum would no longer match")
     n, num_classes = stop - start, layout.num_classes
-    clip_ids = read_strings(group[ARRAY.clip_id], slice(start, stop))
+    clip_ids = read_strings(array_at(group, ARRAY.clip_id), slice(start, stop))
     valid = np.asarray(valid, dtype=bool)
     if valid.shape != (n,):
         raise ValueError(f"valid has shape {valid.shape}, expected ({n},) for chunk {chunk_index}")
@@ -143,7 +146,9 @@ def write_chunk(
     elif view_logits is not None:
         raise ValueError("view_logits given but the store was created with views=0")
     attrs = group.attrs.asdict()
-    data = _chunk_data(layout, attrs["activation"], logits, valid, teacher_index, view_logits, view_arrays)
+    data = _chunk_data(
+        layout, attrs_text(attrs, "activation", path), logits, valid, teacher_index, view_logits, view_arrays
+    )
     return _store_rows(group, layout, attrs, start, stop, data)
 
 
@@ -152,11 +157,11 @@ def _store_rows(group, layout: Layout, attrs: dict, start: int, stop: int, data:
     for spec in layout.partner_twin_specs():  # 1.3: derived here, never taken from the caller
         data[spec.name] = encode_utf8(data[ARRAY.view_partner], layout.widths[ARRAY.clip_id], "mixup partner")
     for spec in [*layout.chunk_array_specs(), *layout.partner_twin_specs()]:
-        group[spec.name][start:stop] = data[spec.name]
+        array_at(group, spec.name)[start:stop] = data[spec.name]
     # the manifest columns (and 1.3's copies of them) were written at creation; the checksum covers
     # them as stored (format 1.1)
     names = checksum_names(layout, attrs)
-    columns = {name: np.asarray(group[name][start:stop]) for name in names if name not in data}
+    columns = {name: np.asarray(array_at(group, name)[start:stop]) for name in names if name not in data}
     return chunk_digest([(name, columns[name] if name in columns else data[name]) for name in names])
 
 
@@ -165,27 +170,27 @@ def write_stored_chunk(path: str | os.PathLike, chunk_index: int, data: dict[str
     the same layout: subset, merge, export); returns its sha256 like :func:`write_chunk`."""
     group, layout = open_store(path, mode="r+")
     start, stop = layout.chunk_bounds(chunk_index)
-    if group[ARRAY.chunk_done][chunk_index]:
+    if array_at(group, ARRAY.chunk_done)[chunk_index]:
         raise StoreError(f"{path}: chunk {chunk_index} is already done; its checksum would no longer match")
     for spec in layout.chunk_array_specs():
         expected = (stop - start, *spec.shape[1:])
         if spec.name not in data or np.shape(data[spec.name]) != expected:
             raise ValueError(
                 f"chunk {chunk_index}: {spec.name} must have shape {expected}, got "
-                f"{np.shape(data.get(spec.name)) if spec.name in data else 'nothing'}"
+                f"{np.shape(data[spec.name]) if spec.name in data else 'nothing'}"
             )
     return _store_rows(group, layout, group.attrs.asdict(), start, stop, data)
 
 
 def read_failures(group) -> list[tuple[str, str, int]]:
     """(clip_id, error, chunk) of done chunks; drops what an interrupted mark_chunk_done left behind."""
-    arrays = [group[name] for name in FAILURE_ARRAYS]  # clip id, error, chunk
+    arrays = [array_at(group, name) for name in FAILURE_ARRAYS]  # clip id, error, chunk
     length = min(array.shape[0] for array in arrays)
     if length == 0:
         return []
     clip_ids, errors = (read_strings(a, slice(0, length)) for a in arrays[:2])
     chunks = np.asarray(arrays[2][:length])
-    done = np.asarray(group[ARRAY.chunk_done][:])
+    done = np.asarray(array_at(group, ARRAY.chunk_done)[:])
     return [
         (clip_ids[i], errors[i], int(chunks[i]))
         for i in range(length)
@@ -194,10 +199,10 @@ def read_failures(group) -> list[tuple[str, str, int]]:
 
 
 def _record_failures(group, chunk_index: int, failures: list[tuple[str, str, int]]) -> None:
-    arrays = {name: group[name] for name in FAILURE_ARRAYS}
+    arrays = {name: array_at(group, name) for name in FAILURE_ARRAYS}
     # the int column alone tells whether an earlier mark died half way; strings are read only then
     owners = np.asarray(arrays[ARRAY.failure_chunk][:])
-    done = np.asarray(group[ARRAY.chunk_done][:])
+    done = np.asarray(array_at(group, ARRAY.chunk_done)[:])
     in_range = ((owners >= 0) & (owners < len(done))).all()
     clean = len({array.shape[0] for array in arrays.values()}) == 1 and in_range and done[owners].all()
     if clean:  # the common case: append the new rows only
@@ -219,19 +224,19 @@ def _record_failures(group, chunk_index: int, failures: list[tuple[str, str, int
 
 
 def mark_chunk_done(
-    path: str | os.PathLike, chunk_index: int, sha256: str, failures: list[tuple[str, str]] = ()
+    path: str | os.PathLike, chunk_index: int, sha256: str, failures: Sequence[tuple[str, str]] = ()
 ) -> None:
     """Record a written chunk (client side only): its checksum, its failures, then the done flag."""
     if not SHA256_PATTERN.match(str(sha256)):
         raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
     group, layout = open_store(path, mode="r+")
     start, stop = layout.chunk_bounds(chunk_index)
-    if group[ARRAY.chunk_done][chunk_index]:
-        if str(group[ARRAY.chunk_sha256][chunk_index]) == sha256:
+    if array_at(group, ARRAY.chunk_done)[chunk_index]:
+        if str(array_at(group, ARRAY.chunk_sha256)[chunk_index]) == sha256:
             return  # marking twice (a retried client call) changes nothing
         raise StoreError(f"{path}: chunk {chunk_index} is already done with another checksum")
-    clip_ids = read_strings(group[ARRAY.clip_id], slice(start, stop))
-    valid = np.asarray(group[ARRAY.valid][start:stop])
+    clip_ids = read_strings(array_at(group, ARRAY.clip_id), slice(start, stop))
+    valid = np.asarray(array_at(group, ARRAY.valid)[start:stop])
     row_of = {clip_id: row for row, clip_id in enumerate(clip_ids)}
     entries = []
     for clip_id, error in failures:
@@ -244,22 +249,22 @@ def mark_chunk_done(
             )
         entries.append((clip_id, str(error), chunk_index))
     _record_failures(group, chunk_index, entries)
-    group[ARRAY.chunk_sha256][chunk_index] = sha256
-    group[ARRAY.chunk_failures][chunk_index] = len(entries)
-    group[ARRAY.chunk_done][chunk_index] = True  # last: the chunk counts only once everything above is in
+    array_at(group, ARRAY.chunk_sha256)[chunk_index] = sha256
+    array_at(group, ARRAY.chunk_failures)[chunk_index] = len(entries)
+    array_at(group, ARRAY.chunk_done)[chunk_index] = True  # last: the chunk counts only once everything above is in
 
 
 def finalize_store(path: str | os.PathLike, summary: dict | None = None) -> dict:
     """Record completion (client side): counts computed from the store plus the caller's summary."""
     group, layout = open_store(path, mode="r+")
-    done = np.asarray(group[ARRAY.chunk_done][:])
+    done = np.asarray(array_at(group, ARRAY.chunk_done)[:])
     missing = np.flatnonzero(~done).tolist()
     if missing:
         raise StoreError(
             f"{path}: {len(missing)} of {layout.n_chunks} chunks are not done "
             f"(first: {missing[:20]}); run stage one again to finish them"
         )
-    valid = np.asarray(group[ARRAY.valid][:])
+    valid = np.asarray(array_at(group, ARRAY.valid)[:])
     completed = json_safe(dict(summary or {}))
     completed.update(
         {
@@ -283,4 +288,4 @@ def store_is_complete(path: str | os.PathLike) -> bool:
         group, _ = open_store(path)
     except StoreError:
         return False
-    return "completed" in group.attrs and bool(np.asarray(group[ARRAY.chunk_done][:]).all())
+    return "completed" in group.attrs and bool(np.asarray(array_at(group, ARRAY.chunk_done)[:]).all())
