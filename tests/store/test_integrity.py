@@ -13,7 +13,7 @@ import zarr
 
 from pipeline.store import LogitTable, StoreError, check_store, verify_store
 from pipeline.store.cache import default_cache_root
-from pipeline.store.format import Layout
+from pipeline.store.format import ARRAY, Layout
 from pipeline.store.integrity import checksum_names, chunk_digest, store_digest
 from tests.helpers import FIXTURES
 from tests.helpers.store import clip_ids, fill_store, make_store
@@ -244,3 +244,19 @@ def test_a_store_relabelled_as_format_1_0_is_flagged_and_refused(store, capsys):
         LogitTable.open(store)
     assert main(["inspect", str(store)]) == 0
     assert "WARNING    format version 1.0 contradicts" in capsys.readouterr().out
+
+
+@pytest.mark.security
+def test_a_group_where_an_array_belongs_is_a_one_line_error(tmp_path):
+    """A received store whose bookkeeping array was replaced by a group fails naming the store and the
+    array (it raised zarr's or numpy's TypeError/AttributeError before)."""
+    from pipeline.store import describe, done_chunks
+
+    path = make_store(tmp_path / "s.zarr")
+    fill_store(path)
+    group = zarr.open_group(str(path), mode="r+")
+    del group[ARRAY.chunk_done]
+    group.create_group(ARRAY.chunk_done)
+    for read in (done_chunks, describe):
+        with pytest.raises(StoreError, match=r"s\.zarr: chunk_done is not an array"):
+            read(path)
