@@ -9,22 +9,23 @@ from pathlib import Path
 from pipeline.recipe import load_config
 from tests.helpers import REPO_ROOT
 
+# the recipe keys every tiny run shares: a tiny CNN on 32x64 features, a schedule that never decays
+TINY_KEYS = {
+    "model": "efficientnet_tiny",
+    "n_mels": 32,
+    "target_length": 64,
+    "batch_size": 8,
+    "lr": 1e-3,
+    "lr_decay_start": 100,
+    "eval_batch_size": 16,
+    "threads": 1,
+    "norm_mean": -6.0,
+    "norm_std": 4.0,
+}
+
 
 def tiny_config(**overrides):
-    base = {
-        "model": "efficientnet_tiny",
-        "n_mels": 32,
-        "target_length": 64,
-        "epochs": 2,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "lr_decay_start": 100,
-        "eval_batch_size": 16,
-        "threads": 1,
-        "norm_mean": -6.0,
-        "norm_std": 4.0,
-    }
-    base.update(overrides)
+    base = {**TINY_KEYS, "epochs": 2, **overrides}
     return load_config(None, {k: str(v) for k, v in base.items()})
 
 
@@ -51,20 +52,5 @@ def tiny_recipe(teacher_epochs: int = 2, **overrides):
     """A Recipe for the tiny dataset: 1-epoch students, `teacher_epochs` for teachers."""
     from pipeline.recipe import Recipe
 
-    base = {
-        "model": "efficientnet_tiny",
-        "n_mels": 32,
-        "target_length": 64,
-        "epochs": 1,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "lr_decay_start": 100,
-        "eval_batch_size": 16,
-        "threads": 1,
-        "norm_mean": -6.0,
-        "norm_std": 4.0,
-        "cnn_model": "efficientnet_tiny",
-        "ast_model": "ast_micro",
-    }
-    base.update(overrides)
+    base = {**TINY_KEYS, "epochs": 1, "cnn_model": "efficientnet_tiny", "ast_model": "ast_micro", **overrides}
     return Recipe(base={k: str(v) for k, v in base.items()}, teacher={"epochs": str(teacher_epochs)})
