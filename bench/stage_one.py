@@ -6,7 +6,6 @@ checkpoint, and run :func:`pipeline.stage_one.run_stage_one` into a fresh store 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,7 +222,7 @@ DASK_QUICK = DaskParams(model="efficientnet_tiny", clips=24, chunk_clips=4, batc
 
 def run_dask(ctx: BenchContext, params: DaskParams) -> Measured:
     from pipeline.stage_one import run_stage_one
-    from pipeline.stage_one.run import start_local_cluster
+    from pipeline.stage_one.run import CPU_THREADS, start_local_cluster
 
     project = make_project(
         ctx.folder("dask"),
@@ -260,7 +259,7 @@ def run_dask(ctx: BenchContext, params: DaskParams) -> Measured:
     cold_ratio = median(inline) / cold_s
     figures = [
         Figure(
-            f"dask {params.workers}x1 thread / inline {os.cpu_count()} threads, clips/s (cluster running)",
+            f"dask {params.workers}x1 thread / inline {CPU_THREADS} thread, clips/s (cluster running)",
             warm_ratio,
             RATIO,
             Goal(">=", 0.95),
@@ -278,8 +277,8 @@ def run_dask(ctx: BenchContext, params: DaskParams) -> Measured:
     note = (
         f"Stage one of a random-init {params.model} teacher ({params.n_mels}x{params.target_length}) over "
         f"{params.clips} generated {params.clip_seconds:g}-s WAVs, {params.chunk_clips} clips per chunk "
-        f"(= per dask task), float16 store rewritten each run. Inline: one process, {os.cpu_count()} torch "
-        f"threads. Dask: LocalCluster of {params.workers} worker processes x 1 thread. The goal figure is "
+        f"(= per dask task), float16 store rewritten each run. Inline: one process, {CPU_THREADS} torch "
+        f"thread (the engine's CPU setting, so both engines give the same bits). Dask: LocalCluster of {params.workers} worker processes x 1 thread. The goal figure is "
         "measured on a cluster that is already running and whose workers already loaded the teacher once "
         f"(start-up excluded; median of {params.repeats} interleaved pairs); the second figure is one cold "
         "run that starts its own cluster (start-up included, as a one-off `make teacher-logits` pays it)."
