@@ -41,7 +41,7 @@ class ArrayNames:
     A namespace rather than ~35 constants: one import serves a module, the attribute reads exactly like
     the name on disk (as docs/store-format.md and a plain zarr reader spell it), and a misspelt name is
     a mypy error (an AttributeError) rather than a KeyError from a missing array deep in a run. Each value
-    is its attribute's name (``class_`` is ``class``, a keyword); tests/test_store_array_names.py checks that.
+    is its attribute's name (``class_`` is ``class``, a keyword); tests/store/test_array_names.py checks that.
     """
 
     # the manifest's columns, one row per clip

@@ -6,7 +6,7 @@ made up.
   dataset whose classes a small model can learn in seconds to benchmark-sized sets of any size;
 - :mod:`.stores`: a random-init teacher checkpoint and complete logit stores of simulated teacher output.
 
-Nothing else in the library imports this package (tests/test_layers.py).
+Nothing else in the library imports this package (tests/repository/test_layers.py).
 """
 
 from .datasets import (

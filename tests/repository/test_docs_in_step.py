@@ -62,3 +62,24 @@ def test_pins_quoted_in_prose_and_extras_are_the_pinned_ones():
             assert installed.get(name.lower()) == version, (
                 f"[{extra}] pins {requirement}, the requirements files do not"
             )
+
+
+def test_every_test_file_named_in_prose_code_or_config_exists():
+    """A test path quoted anywhere outside tests/ (docs, docstrings, comments, requirements) follows the test
+    tree when files move."""
+    named = [
+        *PROSE,
+        REPO_ROOT / "CHANGELOG.md",
+        REPO_ROOT / "Makefile",
+        REPO_ROOT / "pyproject.toml",
+        *sorted(REPO_ROOT.glob("requirements*.txt")),
+        *sorted((REPO_ROOT / ".ci").iterdir()),
+        *(path for top in ("pipeline", "stages", "bench") for path in sorted((REPO_ROOT / top).rglob("*.py"))),
+    ]
+    missing = [
+        f"{path.relative_to(REPO_ROOT)}: {test_path}"
+        for path in named
+        for test_path in re.findall(r"\btests/[\w/]+\.py\b", path.read_text())
+        if not (REPO_ROOT / test_path).is_file()
+    ]
+    assert missing == []
