@@ -9,25 +9,13 @@ made up.
 Nothing else in the library imports this package (tests/repository/test_layers.py).
 """
 
-from .datasets import (
-    TINY_CLASSES,
-    generated_vocabulary,
-    noise_and_tones,
-    tiny_class_signal,
-    write_generated_clips,
-    write_generated_manifest,
-    write_tiny_dataset,
-)
-from .stores import SIMULATED_SHA, save_random_teacher, simulated_logits, write_simulated_store
+from .datasets import noise_and_tones, write_generated_clips, write_generated_manifest, write_tiny_dataset
+from .stores import save_random_teacher, simulated_logits, write_simulated_store
 
 __all__ = [
-    "SIMULATED_SHA",
-    "TINY_CLASSES",
-    "generated_vocabulary",
     "noise_and_tones",
     "save_random_teacher",
     "simulated_logits",
-    "tiny_class_signal",
     "write_generated_clips",
     "write_generated_manifest",
     "write_simulated_store",
